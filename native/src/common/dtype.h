@@ -1,0 +1,36 @@
+// Checkpoint dtypes as files name them, and the tensor type every loader returns.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wan {
+
+enum class DType { BF16, F16, F32, F64, F8_E4M3, F8_E5M2, I64, I32, I16, I8, U8, BOOL };
+
+const char* dtype_name(DType t);                            // safetensors spelling: "BF16", "F8_E4M3", ...
+std::optional<DType> dtype_from_name(std::string_view name);  // inverse of dtype_name
+size_t dtype_size(DType t);                                   // bytes per element
+// The ATen type that holds the raw elements. float8 lives in uint8 storage: libtorch 1.13
+// has no float8 types, and one path for both versions keeps loading identical.
+at::ScalarType storage_type(DType t);
+std::optional<DType> dtype_from_scalar_type(at::ScalarType t);
+
+// A tensor as a checkpoint stores it: `data` may alias a mapped file (read-only!).
+struct StoredTensor {
+  at::Tensor data;
+  DType dtype;
+};
+
+// Name -> tensor, sorted by name so every listing and comparison is deterministic.
+using TensorMap = std::map<std::string, StoredTensor>;
+
+// Converts any floating dtype (f8 included) to float32; integer types are cast.
+at::Tensor to_float32(const StoredTensor& t);
+// Wraps an ATen tensor of a supported scalar type.
+StoredTensor stored(const at::Tensor& t);
+
+}  // namespace wan

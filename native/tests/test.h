@@ -1,0 +1,53 @@
+// A minimal test harness: TEST(name) registers a case, CHECK/EXPECT_THROWS record failures.
+// main() runs all cases (or those whose name contains argv[1]) and prints "N passed, M failed".
+#pragma once
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace wantest {
+struct Case {
+  const char* name;
+  std::function<void()> fn;
+};
+std::vector<Case>& registry();
+struct Register {
+  Register(const char* name, std::function<void()> fn) { registry().push_back({name, std::move(fn)}); }
+};
+struct Failure {
+  std::string what;
+};
+// A scratch directory unique to this run, removed at exit.
+std::string scratch_dir();
+}  // namespace wantest
+
+#define WT_CAT2(a, b) a##b
+#define WT_CAT(a, b) WT_CAT2(a, b)
+#define TEST(name)                                                              \
+  static void WT_CAT(test_, name)();                                            \
+  static wantest::Register WT_CAT(reg_, name)(#name, WT_CAT(test_, name));      \
+  static void WT_CAT(test_, name)()
+
+#define EXPECT(cond)                                                                              \
+  do {                                                                                           \
+    if (!(cond)) throw wantest::Failure{std::string(__FILE__) + ":" + std::to_string(__LINE__) + \
+                                        ": EXPECT(" #cond ") failed"};                            \
+  } while (0)
+
+// Runs `stmt`, expects a wan::Error whose message contains `needle`.
+#define EXPECT_THROWS(stmt, needle)                                                                   \
+  do {                                                                                               \
+    bool thrown_ = false;                                                                            \
+    try {                                                                                            \
+      stmt;                                                                                          \
+    } catch (const wan::Error& e_) {                                                                 \
+      thrown_ = true;                                                                                \
+      if (std::string(e_.what()).find(needle) == std::string::npos)                                  \
+        throw wantest::Failure{std::string(__FILE__) + ":" + std::to_string(__LINE__) +             \
+                               ": error \"" + e_.what() + "\" does not mention \"" + (needle) + "\""}; \
+    }                                                                                                \
+    if (!thrown_)                                                                                    \
+      throw wantest::Failure{std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " #stmt    \
+                             " did not throw"};                                                      \
+  } while (0)
