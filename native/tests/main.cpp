@@ -12,13 +12,15 @@ std::vector<Case>& registry() {
   return cases;
 }
 std::string scratch_dir() {
-  static std::string dir = [] {
+  // A leaked string: the atexit cleanup runs after statics are destroyed.
+  static const std::string* dir = [] {
     auto d = std::filesystem::temp_directory_path() / ("wanlab-tests-" + std::to_string(getpid()));
     std::filesystem::create_directories(d);
+    auto* s = new std::string(d.string());
     std::atexit([] { std::filesystem::remove_all(scratch_dir()); });
-    return d.string();
+    return s;
   }();
-  return dir;
+  return *dir;
 }
 }  // namespace wantest
 

@@ -1,0 +1,189 @@
+// The `wanlab` command line. Each command parses its own options strictly (an unknown or
+// malformed option is an error naming it) and returns an exit code: 0 ok, 1 failed, 2 usage.
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { defaultModel, dimsPresets, inspect, layouts, makeTiny, type Dims, type Layout } from "./models.js";
+import { formatInspect } from "./terminal/inspect.js";
+import { terminalProgress } from "./terminal/progress.js";
+
+export class UsageError extends Error {}
+
+const usage = `usage: wanlab COMMAND [options]
+
+commands:
+  demo                          the main job on the embedded default (a tiny generated model)
+  inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
+              [--height N] [--width N] [--num-frames N]
+                                layout, files, architecture, parameters, dtypes, memory per device
+  make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
+                                write a deterministic random-weight Wan2.1 T2V model
+  bench load DIR [--touch]      load time and resident memory, mmap vs copy (JSON)
+  help                          this text
+
+Run \`wanlab COMMAND --help\` for a command's options.`;
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+interface Parsed {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+function parse(args: string[], options: Options, positionals: string[]): Parsed {
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true }) as Parsed;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (!parsed.values.help && parsed.positionals.length !== positionals.length) {
+    throw new UsageError(`expected ${positionals.join(" ")}, got ${parsed.positionals.length ? parsed.positionals.join(" ") : "nothing"}`);
+  }
+  return parsed;
+}
+
+/** Parses an integer option; errors name the option and the allowed range. */
+export function intOption(name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^-?\d+$/.test(value)) throw new UsageError(`--${name} must be an integer, got '${value}'`);
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${value}`);
+  return n;
+}
+
+function choice<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${name} must be one of ${allowed.join(", ")}, got '${value}'`);
+  return value as T;
+}
+
+const inspectOptions: Options = {
+  json: { type: "boolean" },
+  devices: { type: "string" },
+  ulysses: { type: "string" },
+  ring: { type: "string" },
+  "cfg-parallel": { type: "boolean" },
+  height: { type: "string" },
+  width: { type: "string" },
+  "num-frames": { type: "string" },
+};
+
+async function cmdInspect(args: string[]): Promise<number> {
+  const { values: v, positionals } = parse(args, inspectOptions, ["DIR"]);
+  if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N]");
+  const report = await inspect(positionals[0]!, {
+    devices: v.devices as string | undefined,
+    ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
+    ring: intOption("ring", v.ring as string | undefined, 1, 1024),
+    cfgParallel: v["cfg-parallel"] === true,
+    height: intOption("height", v.height as string | undefined, 16, 8192),
+    width: intOption("width", v.width as string | undefined, 16, 8192),
+    numFrames: intOption("num-frames", v["num-frames"] as string | undefined, 1, 4097),
+  });
+  console.log(v.json ? JSON.stringify(report, null, 2) : formatInspect(report));
+  return 0;
+}
+
+async function cmdMakeTiny(args: string[]): Promise<number> {
+  const { values: v, positionals } = parse(args, { layout: { type: "string" }, seed: { type: "string" }, dims: { type: "string" } }, ["OUT"]);
+  if (v.help) return help("make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]");
+  const layout = choice<Layout>("layout", v.layout as string | undefined, layouts) ?? "official";
+  const dims = choice<Dims>("dims", v.dims as string | undefined, dimsPresets) ?? "tiny";
+  const seed = intOption("seed", v.seed as string | undefined, 0, Number.MAX_SAFE_INTEGER) ?? 0;
+  const progress = terminalProgress(`make-tiny ${layout}`);
+  await makeTiny(positionals[0]!, { layout, dims, seed, onProgress: (file, f) => progress.update(f, file) });
+  progress.done(`wrote ${positionals[0]}`);
+  return 0;
+}
+
+/** Path of the C++ CLI; load measurements run it in fresh processes so RSS figures are clean. */
+export const enginePath = fileURLToPath(new URL("../../native/build/wanlab-engine", import.meta.url));
+
+function runEngine(args: string[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    if (!existsSync(enginePath)) return reject(new Error(`${enginePath} is missing; run \`npm run build\``));
+    const child = spawn(enginePath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(err.trim() || `wanlab-engine exited with ${code}`))));
+  });
+}
+
+async function cmdBench(args: string[]): Promise<number> {
+  const [what, ...rest] = args;
+  if (what !== "load") throw new UsageError(`bench needs a target: load (got '${what ?? ""}')`);
+  const { values: v, positionals } = parse(rest, { touch: { type: "boolean" } }, ["DIR"]);
+  if (v.help) return help("bench load DIR [--touch]");
+  const extra = v.touch ? ["--touch"] : [];
+  const mmap = (await runEngine(["bench-load", positionals[0]!, ...extra])) as { load_seconds: number; rss_after_load_bytes: number; rss_after_touch_bytes: number };
+  const copy = (await runEngine(["bench-load", positionals[0]!, "--copy", ...extra])) as { load_seconds: number; rss_after_load_bytes: number; rss_after_touch_bytes: number };
+  const result = {
+    bench: "load",
+    dir: positionals[0],
+    mmap,
+    copy,
+    load_time_ratio_copy_over_mmap: copy.load_seconds / mmap.load_seconds,
+    rss_after_load_ratio_copy_over_mmap: copy.rss_after_load_bytes / mmap.rss_after_load_bytes,
+  };
+  console.log(JSON.stringify(result, null, 2));
+  return 0;
+}
+
+async function cmdDemo(args: string[]): Promise<number> {
+  const { values: v } = parse(args, {}, []);
+  if (v.help) return help("demo");
+  const progress = terminalProgress("embedded default model");
+  const dir = await defaultModel((file, f) => progress.update(f, file));
+  progress.done(`ready at ${dir}`);
+  console.log(formatInspect(await inspect(dir)));
+  return 0;
+}
+
+function help(line: string): number {
+  console.log(`usage: wanlab ${line}`);
+  return 0;
+}
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+const commands: Record<string, (args: string[]) => Promise<number>> = {
+  demo: cmdDemo,
+  inspect: cmdInspect,
+  "make-tiny": cmdMakeTiny,
+  bench: cmdBench,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
+    console.log(usage);
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === "--version") {
+    console.log(version());
+    return 0;
+  }
+  const run = commands[cmd];
+  if (!run) {
+    console.error(`wanlab: unknown command '${cmd}'\n\n${usage}`);
+    return 2;
+  }
+  try {
+    return await run(args);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`wanlab ${cmd}: ${e.message}`);
+      return 2;
+    }
+    console.error(`wanlab ${cmd}: ${(e as Error).message}`);
+    return 1;
+  }
+}

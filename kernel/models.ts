@@ -1,0 +1,125 @@
+// Model directories: inspecting them and writing the random-weight test models.
+import { homedir } from "node:os";
+import { existsSync } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { native } from "./native.js";
+
+export type Layout = "official" | "sharded" | "diffusers" | "comfyui";
+export const layouts: readonly Layout[] = ["official", "sharded", "diffusers", "comfyui"];
+export type Dims = "tiny" | "1.3B" | "14B";
+export const dimsPresets: readonly Dims[] = ["tiny", "1.3B", "14B"];
+
+export interface MakeTinyOptions {
+  layout?: Layout;
+  /** Random-weight seed (same seed → byte-identical files). */
+  seed?: number;
+  /** "tiny" (default) or the real 1.3B / 14B dimensions. */
+  dims?: Dims;
+  onProgress?: (file: string, fraction: number) => void;
+}
+
+/** Writes a deterministic random-weight Wan2.1 T2V model in a published layout. */
+export async function makeTiny(out: string, options: MakeTinyOptions = {}): Promise<void> {
+  const { layout = "official", seed = 0, dims = "tiny", onProgress } = options;
+  await native().makeModel(out, { layout, seed, dims }, onProgress);
+}
+
+export interface InspectOptions {
+  /** Device list: "cpu", "cpu:0-3", "cuda:0-7", "cuda:0,2". */
+  devices?: string;
+  ulysses?: number;
+  ring?: number;
+  /** Run the conditional and unconditional passes on two halves of the devices. */
+  cfgParallel?: boolean;
+  height?: number;
+  width?: number;
+  numFrames?: number;
+}
+
+export interface ComponentReport {
+  arch: Record<string, number | boolean | number[] | boolean[]>;
+  tensors: number;
+  params: number;
+  dtypes: Record<string, number>;
+  bytes: number;
+  files: { path: string; bytes: number }[];
+  bytes_on_disk: number;
+}
+
+export interface MemoryReport {
+  devices: string;
+  device_count: number;
+  ulysses: number;
+  ring: number;
+  cfg: number;
+  video: { height: number; width: number; num_frames: number };
+  tokens: number;
+  tokens_per_rank: number;
+  weight_dtype: string;
+  dit_weights_bytes: number;
+  dit_activation_bytes: number;
+  t5_weights_bytes: number;
+  vae_weights_bytes: number;
+  vae_decode_bytes: number;
+  rank0_peak_bytes: number;
+  other_rank_peak_bytes: number;
+}
+
+export interface InspectReport {
+  dir: string;
+  layout: "official" | "diffusers" | "comfyui";
+  components: { dit: ComponentReport; t5: ComponentReport; vae: ComponentReport };
+  tokenizer: { dir: string; found: boolean; model?: string; pieces?: number; size?: number };
+  bytes_on_disk: number;
+  memory: MemoryReport;
+}
+
+/** Reads and validates a model directory (memory-mapped, nothing copied) and reports on it. */
+export async function inspect(dir: string, options: InspectOptions = {}): Promise<InspectReport> {
+  const { cfgParallel, ...rest } = options;
+  const json = await native().inspect(dir, { ...rest, cfg: cfgParallel ? 2 : 1 });
+  return JSON.parse(json) as InspectReport;
+}
+
+export interface LoadBenchResult {
+  dir: string;
+  mode: "mmap" | "copy";
+  load_seconds: number;
+  touch_seconds: number;
+  touched: boolean;
+  params: number;
+  bytes: number;
+  rss_before_bytes: number;
+  rss_after_load_bytes: number;
+  rss_after_touch_bytes: number;
+  peak_rss_bytes: number;
+}
+
+/** Load time and resident memory of a whole model, memory-mapped or copied. */
+export async function benchLoad(dir: string, options: { mmap?: boolean; touch?: boolean } = {}): Promise<LoadBenchResult> {
+  const json = await native().benchLoad(dir, { mmap: options.mmap ?? true, touch: options.touch ?? false });
+  return JSON.parse(json) as LoadBenchResult;
+}
+
+/** Where the embedded default model lives: $WANLAB_HOME, else ~/.cache/wanlab. */
+export function wanlabHome(): string {
+  return process.env.WANLAB_HOME ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "wanlab");
+}
+
+/** The embedded default: the tiny official-layout model, written on first use. */
+export async function defaultModel(onProgress?: (file: string, fraction: number) => void): Promise<string> {
+  const dir = join(wanlabHome(), "models", "wan2.1-t2v-tiny");
+  if (existsSync(join(dir, "config.json"))) return dir;
+  // Written aside and renamed into place, so an interrupted first run never leaves half a model.
+  const partial = `${dir}.partial-${process.pid}`;
+  await rm(partial, { recursive: true, force: true });
+  try {
+    await makeTiny(partial, { layout: "official", seed: 0, dims: "tiny", onProgress });
+    await rm(dir, { recursive: true, force: true });
+    await rename(partial, dir);
+  } finally {
+    await rm(partial, { recursive: true, force: true });
+  }
+  return dir;
+}

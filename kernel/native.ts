@@ -1,0 +1,25 @@
+// The native addon (native/binding/addon.cpp), loaded once and typed. Every function returns a
+// Promise: the work runs on a worker thread and the event loop stays free.
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+export interface NativeAddon {
+  inspect(dir: string, options: Record<string, unknown>): Promise<string>;
+  makeModel(out: string, options: Record<string, unknown>, onProgress?: (message: string, fraction: number) => void): Promise<string>;
+  benchLoad(dir: string, options: { mmap: boolean; touch: boolean }): Promise<string>;
+}
+
+/** Where the build puts the addon (cmake-js --out native/build). */
+export const addonPath = fileURLToPath(new URL("../../native/build/Release/wanlab.node", import.meta.url));
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (addon) return addon;
+  if (!existsSync(addonPath)) {
+    throw new Error(`wanlab: the native engine is not built (${addonPath} is missing); run \`npm run build\``);
+  }
+  addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
+  return addon;
+}

@@ -1,0 +1,51 @@
+// The terminal rendering of `wanlab inspect`.
+import type { InspectReport } from "../models.js";
+import { formatBytes, formatCount, table } from "./format.js";
+
+function dtypes(d: Record<string, number>): string {
+  return Object.entries(d)
+    .map(([k, n]) => `${k}×${n}`)
+    .join(" ");
+}
+
+export function formatInspect(r: InspectReport): string {
+  const c = r.components;
+  const out: string[] = [];
+  out.push(`Wan2.1 T2V model  ${r.dir}  (${r.layout} layout, ${formatBytes(r.bytes_on_disk)} on disk)`, "");
+  const rows = [["component", "params", "tensors", "dtypes", "on disk", "files"]];
+  for (const [name, comp] of Object.entries(c)) {
+    const files = comp.files.length > 2 ? `${comp.files[0]!.path} … (${comp.files.length} files)` : comp.files.map((f) => f.path).join(", ");
+    rows.push([name, formatCount(comp.params), String(comp.tensors), dtypes(comp.dtypes), formatBytes(comp.bytes_on_disk), files]);
+  }
+  const tok = r.tokenizer;
+  rows.push(["tokenizer", "", "", "", "", tok.found ? `${tok.dir}  (${tok.model}, ${tok.size} tokens)` : `${tok.dir}  (missing)`]);
+  out.push(table(rows, [1, 2, 4]), "");
+
+  const d = c.dit.arch, t = c.t5.arch, v = c.vae.arch;
+  out.push("architecture (from tensor shapes)");
+  out.push(
+    table([
+      ["  dit", `dim ${d.dim} · ffn ${d.ffn_dim} · heads ${d.num_heads} · layers ${d.num_layers} · freq ${d.freq_dim} · text ${d.text_dim} · in/out ${d.in_dim}/${d.out_dim} · patch ${(d.patch_size as number[]).join("×")}`],
+      ["  t5", `vocab ${t.vocab} · dim ${t.dim} · attn ${t.dim_attn} · ffn ${t.dim_ffn} · heads ${t.num_heads} · layers ${t.num_layers} · buckets ${t.num_buckets}`],
+      ["  vae", `dim ${v.dim} · z ${v.z_dim} · mult ${(v.dim_mult as number[]).join(",")} · res blocks ${v.num_res_blocks}`],
+    ]),
+    "",
+  );
+
+  const m = r.memory;
+  out.push(
+    `memory per device (estimate)  ${m.devices} (${m.device_count}) · ulysses ${m.ulysses} × ring ${m.ring}${m.cfg > 1 ? " × cfg 2" : ""} · ` +
+      `${m.video.height}×${m.video.width}×${m.video.num_frames} → ${m.tokens} tokens, ${m.tokens_per_rank} per rank`,
+  );
+  const mem = [
+    [`  DiT weights (${m.weight_dtype}, every rank)`, formatBytes(m.dit_weights_bytes)],
+    ["  DiT activations (per rank)", formatBytes(m.dit_activation_bytes)],
+    ["  T5 weights (BF16, rank 0)", formatBytes(m.t5_weights_bytes)],
+    ["  VAE weights (rank 0)", formatBytes(m.vae_weights_bytes)],
+    ["  VAE decode, untiled (rank 0)", formatBytes(m.vae_decode_bytes)],
+    ["  peak, rank 0", formatBytes(m.rank0_peak_bytes)],
+  ];
+  if (m.device_count > 1) mem.push(["  peak, other ranks", formatBytes(m.other_rank_peak_bytes)]);
+  out.push(table(mem, [1]));
+  return out.join("\n");
+}

@@ -1,0 +1,19 @@
+// `wanlab inspect`: what a model directory holds and what it will cost per device.
+#pragma once
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace wan {
+
+struct InspectOptions {
+  std::string devices = "cpu";  // device list (parallel/devices.h)
+  int ulysses = 0, ring = 0, cfg = 1;  // 0: chosen (all remaining ranks to Ulysses)
+  int height = 480, width = 832, num_frames = 81;  // the video the memory estimate is for
+};
+
+// Layout, files, components (architecture, parameters, dtypes, bytes), tokenizer, and an
+// estimate of peak memory per device. Validates the whole model like a load does (mmap, no copy).
+nlohmann::json inspect_model(const std::string& dir, const InspectOptions& opts);
+
+}  // namespace wan

@@ -1,0 +1,21 @@
+// Writes a random-weight Wan2.1 T2V model directory in one of the published layouts, with the
+// release's file names, key names, dtypes and config files: the embedded default model, the
+// test bed for every loader, and real-size checkpoints for load measurements.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace wan {
+
+struct MakeModelOptions {
+  std::string layout = "official";  // official | sharded (official, DiT in 3 shards) | diffusers | comfyui
+  std::string dims = "tiny";        // tiny | 1.3B | 14B
+  uint64_t seed = 0;
+  // Called before each file is written: (file name, fraction done by parameter count).
+  std::function<void(const std::string&, double)> progress;
+};
+
+void make_model(const std::string& out_dir, const MakeModelOptions& opts);
+
+}  // namespace wan

@@ -1,0 +1,41 @@
+#include "models/random_weights.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+namespace wan {
+
+namespace {
+uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+at::Tensor random_tensor(const TensorSpec& spec, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(fnv1a(spec.name, seed * 0x9E3779B97F4A7C15ull + 1));
+  at::Tensor x = at::randn(spec.shape, gen, at::TensorOptions().dtype(at::kFloat));
+  const std::string& n = spec.name;
+  if (ends_with(n, ".gamma") || (contains(n, "norm") && ends_with(n, ".weight"))) {
+    x = x.mul_(0.1f).add_(1.0f);
+  } else if (ends_with(n, ".bias")) {
+    x = x.mul_(0.02f);
+  } else if (ends_with(n, "modulation")) {
+    x = x.mul_(1.0f / std::sqrt(static_cast<float>(spec.shape.back())));
+  } else if (contains(n, "token_embedding") || contains(n, "pos_embedding")) {
+    // N(0, 1): already
+  } else if (spec.shape.size() >= 2) {
+    int64_t fan_in = 1;
+    for (size_t i = 1; i < spec.shape.size(); ++i) fan_in *= spec.shape[i];
+    x = x.mul_(1.0f / std::sqrt(static_cast<float>(fan_in)));
+  }
+  // Round through bf16 then f16: the result is exact in bf16, f16 and f32.
+  return x.to(at::kBFloat16).to(at::kHalf).to(at::kFloat);
+}
+
+}  // namespace wan

@@ -1,0 +1,29 @@
+// Device lists as users write them: "cpu", "cpu:0-3", "cuda:0", "cuda:0-7", "cuda:0,2,5".
+#pragma once
+#include <string>
+#include <vector>
+
+namespace wan {
+
+struct DeviceSpec {
+  std::string type;  // "cpu" or "cuda"
+  int index = 0;
+};
+
+// Parses a device list; errors name the text and the allowed forms.
+std::vector<DeviceSpec> parse_devices(const std::string& text);
+
+// The sequence-parallel layout of a device group: ulysses x ring ranks per CFG branch, and a
+// CFG factor of 2 when the conditional and unconditional passes run on two halves.
+struct ParallelLayout {
+  int devices = 1, ulysses = 1, ring = 1, cfg = 1;
+  int sequence_parallel() const { return ulysses * ring; }
+};
+
+// Fills in missing degrees (0 = choose) and checks that ulysses x ring x cfg equals the device
+// count and that Ulysses divides the attention heads. When both are chosen, Ulysses takes the
+// largest degree dividing both the ranks per branch and the heads (all-to-all is cheaper than
+// ring passes), ring the rest.
+ParallelLayout make_layout(int devices, int ulysses, int ring, int cfg, int heads);
+
+}  // namespace wan

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// The test command (`npm test`): the C++ engine tests, then the TypeScript tests under node's
+// test runner (which also drive the CLI, the addon and the PyTorch interop checks).
+// WANLAB_PYTHON names a python with torch for the interop tests; by default Debian's
+// /usr/bin/python3 is used when it imports torch.
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+
+const root = new URL("..", import.meta.url).pathname;
+const env = { ...process.env };
+if (!env.WANLAB_PYTHON) {
+  const probe = spawnSync("/usr/bin/python3", ["-c", "import torch"], { stdio: "ignore" });
+  if (probe.status === 0) env.WANLAB_PYTHON = "/usr/bin/python3";
+}
+console.log(`tests: WANLAB_PYTHON=${env.WANLAB_PYTHON ?? "(none: PyTorch interop tests are skipped)"}`);
+
+function run(cmd, args) {
+  console.log(`\n$ ${cmd} ${args.join(" ")}`);
+  const r = spawnSync(cmd, args, { cwd: root, env, stdio: "inherit" });
+  if (r.error) throw r.error;
+  return r.status ?? 1;
+}
+
+const engineTests = `${root}native/build/wanlab-tests`;
+if (!existsSync(engineTests) || !existsSync(`${root}dist/test`)) {
+  console.error("tests: the project is not built; run `npm run build` first");
+  process.exit(1);
+}
+let failed = run(engineTests, []) !== 0;
+const files = readdirSync(`${root}dist/test`).filter((f) => f.endsWith(".test.js")).map((f) => `dist/test/${f}`);
+failed = run(process.execPath, ["--test", "--test-concurrency=1", ...files]) !== 0 || failed;
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,140 @@
+// The wanlab CLI as a user runs it: make-tiny in every layout, inspect (text and JSON),
+// the embedded default, and clear errors for bad input.
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { scratch, wanlab } from "./helpers.js";
+import type { InspectReport } from "../kernel/index.js";
+
+const dir = scratch();
+
+describe("make-tiny and inspect", () => {
+  for (const layout of ["official", "sharded", "diffusers", "comfyui"]) {
+    test(`${layout} layout round trip`, () => {
+      const out = join(dir, layout);
+      const made = wanlab(["make-tiny", out, "--layout", layout, "--seed", "3"]);
+      assert.equal(made.status, 0, made.stderr);
+      assert.match(made.stderr, /make-tiny .*wrote/);
+      const r = wanlab(["inspect", out, "--json"]);
+      assert.equal(r.status, 0, r.stderr);
+      const report = JSON.parse(r.stdout) as InspectReport;
+      assert.equal(report.layout, layout === "sharded" ? "official" : layout);
+      assert.equal(report.components.dit.arch.dim, 256);
+      assert.equal(report.components.dit.arch.num_heads, 2);
+      assert.equal(report.components.dit.arch.num_layers, 2);
+      assert.equal(report.components.t5.arch.dim, 64);
+      assert.equal(report.components.vae.arch.z_dim, 16);
+      assert.equal(report.components.vae.tensors, 194);
+      assert.equal(report.tokenizer.found, true);
+      assert.equal(report.tokenizer.model, "Unigram");
+      // the three components together, as on disk
+      const sum = report.components.dit.bytes_on_disk + report.components.t5.bytes_on_disk + report.components.vae.bytes_on_disk;
+      assert.equal(report.bytes_on_disk, sum);
+    });
+  }
+
+  test("official layout has the release's files and dtypes", () => {
+    const out = join(dir, "official");
+    const cfg = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    assert.deepEqual(Object.keys(cfg).sort(), ["_class_name", "_diffusers_version", "dim", "eps", "ffn_dim", "freq_dim", "in_dim", "model_type", "num_heads", "num_layers", "out_dim", "text_len"]);
+    assert.equal(cfg._class_name, "WanModel");
+    const r = JSON.parse(wanlab(["inspect", out, "--json"]).stdout) as InspectReport;
+    assert.deepEqual(r.components.dit.dtypes, { F32: 69 });
+    assert.deepEqual(r.components.t5.dtypes, { BF16: 22 });
+    assert.deepEqual(r.components.vae.dtypes, { F32: 194 });
+    assert.deepEqual(r.components.t5.files.map((f) => f.path), ["models_t5_umt5-xxl-enc-bf16.pth"]);
+    assert.deepEqual(r.components.vae.files.map((f) => f.path), ["Wan2.1_VAE.pth"]);
+    assert.equal(r.tokenizer.dir, join(out, "google", "umt5-xxl"));
+  });
+
+  test("text output is an aligned report", () => {
+    const r = wanlab(["inspect", join(dir, "diffusers"), "--devices", "cuda:0-3", "--ulysses", "2", "--ring", "2"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /diffusers layout/);
+    assert.match(r.stdout, /^dit +\d/m);
+    assert.match(r.stdout, /ulysses 2 × ring 2/);
+    assert.match(r.stdout, /DiT weights \(BF16, every rank\)/);
+    assert.match(r.stdout, /peak, other ranks/);
+  });
+
+  test("memory estimate splits tokens across ranks", () => {
+    const one = JSON.parse(wanlab(["inspect", join(dir, "official"), "--json"]).stdout) as InspectReport;
+    const four = JSON.parse(wanlab(["inspect", join(dir, "official"), "--json", "--devices", "cpu:0-3"]).stdout) as InspectReport;
+    assert.equal(one.memory.tokens, 21 * 30 * 52);
+    assert.equal(four.memory.tokens_per_rank, Math.ceil((21 * 30 * 52) / 4));
+    assert.equal(four.memory.ulysses, 2); // tiny DiT has 2 heads: Ulysses is capped, ring takes the rest
+    assert.equal(four.memory.ring, 2);
+    assert.ok(four.memory.dit_activation_bytes < one.memory.dit_activation_bytes);
+    assert.equal(four.memory.dit_weights_bytes, one.memory.dit_weights_bytes);
+  });
+});
+
+describe("bad input", () => {
+  test("unknown command and options are usage errors", () => {
+    assert.equal(wanlab(["frobnicate"]).status, 2);
+    const r = wanlab(["make-tiny", join(dir, "x"), "--colour", "red"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /colour/);
+  });
+
+  test("bad option values name the option and the allowed values", () => {
+    let r = wanlab(["make-tiny", join(dir, "y"), "--layout", "gguf"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--layout must be one of official, sharded, diffusers, comfyui, got 'gguf'/);
+    r = wanlab(["make-tiny", join(dir, "y"), "--seed", "-4"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--seed must be/);
+    r = wanlab(["inspect", join(dir, "official"), "--height", "481"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /multiples of 16/);
+    r = wanlab(["inspect", join(dir, "official"), "--num-frames", "80"]);
+    assert.match(r.stderr, /num_frames must be 4k\+1/);
+    r = wanlab(["inspect", join(dir, "official"), "--devices", "tpu:0"]);
+    assert.match(r.stderr, /device type must be cpu or cuda/);
+    r = wanlab(["inspect", join(dir, "official"), "--devices", "cpu:0-3", "--ulysses", "3"]);
+    assert.match(r.stderr, /must equal the number of devices \(4\)/);
+    r = wanlab(["inspect", join(dir, "official"), "--devices", "cpu:0-3", "--ulysses", "4", "--ring", "1"]);
+    assert.match(r.stderr, /ulysses degree 4 does not divide the DiT's 2 heads/);
+  });
+
+  test("a directory that is no model lists the layouts", () => {
+    const empty = join(dir, "empty");
+    mkdirSync(empty);
+    writeFileSync(join(empty, "notes.txt"), "x");
+    const r = wanlab(["inspect", empty]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /is not a Wan2.1 model directory/);
+    assert.match(r.stderr, /official:/);
+    assert.match(r.stderr, /diffusers:/);
+    assert.match(r.stderr, /comfyui:/);
+  });
+
+  test("make-tiny refuses to overwrite a non-empty directory", () => {
+    const r = wanlab(["make-tiny", join(dir, "official")]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /already exists and is not an empty directory/);
+  });
+
+  test("a truncated checkpoint is named", () => {
+    const out = join(dir, "truncated");
+    assert.equal(wanlab(["make-tiny", out]).status, 0);
+    const f = join(out, "diffusion_pytorch_model.safetensors");
+    const bytes = readFileSync(f);
+    writeFileSync(f, bytes.subarray(0, bytes.length >> 1));
+    const r = wanlab(["inspect", out]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /diffusion_pytorch_model\.safetensors/);
+  });
+});
+
+test("demo makes the embedded default model once and inspects it", () => {
+  const home = join(dir, "home");
+  const first = wanlab(["demo"], { WANLAB_HOME: home });
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(first.stdout, /official layout/);
+  assert.match(first.stderr, /embedded default model: ready at/);
+  const second = wanlab(["demo"], { WANLAB_HOME: home });
+  assert.equal(second.status, 0);
+  assert.doesNotMatch(second.stderr, /writing/);
+});
