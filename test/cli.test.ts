@@ -82,9 +82,11 @@ describe("bad input", () => {
     let r = wanlab(["make-tiny", join(dir, "y"), "--layout", "gguf"]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--layout must be one of official, sharded, diffusers, comfyui, got 'gguf'/);
-    r = wanlab(["make-tiny", join(dir, "y"), "--seed", "-4"]);
+    r = wanlab(["make-tiny", join(dir, "y"), "--seed=-4"]);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /--seed must be/);
+    assert.match(r.stderr, /--seed must be between 0 and 9007199254740991, got -4/);
+    r = wanlab(["make-tiny", join(dir, "y"), "--seed", "1.5"]);
+    assert.match(r.stderr, /--seed must be an integer, got '1.5'/);
     r = wanlab(["inspect", join(dir, "official"), "--height", "481"]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /multiples of 16/);

@@ -113,6 +113,7 @@ class Materializer {
       if (c == copies_.end()) {
         at::Tensor bytes = at::empty({int64_t(e.size)}, at::kByte);
         std::memcpy(bytes.data_ptr(), p, e.size);
+        zip_.file()->drop(p, e.size);
         c = copies_.emplace(e.name, bytes).first;
       }
       at::Tensor bytes = c->second;

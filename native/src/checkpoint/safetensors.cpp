@@ -196,6 +196,7 @@ at::Tensor make_tensor(const std::shared_ptr<MappedFile>& file, const Safetensor
   }
   at::Tensor t = at::empty(e.shape, opts);
   std::memcpy(t.data_ptr(), p, bytes);
+  if (!mmap) file->drop(p, bytes);
   return t;
 }
 

@@ -19,6 +19,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Tells the kernel this process is done with [p, p + n) (after copying it out), so a copy-mode
+  // load does not hold the file's pages in its resident set on top of the copies.
+  void drop(const uint8_t* p, size_t n) const;
 
  private:
   MappedFile() = default;
