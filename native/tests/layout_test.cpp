@@ -16,17 +16,8 @@ namespace fs = std::filesystem;
 using namespace wan;
 
 namespace {
-// Tiny models are made once per run and shared by the tests below.
-std::string tiny(const std::string& layout, uint64_t seed = 0) {
-  std::string dir = wantest::scratch_dir() + "/tiny-" + layout + "-" + std::to_string(seed);
-  if (!fs::exists(dir)) {
-    MakeModelOptions o;
-    o.layout = layout;
-    o.seed = seed;
-    make_model(dir, o);
-  }
-  return dir;
-}
+using wantest::tiny_model;
+std::string tiny(const std::string& layout, uint64_t seed = 0) { return tiny_model(layout, seed); }
 void expect_same(const TensorMap& a, const TensorMap& b, const std::string& what) {
   if (a.size() != b.size()) throw wantest::Failure{what + ": tensor counts differ"};
   for (const auto& [name, t] : a) {

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "checkpoint/make_model.h"
 #include "common/error.h"
 #include "test.h"
 
@@ -21,6 +22,23 @@ std::string scratch_dir() {
     return s;
   }();
   return *dir;
+}
+std::string tiny_model(const std::string& layout, uint64_t seed) {
+  std::string dir = scratch_dir() + "/tiny-" + layout + "-" + std::to_string(seed);
+  if (!std::filesystem::exists(dir)) {
+    wan::MakeModelOptions o;
+    o.layout = layout;
+    o.seed = seed;
+    wan::make_model(dir, o);
+  }
+  return dir;
+}
+std::string source_dir() { return WANLAB_SOURCE_DIR; }
+double rel_l2(const at::Tensor& a, const at::Tensor& b) {
+  at::Tensor x = a.to(at::kDouble), y = b.to(at::kDouble);
+  if (x.sizes() != y.sizes()) throw Failure{"rel_l2: shapes differ"};
+  double den = y.norm().item<double>();
+  return (x - y).norm().item<double>() / (den > 0 ? den : 1.0);
 }
 }  // namespace wantest
 

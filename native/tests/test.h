@@ -1,6 +1,9 @@
 // A minimal test harness: TEST(name) registers a case, CHECK/EXPECT_THROWS record failures.
 // main() runs all cases (or those whose name contains argv[1]) and prints "N passed, M failed".
 #pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -20,6 +23,13 @@ struct Failure {
 };
 // A scratch directory unique to this run, removed at exit.
 std::string scratch_dir();
+// The tiny model (make-tiny) in `layout` with `seed`, written once per run under scratch_dir().
+// The golden data in test/golden/data was made from the official layout with seed 0.
+std::string tiny_model(const std::string& layout = "official", uint64_t seed = 0);
+// The repository root (for test/golden/data).
+std::string source_dir();
+// Relative L2 error |a - b| / |b| in float64.
+double rel_l2(const at::Tensor& a, const at::Tensor& b);
 }  // namespace wantest
 
 #define WT_CAT2(a, b) a##b
