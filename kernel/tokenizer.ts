@@ -135,24 +135,40 @@ const utf8Sequence = /[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf
 /**
  * ftfy.fix_encoding, for its common case only: UTF-8 that was decoded as Windows-1252 or
  * Latin-1 ("cafÃ©", "doesnâ€™t", "âœ”"), undone when the whole text re-encodes to valid UTF-8
- * holding at least one multi-byte sequence. ftfy's badness heuristic, its other single-byte
- * codecs (1251, 1250, ISO-8859-2, MacRoman, cp437), restore_byte_a0, lossy sequences and
- * mojibake mixed with text outside Windows-1252 are not covered.
+ * holding at least one multi-byte sequence, else run by run inside other text (ftfy's
+ * decode_inconsistent_utf8). ftfy's badness heuristic (fixes are applied without it), its other single-byte
+ * codecs (1251, 1250, ISO-8859-2, MacRoman, cp437), restore_byte_a0, lossy sequences
+ * and embedded mojibake with other leads (see `embedded`) are not covered.
  */
 function fixEncoding(text: string): string {
   for (;;) {
     if (/^[\x00-\x7f]*$/.test(text)) return text;
-    const bytes = sloppy1252(text);
-    if (!bytes || !utf8Sequence.test(String.fromCharCode(...bytes))) return text;
-    let fixed: string;
-    try {
-      fixed = utf8Strict.decode(bytes);
-    } catch {
-      return text;
-    }
+    const fixed = decode1252AsUtf8(text) ?? fixEmbedded(text);
     if (fixed === text) return text;
     text = fixed;
   }
+}
+
+function decode1252AsUtf8(text: string): string | undefined {
+  const bytes = sloppy1252(text);
+  if (!bytes || !utf8Sequence.test(String.fromCharCode(...bytes))) return undefined;
+  try {
+    return utf8Strict.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+// ftfy's decode_inconsistent_utf8, for Windows-1252 mojibake embedded in text that has other
+// characters too ("中 cafÃ©"): runs of lead + continuation characters not preceded by a
+// continuation character, each fixed alone when it is shorter than the text.
+const cont = `\\x80-\\xbf${[...cp1252High].filter((c) => c.charCodeAt(0) > 0xff).join("")}`;
+// Without ftfy's badness rules the leads are limited to the frequent, rarely legitimate ones:
+// Â Ã (U+0080-U+00FF), â (punctuation, symbols), ã-é ï (CJK, fullwidth), ð (emoji); "ß’" stays.
+const embedded = new RegExp(`(?<![${cont}])(?:[\\xc2\\xc3][${cont}]|[\\xe2-\\xe9\\xef][${cont}]{2}|\\xf0[${cont}]{3})+`, "g");
+
+function fixEmbedded(text: string): string {
+  return text.replace(embedded, (run) => (run.length < text.length ? fixEncoding(run) : run));
 }
 
 const ligatures: Record<string, string> = {

@@ -75,6 +75,10 @@ CLEAN_ONLY = [
     "\ufe0f\u200d tab\there",
     "Price: 5\u00e2\u201a\u00ac",
     "\u00ef\u00bc\u00a1",
+    "\u4e2d caf\u00c3\u00a9 \u2163",
+    "stra\u00df\u2019 \u4e2d",
+    "\u00e4\u00b8\u00ad\u00e6\u2013\u2021 \u2163",
+    "\u00f0\u0178\u0090\u00b6 dog \u4e2d",
 ]
 
 
