@@ -1,0 +1,54 @@
+// The UMT5 text encoder of Wan2.1 (official wan/modules/t5.py T5Encoder, DiffSynth's
+// WanTextEncoder): token embedding, num_layers pre-norm blocks of unscaled self-attention with a
+// per-layer relative-position bias and a gated-GELU feed-forward, then a final RMS norm.
+// Weights use the canonical (official) names of models/arch.h.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "common/dtype.h"
+#include "models/arch.h"
+
+namespace wan {
+
+class Umt5Encoder {
+ public:
+  // Checks `weights` against t5_specs(arch) (missing/extra/wrong-shape tensors are named) and
+  // converts them once to the compute dtype (float32 on the CPU for now).
+  Umt5Encoder(const TensorMap& weights, const T5Arch& arch);
+
+  // ids:  [B, L] int64 token ids in [0, vocab)
+  // mask: [B, L] 0/1 (int64, int32 or bool); 0 marks padding, which no position attends to
+  // -> [B, L, dim] float32. Padded positions get values too (they still attend to the prompt).
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask) const;
+
+  // forward, then every position at or past the prompt's length (the row's mask sum) set to 0,
+  // as DiffSynth's encode_prompt does. The mask must be 1s then 0s, as a tokenizer pads.
+  at::Tensor encode_prompt(const at::Tensor& ids, const at::Tensor& mask) const;
+
+  const T5Arch& arch() const { return arch_; }
+  at::ScalarType dtype() const { return dtype_; }
+
+ private:
+  struct Block {
+    at::Tensor norm1, q, k, v, o;  // norm1: [dim]; q, k, v: [dim_attn, dim]; o: [dim, dim_attn]
+    at::Tensor norm2, gate, fc1, fc2;  // gate, fc1: [dim_ffn, dim]; fc2: [dim, dim_ffn]
+    at::Tensor pos;                    // [num_buckets, num_heads]
+  };
+  void check_inputs(const at::Tensor& ids, const at::Tensor& mask) const;
+
+  T5Arch arch_;
+  at::ScalarType dtype_ = at::kFloat;  // compute dtype of every weight and activation
+  at::Tensor token_embedding_;         // [vocab, dim]
+  std::vector<Block> blocks_;
+  at::Tensor norm_;                    // [dim]
+};
+
+// T5's bidirectional relative-position buckets for a length-L self-attention: [L, L] int64,
+// entry (i, j) the bucket of key j seen from query i. Half the buckets are for keys after the
+// query; within a half, distances below half of that are exact, larger ones log-spaced up to
+// max_dist = 128, and everything beyond shares the last bucket.
+at::Tensor t5_position_buckets(int64_t L, int64_t num_buckets);
+
+}  // namespace wan
