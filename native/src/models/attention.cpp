@@ -1,0 +1,76 @@
+#include "models/attention.h"
+
+#include <torch/version.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+
+namespace wan {
+
+namespace {
+
+// One chunk's float32 score matrix is kept under this (the full [Lq, Lk] matrix of a 720p 14B
+// step would be tens of GiB).
+constexpr int64_t kScoreBudgetBytes = int64_t(512) << 20;
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+void check_shapes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  if (q.dim() != 4) fail("attention: q must be [B, H, Lq, d], got ", shape_str(q.sizes()));
+  if (k.dim() != 4) fail("attention: k must be [B, H, Lk, d], got ", shape_str(k.sizes()));
+  if (k.sizes() != v.sizes())
+    fail("attention: k ", shape_str(k.sizes()), " and v ", shape_str(v.sizes()), " differ in shape");
+  if (k.size(0) != q.size(0) || k.size(1) != q.size(1) || k.size(3) != q.size(3))
+    fail("attention: k ", shape_str(k.sizes()), " does not match q ", shape_str(q.sizes()),
+         " in batch, heads or head dim");
+  if (q.scalar_type() != k.scalar_type() || q.scalar_type() != v.scalar_type())
+    fail("attention: q, k, v must share a dtype (got ", q.scalar_type(), ", ", k.scalar_type(), ", ",
+         v.scalar_type(), ")");
+}
+
+}  // namespace
+
+namespace detail {
+
+int64_t attention_chunk_rows(const at::Tensor& q, const at::Tensor& k, int64_t budget_bytes) {
+  const int64_t row_bytes = std::max<int64_t>(1, q.size(0) * q.size(1) * k.size(2)) * int64_t(sizeof(float));
+  return std::max<int64_t>(1, budget_bytes / row_bytes);
+}
+
+at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t chunk_rows) {
+  check_shapes(q, k, v);
+  const int64_t Lq = q.size(2);
+  if (chunk_rows <= 0 || chunk_rows > Lq) chunk_rows = std::max<int64_t>(Lq, 1);
+  const double scale = 1.0 / std::sqrt(double(q.size(3)));
+  // Keys and values are upcast once, not per chunk.
+  at::Tensor kt = k.to(at::kFloat).transpose(-2, -1);  // [B, H, d, Lk]
+  at::Tensor vf = v.to(at::kFloat);                    // [B, H, Lk, d]
+  at::Tensor out = at::empty(q.sizes(), q.options());  // [B, H, Lq, d]
+  for (int64_t r = 0; r < Lq; r += chunk_rows) {
+    const int64_t n = std::min(chunk_rows, Lq - r);
+    at::Tensor qc = q.narrow(2, r, n).to(at::kFloat);      // [B, H, n, d]
+    at::Tensor s = at::matmul(qc, kt).mul_(scale);         // [B, H, n, Lk]; (q k^T) * scale, as SDPA's math path
+    at::Tensor p = at::softmax(s, -1);
+    out.narrow(2, r, n).copy_(at::matmul(p, vf));          // [B, H, n, d]
+  }
+  return out;
+}
+
+}  // namespace detail
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+#if TORCH_VERSION_MAJOR >= 2
+  check_shapes(q, k, v);
+  return at::scaled_dot_product_attention(q, k, v);
+#else
+  return detail::attention_chunked(q, k, v, detail::attention_chunk_rows(q, k, kScoreBudgetBytes));
+#endif
+}
+
+}  // namespace wan

@@ -1,0 +1,25 @@
+// Multi-head scaled dot-product attention: the one place the DiT computes softmax(q k^T / sqrt(d)) v.
+// Every attention in the model (self and cross) goes through attention(), so a later flash or
+// sequence-parallel variant replaces this file and nothing else.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace wan {
+
+// q: [B, H, Lq, d], k/v: [B, H, Lk, d] -> [B, H, Lq, d] in q's dtype. Scale 1/sqrt(d), no mask.
+// libtorch >= 2.0: at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA).
+// libtorch 1.13: attention_chunked below, with chunks sized to bound the score memory.
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+namespace detail {
+// The libtorch 1.13 path, compiled on every version so tests can run it: queries in chunks of
+// `chunk_rows` (all of them if <= 0), scores and softmax in float32 (as PyTorch's math SDPA and
+// the golden reference's shim do), the result cast back to q's dtype.
+at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t chunk_rows);
+// Query rows per chunk so one chunk's float32 scores [B, H, rows, Lk] stay under `budget_bytes`.
+int64_t attention_chunk_rows(const at::Tensor& q, const at::Tensor& k, int64_t budget_bytes);
+}  // namespace detail
+
+}  // namespace wan

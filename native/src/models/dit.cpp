@@ -1,0 +1,152 @@
+#include "models/dit.h"
+
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <string>
+
+#include "common/error.h"
+#include "models/attention.h"
+
+namespace wan {
+
+namespace {
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// x * (1 + scale) + shift, the adaLN modulation.
+at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
+  return x * (1 + scale) + shift;
+}
+
+// DiffSynth sinusoidal_embedding_1d: [cos(t w_j), sin(t w_j)], w_j = 10000^(-j / (dim/2)), in
+// float64, then cast to the dtype the timestep tensor had.
+at::Tensor sinusoid(int64_t dim, double t, at::ScalarType dtype) {
+  const int64_t half = dim / 2;
+  auto f64 = at::TensorOptions().dtype(at::kDouble);
+  at::Tensor w = at::pow(10000.0, -at::arange(half, f64).div(double(half)));  // [half]
+  at::Tensor a = at::outer(at::full({1}, t, f64), w);                         // [1, half]
+  return at::cat({at::cos(a), at::sin(a)}, 1).to(dtype);                       // [1, dim]
+}
+
+}  // namespace
+
+WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch) : arch_(arch) {
+  if (arch.num_heads <= 0 || arch.dim % arch.num_heads != 0)
+    fail("WanDiT: dim ", arch.dim, " is not divisible by num_heads ", arch.num_heads);
+  // Shapes and the exact tensor set, so a wrong checkpoint fails here and not mid-forward.
+  check_specs(weights, dit_specs(arch), "WanDiT weights");
+  c10::InferenceMode guard;
+  auto get = [&](const std::string& name) { return to_float32(weights.at(name)).to(dtype_).contiguous(); };
+  auto linear = [&](const std::string& name) { return Linear{get(name + ".weight"), get(name + ".bias")}; };
+  auto attention = [&](const std::string& p) {
+    return Attention{linear(p + ".q"), linear(p + ".k"), linear(p + ".v"), linear(p + ".o"),
+                     get(p + ".norm_q.weight"), get(p + ".norm_k.weight")};
+  };
+  patch_w = get("patch_embedding.weight");
+  patch_b = get("patch_embedding.bias");
+  text0 = linear("text_embedding.0");
+  text2 = linear("text_embedding.2");
+  time0 = linear("time_embedding.0");
+  time2 = linear("time_embedding.2");
+  time_proj = linear("time_projection.1");
+  for (int64_t i = 0; i < arch.num_layers; ++i) {
+    const std::string b = "blocks." + std::to_string(i) + ".";
+    blocks.push_back(Block{attention(b + "self_attn"), attention(b + "cross_attn"), get(b + "norm3.weight"),
+                           get(b + "norm3.bias"), linear(b + "ffn.0"), linear(b + "ffn.2"),
+                           get(b + "modulation")});
+  }
+  head = linear("head.head");
+  head_modulation = get("head.modulation");
+}
+
+// DiffSynth RMSNorm: normalize in float32, cast back, then scale by the weight in the compute dtype.
+at::Tensor WanDiT::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
+  at::Tensor xf = x.to(at::kFloat);
+  return (xf * at::rsqrt(xf.pow(2).mean(-1, true) + arch_.eps)).to(x.scalar_type()) * w;
+}
+
+at::Tensor WanDiT::self_attention(const Attention& a, const at::Tensor& x, const RopeTable& rope) const {
+  const int64_t L = x.size(1), H = arch_.num_heads, d = arch_.dim / H;
+  at::Tensor q = rms_norm(at::linear(x, a.q.w, a.q.b), a.norm_q).view({1, L, H, d});  // [1, L, H, d]
+  at::Tensor k = rms_norm(at::linear(x, a.k.w, a.k.b), a.norm_k).view({1, L, H, d});
+  at::Tensor v = at::linear(x, a.v.w, a.v.b).view({1, L, H, d});
+  q = rope_apply(q, rope).transpose(1, 2);  // [1, H, L, d]
+  k = rope_apply(k, rope).transpose(1, 2);
+  at::Tensor o = attention(q, k, v.transpose(1, 2)).transpose(1, 2).reshape({1, L, arch_.dim});  // [1, L, D]
+  return at::linear(o, a.o.w, a.o.b);
+}
+
+at::Tensor WanDiT::cross_attention(const Attention& a, const at::Tensor& x, const at::Tensor& ctx) const {
+  const int64_t L = x.size(1), Lc = ctx.size(1), H = arch_.num_heads, d = arch_.dim / H;
+  at::Tensor q = rms_norm(at::linear(x, a.q.w, a.q.b), a.norm_q).view({1, L, H, d}).transpose(1, 2);      // [1, H, L, d]
+  at::Tensor k = rms_norm(at::linear(ctx, a.k.w, a.k.b), a.norm_k).view({1, Lc, H, d}).transpose(1, 2);   // [1, H, Lc, d]
+  at::Tensor v = at::linear(ctx, a.v.w, a.v.b).view({1, Lc, H, d}).transpose(1, 2);
+  at::Tensor o = attention(q, k, v).transpose(1, 2).reshape({1, L, arch_.dim});  // [1, L, D]
+  return at::linear(o, a.o.w, a.o.b);
+}
+
+at::Tensor WanDiT::forward(const at::Tensor& x_in, double timestep, const at::Tensor& context) const {
+  const auto& A = arch_;
+  const int64_t pt = A.patch[0], ph = A.patch[1], pw = A.patch[2], D = A.dim;
+  if (x_in.dim() != 4) fail("WanDiT: latents x must be [in_dim, f, h, w], got ", shape_str(x_in.sizes()));
+  if (x_in.size(0) != A.in_dim)
+    fail("WanDiT: latents x have ", x_in.size(0), " channels but the model's in_dim is ", A.in_dim);
+  if (x_in.size(1) % pt || x_in.size(2) % ph || x_in.size(3) % pw || x_in.size(1) == 0 || x_in.size(2) == 0 ||
+      x_in.size(3) == 0)
+    fail("WanDiT: latents x ", shape_str(x_in.sizes()), " (f, h, w) are not positive multiples of the patch (", pt,
+         ", ", ph, ", ", pw, ")");
+  if (context.dim() != 2 || context.size(0) == 0)
+    fail("WanDiT: context must be [Lc, text_dim] with Lc > 0, got ", shape_str(context.sizes()));
+  if (context.size(1) != A.text_dim)
+    fail("WanDiT: context width ", context.size(1), " does not match the model's text_dim ", A.text_dim);
+  if (!x_in.is_floating_point()) fail("WanDiT: latents x must be floating point, got ", x_in.scalar_type());
+  if (!context.is_floating_point()) fail("WanDiT: context must be floating point, got ", context.scalar_type());
+  if (!std::isfinite(timestep)) fail("WanDiT: timestep ", timestep, " is not finite");
+
+  c10::InferenceMode guard;
+  const auto dev = patch_w.device();
+
+  // Time: DiffSynth's timestep is a tensor of the pipeline dtype, so round it there first.
+  const double ts = at::scalar_tensor(timestep, at::kDouble).to(dtype_).item<double>();
+  at::Tensor t = at::linear(sinusoid(A.freq_dim, ts, dtype_).to(dev), time0.w, time0.b);     // [1, D]
+  t = at::linear(at::silu(t), time2.w, time2.b);                                               // [1, D]
+  at::Tensor t_mod = at::linear(at::silu(t), time_proj.w, time_proj.b).view({1, 6, D});       // [1, 6, D]
+
+  // Text: [Lc, text_dim] -> [1, Lc, D]
+  at::Tensor ctx = context.to(dev, dtype_).unsqueeze(0);
+  ctx = at::linear(at::gelu(at::linear(ctx, text0.w, text0.b), "tanh"), text2.w, text2.b);
+
+  // Patchify: [1, C, f, h, w] -> [1, D, F, H, W] -> [1, L, D]
+  at::Tensor x = at::conv3d(x_in.to(dev, dtype_).unsqueeze(0), patch_w, patch_b, {pt, ph, pw});
+  const int64_t F = x.size(2), H = x.size(3), W = x.size(4);
+  x = x.flatten(2).transpose(1, 2).contiguous();  // [1, L, D]
+
+  const RopeTable rope = rope_table(D / A.num_heads, F, H, W);
+
+  for (const Block& b : blocks) {
+    // [1, 6, D] -> six [1, 1, D]: shift/scale/gate for attention, then for the FFN.
+    std::vector<at::Tensor> m = (b.modulation + t_mod).chunk(6, 1);
+    at::Tensor h = modulate(at::layer_norm(x, {D}, {}, {}, A.eps), m[0], m[1]);
+    x = x + m[2] * self_attention(b.self_attn, h, rope);
+    x = x + cross_attention(b.cross_attn, at::layer_norm(x, {D}, b.norm3_w, b.norm3_b, A.eps), ctx);
+    h = modulate(at::layer_norm(x, {D}, {}, {}, A.eps), m[3], m[4]);
+    h = at::linear(at::gelu(at::linear(h, b.ffn0.w, b.ffn0.b), "tanh"), b.ffn2.w, b.ffn2.b);
+    x = x + m[5] * h;
+  }
+
+  // Head: modulated by t (before the 6-way projection), not t_mod.
+  std::vector<at::Tensor> hm = (head_modulation + t.unsqueeze(1)).chunk(2, 1);  // shift, scale: [1, 1, D]
+  x = at::linear(modulate(at::layer_norm(x, {D}, {}, {}, A.eps), hm[0], hm[1]), head.w, head.b);  // [1, L, pt*ph*pw*C]
+
+  // Unpatchify: 'b (f h w) (x y z c) -> b c (f x) (h y) (w z)'
+  const int64_t C = A.out_dim;
+  x = x.view({F, H, W, pt, ph, pw, C}).permute({6, 0, 3, 1, 4, 2, 5});
+  return x.reshape({C, F * pt, H * ph, W * pw}).to(at::kFloat);
+}
+
+}  // namespace wan
