@@ -4,7 +4,11 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { writeFile, rename } from "node:fs/promises";
+import { resolve as resolvePath } from "node:path";
+import { CancelledError, open, type GenerateResult, type ProgressEvent } from "./engine.js";
 import { defaultModel, dimsPresets, inspect, layouts, makeTiny, type Dims, type Layout } from "./models.js";
+import { ParamError, type GenerateParams } from "./params.js";
 import { formatInspect } from "./terminal/inspect.js";
 import { terminalProgress } from "./terminal/progress.js";
 
@@ -13,7 +17,11 @@ export class UsageError extends Error {}
 const usage = `usage: wanlab COMMAND [options]
 
 commands:
-  demo                          the main job on the embedded default (a tiny generated model)
+  demo [--output out.mp4]       the main job: a short video from the embedded default (a tiny generated model)
+  generate --model DIR --prompt TEXT [--negative-prompt TEXT] [--seed N] [--num-inference-steps N]
+           [--cfg-scale X] [--sigma-shift X] [--height N] [--width N] [--num-frames N] [--tiled]
+           [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR]
+                                text to video (DiffSynth-Studio's defaults; a random seed is printed)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N]
                                 layout, files, architecture, parameters, dtypes, memory per device
@@ -134,14 +142,141 @@ async function cmdBench(args: string[]): Promise<number> {
   return 0;
 }
 
+const generateOptions: Options = {
+  model: { type: "string" },
+  prompt: { type: "string" },
+  "negative-prompt": { type: "string" },
+  seed: { type: "string" },
+  "num-inference-steps": { type: "string" },
+  "cfg-scale": { type: "string" },
+  "sigma-shift": { type: "string" },
+  height: { type: "string" },
+  width: { type: "string" },
+  "num-frames": { type: "string" },
+  tiled: { type: "boolean" },
+  output: { type: "string" },
+  "save-tensors": { type: "string" },
+  fps: { type: "string" },
+  crf: { type: "string" },
+  "frames-dir": { type: "string" },
+};
+
+/** A decimal option; errors name the option. */
+function numberOption(name: string, value: string | boolean | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${value}'`);
+  return n;
+}
+
+function stageLabel(e: ProgressEvent): string {
+  return e.stage === "denoise" ? `step ${e.step}/${e.total}` : e.stage === "decode" ? `VAE ${e.step}/${e.total}` : "text encoder";
+}
+
+interface RunOptions {
+  model: string;
+  params: GenerateParams;
+  output: string;
+  saveTensors?: string;
+  fps?: number;
+  crf?: number;
+  framesDir?: string;
+}
+
+/** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */
+async function runGenerate(o: RunOptions): Promise<number> {
+  const loading = terminalProgress("loading");
+  loading.update(0, o.model);
+  const lab = await open({ model: o.model });
+  loading.done(`${lab.info.layout} model ${o.model}`);
+  const controller = new AbortController();
+  const onSigint = () => controller.abort();
+  process.once("SIGINT", onSigint);
+  const bar = terminalProgress("generate");
+  let result: GenerateResult;
+  try {
+    result = await lab.generate(o.params, {
+      signal: controller.signal,
+      saveTensors: o.saveTensors,
+      onProgress: (e) => {
+        // one bar over the whole job: encode 0-2%, denoise 2-90%, decode 90-100%
+        const base = e.stage === "encode" ? 0 : e.stage === "denoise" ? 0.02 : 0.9;
+        const span = e.stage === "encode" ? 0.02 : e.stage === "denoise" ? 0.88 : 0.1;
+        bar.update(base + (span * e.step) / Math.max(1, e.total), stageLabel(e));
+      },
+    });
+  } catch (e) {
+    if (e instanceof CancelledError) {
+      bar.done(e.message);
+      await lab.close();
+      return 130;
+    }
+    throw e;
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+  bar.done(`seed ${result.params.seed}`);
+  const out = resolvePath(o.output);
+  await result.video.save(out, { fps: o.fps, crf: o.crf });
+  // Everything needed to make the same video again, beside it (written aside, then renamed).
+  const meta = {
+    producer: "wanlab",
+    model: resolvePath(o.model),
+    params: { ...result.params, seed: result.params.seed.toString() },
+    fps: o.fps ?? result.video.fps,
+    frames: result.video.numFrames,
+    timings: result.timings,
+    saveTensors: o.saveTensors ? resolvePath(o.saveTensors) : undefined,
+  };
+  await writeFile(`${out}.json.tmp`, JSON.stringify(meta, null, 2) + "\n");
+  await rename(`${out}.json.tmp`, `${out}.json`);
+  if (o.framesDir) await result.video.saveFrames(o.framesDir);
+  await lab.close();
+  console.log(out);
+  console.error(`wrote ${out} (${result.video.numFrames} frames, ${result.video.width}×${result.video.height}, seed ${result.params.seed})` +
+    (o.saveTensors ? `, tensors ${resolvePath(o.saveTensors)}` : "") + (o.framesDir ? `, frames in ${resolvePath(o.framesDir)}` : ""));
+  return 0;
+}
+
+async function cmdGenerate(args: string[]): Promise<number> {
+  const { values: v } = parse(args, generateOptions, []);
+  if (v.help) return help(usage.split("\n").slice(4, 8).join("\n").replace(/^ +generate/, "generate"));
+  if (typeof v.model !== "string") throw new UsageError("--model DIR is required");
+  if (typeof v.prompt !== "string") throw new UsageError("--prompt TEXT is required");
+  const params: GenerateParams = {
+    prompt: v.prompt,
+    negativePrompt: v["negative-prompt"] as string | undefined,
+    seed: v.seed as string | undefined,
+    numInferenceSteps: numberOption("num-inference-steps", v["num-inference-steps"]),
+    cfgScale: numberOption("cfg-scale", v["cfg-scale"]),
+    sigmaShift: numberOption("sigma-shift", v["sigma-shift"]),
+    height: numberOption("height", v.height),
+    width: numberOption("width", v.width),
+    numFrames: numberOption("num-frames", v["num-frames"]),
+    tiled: v.tiled === true,
+  };
+  return runGenerate({
+    model: v.model,
+    params,
+    output: (v.output as string | undefined) ?? "out.mp4",
+    saveTensors: v["save-tensors"] as string | undefined,
+    fps: intOption("fps", v.fps as string | undefined, 1, 240),
+    crf: intOption("crf", v.crf as string | undefined, 0, 51),
+    framesDir: v["frames-dir"] as string | undefined,
+  });
+}
+
 async function cmdDemo(args: string[]): Promise<number> {
-  const { values: v } = parse(args, {}, []);
-  if (v.help) return help("demo");
+  const { values: v } = parse(args, { output: { type: "string" } }, []);
+  if (v.help) return help("demo [--output out.mp4]");
   const progress = terminalProgress("embedded default model");
   const dir = await defaultModel((file, f) => progress.update(f, file));
   progress.done(`ready at ${dir}`);
-  console.log(formatInspect(await inspect(dir)));
-  return 0;
+  return runGenerate({
+    model: dir,
+    params: { prompt: "A cat walks on the street at night, cinematic, detailed.", negativePrompt: "blurry, low quality, static", seed: 42, numInferenceSteps: 10, height: 128, width: 128, numFrames: 9 },
+    output: (v.output as string | undefined) ?? "wanlab-demo.mp4",
+  });
 }
 
 function help(line: string): number {
@@ -156,6 +291,7 @@ export function version(): string {
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   demo: cmdDemo,
+  generate: cmdGenerate,
   inspect: cmdInspect,
   "make-tiny": cmdMakeTiny,
   bench: cmdBench,
@@ -179,6 +315,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(args);
   } catch (e) {
+    if (e instanceof ParamError) {
+      const flag = "--" + e.field.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+      console.error(`wanlab ${cmd}: ${e.message.replace(e.field, flag)}`);
+      return 2;
+    }
     if (e instanceof UsageError) {
       console.error(`wanlab ${cmd}: ${e.message}`);
       return 2;

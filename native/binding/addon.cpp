@@ -3,12 +3,20 @@
 // blocks; results cross as JSON strings that kernel/native.ts parses and types.
 #include <napi.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <string>
 
 #include "checkpoint/inspect.h"
 #include "checkpoint/load_bench.h"
 #include "checkpoint/make_model.h"
+#include "pipeline/t2v.h"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
 
 namespace {
 
@@ -148,7 +156,280 @@ Napi::Value BenchLoad(const Napi::CallbackInfo& info) {
   return w->promise();
 }
 
+
+// ---- the engine: a loaded model that stays resident across generate() calls ----------------
+
+// A tensor handed to JavaScript without a copy: the ArrayBuffer's finalizer owns a reference.
+Napi::Value float_array(Napi::Env env, const at::Tensor& t0) {
+  auto* keep = new at::Tensor(t0.to(at::kFloat).contiguous());
+  size_t n = keep->numel();
+  if (n == 0) {
+    delete keep;
+    return Napi::Float32Array::New(env, 0);
+  }
+  auto buf = Napi::ArrayBuffer::New(env, keep->data_ptr(), n * sizeof(float),
+                                    [](Napi::Env, void*, at::Tensor* t) { delete t; }, keep);
+  return Napi::Float32Array::New(env, n, buf, 0);
+}
+Napi::Array shape_of(Napi::Env env, const at::Tensor& t) {
+  Napi::Array a = Napi::Array::New(env, t.dim());
+  for (int64_t i = 0; i < t.dim(); ++i) a.Set(uint32_t(i), Napi::Number::New(env, double(t.size(i))));
+  return a;
+}
+Napi::Object tensor_object(Napi::Env env, const at::Tensor& t) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("data", float_array(env, t));
+  o.Set("shape", shape_of(env, t));
+  return o;
+}
+
+at::Tensor int64_tensor(const Napi::Object& req, const char* key, bool required) {
+  Napi::Value v = req.Get(key);
+  if (v.IsUndefined() || v.IsNull()) {
+    if (required) throw Napi::TypeError::New(req.Env(), std::string(key) + " is required");
+    return {};
+  }
+  if (!v.IsTypedArray()) throw Napi::TypeError::New(req.Env(), std::string(key) + " must be a typed array");
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  const int64_t n = static_cast<int64_t>(ta.ElementLength());
+  at::Tensor t = at::empty({n}, at::kLong);
+  int64_t* out = t.data_ptr<int64_t>();
+  const uint8_t* base = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  switch (ta.TypedArrayType()) {
+    case napi_bigint64_array: std::memcpy(out, base, n * 8); break;
+    case napi_uint8_array: for (int64_t i = 0; i < n; ++i) out[i] = base[i]; break;
+    case napi_int32_array: for (int64_t i = 0; i < n; ++i) out[i] = reinterpret_cast<const int32_t*>(base)[i]; break;
+    default: throw Napi::TypeError::New(req.Env(), std::string(key) + " must be a BigInt64Array, Int32Array or Uint8Array");
+  }
+  return t;
+}
+
+uint64_t seed_value(const Napi::Value& v) {
+  Napi::Env env = v.Env();
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    uint64_t s = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(env, "seed must be an integer from 0 to 2^64-1");
+    return s;
+  }
+  if (v.IsString()) {
+    std::string s = v.As<Napi::String>().Utf8Value();
+    if (s.empty() || s.size() > 20 || s.find_first_not_of("0123456789") != std::string::npos)
+      throw Napi::RangeError::New(env, "seed must be an integer from 0 to 2^64-1, got '" + s + "'");
+    errno = 0;
+    unsigned long long r = std::strtoull(s.c_str(), nullptr, 10);
+    if (errno == ERANGE) throw Napi::RangeError::New(env, "seed must be at most 2^64-1, got " + s);
+    return r;
+  }
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<uint64_t>(d)))
+      throw Napi::RangeError::New(env, "seed must be an integer from 0 to 2^53-1 as a number (use a BigInt beyond)");
+    return static_cast<uint64_t>(d);
+  }
+  throw Napi::TypeError::New(env, "seed must be a bigint, a decimal string or a number");
+}
+
+wan::T2VRequest request_from(const Napi::Object& req) {
+  wan::T2VRequest r;
+  r.prompt_ids = int64_tensor(req, "promptIds", true);
+  r.prompt_mask = int64_tensor(req, "promptMask", true);
+  r.negative_ids = int64_tensor(req, "negativeIds", false);
+  r.negative_mask = int64_tensor(req, "negativeMask", false);
+  r.seed = seed_value(req.Get("seed"));
+  r.height = get<int64_t>(req, "height", r.height);
+  r.width = get<int64_t>(req, "width", r.width);
+  r.num_frames = get<int64_t>(req, "numFrames", r.num_frames);
+  r.num_inference_steps = get<int64_t>(req, "numInferenceSteps", r.num_inference_steps);
+  r.cfg_scale = get<double>(req, "cfgScale", r.cfg_scale);
+  r.sigma_shift = get<double>(req, "sigmaShift", r.sigma_shift);
+  r.tiled = get<bool>(req, "tiled", r.tiled);
+  for (const char* key : {"tileSize", "tileStride"}) {
+    Napi::Value v = req.Get(key);
+    if (v.IsUndefined()) continue;
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != 2)
+      throw Napi::TypeError::New(req.Env(), std::string(key) + " must be [height, width] in latent units");
+    auto& dst = std::string(key) == "tileSize" ? r.tile_size : r.tile_stride;
+    for (uint32_t i = 0; i < 2; ++i) dst[i] = v.As<Napi::Array>().Get(i).As<Napi::Number>().Int64Value();
+  }
+  return r;
+}
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {InstanceMethod("generate", &EngineWrap::Generate), InstanceMethod("cancel", &EngineWrap::Cancel),
+                        InstanceMethod("info", &EngineWrap::Info), InstanceMethod("close", &EngineWrap::Close)});
+  }
+  EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    if (info.Length() < 1 || !info[0].IsExternal())
+      throw Napi::TypeError::New(info.Env(), "use openEngine(dir) to create an Engine");
+    engine_ = *info[0].As<Napi::External<std::shared_ptr<wan::T2VEngine>>>().Data();
+  }
+
+ private:
+  std::shared_ptr<wan::T2VEngine> engine() {
+    if (!engine_) throw Napi::Error::New(Env(), "the engine is closed");
+    return engine_;
+  }
+
+  // generate(request, onProgress?, saveTensorsPath?) -> Promise<{noise, context, latents, video, timings}>
+  Napi::Value Generate(const Napi::CallbackInfo& info) {
+    auto eng = engine();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "request must be an object");
+    wan::T2VRequest req = request_from(info[0].As<Napi::Object>());
+    eng->validate(req);  // bad parameters reject before any work is queued
+    Napi::Function cb = info.Length() > 1 && info[1].IsFunction() ? info[1].As<Napi::Function>() : Napi::Function();
+    std::string save = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+    auto cancel = cancel_;
+    auto* w = new GenerateWorker(info.Env(), cb, eng, std::move(req), std::move(save), cancel);
+    w->Queue();
+    return w->promise();
+  }
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    cancel_->store(true);
+    return info.Env().Undefined();
+  }
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    auto eng = engine();
+    const auto& m = eng->model();
+    nlohmann::json j = {{"dir", m.files.dir},
+                        {"layout", wan::layout_name(m.files.layout)},
+                        {"tokenizer_dir", m.files.tokenizer_dir},
+                        {"dit", wan::to_json(m.arch.dit)},
+                        {"t5", wan::to_json(m.arch.t5)},
+                        {"vae", wan::to_json(m.arch.vae)}};
+    return Napi::String::New(info.Env(), j.dump());
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    cancel_->store(true);  // a running generation stops at its next step and frees the model after
+    engine_.reset();
+    return info.Env().Undefined();
+  }
+
+  struct Event {
+    std::string stage;
+    int64_t step, total;
+    double elapsed, eta;
+  };
+  class GenerateWorker : public Napi::AsyncProgressQueueWorker<Event> {
+   public:
+    GenerateWorker(Napi::Env env, Napi::Function cb, std::shared_ptr<wan::T2VEngine> eng, wan::T2VRequest req,
+                   std::string save, std::shared_ptr<std::atomic<bool>> cancel)
+        : Napi::AsyncProgressQueueWorker<Event>(env),
+          eng_(std::move(eng)),
+          req_(std::move(req)),
+          save_(std::move(save)),
+          cancel_(std::move(cancel)),
+          deferred_(Napi::Promise::Deferred::New(env)) {
+      if (!cb.IsEmpty()) cb_ = Napi::Persistent(cb);
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+    void Execute(const ExecutionProgress& progress) override {
+      // One generation at a time per engine; a cancel() before this one starts does not count.
+      std::lock_guard<std::mutex> lock(mutex());
+      cancel_->store(false);
+      try {
+        result_ = eng_->generate(req_, [&](const wan::T2VEvent& e) {
+          Event ev{e.stage, e.step, e.total, e.elapsed_s, e.eta_s};
+          progress.Send(&ev, 1);
+        }, cancel_.get());
+        if (!save_.empty()) wan::save_result_tensors(save_, result_, req_);
+      } catch (const wan::Cancelled& e) {
+        cancelled_ = true;
+        SetError(e.what());
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnProgress(const Event* e, size_t n) override {
+      if (cb_.IsEmpty()) return;
+      for (size_t i = 0; i < n; ++i) {
+        Napi::Object o = Napi::Object::New(Env());
+        o.Set("stage", e[i].stage);
+        o.Set("step", double(e[i].step));
+        o.Set("total", double(e[i].total));
+        o.Set("elapsed", e[i].elapsed);
+        o.Set("eta", e[i].eta);
+        cb_.Call({o});
+      }
+    }
+    void OnOK() override {
+      Napi::Env env = Env();
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("noise", tensor_object(env, result_.noise));
+      o.Set("context", tensor_object(env, result_.context));
+      o.Set("latents", tensor_object(env, result_.latents));
+      o.Set("video", tensor_object(env, result_.video));
+      o.Set("timings", Napi::String::New(env, result_.timings.dump()));
+      deferred_.Resolve(o);
+    }
+    void OnError(const Napi::Error& e) override {
+      Napi::Object err = e.Value();
+      if (cancelled_) err.Set("code", "WANLAB_CANCELLED");
+      deferred_.Reject(err);
+    }
+
+   private:
+    static std::mutex& mutex() {
+      static std::mutex m;
+      return m;
+    }
+    std::shared_ptr<wan::T2VEngine> eng_;
+    wan::T2VRequest req_;
+    std::string save_;
+    std::shared_ptr<std::atomic<bool>> cancel_;
+    Napi::FunctionReference cb_;
+    Napi::Promise::Deferred deferred_;
+    wan::T2VResult result_;
+    bool cancelled_ = false;
+  };
+
+  std::shared_ptr<wan::T2VEngine> engine_;
+  std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+// openEngine(dir) -> Promise<Engine>: loads and validates the model on a worker thread.
+Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
+  std::string dir = string_arg(info, 0, "dir");
+  class OpenWorker : public Napi::AsyncWorker {
+   public:
+    OpenWorker(Napi::Env env, std::string dir)
+        : Napi::AsyncWorker(env), dir_(std::move(dir)), deferred_(Napi::Promise::Deferred::New(env)) {}
+    Napi::Promise promise() { return deferred_.Promise(); }
+    void Execute() override {
+      try {
+        engine_ = std::make_shared<wan::T2VEngine>(dir_);
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override {
+      Napi::Env env = Env();
+      auto* ctor = env.GetInstanceData<Napi::FunctionReference>();
+      auto ext = Napi::External<std::shared_ptr<wan::T2VEngine>>::New(
+          env, new std::shared_ptr<wan::T2VEngine>(engine_),
+          [](Napi::Env, std::shared_ptr<wan::T2VEngine>* p) { delete p; });
+      deferred_.Resolve(ctor->New({ext}));
+    }
+    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+   private:
+    std::string dir_;
+    std::shared_ptr<wan::T2VEngine> engine_;
+    Napi::Promise::Deferred deferred_;
+  };
+  auto* w = new OpenWorker(info.Env(), dir);
+  w->Queue();
+  return w->promise();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function engine = EngineWrap::Define(env);
+  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(engine)));
+  exports.Set("Engine", engine);
+  exports.Set("openEngine", Napi::Function::New(env, OpenEngine));
   exports.Set("inspect", Napi::Function::New(env, Inspect));
   exports.Set("makeModel", Napi::Function::New(env, MakeModel));
   exports.Set("benchLoad", Napi::Function::New(env, BenchLoad));

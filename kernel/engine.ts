@@ -1,0 +1,196 @@
+// The in-process engine: load a Wan2.1 model once, generate many videos from it.
+//
+//   const lab = await open({ model: "/models/Wan2.1-T2V-1.3B" });
+//   const r = await lab.generate({ prompt: "a cat on a beach", seed: 42, numFrames: 17 });
+//   await r.video.save("cat.mp4");
+//   await lab.close();
+//
+// Compute runs on a native worker thread: the event loop (and a notebook kernel) stays free,
+// progress arrives per denoising step and per VAE chunk, and an AbortSignal cancels at the next
+// step boundary with the model still loaded.
+import { defaultModel } from "./models.js";
+import { native } from "./native.js";
+import { resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+import { loadTokenizer, type PromptTokenizer } from "./tokenizer.js";
+import { videoToUint8 } from "./video/convert.js";
+import { writeMp4, writePngFrames } from "./video/ffmpeg.js";
+
+export interface OpenOptions {
+  /** Model directory (official, diffusers or ComfyUI layout); default: the embedded tiny model. */
+  model?: string;
+  /** Tokenizer directory holding tokenizer.json; default: the one the layout names. */
+  tokenizer?: string;
+}
+
+export interface ProgressEvent {
+  stage: "encode" | "denoise" | "decode";
+  step: number;
+  total: number;
+  /** Seconds since the stage began, and the estimate of what is left of it. */
+  elapsed: number;
+  eta: number;
+}
+
+export interface GenerateOptions {
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+  /** Write noise, context, latents, video (float32) and token_ids (int64) to this .safetensors file. */
+  saveTensors?: string;
+  /** Keep the float tensors in the result (`result.tensors`). */
+  returnTensors?: boolean;
+}
+
+export interface Tensor {
+  data: Float32Array;
+  shape: number[];
+}
+
+export interface Video {
+  /** [numFrames, height, width, 3] RGB bytes. */
+  frames: Uint8Array;
+  width: number;
+  height: number;
+  numFrames: number;
+  fps: number;
+  /** H.264 yuv420p +faststart mp4 through ffmpeg. */
+  save(path: string, options?: { fps?: number; crf?: number }): Promise<string>;
+  /** One PNG per frame (0.png, 1.png, …). */
+  saveFrames(dir: string): Promise<string[]>;
+}
+
+export interface GenerateResult {
+  video: Video;
+  /** Every parameter as used, the seed included (a random one when none was given). */
+  params: ResolvedParams;
+  /** The prompt's token count, `</s>` included. */
+  promptTokens: number;
+  timings: { encode_s: number; denoise_s: number; decode_s: number; step_s: number[] };
+  tensors?: { noise: Tensor; context: Tensor; latents: Tensor; video: Tensor };
+}
+
+export interface ModelInfo {
+  dir: string;
+  layout: string;
+  tokenizer_dir: string;
+  dit: Record<string, unknown>;
+  t5: Record<string, unknown>;
+  vae: Record<string, unknown>;
+}
+
+/** Thrown when an AbortSignal stops a generation; the model stays loaded. */
+export class CancelledError extends Error {
+  override name = "CancelledError";
+}
+
+interface NativeEngine {
+  generate(request: Record<string, unknown>, onProgress?: (e: ProgressEvent) => void, saveTensors?: string): Promise<NativeResult>;
+  cancel(): void;
+  info(): string;
+  close(): void;
+}
+interface NativeResult {
+  noise: Tensor;
+  context: Tensor;
+  latents: Tensor;
+  video: Tensor;
+  timings: string;
+}
+
+export interface Lab {
+  readonly info: ModelInfo;
+  generate(params: GenerateParams, options?: GenerateOptions): Promise<GenerateResult>;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export const defaultFps = 15;
+
+function makeVideo(video: Tensor): Video {
+  const [, numFrames, height, width] = video.shape as [number, number, number, number];
+  const frames = videoToUint8(video.data, { frames: numFrames, height, width });
+  return {
+    frames,
+    width,
+    height,
+    numFrames,
+    fps: defaultFps,
+    async save(path, options = {}) {
+      await writeMp4(frames, { width, height, frames: numFrames, fps: options.fps ?? defaultFps, crf: options.crf, out: path });
+      return path;
+    },
+    saveFrames(dir) {
+      return writePngFrames(frames, { width, height, frames: numFrames, dir });
+    },
+  };
+}
+
+/** Loads a model (default: the embedded tiny one) into a resident engine. */
+export async function open(options: OpenOptions = {}): Promise<Lab> {
+  const dir = options.model ?? (await defaultModel());
+  const addon = native() as unknown as { openEngine(dir: string): Promise<NativeEngine> };
+  const engine = await addon.openEngine(dir);
+  const info = JSON.parse(engine.info()) as ModelInfo;
+  let tokenizer: PromptTokenizer;
+  try {
+    tokenizer = await loadTokenizer(options.tokenizer ?? info.tokenizer_dir);
+  } catch (e) {
+    engine.close();
+    throw e;
+  }
+  const textLen = Number(info.dit.text_len);
+  let closed = false;
+
+  async function generate(params: GenerateParams, options: GenerateOptions = {}): Promise<GenerateResult> {
+    if (closed) throw new Error("generate: the engine is closed");
+    const p = resolveParams(params);
+    options.signal?.throwIfAborted();
+    const posi = tokenizer.encode(p.prompt, textLen);
+    const nega = tokenizer.encode(p.negativePrompt, textLen);
+    const onAbort = () => engine.cancel();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    let r: NativeResult;
+    try {
+      r = await engine.generate(
+        {
+          promptIds: posi.ids,
+          promptMask: posi.mask,
+          negativeIds: nega.ids,
+          negativeMask: nega.mask,
+          seed: p.seed,
+          height: p.height,
+          width: p.width,
+          numFrames: p.numFrames,
+          numInferenceSteps: p.numInferenceSteps,
+          cfgScale: p.cfgScale,
+          sigmaShift: p.sigmaShift,
+          tiled: p.tiled,
+          tileSize: p.tileSize,
+          tileStride: p.tileStride,
+        },
+        options.onProgress,
+        options.saveTensors,
+      );
+    } catch (e) {
+      if ((e as { code?: string }).code === "WANLAB_CANCELLED") throw new CancelledError((e as Error).message);
+      throw e;
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+    const result: GenerateResult = {
+      video: makeVideo(r.video),
+      params: p,
+      promptTokens: posi.length,
+      timings: JSON.parse(r.timings),
+    };
+    if (options.returnTensors) result.tensors = { noise: r.noise, context: r.context, latents: r.latents, video: r.video };
+    return result;
+  }
+
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    engine.close();
+  }
+
+  return { info, generate, close, [Symbol.asyncDispose]: close };
+}

@@ -1,0 +1,126 @@
+// Generation parameters: names, defaults and allowed values in one place, shared by the
+// TypeScript API and the CLI. Names mirror DiffSynth-Studio's WanVideoPipeline.__call__ in
+// camelCase; defaults are DiffSynth's (except `tiled`, which is opt-in here: see README).
+import { randomBytes } from "node:crypto";
+
+export interface GenerateParams {
+  prompt: string;
+  negativePrompt?: string;
+  /** Any integer in [0, 2^64 − 1] (a bigint or decimal string beyond 2^53); random when absent. */
+  seed?: bigint | number | string;
+  numInferenceSteps?: number;
+  cfgScale?: number;
+  /** Alias of cfgScale (diffusers' name). */
+  guidanceScale?: number;
+  sigmaShift?: number;
+  height?: number;
+  width?: number;
+  numFrames?: number;
+  /** Decode the VAE in overlapping tiles (less memory). */
+  tiled?: boolean;
+  /** Tile size and stride in latent units [height, width]. */
+  tileSize?: [number, number];
+  tileStride?: [number, number];
+}
+
+export interface ResolvedParams {
+  prompt: string;
+  negativePrompt: string;
+  seed: bigint;
+  numInferenceSteps: number;
+  cfgScale: number;
+  sigmaShift: number;
+  height: number;
+  width: number;
+  numFrames: number;
+  tiled: boolean;
+  tileSize: [number, number];
+  tileStride: [number, number];
+}
+
+export const defaults = {
+  negativePrompt: "",
+  numInferenceSteps: 50,
+  cfgScale: 5.0,
+  sigmaShift: 5.0,
+  height: 480,
+  width: 832,
+  numFrames: 81,
+  tiled: false,
+  tileSize: [30, 52] as [number, number],
+  tileStride: [15, 26] as [number, number],
+};
+
+/** A parameter outside its allowed values; `field` names it (camelCase). */
+export class ParamError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ParamError";
+  }
+}
+
+const maxSeed = (1n << 64n) - 1n;
+
+export function parseSeed(value: bigint | number | string): bigint {
+  let s: bigint;
+  if (typeof value === "bigint") s = value;
+  else if (typeof value === "number") {
+    if (!Number.isSafeInteger(value)) throw new ParamError("seed", `seed must be an integer from 0 to 2^64-1 (a bigint or string beyond 2^53), got ${value}`);
+    s = BigInt(value);
+  } else {
+    if (!/^\d+$/.test(value.trim())) throw new ParamError("seed", `seed must be an integer from 0 to 2^64-1, got '${value}'`);
+    s = BigInt(value.trim());
+  }
+  if (s < 0n || s > maxSeed) throw new ParamError("seed", `seed must be an integer from 0 to 2^64-1, got ${s}`);
+  return s;
+}
+
+export function randomSeed(): bigint {
+  return randomBytes(8).readBigUInt64LE();
+}
+
+function int(field: string, v: number, min: number, max: number, extra?: (n: number) => string | undefined): number {
+  if (!Number.isInteger(v) || v < min || v > max) throw new ParamError(field, `${field} must be an integer from ${min} to ${max}, got ${v}`);
+  const why = extra?.(v);
+  if (why) throw new ParamError(field, `${field} ${why}, got ${v}`);
+  return v;
+}
+
+function num(field: string, v: number, min: number, max: number, openMin = false): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || (openMin ? v <= min : v < min) || v > max)
+    throw new ParamError(field, `${field} must be a number in ${openMin ? "(" : "["}${min}, ${max}], got ${v}`);
+  return v;
+}
+
+function pair(field: string, v: [number, number]): [number, number] {
+  if (!Array.isArray(v) || v.length !== 2) throw new ParamError(field, `${field} must be [height, width] in latent units`);
+  return [int(`${field}[0]`, v[0], 1, 1024), int(`${field}[1]`, v[1], 1, 1024)];
+}
+
+/** Applies defaults and checks every field; the first bad one throws a ParamError naming it. */
+export function resolveParams(p: GenerateParams): ResolvedParams {
+  if (typeof p.prompt !== "string") throw new ParamError("prompt", "prompt must be a string");
+  if (p.negativePrompt !== undefined && typeof p.negativePrompt !== "string") throw new ParamError("negativePrompt", "negativePrompt must be a string");
+  if (p.cfgScale !== undefined && p.guidanceScale !== undefined && p.cfgScale !== p.guidanceScale)
+    throw new ParamError("cfgScale", "cfgScale and guidanceScale are the same parameter; give one");
+  const r: ResolvedParams = {
+    prompt: p.prompt,
+    negativePrompt: p.negativePrompt ?? defaults.negativePrompt,
+    seed: p.seed === undefined ? randomSeed() : parseSeed(p.seed),
+    numInferenceSteps: int("numInferenceSteps", p.numInferenceSteps ?? defaults.numInferenceSteps, 1, 1000),
+    cfgScale: num("cfgScale", p.cfgScale ?? p.guidanceScale ?? defaults.cfgScale, 0, 100),
+    sigmaShift: num("sigmaShift", p.sigmaShift ?? defaults.sigmaShift, 0, 100, true),
+    height: int("height", p.height ?? defaults.height, 16, 4096, (n) => (n % 16 ? "must be a multiple of 16" : undefined)),
+    width: int("width", p.width ?? defaults.width, 16, 4096, (n) => (n % 16 ? "must be a multiple of 16" : undefined)),
+    numFrames: int("numFrames", p.numFrames ?? defaults.numFrames, 1, 1001, (n) => ((n - 1) % 4 ? "must be 4k+1 (1, 5, 9, ..., 81)" : undefined)),
+    tiled: p.tiled ?? defaults.tiled,
+    tileSize: pair("tileSize", p.tileSize ?? defaults.tileSize),
+    tileStride: pair("tileStride", p.tileStride ?? defaults.tileStride),
+  };
+  if (typeof r.tiled !== "boolean") throw new ParamError("tiled", "tiled must be a boolean");
+  if (r.tileStride[0] > r.tileSize[0] || r.tileStride[1] > r.tileSize[1]) throw new ParamError("tileStride", "tileStride must not exceed tileSize");
+  return r;
+}

@@ -1,0 +1,127 @@
+#include "pipeline/t2v.h"
+
+#include <chrono>
+
+#include "checkpoint/safetensors.h"
+#include "pipeline/flow_match.h"
+#include "pipeline/noise.h"
+
+namespace wan {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void check_prompt(const at::Tensor& ids, const at::Tensor& mask, const char* which, int64_t text_len) {
+  if (!ids.defined() || !mask.defined()) fail(which, " token ids and mask are required");
+  if (ids.dim() != 1 || ids.size(0) != text_len)
+    fail(which, " token ids must have shape [", text_len, "] (text_len), got ", ids.sizes());
+  if (mask.sizes() != ids.sizes()) fail(which, " mask shape ", mask.sizes(), " differs from the ids' ", ids.sizes());
+  if (ids.scalar_type() != at::kLong) fail(which, " token ids must be int64");
+}
+
+[[noreturn]] void fail_cancelled(int64_t step, int64_t total) {
+  throw Cancelled(concat("cancelled at step ", step, "/", total));
+}
+}  // namespace
+
+T2VEngine::T2VEngine(const std::string& model_dir) : model_(load_model(model_dir, true)) {
+  at::NoGradGuard no_grad;
+  t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5);
+  dit_ = std::make_unique<WanDiT>(model_.dit, model_.arch.dit);
+  vae_ = std::make_unique<WanVAE>(model_.vae, model_.arch.vae);
+}
+
+void T2VEngine::validate(const T2VRequest& r) const {
+  const DitArch& a = model_.arch.dit;
+  const int64_t hw_factor = 8 * a.patch[1];  // VAE stride 8 × DiT patch 2 = 16 for Wan2.1
+  if (r.height < hw_factor || r.height % hw_factor != 0 || r.height > 4096)
+    fail("height must be a multiple of ", hw_factor, " between ", hw_factor, " and 4096, got ", r.height);
+  if (r.width < hw_factor || r.width % hw_factor != 0 || r.width > 4096)
+    fail("width must be a multiple of ", hw_factor, " between ", hw_factor, " and 4096, got ", r.width);
+  if (r.num_frames < 1 || (r.num_frames - 1) % 4 != 0 || r.num_frames > 1001)
+    fail("num_frames must be 4k+1 (1, 5, 9, ..., 81, ...) and at most 1001, got ", r.num_frames);
+  if (r.num_inference_steps < 1 || r.num_inference_steps > 1000)
+    fail("num_inference_steps must be between 1 and 1000, got ", r.num_inference_steps);
+  if (!(r.cfg_scale >= 0.0 && r.cfg_scale <= 100.0)) fail("cfg_scale must be between 0 and 100, got ", r.cfg_scale);
+  if (!(r.sigma_shift > 0.0 && r.sigma_shift <= 100.0)) fail("sigma_shift must be in (0, 100], got ", r.sigma_shift);
+  for (int i = 0; i < 2; ++i)
+    if (r.tile_size[i] < 1 || r.tile_stride[i] < 1 || r.tile_stride[i] > r.tile_size[i])
+      fail("tile_size and tile_stride must be positive with stride <= size, got size (", r.tile_size[0], ", ",
+           r.tile_size[1], ") stride (", r.tile_stride[0], ", ", r.tile_stride[1], ")");
+  check_prompt(r.prompt_ids, r.prompt_mask, "prompt", a.text_len);
+  if (r.cfg_scale != 1.0) check_prompt(r.negative_ids, r.negative_mask, "negative prompt", a.text_len);
+}
+
+T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(const T2VEvent&)>& progress,
+                              const std::atomic<bool>* cancel) const {
+  validate(r);
+  at::NoGradGuard no_grad;
+  auto report = [&](const char* stage, int64_t step, int64_t total, Clock::time_point t0) {
+    if (!progress) return;
+    double el = seconds_since(t0);
+    progress({stage, step, total, el, step > 0 ? el / step * (total - step) : 0.0});
+  };
+  T2VResult out;
+  const bool cfg = r.cfg_scale != 1.0;
+
+  // 1. prompts → embeddings [text_len, dim], zero past each prompt's length
+  auto t_encode = Clock::now();
+  report("encode", 0, cfg ? 2 : 1, t_encode);
+  out.context = t5_->encode_prompt(r.prompt_ids.unsqueeze(0), r.prompt_mask.unsqueeze(0)).squeeze(0);
+  at::Tensor negative;
+  if (cfg) negative = t5_->encode_prompt(r.negative_ids.unsqueeze(0), r.negative_mask.unsqueeze(0)).squeeze(0);
+  report("encode", cfg ? 2 : 1, cfg ? 2 : 1, t_encode);
+  out.timings["encode_s"] = seconds_since(t_encode);
+
+  // 2. noise [1, z, f, h, w] exactly as DiffSynth draws it, then batch 1 dropped
+  const int64_t f = (r.num_frames - 1) / 4 + 1, h = r.height / 8, w = r.width / 8;
+  out.noise = initial_noise(r.seed, {1, model_.arch.vae.z_dim, f, h, w}).squeeze(0);
+
+  // 3. flow-match sampling with CFG
+  FlowMatchSchedule sched = wan_schedule(r.num_inference_steps, 1.0, r.sigma_shift);
+  at::Tensor x = out.noise;
+  auto t_denoise = Clock::now();
+  nlohmann::json step_s = nlohmann::json::array();
+  report("denoise", 0, sched.steps(), t_denoise);
+  for (int64_t i = 0; i < sched.steps(); ++i) {
+    if (cancel && cancel->load()) fail_cancelled(i, sched.steps());
+    auto t_step = Clock::now();
+    const double t = sched.timesteps[i].item<float>();
+    at::Tensor v = dit_->forward(x, t, out.context);
+    if (cfg) {
+      at::Tensor v_neg = dit_->forward(x, t, negative);
+      v = v_neg + r.cfg_scale * (v - v_neg);
+    }
+    x = sched.step(x, v, i);
+    step_s.push_back(seconds_since(t_step));
+    report("denoise", i + 1, sched.steps(), t_denoise);
+  }
+  out.latents = x;
+  out.timings["denoise_s"] = seconds_since(t_denoise);
+  out.timings["step_s"] = step_s;
+
+  // 4. decode
+  if (cancel && cancel->load()) fail_cancelled(sched.steps(), sched.steps());
+  auto t_decode = Clock::now();
+  VaeDecodeOptions dec;
+  dec.tiled = r.tiled;
+  dec.tile_size = r.tile_size;
+  dec.tile_stride = r.tile_stride;
+  dec.progress = [&](int done, int total) { report("decode", done, total, t_decode); };
+  out.video = vae_->decode(x, dec);
+  out.timings["decode_s"] = seconds_since(t_decode);
+  return out;
+}
+
+void save_result_tensors(const std::string& path, const T2VResult& result, const T2VRequest& request) {
+  TensorMap t;
+  t["noise"] = stored(result.noise.to(at::kFloat).contiguous());
+  t["context"] = stored(result.context.to(at::kFloat).contiguous());
+  t["latents"] = stored(result.latents.to(at::kFloat).contiguous());
+  t["video"] = stored(result.video.to(at::kFloat).contiguous());
+  t["token_ids"] = stored(request.prompt_ids.to(at::kLong).contiguous());
+  save_safetensors(path, t, {{"seed", std::to_string(request.seed)}, {"producer", "wanlab"}});
+}
+
+}  // namespace wan

@@ -1,0 +1,75 @@
+// Text-to-video as DiffSynth-Studio's WanVideoPipeline runs it: prompt embeddings (UMT5, zeroed
+// past each prompt's length) → seeded noise → flow-match sampling with classifier-free guidance
+// (nega + cfg_scale · (posi − nega); the unconditional pass is skipped at cfg_scale 1) → VAE decode.
+// Tokenization happens in the caller (kernel/tokenizer.ts), which hands over ids and masks.
+#pragma once
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/layout.h"
+#include "common/error.h"
+#include "models/dit.h"
+#include "models/umt5.h"
+#include "models/vae.h"
+
+namespace wan {
+
+struct T2VRequest {
+  at::Tensor prompt_ids, prompt_mask;      // [text_len] int64, 0/1: the tokenizer's output
+  at::Tensor negative_ids, negative_mask;  // [text_len]
+  uint64_t seed = 0;
+  int64_t height = 480, width = 832, num_frames = 81, num_inference_steps = 50;
+  double cfg_scale = 5.0, sigma_shift = 5.0;
+  bool tiled = false;
+  std::array<int64_t, 2> tile_size{30, 52}, tile_stride{15, 26};  // latent units, DiffSynth's defaults
+};
+
+struct T2VEvent {
+  std::string stage;  // "encode", "denoise", "decode"
+  int64_t step = 0, total = 0;
+  double elapsed_s = 0, eta_s = 0;  // within the stage
+};
+
+struct T2VResult {
+  at::Tensor noise;    // [16, f, h, w] float32: the initial latents
+  at::Tensor context;  // [text_len, text_dim] float32: the positive prompt embedding
+  at::Tensor latents;  // [16, f, h, w] float32: before the VAE
+  at::Tensor video;    // [3, F, H, W] float32 in [-1, 1]
+  nlohmann::json timings;  // seconds per stage and per step
+};
+
+// Thrown when the cancel flag is seen at a step boundary; the engine stays usable.
+struct Cancelled : Error {
+  using Error::Error;
+};
+
+// The loaded model, ready to generate: weights stay resident between requests.
+class T2VEngine {
+ public:
+  explicit T2VEngine(const std::string& model_dir);
+  const LoadedModel& model() const { return model_; }
+
+  // Checks every parameter against the model before any compute; errors name the parameter and
+  // the allowed values.
+  void validate(const T2VRequest& r) const;
+
+  T2VResult generate(const T2VRequest& r, const std::function<void(const T2VEvent&)>& progress = {},
+                     const std::atomic<bool>* cancel = nullptr) const;
+
+ private:
+  LoadedModel model_;
+  std::unique_ptr<Umt5Encoder> t5_;
+  std::unique_ptr<WanDiT> dit_;
+  std::unique_ptr<WanVAE> vae_;
+};
+
+// --save-tensors: float32 `noise` [16, f, h, w], `context` [text_len, text_dim], `latents`
+// [16, f, h, w], `video` [3, F, H, W] in [-1, 1], and int64 `token_ids` [text_len] (the prompt's).
+void save_result_tensors(const std::string& path, const T2VResult& result, const T2VRequest& request);
+
+}  // namespace wan

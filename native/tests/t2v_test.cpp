@@ -1,0 +1,122 @@
+// Whole text-to-video generations against DiffSynth-Studio's loop on the tiny model
+// (test/golden/make_t2v.py, PyTorch 2.13): noise exact, latents rel L2 <= 1e-4, video <= 1e-3.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/safetensors.h"
+#include "pipeline/t2v.h"
+#include "test.h"
+
+using namespace wan;
+
+namespace {
+const std::string kGolden = "/test/golden/data/t2v.safetensors";
+const TensorMap& golden() {
+  static const TensorMap g = load_safetensors(wantest::source_dir() + kGolden, false);
+  return g;
+}
+const at::Tensor& G(const std::string& name) {
+  auto it = golden().find(name);
+  if (it == golden().end()) throw wantest::Failure{"golden tensor " + name + " missing"};
+  return it->second.data;
+}
+const T2VEngine& engine() {
+  static const T2VEngine e(wantest::tiny_model());
+  return e;
+}
+T2VRequest request_for(const std::string& name, const nlohmann::json& p) {
+  T2VRequest r;
+  r.prompt_ids = G(name + ".prompt_ids");
+  r.prompt_mask = G(name + ".prompt_mask");
+  r.negative_ids = G(name + ".negative_ids");
+  r.negative_mask = G(name + ".negative_mask");
+  r.seed = std::stoull(p["seed"].get<std::string>());
+  r.height = p["height"], r.width = p["width"], r.num_frames = p["num_frames"];
+  r.num_inference_steps = p["num_inference_steps"];
+  r.cfg_scale = p["cfg_scale"], r.sigma_shift = p["sigma_shift"];
+  r.tiled = p["tiled"];
+  if (r.tiled) {
+    r.tile_size = {p["tile_size"][0], p["tile_size"][1]};
+    r.tile_stride = {p["tile_stride"][0], p["tile_stride"][1]};
+  }
+  return r;
+}
+}  // namespace
+
+TEST(t2v_whole_generations_match_diffsynth) {
+  SafetensorsHeader h = read_safetensors_header(wantest::source_dir() + kGolden);
+  auto cases = nlohmann::json::parse(h.metadata.at("cases"));
+  EXPECT(cases.size() == 4);
+  for (const auto& c : cases) {
+    const std::string name = c.get<std::string>();
+    T2VRequest r = request_for(name, nlohmann::json::parse(h.metadata.at(name)));
+    T2VResult out = engine().generate(r);
+    EXPECT(at::equal(out.noise, G(name + ".noise")));
+    double ctx = wantest::rel_l2(out.context, G(name + ".context"));
+    double lat = wantest::rel_l2(out.latents, G(name + ".latents"));
+    double vid = wantest::rel_l2(out.video, G(name + ".video"));
+    std::printf("     t2v %-18s context %.2e  latents %.2e  video %.2e\n", name.c_str(), ctx, lat, vid);
+    EXPECT(ctx <= 1e-4);
+    EXPECT(lat <= 1e-4);
+    EXPECT(vid <= 1e-3);
+    EXPECT(out.video.min().item<float>() >= -1.0f && out.video.max().item<float>() <= 1.0f);
+  }
+}
+
+TEST(t2v_progress_reports_every_step_and_chunk) {
+  T2VRequest r = request_for("cfg1_single_frame", {{"seed", "1"}, {"height", 32}, {"width", 32}, {"num_frames", 5},
+                                                   {"num_inference_steps", 3}, {"cfg_scale", 1.0},
+                                                   {"sigma_shift", 5.0}, {"tiled", false}});
+  int denoise = 0, decode = 0, encode = 0;
+  engine().generate(r, [&](const T2VEvent& e) {
+    if (e.stage == "denoise") {
+      ++denoise;
+      EXPECT(e.total == 3);
+    }
+    if (e.stage == "decode") ++decode;
+    if (e.stage == "encode") ++encode;
+  });
+  EXPECT(denoise == 4);  // step 0 (start) .. 3
+  EXPECT(decode == 2);   // one per latent frame
+  EXPECT(encode == 2);
+}
+
+TEST(t2v_cancel_stops_at_a_step_boundary_and_the_engine_stays_usable) {
+  T2VRequest r = request_for("cfg1_single_frame", {{"seed", "1"}, {"height", 32}, {"width", 32}, {"num_frames", 1},
+                                                   {"num_inference_steps", 5}, {"cfg_scale", 1.0},
+                                                   {"sigma_shift", 5.0}, {"tiled", false}});
+  std::atomic<bool> cancel{false};
+  bool thrown = false;
+  try {
+    engine().generate(r, [&](const T2VEvent& e) { if (e.stage == "denoise" && e.step == 2) cancel = true; }, &cancel);
+  } catch (const Cancelled& e) {
+    thrown = true;
+    EXPECT(std::string(e.what()) == "cancelled at step 2/5");
+  }
+  EXPECT(thrown);
+  cancel = false;
+  T2VResult ok = engine().generate(r, {}, &cancel);
+  EXPECT(ok.latents.defined());
+}
+
+TEST(t2v_bad_parameters_are_named_before_any_compute) {
+  T2VRequest good = request_for("cfg1_single_frame", {{"seed", "1"}, {"height", 32}, {"width", 32}, {"num_frames", 1},
+                                                      {"num_inference_steps", 1}, {"cfg_scale", 1.0},
+                                                      {"sigma_shift", 5.0}, {"tiled", false}});
+  T2VRequest r = good;
+  r.height = 40;
+  EXPECT_THROWS(engine().validate(r), "height must be a multiple of 16");
+  r = good, r.num_frames = 4;
+  EXPECT_THROWS(engine().validate(r), "num_frames must be 4k+1");
+  r = good, r.num_inference_steps = 0;
+  EXPECT_THROWS(engine().validate(r), "num_inference_steps must be between 1 and 1000, got 0");
+  r = good, r.sigma_shift = 0;
+  EXPECT_THROWS(engine().validate(r), "sigma_shift must be in (0, 100]");
+  r = good, r.cfg_scale = 2.0, r.negative_ids = at::Tensor();
+  EXPECT_THROWS(engine().validate(r), "negative prompt token ids and mask are required");
+  r = good, r.prompt_ids = at::zeros({7}, at::kLong);
+  EXPECT_THROWS(engine().validate(r), "prompt token ids must have shape [512]");
+  r = good, r.tiled = true, r.tile_stride = {40, 4};
+  EXPECT_THROWS(engine().validate(r), "stride <= size");
+}
