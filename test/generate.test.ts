@@ -1,0 +1,152 @@
+// Text-to-video through the TypeScript API and the CLI, against DiffSynth-Studio's loop
+// (test/golden/data/t2v.safetensors, made by test/golden/make_t2v.py): the tokenizer, the
+// engine and the output files, end to end.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { CancelledError, open, type Lab } from "../kernel/engine.js";
+import { root, scratch, wanlab } from "./helpers.js";
+import { readSafetensors, relL2 } from "./safetensors.js";
+
+const dir = scratch();
+const model = join(dir, "tiny");
+const golden = readSafetensors(join(root, "test", "golden", "data", "t2v.safetensors"));
+let lab: Lab;
+
+before(async () => {
+  const r = wanlab(["make-tiny", model]);
+  assert.equal(r.status, 0, r.stderr);
+  lab = await open({ model });
+});
+after(async () => lab?.close());
+
+describe("API: whole generations match DiffSynth", () => {
+  for (const name of ["cfg_nonsquare", "big_seed_chinese", "tiled_decode"]) {
+    test(name, async () => {
+      const p = JSON.parse(golden.metadata[name]!);
+      const r = await lab.generate(
+        {
+          prompt: p.prompt,
+          negativePrompt: p.negative_prompt,
+          seed: BigInt(p.seed),
+          height: p.height,
+          width: p.width,
+          numFrames: p.num_frames,
+          numInferenceSteps: p.num_inference_steps,
+          cfgScale: p.cfg_scale,
+          sigmaShift: p.sigma_shift,
+          tiled: p.tiled,
+          ...(p.tiled ? { tileSize: p.tile_size, tileStride: p.tile_stride } : {}),
+        },
+        { returnTensors: true },
+      );
+      const g = golden.tensors;
+      assert.equal(r.promptTokens, Number(g[`${name}.prompt_mask`]!.i64!.reduce((a, b) => a + b, 0n)));
+      assert.deepEqual(r.tensors!.noise.data, g[`${name}.noise`]!.f32, "noise is bit-identical");
+      const lat = relL2(r.tensors!.latents.data, g[`${name}.latents`]!.f32!);
+      const vid = relL2(r.tensors!.video.data, g[`${name}.video`]!.f32!);
+      assert.ok(lat <= 1e-4, `latents rel L2 ${lat}`);
+      assert.ok(vid <= 1e-3, `video rel L2 ${vid}`);
+      assert.deepEqual(r.tensors!.video.shape, g[`${name}.video`]!.shape);
+      assert.equal(r.video.frames.length, p.num_frames * p.height * p.width * 3);
+      assert.equal(r.params.seed, BigInt(p.seed));
+    });
+  }
+});
+
+describe("API behaviour", () => {
+  test("an AbortSignal cancels at a step boundary and the model stays loaded", async () => {
+    const controller = new AbortController();
+    await assert.rejects(
+      lab.generate({ prompt: "a dog", seed: 1, height: 32, width: 32, numFrames: 1, numInferenceSteps: 50 }, {
+        signal: controller.signal,
+        onProgress: (e) => e.stage === "denoise" && e.step === 3 && controller.abort(),
+      }),
+      (e: unknown) => e instanceof CancelledError && /cancelled at step \d+\/50/.test((e as Error).message),
+    );
+    const again = await lab.generate({ prompt: "a dog", seed: 1, height: 32, width: 32, numFrames: 1, numInferenceSteps: 2 });
+    assert.equal(again.video.numFrames, 1);
+  });
+
+  test("the event loop keeps running while the engine computes", async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    await lab.generate({ prompt: "a dog", seed: 3, height: 64, width: 64, numFrames: 5, numInferenceSteps: 6 });
+    clearInterval(timer);
+    assert.ok(ticks > 3, `only ${ticks} timer ticks during generation`);
+  });
+
+  test("bad parameters are rejected before any work, naming the field", async () => {
+    await assert.rejects(lab.generate({ prompt: "x", height: 100 }), /height must be a multiple of 16, got 100/);
+    await assert.rejects(lab.generate({ prompt: "x", numFrames: 8 }), /numFrames must be 4k\+1/);
+    await assert.rejects(lab.generate({ prompt: "x", seed: -1 }), /seed must be an integer from 0 to 2\^64-1/);
+    await assert.rejects(lab.generate({ prompt: "x", seed: (1n << 64n) }), /seed must be an integer from 0 to 2\^64-1/);
+    await assert.rejects(lab.generate({ prompt: "x", cfgScale: 2, guidanceScale: 3 }), /same parameter/);
+  });
+
+  test("no seed: a random one is drawn and returned", async () => {
+    const a = await lab.generate({ prompt: "x", height: 16, width: 16, numFrames: 1, numInferenceSteps: 1 });
+    const b = await lab.generate({ prompt: "x", height: 16, width: 16, numFrames: 1, numInferenceSteps: 1 });
+    assert.notEqual(a.params.seed, b.params.seed);
+  });
+});
+
+describe("CLI generate", () => {
+  test("writes the mp4, its metadata and the tensors of the contract", () => {
+    const out = join(dir, "cli.mp4");
+    const tensors = join(dir, "cli.safetensors");
+    const r = wanlab(["generate", "--model", model, "--prompt", "A cat walks on the street at night.", "--negative-prompt", "blurry",
+      "--seed", "18446744073709551615", "--num-inference-steps", "3", "--cfg-scale", "4", "--sigma-shift", "3",
+      "--height", "48", "--width", "64", "--num-frames", "9", "--output", out, "--save-tensors", tensors, "--frames-dir", join(dir, "frames")]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), out);
+    assert.match(r.stderr, /seed 18446744073709551615/);
+    const meta = JSON.parse(readFileSync(`${out}.json`, "utf8"));
+    assert.equal(meta.params.seed, "18446744073709551615");
+    assert.equal(meta.params.numFrames, 9);
+    const t = readSafetensors(tensors).tensors;
+    assert.deepEqual(t.noise!.shape, [16, 3, 6, 8]);
+    assert.deepEqual(t.latents!.shape, [16, 3, 6, 8]);
+    assert.deepEqual(t.context!.shape, [512, 64]);
+    assert.deepEqual(t.video!.shape, [3, 9, 48, 64]);
+    assert.equal(t.token_ids!.dtype, "I64");
+    assert.deepEqual(t.token_ids!.shape, [512]);
+    for (const k of ["noise", "latents", "context", "video"]) assert.equal(t[k]!.dtype, "F32");
+    const len = t.token_ids!.i64!.findIndex((v) => v === 0n);
+    assert.ok(len > 1 && t.token_ids!.i64![len - 1] === 1n, "the prompt ends with </s>");
+    assert.ok(t.context!.f32!.subarray(len * 64).every((v) => v === 0), "context is zero past the prompt");
+    assert.ok(t.video!.f32!.every((v) => v >= -1 && v <= 1));
+    const probe = spawnSync("ffprobe", ["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries", "stream=codec_name,pix_fmt,width,height,nb_read_frames", "-of", "json", out], { encoding: "utf8" });
+    const s = JSON.parse(probe.stdout).streams[0];
+    assert.deepEqual([s.codec_name, s.pix_fmt, s.width, s.height, Number(s.nb_read_frames)], ["h264", "yuv420p", 64, 48, 9]);
+    assert.ok(existsSync(join(dir, "frames", "8.png")));
+  });
+
+  test("no --seed: a random seed is printed and recorded", () => {
+    const out = join(dir, "random.mp4");
+    const r = wanlab(["generate", "--model", model, "--prompt", "x", "--num-inference-steps", "1", "--height", "16", "--width", "16", "--num-frames", "1", "--output", out]);
+    assert.equal(r.status, 0, r.stderr);
+    const seed = /seed (\d+)/.exec(r.stderr)![1]!;
+    assert.equal(JSON.parse(readFileSync(`${out}.json`, "utf8")).params.seed, seed);
+  });
+
+  test("invalid sizes name the option and the allowed values, before any compute", () => {
+    const base = ["generate", "--model", model, "--prompt", "x"];
+    let r = wanlab([...base, "--height", "100"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--height must be a multiple of 16, got 100/);
+    r = wanlab([...base, "--num-frames", "8"]);
+    assert.match(r.stderr, /--num-frames must be 4k\+1/);
+    r = wanlab([...base, "--num-inference-steps", "0"]);
+    assert.match(r.stderr, /--num-inference-steps must be an integer from 1 to 1000, got 0/);
+    r = wanlab([...base, "--cfg-scale", "lots"]);
+    assert.match(r.stderr, /--cfg-scale must be a number, got 'lots'/);
+    r = wanlab(["generate", "--prompt", "x"]);
+    assert.match(r.stderr, /--model DIR is required/);
+    r = wanlab(["generate", "--model", join(dir, "nope"), "--prompt", "x"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /nope does not exist/);
+  });
+});
