@@ -127,8 +127,7 @@ function makeVideo(video: Tensor): Video {
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
 export async function open(options: OpenOptions = {}): Promise<Lab> {
   const dir = options.model ?? (await defaultModel());
-  const addon = native() as unknown as { openEngine(dir: string): Promise<NativeEngine> };
-  const engine = await addon.openEngine(dir);
+  const engine = (await native().openEngine(dir)) as NativeEngine;
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {

@@ -16,3 +16,8 @@ export {
   type MakeTinyOptions,
   type MemoryReport,
 } from "./models.js";
+export { CancelledError, defaultFps, open, type GenerateOptions, type GenerateResult, type Lab, type ModelInfo, type OpenOptions, type ProgressEvent, type Tensor, type Video } from "./engine.js";
+export { defaults, ParamError, parseSeed, randomSeed, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+export { cleanPrompt, loadTokenizer, type EncodedPrompt, type PromptTokenizer } from "./tokenizer.js";
+export { findFfmpeg, writeMp4, writePngFrames } from "./video/ffmpeg.js";
+export { videoToUint8 } from "./video/convert.js";

@@ -8,6 +8,8 @@ export interface NativeAddon {
   inspect(dir: string, options: Record<string, unknown>): Promise<string>;
   makeModel(out: string, options: Record<string, unknown>, onProgress?: (message: string, fraction: number) => void): Promise<string>;
   benchLoad(dir: string, options: { mmap: boolean; touch: boolean }): Promise<string>;
+  /** Loads a model into a resident engine (kernel/engine.ts wraps it). */
+  openEngine(dir: string): Promise<unknown>;
 }
 
 /** Where the build puts the addon (cmake-js --out native/build). */

@@ -130,13 +130,16 @@ describe("bad input", () => {
   });
 });
 
-test("demo makes the embedded default model once and inspects it", () => {
+test("demo makes the embedded default model once and generates a video from it", () => {
   const home = join(dir, "home");
-  const first = wanlab(["demo"], { WANLAB_HOME: home });
+  const out = join(dir, "demo.mp4");
+  const first = wanlab(["demo", "--output", out], { WANLAB_HOME: home });
   assert.equal(first.status, 0, first.stderr);
-  assert.match(first.stdout, /official layout/);
+  assert.equal(first.stdout.trim(), out);
   assert.match(first.stderr, /embedded default model: ready at/);
-  const second = wanlab(["demo"], { WANLAB_HOME: home });
+  assert.match(first.stderr, /wrote .*demo\.mp4 \(9 frames, 128×128, seed 42\)/);
+  assert.ok(readFileSync(out).length > 1000);
+  const second = wanlab(["demo", "--output", out], { WANLAB_HOME: home });
   assert.equal(second.status, 0);
   assert.doesNotMatch(second.stderr, /writing/);
 });
