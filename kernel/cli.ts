@@ -28,6 +28,9 @@ commands:
   make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
                                 write a deterministic random-weight Wan2.1 T2V model
   bench load DIR [--touch]      load time and resident memory, mmap vs copy (JSON)
+  serve [--model DIR] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
+        [--devices cpu] [--ulysses 1] [--ring 1]
+                                load a model once and serve a job queue over HTTP (prints 'listening on URL')
   help                          this text
 
 Run \`wanlab COMMAND --help\` for a command's options.`;
@@ -266,6 +269,26 @@ async function cmdGenerate(args: string[]): Promise<number> {
   });
 }
 
+async function cmdServe(args: string[]): Promise<number> {
+  const o: Options = { model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, outputs: { type: "string" },
+    "allow-remote": { type: "boolean" }, grace: { type: "string" }, devices: { type: "string" }, ulysses: { type: "string" }, ring: { type: "string" } };
+  const { values: v } = parse(args, o, []);
+  if (v.help) return help(usage.split("\n").find((l) => l.trimStart().startsWith("serve"))!.trim());
+  // The engine runs one CPU rank for now; parallel layouts are accepted once the engine has them.
+  if (v.devices !== undefined && v.devices !== "cpu") throw new UsageError(`--devices must be cpu (multi-device serving is not implemented yet), got '${v.devices}'`);
+  intOption("ulysses", v.ulysses as string | undefined, 1, 1);
+  intOption("ring", v.ring as string | undefined, 1, 1);
+  const { runServer } = await import("./server/index.js"); // fastify loads only for this command
+  return runServer({
+    model: v.model as string | undefined,
+    host: v.host as string | undefined,
+    port: intOption("port", v.port as string | undefined, 0, 65535),
+    outputs: v.outputs as string | undefined,
+    allowRemote: v["allow-remote"] === true,
+    graceMs: (intOption("grace", v.grace as string | undefined, 0, 86400) ?? 30) * 1000,
+  });
+}
+
 async function cmdDemo(args: string[]): Promise<number> {
   const { values: v } = parse(args, { output: { type: "string" } }, []);
   if (v.help) return help("demo [--output out.mp4]");
@@ -295,6 +318,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   inspect: cmdInspect,
   "make-tiny": cmdMakeTiny,
   bench: cmdBench,
+  serve: cmdServe,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,192 @@
+// The HTTP API (fastify): every route checks the bearer token first, bodies are validated
+// against the schema derived from params.ts and then by resolveParams, and handlers only read
+// state or enqueue; compute happens in the queue's single consumer.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { basename } from "node:path";
+import type { ServerResponse } from "node:http";
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import type { ModelInfo } from "../engine.js";
+import { ParamError } from "../params.js";
+import type { Job, JobEvent, Queue } from "./jobs.js";
+import { allowedFor, jobBodySchema, jobFields, type JobRequest } from "./schema.js";
+
+export interface AppOptions {
+  token: string;
+  queue: Queue;
+  info: ModelInfo & { fingerprint: string; version: string };
+  /** Largest request body in bytes (default 64 KiB: a job is a few hundred bytes). */
+  bodyLimit?: number;
+  /** Asks the server to stop (POST /v1/shutdown). */
+  shutdown: () => void;
+  stopping: () => boolean;
+  memory: () => Record<string, unknown>;
+}
+
+/** What GET /v1/jobs/ID answers: the contract's fields first. */
+export function jobView(j: Job) {
+  return {
+    id: j.id, state: j.state, step: j.step, totalSteps: j.totalSteps,
+    ...(j.error !== undefined ? { error: j.error } : {}),
+    ...(j.outputs ? { outputs: j.outputs } : {}),
+    stage: j.stage, attempts: j.attempts, cancelling: j.cancelling,
+    submittedAt: j.submittedAt, startedAt: j.startedAt, endedAt: j.endedAt,
+    params: j.params, options: j.options,
+  };
+}
+
+const terminal = new Set(["done", "failed", "cancelled"]);
+
+function eventData(e: JobEvent) {
+  const base = { id: e.job.id, state: e.job.state, step: e.job.step, totalSteps: e.job.totalSteps };
+  if (e.type === "progress") return { ...base, progress: e.progress };
+  if (e.type === "retry") return { ...base, error: e.error, delayMs: e.delayMs };
+  if (e.type === "done") return { ...base, outputs: e.job.outputs };
+  if (e.type === "failed" || e.type === "cancelled") return { ...base, error: e.job.error };
+  return base;
+}
+
+const digest = (s: string) => createHash("sha256").update(s).digest();
+const idPattern = /^[a-z0-9-]{1,64}$/;
+
+export function buildApp(o: AppOptions): FastifyInstance {
+  const app = Fastify({
+    bodyLimit: o.bodyLimit ?? 64 * 1024,
+    // strict JSON: no type coercion, no silently dropped fields, no defaults filled in
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+    logger: false,
+  });
+  const expected = digest(`Bearer ${o.token}`);
+  const streams = new Set<ServerResponse>();
+
+  app.addHook("onRequest", async (req, reply) => {
+    const given = req.headers.authorization;
+    if (typeof given !== "string" || !timingSafeEqual(digest(given), expected)) {
+      reply.header("www-authenticate", 'Bearer realm="wanlab"');
+      return reply.code(401).send({ error: given ? "invalid bearer token" : "missing Authorization: Bearer TOKEN (the token is in server.json)" });
+    }
+  });
+  app.addHook("preClose", async () => {
+    for (const s of streams) s.end();
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err.validation) {
+      const v = err.validation[0]!;
+      const p = v.params as Record<string, string>;
+      const field = p.additionalProperty ?? p.missingProperty ?? v.instancePath.split("/").filter(Boolean).join(".").replace(/\.(\d+)$/, "[$1]");
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const message =
+        p.additionalProperty ? `unknown parameter '${field}'; allowed: ${jobFields.join(", ")}` :
+        p.missingProperty ? `${field} is required (${allowedFor(field)})` :
+        `${field} must be ${allowedFor(field.replace(/\[\d+\]$/, ""))}, got ${JSON.stringify(body[field.replace(/\[\d+\]$/, "")])}`;
+      return reply.code(400).send({ error: message, field });
+    }
+    if (err instanceof ParamError) return reply.code(400).send({ error: err.message, field: err.field });
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send({ error: `request body too large (limit ${app.initialConfig.bodyLimit} bytes)` });
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) console.error(`wanlab serve: ${req.method} ${req.url}: ${err.stack ?? err.message}`);
+    return reply.code(status).send({ error: err.message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split("?")[0]}` }));
+
+  const findJob = (id: string) => (idPattern.test(id) ? o.queue.get(id) : undefined);
+
+  app.get("/v1/health", async (_req, reply) => {
+    if (o.stopping()) return reply.code(503).send({ status: "stopping" });
+    return { status: "ok", model: o.info.dir, layout: o.info.layout, fingerprint: o.info.fingerprint, version: o.info.version, info: o.info };
+  });
+
+  app.post<{ Body: JobRequest }>("/v1/jobs", { schema: { body: jobBodySchema } }, async (req, reply) => {
+    if (o.stopping()) return reply.code(503).send({ error: "the server is shutting down; submit again after it restarts" });
+    const job = await o.queue.submit(req.body);
+    return reply.code(202).header("location", `/v1/jobs/${job.id}`).send({ id: job.id, state: job.state });
+  });
+
+  app.get<{ Querystring: { state?: string } }>("/v1/jobs", async (req, reply) => {
+    const s = req.query.state;
+    if (s !== undefined && !["queued", "running", "done", "failed", "cancelled"].includes(s)) {
+      return reply.code(400).send({ error: `state must be one of queued, running, done, failed, cancelled, got '${s}'`, field: "state" });
+    }
+    return { jobs: o.queue.list().filter((j) => s === undefined || j.state === s).map(jobView) };
+  });
+
+  app.get("/v1/queue", async () => {
+    const running = o.queue.list().find((j) => j.state === "running");
+    return { running: running ? jobView(running) : null, queued: o.queue.queued().map(jobView) };
+  });
+
+  app.get<{ Params: { id: string } }>("/v1/jobs/:id", async (req, reply) => {
+    const job = findJob(req.params.id);
+    return job ? jobView(job) : reply.code(404).send({ error: `no job ${req.params.id}` });
+  });
+
+  app.delete<{ Params: { id: string } }>("/v1/jobs/:id", async (req, reply) => {
+    const job = findJob(req.params.id);
+    if (!job) return reply.code(404).send({ error: `no job ${req.params.id}` });
+    if (terminal.has(job.state)) return reply.code(409).send({ error: `job ${job.id} is already ${job.state}`, ...jobView(job) });
+    await o.queue.cancel(job.id);
+    // a queued job is cancelled now (200); a running one stops at its next step (202)
+    return reply.code(job.state === "cancelled" ? 200 : 202).send(jobView(job));
+  });
+
+  app.get<{ Params: { id: string; name: string } }>("/v1/jobs/:id/files/:name", async (req, reply) => {
+    const job = findJob(req.params.id);
+    const file = job?.outputs?.find((p) => basename(p) === req.params.name);
+    if (!file) return reply.code(404).send({ error: `job ${req.params.id} has no output '${req.params.name}'` });
+    const type = file.endsWith(".mp4") ? "video/mp4" : file.endsWith(".json") ? "application/json" : "application/octet-stream";
+    return reply.type(type).send(createReadStream(file));
+  });
+
+  function stream(raw: ServerResponse, initial: JobEvent[], accept: (e: JobEvent) => boolean, endOn?: (e: JobEvent) => boolean): void {
+    raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+    let n = 0;
+    const send = (e: JobEvent) => raw.write(`id: ${++n}\nevent: ${e.type}\ndata: ${JSON.stringify(eventData(e))}\n\n`);
+    const close = () => {
+      o.queue.events.off("event", listener);
+      clearInterval(ping);
+      streams.delete(raw);
+    };
+    const listener = (e: JobEvent) => {
+      if (!accept(e)) return;
+      send(e);
+      if (endOn?.(e)) {
+        close();
+        raw.end();
+      }
+    };
+    const ping = setInterval(() => raw.write(": ping\n\n"), 15000);
+    streams.add(raw);
+    raw.on("close", close);
+    for (const e of initial) send(e);
+    if (initial.some((e) => endOn?.(e))) {
+      close();
+      raw.end();
+      return;
+    }
+    o.queue.events.on("event", listener);
+  }
+
+  app.get<{ Params: { id: string } }>("/v1/jobs/:id/events", async (req, reply) => {
+    const job = findJob(req.params.id);
+    if (!job) return reply.code(404).send({ error: `no job ${req.params.id}` });
+    reply.hijack();
+    // The job's state as it is now, then its events; the stream ends after the last one.
+    const now: JobEvent = { type: job.state === "running" ? "started" : (job.state as "queued" | "done" | "failed" | "cancelled"), job };
+    stream(reply.raw, [now], (e) => e.job.id === job.id, (e) => terminal.has(e.type));
+  });
+
+  app.get("/v1/events", async (_req, reply) => {
+    reply.hijack();
+    stream(reply.raw, [], () => true);
+  });
+
+  app.get("/v1/stats", async () => ({ ...o.queue.stats(), memory: o.memory(), model: { dir: o.info.dir, layout: o.info.layout, fingerprint: o.info.fingerprint } }));
+
+  app.post("/v1/shutdown", async (_req, reply) => {
+    setImmediate(o.shutdown);
+    return reply.code(202).send({ status: "stopping" });
+  });
+
+  return app;
+}

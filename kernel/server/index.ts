@@ -1,0 +1,175 @@
+// `wanlab serve`: one model loaded once, a journalled job queue over HTTP.
+//
+//   const server = await serve({ model: "/models/Wan2.1-T2V-1.3B", port: 0 });
+//   console.log(server.url);      // http://127.0.0.1:PORT; server.json says the same, with the token
+//   await server.close();         // finishes (or re-queues) the running job, removes server.json
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { freemem, totalmem } from "node:os";
+import { join, resolve } from "node:path";
+import { open } from "../engine.js";
+import { defaultModel, wanlabHome } from "../models.js";
+import { buildApp } from "./app.js";
+import { createQueue, parseFaults, type Faults, type RetryPolicy } from "./jobs.js";
+import { openJournal, readJournal, replay } from "./journal.js";
+import { modelFingerprint } from "./outputs.js";
+import { alive, readServerFile, removeServerFile, runtimeDir, writeServerFile } from "./runtime.js";
+
+export { runtimeDir, readServerFile, serverFile, type ServerInfo } from "./runtime.js";
+export { jobBodySchema, paramSchemas, type JobOptions, type JobRequest } from "./schema.js";
+export type { Job, JobEvent, QueueStats } from "./jobs.js";
+
+export interface ServeOptions {
+  /** Model directory; default: the embedded tiny model. */
+  model?: string;
+  /** Default 127.0.0.1. Anything not loopback needs `allowRemote`. */
+  host?: string;
+  /** Default 0: a free port. */
+  port?: number;
+  allowRemote?: boolean;
+  /** Where job files and journal.jsonl go; default $WANLAB_HOME/outputs. */
+  outputs?: string;
+  /** Where server.json goes; default runtimeDir(). */
+  runtimeDir?: string;
+  /** How long shutdown waits for the running job before re-queueing it (default 30 s). */
+  graceMs?: number;
+  retry?: Partial<RetryPolicy>;
+  bodyLimit?: number;
+  /** Test hook; default from $WANLAB_TEST_FAULTS. */
+  faults?: Faults;
+  /** Log lines (default: stderr). */
+  log?: (line: string) => void;
+}
+
+export interface Server {
+  url: string;
+  token: string;
+  model: string;
+  outputs: string;
+  runtimeFile: string;
+  /** Graceful: stop accepting, finish or re-queue the running job, remove server.json. */
+  close(options?: { graceMs?: number }): Promise<void>;
+  /** Resolves once the server has stopped (by close() or POST /v1/shutdown). */
+  readonly closed: Promise<void>;
+}
+
+const loopback = new Set(["127.0.0.1", "::1", "localhost"]);
+
+export function isLoopback(host: string): boolean {
+  return loopback.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
+export async function serve(o: ServeOptions = {}): Promise<Server> {
+  const log = o.log ?? ((line: string) => console.error(line));
+  const host = o.host ?? "127.0.0.1";
+  if (!isLoopback(host)) {
+    if (!o.allowRemote) throw new Error(`host ${host} is not a loopback address; listening on it needs --allow-remote (anyone who can reach it and holds the token can run jobs)`);
+    log(`wanlab serve: WARNING: listening on ${host}, not loopback: any machine that can reach it and has the token can run jobs and read outputs`);
+  }
+  const rtDir = o.runtimeDir ?? runtimeDir();
+  const existing = await readServerFile(rtDir).catch(() => undefined);
+  if (existing && existing.pid !== process.pid && alive(existing.pid)) {
+    throw new Error(`another wanlab server (pid ${existing.pid}) is running at ${existing.url}; stop it, or set WANLAB_RUNTIME_DIR to run a second one`);
+  }
+  const model = resolve(o.model ?? (await defaultModel()));
+  const outputs = resolve(o.outputs ?? join(wanlabHome(), "outputs"));
+  await mkdir(outputs, { recursive: true });
+
+  log(`wanlab serve: loading ${model}`);
+  const t0 = Date.now();
+  const lab = await open({ model });
+  const fingerprint = await modelFingerprint(model);
+  log(`wanlab serve: ${lab.info.layout} model loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s (${fingerprint.slice(0, 19)}…)`);
+
+  const journalPath = join(outputs, "journal.jsonl");
+  const replayed = replay(await readJournal(journalPath));
+  const journal = await openJournal(journalPath);
+  const version = packageVersion();
+  const queue = createQueue({
+    lab, journal, outputs, version,
+    model: { dir: model, layout: lab.info.layout, fingerprint },
+    retry: o.retry,
+    faults: o.faults ?? parseFaults(process.env.WANLAB_TEST_FAULTS),
+  });
+  await queue.restore(replayed);
+  const resumed = replayed.filter((j) => j.state === "queued" || j.state === "running").length;
+  if (resumed) log(`wanlab serve: resuming ${resumed} job(s) from ${journalPath}`);
+
+  const token = randomBytes(32).toString("base64url");
+  let stopping = false;
+  let closing: Promise<void> | undefined;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => (resolveClosed = r));
+  const memoryAtStart = process.memoryUsage().rss;
+
+  const app = buildApp({
+    token, queue, bodyLimit: o.bodyLimit,
+    info: { ...lab.info, dir: model, fingerprint, version },
+    shutdown: () => void close(),
+    stopping: () => stopping,
+    memory: () => ({
+      process: { ...process.memoryUsage(), rssAtStart: memoryAtStart },
+      devices: [{ device: "cpu", total: totalmem(), free: freemem() }],
+    }),
+  });
+
+  async function close(options: { graceMs?: number } = {}): Promise<void> {
+    if (closing) {
+      if (options.graceMs === 0) void queue.drain(0); // a second signal: re-queue the running job now
+      return closing;
+    }
+    closing = (async () => {
+      stopping = true;
+      log("wanlab serve: stopping");
+      await queue.drain(options.graceMs ?? o.graceMs ?? 30_000);
+      await app.close();
+      await journal.close();
+      await lab.close();
+      await removeServerFile(rtDir);
+      log("wanlab serve: stopped");
+      resolveClosed();
+    })();
+    return closing;
+  }
+
+  let address: string;
+  try {
+    address = await app.listen({ host, port: o.port ?? 0 });
+  } catch (e) {
+    await journal.close();
+    await lab.close();
+    throw e;
+  }
+  const port = (app.server.address() as { port: number }).port;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  void address;
+  const runtimeFile = await writeServerFile({ url, token, pid: process.pid, model }, rtDir);
+  return { url, token, model, outputs, runtimeFile, close, closed };
+}
+
+/**
+ * The `wanlab serve` command's life: serve, print `listening on URL`, stop gracefully on
+ * SIGINT/SIGTERM (a second signal re-queues the running job at once) or POST /v1/shutdown.
+ */
+export async function runServer(o: ServeOptions): Promise<number> {
+  const server = await serve(o);
+  console.log(`listening on ${server.url}`);
+  console.error(`wanlab serve: token and URL in ${server.runtimeFile}; outputs in ${server.outputs}`);
+  let signals = 0;
+  const onSignal = () => {
+    signals++;
+    void server.close({ graceMs: signals > 1 ? 0 : undefined });
+    if (signals > 1) console.error("wanlab serve: re-queueing the running job");
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  await server.closed;
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  return 0;
+}

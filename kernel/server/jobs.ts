@@ -1,0 +1,342 @@
+// The job queue: handlers validate and enqueue, one consumer feeds the engine. Every state
+// change is journalled before it is announced, so what a client saw survives a crash.
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CancelledError, type Lab, type ProgressEvent } from "../engine.js";
+import { ParamError, resolveParams } from "../params.js";
+import type { Journal, JobState, ReplayedJob } from "./journal.js";
+import { commitOutputs, confine, paramsToJson, scratchDir, type Manifest, type ResolvedJson } from "./outputs.js";
+import type { JobOptions, JobRequest } from "./schema.js";
+
+export interface Job {
+  id: string;
+  state: JobState;
+  /** Denoising step reached (totalSteps once done). */
+  step: number;
+  totalSteps: number;
+  stage?: ProgressEvent["stage"];
+  error?: string;
+  outputs?: string[];
+  params: ResolvedJson;
+  options: JobOptions;
+  /** Milliseconds since the epoch. */
+  submittedAt: number;
+  startedAt?: number;
+  endedAt?: number;
+  /** Engine attempts, counting transient-error retries and restarts. */
+  attempts: number;
+  cancelling?: boolean;
+}
+
+export type JobEvent =
+  | { type: "queued" | "started" | "done" | "failed" | "cancelled" | "requeued"; job: Job }
+  | { type: "progress"; job: Job; progress: ProgressEvent }
+  | { type: "retry"; job: Job; error: string; delayMs: number };
+
+export interface RetryPolicy {
+  /** Retries of a transient engine error (out of memory, device busy) before the job fails. */
+  maxRetries: number;
+  /** First backoff; each retry doubles it. */
+  backoffMs: number;
+}
+
+/** Test hook: fail this fraction of engine calls (transient ones are retried, fatal ones not). */
+export interface Faults {
+  transient: number;
+  fatal: number;
+}
+
+export function parseFaults(spec: string | undefined): Faults | undefined {
+  if (!spec) return undefined;
+  const f: Faults = { transient: 0, fatal: 0 };
+  for (const part of spec.split(",")) {
+    const [k, v] = part.split("=");
+    const n = Number(v);
+    if ((k !== "transient" && k !== "fatal") || !(n >= 0 && n <= 1)) throw new Error(`WANLAB_TEST_FAULTS: expected transient=P,fatal=P with P in [0, 1], got '${part}'`);
+    f[k] = n;
+  }
+  return f;
+}
+
+/** Errors worth another try: the engine ran out of memory or a device was busy. Never bad inputs. */
+export function isTransient(e: unknown): boolean {
+  if (e instanceof ParamError || e instanceof CancelledError) return false;
+  const code = (e as { code?: string }).code;
+  if (code === "WANLAB_TRANSIENT" || code === "ENOMEM" || code === "EAGAIN") return true;
+  return /out of memory|CUDA error: (out of memory|device busy)|resource temporarily unavailable/i.test(String((e as Error)?.message));
+}
+
+export interface QueueOptions {
+  lab: Lab;
+  journal: Journal;
+  /** Root of every job's files. */
+  outputs: string;
+  model: { dir: string; layout: string; fingerprint: string };
+  version: string;
+  retry?: Partial<RetryPolicy>;
+  faults?: Faults;
+}
+
+export interface QueueStats {
+  uptime_s: number;
+  jobs: Record<JobState, number>;
+  queueDepth: number;
+  running?: string;
+  /** Fraction of uptime the engine spent on jobs. */
+  engineLoad: number;
+  throughput: { jobsPerSecond: number; done: number; window_s: number };
+  latency: { submitToStartMean_s: number | null; submitToStartMax_s: number | null; started: number };
+  retries: number;
+}
+
+export interface Queue {
+  readonly events: EventEmitter<{ event: [JobEvent] }>;
+  /** Validates (ParamError naming the field), journals, enqueues. */
+  submit(request: JobRequest): Promise<Job>;
+  get(id: string): Job | undefined;
+  list(): Job[];
+  queued(): Job[];
+  /** Queued: leaves the queue now. Running: stops at the next step boundary. */
+  cancel(id: string): Promise<Job | undefined>;
+  /** Puts journalled jobs back: queued ones in order, an interrupted one once. */
+  restore(jobs: ReplayedJob[]): Promise<void>;
+  stats(): QueueStats;
+  /** Stops taking jobs; the running one gets `graceMs` to finish, then is re-queued. */
+  drain(graceMs: number): Promise<void>;
+}
+
+const newId = () => `${Date.now().toString(36)}-${randomBytes(5).toString("hex")}`;
+
+export function createQueue(o: QueueOptions): Queue {
+  const retry: RetryPolicy = { maxRetries: 3, backoffMs: 250, ...o.retry };
+  const events = new EventEmitter<{ event: [JobEvent] }>();
+  events.setMaxListeners(0);
+  const jobs = new Map<string, Job>();
+  const waiting: Job[] = [];
+  let current: { job: Job; controller: AbortController; requeue: boolean; finished: Promise<void> } | undefined;
+  let stopping = false;
+  const started = Date.now();
+  let busyMs = 0;
+  let retries = 0;
+  const doneTimes: number[] = [];
+  const latencies: number[] = [];
+
+  const emit = (e: JobEvent) => events.emit("event", e);
+  const finalDir = (job: Job) => join(confine(o.outputs, job.options.output), job.id);
+
+  function end(job: Job, state: "done" | "failed" | "cancelled", extra: Partial<Job> = {}): void {
+    Object.assign(job, { state, endedAt: Date.now(), cancelling: undefined }, extra);
+    if (state === "done") doneTimes.push(job.endedAt!);
+    emit({ type: state, job });
+  }
+
+  async function run(job: Job, controller: AbortController, self: { requeue: boolean }): Promise<void> {
+    const t0 = Date.now();
+    job.attempts++;
+    job.state = "running";
+    job.startedAt = t0;
+    latencies.push((t0 - job.submittedAt) / 1000);
+    await o.journal.append({ t: "start", id: job.id, at: t0, attempt: job.attempts });
+    emit({ type: "started", job });
+    const dir = finalDir(job);
+    for (let tries = 0; ; tries++) {
+      let tmp: string | undefined;
+      try {
+        tmp = await scratchDir(dir);
+        if (o.faults) {
+          const r = Math.random();
+          if (r < o.faults.fatal) throw new Error("injected engine failure (WANLAB_TEST_FAULTS)");
+          if (r < o.faults.fatal + o.faults.transient) throw Object.assign(new Error("injected: CUDA out of memory (WANLAB_TEST_FAULTS)"), { code: "WANLAB_TRANSIENT" });
+        }
+        const tg = Date.now();
+        const result = await o.lab.generate(
+          { ...job.params, seed: BigInt(job.params.seed) },
+          {
+            signal: controller.signal,
+            saveTensors: job.options.saveTensors ? join(tmp, "tensors.safetensors") : undefined,
+            onProgress: (p) => {
+              job.stage = p.stage;
+              if (p.stage === "denoise") job.step = p.step;
+              emit({ type: "progress", job, progress: p });
+            },
+          },
+        );
+        const tw = Date.now();
+        const at = (ms: number) => new Date(ms).toISOString();
+        const outputs = await commitOutputs(tmp, dir, result, (files): Manifest => ({
+          producer: "wanlab",
+          id: job.id,
+          model: o.model,
+          engine: { wanlab: o.version, node: process.version, platform: `${process.platform}-${process.arch}` },
+          params: job.params,
+          video: { file: files.video, width: result.video.width, height: result.video.height, numFrames: result.video.numFrames, fps: job.options.fps ?? result.video.fps, crf: job.options.crf ?? 5 },
+          tensors: files.tensors,
+          promptTokens: result.promptTokens,
+          attempts: job.attempts + tries,
+          timings: {
+            submitted: at(job.submittedAt), started: at(t0), finished: at(Date.now()),
+            queue_s: (t0 - job.submittedAt) / 1000, generate_s: (tw - tg) / 1000, write_s: (Date.now() - tw) / 1000,
+            engine: result.timings,
+          },
+          ranks: [{ rank: 0, device: "cpu", timings: result.timings }],
+        }), { fps: job.options.fps, crf: job.options.crf, tensors: job.options.saveTensors === true });
+        await o.journal.append({ t: "done", id: job.id, at: Date.now(), outputs });
+        end(job, "done", { outputs, step: job.totalSteps });
+        return;
+      } catch (e) {
+        if (tmp) await rm(tmp, { recursive: true, force: true });
+        const message = (e as Error)?.message ?? String(e);
+        if (controller.signal.aborted || e instanceof CancelledError) {
+          if (self.requeue) {
+            await o.journal.append({ t: "requeue", id: job.id, at: Date.now(), reason: "server shutdown" });
+            Object.assign(job, { state: "queued", step: 0, stage: undefined, cancelling: undefined });
+            waiting.unshift(job);
+            emit({ type: "requeued", job });
+          } else {
+            await o.journal.append({ t: "cancelled", id: job.id, at: Date.now(), reason: message });
+            end(job, "cancelled", { error: message });
+          }
+          return;
+        }
+        if (isTransient(e) && tries < retry.maxRetries) {
+          const delayMs = retry.backoffMs * 2 ** tries;
+          retries++;
+          await o.journal.append({ t: "retry", id: job.id, at: Date.now(), attempt: tries + 1, error: message });
+          emit({ type: "retry", job, error: message, delayMs });
+          try {
+            await sleep(delayMs, undefined, { signal: controller.signal });
+          } catch {
+            /* cancelled while waiting: the next pass sees the aborted signal */
+          }
+          continue;
+        }
+        const error = isTransient(e) ? `${message} (gave up after ${tries} retries)` : message;
+        await o.journal.append({ t: "failed", id: job.id, at: Date.now(), error });
+        end(job, "failed", { error });
+        return;
+      }
+    }
+  }
+
+  function pump(): void {
+    if (current || stopping) return;
+    const job = waiting.shift();
+    if (!job) return;
+    const controller = new AbortController();
+    const self = { job, controller, requeue: false, finished: Promise.resolve() };
+    const t0 = Date.now();
+    self.finished = run(job, controller, self)
+      .catch((e) => {
+        // the journal itself failed (disk full?): the job cannot be recorded, say so loudly
+        console.error(`wanlab serve: job ${job.id}: ${(e as Error).message}`);
+        if (job.state === "running") end(job, "failed", { error: `server error: ${(e as Error).message}` });
+      })
+      .finally(() => {
+        busyMs += Date.now() - t0;
+        current = undefined;
+        setImmediate(pump);
+      });
+    current = self;
+  }
+
+  function enqueue(job: Job): void {
+    jobs.set(job.id, job);
+    waiting.push(job);
+  }
+
+  return {
+    events,
+    async submit(request) {
+      const { output, fps, crf, saveTensors, ...params } = request;
+      const resolved = resolveParams(params);
+      const options: JobOptions = { output, fps, crf, saveTensors };
+      confine(o.outputs, output);
+      const job: Job = {
+        id: newId(), state: "queued", step: 0, totalSteps: resolved.numInferenceSteps,
+        params: paramsToJson(resolved), options, submittedAt: Date.now(), attempts: 0,
+      };
+      await o.journal.append({ t: "submit", id: job.id, at: job.submittedAt, params: job.params, options });
+      enqueue(job);
+      emit({ type: "queued", job });
+      setImmediate(pump);
+      return job;
+    },
+    get: (id) => jobs.get(id),
+    list: () => [...jobs.values()],
+    queued: () => [...waiting],
+    async cancel(id) {
+      const job = jobs.get(id);
+      if (!job) return undefined;
+      const i = waiting.indexOf(job);
+      if (i >= 0) {
+        waiting.splice(i, 1);
+        await o.journal.append({ t: "cancelled", id, at: Date.now(), reason: "cancelled while queued" });
+        end(job, "cancelled", { error: "cancelled while queued" });
+      } else if (current?.job === job && job.state === "running") {
+        job.cancelling = true;
+        current.controller.abort();
+      }
+      return job;
+    },
+    async restore(replayed) {
+      for (const r of replayed) {
+        const job: Job = {
+          id: r.id, state: r.state, step: r.state === "done" ? r.params.numInferenceSteps : 0, totalSteps: r.params.numInferenceSteps,
+          params: r.params, options: r.options, submittedAt: r.submittedAt, startedAt: r.startedAt, endedAt: r.endedAt,
+          attempts: r.attempts, error: r.error, outputs: r.outputs,
+        };
+        if (r.state === "queued") enqueue(job);
+        else if (r.state === "running") {
+          // The server stopped while this job ran: one more try, then it is failed with the reason.
+          if (r.interrupted <= 1) {
+            await o.journal.append({ t: "requeue", id: r.id, at: Date.now(), reason: "the server stopped while the job ran; retrying once", interrupted: true });
+            job.state = "queued";
+            enqueue(job);
+          } else {
+            const error = `interrupted ${r.interrupted} times: the server stopped while the job ran (not retried again)`;
+            await o.journal.append({ t: "failed", id: r.id, at: Date.now(), error });
+            Object.assign(job, { state: "failed", error, endedAt: Date.now() });
+            jobs.set(job.id, job);
+          }
+        } else jobs.set(job.id, job);
+      }
+      setImmediate(pump);
+    },
+    stats() {
+      const now = Date.now();
+      const counts: Record<JobState, number> = { queued: 0, running: 0, done: 0, failed: 0, cancelled: 0 };
+      for (const j of jobs.values()) counts[j.state]++;
+      const window = Math.min(60, (now - started) / 1000);
+      const recent = doneTimes.filter((t) => t >= now - window * 1000).length;
+      const busy = busyMs + (current ? now - (current.job.startedAt ?? now) : 0);
+      return {
+        uptime_s: (now - started) / 1000,
+        jobs: counts,
+        queueDepth: waiting.length,
+        running: current?.job.id,
+        engineLoad: now > started ? Math.min(1, busy / (now - started)) : 0,
+        throughput: { jobsPerSecond: window > 0 ? recent / window : 0, done: doneTimes.length, window_s: window },
+        latency: {
+          submitToStartMean_s: latencies.length ? latencies.reduce((a, b) => a + b, 0) / latencies.length : null,
+          submitToStartMax_s: latencies.length ? Math.max(...latencies) : null,
+          started: latencies.length,
+        },
+        retries,
+      };
+    },
+    async drain(graceMs) {
+      stopping = true;
+      const c = current;
+      if (!c) return;
+      const timer = setTimeout(() => {
+        c.requeue = true;
+        c.controller.abort();
+      }, graceMs);
+      await c.finished;
+      clearTimeout(timer);
+    },
+  };
+}
