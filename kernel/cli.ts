@@ -20,7 +20,7 @@ commands:
   demo [--output out.mp4]       the main job: a short video from the embedded default (a tiny generated model)
   generate --model DIR --prompt TEXT [--negative-prompt TEXT] [--seed N] [--num-inference-steps N]
            [--cfg-scale X] [--sigma-shift X] [--height N] [--width N] [--num-frames N] [--tiled]
-           [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR]
+           [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
                                 text to video (DiffSynth-Studio's defaults; a random seed is printed)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N]
@@ -162,6 +162,7 @@ const generateOptions: Options = {
   fps: { type: "string" },
   crf: { type: "string" },
   "frames-dir": { type: "string" },
+  server: { type: "boolean" },
 };
 
 /** A decimal option; errors name the option. */
@@ -184,13 +185,16 @@ interface RunOptions {
   fps?: number;
   crf?: number;
   framesDir?: string;
+  /** Run on the `wanlab serve` found through server.json instead of loading the model here. */
+  server?: boolean;
 }
 
 /** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */
 async function runGenerate(o: RunOptions): Promise<number> {
   const loading = terminalProgress("loading");
   loading.update(0, o.model);
-  const lab = await open({ model: o.model });
+  const lab = o.server ? await (await import("./client/index.js")).connectFor(o.model) : await open({ model: o.model });
+  if (o.server) o.model = lab.info.dir;
   loading.done(`${lab.info.layout} model ${o.model}`);
   const controller = new AbortController();
   const onSigint = () => controller.abort();
@@ -244,7 +248,7 @@ async function runGenerate(o: RunOptions): Promise<number> {
 async function cmdGenerate(args: string[]): Promise<number> {
   const { values: v } = parse(args, generateOptions, []);
   if (v.help) return help(usage.split("\n").slice(4, 8).join("\n").replace(/^ +generate/, "generate"));
-  if (typeof v.model !== "string") throw new UsageError("--model DIR is required");
+  if (typeof v.model !== "string" && !v.server) throw new UsageError("--model DIR is required (or --server)");
   if (typeof v.prompt !== "string") throw new UsageError("--prompt TEXT is required");
   const params: GenerateParams = {
     prompt: v.prompt,
@@ -259,7 +263,8 @@ async function cmdGenerate(args: string[]): Promise<number> {
     tiled: v.tiled === true,
   };
   return runGenerate({
-    model: v.model,
+    model: (v.model as string | undefined) ?? "",
+    server: v.server === true,
     params,
     output: (v.output as string | undefined) ?? "out.mp4",
     saveTensors: v["save-tensors"] as string | undefined,

@@ -21,3 +21,6 @@ export { defaults, ParamError, parseSeed, randomSeed, resolveParams, type Genera
 export { cleanPrompt, loadTokenizer, type EncodedPrompt, type PromptTokenizer } from "./tokenizer.js";
 export { findFfmpeg, writeMp4, writePngFrames } from "./video/ffmpeg.js";
 export { videoToUint8 } from "./video/convert.js";
+export { connect, ServerError, type Client, type ConnectOptions, type JobEventMessage, type JobView, type RemoteResult, type SubmitParams } from "./client/index.js";
+export { runtimeDir, readServerFile, type ServerInfo } from "./server/runtime.js";
+export { jobBodySchema, type JobOptions } from "./server/schema.js";
