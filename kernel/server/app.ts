@@ -140,6 +140,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
 
   function stream(raw: ServerResponse, initial: JobEvent[], accept: (e: JobEvent) => boolean, endOn?: (e: JobEvent) => boolean): void {
     raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+    raw.write(": wanlab events\n\n"); // sends the headers now: a client can submit once the stream is open
     let n = 0;
     const send = (e: JobEvent) => raw.write(`id: ${++n}\nevent: ${e.type}\ndata: ${JSON.stringify(eventData(e))}\n\n`);
     const close = () => {
