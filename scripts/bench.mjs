@@ -1,0 +1,94 @@
+#!/usr/bin/env zx
+// Benchmark matrix: video sizes × devices × parallel layouts (ulysses×ring), each layout on a
+// server of its own (devices and layouts are fixed when a model loads), JSON + a plotly report.
+//
+//   scripts/bench.mjs --model DIR --sizes 480x832x81,240x416x33 --devices cpu --layouts 1x1 --steps 10 --repeat 2 --out bench/run
+//
+// A combination the engine refuses (say, a layout it does not have yet) is recorded with the
+// reason and skipped. With --url (or a running server and no --model) the matrix is that
+// server's one layout. Exit: 0 ok, 1 a run failed, 2 usage.
+import { argv, fs, path } from "zx";
+import { connect } from "wanlab";
+import { fail, numbers, plotlyHtml, spin, startServer, Usage } from "./lib/wanlab.mjs";
+
+const help = "usage: bench.mjs [--model DIR | --url URL --token T] [--sizes HxWxF,...] [--devices cpu,...] [--layouts 1x1,2x1,...] [--steps N] [--repeat N] [--out DIR]";
+
+function parseList(flag, value, fallback, re) {
+  const list = value === undefined ? fallback : String(value).split(",").map((s) => s.trim());
+  for (const v of list) if (!re.test(v)) throw new Usage(`--${flag}: '${v}' does not match ${re}`);
+  return list;
+}
+
+async function measure(lab, size, steps, repeat) {
+  const [height, width, numFrames] = size.split("x").map(Number);
+  const runs = [];
+  for (let i = 0; i < repeat; i++) {
+    const t0 = Date.now();
+    const { id } = await lab.submit({ prompt: "benchmark: a cat walks on the street", seed: i, height, width, numFrames, numInferenceSteps: steps });
+    const v = await lab.wait(id);
+    if (v.state !== "done") return { size, error: v.error ?? v.state, runs };
+    const m = JSON.parse((await lab.download(id, "manifest.json")).toString());
+    const stats = await lab.stats();
+    const t = m.timings.engine;
+    runs.push({ wall_s: (Date.now() - t0) / 1000, encode_s: t.encode_s, denoise_s: t.denoise_s, decode_s: t.decode_s, step_s: t.step_s, rss_bytes: stats.memory.process.rss });
+  }
+  const mean = (k) => runs.reduce((a, r) => a + r[k], 0) / runs.length;
+  const steps_s = runs.flatMap((r) => r.step_s);
+  return { size, height, width, numFrames, steps, repeat, runs, mean: { wall_s: mean("wall_s"), denoise_s: mean("denoise_s"), decode_s: mean("decode_s"), step_s: steps_s.reduce((a, b) => a + b, 0) / steps_s.length }, peak_rss_bytes: Math.max(...runs.map((r) => r.rss_bytes)) };
+}
+
+async function main() {
+  if (argv.help) return console.log(help);
+  const sizes = parseList("sizes", argv.sizes, ["16x16x1", "32x32x5"], /^\d+x\d+x\d+$/);
+  const devices = parseList("devices", argv.devices, ["cpu"], /^(cpu|cuda)(:[\d,-]+)?$/);
+  const layouts = parseList("layouts", argv.layouts, ["1x1"], /^\d+x\d+$/);
+  const [steps] = numbers("steps", argv.steps, [2]);
+  const [repeat] = numbers("repeat", argv.repeat, [2]);
+  const out = path.resolve(argv.out ?? "bench-out");
+  await fs.mkdirp(out);
+  const results = [];
+
+  if (argv.url || (!argv.model && argv.server)) {
+    const lab = await connect(argv.url ? { url: argv.url, token: argv.token ?? process.env.WANLAB_TOKEN } : {});
+    for (const size of sizes) results.push({ devices: "server", layout: "server", ...(await spin(`${size}`, () => measure(lab, size, steps, repeat))) });
+    await lab.close();
+  } else {
+    for (const dev of devices)
+      for (const layout of layouts) {
+        const [ulysses, ring] = layout.split("x");
+        let server;
+        try {
+          server = await startServer({ model: argv.model, outputs: argv.outputs ?? path.join(out, "outputs"), args: ["--devices", dev, "--ulysses", ulysses, "--ring", ring] });
+        } catch (e) {
+          results.push({ devices: dev, layout, skipped: e.message });
+          console.error(`${dev} ${layout}: skipped: ${e.message}`);
+          continue;
+        }
+        try {
+          const lab = await connect({ runtimeDir: server.runtimeDir });
+          for (const size of sizes) {
+            const r = await spin(`${dev} ${layout} ${size}`, () => measure(lab, size, steps, repeat));
+            results.push({ devices: dev, layout, ...r });
+            console.error(`${dev} ${layout} ${size}: ${r.error ? `failed: ${r.error}` : `${r.mean.step_s.toFixed(3)} s/step, ${r.mean.wall_s.toFixed(2)} s/job`}`);
+          }
+          await lab.close();
+        } finally {
+          await server.stop();
+        }
+      }
+  }
+
+  const report = { bench: "generate", date: new Date().toISOString(), steps, repeat, results };
+  await fs.writeFile(path.join(out, "bench.json"), JSON.stringify(report, null, 2) + "\n");
+  const ok = results.filter((r) => r.mean);
+  const combos = [...new Set(ok.map((r) => `${r.devices} ${r.layout}`))];
+  const traces = combos.map((c) => {
+    const rs = ok.filter((r) => `${r.devices} ${r.layout}` === c);
+    return { type: "bar", name: c, x: rs.map((r) => r.size), y: rs.map((r) => r.mean.step_s) };
+  });
+  await fs.writeFile(path.join(out, "bench.html"), plotlyHtml("seconds per denoising step", traces, { xaxis: { title: "height×width×frames" }, yaxis: { title: "s/step" }, barmode: "group" }));
+  console.log(path.join(out, "bench.json"));
+  if (results.some((r) => r.error)) process.exitCode = 1;
+}
+
+await main().catch(fail);
