@@ -27,6 +27,16 @@ if (!existsSync(engineTests) || !existsSync(`${root}dist/test`)) {
   process.exit(1);
 }
 let failed = run(engineTests, []) !== 0;
+// The .pth interop again against PyTorch 2 (float8 checkpoints) when .ci/run installed it.
+if (existsSync(`${root}.cache/torch-2/torch`)) {
+  console.log("\ntests: .pth interop with PyTorch 2 from .cache/torch-2");
+  const r = spawnSync(engineTests, ["pth_python_interop"], {
+    cwd: root,
+    env: { ...env, WANLAB_PYTHON: "python3", PYTHONPATH: `${root}.cache/torch-2` },
+    stdio: "inherit",
+  });
+  failed = r.status !== 0 || failed;
+}
 const files = readdirSync(`${root}dist/test`).filter((f) => f.endsWith(".test.js")).map((f) => `dist/test/${f}`);
 failed = run(process.execPath, ["--test", "--test-concurrency=1", ...files]) !== 0 || failed;
 process.exit(failed ? 1 : 0);

@@ -34,6 +34,12 @@ DTYPES = {
 NAMES = {v: k for k, v in DTYPES.items() if v is not None}
 
 
+def same_values(got, want):
+    """Element-wise equality where NaN equals NaN (JSON carries NaN as null): float8 has NaN patterns."""
+    return len(got) == len(want) and all(
+        g == w or (g != g and (w is None or w != w)) for g, w in zip(got, want))
+
+
 def describe(t):
     return {"dtype": NAMES[t.dtype], "shape": list(t.shape), "values": t.detach().double().flatten().tolist()}
 
@@ -124,7 +130,7 @@ def check(in_dir):
                     bad.append(f"{k}: dtype {t.dtype} != {w['dtype']}")
                 elif list(t.shape) != w["shape"]:
                     bad.append(f"{k}: shape {list(t.shape)} != {w['shape']}")
-                elif t.double().flatten().tolist() != w["values"]:
+                elif not same_values(t.double().flatten().tolist(), w["values"]):
                     bad.append(f"{k}: values differ")
             # torch.save of what we loaded must reproduce our data.pkl exactly.
             if not bad and "data_pkl_exact" in entry.get("checks", []):

@@ -195,6 +195,8 @@ Value* Machine::resolve(const std::string& module, const std::string& name) {
   }
   if (module == "torch._tensor" && name == "_rebuild_from_type_v2") return global(Global::RebuildFromTypeV2);
   if (module == "torch.nn.parameter" && name == "Parameter") return global(Global::TensorType);
+  // torch.save names the untyped storage by its defining module (torch 2.13 checked).
+  if (module == "torch.storage" && name == "UntypedStorage") return global(Global::UntypedStorage);
   // Old torch pickled CUDA tensors' storages as torch.cuda.<X>Storage; the bytes are the same.
   if (module == "torch" || module == "torch.cuda") {
     if (module == "torch" && name == "Size") return global(Global::Size);
@@ -730,7 +732,7 @@ std::string pickle_state_dict(const std::vector<TensorSpec>& tensors) {
       w.op(MARK);
       w.shared_str("storage");
       if (v3)
-        w.global("torch", "UntypedStorage");
+        w.global("torch.storage", "UntypedStorage");  // as torch >= 2.2 writes it (torch 2.13 checked)
       else
         w.global("torch", typed_storage_name(t.dtype));
       w.str(std::to_string(i));
