@@ -40,11 +40,11 @@ async function run(client, fn) {
 }
 
 /** Starts `wanlab serve` in a private runtime directory; resolves once it listens. */
-export async function startServer({ model, outputs, args = [], log = () => {} }) {
+export async function startServer({ model, outputs, args = [], env = {}, log = () => {} }) {
   const rt = mkdtempSync(join(tmpdir(), "wanlab-rt-"));
   const argv = ["serve", "--port", "0", ...(model ? ["--model", model] : []), ...(outputs ? ["--outputs", outputs] : []), ...args];
   log(`starting wanlab ${argv.join(" ")}`);
-  const child = spawn(process.execPath, [cli, ...argv], { env: { ...process.env, WANLAB_RUNTIME_DIR: rt }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [cli, ...argv], { env: { ...process.env, ...env, WANLAB_RUNTIME_DIR: rt }, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   child.stderr.on("data", (d) => (err += d));
   const exited = new Promise((r) => child.on("exit", (code) => r(code)));
