@@ -195,7 +195,14 @@ export async function connect(options: ConnectOptions = {}): Promise<Client> {
   }
   const json = async <T>(method: string, path: string, body?: unknown): Promise<T> => (await (await http(method, path, body)).json()) as T;
 
-  const health = await json<Awaited<ReturnType<Client["health"]>>>("GET", "/v1/health");
+  let health: Awaited<ReturnType<Client["health"]>>;
+  try {
+    health = await json("GET", "/v1/health");
+  } catch (e) {
+    if (e instanceof ServerError) throw e;
+    const where = fromFile ? ` (from ${join(dir, "server.json")}: a stale file if that server died)` : "";
+    throw new Error(`cannot reach the wanlab server at ${url}${where}: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`);
+  }
 
   async function wait(id: string, o: { signal?: AbortSignal; onEvent?: (e: JobEventMessage) => void } = {}): Promise<JobView> {
     const deadline = () => Date.now() + 120_000;
