@@ -1,0 +1,72 @@
+// Rich output through tslab's Jupyter connection: whole MIME bundles (tslab's public `display`
+// sends one type at a time), with display_id so an output can be updated in place.
+import { createRequire } from "node:module";
+import { randomBytes } from "node:crypto";
+import { inspect } from "node:util";
+import { inKernel } from "./interrupt.js";
+
+export type MimeBundle = Record<string, unknown>;
+
+interface TslabJupyter {
+  lastWriteDisplayData: ((msg: { data: MimeBundle; metadata: Record<string, unknown>; transient: { display_id?: string } }, update: boolean) => void) | null;
+}
+
+let jupyter: TslabJupyter | null | undefined;
+
+function connection(): TslabJupyter | null {
+  if (jupyter === undefined) {
+    try {
+      jupyter = inKernel() ? (createRequire(import.meta.url)("tslab/dist/jupyter.js") as TslabJupyter) : null;
+    } catch {
+      jupyter = null;
+    }
+  }
+  return jupyter?.lastWriteDisplayData ? jupyter : null;
+}
+
+/** Sends a bundle to the notebook; false when not in the kernel (scripts, the CLI, tests). */
+export function publish(data: MimeBundle, options: { displayId?: string; update?: boolean; metadata?: Record<string, unknown> } = {}): boolean {
+  const c = connection();
+  if (!c) return false;
+  c.lastWriteDisplayData!({ data, metadata: options.metadata ?? {}, transient: options.displayId ? { display_id: options.displayId } : {} }, options.update === true);
+  return true;
+}
+
+export function newDisplayId(): string {
+  return randomBytes(8).toString("hex");
+}
+
+/** Something with a MIME bundle: shown rich when it is a cell's value or passed to display(). */
+export interface Displayable {
+  mimeBundle(): MimeBundle;
+}
+
+export function isDisplayable(x: unknown): x is Displayable {
+  return typeof x === "object" && x !== null && typeof (x as Displayable).mimeBundle === "function";
+}
+
+/** Shows a value in the notebook (its bundle), or prints it outside one. */
+export function display(x: unknown): void {
+  if (isDisplayable(x) && publish(x.mimeBundle())) return;
+  console.log(x);
+}
+
+/**
+ * tslab prints a cell's last value with console.log; this makes that print publish the rich
+ * bundle first and leave a one-line summary as the text.
+ */
+export function makeDisplayable<T extends object>(target: T, bundle: () => MimeBundle, summary: () => string): T & Displayable {
+  Object.defineProperty(target, "mimeBundle", { value: bundle, enumerable: false });
+  Object.defineProperty(target, inspect.custom, {
+    value: () => {
+      if (inKernel()) publish(bundle());
+      return summary();
+    },
+    enumerable: false,
+  });
+  return target as T & Displayable;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+}

@@ -1,0 +1,69 @@
+// Plotly charts as notebook output: the plotly MIME bundle (JupyterLab with the plotly renderer,
+// VS Code) and an HTML fallback that draws with plotly.js from the plotly.js-dist-min package —
+// inlined, no CDN — for exporters and viewers that only know HTML.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { randomBytes } from "node:crypto";
+import { makeDisplayable, type Displayable, type MimeBundle } from "./mime.js";
+
+export interface Trace {
+  type?: "bar" | "scatter" | "heatmap" | "box";
+  x?: unknown[];
+  y?: unknown[];
+  z?: unknown[][];
+  name?: string;
+  mode?: string;
+  [key: string]: unknown;
+}
+
+export interface Figure extends Displayable {
+  data: Trace[];
+  layout: Record<string, unknown>;
+}
+
+let plotlySource: string | undefined;
+/** plotly.js, read once; the first chart a kernel shows carries it, later ones reuse window.Plotly. */
+function plotlyJs(): string {
+  plotlySource ??= readFileSync(createRequire(import.meta.url).resolve("plotly.js-dist-min"), "utf8");
+  return plotlySource;
+}
+
+const shipped = new Set<string>();
+
+function html(fig: { data: Trace[]; layout: Record<string, unknown> }, session: string): string {
+  const id = `wanlab-plot-${randomBytes(6).toString("hex")}`;
+  // Every chart in a saved notebook must render on its own page load, so the library goes with the
+  // first chart of each kernel session and the others wait for it.
+  const lib = shipped.has(session) ? "" : `<script type="text/javascript">${plotlyJs().replace(/<\/script/gi, "<\\/script")}</script>`;
+  shipped.add(session);
+  const spec = JSON.stringify({ data: fig.data, layout: fig.layout }).replace(/</g, "\\u003c");
+  return (
+    `<div id="${id}" style="width:100%;max-width:720px;height:${Number(fig.layout.height ?? 360)}px"></div>${lib}` +
+    `<script type="text/javascript">(function(){var s=${spec};function draw(){if(window.Plotly){window.Plotly.newPlot("${id}",s.data,s.layout,{responsive:true,displaylogo:false});}else{setTimeout(draw,50);}}draw();})();</script>`
+  );
+}
+
+const session = randomBytes(4).toString("hex");
+
+/** A figure from traces and a layout; shown as a chart when it is a cell's value. */
+export function figure(data: Trace[], layout: Record<string, unknown> = {}): Figure {
+  const fig: { data: Trace[]; layout: Record<string, unknown> } = { data, layout: { height: 360, margin: { t: 40, r: 20, b: 50, l: 60 }, ...layout } };
+  const bundle = (): MimeBundle => ({
+    "application/vnd.plotly.v1+json": { data: fig.data, layout: fig.layout },
+    "text/html": html(fig, session),
+    "text/plain": `Figure: ${String((fig.layout.title as { text?: string } | undefined)?.text ?? fig.layout.title ?? "")} (${fig.data.length} trace${fig.data.length === 1 ? "" : "s"})`,
+  });
+  return makeDisplayable(fig, bundle, () => bundle()["text/plain"] as string) as Figure;
+}
+
+export function bar(x: unknown[], y: unknown[], layout: Record<string, unknown> = {}, trace: Partial<Trace> = {}): Figure {
+  return figure([{ type: "bar", x, y, ...trace }], layout);
+}
+
+export function line(series: { name: string; x: unknown[]; y: unknown[] }[], layout: Record<string, unknown> = {}): Figure {
+  return figure(series.map((s) => ({ type: "scatter", mode: "lines+markers", ...s })), layout);
+}
+
+export function heatmap(z: number[][], x: unknown[], y: unknown[], layout: Record<string, unknown> = {}): Figure {
+  return figure([{ type: "heatmap", z, x, y, colorscale: "Viridis" }], layout);
+}
