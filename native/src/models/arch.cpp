@@ -17,7 +17,7 @@ void add_linear(std::vector<TensorSpec>& s, const std::string& name, int64_t out
   if (bias) add(s, name + ".bias", {out});
 }
 
-const at::Tensor& need(const TensorMap& t, const std::string& name, const std::string& what) {
+at::Tensor need(const TensorMap& t, const std::string& name, const std::string& what) {
   auto it = t.find(name);
   if (it == t.end()) fail(what, ": tensor ", name, " is missing");
   return it->second.data;
@@ -204,7 +204,7 @@ void check_specs(const TensorMap& t, const std::vector<TensorSpec>& specs, const
 
 DitArch infer_dit(const TensorMap& t, const nlohmann::json& config, const std::string& what) {
   DitArch a;
-  const at::Tensor& pe = need(t, "patch_embedding.weight", what);
+  at::Tensor pe = need(t, "patch_embedding.weight", what);
   if (pe.dim() != 5) fail(what, ": patch_embedding.weight must be 5-D, has shape ", shape_str(pe.sizes()));
   a.dim = pe.size(0);
   a.in_dim = pe.size(1);
@@ -244,7 +244,7 @@ DitArch infer_dit(const TensorMap& t, const nlohmann::json& config, const std::s
 
 T5Arch infer_t5(const TensorMap& t, const std::string& what) {
   T5Arch a;
-  const at::Tensor& emb = need(t, "token_embedding.weight", what);
+  at::Tensor emb = need(t, "token_embedding.weight", what);
   a.vocab = emb.size(0);
   a.dim = emb.size(1);
   a.num_layers = count_blocks(t, "blocks.");
@@ -252,7 +252,7 @@ T5Arch infer_t5(const TensorMap& t, const std::string& what) {
   a.dim_attn = need(t, "blocks.0.attn.q.weight", what).size(0);
   a.dim_ffn = need(t, "blocks.0.ffn.fc1.weight", what).size(0);
   a.shared_pos = t.count("pos_embedding.embedding.weight") > 0;
-  const at::Tensor& rel =
+  at::Tensor rel =
       need(t, a.shared_pos ? "pos_embedding.embedding.weight" : "blocks.0.pos_embedding.embedding.weight", what);
   a.num_buckets = rel.size(0);
   a.num_heads = rel.size(1);

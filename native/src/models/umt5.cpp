@@ -8,6 +8,7 @@
 // fc2(fc1(x) * gelu_tanh(gate(x))).
 #include "models/umt5.h"
 
+#include <c10/core/GradMode.h>
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -124,7 +125,7 @@ void Umt5Encoder::check_inputs(const at::Tensor& ids, const at::Tensor& mask) co
 }
 
 at::Tensor Umt5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask_in) const {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   check_inputs(ids_in, mask_in);
   const at::Device device = token_embedding_.device();
   at::Tensor ids = ids_in.to(device);
@@ -167,7 +168,7 @@ at::Tensor Umt5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask
 }
 
 at::Tensor Umt5Encoder::encode_prompt(const at::Tensor& ids, const at::Tensor& mask) const {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   check_inputs(ids, mask);
   // lens: [B], the prompt length of each row (its </s> included)
   at::Tensor m = mask.ne(0).to(at::kLong).cpu();

@@ -1,6 +1,8 @@
 // WanVAE: input checks, latent normalisation, time chunking and tiling around the networks.
 #include "models/vae.h"
 
+#include <c10/core/GradMode.h>
+
 #include "common/error.h"
 #include "models/vae_tiles.h"
 
@@ -77,7 +79,7 @@ at::Tensor WanVAE::decode(const at::Tensor& z_in, const VaeDecodeOptions& o) con
     fail("VAE decode: latents must be [", arch_.z_dim, ", frames, height, width] but are ", shape_str(z_in));
   if (!at::isFloatingType(z_in.scalar_type())) fail("VAE decode: latents must be floating point, not ", z_in.scalar_type());
   if (o.tiled) check_tiles("VAE decode", o.tile_size, o.tile_stride);
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor z = z_in.to(at::kFloat);
   const int64_t f = z.size(1), h = z.size(2), w = z.size(3);
   int done = 0;
@@ -114,7 +116,7 @@ at::Tensor WanVAE::encode(const at::Tensor& video_in, const VaeEncodeOptions& o)
   if (!at::isFloatingType(video_in.scalar_type()))
     fail("VAE encode: video must be floating point, not ", video_in.scalar_type());
   if (o.tiled) check_tiles("VAE encode", o.tile_size, o.tile_stride);
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor video = video_in.to(at::kFloat);
   const int64_t chunks = 1 + (frames - 1) / 4;
   int done = 0;

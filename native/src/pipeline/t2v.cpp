@@ -1,5 +1,6 @@
 #include "pipeline/t2v.h"
 
+#include <c10/core/GradMode.h>
 #include <chrono>
 
 #include "checkpoint/safetensors.h"
@@ -26,7 +27,7 @@ void check_prompt(const at::Tensor& ids, const at::Tensor& mask, const char* whi
 }  // namespace
 
 T2VEngine::T2VEngine(const std::string& model_dir) : model_(load_model(model_dir, true)) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5);
   dit_ = std::make_unique<WanDiT>(model_.dit, model_.arch.dit);
   vae_ = std::make_unique<WanVAE>(model_.vae, model_.arch.vae);
@@ -56,7 +57,7 @@ void T2VEngine::validate(const T2VRequest& r) const {
 T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(const T2VEvent&)>& progress,
                               const std::atomic<bool>* cancel) const {
   validate(r);
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   auto report = [&](const char* stage, int64_t step, int64_t total, Clock::time_point t0) {
     if (!progress) return;
     double el = seconds_since(t0);
