@@ -1,11 +1,13 @@
 // wanlab-engine: the engine's command line for machines without Node (GPU boxes, parity runs,
 // benchmarks). Prints JSON on stdout; errors go to stderr with exit code 1 (2 for usage).
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "bench/bench_models.h"
 #include "checkpoint/inspect.h"
 #include "checkpoint/load_bench.h"
 #include "checkpoint/make_model.h"
@@ -23,6 +25,15 @@ commands:
       write a deterministic random-weight Wan2.1 T2V model in a published layout
   bench-load DIR [--copy] [--touch]
       load time and resident memory of the whole model (mmap by default), as JSON
+  bench dit|vae|t5 [--dims tiny|1.3B|14B] [--layers N] [--frames N --height N --width N]
+                   [--tokens N] [--iters N] [--warmup N] [--threads N] [--seed N]
+                   [--diffsynth DIR] [--python PATH] [--no-peer]
+      forward time, GFLOP/s and peak memory on random weights, against PyTorch eager running
+      DiffSynth-Studio's module on the same weights and input (bench/peer.py), as JSON.
+      Defaults: dit 1.3B dims, 2 blocks, 5 frames of 480x832 (3120 tokens); vae real dims,
+      decode of 5 frames of 128x128; t5 real dims, 2 layers, 512 tokens; warmup 1, iters 3.
+      The peer runs with --python or $WANLAB_PYTHON (else python3) and --diffsynth or
+      $DIFFSYNTH_DIR; without them "peer" is null and "peer_reason" says why.
 )";
 
 struct Args {
@@ -117,6 +128,36 @@ int main(int argc, char** argv) {
       if (a.positional.size() != 1) wan::fail("bench-load needs exactly one model directory");
       std::cout << wan::bench_load(a.positional[0], !a.options.count("--copy"), a.options.count("--touch") > 0).dump(2)
                 << "\n";
+    } else if (cmd == "bench") {
+      Args a = parse(argc, argv, {"--no-peer"});
+      check_known(a, {"--dims", "--layers", "--frames", "--height", "--width", "--tokens", "--iters", "--warmup",
+                      "--threads", "--seed", "--diffsynth", "--python", "--no-peer"});
+      if (a.positional.size() != 1) wan::fail("bench needs one target: dit, vae or t5");
+      const std::string& what = a.positional[0];
+      wan::BenchOptions o;
+      if (a.options.count("--dims")) o.dims = a.options["--dims"];
+      o.layers = int_option(a, "--layers", -1);
+      o.frames = int_option(a, "--frames", -1);
+      o.height = int_option(a, "--height", -1);
+      o.width = int_option(a, "--width", -1);
+      o.tokens = int_option(a, "--tokens", -1);
+      o.iters = int_option(a, "--iters", o.iters);
+      o.warmup = int_option(a, "--warmup", o.warmup);
+      o.threads = int_option(a, "--threads", 0);
+      o.seed = static_cast<uint64_t>(int_option(a, "--seed", 0));
+      o.peer = !a.options.count("--no-peer");
+      if (a.options.count("--diffsynth")) o.diffsynth = a.options["--diffsynth"];
+      if (a.options.count("--python")) o.python = a.options["--python"];
+#ifdef WANLAB_SOURCE_DIR
+      o.peer_script = WANLAB_SOURCE_DIR "/bench/peer.py";
+#endif
+      if (const char* s = std::getenv("WANLAB_PEER_SCRIPT"); s && *s) o.peer_script = s;
+      nlohmann::json r;
+      if (what == "dit") r = wan::bench_dit(o);
+      else if (what == "vae") r = wan::bench_vae(o);
+      else if (what == "t5") r = wan::bench_t5(o);
+      else wan::fail("unknown bench target '", what, "' (allowed: dit, vae, t5)");
+      std::cout << r.dump(2) << "\n";
     } else {
       std::cerr << "wanlab-engine: unknown command '" << cmd << "'\n" << kUsage;
       return 2;

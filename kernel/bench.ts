@@ -1,0 +1,96 @@
+// Model forward benchmarks: runs `wanlab-engine bench dit|vae|t5` in a child process (fresh
+// process, so its memory figures are its own) and returns the engine's JSON report: our time,
+// GFLOP/s and peak memory next to PyTorch eager running DiffSynth-Studio's module on the same
+// weights and input ("peer"; null with "peer_reason" when no python/torch/DiffSynth is found).
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export type BenchKind = "dit" | "vae" | "t5";
+
+export interface BenchModelOptions {
+  dims?: "tiny" | "1.3B" | "14B";
+  layers?: number;
+  frames?: number;   // dit, vae: video frames (4k+1)
+  height?: number;   // dit: multiple of 16; vae: multiple of 8
+  width?: number;
+  tokens?: number;   // t5
+  iters?: number;
+  warmup?: number;
+  threads?: number;
+  seed?: number;
+  diffsynth?: string;  // DiffSynth-Studio source tree (else $DIFFSYNTH_DIR)
+  python?: string;     // python with torch for the peer (else $WANLAB_PYTHON, else python3)
+  peer?: boolean;      // false: ours only
+  engine?: string;     // wanlab-engine binary (else native/build/wanlab-engine)
+  env?: Record<string, string>;
+}
+
+/** The engine's report; see native/src/bench/bench_models.h for every field. */
+export interface BenchSide {
+  times_s: number[];
+  median_s: number;
+  min_s: number;
+  gflops_per_s: number;
+  peak_rss_bytes: number;
+  peak_rss_delta_bytes: number;
+  impl: string;
+}
+export interface BenchReport {
+  bench: BenchKind;
+  dims: string;
+  arch: Record<string, unknown>;
+  input: Record<string, unknown>;
+  threads: number;
+  flops: number;
+  flops_formula: string;
+  ours: BenchSide;
+  peer: (BenchSide & { torch_version: string }) | null;
+  peer_reason?: string;
+  rel_l2_ours_vs_peer: number | null;
+  ratio_peer_over_ours: number | null;
+  [key: string]: unknown;
+}
+
+export const defaultEnginePath = fileURLToPath(new URL("../../native/build/wanlab-engine", import.meta.url));
+
+/** The command line `wanlab-engine bench KIND ...` for these options. */
+export function benchArgs(kind: BenchKind, o: BenchModelOptions = {}): string[] {
+  const args = ["bench", kind];
+  const num: [string, number | undefined][] = [
+    ["--layers", o.layers], ["--frames", o.frames], ["--height", o.height], ["--width", o.width],
+    ["--tokens", o.tokens], ["--iters", o.iters], ["--warmup", o.warmup], ["--threads", o.threads], ["--seed", o.seed],
+  ];
+  if (o.dims) args.push("--dims", o.dims);
+  for (const [flag, v] of num) {
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < 0) throw new Error(`benchModel: ${flag.slice(2)} must be a non-negative integer, got ${v}`);
+    args.push(flag, String(v));
+  }
+  if (o.diffsynth) args.push("--diffsynth", o.diffsynth);
+  if (o.python) args.push("--python", o.python);
+  if (o.peer === false) args.push("--no-peer");
+  return args;
+}
+
+export function benchModel(kind: BenchKind, options: BenchModelOptions = {}): Promise<BenchReport> {
+  const engine = options.engine ?? defaultEnginePath;
+  const args = benchArgs(kind, options);
+  return new Promise((resolve, reject) => {
+    if (!existsSync(engine)) return reject(new Error(`${engine} is missing; run \`npm run build\``));
+    const child = spawn(engine, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new Error(err.trim() || `wanlab-engine ${args.join(" ")} exited with ${code}`));
+      try {
+        resolve(JSON.parse(out) as BenchReport);
+      } catch (e) {
+        reject(new Error(`wanlab-engine ${args.join(" ")} printed no JSON: ${(e as Error).message}`));
+      }
+    });
+  });
+}

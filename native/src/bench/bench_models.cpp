@@ -1,0 +1,442 @@
+#include "bench/bench_models.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#if __has_include(<torch/version.h>)
+#include <torch/version.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "checkpoint/safetensors.h"
+#include "common/error.h"
+#include "models/dit.h"
+#include "models/random_weights.h"
+#include "models/umt5.h"
+#include "models/vae.h"
+
+namespace fs = std::filesystem;
+
+namespace wan {
+
+// ---- FLOPs ------------------------------------------------------------------------------------
+
+// DiT, tokens L, text length Lc, model dim D, FFN dim F (a multiply-add = 2 FLOPs):
+//   per block  self-attn  q, k, v, o projections        8 L D^2
+//                         q k^T and p v                  4 L^2 D
+//              cross-attn q, o on the video tokens       4 L D^2
+//                         k, v on the text               4 Lc D^2
+//                         q k^T and p v                  4 L Lc D
+//              FFN        D -> F -> D                    4 L D F
+//   once       patch embedding (Conv3d)                  2 L D in_dim pt ph pw
+//              text embedding (text_dim -> D -> D)       2 Lc (text_dim D + D^2)
+//              time embedding + projection               2 (freq_dim D + D^2 + 6 D^2)
+//              head                                      2 L D out_dim pt ph pw
+double dit_flops(const DitArch& a, int64_t tokens, int64_t text_len) {
+  const double L = tokens, Lc = text_len, D = a.dim, F = a.ffn_dim;
+  const double patch = a.patch[0] * a.patch[1] * a.patch[2];
+  const double block = 8 * L * D * D + 4 * L * L * D + 4 * L * D * D + 4 * Lc * D * D + 4 * L * Lc * D + 4 * L * D * F;
+  const double once = 2 * L * D * a.in_dim * patch + 2 * Lc * (a.text_dim * D + D * D) +
+                      2 * (a.freq_dim * D + D * D + 6 * D * D) + 2 * L * D * a.out_dim * patch;
+  return a.num_layers * block + once;
+}
+
+// VAE decode of z [z_dim, f, h, w]: the post-quant 1x1x1 conv over all f frames, then Decoder3d
+// once per latent frame (chunk c). Every conv counts 2 * (output voxels) * C_in * C_out * k, k
+// the kernel volume; causal padding keeps outputs the size of inputs. Per chunk, at t frames
+// (1 at the start) and h x w pixels:
+//   conv1 z_dim -> d0 (k 27); middle: residual, attention (qkv and proj 1x1 convs, and
+//   4 (h w)^2 d0 per frame), residual; per level i: num_res_blocks + 1 residual blocks (two k-27
+//   convs, a 1x1 shortcut when C_in != C_out; C_in is halved after a resample), then (except at
+//   the last level) the resample: the temporal conv C -> 2C (k 3) doubling t, skipped on the first
+//   chunk (DiffSynth's 'Rep'), where time is upsampled; then 2x nearest upsampling and a 2-D
+//   conv C -> C/2 (k 9) per frame; head conv dims.back() -> 3 (k 27).
+double vae_decode_flops(const VaeArch& a, int64_t f, int64_t h, int64_t w) {
+  const double z = a.z_dim;
+  double flops = 2.0 * f * h * w * z * z;
+  std::vector<double> dims{double(a.dim * a.dim_mult.back())};
+  for (auto it = a.dim_mult.rbegin(); it != a.dim_mult.rend(); ++it) dims.push_back(double(a.dim * *it));
+  std::vector<bool> temporal_up(a.temporal_downsample.rbegin(), a.temporal_downsample.rend());
+  const size_t levels = a.dim_mult.size();
+  for (int64_t c = 0; c < f; ++c) {
+    double t = 1, hh = h, ww = w;
+    auto conv = [&](double cin, double cout, double k) { flops += 2 * t * hh * ww * cin * cout * k; };
+    auto res = [&](double cin, double cout) {
+      conv(cin, cout, 27);
+      conv(cout, cout, 27);
+      if (cin != cout) conv(cin, cout, 1);
+    };
+    conv(z, dims[0], 27);
+    res(dims[0], dims[0]);
+    conv(dims[0], 3 * dims[0], 1);
+    conv(dims[0], dims[0], 1);
+    flops += 4 * t * (hh * ww) * (hh * ww) * dims[0];
+    res(dims[0], dims[0]);
+    for (size_t i = 0; i < levels; ++i) {
+      double cin = i >= 1 ? dims[i] / 2 : dims[i], cout = dims[i + 1];
+      for (int64_t j = 0; j <= a.num_res_blocks; ++j) res(cin, cout), cin = cout;
+      if (i + 1 == levels) break;
+      if (i < temporal_up.size() && temporal_up[i] && c > 0) {
+        conv(cout, 2 * cout, 3);
+        t *= 2;
+      }
+      hh *= 2, ww *= 2;
+      conv(cout, cout / 2, 9);
+    }
+    conv(dims.back(), 3, 27);
+  }
+  return flops;
+}
+
+// T5 layer, L tokens, D = dim, Da = dim_attn, F = dim_ffn:
+//   q, k, v, o projections 8 L D Da; q k^T and p v 4 L^2 Da; gated FFN (gate, fc1, fc2) 6 L D F.
+// The token embedding is a lookup (0 FLOPs).
+double t5_flops(const T5Arch& a, int64_t tokens) {
+  const double L = tokens, D = a.dim, Da = a.dim_attn, F = a.dim_ffn;
+  return a.num_layers * (8 * L * D * Da + 4 * L * L * Da + 6 * L * D * F);
+}
+
+namespace {
+
+// ---- measurement ------------------------------------------------------------------------------
+
+int64_t proc_status_bytes(const std::string& key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.compare(0, key.size(), key) == 0) return std::stoll(line.substr(key.size() + 1)) * 1024;
+  return -1;
+}
+
+// Resets VmHWM to the current RSS (Linux >= 4.0); false where not allowed.
+bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  if (!f) return false;
+  f << "5";
+  f.flush();
+  return static_cast<bool>(f);
+}
+
+struct Timed {
+  std::vector<double> times;
+  at::Tensor out;
+  int64_t rss_before = 0, peak_rss = 0;
+  bool peak_reset = false;
+};
+
+Timed time_forward(const std::function<at::Tensor()>& fn, int warmup, int iters) {
+  Timed r;
+  r.peak_reset = reset_peak_rss();
+  r.rss_before = proc_status_bytes("VmRSS:");
+  for (int i = 0; i < warmup; ++i) r.out = fn();
+  for (int i = 0; i < iters; ++i) {
+    r.out = at::Tensor();  // the previous output is not part of this forward's memory
+    auto t0 = std::chrono::steady_clock::now();
+    r.out = fn();
+    r.times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  r.peak_rss = proc_status_bytes("VmHWM:");
+  return r;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+nlohmann::json side_json(const Timed& t, double flops) {
+  double med = median(t.times);
+  double mn = t.times.empty() ? 0 : *std::min_element(t.times.begin(), t.times.end());
+  return {{"times_s", t.times},
+          {"median_s", med},
+          {"min_s", mn},
+          {"gflops_per_s", med > 0 ? flops / med / 1e9 : 0.0},
+          {"rss_before_bytes", t.rss_before},
+          {"peak_rss_bytes", t.peak_rss},
+          {"peak_rss_delta_bytes", t.peak_rss - t.rss_before},
+          {"peak_reset", t.peak_reset}};
+}
+
+// ---- the peer ---------------------------------------------------------------------------------
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "wanlab-bench-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) fail("bench: cannot create a temporary directory from ", tmpl);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// Runs argv with stdout and stderr to files; returns the exit status (-1: could not start).
+int run_process(const std::vector<std::string>& argv, const std::string& out_path, const std::string& err_path) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out >= 0) dup2(out, 1);
+    if (err >= 0) dup2(err, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) < 0) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+std::string read_text(const std::string& path, size_t max_tail = 2000) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s.size() > max_tail ? "..." + s.substr(s.size() - max_tail) : s;
+}
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+struct PeerResult {
+  nlohmann::json json;  // null when unavailable
+  std::string reason;
+  at::Tensor out;
+};
+
+// Writes the weights and inputs, runs bench/peer.py, reads its JSON and output tensor.
+PeerResult run_peer(const BenchOptions& o, const std::string& kind, const nlohmann::json& arch,
+                    const TensorMap& weights, const TensorMap& inputs, const nlohmann::json& extra) {
+  PeerResult r;
+  if (!o.peer) return {nullptr, "disabled (--no-peer)", {}};
+  std::string script = o.peer_script.empty() ? env_or("WANLAB_PEER_SCRIPT", "") : o.peer_script;
+  if (script.empty() || !fs::exists(script))
+    return {nullptr, concat("peer script not found ('", script, "'; set WANLAB_PEER_SCRIPT to bench/peer.py)"), {}};
+  std::string diffsynth = o.diffsynth.empty() ? env_or("DIFFSYNTH_DIR", "") : o.diffsynth;
+  if (diffsynth.empty() || !fs::exists(fs::path(diffsynth) / "diffsynth"))
+    return {nullptr,
+            diffsynth.empty() ? "no DiffSynth-Studio source tree (give --diffsynth DIR or set DIFFSYNTH_DIR)"
+                              : concat("'", diffsynth, "' is not a DiffSynth-Studio source tree (no diffsynth/ in it)"),
+            {}};
+  std::string python = o.python.empty() ? env_or("WANLAB_PYTHON", "python3") : o.python;
+
+  TempDir tmp;
+  const std::string dir = tmp.path;
+  int probe = run_process({python, "-c", "import torch"}, dir + "/probe.out", dir + "/probe.err");
+  if (probe == 127 || probe < 0) return {nullptr, concat("cannot run '", python, "' (set WANLAB_PYTHON or --python)"), {}};
+  if (probe != 0)
+    return {nullptr, concat("'", python, "' cannot import torch (set WANLAB_PYTHON or --python): ",
+                            read_text(dir + "/probe.err", 300)), {}};
+  save_safetensors(dir + "/weights.safetensors", weights);
+  save_safetensors(dir + "/input.safetensors", inputs);
+  nlohmann::json spec = {{"kind", kind},       {"arch", arch},          {"warmup", o.warmup},
+                         {"iters", o.iters},   {"threads", at::get_num_threads()},
+                         {"diffsynth", diffsynth},
+                         {"weights", dir + "/weights.safetensors"}, {"input", dir + "/input.safetensors"},
+                         {"output", dir + "/output.safetensors"},   {"result", dir + "/result.json"}};
+  for (auto& [k, v] : extra.items()) spec[k] = v;
+  std::ofstream(dir + "/spec.json") << spec.dump(2);
+  int rc = run_process({python, script, dir + "/spec.json"}, dir + "/peer.out", dir + "/peer.err");
+  if (rc == 127) return {nullptr, concat("cannot run '", python, "'"), {}};
+  if (rc != 0 || !fs::exists(dir + "/result.json"))
+    return {nullptr, concat("peer failed (exit ", rc, "): ", read_text(dir + "/peer.err")), {}};
+  std::ifstream in(dir + "/result.json");
+  r.json = nlohmann::json::parse(in);
+  TensorMap out = load_safetensors(dir + "/output.safetensors", false);
+  auto it = out.find("out");
+  if (it == out.end()) fail("bench: the peer's output.safetensors has no tensor 'out'");
+  r.out = to_float32(it->second);
+  r.json["python"] = python;
+  return r;
+}
+
+// ---- shared -----------------------------------------------------------------------------------
+
+// Random weights for `specs`, stored as bf16 (random_tensor's values are exact in bf16).
+TensorMap random_weights(const std::vector<TensorSpec>& specs, uint64_t seed) {
+  TensorMap m;
+  for (const auto& s : specs) m[s.name] = stored(random_tensor(s, seed).to(at::kBFloat16));
+  return m;
+}
+
+void apply_threads(const BenchOptions& o) {
+  if (o.threads < 0) fail("bench: --threads must be >= 0, got ", o.threads);
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  if (o.warmup < 0 || o.iters < 1) fail("bench: need --warmup >= 0 and --iters >= 1, got ", o.warmup, " and ", o.iters);
+}
+
+std::string torch_version() {
+#ifdef TORCH_VERSION_MAJOR
+  return concat(TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR, ".", TORCH_VERSION_PATCH);
+#else
+  return "unknown";
+#endif
+}
+
+// The report both benches share: ours, the peer, the comparison.
+nlohmann::json report(const std::string& kind, const BenchOptions& o, const nlohmann::json& arch,
+                      const nlohmann::json& input, double flops, const std::string& formula, const Timed& ours,
+                      const PeerResult& peer) {
+  nlohmann::json j = {{"bench", kind},
+                      {"dims", o.dims},
+                      {"arch", arch},
+                      {"input", input},
+                      {"seed", o.seed},
+                      {"threads", at::get_num_threads()},
+                      {"warmup", o.warmup},
+                      {"iters", o.iters},
+                      {"flops", flops},
+                      {"flops_formula", formula},
+                      {"memory_note",
+                       "peak_rss_bytes is VmHWM of the whole process (weights included), reset just before "
+                       "the forwards; peak_rss_delta_bytes = peak - RSS before the forwards"}};
+  j["ours"] = side_json(ours, flops);
+  j["ours"]["impl"] = concat("wanlab C++ (libtorch ", torch_version(), ", float32 CPU)");
+  if (peer.json.is_null()) {
+    j["peer"] = nullptr;
+    j["peer_reason"] = peer.reason;
+    j["rel_l2_ours_vs_peer"] = nullptr;
+    j["ratio_peer_over_ours"] = nullptr;
+    return j;
+  }
+  j["peer"] = peer.json;
+  j["peer"]["gflops_per_s"] = peer.json.value("median_s", 0.0) > 0 ? flops / peer.json["median_s"].get<double>() / 1e9 : 0.0;
+  at::Tensor a = ours.out.to(at::kDouble), b = peer.out.to(at::kDouble);
+  if (a.sizes() != b.sizes())
+    fail("bench ", kind, ": our output ", a.sizes(), " and the peer's ", b.sizes(), " differ in shape");
+  j["rel_l2_ours_vs_peer"] = (a - b).norm().item<double>() / std::max(b.norm().item<double>(), 1e-300);
+  j["ratio_peer_over_ours"] = peer.json["median_s"].get<double>() / median(ours.times);
+  return j;
+}
+
+at::Generator input_generator(uint64_t seed) {
+  return at::make_generator<at::CPUGeneratorImpl>(seed * 0x9E3779B97F4A7C15ull + 12345);
+}
+
+int pick(int v, int fallback) { return v >= 0 ? v : fallback; }
+
+}  // namespace
+
+// ---- DiT --------------------------------------------------------------------------------------
+
+nlohmann::json bench_dit(const BenchOptions& o) {
+  apply_threads(o);
+  DitArch a = preset_arch(o.dims).dit;
+  bool tiny = o.dims == "tiny";
+  a.num_layers = pick(o.layers, tiny ? int(a.num_layers) : 2);
+  if (a.num_layers < 1) fail("bench dit: --layers must be >= 1, got ", a.num_layers);
+  // Default: 5 frames of 480x832 (1.3B/14B): latents [16, 2, 60, 104], 3120 tokens.
+  const int frames = pick(o.frames, 5), height = pick(o.height, tiny ? 64 : 480), width = pick(o.width, tiny ? 64 : 832);
+  const int64_t sh = 8 * a.patch[1], sw = 8 * a.patch[2];
+  if (frames < 1 || (frames - 1) % 4 || height < sh || height % sh || width < sw || width % sw)
+    fail("bench dit: need frames = 4k+1 and height, width positive multiples of ", sh, ", got ", frames, "x", height,
+         "x", width);
+  const int64_t f = (frames - 1) / 4 + 1, h = height / 8, w = width / 8;
+  if (f % a.patch[0]) fail("bench dit: ", f, " latent frames are not a multiple of the patch's ", a.patch[0]);
+  const int64_t tokens = (f / a.patch[0]) * (h / a.patch[1]) * (w / a.patch[2]);
+  const int64_t Lc = a.text_len;
+
+  TensorMap weights = random_weights(dit_specs(a), o.seed);
+  at::Generator gen = input_generator(o.seed);
+  at::Tensor x = at::randn({a.in_dim, f, h, w}, gen, at::kFloat);  // [16, f, h, w]
+  at::Tensor context = at::randn({Lc, a.text_dim}, gen, at::kFloat);  // [512, text_dim]
+  const double timestep = 500;
+  at::Tensor t = at::full({1}, timestep, at::kFloat);
+
+  nlohmann::json input = {{"frames", frames}, {"height", height}, {"width", width},
+                          {"latents", {a.in_dim, f, h, w}}, {"tokens", tokens}, {"text_len", Lc},
+                          {"timestep", timestep},
+                          {"fraction_of_480p_81_frames", double(tokens) / 32760.0}};
+  PeerResult peer = run_peer(o, "dit", to_json(a), weights, {{"x", stored(x)}, {"timestep", stored(t)}, {"context", stored(context)}}, {});
+
+  WanDiT dit(weights, a);
+  weights.clear();
+  Timed ours = time_forward([&] { return dit.forward(x, timestep, context); }, o.warmup, o.iters);
+  return report("dit", o, to_json(a), input, dit_flops(a, tokens, Lc),
+                "layers*(8LD^2 + 4L^2D + 4LD^2 + 4LcD^2 + 4LLcD + 4LDF) + 2LD*in*patch + 2Lc(text_dim*D + D^2) "
+                "+ 2(freq*D + 7D^2) + 2LD*out*patch",
+                ours, peer);
+}
+
+// ---- VAE --------------------------------------------------------------------------------------
+
+nlohmann::json bench_vae(const BenchOptions& o) {
+  apply_threads(o);
+  VaeArch a = preset_arch(o.dims).vae;
+  if (o.layers >= 0) fail("bench vae: --layers does not apply (the VAE is benchmarked whole)");
+  bool tiny = o.dims == "tiny";
+  // Default: 5 frames of 128x128 (latents [16, 2, 16, 16]), decoded untiled.
+  const int frames = pick(o.frames, 5), height = pick(o.height, tiny ? 64 : 128), width = pick(o.width, tiny ? 64 : 128);
+  if (frames < 1 || (frames - 1) % 4 || height < 8 || height % 8 || width < 8 || width % 8)
+    fail("bench vae: need frames = 4k+1 and height, width positive multiples of 8, got ", frames, "x", height, "x",
+         width);
+  const int64_t f = (frames - 1) / 4 + 1, h = height / 8, w = width / 8;
+
+  TensorMap weights = random_weights(vae_specs(a), o.seed);
+  at::Generator gen = input_generator(o.seed);
+  at::Tensor z = at::randn({a.z_dim, f, h, w}, gen, at::kFloat);  // [16, f, h, w]
+  nlohmann::json input = {{"frames", frames}, {"height", height}, {"width", width}, {"latents", {a.z_dim, f, h, w}},
+                          {"tiled", false},
+                          {"fraction_of_480p_81_frames", double(frames * height * width) / (81.0 * 480 * 832)}};
+  PeerResult peer = run_peer(o, "vae", to_json(a), weights, {{"z", stored(z)}}, {});
+
+  WanVAE vae(weights, a);
+  weights.clear();
+  VaeDecodeOptions d;
+  d.tiled = false;
+  Timed ours = time_forward([&] { return vae.decode(z, d); }, o.warmup, o.iters);
+  return report("vae", o, to_json(a), input, vae_decode_flops(a, f, h, w),
+                "sum over convs of 2 * output voxels * C_in * C_out * kernel volume, chunk by chunk, "
+                "+ 4 (hw)^2 C per frame of middle attention",
+                ours, peer);
+}
+
+// ---- T5 ---------------------------------------------------------------------------------------
+
+nlohmann::json bench_t5(const BenchOptions& o) {
+  apply_threads(o);
+  T5Arch a = preset_arch(o.dims).t5;
+  bool tiny = o.dims == "tiny";
+  a.num_layers = pick(o.layers, tiny ? int(a.num_layers) : 2);
+  if (a.num_layers < 1) fail("bench t5: --layers must be >= 1, got ", a.num_layers);
+  const int64_t L = pick(o.tokens, 512);
+  if (L < 1) fail("bench t5: --tokens must be >= 1, got ", L);
+  if (o.frames >= 0 || o.height >= 0 || o.width >= 0) fail("bench t5: use --tokens, not --frames/--height/--width");
+
+  TensorMap weights = random_weights(t5_specs(a), o.seed);
+  at::Generator gen = input_generator(o.seed);
+  // ids [1, L]: a prompt filling all L positions, </s> (1) last; ids 0-2 are special.
+  at::Tensor ids = at::randint(3, a.vocab, {1, L}, gen, at::kLong);
+  ids.index_put_({0, L - 1}, 1);
+  at::Tensor mask = at::ones({1, L}, at::kLong);
+  nlohmann::json input = {{"tokens", L}, {"batch", 1}, {"padding", 0}};
+  PeerResult peer = run_peer(o, "t5", to_json(a), weights, {{"ids", stored(ids)}, {"mask", stored(mask)}}, {});
+
+  Umt5Encoder t5(weights, a);
+  weights.clear();
+  Timed ours = time_forward([&] { return t5.forward(ids, mask); }, o.warmup, o.iters);
+  return report("t5", o, to_json(a), input, t5_flops(a, L),
+                "layers*(8 L D Da + 4 L^2 Da + 6 L D F)", ours, peer);
+}
+
+}  // namespace wan
