@@ -70,14 +70,17 @@ at::Tensor WanDiT::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
   return (xf * at::rsqrt(xf.pow(2).mean(-1, true) + arch_.eps)).to(x.scalar_type()) * w;
 }
 
-at::Tensor WanDiT::self_attention(const Attention& a, const at::Tensor& x, const RopeTable& rope) const {
+at::Tensor WanDiT::self_attention(const Attention& a, const at::Tensor& x, const RopeTable& rope, const DitShard* shard,
+                                  int64_t tokens) const {
   const int64_t L = x.size(1), H = arch_.num_heads, d = arch_.dim / H;
   at::Tensor q = rms_norm(at::linear(x, a.q.w, a.q.b), a.norm_q).view({1, L, H, d});  // [1, L, H, d]
   at::Tensor k = rms_norm(at::linear(x, a.k.w, a.k.b), a.norm_k).view({1, L, H, d});
   at::Tensor v = at::linear(x, a.v.w, a.v.b).view({1, L, H, d});
   q = rope_apply(q, rope).transpose(1, 2);  // [1, H, L, d]
   k = rope_apply(k, rope).transpose(1, 2);
-  at::Tensor o = attention(q, k, v.transpose(1, 2)).transpose(1, 2).reshape({1, L, arch_.dim});  // [1, L, D]
+  at::Tensor o = shard ? shard->attention(q, k, v.transpose(1, 2), tokens)  // sequence-parallel
+                       : attention(q, k, v.transpose(1, 2));
+  o = o.transpose(1, 2).reshape({1, L, arch_.dim});  // [1, L, D]
   return at::linear(o, a.o.w, a.o.b);
 }
 
@@ -90,7 +93,20 @@ at::Tensor WanDiT::cross_attention(const Attention& a, const at::Tensor& x, cons
   return at::linear(o, a.o.w, a.o.b);
 }
 
-at::Tensor WanDiT::forward(const at::Tensor& x_in, double timestep, const at::Tensor& context) const {
+at::Tensor WanDiT::forward(const at::Tensor& x, double timestep, const at::Tensor& context) const {
+  return forward_impl(x, timestep, context, nullptr);
+}
+
+at::Tensor WanDiT::forward(const at::Tensor& x, double timestep, const at::Tensor& context,
+                           const DitShard& shard) const {
+  if (shard.size < 1 || shard.rank < 0 || shard.rank >= shard.size)
+    fail("WanDiT: shard ", shard.rank, " of ", shard.size, " is not a valid rank");
+  if (shard.size > 1 && (!shard.attention || !shard.gather)) fail("WanDiT: a shard needs attention and gather");
+  return forward_impl(x, timestep, context, shard.size > 1 ? &shard : nullptr);
+}
+
+at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const at::Tensor& context,
+                                const DitShard* shard) const {
   const auto& A = arch_;
   const int64_t pt = A.patch[0], ph = A.patch[1], pw = A.patch[2], D = A.dim;
   if (x_in.dim() != 4) fail("WanDiT: latents x must be [in_dim, f, h, w], got ", shape_str(x_in.sizes()));
@@ -126,13 +142,29 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, double timestep, const at::Te
   const int64_t F = x.size(2), H = x.size(3), W = x.size(4);
   x = x.flatten(2).transpose(1, 2).contiguous();  // [1, L, D]
 
-  const RopeTable rope = rope_table(D / A.num_heads, F, H, W);
+  RopeTable rope = rope_table(D / A.num_heads, F, H, W);
+  const int64_t tokens = x.size(1);  // L
+  if (shard) {
+    // Pad to a multiple of the ranks (zero tokens; attention masks them as keys and their rows are
+    // dropped after the gather), then keep this rank's Ls rows and RoPE rows.
+    if (shard->size > tokens)
+      fail("WanDiT: ", shard->size, " sequence-parallel ranks but only ", tokens, " tokens (",
+           F, " x ", H, " x ", W, " patches)");
+    const int64_t Ls = (tokens + shard->size - 1) / shard->size, pad = Ls * shard->size - tokens;
+    if (pad > 0) {
+      x = at::cat({x, at::zeros({1, pad, D}, x.options())}, 1);
+      rope = {at::cat({rope.cos, at::ones({pad, rope.cos.size(1)}, rope.cos.options())}),
+              at::cat({rope.sin, at::zeros({pad, rope.sin.size(1)}, rope.sin.options())})};
+    }
+    x = x.narrow(1, shard->rank * Ls, Ls).contiguous();  // [1, Ls, D]
+    rope = rope_slice(rope, shard->rank * Ls, (shard->rank + 1) * Ls);
+  }
 
   for (const Block& b : blocks) {
     // [1, 6, D] -> six [1, 1, D]: shift/scale/gate for attention, then for the FFN.
     std::vector<at::Tensor> m = (b.modulation + t_mod).chunk(6, 1);
     at::Tensor h = modulate(at::layer_norm(x, {D}, {}, {}, A.eps), m[0], m[1]);
-    x = x + m[2] * self_attention(b.self_attn, h, rope);
+    x = x + m[2] * self_attention(b.self_attn, h, rope, shard, tokens);
     x = x + cross_attention(b.cross_attn, at::layer_norm(x, {D}, b.norm3_w, b.norm3_b, A.eps), ctx);
     h = modulate(at::layer_norm(x, {D}, {}, {}, A.eps), m[3], m[4]);
     h = at::linear(at::gelu(at::linear(h, b.ffn0.w, b.ffn0.b), "tanh"), b.ffn2.w, b.ffn2.b);
@@ -142,6 +174,7 @@ at::Tensor WanDiT::forward(const at::Tensor& x_in, double timestep, const at::Te
   // Head: modulated by t (before the 6-way projection), not t_mod.
   std::vector<at::Tensor> hm = (head_modulation + t.unsqueeze(1)).chunk(2, 1);  // shift, scale: [1, 1, D]
   x = at::linear(modulate(at::layer_norm(x, {D}, {}, {}, A.eps), hm[0], hm[1]), head.w, head.b);  // [1, L, pt*ph*pw*C]
+  if (shard) x = shard->gather(x).narrow(1, 0, tokens);  // [1, Ls, C'] -> [1, L, C']: the one all-gather
 
   // Unpatchify: 'b (f h w) (x y z c) -> b c (f x) (h y) (w z)'
   const int64_t C = A.out_dim;

@@ -9,6 +9,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <vector>
 
 #include "common/dtype.h"
@@ -16,6 +17,19 @@
 #include "models/rope.h"
 
 namespace wan {
+
+// A rank's part of a sequence-parallel evaluation (parallel/sequence_parallel.h makes one). The
+// patchified tokens, padded to a multiple of `size`, are split in `size` equal shards; this rank
+// computes shard `rank` and meets the others only in `attention` and `gather`.
+struct DitShard {
+  int64_t rank = 0, size = 1;
+  // Self-attention over the whole sequence. q, k, v: [1, H, Ls, d] this rank's tokens (RoPE
+  // applied) -> [1, H, Ls, d]. Of the size * Ls tokens, only the first `tokens` are real: the
+  // rest is padding and must be masked.
+  std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t tokens)> attention;
+  // x: [1, Ls, C] this rank's rows -> [1, size * Ls, C], every rank's rows in rank order.
+  std::function<at::Tensor(const at::Tensor& x)> gather;
+};
 
 class WanDiT {
  public:
@@ -30,6 +44,9 @@ class WanDiT {
   //   context: [Lc, text_dim] text embeddings (the pipeline's zero-padded T5 output)
   // -> [out_dim, f, h, w] float32 (the flow-matching velocity)
   at::Tensor forward(const at::Tensor& x, double timestep, const at::Tensor& context) const;
+  // The same evaluation, sequence-parallel: called SPMD on every rank of the shard's group, each
+  // returns the whole [out_dim, f, h, w] result.
+  at::Tensor forward(const at::Tensor& x, double timestep, const at::Tensor& context, const DitShard& shard) const;
 
   const DitArch& arch() const { return arch_; }
   at::ScalarType compute_dtype() const { return dtype_; }
@@ -49,8 +66,11 @@ class WanDiT {
     at::Tensor modulation;  // [1, 6, D]
   };
 
+  // shard null: one rank. Else this rank's tokens of a padded sequence of `tokens` real ones.
+  at::Tensor forward_impl(const at::Tensor& x, double timestep, const at::Tensor& context, const DitShard* shard) const;
   // x: [1, L, D] -> [1, L, D]
-  at::Tensor self_attention(const Attention& a, const at::Tensor& x, const RopeTable& rope) const;
+  at::Tensor self_attention(const Attention& a, const at::Tensor& x, const RopeTable& rope, const DitShard* shard,
+                            int64_t tokens) const;
   // x: [1, L, D], ctx: [1, Lc, D] -> [1, L, D]
   at::Tensor cross_attention(const Attention& a, const at::Tensor& x, const at::Tensor& ctx) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;

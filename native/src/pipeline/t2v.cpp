@@ -3,7 +3,12 @@
 #include <c10/core/GradMode.h>
 #include <chrono>
 
+#include <c10/core/InferenceMode.h>
+
+#include <thread>
+
 #include "checkpoint/safetensors.h"
+#include "parallel/sequence_parallel.h"
 #include "pipeline/flow_match.h"
 #include "pipeline/noise.h"
 
@@ -26,11 +31,87 @@ void check_prompt(const at::Tensor& ids, const at::Tensor& mask, const char* whi
 }
 }  // namespace
 
-T2VEngine::T2VEngine(const std::string& model_dir) : model_(load_model(model_dir, true)) {
+T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p) : model_(load_model(model_dir, true)) {
+  const std::vector<DeviceSpec> devices = parse_devices(p.devices);
+  for (const auto& d : devices)
+    if (d.type != "cpu") fail("devices '", p.devices, "': only CPU ranks are supported by this engine build so far");
+  if (!(p.timeout_s > 0)) fail("timeout must be positive, got ", p.timeout_s, " s");
+  layout_ = make_layout(int(devices.size()), p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(model_.arch.dit.num_heads));
   c10::NoGradGuard no_grad;
   t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5);
   dit_ = std::make_unique<WanDiT>(model_.dit, model_.arch.dit);
   vae_ = std::make_unique<WanVAE>(model_.vae, model_.arch.vae);
+  if (devices.size() > 1) {
+    DeviceGroupOptions o;
+    o.devices = devices;
+    o.layout = layout_;
+    o.timeout = std::chrono::milliseconds(int64_t(p.timeout_s * 1000));
+    group_ = std::make_unique<DeviceGroup>(o);
+  }
+}
+
+T2VEngine::~T2VEngine() = default;
+
+at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
+                                       const T2VRequest& r, const FlowMatchSchedule& sched, nlohmann::json& step_s,
+                                       const std::function<void(int64_t)>& on_step,
+                                       const std::atomic<bool>* cancel) const {
+  const bool cfg = r.cfg_scale != 1.0;
+  const int64_t steps = sched.steps();
+  const DitArch& A = model_.arch.dit;
+  at::Tensor result;
+  std::atomic<int64_t> cancelled_at{-1};
+  try {
+    group_->run([&](RankState& s) {
+      c10::InferenceMode guard;
+      DitShard shard = make_dit_shard(s, A.num_heads, A.num_layers, dit_->compute_dtype());
+      // CFG-parallel: the second half of the group runs the unconditional pass.
+      const bool uncond_branch = cfg && s.cfg && s.cfg_index == 1;
+      const at::Tensor& ctx = uncond_branch ? negative : context;
+      at::Tensor x = noise.to(s.ctx.device);
+      for (int64_t i = 0; i < steps; ++i) {
+        s.step = i;
+        s.ctx.where = concat("step ", i + 1, "/", steps);
+        auto t_step = Clock::now();
+        // Rank 0 decides on cancellation; every rank learns it at the same step.
+        at::Tensor flag = at::full({1}, (s.ctx.rank == 0 && cancel && cancel->load()) ? 1 : 0, at::kInt);
+        flag = s.world->broadcast(flag, 0, "cancel flag");
+        if (flag.item<int>() != 0) {
+          if (s.ctx.rank == 0) cancelled_at = i;
+          fail("cancelled");
+        }
+        const FaultInjection& f = s.fault;  // test-only, off by default
+        if (f.kind != FaultInjection::None && f.rank == s.ctx.rank && f.step == i) {
+          if (f.kind == FaultInjection::Throw)
+            fail("rank ", s.ctx.rank, " (", s.ctx.device_name, "): injected fault at ", s.ctx.where);
+          if (f.kind == FaultInjection::Stall) {
+            auto until = Clock::now() + f.stall;
+            while (Clock::now() < until && !s.ctx.abort->load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          }
+        }
+        const double t = sched.timesteps[i].item<float>();
+        at::Tensor v = dit_->forward(x, t, ctx, shard);
+        if (cfg && s.cfg) {
+          at::Tensor g = s.cfg->all_gather(v, "cfg velocity");  // [2, ...]: cond, uncond
+          v = g[1] + r.cfg_scale * (g[0] - g[1]);
+        } else if (cfg) {
+          at::Tensor v_neg = dit_->forward(x, t, negative, shard);
+          v = v_neg + r.cfg_scale * (v - v_neg);
+        }
+        x = sched.step(x, v, i);
+        if (s.ctx.rank == 0) {
+          step_s.push_back(seconds_since(t_step));
+          on_step(i + 1);
+        }
+      }
+      s.ctx.where.clear();
+      if (s.ctx.rank == 0) result = x.to(at::kCPU);
+    });
+  } catch (const Error&) {
+    if (cancelled_at.load() >= 0) fail_cancelled(cancelled_at.load(), steps);
+    throw;
+  }
+  return result;
 }
 
 void T2VEngine::validate(const T2VRequest& r) const {
@@ -85,7 +166,11 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   auto t_denoise = Clock::now();
   nlohmann::json step_s = nlohmann::json::array();
   report("denoise", 0, sched.steps(), t_denoise);
-  for (int64_t i = 0; i < sched.steps(); ++i) {
+  if (group_) {
+    x = denoise_parallel(x, out.context, negative, r, sched, step_s,
+                         [&](int64_t done) { report("denoise", done, sched.steps(), t_denoise); }, cancel);
+  }
+  for (int64_t i = 0; i < sched.steps() && !group_; ++i) {
     if (cancel && cancel->load()) fail_cancelled(i, sched.steps());
     auto t_step = Clock::now();
     const double t = sched.timesteps[i].item<float>();
@@ -101,6 +186,12 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   out.latents = x;
   out.timings["denoise_s"] = seconds_since(t_denoise);
   out.timings["step_s"] = step_s;
+  if (group_) {
+    nlohmann::json ranks = nlohmann::json::array();
+    for (const CommStats& c : group_->stats())
+      ranks.push_back({{"comm_s", c.comm_s}, {"bytes_sent", c.bytes_sent}, {"collectives", c.collectives}});
+    out.timings["ranks"] = ranks;
+  }
 
   // 4. decode
   if (cancel && cancel->load()) fail_cancelled(sched.steps(), sched.steps());

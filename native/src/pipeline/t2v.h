@@ -14,8 +14,10 @@
 #include "checkpoint/layout.h"
 #include "common/error.h"
 #include "models/dit.h"
+#include "pipeline/flow_match.h"
 #include "models/umt5.h"
 #include "models/vae.h"
+#include "parallel/device_group.h"
 
 namespace wan {
 
@@ -48,11 +50,25 @@ struct Cancelled : Error {
   using Error::Error;
 };
 
-// The loaded model, ready to generate: weights stay resident between requests.
+// Where the DiT runs: a device list and its sequence-parallel layout (parallel/devices.h).
+struct ParallelOptions {
+  std::string devices = "cpu";  // "cpu", "cpu:0-3", "cuda:0-7"
+  int ulysses = 0, ring = 0;    // 0 = choose (make_layout)
+  bool cfg_parallel = false;    // cond/uncond on two halves of the devices
+  double timeout_s = 300;       // every collective
+};
+
+// The loaded model, ready to generate: weights stay resident between requests. With more than
+// one device the DiT's denoising loop runs SPMD on a device group (one thread per device) that
+// lives as long as the engine; the text encoder and the VAE run on the calling thread.
 class T2VEngine {
  public:
-  explicit T2VEngine(const std::string& model_dir);
+  explicit T2VEngine(const std::string& model_dir, const ParallelOptions& parallel = {});
+  ~T2VEngine();
   const LoadedModel& model() const { return model_; }
+  const ParallelLayout& layout() const { return layout_; }
+  // The device group (null with one device); tests inject faults and set timeouts through it.
+  DeviceGroup* group() const { return group_.get(); }
 
   // Checks every parameter against the model before any compute; errors name the parameter and
   // the allowed values.
@@ -66,6 +82,11 @@ class T2VEngine {
   std::unique_ptr<Umt5Encoder> t5_;
   std::unique_ptr<WanDiT> dit_;
   std::unique_ptr<WanVAE> vae_;
+  ParallelLayout layout_;
+  std::unique_ptr<DeviceGroup> group_;
+  at::Tensor denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
+                              const T2VRequest& r, const FlowMatchSchedule& sched, nlohmann::json& step_s,
+                              const std::function<void(int64_t)>& on_step, const std::atomic<bool>* cancel) const;
 };
 
 // --save-tensors: float32 `noise` [16, f, h, w], `context` [text_len, text_dim], `latents`

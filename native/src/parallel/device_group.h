@@ -1,0 +1,97 @@
+// A device group: N ranks, one long-lived worker thread per device, created once and reused for
+// every request. A request runs SPMD: run(fn) calls fn on every rank's thread and returns when
+// all are done. The c10d groups (parallel/process_group.h) are built once at start; after a
+// failure on any rank, the other ranks are aborted, every rank's groups are rebuilt, and the
+// first failure is rethrown, so the group serves the next request.
+//
+// Rank layout (global rank g): g = cfg_index * sp + ring_index * ulysses + ulysses_index,
+// sp = ulysses * ring. Tokens are split over the sp ranks of a CFG branch in sp-rank order.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "parallel/devices.h"
+#include "parallel/process_group.h"
+
+namespace wan {
+
+// Test-only fault injection (off by default): at denoising step `step` (0-based), rank `rank`
+// throws, stalls for `stall` (giving up early when the request is aborted), or puts its
+// self-attention query on the wrong device (the meta device).
+struct FaultInjection {
+  enum Kind { None, Throw, Stall, WrongDevice } kind = None;
+  int rank = 0;
+  int64_t step = 0;
+  std::chrono::milliseconds stall{0};
+};
+
+// One rank: its context and its memberships.
+struct RankState {
+  RankContext ctx;
+  ParallelLayout layout;
+  int cfg_index = 0, ring_index = 0, ulysses_index = 0;
+  int sp_rank = 0;  // position among the sp ranks of its CFG branch (token shard index)
+  std::shared_ptr<Rendezvous> store;  // this rank's own TCPStore client (a client is not thread-safe)
+  std::unique_ptr<Communicator> world, sp, ulysses, ring, cfg;  // null where the degree is 1
+  FaultInjection fault;
+  int64_t step = 0;  // the denoising step in progress (for `where` and fault injection)
+};
+
+struct DeviceGroupOptions {
+  std::vector<DeviceSpec> devices;  // one rank each
+  ParallelLayout layout;            // ulysses x ring x cfg == devices.size()
+  std::chrono::milliseconds timeout{300000};
+};
+
+class DeviceGroup {
+ public:
+  explicit DeviceGroup(const DeviceGroupOptions& o);
+  ~DeviceGroup();
+  DeviceGroup(const DeviceGroup&) = delete;
+  DeviceGroup& operator=(const DeviceGroup&) = delete;
+
+  int size() const { return int(ranks_.size()); }
+  const ParallelLayout& layout() const { return opts_.layout; }
+  std::chrono::milliseconds timeout() const { return opts_.timeout; }
+  void set_timeout(std::chrono::milliseconds t);
+  void set_fault(const FaultInjection& f);  // test-only
+
+  // fn(rank) on every rank's thread; one run at a time. Rethrows the first failure (as wan::Error).
+  void run(const std::function<void(RankState&)>& fn);
+  // Per-rank counters of the last run.
+  std::vector<CommStats> stats() const;
+
+ private:
+  void worker(int rank);
+  void stop_threads();
+  void build_groups(RankState& s);  // on the rank's thread
+  void drop_groups(RankState& s);   // same order on every rank
+  void dispatch(const std::function<void(RankState&)>& fn, std::vector<std::string>& errors);
+
+  DeviceGroupOptions opts_;
+  std::shared_ptr<Rendezvous> rdv_;
+  int64_t generation_ = 0;
+  std::vector<std::unique_ptr<RankState>> ranks_;
+  std::unique_ptr<std::atomic<int64_t>[]> entered_;
+  std::atomic<bool> abort_{false};
+
+  std::mutex run_mu_;  // one run at a time
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const std::function<void(RankState&)>* task_ = nullptr;
+  int64_t task_id_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+  std::vector<std::string> errors_;  // per rank, empty if ok
+  std::vector<double> error_time_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace wan

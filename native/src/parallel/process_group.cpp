@@ -1,0 +1,255 @@
+#include "parallel/process_group.h"
+
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "common/error.h"
+#include "parallel/c10d_compat.h"
+
+namespace wan {
+
+namespace cc = c10d_compat;
+using Clock = std::chrono::steady_clock;
+
+void check_tensor(const RankContext& ctx, const at::Tensor& t, const char* name, at::ScalarType dtype) {
+  if (!t.defined()) fail("rank ", ctx.rank, " (", ctx.device_name, "): tensor ", name, " is undefined");
+  if (t.device() != ctx.device)
+    fail("rank ", ctx.rank, " (", ctx.device_name, "): tensor ", name, " is on ", t.device().str(),
+         " but the rank's device is ", ctx.device.str(), ctx.where.empty() ? "" : " at ", ctx.where);
+  if (t.scalar_type() != dtype)
+    fail("rank ", ctx.rank, " (", ctx.device_name, "): tensor ", name, " has dtype ", t.scalar_type(),
+         " but ", dtype, " is expected", ctx.where.empty() ? "" : " at ", ctx.where);
+}
+
+// ---- rendezvous
+
+struct Rendezvous::Impl {
+  c10::intrusive_ptr<cc::Store> store;
+};
+
+std::shared_ptr<Rendezvous> Rendezvous::serve(const std::string& host, uint16_t port,
+                                              std::chrono::milliseconds timeout) {
+  std::shared_ptr<Rendezvous> r(new Rendezvous());
+  r->impl_ = std::make_unique<Impl>();
+  try {
+    r->impl_->store = cc::tcp_store(host, port, true, timeout);
+  } catch (const std::exception& e) {
+    fail("rendezvous: cannot serve a TCPStore on ", host, ":", port, ": ", e.what());
+  }
+  r->host_ = host;
+  r->port_ = cc::tcp_store_port(r->impl_->store);
+  return r;
+}
+
+std::shared_ptr<Rendezvous> Rendezvous::join(const std::string& host, uint16_t port,
+                                             std::chrono::milliseconds timeout) {
+  std::shared_ptr<Rendezvous> r(new Rendezvous());
+  r->impl_ = std::make_unique<Impl>();
+  try {
+    r->impl_->store = cc::tcp_store(host, port, false, timeout);
+  } catch (const std::exception& e) {
+    fail("rendezvous: cannot join the TCPStore at ", host, ":", port, ": ", e.what());
+  }
+  r->host_ = host;
+  r->port_ = port;
+  return r;
+}
+
+Rendezvous::~Rendezvous() = default;
+
+// ---- communicator
+
+namespace {
+// Buffers a backend writes into from its own threads must be normal tensors: in-place updates of
+// inference tensors are refused outside InferenceMode, and the backend's threads are outside it.
+at::Tensor comm_buffer(at::IntArrayRef shape, const at::TensorOptions& o) {
+  c10::InferenceMode off(false);
+  return at::empty(shape, o);
+}
+}  // namespace
+
+struct Communicator::Impl {
+  cc::GroupPtr group;
+};
+
+namespace {
+std::string ranks_str(const std::vector<int>& r) {
+  std::string s = "[";
+  for (size_t i = 0; i < r.size(); ++i) s += (i ? "," : "") + std::to_string(r[i]);
+  return s + "]";
+}
+}  // namespace
+
+Communicator::Communicator(RankContext& ctx, const Rendezvous& rdv, const std::string& name,
+                           const std::vector<int>& ranks, const std::string& key, const std::string& gloo_host)
+    : ctx_(ctx), name_(name + ranks_str(ranks)), ranks_(ranks) {
+  auto it = std::find(ranks.begin(), ranks.end(), ctx.rank);
+  if (it == ranks.end()) fail("rank ", ctx.rank, " is not a member of group ", name_);
+  rank_ = int(it - ranks.begin());
+  impl_ = std::make_unique<Impl>();
+  auto store = cc::prefix_store(key + "/" + name_, rdv.impl().store);
+  try {
+#ifdef USE_C10D_NCCL
+    if (ctx.device.is_cuda()) {
+      impl_->group = cc::nccl_group(store, rank_, size(), ctx.timeout);
+      return;
+    }
+#endif
+    if (!ctx.device.is_cpu())
+      fail("no c10d backend for ", ctx.device.str(), " in this build (NCCL needs a CUDA libtorch 2.x)");
+    impl_->group = cc::gloo_group(store, rank_, size(), gloo_host, ctx.timeout);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("rank ", ctx.rank, " (", ctx.device_name, "): cannot create process group ", name_, ": ", e.what());
+  }
+}
+
+Communicator::~Communicator() = default;
+
+void Communicator::fail_op(const char* op, const char* what, const std::string& why) const {
+  fail("rank ", ctx_.rank, " (", ctx_.device_name, "): ", op, " '", what, "' in group ", name_,
+       ctx_.where.empty() ? "" : " at ", ctx_.where, " ", why);
+}
+
+void Communicator::enter(const char* op, const char* what, const at::Tensor* t) {
+  if (ctx_.abort && ctx_.abort->load()) fail_op(op, what, "aborted: another rank failed");
+  if (t) {
+    check_tensor(ctx_, *t, what, t->scalar_type());
+    ctx_.stats.bytes_sent += int64_t(t->numel()) * int64_t(t->element_size());
+  }
+  ctx_.stats.collectives++;
+  if (ctx_.entered) ctx_.entered[ctx_.rank].fetch_add(1);
+}
+
+void Communicator::wait(void* work_p, const char* op, const char* what, Clock::time_point t0) {
+  cc::WorkPtr& work = *static_cast<cc::WorkPtr*>(work_p);
+  const auto deadline = t0 + ctx_.timeout;
+  int spins = 0;
+  while (!work->isCompleted()) {
+    if (ctx_.abort && ctx_.abort->load()) fail_op(op, what, "aborted: another rank failed");
+    if (Clock::now() > deadline) {
+      // In-process, name the members that never reached this collective.
+      std::string who;
+      if (ctx_.entered) {
+        const int64_t mine = ctx_.entered[ctx_.rank].load();
+        for (int r : ranks_)
+          if (r != ctx_.rank && ctx_.entered[r].load() < mine) who += (who.empty() ? "" : ", ") + std::to_string(r);
+      }
+      fail_op(op, what,
+              concat("timed out after ", ctx_.timeout.count() / 1000.0, " s",
+                     who.empty() ? std::string(" (a peer rank stalled or died)")
+                                 : concat(" waiting for rank ", who, " (it never reached this collective)")));
+    }
+    if (++spins < 200) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    fail_op(op, what, concat("failed: ", e.what()));
+  }
+  ctx_.stats.comm_s += std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+at::Tensor Communicator::all_to_all(const at::Tensor& x, const char* what) {
+  enter("all_to_all", what, &x);
+  if (x.dim() < 1 || x.size(0) % size() != 0)
+    fail_op("all_to_all", what, concat("needs dim 0 divisible by the group size ", size(), ", got ", x.sizes()));
+  auto t0 = Clock::now();
+  at::Tensor in = x.contiguous(), out = comm_buffer(in.sizes(), in.options());
+  std::vector<int64_t> splits;  // empty: equal blocks
+  cc::WorkPtr w;
+  try {
+    w = impl_->group->alltoall_base(out, in, splits, splits);
+  } catch (const std::exception& e) {
+    fail_op("all_to_all", what, concat("failed to start: ", e.what()));
+  }
+  wait(&w, "all_to_all", what, t0);
+  return out;
+}
+
+at::Tensor Communicator::all_gather(const at::Tensor& x, const char* what) {
+  enter("all_gather", what, &x);
+  auto t0 = Clock::now();
+  at::Tensor in = x.contiguous();
+  std::vector<int64_t> shape{int64_t(size())};
+  for (auto s : in.sizes()) shape.push_back(s);
+  at::Tensor out = comm_buffer(shape, in.options());
+  std::vector<std::vector<at::Tensor>> outs(1);
+  {
+    c10::InferenceMode off(false);
+    for (int i = 0; i < size(); ++i) outs[0].push_back(out[i]);
+  }
+  std::vector<at::Tensor> ins{in};
+  cc::WorkPtr w;
+  try {
+    w = impl_->group->allgather(outs, ins);
+  } catch (const std::exception& e) {
+    fail_op("all_gather", what, concat("failed to start: ", e.what()));
+  }
+  wait(&w, "all_gather", what, t0);
+  return out;
+}
+
+at::Tensor Communicator::exchange(const at::Tensor& x, int to, int from, const char* what) {
+  enter("send/recv", what, &x);
+  auto t0 = Clock::now();
+  const int tag = tag_++;
+  std::vector<at::Tensor> s{x.contiguous()}, r{comm_buffer(x.sizes(), x.options())};
+  cc::WorkPtr ws, wr;
+  try {
+    ws = impl_->group->send(s, to, tag);
+    wr = impl_->group->recv(r, from, tag);
+  } catch (const std::exception& e) {
+    fail_op("send/recv", what, concat("failed to start: ", e.what()));
+  }
+  // Gloo's point-to-point work completes only through wait(timeout): no polling here.
+  try {
+    wr->wait(ctx_.timeout);
+    ws->wait(ctx_.timeout);
+  } catch (const std::exception& e) {
+    fail_op("send/recv", what,
+            concat("with ranks ", ranks_[to], " (send) and ", ranks_[from], " (recv) failed or timed out after ",
+                   ctx_.timeout.count() / 1000.0, " s: ", e.what()));
+  }
+  ctx_.stats.comm_s += std::chrono::duration<double>(Clock::now() - t0).count();
+  return r[0];
+}
+
+at::Tensor Communicator::broadcast(const at::Tensor& x, int root, const char* what) {
+  enter("broadcast", what, &x);
+  auto t0 = Clock::now();
+  at::Tensor buf = comm_buffer(x.sizes(), x.options());
+  {
+    c10::InferenceMode off(false);
+    buf.copy_(x);
+  }
+  std::vector<at::Tensor> ts{buf};
+  ::c10d::BroadcastOptions o;
+  o.rootRank = root;
+  cc::WorkPtr w;
+  try {
+    w = impl_->group->broadcast(ts, o);
+  } catch (const std::exception& e) {
+    fail_op("broadcast", what, concat("failed to start: ", e.what()));
+  }
+  wait(&w, "broadcast", what, t0);
+  return buf;
+}
+
+void Communicator::barrier(const char* what) {
+  enter("barrier", what, nullptr);
+  auto t0 = Clock::now();
+  cc::WorkPtr w;
+  try {
+    w = impl_->group->barrier();
+  } catch (const std::exception& e) {
+    fail_op("barrier", what, concat("failed to start: ", e.what()));
+  }
+  wait(&w, "barrier", what, t0);
+}
+
+}  // namespace wan

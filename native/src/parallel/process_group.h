@@ -1,0 +1,103 @@
+// Communication between ranks through libtorch's c10d: a TCPStore rendezvous and one process
+// group (Gloo for CPU ranks, NCCL for CUDA ranks where the libtorch has it) per group of ranks.
+//
+// Every collective (1) checks its tensors are on this rank's device with the expected dtype,
+// (2) runs with a timeout, and (3) fails with an error naming the rank, the collective, the
+// group and where the request was (RankContext::where, e.g. "step 2/5, block 3").
+#pragma once
+#include <ATen/ATen.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace wan {
+
+// Per-rank counters, reset per request.
+struct CommStats {
+  double comm_s = 0;        // wall time inside collectives (waiting included)
+  int64_t bytes_sent = 0;   // payload this rank handed to collectives
+  int64_t collectives = 0;
+};
+
+// What a rank carries into every collective. One per rank, owned by its worker thread.
+struct RankContext {
+  int rank = 0, world = 1;
+  at::Device device{at::kCPU};
+  std::string device_name = "cpu";               // as the user wrote it: "cpu:1", "cuda:3"
+  std::string where;                             // "step 2/5, block 3": quoted in errors
+  std::chrono::milliseconds timeout{300000};     // every collective
+  const std::atomic<bool>* abort = nullptr;      // another rank of this process failed: give up
+  std::atomic<int64_t>* entered = nullptr;       // [world] collectives entered, per rank (in-process)
+  CommStats stats;
+};
+
+// Checks `t` is on the rank's device with `dtype`; the error names the tensor, the rank and both
+// devices (or dtypes).
+void check_tensor(const RankContext& ctx, const at::Tensor& t, const char* name, at::ScalarType dtype);
+
+// The rendezvous point: a c10d::TCPStore, served by one process and joined by all.
+class Rendezvous {
+ public:
+  // Serves on host:port (port 0 = any free port; see port()).
+  static std::shared_ptr<Rendezvous> serve(const std::string& host, uint16_t port, std::chrono::milliseconds timeout);
+  // Joins a served store.
+  static std::shared_ptr<Rendezvous> join(const std::string& host, uint16_t port, std::chrono::milliseconds timeout);
+  ~Rendezvous();
+  const std::string& host() const { return host_; }
+  uint16_t port() const { return port_; }
+  struct Impl;
+  Impl& impl() const { return *impl_; }
+
+ private:
+  Rendezvous() = default;
+  std::string host_;
+  uint16_t port_ = 0;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One rank's membership of one group of ranks (all of them, a Ulysses group, a ring, a CFG pair).
+// Construction blocks until every member has joined (each calls it from its own thread/process).
+class Communicator {
+ public:
+  // `ranks`: the members' global ranks, in group order; ctx.rank must be among them. `key` makes
+  // the store keys unique (a generation counter: groups are rebuilt after a failure).
+  Communicator(RankContext& ctx, const Rendezvous& rdv, const std::string& name, const std::vector<int>& ranks,
+               const std::string& key, const std::string& gloo_host);
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const { return rank_; }  // within the group
+  int size() const { return int(ranks_.size()); }
+  const std::string& name() const { return name_; }
+
+  // x: [size * n, ...] -> [size * n, ...]: block i of x goes to member i; block j of the result
+  // came from member j.
+  at::Tensor all_to_all(const at::Tensor& x, const char* what);
+  // x: [...] -> [size, ...], row j from member j.
+  at::Tensor all_gather(const at::Tensor& x, const char* what);
+  // Sends `x` to member `to` and receives a tensor of x's shape from member `from` (a ring pass).
+  at::Tensor exchange(const at::Tensor& x, int to, int from, const char* what);
+  // -> member `root`'s x, on every member.
+  at::Tensor broadcast(const at::Tensor& x, int root, const char* what);
+  void barrier(const char* what);
+
+ private:
+  struct Impl;
+  void enter(const char* op, const char* what, const at::Tensor* t);
+  [[noreturn]] void fail_op(const char* op, const char* what, const std::string& why) const;
+  void wait(void* work, const char* op, const char* what, std::chrono::steady_clock::time_point t0);
+
+  RankContext& ctx_;
+  std::string name_;
+  std::vector<int> ranks_;
+  int rank_ = 0;
+  int tag_ = 0;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wan

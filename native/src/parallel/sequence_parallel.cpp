@@ -1,0 +1,53 @@
+#include "parallel/sequence_parallel.h"
+
+#include <memory>
+
+#include "common/error.h"
+#include "parallel/ring.h"
+#include "parallel/ulysses.h"
+
+namespace wan {
+
+at::Tensor sequence_parallel_attention(RankState& s, const at::Tensor& q_in, const at::Tensor& k, const at::Tensor& v,
+                                       int64_t tokens, at::ScalarType dtype) {
+  at::Tensor q = q_in;
+  if (s.fault.kind == FaultInjection::WrongDevice && s.fault.rank == s.ctx.rank && s.fault.step == s.step)
+    q = at::empty(q.sizes(), q.options().device(at::kMeta));  // test-only: the seed's bug, on purpose
+  check_tensor(s.ctx, q, "self-attention q", dtype);
+  check_tensor(s.ctx, k, "self-attention k", dtype);
+  check_tensor(s.ctx, v, "self-attention v", dtype);
+  const int64_t Ls = q.size(2);
+  at::Tensor qkv = at::stack({q[0], k[0], v[0]});  // [3, H, Ls, d]
+  if (s.ulysses) qkv = ulysses_scatter_heads(*s.ulysses, qkv, "ulysses q/k/v");  // [3, H/u, u*Ls, d]
+  at::Tensor o = ring_attention(s.ring.get(), qkv.narrow(0, 0, 1), qkv.narrow(0, 1, 2), tokens);  // [1, h, u*Ls, d]
+  if (s.ulysses) o = ulysses_gather_heads(*s.ulysses, o, "ulysses output");  // [1, H, Ls, d]
+  if (o.size(2) != Ls) fail("rank ", s.ctx.rank, ": sequence-parallel attention returned ", o.size(2), " rows, not ", Ls);
+  return o;
+}
+
+DitShard make_dit_shard(RankState& s, int64_t num_heads, int64_t num_layers, at::ScalarType dtype) {
+  const int sp = s.layout.sequence_parallel();
+  if (num_heads % s.layout.ulysses != 0)
+    fail("ulysses degree ", s.layout.ulysses, " does not divide the DiT's ", num_heads, " heads");
+  DitShard d;
+  d.rank = s.sp_rank;
+  d.size = sp;
+  auto calls = std::make_shared<int64_t>(0);
+  RankState* ps = &s;
+  d.attention = [ps, calls, num_layers, dtype](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                               int64_t tokens) {
+    const int64_t block = (*calls)++ % num_layers;
+    const std::string step = ps->ctx.where;
+    ps->ctx.where = concat(step, ", block ", block);
+    at::Tensor o = sequence_parallel_attention(*ps, q, k, v, tokens, dtype);
+    ps->ctx.where = step;
+    return o;
+  };
+  d.gather = [ps](const at::Tensor& x) {  // [1, Ls, C] -> [1, sp*Ls, C]
+    at::Tensor g = ps->sp->all_gather(x[0], "dit output");  // [sp, Ls, C]
+    return g.reshape({1, g.size(0) * g.size(1), g.size(2)});
+  };
+  return d;
+}
+
+}  // namespace wan
