@@ -9,6 +9,7 @@
 #include "checkpoint/make_model.h"
 #include "checkpoint/safetensors.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/mapped_file.h"
 #include "test.h"
 
@@ -28,7 +29,7 @@ void expect_same(const TensorMap& a, const TensorMap& b, const std::string& what
 }
 std::string copy_model(const std::string& src, const std::string& name) {
   std::string dst = wantest::scratch_dir() + "/" + name;
-  fs::remove_all(dst);
+  remove_tree(dst);
   fs::copy(src, dst, fs::copy_options::recursive);
   return dst;
 }
@@ -77,7 +78,7 @@ TEST(layout_real_dims_have_the_published_tensor_counts_and_params) {
 
 TEST(layout_same_seed_same_bytes_other_seed_other_values) {
   std::string a = tiny("official", 7), b = copy_model(a, "seed7-copy");
-  fs::remove_all(b);
+  remove_tree(b);
   MakeModelOptions o;
   o.seed = 7;
   make_model(b, o);

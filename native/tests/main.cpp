@@ -5,6 +5,7 @@
 
 #include "checkpoint/make_model.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "test.h"
 
 namespace wantest {
@@ -13,12 +14,11 @@ std::vector<Case>& registry() {
   return cases;
 }
 std::string scratch_dir() {
-  // A leaked string: the atexit cleanup runs after statics are destroyed.
+  // Leaked on purpose: it must outlive every test's use of it; main() removes the directory.
   static const std::string* dir = [] {
     auto d = std::filesystem::temp_directory_path() / ("wanlab-tests-" + std::to_string(getpid()));
     std::filesystem::create_directories(d);
     auto* s = new std::string(d.string());
-    std::atexit([] { std::filesystem::remove_all(scratch_dir()); });
     return s;
   }();
   return *dir;
@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
       std::cout << "FAIL " << c.name << ": unexpected exception: " << e.what() << "\n";
     }
   }
+  wan::remove_tree(wantest::scratch_dir());
   std::cout << "wanlab-tests: " << passed << " passed, " << failed << " failed\n";
   return failed == 0 && passed > 0 ? 0 : 1;
 }

@@ -20,6 +20,7 @@
 
 #include "checkpoint/safetensors.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "models/dit.h"
 #include "models/random_weights.h"
 #include "models/umt5.h"
@@ -178,10 +179,7 @@ struct TempDir {
     if (!mkdtemp(tmpl.data())) fail("bench: cannot create a temporary directory from ", tmpl);
     path = tmpl;
   }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+  ~TempDir() { remove_tree(path); }
 };
 
 // Runs argv with stdout and stderr to files; returns the exit status (-1: could not start).
