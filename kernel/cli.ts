@@ -9,6 +9,8 @@ import { resolve as resolvePath } from "node:path";
 import { CancelledError, open, type GenerateResult, type ProgressEvent } from "./engine.js";
 import { defaultModel, dimsPresets, inspect, layouts, makeTiny, type Dims, type Layout } from "./models.js";
 import { ParamError, type GenerateParams } from "./params.js";
+import { benchModel, type BenchKind, type BenchSide } from "./bench.js";
+import { formatBytes, table } from "./terminal/format.js";
 import { formatInspect } from "./terminal/inspect.js";
 import { terminalProgress } from "./terminal/progress.js";
 
@@ -27,6 +29,8 @@ commands:
                                 layout, files, architecture, parameters, dtypes, memory per device
   make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
                                 write a deterministic random-weight Wan2.1 T2V model
+  bench dit|vae|t5 [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N] [--height N] [--width N] [--no-peer]
+                                time per forward, GFLOP/s, peak memory; PyTorch eager on DiffSynth's module as the peer
   bench load DIR [--touch]      load time and resident memory, mmap vs copy (JSON)
   serve [--model DIR] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
         [--devices cpu] [--ulysses 1] [--ring 1]
@@ -128,9 +132,58 @@ function runEngine(args: string[]): Promise<unknown> {
   });
 }
 
+const benchModelOptions: Options = {
+  json: { type: "boolean" },
+  dims: { type: "string" },
+  layers: { type: "string" },
+  frames: { type: "string" },
+  height: { type: "string" },
+  width: { type: "string" },
+  tokens: { type: "string" },
+  iters: { type: "string" },
+  warmup: { type: "string" },
+  threads: { type: "string" },
+  diffsynth: { type: "string" },
+  python: { type: "string" },
+  "no-peer": { type: "boolean" },
+};
+
+/** `wanlab bench dit|vae|t5`: ours against PyTorch eager on DiffSynth's module, same weights and input. */
+async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
+  const { values: v } = parse(args, benchModelOptions, []);
+  if (v.help) return help(`bench ${kind} [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N --height N --width N] [--tokens N] [--iters N] [--warmup N] [--threads N] [--diffsynth DIR] [--python PATH] [--no-peer]`);
+  const int = (name: string, min: number, max: number) => intOption(name, v[name] as string | undefined, min, max);
+  const report = await benchModel(kind, {
+    dims: choice("dims", v.dims as string | undefined, dimsPresets),
+    layers: int("layers", 1, 100),
+    frames: int("frames", 1, 1001),
+    height: int("height", 8, 8192),
+    width: int("width", 8, 8192),
+    tokens: int("tokens", 1, 4096),
+    iters: int("iters", 1, 1000),
+    warmup: int("warmup", 0, 1000),
+    threads: int("threads", 1, 1024),
+    diffsynth: v.diffsynth as string | undefined,
+    python: v.python as string | undefined,
+    peer: v["no-peer"] !== true,
+  });
+  if (v.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  const r = report;
+  const side = (name: string, s: BenchSide) => [name, `${s.median_s.toFixed(3)} s`, `${s.gflops_per_s.toFixed(1)} GFLOP/s`, formatBytes(s.peak_rss_bytes)];
+  const rows = [["", "median", "throughput", "peak RSS"], side("wanlab", r.ours)];
+  if (r.peer) rows.push(side("PyTorch eager", r.peer));
+  console.log(table(rows, [1, 2, 3]));
+  console.log(r.peer ? `PyTorch / wanlab time: ${r.ratio_peer_over_ours?.toFixed(2)} (>1: wanlab faster); outputs differ by rel L2 ${r.rel_l2_ours_vs_peer?.toExponential(2)}` : `no PyTorch peer: ${r.peer_reason}`);
+  return 0;
+}
+
 async function cmdBench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
-  if (what !== "load") throw new UsageError(`bench needs a target: load (got '${what ?? ""}')`);
+  if (what === "dit" || what === "vae" || what === "t5") return cmdBenchModel(what, rest);
+  if (what !== "load") throw new UsageError(`bench needs a target: dit, vae, t5 or load (got '${what ?? ""}')`);
   const { values: v, positionals } = parse(rest, { touch: { type: "boolean" } }, ["DIR"]);
   if (v.help) return help("bench load DIR [--touch]");
   const extra = v.touch ? ["--touch"] : [];
