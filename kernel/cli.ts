@@ -23,6 +23,7 @@ commands:
   generate --model DIR --prompt TEXT [--negative-prompt TEXT] [--seed N] [--num-inference-steps N]
            [--cfg-scale X] [--sigma-shift X] [--height N] [--width N] [--num-frames N] [--tiled]
            [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
+           [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
                                 text to video (DiffSynth-Studio's defaults; a random seed is printed)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N]
@@ -219,6 +220,10 @@ const generateOptions: Options = {
   crf: { type: "string" },
   "frames-dir": { type: "string" },
   server: { type: "boolean" },
+  devices: { type: "string" },
+  ulysses: { type: "string" },
+  ring: { type: "string" },
+  "cfg-parallel": { type: "boolean" },
 };
 
 /** A decimal option; errors name the option. */
@@ -243,13 +248,15 @@ interface RunOptions {
   framesDir?: string;
   /** Run on the `wanlab serve` found through server.json instead of loading the model here. */
   server?: boolean;
+  /** Sequence-parallel device group (local engine only). */
+  parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean };
 }
 
 /** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */
 async function runGenerate(o: RunOptions): Promise<number> {
   const loading = terminalProgress("loading");
   loading.update(0, o.model);
-  const lab = o.server ? await (await import("./client/index.js")).connectFor(o.model) : await open({ model: o.model });
+  const lab = o.server ? await (await import("./client/index.js")).connectFor(o.model) : await open({ model: o.model, ...o.parallel });
   if (o.server) o.model = lab.info.dir;
   loading.done(`${lab.info.layout} model ${o.model}`);
   const controller = new AbortController();
@@ -303,9 +310,11 @@ async function runGenerate(o: RunOptions): Promise<number> {
 
 async function cmdGenerate(args: string[]): Promise<number> {
   const { values: v } = parse(args, generateOptions, []);
-  if (v.help) return help(usage.split("\n").slice(4, 8).join("\n").replace(/^ +generate/, "generate"));
+  if (v.help) return help(usage.split("\n").slice(4, 9).join("\n").replace(/^ +generate/, "generate"));
   if (typeof v.model !== "string" && !v.server) throw new UsageError("--model DIR is required (or --server)");
   if (typeof v.prompt !== "string") throw new UsageError("--prompt TEXT is required");
+  if (v.server && (v.devices !== undefined || v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
+    throw new UsageError("--devices, --ulysses, --ring and --cfg-parallel apply to a local engine, not --server");
   const params: GenerateParams = {
     prompt: v.prompt,
     negativePrompt: v["negative-prompt"] as string | undefined,
@@ -327,6 +336,12 @@ async function cmdGenerate(args: string[]): Promise<number> {
     fps: intOption("fps", v.fps as string | undefined, 1, 240),
     crf: intOption("crf", v.crf as string | undefined, 0, 51),
     framesDir: v["frames-dir"] as string | undefined,
+    parallel: {
+      devices: v.devices as string | undefined,
+      ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
+      ring: intOption("ring", v.ring as string | undefined, 1, 1024),
+      cfgParallel: v["cfg-parallel"] === true,
+    },
   });
 }
 

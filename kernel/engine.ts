@@ -20,6 +20,15 @@ export interface OpenOptions {
   model?: string;
   /** Tokenizer directory holding tokenizer.json; default: the one the layout names. */
   tokenizer?: string;
+  /** Devices the DiT runs on, one rank each: "cpu" (default), "cpu:0-3", "cuda:0-7". */
+  devices?: string;
+  /** Ulysses and ring degrees (ulysses × ring × (cfgParallel ? 2 : 1) = devices); omitted: chosen. */
+  ulysses?: number;
+  ring?: number;
+  /** Conditional and unconditional passes on two halves of the devices. */
+  cfgParallel?: boolean;
+  /** Timeout of every collective between ranks, seconds (default 300). */
+  timeoutS?: number;
 }
 
 export interface ProgressEvent {
@@ -64,7 +73,11 @@ export interface GenerateResult {
   params: ResolvedParams;
   /** The prompt's token count, `</s>` included. */
   promptTokens: number;
-  timings: { encode_s: number; denoise_s: number; decode_s: number; step_s: number[] };
+  timings: {
+    encode_s: number; denoise_s: number; decode_s: number; step_s: number[];
+    /** With a device group: per rank, time in collectives, bytes handed to them, their count. */
+    ranks?: { comm_s: number; bytes_sent: number; collectives: number }[];
+  };
   tensors?: { noise: Tensor; context: Tensor; latents: Tensor; video: Tensor };
 }
 
@@ -127,7 +140,8 @@ function makeVideo(video: Tensor): Video {
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
 export async function open(options: OpenOptions = {}): Promise<Lab> {
   const dir = options.model ?? (await defaultModel());
-  const engine = (await native().openEngine(dir)) as NativeEngine;
+  const { devices, ulysses, ring, cfgParallel, timeoutS } = options;
+  const engine = (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS })) as NativeEngine;
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {

@@ -390,17 +390,26 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
 };
 
-// openEngine(dir) -> Promise<Engine>: loads and validates the model on a worker thread.
+// openEngine(dir, {devices, ulysses, ring, cfgParallel, timeoutS}) -> Promise<Engine>: loads and
+// validates the model on a worker thread; with several devices, starts the device group.
 Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   std::string dir = string_arg(info, 0, "dir");
+  Napi::Object o = object_arg(info, 1);
+  wan::ParallelOptions par;
+  par.devices = get<std::string>(o, "devices", par.devices);
+  par.ulysses = get<int>(o, "ulysses", par.ulysses);
+  par.ring = get<int>(o, "ring", par.ring);
+  par.cfg_parallel = get<bool>(o, "cfgParallel", par.cfg_parallel);
+  par.timeout_s = get<double>(o, "timeoutS", par.timeout_s);
   class OpenWorker : public Napi::AsyncWorker {
    public:
-    OpenWorker(Napi::Env env, std::string dir)
-        : Napi::AsyncWorker(env), dir_(std::move(dir)), deferred_(Napi::Promise::Deferred::New(env)) {}
+    OpenWorker(Napi::Env env, std::string dir, wan::ParallelOptions par)
+        : Napi::AsyncWorker(env), dir_(std::move(dir)), par_(std::move(par)),
+          deferred_(Napi::Promise::Deferred::New(env)) {}
     Napi::Promise promise() { return deferred_.Promise(); }
     void Execute() override {
       try {
-        engine_ = std::make_shared<wan::T2VEngine>(dir_);
+        engine_ = std::make_shared<wan::T2VEngine>(dir_, par_);
       } catch (const std::exception& e) {
         SetError(e.what());
       }
@@ -417,10 +426,11 @@ Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
 
    private:
     std::string dir_;
+    wan::ParallelOptions par_;
     std::shared_ptr<wan::T2VEngine> engine_;
     Napi::Promise::Deferred deferred_;
   };
-  auto* w = new OpenWorker(info.Env(), dir);
+  auto* w = new OpenWorker(info.Env(), dir, par);
   w->Queue();
   return w->promise();
 }
