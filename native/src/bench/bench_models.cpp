@@ -21,6 +21,7 @@
 #include "checkpoint/safetensors.h"
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/proc_status.h"
 #include "models/dit.h"
 #include "models/random_weights.h"
 #include "models/umt5.h"
@@ -110,14 +111,6 @@ double t5_flops(const T5Arch& a, int64_t tokens) {
 namespace {
 
 // ---- measurement ------------------------------------------------------------------------------
-
-int64_t proc_status_bytes(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.compare(0, key.size(), key) == 0) return std::stoll(line.substr(key.size() + 1)) * 1024;
-  return -1;
-}
 
 // Resets VmHWM to the current RSS (Linux >= 4.0); false where not allowed.
 bool reset_peak_rss() {

@@ -1,21 +1,13 @@
 #include "checkpoint/load_bench.h"
 
 #include <chrono>
-#include <fstream>
 
 #include "checkpoint/layout.h"
+#include "common/proc_status.h"
 
 namespace wan {
 
 namespace {
-// VmRSS / VmHWM from /proc/self/status, in bytes.
-int64_t proc_status_kb(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.compare(0, key.size(), key) == 0) return std::stoll(line.substr(key.size() + 1)) * 1024;
-  return -1;
-}
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -31,11 +23,11 @@ double byte_sum(const at::Tensor& t) {
 }  // namespace
 
 nlohmann::json bench_load(const std::string& dir, bool mmap, bool touch) {
-  int64_t rss0 = proc_status_kb("VmRSS:");
+  int64_t rss0 = proc_status_bytes("VmRSS:");
   auto t0 = std::chrono::steady_clock::now();
   LoadedModel m = load_model(dir, mmap);
   double load_s = since(t0);
-  int64_t rss1 = proc_status_kb("VmRSS:");
+  int64_t rss1 = proc_status_bytes("VmRSS:");
   int64_t params = 0, bytes = 0;
   double checksum = 0, touch_s = 0;
   for (const TensorMap* t : {&m.dit, &m.t5, &m.vae})
@@ -60,8 +52,8 @@ nlohmann::json bench_load(const std::string& dir, bool mmap, bool touch) {
           {"bytes", bytes},
           {"rss_before_bytes", rss0},
           {"rss_after_load_bytes", rss1},
-          {"rss_after_touch_bytes", proc_status_kb("VmRSS:")},
-          {"peak_rss_bytes", proc_status_kb("VmHWM:")}};
+          {"rss_after_touch_bytes", proc_status_bytes("VmRSS:")},
+          {"peak_rss_bytes", proc_status_bytes("VmHWM:")}};
 }
 
 }  // namespace wan
