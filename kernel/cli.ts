@@ -23,7 +23,7 @@ commands:
   generate --model DIR --prompt TEXT [--negative-prompt TEXT] [--seed N] [--num-inference-steps N]
            [--cfg-scale X] [--sigma-shift X] [--height N] [--width N] [--num-frames N] [--tiled]
            [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
-           [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
+           [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
                                 text to video (DiffSynth-Studio's defaults; a random seed is printed)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N]
@@ -224,6 +224,9 @@ const generateOptions: Options = {
   ulysses: { type: "string" },
   ring: { type: "string" },
   "cfg-parallel": { type: "boolean" },
+  rendezvous: { type: "string" },
+  nnodes: { type: "string" },
+  "node-rank": { type: "string" },
 };
 
 /** A decimal option; errors name the option. */
@@ -249,7 +252,7 @@ interface RunOptions {
   /** Run on the `wanlab serve` found through server.json instead of loading the model here. */
   server?: boolean;
   /** Sequence-parallel device group (local engine only). */
-  parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean };
+  parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; rendezvous?: string; nnodes?: number; nodeRank?: number };
 }
 
 /** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */
@@ -267,7 +270,7 @@ async function runGenerate(o: RunOptions): Promise<number> {
   try {
     result = await lab.generate(o.params, {
       signal: controller.signal,
-      saveTensors: o.saveTensors,
+      saveTensors: o.parallel?.nodeRank ? undefined : o.saveTensors,
       onProgress: (e) => {
         // one bar over the whole job: encode 0-2%, denoise 2-90%, decode 90-100%
         const base = e.stage === "encode" ? 0 : e.stage === "denoise" ? 0.02 : 0.9;
@@ -286,6 +289,12 @@ async function runGenerate(o: RunOptions): Promise<number> {
     process.off("SIGINT", onSigint);
   }
   bar.done(`seed ${result.params.seed}`);
+  if (o.parallel?.nodeRank) {
+    // Every node ran the same request; node 0 writes the outputs.
+    await lab.close();
+    console.error(`node ${o.parallel.nodeRank} of ${o.parallel.nnodes}: done (node 0 writes the outputs)`);
+    return 0;
+  }
   const out = resolvePath(o.output);
   await result.video.save(out, { fps: o.fps, crf: o.crf });
   // Everything needed to make the same video again, beside it (written aside, then renamed).
@@ -341,6 +350,9 @@ async function cmdGenerate(args: string[]): Promise<number> {
       ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
       ring: intOption("ring", v.ring as string | undefined, 1, 1024),
       cfgParallel: v["cfg-parallel"] === true,
+      rendezvous: v.rendezvous as string | undefined,
+      nnodes: intOption("nnodes", v.nnodes as string | undefined, 1, 1024),
+      nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, 0, 1023),
     },
   });
 }

@@ -29,6 +29,11 @@ export interface OpenOptions {
   cfgParallel?: boolean;
   /** Timeout of every collective between ranks, seconds (default 300). */
   timeoutS?: number;
+  /** Several processes: "tcp://HOST:PORT" (served by node 0), the node count and this node's rank;
+   * `devices` are this node's ranks, the degrees count all nodes' ranks. */
+  rendezvous?: string;
+  nnodes?: number;
+  nodeRank?: number;
 }
 
 export interface ProgressEvent {
@@ -140,8 +145,8 @@ function makeVideo(video: Tensor): Video {
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
 export async function open(options: OpenOptions = {}): Promise<Lab> {
   const dir = options.model ?? (await defaultModel());
-  const { devices, ulysses, ring, cfgParallel, timeoutS } = options;
-  const engine = (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS })) as NativeEngine;
+  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank } = options;
+  const engine = (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank })) as NativeEngine;
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {

@@ -54,3 +54,37 @@ test("wanlab generate --devices cpu:0-1 --cfg-parallel --save-tensors matches on
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /ulysses \(3\) x ring \(0\)|must equal the number of devices/);
 });
+
+test("two processes --rendezvous tcp://127.0.0.1:PORT --nnodes 2 --node-rank 0|1 match the one-process 4-rank run", async () => {
+  const { spawn } = await import("node:child_process");
+  const { createServer } = await import("node:net");
+  const { cliPath } = await import("./helpers.js");
+  const port = await new Promise<number>((res) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => res(p));
+    });
+  });
+  const args = ["generate", "--model", model, "--prompt", "a boat", "--seed", "5", "--num-inference-steps", "2",
+    "--height", "48", "--width", "48", "--num-frames", "5", "--cfg-scale", "5"];
+  const node = (k: number) =>
+    new Promise<{ code: number | null; stderr: string }>((res) => {
+      const p = spawn(process.execPath, [cliPath, ...args, "--devices", "cpu:0-1", "--ulysses", "2", "--ring", "2",
+        "--rendezvous", `tcp://127.0.0.1:${port}`, "--nnodes", "2", "--node-rank", String(k),
+        "--output", join(dir, `node${k}.mp4`), "--save-tensors", join(dir, `node${k}.safetensors`)], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      p.stderr.on("data", (d) => (stderr += d));
+      p.on("close", (code) => res({ code, stderr }));
+    });
+  const [n0, n1] = await Promise.all([node(0), node(1)]);
+  assert.equal(n0.code, 0, n0.stderr);
+  assert.equal(n1.code, 0, n1.stderr);
+  const four = wanlab([...args, "--devices", "cpu:0-3", "--ulysses", "2", "--ring", "2", "--output", join(dir, "four.mp4"),
+    "--save-tensors", join(dir, "four.safetensors")]);
+  assert.equal(four.status, 0, four.stderr);
+  const a = readSafetensors(join(dir, "four.safetensors")).tensors.latents!.f32!;
+  const b = readSafetensors(join(dir, "node0.safetensors")).tensors.latents!.f32!;
+  assert.ok(relL2(b, a) <= 1e-5, `latents rel L2 ${relL2(b, a)}`);
+  const { existsSync } = await import("node:fs");
+  assert.ok(!existsSync(join(dir, "node1.mp4")) && !existsSync(join(dir, "node1.safetensors")), "node 1 writes nothing");
+});

@@ -390,7 +390,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
 };
 
-// openEngine(dir, {devices, ulysses, ring, cfgParallel, timeoutS}) -> Promise<Engine>: loads and
+// openEngine(dir, {devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank})
+// -> Promise<Engine>: loads and
 // validates the model on a worker thread; with several devices, starts the device group.
 Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   std::string dir = string_arg(info, 0, "dir");
@@ -401,6 +402,9 @@ Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   par.ring = get<int>(o, "ring", par.ring);
   par.cfg_parallel = get<bool>(o, "cfgParallel", par.cfg_parallel);
   par.timeout_s = get<double>(o, "timeoutS", par.timeout_s);
+  par.rendezvous = get<std::string>(o, "rendezvous", par.rendezvous);
+  par.nnodes = get<int>(o, "nnodes", par.nnodes);
+  par.node_rank = get<int>(o, "nodeRank", par.node_rank);
   class OpenWorker : public Napi::AsyncWorker {
    public:
     OpenWorker(Napi::Env env, std::string dir, wan::ParallelOptions par)

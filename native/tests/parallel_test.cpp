@@ -164,3 +164,35 @@ TEST(parallel_cancel_stops_every_rank_at_a_step_boundary) {
   cancel = false;
   EXPECT(e.generate(r, {}, &cancel).latents.defined());
 }
+
+TEST(parallel_two_nodes_form_one_group_through_the_tcp_store) {
+  // Two "nodes" of 2 ranks each (here two engines in this process; bin/wanlab runs them as two
+  // processes): one group of 4, the same latents as the one-process 4-rank run.
+  uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
+  std::unique_ptr<T2VEngine> nodes[2];
+  std::string err[2];
+  at::Tensor lat[2];
+  const T2VRequest r = request(48, 48, 5);
+  const std::string model = wantest::tiny_model();  // written once, before the threads
+  auto node = [&](int k) {
+    try {
+      ParallelOptions p;
+      p.devices = "cpu:0-1", p.ulysses = 2, p.ring = 2, p.timeout_s = 60;
+      p.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), p.nnodes = 2, p.node_rank = k;
+      nodes[k] = std::make_unique<T2VEngine>(model, p);
+      lat[k] = nodes[k]->generate(r).latents;
+    } catch (const std::exception& e) {
+      err[k] = e.what();
+    }
+  };
+  std::thread t0(node, 0), t1(node, 1);
+  t0.join(), t1.join();
+  if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{"node 0: " + err[0] + "\nnode 1: " + err[1]};
+  const at::Tensor ref = engine_for("cpu:0-3", 2, 2, false).generate(r).latents;
+  const double e0 = wantest::rel_l2(lat[0], ref), e1 = wantest::rel_l2(lat[1], ref);
+  std::printf("     2 nodes x 2 ranks vs one process of 4: rel L2 %.2e (node 0), %.2e (node 1)\n", e0, e1);
+  EXPECT(e0 <= 1e-5 && e1 <= 1e-5);
+  EXPECT_THROWS(T2VEngine(wantest::tiny_model(), [] { ParallelOptions p; p.devices = "cpu:0-1"; p.nnodes = 2;
+                                                      p.rendezvous = "http://x:1"; return p; }()),
+                "rendezvous must be tcp://HOST:PORT");
+}

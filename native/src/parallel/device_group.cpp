@@ -1,5 +1,7 @@
 #include "parallel/device_group.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "common/error.h"
@@ -8,26 +10,45 @@ namespace wan {
 
 using Clock = std::chrono::steady_clock;
 
+namespace {
+// This host's name, for Gloo to bind to when ranks span several machines.
+std::string c10d_host() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0 || !name[0]) return "127.0.0.1";
+  return name;
+}
+}  // namespace
+
 DeviceGroup::DeviceGroup(const DeviceGroupOptions& o) : opts_(o) {
-  const int n = int(o.devices.size());
+  const int local = int(o.devices.size());
   const ParallelLayout& L = o.layout;
-  if (n < 1) fail("device group: no devices");
+  if (local < 1) fail("device group: no devices");
+  if (o.nnodes < 1 || o.node_rank < 0 || o.node_rank >= o.nnodes)
+    fail("device group: node rank ", o.node_rank, " is not in [0, ", o.nnodes, ")");
+  const int n = local * o.nnodes;
   if (L.ulysses * L.ring * L.cfg != n)
-    fail("device group: ulysses (", L.ulysses, ") x ring (", L.ring, ") x cfg (", L.cfg, ") != ", n, " devices");
+    fail("device group: ulysses (", L.ulysses, ") x ring (", L.ring, ") x cfg (", L.cfg, ") != ", n, " ranks");
   entered_.reset(new std::atomic<int64_t>[n]);
   for (int i = 0; i < n; ++i) entered_[i] = 0;
-  if (n > 1) rdv_ = Rendezvous::serve("127.0.0.1", 0, o.timeout);
+  if (o.nnodes > 1) {
+    // Node 0 serves the store; the others join it (waiting up to the timeout for node 0).
+    rdv_ = o.node_rank == 0 ? Rendezvous::serve(o.rendezvous_host, uint16_t(o.rendezvous_port), o.timeout)
+                            : Rendezvous::join(o.rendezvous_host, uint16_t(o.rendezvous_port), o.timeout);
+  } else if (n > 1) {
+    rdv_ = Rendezvous::serve("127.0.0.1", 0, o.timeout);
+  }
   const int sp = L.sequence_parallel();
-  for (int g = 0; g < n; ++g) {
+  for (int i = 0; i < local; ++i) {
+    const int g = o.node_rank * local + i;
     auto s = std::make_unique<RankState>();
-    const DeviceSpec& d = o.devices[g];
+    const DeviceSpec& d = o.devices[i];
     s->ctx.rank = g;
     s->ctx.world = n;
     s->ctx.device = d.type == "cuda" ? at::Device(at::kCUDA, d.index) : at::Device(at::kCPU);
     s->ctx.device_name = d.type + ":" + std::to_string(d.index);
     s->ctx.timeout = o.timeout;
     s->ctx.abort = &abort_;
-    s->ctx.entered = entered_.get();
+    s->ctx.entered = o.nnodes == 1 ? entered_.get() : nullptr;  // other processes' progress is not visible
     s->layout = L;
     s->cfg_index = g / sp;
     s->sp_rank = g % sp;
@@ -35,9 +56,9 @@ DeviceGroup::DeviceGroup(const DeviceGroupOptions& o) : opts_(o) {
     s->ulysses_index = s->sp_rank % L.ulysses;
     ranks_.push_back(std::move(s));
   }
-  errors_.assign(n, "");
-  error_time_.assign(n, 0);
-  for (int g = 0; g < n; ++g) threads_.emplace_back([this, g] { worker(g); });
+  errors_.assign(local, "");
+  error_time_.assign(local, 0);
+  for (int i = 0; i < local; ++i) threads_.emplace_back([this, i] { worker(i); });
   std::vector<std::string> errs;
   dispatch([this](RankState& s) { build_groups(s); }, errs);
   for (size_t i = 0; i < errs.size(); ++i)
@@ -46,7 +67,7 @@ DeviceGroup::DeviceGroup(const DeviceGroupOptions& o) : opts_(o) {
       std::vector<std::string> ignored;
       dispatch([this](RankState& s) { drop_groups(s); }, ignored);
       stop_threads();
-      throw Error(concat("device group: rank ", i, " could not join: ", e));
+      throw Error(concat("device group: rank ", first_rank() + int(i), " could not join: ", e));
     }
 }
 
@@ -75,10 +96,11 @@ void DeviceGroup::set_fault(const FaultInjection& f) {
 }
 
 void DeviceGroup::build_groups(RankState& s) {
-  const int n = size(), sp = s.layout.sequence_parallel(), u = s.layout.ulysses;
+  const int n = world(), sp = s.layout.sequence_parallel(), u = s.layout.ulysses;
   if (n == 1) return;
   const std::string key = "gen" + std::to_string(generation_);
-  const std::string host = "127.0.0.1";
+  // The address peers reach this process's Gloo at: loopback for one node (and loopback tests).
+  const std::string host = opts_.nnodes == 1 ? "127.0.0.1" : opts_.rendezvous_host == "127.0.0.1" || opts_.rendezvous_host == "localhost" ? "127.0.0.1" : c10d_host();
   if (!s.store) s.store = Rendezvous::join(rdv_->host(), rdv_->port(), opts_.timeout);
   const Rendezvous& rdv = *s.store;
   const int base = s.cfg_index * sp;
@@ -103,7 +125,8 @@ void DeviceGroup::drop_groups(RankState& s) {
   s.cfg.reset();
 }
 
-void DeviceGroup::worker(int rank) {
+void DeviceGroup::worker(int local) {
+  const int rank = local;
   int64_t seen = 0;
   RankState& s = *ranks_[rank];
   for (;;) {
@@ -152,7 +175,7 @@ void DeviceGroup::dispatch(const std::function<void(RankState&)>& fn, std::vecto
 void DeviceGroup::run(const std::function<void(RankState&)>& fn) {
   std::lock_guard<std::mutex> run_lk(run_mu_);
   abort_ = false;
-  for (int i = 0; i < size(); ++i) entered_[i] = 0;
+  for (int i = 0; i < world(); ++i) entered_[i] = 0;
   for (auto& r : ranks_) r->ctx.stats = CommStats{}, r->ctx.where.clear();
   std::vector<std::string> errs;
   dispatch(fn, errs);
@@ -172,7 +195,7 @@ void DeviceGroup::run(const std::function<void(RankState&)>& fn) {
   for (auto& e : errs) failed += !e.empty();
   ++generation_;
   abort_ = false;
-  for (int i = 0; i < size(); ++i) entered_[i] = 0;
+  for (int i = 0; i < world(); ++i) entered_[i] = 0;
   std::vector<std::string> rebuild_errs;
   dispatch([this](RankState& s) { drop_groups(s); build_groups(s); }, rebuild_errs);
   for (auto& e : rebuild_errs)

@@ -45,9 +45,14 @@ struct RankState {
 };
 
 struct DeviceGroupOptions {
-  std::vector<DeviceSpec> devices;  // one rank each
-  ParallelLayout layout;            // ulysses x ring x cfg == devices.size()
+  std::vector<DeviceSpec> devices;  // this node's devices, one rank each
+  ParallelLayout layout;            // ulysses x ring x cfg == devices.size() x nnodes
   std::chrono::milliseconds timeout{300000};
+  // Several processes (nodes) joined through one TCPStore, served by node 0 at host:port; node K's
+  // ranks are K * devices.size() + i. nnodes 1: host/port unused (a store on 127.0.0.1, any port).
+  std::string rendezvous_host = "127.0.0.1";
+  int rendezvous_port = 0;
+  int nnodes = 1, node_rank = 0;
 };
 
 class DeviceGroup {
@@ -57,7 +62,9 @@ class DeviceGroup {
   DeviceGroup(const DeviceGroup&) = delete;
   DeviceGroup& operator=(const DeviceGroup&) = delete;
 
-  int size() const { return int(ranks_.size()); }
+  int size() const { return int(ranks_.size()); }  // local ranks (threads of this process)
+  int world() const { return size() * opts_.nnodes; }
+  int first_rank() const { return opts_.node_rank * size(); }  // this node's first global rank
   const ParallelLayout& layout() const { return opts_.layout; }
   std::chrono::milliseconds timeout() const { return opts_.timeout; }
   void set_timeout(std::chrono::milliseconds t);

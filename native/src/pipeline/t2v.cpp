@@ -36,14 +36,33 @@ T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p) : m
   for (const auto& d : devices)
     if (d.type != "cpu") fail("devices '", p.devices, "': only CPU ranks are supported by this engine build so far");
   if (!(p.timeout_s > 0)) fail("timeout must be positive, got ", p.timeout_s, " s");
-  layout_ = make_layout(int(devices.size()), p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(model_.arch.dit.num_heads));
+  if (p.nnodes < 1 || p.node_rank < 0 || p.node_rank >= p.nnodes)
+    fail("node rank ", p.node_rank, " must be in [0, nnodes = ", p.nnodes, ")");
+  std::string rdv_host = "127.0.0.1";
+  int rdv_port = 0;
+  if (p.nnodes > 1) {
+    const std::string& u = p.rendezvous;
+    const size_t colon = u.rfind(':');
+    if (u.rfind("tcp://", 0) != 0 || colon == std::string::npos || colon < 6)
+      fail("rendezvous must be tcp://HOST:PORT, got '", u, "'");
+    rdv_host = u.substr(6, colon - 6);
+    const std::string port = u.substr(colon + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535)
+      fail("rendezvous port must be 1..65535, got '", port, "' in '", u, "'");
+    rdv_port = std::stoi(port);
+  }
+  const int world = int(devices.size()) * p.nnodes;
+  layout_ = make_layout(world, p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(model_.arch.dit.num_heads));
   c10::NoGradGuard no_grad;
   t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5);
   dit_ = std::make_unique<WanDiT>(model_.dit, model_.arch.dit);
   vae_ = std::make_unique<WanVAE>(model_.vae, model_.arch.vae);
-  if (devices.size() > 1) {
+  if (world > 1) {
     DeviceGroupOptions o;
     o.devices = devices;
+    o.rendezvous_host = rdv_host, o.rendezvous_port = rdv_port;
+    o.nnodes = p.nnodes, o.node_rank = p.node_rank;
     o.layout = layout_;
     o.timeout = std::chrono::milliseconds(int64_t(p.timeout_s * 1000));
     group_ = std::make_unique<DeviceGroup>(o);
@@ -99,13 +118,13 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
           v = v_neg + r.cfg_scale * (v - v_neg);
         }
         x = sched.step(x, v, i);
-        if (s.ctx.rank == 0) {
+        if (s.ctx.rank == group_->first_rank()) {
           step_s.push_back(seconds_since(t_step));
           on_step(i + 1);
         }
       }
       s.ctx.where.clear();
-      if (s.ctx.rank == 0) result = x.to(at::kCPU);
+      if (s.ctx.rank == group_->first_rank()) result = x.to(at::kCPU);  // every rank holds the same x
     });
   } catch (const Error&) {
     if (cancelled_at.load() >= 0) fail_cancelled(cancelled_at.load(), steps);

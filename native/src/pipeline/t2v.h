@@ -56,6 +56,10 @@ struct ParallelOptions {
   int ulysses = 0, ring = 0;    // 0 = choose (make_layout)
   bool cfg_parallel = false;    // cond/uncond on two halves of the devices
   double timeout_s = 300;       // every collective
+  // Several processes: "tcp://HOST:PORT" served by node 0; `devices` are this node's ranks and
+  // the degrees count the whole group (devices x nnodes ranks). Every node runs the same request.
+  std::string rendezvous;
+  int nnodes = 1, node_rank = 0;
 };
 
 // The loaded model, ready to generate: weights stay resident between requests. With more than
