@@ -179,13 +179,21 @@ void DeviceGroup::run(const std::function<void(RankState&)>& fn) {
   for (auto& r : ranks_) r->ctx.stats = CommStats{}, r->ctx.where.clear();
   std::vector<std::string> errs;
   dispatch(fn, errs);
-  // The root cause: the earliest failure that is not another rank's abort.
+  // The root cause: the most specific failure, the earliest among equals. A rank's own error (a
+  // throw, a device check) beats a timeout that names the rank that never arrived, which beats a
+  // transport timeout (several ranks' transports time out together, naming only their peers),
+  // which beats another rank's abort.
+  auto rank_of = [](const std::string& e) {
+    if (e.find("aborted: another rank failed") != std::string::npos) return 3;
+    if (e.find("waiting for rank") != std::string::npos) return 1;
+    if (e.find("timed out") != std::string::npos || e.find("Timed out") != std::string::npos) return 2;
+    return 0;
+  };
   int first = -1;
   for (int i = 0; i < size(); ++i) {
     if (errs[i].empty()) continue;
-    const bool aborted = errs[i].find("aborted: another rank failed") != std::string::npos;
-    if (first < 0 || (!aborted && errs[first].find("aborted: another rank failed") != std::string::npos) ||
-        (!aborted && error_time_[i] < error_time_[first]))
+    if (first < 0 || rank_of(errs[i]) < rank_of(errs[first]) ||
+        (rank_of(errs[i]) == rank_of(errs[first]) && error_time_[i] < error_time_[first]))
       first = i;
   }
   if (first < 0) return;

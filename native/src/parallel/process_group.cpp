@@ -127,29 +127,33 @@ void Communicator::enter(const char* op, const char* what, const at::Tensor* t) 
 void Communicator::wait(void* work_p, const char* op, const char* what, Clock::time_point t0) {
   cc::WorkPtr& work = *static_cast<cc::WorkPtr*>(work_p);
   const auto deadline = t0 + ctx_.timeout;
+  // In-process, the members that never reached this collective (empty across processes).
+  auto missing = [&] {
+    std::string who;
+    if (ctx_.entered) {
+      const int64_t mine = ctx_.entered[ctx_.rank].load();
+      for (int r : ranks_)
+        if (r != ctx_.rank && ctx_.entered[r].load() < mine) who += (who.empty() ? "" : ", ") + std::to_string(r);
+    }
+    return who.empty() ? std::string(" (a peer rank stalled or died)")
+                       : concat(" waiting for rank ", who, " (it never reached this collective)");
+  };
   int spins = 0;
   while (!work->isCompleted()) {
     if (ctx_.abort && ctx_.abort->load()) fail_op(op, what, "aborted: another rank failed");
-    if (Clock::now() > deadline) {
-      // In-process, name the members that never reached this collective.
-      std::string who;
-      if (ctx_.entered) {
-        const int64_t mine = ctx_.entered[ctx_.rank].load();
-        for (int r : ranks_)
-          if (r != ctx_.rank && ctx_.entered[r].load() < mine) who += (who.empty() ? "" : ", ") + std::to_string(r);
-      }
-      fail_op(op, what,
-              concat("timed out after ", ctx_.timeout.count() / 1000.0, " s",
-                     who.empty() ? std::string(" (a peer rank stalled or died)")
-                                 : concat(" waiting for rank ", who, " (it never reached this collective)")));
-    }
+    if (Clock::now() > deadline)
+      fail_op(op, what, concat("timed out after ", ctx_.timeout.count() / 1000.0, " s", missing()));
     if (++spins < 200) std::this_thread::yield();
     else std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
   try {
     work->wait();
   } catch (const std::exception& e) {
-    fail_op(op, what, concat("failed: ", e.what()));
+    // Gloo's own timeout (the same length) can fire first: name the missing ranks all the same.
+    const std::string m = e.what();
+    if (m.find("Timed out") != std::string::npos)
+      fail_op(op, what, concat("timed out after ", ctx_.timeout.count() / 1000.0, " s", missing(), " [", m, "]"));
+    fail_op(op, what, concat("failed: ", m));
   }
   ctx_.stats.comm_s += std::chrono::duration<double>(Clock::now() - t0).count();
 }
