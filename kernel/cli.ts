@@ -33,7 +33,7 @@ commands:
   bench dit|vae|t5 [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N] [--height N] [--width N] [--no-peer]
                                 time per forward, GFLOP/s, peak memory; PyTorch eager on DiffSynth's module as the peer
   bench load DIR [--touch]      load time and resident memory, mmap vs copy (JSON)
-  serve [--model DIR] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
+  serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
         [--devices cpu] [--ulysses 1] [--ring 1]
                                 load a model once and serve a job queue over HTTP (prints 'listening on URL')
   kernel install [--user | --prefix P | --sys-prefix] [--name N] [--jupyter PATH | --no-jupyter] [--env K=V]...
@@ -359,13 +359,10 @@ async function cmdGenerate(args: string[]): Promise<number> {
 
 async function cmdServe(args: string[]): Promise<number> {
   const o: Options = { model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, outputs: { type: "string" },
-    "allow-remote": { type: "boolean" }, grace: { type: "string" }, devices: { type: "string" }, ulysses: { type: "string" }, ring: { type: "string" } };
+    "allow-remote": { type: "boolean" }, grace: { type: "string" }, devices: { type: "string" }, ulysses: { type: "string" }, ring: { type: "string" },
+    "cfg-parallel": { type: "boolean" } };
   const { values: v } = parse(args, o, []);
   if (v.help) return help(usage.split("\n").find((l) => l.trimStart().startsWith("serve"))!.trim());
-  // The engine runs one CPU rank for now; parallel layouts are accepted once the engine has them.
-  if (v.devices !== undefined && v.devices !== "cpu") throw new UsageError(`--devices must be cpu (multi-device serving is not implemented yet), got '${v.devices}'`);
-  intOption("ulysses", v.ulysses as string | undefined, 1, 1);
-  intOption("ring", v.ring as string | undefined, 1, 1);
   const { runServer } = await import("./server/index.js"); // fastify loads only for this command
   return runServer({
     model: v.model as string | undefined,
@@ -374,6 +371,12 @@ async function cmdServe(args: string[]): Promise<number> {
     outputs: v.outputs as string | undefined,
     allowRemote: v["allow-remote"] === true,
     graceMs: (intOption("grace", v.grace as string | undefined, 0, 86400) ?? 30) * 1000,
+    parallel: {
+      devices: v.devices as string | undefined,
+      ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
+      ring: intOption("ring", v.ring as string | undefined, 1, 1024),
+      cfgParallel: v["cfg-parallel"] === true,
+    },
   });
 }
 

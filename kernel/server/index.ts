@@ -40,6 +40,8 @@ export interface ServeOptions {
   faults?: Faults;
   /** Log lines (default: stderr). */
   log?: (line: string) => void;
+  /** Sequence-parallel device group for the engine (kernel/engine.ts OpenOptions). */
+  parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean };
 }
 
 export interface Server {
@@ -82,7 +84,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
 
   log(`wanlab serve: loading ${model}`);
   const t0 = Date.now();
-  const lab = await open({ model });
+  const lab = await open({ model, ...o.parallel });
   const fingerprint = await modelFingerprint(model);
   log(`wanlab serve: ${lab.info.layout} model loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s (${fingerprint.slice(0, 19)}…)`);
 
