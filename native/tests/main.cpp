@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "checkpoint/make_model.h"
@@ -34,6 +35,26 @@ std::string tiny_model(const std::string& layout, uint64_t seed) {
   return dir;
 }
 std::string source_dir() { return WANLAB_SOURCE_DIR; }
+void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles, const char* file,
+                  int line) {
+  const std::string where = std::string(file) + ":" + std::to_string(line) + ": ";
+  try {
+    fn();
+  } catch (const wan::Error& e) {
+    const std::string msg = e.what();
+    for (const auto& n : needles)
+      if (msg.find(n) == std::string::npos) throw Failure{where + "error \"" + msg + "\" does not mention \"" + n + "\""};
+    return;
+  }
+  throw Failure{where + "did not throw"};
+}
+bool same(const wan::StoredTensor& a, const wan::StoredTensor& b) {
+  if (a.dtype != b.dtype || a.data.scalar_type() != b.data.scalar_type() || a.data.sizes() != b.data.sizes())
+    return false;
+  if (a.data.numel() == 0) return true;
+  at::Tensor x = a.data.contiguous(), y = b.data.contiguous();
+  return std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * x.element_size()) == 0;
+}
 double rel_l2(const at::Tensor& a, const at::Tensor& b) {
   at::Tensor x = a.to(at::kDouble), y = b.to(at::kDouble);
   if (x.sizes() != y.sizes()) throw Failure{"rel_l2: shapes differ"};

@@ -36,29 +36,8 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 
 std::string read_bytes(const std::string& path) { return read_text_file(path); }
 
-// Runs fn, expects a wan::Error whose message mentions every needle.
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles, int line) {
-  std::string where = std::string(__FILE__) + ":" + std::to_string(line) + ": ";
-  try {
-    fn();
-  } catch (const wan::Error& e) {
-    std::string msg = e.what();
-    for (const auto& n : needles)
-      if (msg.find(n) == std::string::npos)
-        throw wantest::Failure{where + "error \"" + msg + "\" does not mention \"" + n + "\""};
-    return;
-  }
-  throw wantest::Failure{where + "did not throw"};
-}
-#define EXPECT_ERROR(stmt, ...) expect_error([&] { stmt; }, {__VA_ARGS__}, __LINE__)
 
-// Same dtype, shape and bytes.
-bool same(const StoredTensor& a, const StoredTensor& b) {
-  if (a.dtype != b.dtype || a.data.scalar_type() != b.data.scalar_type() || a.data.sizes() != b.data.sizes()) return false;
-  if (a.data.numel() == 0) return true;
-  at::Tensor x = a.data.contiguous(), y = b.data.contiguous();
-  return std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * x.element_size()) == 0;
-}
+using wantest::same;
 
 // One tensor of every dtype, with values that exercise sign, range and fractional bits.
 TensorMap all_dtypes() {

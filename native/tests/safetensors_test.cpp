@@ -44,29 +44,8 @@ std::string st_write(const std::string& name, const std::string& header, const s
   return p;
 }
 
-// Runs fn, expects a wan::Error whose message mentions every needle.
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles, int line) {
-  std::string where = std::string(__FILE__) + ":" + std::to_string(line) + ": ";
-  try {
-    fn();
-  } catch (const wan::Error& e) {
-    std::string msg = e.what();
-    for (const auto& n : needles)
-      if (msg.find(n) == std::string::npos)
-        throw wantest::Failure{where + "error \"" + msg + "\" does not mention \"" + n + "\""};
-    return;
-  }
-  throw wantest::Failure{where + "did not throw"};
-}
-#define EXPECT_ERROR(stmt, ...) expect_error([&] { stmt; }, {__VA_ARGS__}, __LINE__)
 
-// Same dtype, shape and bytes (bitwise, so NaN payloads and f8 patterns count).
-bool same(const StoredTensor& a, const StoredTensor& b) {
-  if (a.dtype != b.dtype || a.data.scalar_type() != b.data.scalar_type() || a.data.sizes() != b.data.sizes())
-    return false;
-  at::Tensor x = a.data.contiguous(), y = b.data.contiguous();
-  return std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * x.element_size()) == 0;
-}
+using wantest::same;
 
 bool same(const TensorMap& a, const TensorMap& b) {
   if (a.size() != b.size()) return false;

@@ -3,11 +3,15 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <initializer_list>
+
 #include <cstdint>
 #include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
+
+#include "common/dtype.h"
 
 namespace wantest {
 struct Case {
@@ -30,7 +34,14 @@ std::string tiny_model(const std::string& layout = "official", uint64_t seed = 0
 std::string source_dir();
 // Relative L2 error |a - b| / |b| in float64.
 double rel_l2(const at::Tensor& a, const at::Tensor& b);
+// Runs fn, expects a wan::Error whose message mentions every needle (EXPECT_ERROR below).
+void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles, const char* file,
+                  int line);
+// Same dtype, shape and bytes (bitwise, so NaN payloads and f8 patterns count).
+bool same(const wan::StoredTensor& a, const wan::StoredTensor& b);
 }  // namespace wantest
+
+#define EXPECT_ERROR(stmt, ...) wantest::expect_error([&] { stmt; }, {__VA_ARGS__}, __FILE__, __LINE__)
 
 #define WT_CAT2(a, b) a##b
 #define WT_CAT(a, b) WT_CAT2(a, b)
