@@ -363,6 +363,8 @@ async function cmdServe(args: string[]): Promise<number> {
     "cfg-parallel": { type: "boolean" } };
   const { values: v } = parse(args, o, []);
   if (v.help) return help(usage.split("\n").find((l) => l.trimStart().startsWith("serve"))!.trim());
+  if (v.devices === undefined && (v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
+    throw new UsageError("--ulysses, --ring and --cfg-parallel need --devices listing the ranks (e.g. --devices cpu:0-3)");
   const { runServer } = await import("./server/index.js"); // fastify loads only for this command
   return runServer({
     model: v.model as string | undefined,
