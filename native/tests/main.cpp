@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "checkpoint/make_model.h"
 #include "common/error.h"
@@ -35,6 +36,12 @@ std::string tiny_model(const std::string& layout, uint64_t seed) {
   return dir;
 }
 std::string source_dir() { return WANLAB_SOURCE_DIR; }
+std::string scratch(const std::string& name) { return scratch_dir() + "/" + name; }
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), std::streamsize(bytes.size()));
+  if (!out) throw Failure{"cannot write " + path};
+}
 void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles, const char* file,
                   int line) {
   const std::string where = std::string(file) + ":" + std::to_string(line) + ": ";

@@ -16,13 +16,8 @@ using namespace wan;
 
 namespace {
 
-std::string scratch(const std::string& name) { return wantest::scratch_dir() + "/" + name; }
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), std::streamsize(bytes.size()));
-  if (!out) throw wantest::Failure{"cannot write " + path};
-}
+using wantest::scratch;
+using wantest::write_bytes;
 
 std::string u64le(uint64_t n) {
   std::string s(8, '\0');

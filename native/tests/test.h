@@ -27,6 +27,10 @@ struct Failure {
 };
 // A scratch directory unique to this run, removed at exit.
 std::string scratch_dir();
+// scratch_dir() + "/" + name.
+std::string scratch(const std::string& name);
+// Writes `bytes` to `path` (replacing it); a failure is a test failure.
+void write_bytes(const std::string& path, const std::string& bytes);
 // The tiny model (make-tiny) in `layout` with `seed`, written once per run under scratch_dir().
 // The golden data in test/golden/data was made from the official layout with seed 0.
 std::string tiny_model(const std::string& layout = "official", uint64_t seed = 0);
