@@ -10,7 +10,7 @@
 // step boundary with the model still loaded.
 import { defaultModel } from "./models.js";
 import { native } from "./native.js";
-import { resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+import { ParamError, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
 import { loadTokenizer, type PromptTokenizer } from "./tokenizer.js";
 import { videoToUint8 } from "./video/convert.js";
 import { writeMp4, writePngFrames } from "./video/ffmpeg.js";
@@ -34,6 +34,20 @@ export interface OpenOptions {
   rendezvous?: string;
   nnodes?: number;
   nodeRank?: number;
+  /** Loading stages as they start and end (the notebook's load bar). */
+  onLoad?: (event: LoadEvent) => void;
+}
+
+/**
+ * A loading stage. "model": the native load (weights memory-mapped and checked, modules built and,
+ * with several devices, the device group started: one thread per rank, TCPStore rendezvous,
+ * process groups) — one call the engine does not split; "tokenizer": tokenizer.json parsed.
+ */
+export interface LoadEvent {
+  stage: "model" | "tokenizer";
+  state: "start" | "done";
+  /** Seconds the stage took (on "done"). */
+  seconds?: number;
 }
 
 export interface ProgressEvent {
@@ -43,6 +57,8 @@ export interface ProgressEvent {
   /** Seconds since the stage began, and the estimate of what is left of it. */
   elapsed: number;
   eta: number;
+  /** With `preview`: on every k-th denoising step (and the last), the current latents [16, f, h, w]. */
+  latents?: Tensor;
 }
 
 export interface GenerateOptions {
@@ -52,6 +68,8 @@ export interface GenerateOptions {
   saveTensors?: string;
   /** Keep the float tensors in the result (`result.tensors`). */
   returnTensors?: boolean;
+  /** Latent previews: every `every` denoising steps (and at the last) a progress event carries `latents`. */
+  preview?: { every: number };
 }
 
 export interface Tensor {
@@ -70,6 +88,19 @@ export interface Video {
   save(path: string, options?: { fps?: number; crf?: number }): Promise<string>;
   /** One PNG per frame (0.png, 1.png, …). */
   saveFrames(dir: string): Promise<string[]>;
+  /**
+   * The frames as float32 in [0, 1], shape [numFrames, height, width, 3] (frames / 255: the pixels
+   * shown and saved). The engine's unquantized output, [3, F, H, W] in [-1, 1], is
+   * `result.tensors.video` with `returnTensors: true`.
+   */
+  tensor(): Tensor;
+}
+
+/** video.tensor() of [F, H, W, 3] RGB bytes. */
+export function framesTensor(frames: Uint8Array, numFrames: number, height: number, width: number): Tensor {
+  const data = new Float32Array(frames.length);
+  for (let i = 0; i < frames.length; i++) data[i] = frames[i]! / 255;
+  return { data, shape: [numFrames, height, width, 3] };
 }
 
 export interface GenerateResult {
@@ -81,9 +112,19 @@ export interface GenerateResult {
   timings: {
     encode_s: number; denoise_s: number; decode_s: number; step_s: number[];
     /** With a device group: per rank, time in collectives, bytes handed to them, their count. */
-    ranks?: { comm_s: number; bytes_sent: number; collectives: number }[];
+    ranks?: RankTimings[];
   };
   tensors?: { noise: Tensor; context: Tensor; latents: Tensor; video: Tensor };
+}
+
+/** One rank's counters; compute_s and peak_bytes where the engine build reports them. */
+export interface RankTimings {
+  comm_s: number;
+  bytes_sent: number;
+  collectives: number;
+  compute_s?: number;
+  peak_bytes?: number;
+  [key: string]: unknown;
 }
 
 export interface ModelInfo {
@@ -93,6 +134,8 @@ export interface ModelInfo {
   dit: Record<string, unknown>;
   t5: Record<string, unknown>;
   vae: Record<string, unknown>;
+  /** The DiT's layout: ranks (devices × nodes) and degrees. */
+  parallel?: { devices: number; ulysses: number; ring: number; cfg: number };
 }
 
 /** Thrown when an AbortSignal stops a generation; the model stays loaded. */
@@ -101,7 +144,7 @@ export class CancelledError extends Error {
 }
 
 interface NativeEngine {
-  generate(request: Record<string, unknown>, onProgress?: (e: ProgressEvent) => void, saveTensors?: string): Promise<NativeResult>;
+  generate(request: Record<string, unknown>, onProgress?: (e: ProgressEvent) => void, saveTensors?: string, previewEvery?: number): Promise<NativeResult>;
   cancel(): void;
   info(): string;
   close(): void;
@@ -139,6 +182,7 @@ function makeVideo(video: Tensor): Video {
     saveFrames(dir) {
       return writePngFrames(frames, { width, height, frames: numFrames, dir });
     },
+    tensor: () => framesTensor(frames, numFrames, height, width),
   };
 }
 
@@ -146,11 +190,18 @@ function makeVideo(video: Tensor): Video {
 export async function open(options: OpenOptions = {}): Promise<Lab> {
   const dir = options.model ?? (await defaultModel());
   const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank } = options;
-  const engine = (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank })) as NativeEngine;
+  const stage = async <T>(name: LoadEvent["stage"], work: () => Promise<T>): Promise<T> => {
+    options.onLoad?.({ stage: name, state: "start" });
+    const t0 = performance.now();
+    const out = await work();
+    options.onLoad?.({ stage: name, state: "done", seconds: (performance.now() - t0) / 1000 });
+    return out;
+  };
+  const engine = await stage("model", async () => (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank })) as NativeEngine);
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {
-    tokenizer = await loadTokenizer(options.tokenizer ?? info.tokenizer_dir);
+    tokenizer = await stage("tokenizer", () => loadTokenizer(options.tokenizer ?? info.tokenizer_dir));
   } catch (e) {
     engine.close();
     throw e;
@@ -162,6 +213,8 @@ export async function open(options: OpenOptions = {}): Promise<Lab> {
     if (closed) throw new Error("generate: the engine is closed");
     const p = resolveParams(params);
     options.signal?.throwIfAborted();
+    const every = options.preview?.every;
+    if (every !== undefined && !(Number.isInteger(every) && every >= 1)) throw new ParamError("preview.every", `preview.every must be an integer >= 1, got ${every}`);
     const posi = tokenizer.encode(p.prompt, textLen);
     const nega = tokenizer.encode(p.negativePrompt, textLen);
     const onAbort = () => engine.cancel();
@@ -187,6 +240,7 @@ export async function open(options: OpenOptions = {}): Promise<Lab> {
         },
         options.onProgress,
         options.saveTensors,
+        every ?? 0,
       );
     } catch (e) {
       if ((e as { code?: string }).code === "WANLAB_CANCELLED") throw new CancelledError((e as Error).message);

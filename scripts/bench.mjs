@@ -8,7 +8,7 @@
 // reason and skipped. With --url (or a running server and no --model) the matrix is that
 // server's one layout. Exit: 0 ok, 1 a run failed, 2 usage.
 import { argv, fs, path } from "zx";
-import { connect } from "wanlab";
+import { connectClient as connect } from "wanlab";
 import { fail, numbers, plotlyHtml, spin, startServer, Usage } from "./lib/wanlab.mjs";
 
 const help = "usage: bench.mjs [--model DIR | --url URL --token T] [--sizes HxWxF,...] [--devices cpu,...] [--layouts 1x1,2x1,...] [--steps N] [--repeat N] [--out DIR]";

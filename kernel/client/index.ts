@@ -13,7 +13,7 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { tmpdir } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CancelledError, defaultFps, type GenerateOptions, type GenerateResult, type Lab, type ModelInfo, type ProgressEvent, type Video } from "../engine.js";
+import { CancelledError, defaultFps, framesTensor, type GenerateOptions, type GenerateResult, type Lab, type ModelInfo, type ProgressEvent, type Video } from "../engine.js";
 import { ParamError, type GenerateParams, type ResolvedParams } from "../params.js";
 import { findFfmpeg, writeMp4, writePngFrames } from "../video/ffmpeg.js";
 import { readServerFile, runtimeDir } from "../server/runtime.js";
@@ -271,6 +271,7 @@ export async function connect(options: ConnectOptions = {}): Promise<Client> {
         return path;
       },
       saveFrames: (dir) => writePngFrames(frames, { width, height, frames: numFrames, dir }),
+      tensor: () => framesTensor(frames, numFrames, height, width),
     };
     return {
       id, outputs: job.outputs ?? [], manifest: manifest as unknown as Record<string, unknown>,

@@ -1,12 +1,18 @@
-// The engine as a notebook uses it: open() and generate() as in engine.ts, plus a live progress bar,
-// the kernel's ■ as an AbortSignal, results that show themselves (inline mp4 + GIF) and stats().
-// Outside the kernel it behaves exactly like the engine (no display, no SIGINT routing).
-import { CancelledError, open as openEngine, type GenerateOptions, type GenerateResult, type Lab, type OpenOptions } from "../engine.js";
+// The engine as a notebook uses it: open() and generate() as in engine.ts, plus a load bar, a live
+// progress bar (per-rank status on a device group, optional latent previews), the kernel's ■ as an
+// AbortSignal, results that show themselves (inline mp4 + GIF) and stats(). The same interface
+// attaches to a running `wanlab serve` (connect(), or open({ server: true })), so a kernel restart
+// does not unload the model. Outside the kernel it behaves exactly like the engine (no display, no
+// SIGINT routing).
+import { connect as connectClient, connectFor, type Client, type ConnectOptions, type RemoteResult } from "../client/index.js";
+import { CancelledError, open as openEngine, type GenerateOptions, type GenerateResult, type Lab, type ModelInfo, type OpenOptions } from "../engine.js";
 import { resolveParams, type GenerateParams } from "../params.js";
+import type { JobOptions } from "../server/schema.js";
 import { inKernel, interruptible } from "./interrupt.js";
+import { notebookLoad } from "./load.js";
 import { makeDisplayable, type Displayable } from "./mime.js";
 import { figure, type Figure } from "./plot.js";
-import { notebookProgress } from "./progress.js";
+import { notebookProgress, type RankRow } from "./progress.js";
 import { encodeVideo, videoBundle, type EncodedVideo } from "./video.js";
 
 export interface NotebookResult extends GenerateResult, Displayable {
@@ -14,12 +20,28 @@ export interface NotebookResult extends GenerateResult, Displayable {
   encoded?: EncodedVideo;
 }
 
+export interface NotebookOpenOptions extends OpenOptions {
+  /** Attach to a running `wanlab serve` instead of loading in-process: true finds it through
+   * server.json; or where it is ({ url, token } or { runtimeDir }). `model`, when given, must be
+   * the server's. */
+  server?: boolean | ConnectOptions;
+}
+
 export interface NotebookLab extends Lab {
   generate(params: GenerateParams, options?: GenerateOptions): Promise<NotebookResult>;
+  /** "in-process", or the URL of the server it is attached to. */
+  readonly where: string;
   /** Every finished generation of this lab, oldest first. */
   readonly history: readonly NotebookResult[];
   /** Time per denoising step and per component of the last generation (or `result`'s). */
   stats(result?: GenerateResult): Figure;
+}
+
+/** A notebook lab attached to `wanlab serve`: close() detaches, the server keeps the model loaded. */
+export interface ServerLab extends NotebookLab {
+  /** The server's client: jobs, queue, server stats, shutdown. */
+  readonly client: Client;
+  generate(params: GenerateParams & Pick<JobOptions, "output">, options?: GenerateOptions): Promise<NotebookResult & RemoteResult>;
 }
 
 /** Charts of one generation's timings: seconds per denoising step, and encode / denoise / decode. */
@@ -67,19 +89,53 @@ async function displayable(r: GenerateResult): Promise<NotebookResult> {
   return out;
 }
 
-/** Loads a model like engine.open(); in the kernel, generations show progress and results inline. */
-export async function open(options: OpenOptions = {}): Promise<NotebookLab> {
-  const lab = await openEngine(options);
-  const history: NotebookResult[] = [];
+/** "cpu:0-3" → cpu:0 … cpu:3; "cuda:0,2" → cuda:0, cuda:2; "cpu" → cpu; [] when it does not parse. */
+export function expandDevices(devices: string): string[] {
+  const m = /^(\w+)(?::(.+))?$/.exec(devices.trim());
+  if (!m) return [];
+  if (m[2] === undefined) return [m[1]!];
+  const out: string[] = [];
+  for (const part of m[2].split(",")) {
+    const r = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!r) return [];
+    for (let i = Number(r[1]); i <= Number(r[2] ?? r[1]); i++) out.push(`${m[1]}:${i}`);
+  }
+  return out;
+}
 
-  async function generate(params: GenerateParams, options: GenerateOptions = {}): Promise<NotebookResult> {
+/** The ranks of a layout: global rank g = cfg_index · sp + ring_index · ulysses + ulysses_index. */
+export function rankRows(parallel: ModelInfo["parallel"], devices?: string): RankRow[] {
+  if (!parallel || parallel.devices <= 1) return [];
+  const { ulysses: U, ring: R, cfg: C } = parallel;
+  const names = devices ? expandDevices(devices) : [];
+  const rows: RankRow[] = [];
+  for (let g = 0; g < parallel.devices; g++) {
+    const u = g % U, r = Math.floor(g / U) % R, c = Math.floor(g / (U * R));
+    const role = [U > 1 ? `ulysses ${u}/${U}` : "", R > 1 ? `ring ${r}/${R}` : "", C > 1 ? (c === 0 ? "cfg cond" : "cfg uncond") : ""].filter(Boolean).join(" · ");
+    rows.push({ rank: g, device: names.length === parallel.devices ? names[g]! : names.length ? `${names[g % names.length]} (node ${Math.floor(g / names.length)})` : `rank ${g}`, role });
+  }
+  return rows;
+}
+
+function layoutText(p: ModelInfo["parallel"], devices?: string): string {
+  if (!p || p.devices <= 1) return "1 rank";
+  return `${p.devices} ranks${devices ? ` on ${devices}` : ""}: ulysses ${p.ulysses} × ring ${p.ring}${p.cfg > 1 ? " × cfg 2" : ""}`;
+}
+
+/** generate() with the notebook's progress, ■ and inline results, over any Lab (engine or client). */
+function notebookGenerate<R extends GenerateResult>(
+  lab: { generate(params: GenerateParams, options?: GenerateOptions): Promise<R> },
+  context: { ranks: RankRow[]; previews: boolean; history: NotebookResult[] },
+) {
+  return async function generate(params: GenerateParams, options: GenerateOptions = {}): Promise<R & NotebookResult> {
     if (!inKernel()) {
-      const r = await displayable(await lab.generate(params, options));
-      history.push(r);
+      const r = (await displayable(await lab.generate(params, options))) as R & NotebookResult;
+      context.history.push(r);
       return r;
     }
     resolveParams(params); // a parameter error is reported as itself, before any bar appears
-    const progress = notebookProgress("wanlab");
+    const note = options.preview && !context.previews ? "no latent previews through the server (in-process engine only)" : undefined;
+    const progress = notebookProgress("wanlab", { ranks: context.ranks, note });
     const { signal, release } = interruptible(options.signal);
     const t0 = Date.now();
     try {
@@ -91,9 +147,9 @@ export async function open(options: OpenOptions = {}): Promise<NotebookLab> {
           options.onProgress?.(e);
         },
       });
-      progress.finish(`done in ${((Date.now() - t0) / 1000).toFixed(1)}s (${describe(r)})`, true);
-      const out = await displayable(r);
-      history.push(out);
+      progress.finish(`done in ${((Date.now() - t0) / 1000).toFixed(1)}s (${describe(r)})`, true, r.timings);
+      const out = (await displayable(r)) as R & NotebookResult;
+      context.history.push(out);
       return out;
     } catch (e) {
       if (e instanceof CancelledError) {
@@ -106,20 +162,94 @@ export async function open(options: OpenOptions = {}): Promise<NotebookLab> {
     } finally {
       release();
     }
-  }
+  };
+}
 
-  function stats(result?: GenerateResult): Figure {
+function statsOf(history: NotebookResult[]) {
+  return function stats(result?: GenerateResult): Figure {
     const r = result ?? history.at(-1);
     if (!r) throw new Error("stats: nothing generated yet");
     return statsFigure(r);
-  }
+  };
+}
 
+/**
+ * Loads a model like engine.open() (in the kernel with a load bar: the native load with the device
+ * group, then the tokenizer), or with `server` attaches to a running `wanlab serve` (see connect()).
+ */
+export async function open(options: NotebookOpenOptions & { server: true | ConnectOptions }): Promise<ServerLab>;
+export async function open(options?: NotebookOpenOptions): Promise<NotebookLab>;
+export async function open(options: NotebookOpenOptions = {}): Promise<NotebookLab> {
+  const { server, ...engineOptions } = options;
+  if (server) {
+    for (const k of ["devices", "ulysses", "ring", "cfgParallel", "rendezvous", "nnodes", "nodeRank", "tokenizer"] as const)
+      if (engineOptions[k] !== undefined) throw new Error(`open: '${k}' cannot be combined with server (the server's layout is fixed by \`wanlab serve\`)`);
+    return connect(server === true ? {} : server, options.model);
+  }
+  const devices = options.devices ?? "cpu";
+  const group = expandDevices(devices).length > 1 || (options.nnodes ?? 1) > 1;
+  const load = inKernel()
+    ? notebookLoad("wanlab load", [
+        { stage: "model", label: group ? `weights (memory-mapped, checked), modules, device group on ${devices}: threads, TCPStore rendezvous, process groups` : "weights (memory-mapped, checked), modules" },
+        { stage: "tokenizer", label: "tokenizer.json" },
+      ])
+    : undefined;
+  const t0 = performance.now();
+  let lab: Lab;
+  try {
+    lab = await openEngine({
+      ...engineOptions,
+      onLoad: (e) => {
+        load?.onLoad(e);
+        options.onLoad?.(e);
+      },
+    });
+  } catch (e) {
+    load?.finish(`failed: ${(e as Error).message}`, false);
+    throw e;
+  }
+  const p = lab.info.parallel;
+  load?.finish(`loaded ${lab.info.layout} model in ${((performance.now() - t0) / 1000).toFixed(1)}s · ${layoutText(p, devices)}`, true);
+  const history: NotebookResult[] = [];
   return {
     info: lab.info,
+    where: "in-process",
     history,
-    generate,
-    stats,
+    generate: notebookGenerate(lab, { ranks: rankRows(p, devices), previews: true, history }),
+    stats: statsOf(history),
     close: lab.close,
     [Symbol.asyncDispose]: lab.close,
+  };
+}
+
+/**
+ * Attaches to a running `wanlab serve` (found through server.json in the runtime directory unless
+ * url and token are given): the notebook lab's interface over the server's queue. close()
+ * detaches; the server and its loaded model keep running. `model`, when given, must be the
+ * server's.
+ */
+export async function connect(options: ConnectOptions = {}, model?: string): Promise<ServerLab> {
+  const load = inKernel() ? notebookLoad("wanlab connect", [{ stage: "server", label: "server.json → GET /v1/health" }]) : undefined;
+  load?.onLoad({ stage: "server", state: "start" });
+  let client: Client;
+  try {
+    client = model !== undefined ? await connectFor(model, options) : await connectClient(options);
+  } catch (e) {
+    load?.finish(`failed: ${(e as Error).message}`, false);
+    throw e;
+  }
+  load?.onLoad({ stage: "server", state: "done" });
+  const p = client.info.parallel;
+  load?.finish(`attached to ${client.url}: ${client.info.layout} model ${client.info.dir} · ${layoutText(p)}; close() detaches, the server keeps it loaded`, true);
+  const history: NotebookResult[] = [];
+  return {
+    info: client.info,
+    where: client.url,
+    client,
+    history,
+    generate: notebookGenerate(client, { ranks: rankRows(p), previews: false, history }),
+    stats: statsOf(history),
+    close: client.close,
+    [Symbol.asyncDispose]: client.close,
   };
 }

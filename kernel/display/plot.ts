@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
+import type { GenerateResult } from "../engine.js";
 import { makeDisplayable, type Displayable, type MimeBundle } from "./mime.js";
 
 export interface Trace {
@@ -46,12 +47,12 @@ function html(fig: { data: Trace[]; layout: Record<string, unknown> }, session: 
 const session = randomBytes(4).toString("hex");
 
 /** A figure from traces and a layout; shown as a chart when it is a cell's value. */
-export function figure(data: Trace[], layout: Record<string, unknown> = {}): Figure {
+export function figure(data: Trace[], layout: Record<string, unknown> = {}, plain?: string): Figure {
   const fig: { data: Trace[]; layout: Record<string, unknown> } = { data, layout: { height: 360, margin: { t: 40, r: 20, b: 50, l: 60 }, ...layout } };
   const bundle = (): MimeBundle => ({
     "application/vnd.plotly.v1+json": { data: fig.data, layout: fig.layout },
     "text/html": html(fig, session),
-    "text/plain": `Figure: ${String((fig.layout.title as { text?: string } | undefined)?.text ?? fig.layout.title ?? "")} (${fig.data.length} trace${fig.data.length === 1 ? "" : "s"})`,
+    "text/plain": plain ?? `Figure: ${String((fig.layout.title as { text?: string } | undefined)?.text ?? fig.layout.title ?? "")} (${fig.data.length} trace${fig.data.length === 1 ? "" : "s"})`,
   });
   return makeDisplayable(fig, bundle, () => bundle()["text/plain"] as string) as Figure;
 }
@@ -66,4 +67,61 @@ export function line(series: { name: string; x: unknown[]; y: unknown[] }[], lay
 
 export function heatmap(z: number[][], x: unknown[], y: unknown[], layout: Record<string, unknown> = {}): Figure {
   return figure([{ type: "heatmap", z, x, y, colorscale: "Viridis" }], layout);
+}
+
+// ---- per-rank charts from a generation's timings (lab.stats() data: result.timings.ranks) ----
+
+type Timings = GenerateResult["timings"];
+const timingsOf = (x: GenerateResult | Timings): Timings => ("timings" in x ? x.timings : x);
+
+/** A chart that says why there is nothing to draw (rather than an empty axis). */
+export function emptyFigure(title: string, why: string): Figure {
+  return figure(
+    [],
+    {
+      title: { text: title },
+      height: 200,
+      xaxis: { visible: false },
+      yaxis: { visible: false },
+      annotations: [{ text: why, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5, font: { size: 13, color: "#777" } }],
+    },
+    `Figure: ${title} — ${why}`,
+  );
+}
+
+/**
+ * Compute vs communication per rank (stacked seconds). compute_s where the engine reports it;
+ * otherwise derived as denoise_s − comm_s and labelled so.
+ */
+export function communication(r: GenerateResult | Timings, layout: Record<string, unknown> = {}): Figure {
+  const t = timingsOf(r);
+  const ranks = t.ranks ?? [];
+  const title = "compute vs communication per rank";
+  if (ranks.length === 0) return emptyFigure(title, "no per-rank timings: this generation ran on one rank (open with devices: \"cpu:0-1\", …)");
+  const measured = ranks.every((c) => typeof c.compute_s === "number");
+  const compute = ranks.map((c) => (measured ? (c.compute_s as number) : Math.max(0, t.denoise_s - c.comm_s)));
+  const x = ranks.map((_, i) => `rank ${i}`);
+  return figure(
+    [
+      { type: "bar", name: measured ? "compute" : "compute (denoise − comm, derived)", x, y: compute, marker: { color: "#4a90d9" } },
+      {
+        type: "bar", name: "communication", x, y: ranks.map((c) => c.comm_s), marker: { color: "#d9534f" },
+        text: ranks.map((c) => `${(c.bytes_sent / 2 ** 20).toFixed(2)} MiB, ${c.collectives} collectives`), hoverinfo: "x+y+text",
+      },
+    ],
+    { title: { text: title }, barmode: "stack", yaxis: { title: { text: "seconds (denoising)" } }, ...layout },
+  );
+}
+
+/** Peak memory per rank (MiB) where the engine reports it (timings.ranks[i].peak_bytes). */
+export function memory(r: GenerateResult | Timings, layout: Record<string, unknown> = {}): Figure {
+  const ranks = timingsOf(r).ranks ?? [];
+  const title = "peak memory per rank";
+  if (ranks.length === 0) return emptyFigure(title, "no per-rank timings: this generation ran on one rank");
+  if (!ranks.every((c) => typeof c.peak_bytes === "number"))
+    return emptyFigure(title, "peak memory per rank is not reported by this engine build (timings.ranks[i].peak_bytes)");
+  return figure(
+    [{ type: "bar", name: "peak", x: ranks.map((_, i) => `rank ${i}`), y: ranks.map((c) => (c.peak_bytes as number) / 2 ** 20), marker: { color: "#5cb85c" } }],
+    { title: { text: title }, yaxis: { title: { text: "MiB" } }, ...layout },
+  );
 }

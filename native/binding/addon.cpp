@@ -274,7 +274,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return engine_;
   }
 
-  // generate(request, onProgress?, saveTensorsPath?) -> Promise<{noise, context, latents, video, timings}>
+  // generate(request, onProgress?, saveTensorsPath?, previewEvery?) -> Promise<{noise, context, latents, video, timings}>
+  // previewEvery k > 0: every k-th denoise event (and the last) carries `latents` [16, f, h, w].
   Napi::Value Generate(const Napi::CallbackInfo& info) {
     auto eng = engine();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "request must be an object");
@@ -282,8 +283,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     eng->validate(req);  // bad parameters reject before any work is queued
     Napi::Function cb = info.Length() > 1 && info[1].IsFunction() ? info[1].As<Napi::Function>() : Napi::Function();
     std::string save = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
+    const int64_t preview_every = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
     auto cancel = cancel_;
-    auto* w = new GenerateWorker(info.Env(), cb, eng, std::move(req), std::move(save), cancel);
+    auto* w = new GenerateWorker(info.Env(), cb, eng, std::move(req), std::move(save), cancel, preview_every);
     w->Queue();
     return w->promise();
   }
@@ -299,7 +301,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         {"tokenizer_dir", m.files.tokenizer_dir},
                         {"dit", wan::to_json(m.arch.dit)},
                         {"t5", wan::to_json(m.arch.t5)},
-                        {"vae", wan::to_json(m.arch.vae)}};
+                        {"vae", wan::to_json(m.arch.vae)},
+                        {"parallel", {{"devices", eng->layout().devices}, {"ulysses", eng->layout().ulysses},
+                                      {"ring", eng->layout().ring}, {"cfg", eng->layout().cfg}}}};
     return Napi::String::New(info.Env(), j.dump());
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -312,16 +316,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     std::string stage;
     int64_t step, total;
     double elapsed, eta;
+    at::Tensor latents;  // only on preview steps
   };
   class GenerateWorker : public Napi::AsyncProgressQueueWorker<Event> {
    public:
     GenerateWorker(Napi::Env env, Napi::Function cb, std::shared_ptr<wan::T2VEngine> eng, wan::T2VRequest req,
-                   std::string save, std::shared_ptr<std::atomic<bool>> cancel)
+                   std::string save, std::shared_ptr<std::atomic<bool>> cancel, int64_t preview_every)
         : Napi::AsyncProgressQueueWorker<Event>(env),
           eng_(std::move(eng)),
           req_(std::move(req)),
           save_(std::move(save)),
           cancel_(std::move(cancel)),
+          preview_every_(preview_every),
           deferred_(Napi::Promise::Deferred::New(env)) {
       if (!cb.IsEmpty()) cb_ = Napi::Persistent(cb);
     }
@@ -332,7 +338,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       cancel_->store(false);
       try {
         result_ = eng_->generate(req_, [&](const wan::T2VEvent& e) {
-          Event ev{e.stage, e.step, e.total, e.elapsed_s, e.eta_s};
+          Event ev{e.stage, e.step, e.total, e.elapsed_s, e.eta_s, {}};
+          if (preview_every_ > 0 && e.latents.defined() && (e.step % preview_every_ == 0 || e.step == e.total))
+            ev.latents = e.latents;
           progress.Send(&ev, 1);
         }, cancel_.get());
         if (!save_.empty()) wan::save_result_tensors(save_, result_, req_);
@@ -352,6 +360,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         o.Set("total", double(e[i].total));
         o.Set("elapsed", e[i].elapsed);
         o.Set("eta", e[i].eta);
+        if (e[i].latents.defined()) o.Set("latents", tensor_object(Env(), e[i].latents));
         cb_.Call({o});
       }
     }
@@ -380,6 +389,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     wan::T2VRequest req_;
     std::string save_;
     std::shared_ptr<std::atomic<bool>> cancel_;
+    int64_t preview_every_ = 0;
     Napi::FunctionReference cb_;
     Napi::Promise::Deferred deferred_;
     wan::T2VResult result_;

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connect, readServerFile, runtimeDir } from "wanlab";
+import { connectClient as connect, readServerFile, runtimeDir } from "wanlab";
 import { spinner } from "zx";
 
 export const cli = fileURLToPath(new URL("../../bin/wanlab.js", import.meta.url));

@@ -73,7 +73,7 @@ T2VEngine::~T2VEngine() = default;
 
 at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
                                        const T2VRequest& r, const FlowMatchSchedule& sched, nlohmann::json& step_s,
-                                       const std::function<void(int64_t)>& on_step,
+                                       const std::function<void(int64_t, const at::Tensor&)>& on_step,
                                        const std::atomic<bool>* cancel) const {
   const bool cfg = r.cfg_scale != 1.0;
   const int64_t steps = sched.steps();
@@ -120,7 +120,7 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
         x = sched.step(x, v, i);
         if (s.ctx.rank == group_->first_rank()) {
           step_s.push_back(seconds_since(t_step));
-          on_step(i + 1);
+          on_step(i + 1, x);
         }
       }
       s.ctx.where.clear();
@@ -158,10 +158,12 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
                               const std::atomic<bool>* cancel) const {
   validate(r);
   c10::NoGradGuard no_grad;
-  auto report = [&](const char* stage, int64_t step, int64_t total, Clock::time_point t0) {
+  auto report = [&](const char* stage, int64_t step, int64_t total, Clock::time_point t0,
+                    const at::Tensor& latents = at::Tensor()) {
     if (!progress) return;
     double el = seconds_since(t0);
-    progress({stage, step, total, el, step > 0 ? el / step * (total - step) : 0.0});
+    progress({stage, step, total, el, step > 0 ? el / step * (total - step) : 0.0,
+              latents.defined() ? latents.to(at::kCPU, at::kFloat) : at::Tensor()});
   };
   T2VResult out;
   const bool cfg = r.cfg_scale != 1.0;
@@ -187,7 +189,7 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   report("denoise", 0, sched.steps(), t_denoise);
   if (group_) {
     x = denoise_parallel(x, out.context, negative, r, sched, step_s,
-                         [&](int64_t done) { report("denoise", done, sched.steps(), t_denoise); }, cancel);
+                         [&](int64_t done, const at::Tensor& xs) { report("denoise", done, sched.steps(), t_denoise, xs); }, cancel);
   }
   for (int64_t i = 0; i < sched.steps() && !group_; ++i) {
     if (cancel && cancel->load()) fail_cancelled(i, sched.steps());
@@ -200,7 +202,7 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
     }
     x = sched.step(x, v, i);
     step_s.push_back(seconds_since(t_step));
-    report("denoise", i + 1, sched.steps(), t_denoise);
+    report("denoise", i + 1, sched.steps(), t_denoise, x);
   }
   out.latents = x;
   out.timings["denoise_s"] = seconds_since(t_denoise);

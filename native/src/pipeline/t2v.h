@@ -35,6 +35,7 @@ struct T2VEvent {
   std::string stage;  // "encode", "denoise", "decode"
   int64_t step = 0, total = 0;
   double elapsed_s = 0, eta_s = 0;  // within the stage
+  at::Tensor latents;  // [16, f, h, w] float32 on CPU, denoise events only
 };
 
 struct T2VResult {
@@ -90,7 +91,8 @@ class T2VEngine {
   std::unique_ptr<DeviceGroup> group_;
   at::Tensor denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
                               const T2VRequest& r, const FlowMatchSchedule& sched, nlohmann::json& step_s,
-                              const std::function<void(int64_t)>& on_step, const std::atomic<bool>* cancel) const;
+                              const std::function<void(int64_t, const at::Tensor&)>& on_step,
+                              const std::atomic<bool>* cancel) const;
 };
 
 // --save-tensors: float32 `noise` [16, f, h, w], `context` [text_len, text_dim], `latents`

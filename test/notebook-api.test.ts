@@ -1,0 +1,174 @@
+// The notebook API outside Jupyter: load stages, latent previews through the addon (and their RGB
+// projection), video.tensor(), per-rank layout and charts, and the same lab attached to a running
+// `wanlab serve` (connect() / open({ server })) whose close() detaches without stopping it.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { rankRows } from "../kernel/display/notebook.js";
+import { latentFrameToRgb } from "../kernel/display/preview.js";
+import * as wan from "../kernel/index.js";
+import { scratch, wanlab } from "./helpers.js";
+import { startServer, type RunningServer } from "./serve.js";
+
+const dir = scratch("wanlab-nbapi-");
+const model = join(dir, "tiny");
+before(() => assert.equal(wanlab(["make-tiny", model]).status, 0));
+
+const small = { prompt: "a lighthouse", seed: 3, height: 32, width: 48, numFrames: 5, numInferenceSteps: 5 };
+
+describe("in-process notebook lab", () => {
+  let lab: wan.NotebookLab;
+  const loads: wan.LoadEvent[] = [];
+  before(async () => {
+    lab = await wan.open({ model, onLoad: (e) => loads.push(e) });
+  });
+  after(() => lab.close());
+
+  test("open() reports its load stages in order, each with its time", () => {
+    assert.deepEqual(loads.map((e) => `${e.stage}:${e.state}`), ["model:start", "model:done", "tokenizer:start", "tokenizer:done"]);
+    for (const e of loads.filter((e) => e.state === "done")) assert.ok(e.seconds! > 0 && e.seconds! < 60, JSON.stringify(e));
+    assert.deepEqual(lab.info.parallel, { devices: 1, ulysses: 1, ring: 1, cfg: 1 });
+    assert.equal(lab.where, "in-process");
+  });
+
+  test("preview every k: steps k, 2k, … and the last carry the current latents; the last equals the result's", async () => {
+    const seen: { step: number; shape: number[]; data: Float32Array }[] = [];
+    let plain = 0;
+    const r = await lab.generate(small, {
+      preview: { every: 2 },
+      returnTensors: true,
+      onProgress: (e) => {
+        if (e.latents) seen.push({ step: e.step, shape: e.latents.shape, data: e.latents.data });
+        else if (e.stage === "denoise" && e.step > 0) plain++;
+      },
+    });
+    assert.deepEqual(seen.map((s) => s.step), [2, 4, 5]);
+    assert.equal(plain, 2, "steps 1 and 3 carry no latents");
+    for (const s of seen) assert.deepEqual(s.shape, [16, 2, 4, 6]);
+    assert.deepEqual(seen.at(-1)!.data, r.tensors!.latents.data, "the last preview is the final latents");
+    assert.notDeepEqual(seen[0]!.data, seen[1]!.data);
+    const none: number[] = [];
+    await lab.generate(small, { onProgress: (e) => e.latents && none.push(e.step) });
+    assert.deepEqual(none, [], "no previews unless asked");
+    await assert.rejects(lab.generate(small, { preview: { every: 0 } }), (e: Error) => e instanceof wan.ParamError && /preview.every/.test(e.message));
+  });
+
+  test("video.tensor() is float32 [F, H, W, 3] in [0, 1]: frames / 255", async () => {
+    const r = await lab.generate(small);
+    const t = r.video.tensor();
+    assert.deepEqual(t.shape, [5, 32, 48, 3]);
+    assert.ok(t.data instanceof Float32Array && t.data.length === r.video.frames.length);
+    for (const i of [0, 1, 100, t.data.length - 1]) assert.equal(t.data[i], Math.fround(r.video.frames[i]! / 255));
+  });
+
+  test("stats() draws the last generation; one rank gives no per-rank charts and says why", async () => {
+    const fig = lab.stats();
+    assert.ok(fig.mimeBundle()["application/vnd.plotly.v1+json"]);
+    const comm = wan.plot.communication(lab.history.at(-1)!);
+    assert.equal(comm.data.length, 0);
+    assert.match(String(comm.mimeBundle()["text/plain"]), /no per-rank timings: this generation ran on one rank/);
+  });
+});
+
+describe("latent → RGB projection (ComfyUI's Wan21 latent_rgb_factors)", () => {
+  test("zero latents give the bias; a one-hot channel adds its row", () => {
+    const f = 1, h = 1, w = 2;
+    const data = new Float32Array(16 * f * h * w);
+    data[2 * h * w + 1] = 1; // channel 2, pixel 1
+    const px = latentFrameToRgb({ data, shape: [16, f, h, w] }, 0);
+    // (bias + 1) / 2 · 255: (-0.1835, -0.0868, -0.3360) → 104, 116, 85
+    assert.deepEqual([...px.subarray(0, 3)], [104, 116, 85]);
+    // channel 2's row (0.3568, 0.2548, 0.1747) + bias → 150, 149, 107
+    assert.deepEqual([...px.subarray(3, 6)], [150, 149, 107]);
+  });
+
+  test("the preview strip holds up to 4 latent frames, first to last, scaled up", () => {
+    const p = wan.latentPreview({ data: new Float32Array(16 * 9 * 4 * 6), shape: [16, 9, 4, 6] });
+    assert.deepEqual(p.frames, [0, 3, 5, 8]);
+    assert.equal(p.height, 96);
+    assert.equal(p.width, 4 * 6 * 24);
+    assert.deepEqual([...p.png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(""), "PNG");
+  });
+});
+
+describe("device group in the notebook lab", () => {
+  test("info.parallel, rank rows, and the compute-vs-communication chart from timings.ranks", async () => {
+    const lab = await wan.open({ model, devices: "cpu:0-1", ulysses: 1, ring: 2 });
+    try {
+      assert.deepEqual(lab.info.parallel, { devices: 2, ulysses: 1, ring: 2, cfg: 1 });
+      const r = await lab.generate({ ...small, numInferenceSteps: 2 }, { preview: { every: 1 }, onProgress: () => {} });
+      const ranks = r.timings.ranks!;
+      assert.equal(ranks.length, 2);
+      const fig = wan.plot.communication(r);
+      assert.deepEqual(fig.data.map((d) => d.x), [["rank 0", "rank 1"], ["rank 0", "rank 1"]]);
+      assert.deepEqual(fig.data[1]!.y, ranks.map((c) => c.comm_s));
+      assert.ok(ranks.every((c) => c.comm_s > 0 && c.bytes_sent > 0));
+      const mem = wan.plot.memory(r);
+      if (ranks.every((c) => typeof c.peak_bytes === "number")) assert.deepEqual(mem.data[0]!.y, ranks.map((c) => c.peak_bytes! / 2 ** 20));
+      else assert.match(String(mem.mimeBundle()["text/plain"]), /not reported by this engine build/);
+    } finally {
+      await lab.close();
+    }
+  });
+
+  test("rank rows follow the engine's rank layout (g = cfg · sp + ring · ulysses + ulysses index)", () => {
+    const rows = rankRows({ devices: 4, ulysses: 2, ring: 2, cfg: 1 }, "cpu:0-3");
+    assert.deepEqual(rows.map((r) => `${r.device} ${r.role}`), ["cpu:0 ulysses 0/2 · ring 0/2", "cpu:1 ulysses 1/2 · ring 0/2", "cpu:2 ulysses 0/2 · ring 1/2", "cpu:3 ulysses 1/2 · ring 1/2"]);
+    assert.deepEqual(rankRows({ devices: 4, ulysses: 2, ring: 1, cfg: 2 }, "cpu:0-3").map((r) => r.role), ["ulysses 0/2 · cfg cond", "ulysses 1/2 · cfg cond", "ulysses 0/2 · cfg uncond", "ulysses 1/2 · cfg uncond"]);
+    assert.deepEqual(rankRows({ devices: 1, ulysses: 1, ring: 1, cfg: 1 }, "cpu"), []);
+  });
+});
+
+describe("the notebook lab attached to wanlab serve", () => {
+  let server: RunningServer;
+  const runtimeDir = join(dir, "runtime");
+  before(async () => {
+    server = await startServer(["--model", model, "--outputs", join(dir, "outputs")], runtimeDir);
+  });
+  after(async () => {
+    server.child.kill("SIGTERM");
+    await server.exited;
+  });
+
+  test("connect() finds it through server.json: generate with progress → video, stats; close() detaches", async () => {
+    const lab = await wan.connect({ runtimeDir });
+    assert.equal(lab.where, server.url);
+    assert.equal(lab.info.dir, model);
+    assert.deepEqual(lab.info.parallel, { devices: 1, ulysses: 1, ring: 1, cfg: 1 });
+    const steps: number[] = [];
+    const r = await lab.generate(small, { onProgress: (e) => e.stage === "denoise" && steps.push(e.step), signal: new AbortController().signal });
+    assert.ok(steps.includes(5), JSON.stringify(steps));
+    assert.equal(r.video.frames.length, 5 * 32 * 48 * 3);
+    assert.deepEqual(r.video.tensor().shape, [5, 32, 48, 3]);
+    assert.equal(r.params.seed, 3n);
+    assert.match(r.id, /\S/);
+    assert.equal(lab.history.length, 1);
+    assert.ok(lab.stats().mimeBundle()["application/vnd.plotly.v1+json"]);
+    assert.equal(typeof r.mimeBundle, "function");
+    await lab.close();
+    await assert.rejects(lab.generate(small), /closed/);
+    // the server and its model are still there
+    assert.equal((await server.api("/v1/health")).status, 200);
+    const again = await wan.open({ server: { runtimeDir } });
+    const r2 = await again.generate(small);
+    assert.deepEqual(r2.video.frames, r.video.frames, "same seed, same server, same video");
+    await again.close();
+    assert.equal((await server.api("/v1/health")).status, 200);
+  });
+
+  test("aborting the signal cancels the job; the next generation runs", async () => {
+    const lab = await wan.connect({ runtimeDir });
+    const ac = new AbortController();
+    const p = lab.generate({ ...small, height: 32, width: 32, numFrames: 1, numInferenceSteps: 1000 }, { signal: ac.signal, onProgress: (e) => e.stage === "denoise" && e.step >= 2 && ac.abort() });
+    await assert.rejects(p, (e: Error) => e instanceof wan.CancelledError);
+    const r = await lab.generate({ ...small, numInferenceSteps: 1 });
+    assert.equal(r.params.numInferenceSteps, 1);
+    await lab.close();
+  });
+
+  test("open({ server }) refuses engine options and another model", async () => {
+    await assert.rejects(wan.open({ server: { runtimeDir }, devices: "cpu:0-1" }), /'devices' cannot be combined with server/);
+    await assert.rejects(wan.open({ server: { runtimeDir }, model: join(dir, "other") }), /serves .*, not /);
+    await assert.rejects(wan.connect({ runtimeDir: join(dir, "nowhere") }), /no wanlab server is running/);
+  });
+});
