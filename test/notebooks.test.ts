@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { root, scratch, wanlab } from "./helpers.js";
+import { startServer } from "./serve.js";
 
 const python = "/usr/bin/python3";
 const haveJupyter = spawnSync(python, ["-c", "import nbclient, nbformat, jupyter_client"], { stdio: "ignore" }).status === 0;
@@ -18,8 +19,8 @@ const dir = scratch("wanlab-nb-");
 const prefix = join(dir, "prefix");
 const env = { ...process.env, JUPYTER_PATH: join(prefix, "share", "jupyter"), JUPYTER_PLATFORM_DIRS: "1" };
 
-function py(args: string[], cwd = root): unknown {
-  const r = spawnSync(python, [join(root, "test", "python", "notebooks.py"), ...args], { cwd, env, encoding: "utf8", maxBuffer: 64 << 20, timeout: 240_000 });
+function py(args: string[], cwd = root, extraEnv: Record<string, string> = {}): unknown {
+  const r = spawnSync(python, [join(root, "test", "python", "notebooks.py"), ...args], { cwd, env: { ...env, ...extraEnv }, encoding: "utf8", maxBuffer: 64 << 20, timeout: 240_000 });
   assert.equal(r.status, 0, `notebooks.py ${args[0]} failed:\n${r.stderr}`);
   return JSON.parse(r.stdout);
 }
@@ -53,13 +54,17 @@ describe("wanlab kernel install / list / uninstall", () => {
 });
 
 describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
+  const model = join(dir, "tiny");
   before(() => {
     const r = wanlab(["kernel", "install", "--prefix", prefix]);
     assert.equal(r.status, 0, r.stderr);
+    assert.equal(wanlab(["make-tiny", model]).status, 0);
   });
 
   const notebooks = readdirSync(join(root, "notebooks")).filter((f) => f.endsWith(".ipynb")).sort();
-  const outputs = new Map<string, { cells: { source: string; outputs: { type: string; name?: string; text?: string; mimes?: string[]; html?: string; inline_mp4?: boolean }[] }[] }>();
+  type Output = { type: string; name?: string; text?: string; mimes?: string[]; html?: string; inline_mp4?: boolean };
+  const outputs = new Map<string, { cells: { source: string; outputs: Output[] }[] }>();
+  const isVideo = (o: Output) => !!o.mimes?.includes("image/gif") && o.mimes.includes("text/html") && o.html!.includes("<video") && o.inline_mp4 === true;
 
   for (const name of notebooks) {
     test(`${name} runs top to bottom with no error output`, () => {
@@ -84,6 +89,33 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
     assert.ok(video.mimes!.includes("text/html") && video.html!.includes("<video") && video.inline_mp4 === true, "inline mp4");
     const plot = all.find((o) => o.mimes?.includes("application/vnd.plotly.v1+json"));
     assert.ok(plot && plot.mimes!.includes("text/html"), "plotly bundle with an HTML fallback");
+    const load = all.find((o) => o.text?.startsWith("wanlab load: loaded official model in"));
+    assert.ok(load, "the load bar's final state");
+    assert.match(load.text!, /model \(weights.*\): ✓ [\d.]+s\n  tokenizer \(tokenizer.json\): ✓ [\d.]+s/);
+    const bar = all.find((o) => o.text?.startsWith("wanlab: done in"));
+    assert.ok(bar, "the progress bar's final state");
+    assert.ok(bar.mimes!.includes("image/png") && bar.html!.length > 0, "a latent preview with the bar");
+    assert.match(bar.text!, /latent preview at step 4/);
+  });
+
+  test("03-parallel-layouts: parity on 1/2/4 ranks, per-rank progress, charts and the video", () => {
+    const nb = outputs.get("03-parallel-layouts.ipynb");
+    assert.ok(nb, "03-parallel-layouts ran");
+    const all = nb.cells.flatMap((c) => c.outputs);
+    const line = all.flatMap((o) => (o.type === "stream" ? (o.text ?? "").split("\n") : [])).find((l) => l.startsWith("parity "));
+    assert.ok(line, "the parity line");
+    const parity = JSON.parse(line.slice(7)) as { name: string; ranks: number; latents: number; video: number }[];
+    assert.deepEqual(parity.map((p) => p.ranks), [1, 2, 2, 4, 4, 4]);
+    for (const p of parity) assert.ok(p.latents <= 1e-5 && p.video <= 1e-5, `${p.name}: ${JSON.stringify(p)}`);
+    const plots = all.filter((o) => o.mimes?.includes("application/vnd.plotly.v1+json") && o.mimes.includes("text/html"));
+    assert.ok(plots.length >= 4, `${plots.length} plotly outputs`);
+    assert.ok(plots.some((o) => /compute vs communication per rank \(2 traces\)/.test(o.text ?? "")), "compute vs communication chart");
+    assert.ok(plots.some((o) => /peak memory per rank/.test(o.text ?? "")), "memory chart (or why there is none)");
+    const rankBar = all.find((o) => o.text?.startsWith("wanlab: done in") && o.text.includes("rank 3 cpu:3 (ulysses 1/2 · ring 1/2): done · comm"));
+    assert.ok(rankBar, "the hybrid run's bar lists every rank with its communication");
+    assert.ok(all.some((o) => o.text?.includes("device group on cpu:0-3")), "the load bar names the device group");
+    assert.ok(all.filter(isVideo).length === 1, "the video (mp4 + GIF) from `r.video` as the cell's value");
+    assert.ok(all.some((o) => o.type === "stream" && o.text?.includes("[ 5, 48, 48, 3 ]")), "video.tensor().shape");
   });
 
   test("02-parameter-sweep shows a contact sheet and a plot", () => {
@@ -95,8 +127,6 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
   });
 
   test("■ cancels a long generation at a step; the next cell uses the loaded model", () => {
-    const model = join(dir, "tiny");
-    assert.equal(wanlab(["make-tiny", model]).status, 0);
     const r = py(["interrupt", model]) as {
       interrupted: { status: string; outputs: { text?: string }[]; stop_latency_s: number };
       next: { status: string; outputs: { type: string; text?: string }[] };
@@ -107,5 +137,48 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
     assert.ok(r.interrupted.stop_latency_s < 30, `stopped ${r.interrupted.stop_latency_s}s after the interrupt`);
     assert.equal(r.next.status, "ok", JSON.stringify(r.next));
     assert.ok(r.next.outputs.some((o) => o.type === "stream" && o.text === "2\n"), JSON.stringify(r.next.outputs));
+  });
+
+  test("a cell attaches to a running wanlab serve: progress, inline video, stats; close() leaves the server running", async () => {
+    const runtimeDir = join(dir, "runtime");
+    const server = await startServer(["--model", model, "--outputs", join(dir, "outputs")], runtimeDir);
+    try {
+      const r = py(["server"], root, { WANLAB_RUNTIME_DIR: runtimeDir }) as { cells: { source: string; status: string; outputs: Output[] }[] };
+      for (const c of r.cells) assert.equal(c.status, "ok", `${c.source}\n${JSON.stringify(c.outputs)}`);
+      const [where, gen, shape, stats, again] = r.cells;
+      assert.ok(where!.outputs.some((o) => o.type === "stream" && o.text?.trim() === server.url), JSON.stringify(where!.outputs));
+      assert.ok(where!.outputs.some((o) => /^wanlab connect: attached to http/.test(o.text ?? "")), "the connect bar");
+      assert.ok(gen!.outputs.some((o) => o.type === "update_display_data" && /denoising \d\/3/.test(o.text ?? "")), "live progress from the server's events");
+      assert.ok(gen!.outputs.some((o) => o.mimes?.includes("image/gif") && o.mimes.includes("text/html")), "the video");
+      assert.ok(shape!.outputs.some((o) => o.type === "stream" && o.text?.trim() === "[ 5, 32, 32, 3 ]"), JSON.stringify(shape!.outputs));
+      assert.ok(stats!.outputs.some((o) => o.mimes?.includes("application/vnd.plotly.v1+json")));
+      assert.ok(again!.outputs.some((o) => o.type === "stream" && o.text?.trim() === "true"), "close() detached; open({ server: true }) reattached and got the same video");
+      assert.equal((await server.api("/v1/health")).status, 200, "the server outlives the kernel's lab and the kernel");
+    } finally {
+      server.child.kill("SIGTERM");
+      await server.exited;
+    }
+  });
+
+  test("the kernel never blocks: completion answers and other cells run while a generation goes on", () => {
+    const r = py(["nonblocking", model]) as {
+      awaited: { complete_matches: string[] | null; complete_latency_s: number; steps_before_complete: number; steps_after_complete: number; complete_before_generation_end: boolean; generation_status: string };
+      start: { status: string; outputs: Output[] };
+      other: { status: string; outputs: Output[]; seconds: number };
+      end: { status: string; outputs: Output[] };
+    };
+    const a = r.awaited;
+    assert.ok(a.complete_matches?.includes("generate"), JSON.stringify(a));
+    assert.ok(a.complete_before_generation_end, JSON.stringify(a));
+    assert.ok(a.complete_latency_s < 5, `completion took ${a.complete_latency_s}s`);
+    assert.ok(a.steps_after_complete > a.steps_before_complete, `the generation went on: ${JSON.stringify(a)}`);
+    assert.equal(a.generation_status, "error", "then ■ stopped it");
+    assert.equal(r.start.status, "ok");
+    assert.equal(r.other.status, "ok");
+    assert.ok(r.other.outputs.some((o) => o.type === "stream" && o.text?.trim() === "2,4,6"), JSON.stringify(r.other.outputs));
+    assert.ok(r.other.seconds < 10, `the other cell took ${r.other.seconds}s`);
+    // The background generation was still running after the other cell: the abort found it mid-way.
+    assert.equal(r.end.status, "ok", JSON.stringify(r.end));
+    assert.ok(r.end.outputs.some((o) => o.type === "stream" && /^cancelled at step \d+\/1000; the model is still loaded$/.test(o.text?.trim() ?? "")), JSON.stringify(r.end.outputs));
   });
 });
