@@ -113,7 +113,7 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
     assert.ok(plots.some((o) => /peak memory per rank/.test(o.text ?? "")), "memory chart (or why there is none)");
     const rankBar = all.find((o) => o.text?.startsWith("wanlab: done in") && o.text.includes("rank 3 cpu:3 (ulysses 1/2 · ring 1/2): done · comm"));
     assert.ok(rankBar, "the hybrid run's bar lists every rank with its communication");
-    assert.ok(all.some((o) => o.text?.includes("device group on cpu:0-3")), "the load bar names the device group");
+    assert.ok(all.some((o) => o.text?.includes("device group cpu:0-3 (threads, rendezvous, process groups)): ✓")), "the load bar names the device group");
     assert.ok(all.filter(isVideo).length === 1, "the video (mp4 + GIF) from `r.video` as the cell's value");
     assert.ok(all.some((o) => o.type === "stream" && o.text?.includes("[ 5, 48, 48, 3 ]")), "video.tensor().shape");
   });

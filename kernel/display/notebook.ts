@@ -190,7 +190,7 @@ export async function open(options: NotebookOpenOptions = {}): Promise<NotebookL
   const group = expandDevices(devices).length > 1 || (options.nnodes ?? 1) > 1;
   const load = inKernel()
     ? notebookLoad("wanlab load", [
-        { stage: "model", label: group ? `weights (memory-mapped, checked), modules, device group on ${devices}: threads, TCPStore rendezvous, process groups` : "weights (memory-mapped, checked), modules" },
+        { stage: "model", label: group ? `weights, modules, device group ${devices} (threads, rendezvous, process groups)` : "weights (memory-mapped, checked), modules" },
         { stage: "tokenizer", label: "tokenizer.json" },
       ])
     : undefined;

@@ -106,7 +106,7 @@ export function communication(r: GenerateResult | Timings, layout: Record<string
       { type: "bar", name: measured ? "compute" : "compute (denoise − comm, derived)", x, y: compute, marker: { color: "#4a90d9" } },
       {
         type: "bar", name: "communication", x, y: ranks.map((c) => c.comm_s), marker: { color: "#d9534f" },
-        text: ranks.map((c) => `${(c.bytes_sent / 2 ** 20).toFixed(2)} MiB, ${c.collectives} collectives`), hoverinfo: "x+y+text",
+        text: ranks.map((c) => `${(c.bytes_sent / 2 ** 20).toFixed(2)} MiB, ${c.collectives} collectives`), textposition: "none", hoverinfo: "x+y+text",
       },
     ],
     { title: { text: title }, barmode: "stack", yaxis: { title: { text: "seconds (denoising)" } }, ...layout },

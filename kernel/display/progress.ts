@@ -40,6 +40,11 @@ export function fmtSeconds(s: number): string {
   return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
 }
 
+/** Short durations in ms (per-rank communication is often well under a second). */
+export function fmtDuration(s: number): string {
+  return s < 1 ? `${(s * 1000).toFixed(s < 0.01 ? 1 : 0)} ms` : fmtSeconds(s);
+}
+
 export function fmtBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ["KiB", "MiB", "GiB", "TiB"];
@@ -147,9 +152,9 @@ export function notebookProgress(label: string, options: ProgressOptions = {}): 
         const c = ranks?.[r.rank];
         if (!ok) return rankState(stage, step, total).replace(/^denoising/, "stopped at");
         if (!c) return "done";
-        const compute = typeof c.compute_s === "number" ? ` · compute ${fmtSeconds(c.compute_s)}` : "";
+        const compute = typeof c.compute_s === "number" ? ` · compute ${fmtDuration(c.compute_s)}` : "";
         const peak = typeof c.peak_bytes === "number" ? ` · peak ${fmtBytes(c.peak_bytes)}` : "";
-        return `done · comm ${fmtSeconds(c.comm_s)}${compute} · sent ${fmtBytes(c.bytes_sent)} in ${c.collectives} collectives${peak}`;
+        return `done · comm ${fmtDuration(c.comm_s)}${compute} · sent ${fmtBytes(c.bytes_sent)} in ${c.collectives} collectives${peak}`;
       };
       const b = barBundle(label, message, ok ? 1 : total ? step / total : 0, ok ? "#5cb85c" : "#d9534f", extras(state));
       publish(b, { displayId: id, update: shown });
