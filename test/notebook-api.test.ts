@@ -100,12 +100,21 @@ describe("device group in the notebook lab", () => {
       const ranks = r.timings.ranks!;
       assert.equal(ranks.length, 2);
       const fig = wan.plot.communication(r);
-      assert.deepEqual(fig.data.map((d) => d.x), [["rank 0", "rank 1"], ["rank 0", "rank 1"]]);
+      const labels = ranks.map((c, i) => `rank ${c.rank ?? i}${c.device ? ` (${c.device})` : ""}`);
+      assert.deepEqual(fig.data.map((d) => d.x), [labels, labels]);
+      assert.match(labels[1]!, /^rank 1( \(cpu:1\))?$/);
       assert.deepEqual(fig.data[1]!.y, ranks.map((c) => c.comm_s));
       assert.ok(ranks.every((c) => c.comm_s > 0 && c.bytes_sent > 0));
       const mem = wan.plot.memory(r);
-      if (ranks.every((c) => typeof c.peak_bytes === "number")) assert.deepEqual(mem.data[0]!.y, ranks.map((c) => c.peak_bytes! / 2 ** 20));
-      else assert.match(String(mem.mimeBundle()["text/plain"]), /not reported by this engine build/);
+      if (ranks.every((c) => typeof c.peak_bytes === "number" && c.peak_bytes >= 0)) assert.deepEqual(mem.data[0]!.y, ranks.map((c) => c.peak_bytes! / 2 ** 20));
+      else assert.match(String(mem.mimeBundle()["text/plain"]), /not measured by this engine build or device/);
+      // the same data with and without the engine's per-rank peaks
+      const unmeasured = { ...r.timings, ranks: ranks.map((c) => ({ ...c, peak_bytes: -1 })) };
+      assert.equal(wan.plot.memory(unmeasured).data.length, 0);
+      const measured = { ...r.timings, ranks: ranks.map((c, i) => ({ ...c, peak_bytes: (i + 1) * 2 ** 20, compute_s: 0.5 })) };
+      assert.deepEqual(wan.plot.memory(measured).data[0]!.y, [1, 2]);
+      assert.deepEqual(wan.plot.communication(measured).data[0]!.y, [0.5, 0.5]);
+      assert.equal(wan.plot.communication(measured).data[0]!.name, "compute");
     } finally {
       await lab.close();
     }

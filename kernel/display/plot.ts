@@ -73,6 +73,11 @@ export function heatmap(z: number[][], x: unknown[], y: unknown[], layout: Recor
 
 type Timings = GenerateResult["timings"];
 const timingsOf = (x: GenerateResult | Timings): Timings => ("timings" in x ? x.timings : x);
+type Rank = NonNullable<Timings["ranks"]>[number];
+/** "rank 0 (cpu:0)" where the engine names the device. */
+const rankLabel = (c: Rank, i: number) => `rank ${typeof c.rank === "number" ? c.rank : i}${typeof c.device === "string" ? ` (${c.device})` : ""}`;
+/** peak_bytes is -1 where the engine could not measure it. */
+const measuredPeak = (c: Rank) => typeof c.peak_bytes === "number" && c.peak_bytes >= 0;
 
 /** A chart that says why there is nothing to draw (rather than an empty axis). */
 export function emptyFigure(title: string, why: string): Figure {
@@ -100,7 +105,7 @@ export function communication(r: GenerateResult | Timings, layout: Record<string
   if (ranks.length === 0) return emptyFigure(title, "no per-rank timings: this generation ran on one rank (open with devices: \"cpu:0-1\", …)");
   const measured = ranks.every((c) => typeof c.compute_s === "number");
   const compute = ranks.map((c) => (measured ? (c.compute_s as number) : Math.max(0, t.denoise_s - c.comm_s)));
-  const x = ranks.map((_, i) => `rank ${i}`);
+  const x = ranks.map(rankLabel);
   return figure(
     [
       { type: "bar", name: measured ? "compute" : "compute (denoise − comm, derived)", x, y: compute, marker: { color: "#4a90d9" } },
@@ -118,10 +123,11 @@ export function memory(r: GenerateResult | Timings, layout: Record<string, unkno
   const ranks = timingsOf(r).ranks ?? [];
   const title = "peak memory per rank";
   if (ranks.length === 0) return emptyFigure(title, "no per-rank timings: this generation ran on one rank");
-  if (!ranks.every((c) => typeof c.peak_bytes === "number"))
-    return emptyFigure(title, "peak memory per rank is not reported by this engine build (timings.ranks[i].peak_bytes)");
+  if (!ranks.every(measuredPeak))
+    return emptyFigure(title, "peak memory per rank is not measured by this engine build or device (timings.ranks[i].peak_bytes)");
+  const method = ranks.find((c) => typeof c.peak_method === "string")?.peak_method;
   return figure(
-    [{ type: "bar", name: "peak", x: ranks.map((_, i) => `rank ${i}`), y: ranks.map((c) => (c.peak_bytes as number) / 2 ** 20), marker: { color: "#5cb85c" } }],
+    [{ type: "bar", name: method ? `peak (${method})` : "peak", x: ranks.map(rankLabel), y: ranks.map((c) => (c.peak_bytes as number) / 2 ** 20), marker: { color: "#5cb85c" } }],
     { title: { text: title }, yaxis: { title: { text: "MiB" } }, ...layout },
   );
 }

@@ -153,7 +153,7 @@ export function notebookProgress(label: string, options: ProgressOptions = {}): 
         if (!ok) return rankState(stage, step, total).replace(/^denoising/, "stopped at");
         if (!c) return "done";
         const compute = typeof c.compute_s === "number" ? ` · compute ${fmtDuration(c.compute_s)}` : "";
-        const peak = typeof c.peak_bytes === "number" ? ` · peak ${fmtBytes(c.peak_bytes)}` : "";
+        const peak = typeof c.peak_bytes === "number" && c.peak_bytes >= 0 ? ` · peak ${fmtBytes(c.peak_bytes)}` : "";
         return `done · comm ${fmtDuration(c.comm_s)}${compute} · sent ${fmtBytes(c.bytes_sent)} in ${c.collectives} collectives${peak}`;
       };
       const b = barBundle(label, message, ok ? 1 : total ? step / total : 0, ok ? "#5cb85c" : "#d9534f", extras(state));
