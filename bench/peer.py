@@ -9,13 +9,19 @@ test/golden/make_{dit,vae,t5}.py build it (reference.import_diffsynth, make_dit.
   vae: WanVideoVAE (VideoVAE_ with the arch's base dim), decode([z], "cpu", tiled=False)
   t5:  WanTextEncoder(ids, mask), the raw encoder output
 in float32 under torch.no_grad() (as WanVideoPipeline.__call__), torch.set_num_threads(threads).
-Timing: `warmup` untimed forwards, then `iters` timed ones (time.perf_counter). Memory: VmHWM of
-this process, reset (clear_refs 5) just before the forwards.
+On CUDA (SPEC "device": "cuda:N", "dtype": "bf16"), the module and its inputs are in that dtype on
+the device, as WanVideoPipeline(torch_dtype=torch.bfloat16) holds them, and the weights are not in a
+file: SPEC "random" {seed, specs} says how to draw them with the CUDA generator, by the recipe of
+native/src/models/random_weights.cpp (random_tensor), so both sides run the same numbers.
+Timing: `warmup` untimed forwards, then `iters` timed ones (time.perf_counter, the device
+synchronised around each). Memory: VmHWM of this process, reset (clear_refs 5) just before the
+forwards; on CUDA also torch.cuda's peak allocated bytes.
 
 PyTorch 2.13 CPU: PYTHONPATH=/work/ref/torch213:/work/main/.cache/pydeps python3 bench/peer.py ...
 (test/golden and .cache/pydeps of this repository are added to sys.path here).
 """
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -50,6 +56,45 @@ def reset_peak():
         return False
 
 
+MASK64 = (1 << 64) - 1
+
+
+def name_seed(name, seed):
+    """FNV-1a of the name, started from seed * 0x9E3779B97F4A7C15 + 1 (random_weights.cpp)."""
+    h = (seed * 0x9E3779B97F4A7C15 + 1) & MASK64
+    for c in name.encode():
+        h = ((h ^ c) * 1099511628211) & MASK64
+    return h
+
+
+def f32(v):
+    return torch.tensor(v, dtype=torch.float32)
+
+
+def random_tensor(name, shape, seed, device):
+    """random_tensor() of random_weights.cpp on a CUDA device: same generator, ops and rounding."""
+    g = torch.Generator(device=device)
+    g.manual_seed(name_seed(name, seed))
+    x = torch.randn(shape, generator=g, device=device, dtype=torch.float32)
+    if name.endswith(".gamma") or ("norm" in name and name.endswith(".weight")):
+        x = x.mul_(0.1).add_(1.0)
+    elif name.endswith(".bias"):
+        x = x.mul_(0.02)
+    elif name.endswith("modulation"):
+        x = x.mul_((f32(1.0) / torch.sqrt(f32(float(shape[-1])))).item())  # float32 arithmetic, as in C++
+    elif "token_embedding" in name or "pos_embedding" in name:
+        pass
+    elif len(shape) >= 2:
+        fan_in = math.prod(shape[1:])
+        x = x.mul_((f32(1.0) / torch.sqrt(f32(float(fan_in)))).item())
+    return x.to(torch.bfloat16).to(torch.float16).to(torch.float32)
+
+
+def sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
 def build(ctor, state):
     """ctor() with `state` loaded strictly; on PyTorch >= 2.1 without a random init (meta + assign)."""
     try:
@@ -68,11 +113,17 @@ def build(ctor, state):
 def main():
     spec = json.load(open(sys.argv[1]))
     kind, arch, root = spec["kind"], spec["arch"], spec["diffsynth"]
+    device = spec.get("device", "cpu")
+    dtype = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[spec.get("dtype", "f32")]
     torch.set_num_threads(int(spec["threads"]))
-    weights = load_file(spec["weights"])
-    state = {k: v.float() for k, v in weights.items()}
-    del weights
-    inp = load_file(spec["input"])
+    if spec.get("weights"):
+        weights = load_file(spec["weights"])
+        state = {k: v.to(device, dtype) for k, v in weights.items()}
+        del weights
+    else:
+        r = spec["random"]
+        state = {s["name"]: random_tensor(s["name"], s["shape"], int(r["seed"]), device).to(dtype) for s in r["specs"]}
+    inp = {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) for k, v in load_file(spec["input"]).items()}
 
     if kind == "dit":
         dit_mod = reference.import_diffsynth(root, "models.wan_video_dit")
@@ -80,13 +131,12 @@ def main():
         import make_dit
 
         model_fn = make_dit.load_model_fn(root, dit_mod, gradient_mod)
-        dit = dit_mod.WanModel(
+        dit = build(lambda: dit_mod.WanModel(
             dim=arch["dim"], in_dim=arch["in_dim"], ffn_dim=arch["ffn_dim"], out_dim=arch["out_dim"],
             text_dim=arch["text_dim"], freq_dim=arch["freq_dim"], eps=arch["eps"],
             patch_size=tuple(arch["patch_size"]), num_heads=arch["num_heads"], num_layers=arch["num_layers"],
-            has_image_input=False)
-        dit.load_state_dict(state, strict=True)
-        dit = dit.float().eval().requires_grad_(False)
+            has_image_input=False), state)
+        dit = dit.to(device, dtype).eval().requires_grad_(False)
         x, t, ctx = inp["x"], inp["timestep"], inp["context"]
 
         def forward():
@@ -100,18 +150,18 @@ def main():
             dim=arch["dim"], z_dim=arch["z_dim"], dim_mult=arch["dim_mult"], num_res_blocks=arch["num_res_blocks"],
             temperal_downsample=arch["temporal_downsample"]).eval().requires_grad_(False)
         vae.load_state_dict(vae_mod.WanVideoVAE.state_dict_converter().from_civitai(state), strict=True)
-        vae = vae.float().eval()
+        vae = vae.to(device, dtype).eval()
         z = inp["z"]
 
         def forward():
-            return vae.decode([z], "cpu", tiled=False)[0]
+            return vae.decode([z], device, tiled=False)[0]
 
         impl = "DiffSynth WanVideoVAE.decode(tiled=False)"
     elif kind == "t5":
         te = reference.import_diffsynth(root, "models.wan_video_text_encoder")
         kw = {k: arch[k] for k in ["vocab", "dim", "dim_attn", "dim_ffn", "num_heads", "num_layers", "num_buckets",
                                     "shared_pos"]}
-        model = build(lambda: te.WanTextEncoder(**kw), state).float().eval()
+        model = build(lambda: te.WanTextEncoder(**kw), state).to(device, dtype).eval()
         ids, mask = inp["ids"], inp["mask"]
 
         def forward():
@@ -123,19 +173,27 @@ def main():
     del state
 
     times = []
+    cuda = device.startswith("cuda")
     with torch.no_grad():
         reset = reset_peak()
         rss_before = status_bytes("VmRSS:")
+        if cuda:
+            sync(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        dev_before = torch.cuda.memory_allocated(device) if cuda else 0
         out = None
         for _ in range(int(spec["warmup"])):
             out = forward()
+        sync(device)
         for _ in range(int(spec["iters"])):
             out = None
             t0 = time.perf_counter()
             out = forward()
+            sync(device)
             times.append(time.perf_counter() - t0)
         peak = status_bytes("VmHWM:")
-    save_file({"out": out.float().contiguous()}, spec["output"])
+        dev_peak = torch.cuda.max_memory_allocated(device) if cuda else 0
+    save_file({"out": out.float().cpu().contiguous()}, spec["output"])
 
     commit = None
     try:
@@ -144,7 +202,7 @@ def main():
     except (OSError, subprocess.SubprocessError):
         pass
     result = {
-        "impl": f"{impl}, PyTorch {torch.__version__} eager float32 CPU",
+        "impl": f"{impl}, PyTorch {torch.__version__} eager {str(dtype).replace('torch.', '')} {device}",
         "torch_version": torch.__version__,
         "diffsynth_dir": root,
         "diffsynth_commit": commit,
@@ -156,6 +214,10 @@ def main():
         "peak_rss_bytes": peak,
         "peak_rss_delta_bytes": peak - rss_before,
         "peak_reset": reset,
+        "device": device,
+        "device_weights_bytes": dev_before,
+        "device_peak_bytes": dev_peak,
+        "device_activation_peak_bytes": dev_peak - dev_before,
     }
     with open(spec["result"], "w") as f:
         json.dump(result, f)

@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_device.h"
 #include "bench/bench_models.h"
+#include "bench/bench_pipeline.h"
+#include "bench/device_parity.h"
 #include "checkpoint/inspect.h"
 #include "checkpoint/load_bench.h"
 #include "checkpoint/make_model.h"
@@ -27,13 +30,29 @@ commands:
       load time and resident memory of the whole model (mmap by default), as JSON
   bench dit|vae|t5 [--dims tiny|1.3B|14B] [--layers N] [--frames N --height N --width N]
                    [--tokens N] [--iters N] [--warmup N] [--threads N] [--seed N]
+                   [--device cpu|cuda[:N]] [--dtype f32|bf16|f16]
                    [--diffsynth DIR] [--python PATH] [--no-peer]
       forward time, GFLOP/s and peak memory on random weights, against PyTorch eager running
       DiffSynth-Studio's module on the same weights and input (bench/peer.py), as JSON.
-      Defaults: dit 1.3B dims, 2 blocks, 5 frames of 480x832 (3120 tokens); vae real dims,
-      decode of 5 frames of 128x128; t5 real dims, 2 layers, 512 tokens; warmup 1, iters 3.
+      Defaults: dit 1.3B dims, 2 blocks (all on CUDA), 5 frames of 480x832 (3120 tokens); vae
+      real dims, decode of 5 frames of 128x128; t5 real dims, 2 layers (all on CUDA), 512 tokens;
+      warmup 1, iters 3. On CUDA both sides run in bf16 on weights drawn on the device.
       The peer runs with --python or $WANLAB_PYTHON (else python3) and --diffsynth or
       $DIFFSYNTH_DIR; without them "peer" is null and "peer_reason" says why.
+  bench matmul [--device cuda] [--size 8192] [--iters 10]
+      the dense bf16 matmul rate (TFLOP/s): the compute ceiling the other figures are compared to
+  bench attention [--device cuda] [--tokens 32760] [--heads 12] [--head-dim 128] [--iters 5]
+      each SDPA backend (auto, flash, cudnn, efficient) at the DiT's self-attention shape
+  bench t2v --random-weights 1.3B|14B [--device cuda] [--frames 81 --height 480 --width 832]
+            [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda]
+            [--persistent-params N] [--attention auto|flash|cudnn|efficient|math] [--dtype ...]
+      the whole pipeline on random real-size weights held in memory (no files): seconds per
+      stage and step, peak device memory, TFLOP/s per step against the measured matmul peak, and
+      the full run's estimate against its FLOP bound
+  parity DIR [--device cuda] [--dtype bf16] [--height N --width N --frames N --steps N] [--cfg-scale X]
+             [--persistent-params N]
+      the engine on DEVICE/DTYPE against itself on the CPU in float32 (which matches
+      DiffSynth-Studio): relative L2 per component (T5, DiT, VAE, whole generation), as JSON
 )";
 
 struct Args {
@@ -71,6 +90,24 @@ int int_option(const Args& a, const std::string& name, int fallback) {
     return v;
   } catch (const std::exception&) {
     wan::fail("option ", name, " must be an integer, got '", it->second, "'");
+  }
+}
+
+// A parameter count: an integer with an optional K, M, G or B (10^9) suffix, e.g. 7e9 or 7G.
+int64_t count_option(const Args& a, const std::string& name) {
+  const std::string& s = a.options.at(name);
+  try {
+    size_t used = 0;
+    double v = std::stod(s, &used);
+    std::string suffix = s.substr(used);
+    if (suffix == "K" || suffix == "k") v *= 1e3;
+    else if (suffix == "M") v *= 1e6;
+    else if (suffix == "G" || suffix == "B") v *= 1e9;
+    else if (!suffix.empty()) throw std::invalid_argument("");
+    if (!(v >= 0) || v > 1e15) throw std::invalid_argument("");
+    return static_cast<int64_t>(v);
+  } catch (const std::exception&) {
+    wan::fail("option ", name, " must be a parameter count >= 0 (e.g. 7000000000, 7e9, 7G), got '", s, "'");
   }
 }
 
@@ -128,11 +165,59 @@ int main(int argc, char** argv) {
       if (a.positional.size() != 1) wan::fail("bench-load needs exactly one model directory");
       std::cout << wan::bench_load(a.positional[0], !a.options.count("--copy"), a.options.count("--touch") > 0).dump(2)
                 << "\n";
+    } else if (cmd == "parity") {
+      Args a = parse(argc, argv, {});
+      check_known(a, {"--device", "--dtype", "--height", "--width", "--frames", "--steps", "--persistent-params",
+                      "--cfg-scale"});
+      if (a.positional.size() != 1) wan::fail("parity needs exactly one model directory");
+      wan::ParityOptions o;
+      if (a.options.count("--device")) o.device = a.options["--device"];
+      if (a.options.count("--dtype")) o.dtype = a.options["--dtype"];
+      o.height = int_option(a, "--height", o.height);
+      o.width = int_option(a, "--width", o.width);
+      o.frames = int_option(a, "--frames", o.frames);
+      o.steps = int_option(a, "--steps", o.steps);
+      if (a.options.count("--cfg-scale")) o.cfg_scale = std::stod(a.options["--cfg-scale"]);
+      if (a.options.count("--persistent-params")) o.persistent_params = count_option(a, "--persistent-params");
+      std::cout << wan::device_parity(a.positional[0], o).dump(2) << "\n";
+    } else if (cmd == "bench" && argc > 2 && (std::string(argv[2]) == "matmul" || std::string(argv[2]) == "attention")) {
+      Args a = parse(argc, argv, {});
+      const bool mm = std::string(argv[2]) == "matmul";
+      if (mm) check_known(a, {"--device", "--size", "--iters"});
+      else check_known(a, {"--device", "--tokens", "--heads", "--head-dim", "--iters"});
+      const std::string dev = a.options.count("--device") ? a.options["--device"] : "cuda";
+      nlohmann::json r = mm ? wan::bench_matmul(dev, int_option(a, "--size", 8192), int_option(a, "--iters", 10))
+                            : wan::bench_attention(dev, int_option(a, "--tokens", 32760), int_option(a, "--heads", 12),
+                                                   int_option(a, "--head-dim", 128), int_option(a, "--iters", 5));
+      std::cout << r.dump(2) << "\n";
+    } else if (cmd == "bench" && argc > 2 && std::string(argv[2]) == "t2v") {
+      Args a = parse(argc, argv, {"--tiled"});
+      check_known(a, {"--random-weights", "--device", "--dtype", "--frames", "--height", "--width", "--steps",
+                      "--full-steps", "--cfg-scale", "--tiled", "--t5-device", "--persistent-params", "--attention",
+                      "--seed", "--peak-tflops"});
+      wan::PipelineBenchOptions o;
+      if (!a.options.count("--random-weights")) wan::fail("bench t2v needs --random-weights tiny|1.3B|14B");
+      o.dims = a.options["--random-weights"];
+      if (a.options.count("--device")) o.device = a.options["--device"];
+      if (a.options.count("--dtype")) o.dtype = a.options["--dtype"];
+      if (a.options.count("--t5-device")) o.t5_device = a.options["--t5-device"];
+      if (a.options.count("--attention")) o.attention = a.options["--attention"];
+      if (a.options.count("--persistent-params")) o.persistent_params = count_option(a, "--persistent-params");
+      o.frames = int_option(a, "--frames", o.frames);
+      o.height = int_option(a, "--height", o.height);
+      o.width = int_option(a, "--width", o.width);
+      o.steps = int_option(a, "--steps", o.steps);
+      o.full_steps = int_option(a, "--full-steps", o.full_steps);
+      o.seed = static_cast<uint64_t>(int_option(a, "--seed", 0));
+      o.tiled = a.options.count("--tiled") > 0;
+      if (a.options.count("--cfg-scale")) o.cfg_scale = std::stod(a.options["--cfg-scale"]);
+      if (a.options.count("--peak-tflops")) o.peak_tflops = std::stod(a.options["--peak-tflops"]);
+      std::cout << wan::bench_t2v(o).dump(2) << "\n";
     } else if (cmd == "bench") {
       Args a = parse(argc, argv, {"--no-peer"});
       check_known(a, {"--dims", "--layers", "--frames", "--height", "--width", "--tokens", "--iters", "--warmup",
-                      "--threads", "--seed", "--diffsynth", "--python", "--no-peer"});
-      if (a.positional.size() != 1) wan::fail("bench needs one target: dit, vae or t5");
+                      "--threads", "--seed", "--diffsynth", "--python", "--no-peer", "--device", "--dtype"});
+      if (a.positional.size() != 1) wan::fail("bench needs one target: dit, vae, t5, matmul, attention or t2v");
       const std::string& what = a.positional[0];
       wan::BenchOptions o;
       if (a.options.count("--dims")) o.dims = a.options["--dims"];
@@ -146,6 +231,8 @@ int main(int argc, char** argv) {
       o.threads = int_option(a, "--threads", 0);
       o.seed = static_cast<uint64_t>(int_option(a, "--seed", 0));
       o.peer = !a.options.count("--no-peer");
+      if (a.options.count("--device")) o.device = a.options["--device"];
+      if (a.options.count("--dtype")) o.dtype = a.options["--dtype"];
       if (a.options.count("--diffsynth")) o.diffsynth = a.options["--diffsynth"];
       if (a.options.count("--python")) o.python = a.options["--python"];
 #ifdef WANLAB_SOURCE_DIR
@@ -156,7 +243,7 @@ int main(int argc, char** argv) {
       if (what == "dit") r = wan::bench_dit(o);
       else if (what == "vae") r = wan::bench_vae(o);
       else if (what == "t5") r = wan::bench_t5(o);
-      else wan::fail("unknown bench target '", what, "' (allowed: dit, vae, t5)");
+      else wan::fail("unknown bench target '", what, "' (allowed: dit, vae, t5, matmul, attention, t2v)");
       std::cout << r.dump(2) << "\n";
     } else {
       std::cerr << "wanlab-engine: unknown command '" << cmd << "'\n" << kUsage;

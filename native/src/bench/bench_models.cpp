@@ -19,10 +19,12 @@
 #include <sstream>
 
 #include "checkpoint/safetensors.h"
+#include "common/cuda.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/proc_status.h"
 #include "models/dit.h"
+#include "models/placement.h"
 #include "models/random_weights.h"
 #include "models/umt5.h"
 #include "models/vae.h"
@@ -126,20 +128,30 @@ struct Timed {
   at::Tensor out;
   int64_t rss_before = 0, peak_rss = 0;
   bool peak_reset = false;
+  at::Device device{at::kCPU};
+  int64_t device_before = 0, device_peak = 0;  // CUDA: allocated bytes before the forwards, and the peak
 };
 
-Timed time_forward(const std::function<at::Tensor()>& fn, int warmup, int iters) {
+Timed time_forward(const std::function<at::Tensor()>& fn, int warmup, int iters, const at::Device& device) {
   Timed r;
+  r.device = device;
   r.peak_reset = reset_peak_rss();
   r.rss_before = proc_status_bytes("VmRSS:");
+  device_synchronize(device);
+  reset_device_peak(device);
+  r.device_before = device_memory(device).allocated;
   for (int i = 0; i < warmup; ++i) r.out = fn();
+  device_synchronize(device);
   for (int i = 0; i < iters; ++i) {
     r.out = at::Tensor();  // the previous output is not part of this forward's memory
     auto t0 = std::chrono::steady_clock::now();
     r.out = fn();
+    device_synchronize(device);
     r.times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
+  r.out = r.out.to(at::kCPU);
   r.peak_rss = proc_status_bytes("VmHWM:");
+  r.device_peak = device_memory(device).peak_allocated;
   return r;
 }
 
@@ -160,7 +172,11 @@ nlohmann::json side_json(const Timed& t, double flops) {
           {"rss_before_bytes", t.rss_before},
           {"peak_rss_bytes", t.peak_rss},
           {"peak_rss_delta_bytes", t.peak_rss - t.rss_before},
-          {"peak_reset", t.peak_reset}};
+          {"peak_reset", t.peak_reset},
+          {"device", t.device.str()},
+          {"device_weights_bytes", t.device_before},
+          {"device_peak_bytes", t.device_peak},
+          {"device_activation_peak_bytes", t.device_peak - t.device_before}};
 }
 
 // ---- the peer ---------------------------------------------------------------------------------
@@ -209,6 +225,11 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? v : fallback;
 }
 
+Placement bench_placement(const BenchOptions& o) {
+  const at::Device d = parse_device(o.device);
+  return {d, o.dtype.empty() ? default_compute_dtype(d) : parse_compute_dtype(o.dtype)};
+}
+
 struct PeerResult {
   nlohmann::json json;  // null when unavailable
   std::string reason;
@@ -238,12 +259,17 @@ PeerResult run_peer(const BenchOptions& o, const std::string& kind, const nlohma
   if (probe != 0)
     return {nullptr, concat("'", python, "' cannot import torch (set WANLAB_PYTHON or --python): ",
                             read_text(dir + "/probe.err", 300)), {}};
-  save_safetensors(dir + "/weights.safetensors", weights);
+  // CPU: the weights travel as a file. CUDA: `extra` carries {"random": {seed, specs}} and the
+  // peer draws the same weights on the device itself (no 28 GB file for the 14B).
+  if (!weights.empty()) save_safetensors(dir + "/weights.safetensors", weights);
   save_safetensors(dir + "/input.safetensors", inputs);
+  const Placement p = bench_placement(o);
   nlohmann::json spec = {{"kind", kind},       {"arch", arch},          {"warmup", o.warmup},
                          {"iters", o.iters},   {"threads", at::get_num_threads()},
                          {"diffsynth", diffsynth},
-                         {"weights", dir + "/weights.safetensors"}, {"input", dir + "/input.safetensors"},
+                         {"device", p.device.str()}, {"dtype", placement_name(p).substr(p.device.str().size() + 1)},
+                         {"weights", weights.empty() ? nlohmann::json() : nlohmann::json(dir + "/weights.safetensors")},
+                         {"input", dir + "/input.safetensors"},
                          {"output", dir + "/output.safetensors"},   {"result", dir + "/result.json"}};
   for (auto& [k, v] : extra.items()) spec[k] = v;
   std::ofstream(dir + "/spec.json") << spec.dump(2);
@@ -263,11 +289,27 @@ PeerResult run_peer(const BenchOptions& o, const std::string& kind, const nlohma
 
 // ---- shared -----------------------------------------------------------------------------------
 
-// Random weights for `specs`, stored as bf16 (random_tensor's values are exact in bf16).
-TensorMap random_weights(const std::vector<TensorSpec>& specs, uint64_t seed) {
+// Random weights for `specs`, stored as bf16 (random_tensor's values are exact in bf16), drawn on
+// `device` (CUDA: the device's generator; see models/random_weights.h).
+TensorMap random_weights(const std::vector<TensorSpec>& specs, uint64_t seed, const at::Device& device = at::kCPU) {
   TensorMap m;
-  for (const auto& s : specs) m[s.name] = stored(random_tensor(s, seed).to(at::kBFloat16));
+  for (const auto& s : specs) m[s.name] = stored(random_tensor(s, seed, device).to(at::kBFloat16));
   return m;
+}
+
+// What the peer needs to draw the same weights on a CUDA device.
+nlohmann::json random_spec(const std::vector<TensorSpec>& specs, uint64_t seed) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& s : specs) list.push_back({{"name", s.name}, {"shape", s.shape}});
+  return {{"seed", seed}, {"specs", list}};
+}
+
+// CPU: the weights (the peer reads them from a file). CUDA: none yet, and `extra` tells the peer
+// how to draw them; ours are drawn after the peer ran, so the two never share the device's memory.
+TensorMap peer_weights(const std::vector<TensorSpec>& specs, uint64_t seed, const Placement& p, nlohmann::json& extra) {
+  if (p.device.is_cpu()) return random_weights(specs, seed);
+  extra["random"] = random_spec(specs, seed);
+  return {};
 }
 
 void apply_threads(const BenchOptions& o) {
@@ -302,7 +344,9 @@ nlohmann::json report(const std::string& kind, const BenchOptions& o, const nloh
                        "peak_rss_bytes is VmHWM of the whole process (weights included), reset just before "
                        "the forwards; peak_rss_delta_bytes = peak - RSS before the forwards"}};
   j["ours"] = side_json(ours, flops);
-  j["ours"]["impl"] = concat("wanlab C++ (libtorch ", torch_version(), ", float32 CPU)");
+  const Placement p = bench_placement(o);
+  j["ours"]["impl"] = concat("wanlab C++ (libtorch ", torch_version(), ", ", placement_name(p), ")");
+  j["device"] = p.device.is_cuda() ? cuda_device_name(p.device) : "cpu";
   if (peer.json.is_null()) {
     j["peer"] = nullptr;
     j["peer_reason"] = peer.reason;
@@ -332,9 +376,10 @@ int pick(int v, int fallback) { return v >= 0 ? v : fallback; }
 
 nlohmann::json bench_dit(const BenchOptions& o) {
   apply_threads(o);
+  const Placement place = bench_placement(o);
   DitArch a = preset_arch(o.dims).dit;
   bool tiny = o.dims == "tiny";
-  a.num_layers = pick(o.layers, tiny ? int(a.num_layers) : 2);
+  a.num_layers = pick(o.layers, tiny || place.device.is_cuda() ? int(a.num_layers) : 2);
   if (a.num_layers < 1) fail("bench dit: --layers must be >= 1, got ", a.num_layers);
   // Default: 5 frames of 480x832 (1.3B/14B): latents [16, 2, 60, 104], 3120 tokens.
   const int frames = pick(o.frames, 5), height = pick(o.height, tiny ? 64 : 480), width = pick(o.width, tiny ? 64 : 832);
@@ -347,7 +392,8 @@ nlohmann::json bench_dit(const BenchOptions& o) {
   const int64_t tokens = (f / a.patch[0]) * (h / a.patch[1]) * (w / a.patch[2]);
   const int64_t Lc = a.text_len;
 
-  TensorMap weights = random_weights(dit_specs(a), o.seed);
+  nlohmann::json extra = nlohmann::json::object();
+  TensorMap weights = peer_weights(dit_specs(a), o.seed, place, extra);
   at::Generator gen = input_generator(o.seed);
   at::Tensor x = at::randn({a.in_dim, f, h, w}, gen, at::kFloat);  // [16, f, h, w]
   at::Tensor context = at::randn({Lc, a.text_dim}, gen, at::kFloat);  // [512, text_dim]
@@ -358,11 +404,13 @@ nlohmann::json bench_dit(const BenchOptions& o) {
                           {"latents", {a.in_dim, f, h, w}}, {"tokens", tokens}, {"text_len", Lc},
                           {"timestep", timestep},
                           {"fraction_of_480p_81_frames", double(tokens) / 32760.0}};
-  PeerResult peer = run_peer(o, "dit", to_json(a), weights, {{"x", stored(x)}, {"timestep", stored(t)}, {"context", stored(context)}}, {});
+  PeerResult peer = run_peer(o, "dit", to_json(a), weights, {{"x", stored(x)}, {"timestep", stored(t)}, {"context", stored(context)}}, extra);
 
-  WanDiT dit(weights, a);
+  if (weights.empty()) weights = random_weights(dit_specs(a), o.seed, place.device);
+  WanDiT dit(weights, a, DitOptions{place});
   weights.clear();
-  Timed ours = time_forward([&] { return dit.forward(x, timestep, context); }, o.warmup, o.iters);
+  const at::Tensor xd = x.to(place.device), cd = context.to(place.device);
+  Timed ours = time_forward([&] { return dit.forward(xd, timestep, cd); }, o.warmup, o.iters, place.device);
   return report("dit", o, to_json(a), input, dit_flops(a, tokens, Lc),
                 "layers*(8LD^2 + 4L^2D + 4LD^2 + 4LcD^2 + 4LLcD + 4LDF) + 2LD*in*patch + 2Lc(text_dim*D + D^2) "
                 "+ 2(freq*D + 7D^2) + 2LD*out*patch",
@@ -373,6 +421,7 @@ nlohmann::json bench_dit(const BenchOptions& o) {
 
 nlohmann::json bench_vae(const BenchOptions& o) {
   apply_threads(o);
+  const Placement place = bench_placement(o);
   VaeArch a = preset_arch(o.dims).vae;
   if (o.layers >= 0) fail("bench vae: --layers does not apply (the VAE is benchmarked whole)");
   bool tiny = o.dims == "tiny";
@@ -383,19 +432,21 @@ nlohmann::json bench_vae(const BenchOptions& o) {
          width);
   const int64_t f = (frames - 1) / 4 + 1, h = height / 8, w = width / 8;
 
-  TensorMap weights = random_weights(vae_specs(a), o.seed);
+  nlohmann::json extra = nlohmann::json::object();
+  TensorMap weights = peer_weights(vae_specs(a), o.seed, place, extra);
   at::Generator gen = input_generator(o.seed);
   at::Tensor z = at::randn({a.z_dim, f, h, w}, gen, at::kFloat);  // [16, f, h, w]
   nlohmann::json input = {{"frames", frames}, {"height", height}, {"width", width}, {"latents", {a.z_dim, f, h, w}},
                           {"tiled", false},
                           {"fraction_of_480p_81_frames", double(frames * height * width) / (81.0 * 480 * 832)}};
-  PeerResult peer = run_peer(o, "vae", to_json(a), weights, {{"z", stored(z)}}, {});
+  PeerResult peer = run_peer(o, "vae", to_json(a), weights, {{"z", stored(z)}}, extra);
 
-  WanVAE vae(weights, a);
+  if (weights.empty()) weights = random_weights(vae_specs(a), o.seed, place.device);
+  WanVAE vae(weights, a, place);
   weights.clear();
   VaeDecodeOptions d;
   d.tiled = false;
-  Timed ours = time_forward([&] { return vae.decode(z, d); }, o.warmup, o.iters);
+  Timed ours = time_forward([&] { return vae.decode(z, d); }, o.warmup, o.iters, place.device);
   return report("vae", o, to_json(a), input, vae_decode_flops(a, f, h, w),
                 "sum over convs of 2 * output voxels * C_in * C_out * kernel volume, chunk by chunk, "
                 "+ 4 (hw)^2 C per frame of middle attention",
@@ -406,26 +457,29 @@ nlohmann::json bench_vae(const BenchOptions& o) {
 
 nlohmann::json bench_t5(const BenchOptions& o) {
   apply_threads(o);
+  const Placement place = bench_placement(o);
   T5Arch a = preset_arch(o.dims).t5;
   bool tiny = o.dims == "tiny";
-  a.num_layers = pick(o.layers, tiny ? int(a.num_layers) : 2);
+  a.num_layers = pick(o.layers, tiny || place.device.is_cuda() ? int(a.num_layers) : 2);
   if (a.num_layers < 1) fail("bench t5: --layers must be >= 1, got ", a.num_layers);
   const int64_t L = pick(o.tokens, 512);
   if (L < 1) fail("bench t5: --tokens must be >= 1, got ", L);
   if (o.frames >= 0 || o.height >= 0 || o.width >= 0) fail("bench t5: use --tokens, not --frames/--height/--width");
 
-  TensorMap weights = random_weights(t5_specs(a), o.seed);
+  nlohmann::json extra = nlohmann::json::object();
+  TensorMap weights = peer_weights(t5_specs(a), o.seed, place, extra);
   at::Generator gen = input_generator(o.seed);
   // ids [1, L]: a prompt filling all L positions, </s> (1) last; ids 0-2 are special.
   at::Tensor ids = at::randint(3, a.vocab, {1, L}, gen, at::kLong);
   ids.index_put_({0, L - 1}, 1);
   at::Tensor mask = at::ones({1, L}, at::kLong);
   nlohmann::json input = {{"tokens", L}, {"batch", 1}, {"padding", 0}};
-  PeerResult peer = run_peer(o, "t5", to_json(a), weights, {{"ids", stored(ids)}, {"mask", stored(mask)}}, {});
+  PeerResult peer = run_peer(o, "t5", to_json(a), weights, {{"ids", stored(ids)}, {"mask", stored(mask)}}, extra);
 
-  Umt5Encoder t5(weights, a);
+  if (weights.empty()) weights = random_weights(t5_specs(a), o.seed, place.device);
+  Umt5Encoder t5(weights, a, place);
   weights.clear();
-  Timed ours = time_forward([&] { return t5.forward(ids, mask); }, o.warmup, o.iters);
+  Timed ours = time_forward([&] { return t5.forward(ids, mask); }, o.warmup, o.iters, place.device);
   return report("t5", o, to_json(a), input, t5_flops(a, L),
                 "layers*(8 L D Da + 4 L^2 Da + 6 L D F)", ours, peer);
 }

@@ -7,7 +7,11 @@
 //            VAE: latents z [16, f, h, w] -> decode (untiled); T5: ids [1, tokens], all unmasked.
 //   timing:  `warmup` untimed forwards, then `iters` timed ones; median and min.
 //   memory:  VmHWM from /proc/self/status, reset (clear_refs 5) just before the forwards: the peak
-//            resident set of the whole process while they run, weights included.
+//            resident set of the whole process while they run, weights included. On CUDA also the
+//            caching allocator's peak bytes in live tensors (weights included) and its rise over them.
+//   device:  --device cuda[:N] runs ours and the peer there, weights in bf16 (--dtype) generated on
+//            the device by PyTorch's CUDA generator (models/random_weights.h; the peer draws the same
+//            ones), timed with the device synchronised around each forward.
 //
 // The report is JSON: ours, peer (null with "peer_reason" when no python/torch/DiffSynth is
 // available), the analytic FLOPs of one forward with the formula used, GFLOP/s, the relative L2
@@ -37,6 +41,8 @@ struct BenchOptions {
   std::string python;         // "" : $WANLAB_PYTHON, else python3 when it imports torch
   std::string diffsynth;      // "" : $DIFFSYNTH_DIR
   std::string peer_script;    // "" : $WANLAB_PEER_SCRIPT, else <source>/bench/peer.py if known
+  std::string device = "cpu"; // cpu | cuda | cuda:N
+  std::string dtype;          // "" : float32 on the CPU, bfloat16 on CUDA
 };
 
 nlohmann::json bench_dit(const BenchOptions& o);

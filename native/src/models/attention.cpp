@@ -64,6 +64,25 @@ at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at:
 
 }  // namespace detail
 
+void set_attention_backend(const std::string& name) {
+  if (name != "auto" && name != "flash" && name != "cudnn" && name != "efficient" && name != "math")
+    fail("attention backend '", name, "' is not one of: auto, flash, cudnn, efficient, math");
+#if TORCH_VERSION_MAJOR >= 2
+  auto& ctx = at::globalContext();
+  const bool all = name == "auto";
+  ctx.setSDPUseFlash(all || name == "flash");
+  ctx.setSDPUseMemEfficient(all || name == "efficient");
+  ctx.setSDPUseMath(true);
+#if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 3
+  ctx.setSDPUseCuDNN(all || name == "cudnn");
+#else
+  if (name == "cudnn") fail("attention backend 'cudnn' needs libtorch >= 2.3");
+#endif
+#else
+  if (name != "auto" && name != "math") fail("attention backend '", name, "' needs libtorch >= 2.0 (this is 1.13)");
+#endif
+}
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
 #if TORCH_VERSION_MAJOR >= 2
   check_shapes(q, k, v);

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <string>
 
 namespace wan {
 
@@ -12,6 +13,12 @@ namespace wan {
 // libtorch >= 2.0: at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA).
 // libtorch 1.13: attention_chunked below, with chunks sized to bound the score memory.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// Which fused kernel SDPA may pick on CUDA (process-wide, PyTorch's own switches):
+//   "auto" (PyTorch's priority order), "flash", "cudnn", "efficient" (memory-efficient) or "math".
+// A named backend is enabled alone with math as the fallback for shapes it cannot take.
+// libtorch 1.13 has one path: only "auto" and "math" are accepted there.
+void set_attention_backend(const std::string& name);
 
 namespace detail {
 // The libtorch 1.13 path, compiled on every version so tests can run it: queries in chunks of

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "common/cuda.h"
 #include "common/error.h"
 #include "models/attention.h"
 
@@ -35,33 +36,78 @@ at::Tensor sinusoid(int64_t dim, double t, at::ScalarType dtype) {
 
 }  // namespace
 
-WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch) : arch_(arch) {
+std::vector<at::Tensor*> WanDiT::Block::tensors() {
+  std::vector<at::Tensor*> t;
+  for (Attention* a : {&self_attn, &cross_attn})
+    for (Linear* l : {&a->q, &a->k, &a->v, &a->o}) t.push_back(&l->w), t.push_back(&l->b);
+  t.push_back(&self_attn.norm_q), t.push_back(&self_attn.norm_k);
+  t.push_back(&cross_attn.norm_q), t.push_back(&cross_attn.norm_k);
+  t.push_back(&norm3_w), t.push_back(&norm3_b);
+  t.push_back(&ffn0.w), t.push_back(&ffn0.b), t.push_back(&ffn2.w), t.push_back(&ffn2.b);
+  t.push_back(&modulation);
+  return t;
+}
+
+WanDiT::Block WanDiT::staged_block(const Block& host, const std::vector<at::Tensor>& device_tensors) const {
+  Block b = host;
+  std::vector<at::Tensor*> slots = b.tensors();
+  if (slots.size() != device_tensors.size()) fail("WanDiT: staged block has ", device_tensors.size(), " tensors, expected ", slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) *slots[i] = device_tensors[i];
+  b.offloaded = false;
+  return b;
+}
+
+WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& o)
+    : arch_(arch), dtype_(o.placement.dtype), device_(o.placement.device) {
   if (arch.num_heads <= 0 || arch.dim % arch.num_heads != 0)
     fail("WanDiT: dim ", arch.dim, " is not divisible by num_heads ", arch.num_heads);
+  if (dtype_ != at::kFloat && dtype_ != at::kBFloat16 && dtype_ != at::kHalf)
+    fail("WanDiT: compute dtype must be float32, bfloat16 or float16, got ", dtype_);
+  if (o.persistent_params >= 0 && !device_.is_cuda())
+    fail("WanDiT: a persistent-parameter budget (", o.persistent_params, ") needs a CUDA device; the model is on ",
+         device_.str());
   // Shapes and the exact tensor set, so a wrong checkpoint fails here and not mid-forward.
   check_specs(weights, dit_specs(arch), "WanDiT weights");
   c10::InferenceMode guard;
-  auto get = [&](const std::string& name) { return to_float32(weights.at(name)).to(dtype_).contiguous(); };
-  auto linear = [&](const std::string& name) { return Linear{get(name + ".weight"), get(name + ".bias")}; };
+  const Placement compute = o.placement, f32{device_, at::kFloat};
+  auto get = [&](const std::string& name, const Placement& p) { return place(weights.at(name), p); };
+  auto linear = [&](const std::string& name) { return Linear{get(name + ".weight", compute), get(name + ".bias", compute)}; };
   auto attention = [&](const std::string& p) {
     return Attention{linear(p + ".q"), linear(p + ".k"), linear(p + ".v"), linear(p + ".o"),
-                     get(p + ".norm_q.weight"), get(p + ".norm_k.weight")};
+                     get(p + ".norm_q.weight", compute), get(p + ".norm_k.weight", compute)};
   };
-  patch_w = get("patch_embedding.weight");
-  patch_b = get("patch_embedding.bias");
+  patch_w = get("patch_embedding.weight", compute);
+  patch_b = get("patch_embedding.bias", compute);
   text0 = linear("text_embedding.0");
   text2 = linear("text_embedding.2");
   time0 = linear("time_embedding.0");
   time2 = linear("time_embedding.2");
   time_proj = linear("time_projection.1");
+  head = linear("head.head");
+  head_modulation = get("head.modulation", f32);
+  int64_t n = 0;
+  for (at::Tensor* t : {&patch_w, &patch_b, &text0.w, &text0.b, &text2.w, &text2.b, &time0.w, &time0.b, &time2.w,
+                        &time2.b, &time_proj.w, &time_proj.b, &head.w, &head.b, &head_modulation})
+    n += t->numel();
+  resident_params_ = n;
+
   for (int64_t i = 0; i < arch.num_layers; ++i) {
     const std::string b = "blocks." + std::to_string(i) + ".";
-    blocks.push_back(Block{attention(b + "self_attn"), attention(b + "cross_attn"), get(b + "norm3.weight"),
-                           get(b + "norm3.bias"), linear(b + "ffn.0"), linear(b + "ffn.2"),
-                           get(b + "modulation")});
+    blocks.push_back(Block{attention(b + "self_attn"), attention(b + "cross_attn"), get(b + "norm3.weight", f32),
+                           get(b + "norm3.bias", f32), linear(b + "ffn.0"), linear(b + "ffn.2"),
+                           get(b + "modulation", f32)});
+    Block& blk = blocks.back();
+    int64_t params = 0;
+    for (at::Tensor* t : blk.tensors()) params += t->numel();
+    if (o.persistent_params < 0 || resident_params_ + params <= o.persistent_params) {
+      resident_params_ += params;
+    } else {  // past the budget: to pinned host memory, streamed in during the forward
+      for (at::Tensor* t : blk.tensors()) *t = pinned_copy(t->to(at::kCPU));
+      blk.offloaded = true;
+      offloaded_params_ += params;
+      ++offloaded_blocks_;
+    }
   }
-  head = linear("head.head");
-  head_modulation = get("head.modulation");
 }
 
 // DiffSynth RMSNorm: normalize in float32, cast back, then scale by the weight in the compute dtype.
@@ -125,13 +171,17 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
   if (!std::isfinite(timestep)) fail("WanDiT: timestep ", timestep, " is not finite");
 
   c10::InferenceMode guard;
-  const auto dev = patch_w.device();
+  const auto dev = device_;
 
-  // Time: DiffSynth's timestep is a tensor of the pipeline dtype, so round it there first.
-  const double ts = at::scalar_tensor(timestep, at::kDouble).to(dtype_).item<double>();
+  // Time: a float32 value, as the float32 pipeline passes it. (DiffSynth's bf16 pipeline rounds the
+  // timestep to bf16 first, 833.3 -> 832: a different point of the schedule, not a rounding of the
+  // result; we keep the schedule's value.) The sinusoid is cast to the compute dtype for the MLP;
+  // t and t_mod are then float32, as is all modulation below.
+  const double ts = at::scalar_tensor(timestep, at::kDouble).to(at::kFloat).item<double>();
   at::Tensor t = at::linear(sinusoid(A.freq_dim, ts, dtype_).to(dev), time0.w, time0.b);     // [1, D]
   t = at::linear(at::silu(t), time2.w, time2.b);                                               // [1, D]
-  at::Tensor t_mod = at::linear(at::silu(t), time_proj.w, time_proj.b).view({1, 6, D});       // [1, 6, D]
+  at::Tensor t_mod = at::linear(at::silu(t), time_proj.w, time_proj.b).view({1, 6, D}).to(at::kFloat);  // [1, 6, D]
+  t = t.to(at::kFloat);
 
   // Text: [Lc, text_dim] -> [1, Lc, D]
   at::Tensor ctx = context.to(dev, dtype_).unsqueeze(0);
@@ -140,9 +190,14 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
   // Patchify: [1, C, f, h, w] -> [1, D, F, H, W] -> [1, L, D]
   at::Tensor x = at::conv3d(x_in.to(dev, dtype_).unsqueeze(0), patch_w, patch_b, {pt, ph, pw});
   const int64_t F = x.size(2), H = x.size(3), W = x.size(4);
-  x = x.flatten(2).transpose(1, 2).contiguous();  // [1, L, D]
+  // The residual stream is float32 whatever the compute dtype (the official Wan keeps it so under
+  // autocast); each sublayer reads a rounded copy of it.
+  x = x.flatten(2).transpose(1, 2).to(at::kFloat).contiguous();  // [1, L, D]
 
+  // float64 on the CPU (bit-exact with DiffSynth's complex128 RoPE); float32 on a GPU, moved once
+  // per forward instead of once per block.
   RopeTable rope = rope_table(D / A.num_heads, F, H, W);
+  if (!dev.is_cpu()) rope = {rope.cos.to(dev, at::kFloat), rope.sin.to(dev, at::kFloat)};
   const int64_t tokens = x.size(1);  // L
   if (shard) {
     // Pad to a multiple of the ranks (zero tokens; attention masks them as keys and their rows are
@@ -160,20 +215,44 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     rope = rope_slice(rope, shard->rank * Ls, (shard->rank + 1) * Ls);
   }
 
-  for (const Block& b : blocks) {
-    // [1, 6, D] -> six [1, 1, D]: shift/scale/gate for attention, then for the FFN.
+  // Offloaded blocks arrive one ahead on a side stream; the host waits for block i-1 to finish
+  // before queueing copy i+1, so no more than two staged blocks are ever on the device.
+  AsyncCopy prefetch;
+  std::vector<std::shared_ptr<void>> done(blocks.size());
+  auto start_copy = [&](size_t i) {
+    std::vector<at::Tensor> host;
+    for (at::Tensor* w : const_cast<Block&>(blocks[i]).tensors()) host.push_back(*w);
+    prefetch = copy_to_device_async(host, dev);
+  };
+  if (!blocks.empty() && blocks[0].offloaded) start_copy(0);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    Block staged;
+    const Block* bp = &blocks[i];
+    if (bp->offloaded) {
+      prefetch.wait();
+      staged = staged_block(*bp, prefetch.tensors);
+      bp = &staged;
+      prefetch = AsyncCopy();
+    }
+    if (i + 1 < blocks.size() && blocks[i + 1].offloaded) {
+      if (i > 0) host_wait(done[i - 1]);
+      start_copy(i + 1);
+    }
+    const Block& b = *bp;
+    // [1, 6, D] -> six [1, 1, D] float32: shift/scale/gate for attention, then for the FFN.
     std::vector<at::Tensor> m = (b.modulation + t_mod).chunk(6, 1);
-    at::Tensor h = modulate(at::layer_norm(x, {D}, {}, {}, A.eps), m[0], m[1]);
+    at::Tensor h = modulate(at::layer_norm(x, {D}, {}, {}, A.eps), m[0], m[1]).to(dtype_);
     x = x + m[2] * self_attention(b.self_attn, h, rope, shard, tokens);
-    x = x + cross_attention(b.cross_attn, at::layer_norm(x, {D}, b.norm3_w, b.norm3_b, A.eps), ctx);
-    h = modulate(at::layer_norm(x, {D}, {}, {}, A.eps), m[3], m[4]);
+    x = x + cross_attention(b.cross_attn, at::layer_norm(x, {D}, b.norm3_w, b.norm3_b, A.eps).to(dtype_), ctx);
+    h = modulate(at::layer_norm(x, {D}, {}, {}, A.eps), m[3], m[4]).to(dtype_);
     h = at::linear(at::gelu(at::linear(h, b.ffn0.w, b.ffn0.b), "tanh"), b.ffn2.w, b.ffn2.b);
     x = x + m[5] * h;
+    if (offloaded_blocks_ > 0) done[i] = mark_stream(dev);
   }
 
   // Head: modulated by t (before the 6-way projection), not t_mod.
   std::vector<at::Tensor> hm = (head_modulation + t.unsqueeze(1)).chunk(2, 1);  // shift, scale: [1, 1, D]
-  x = at::linear(modulate(at::layer_norm(x, {D}, {}, {}, A.eps), hm[0], hm[1]), head.w, head.b);  // [1, L, pt*ph*pw*C]
+  x = at::linear(modulate(at::layer_norm(x, {D}, {}, {}, A.eps), hm[0], hm[1]).to(dtype_), head.w, head.b);  // [1, L, pt*ph*pw*C]
   if (shard) x = shard->gather(x).narrow(1, 0, tokens);  // [1, Ls, C'] -> [1, L, C']: the one all-gather
 
   // Unpatchify: 'b (f h w) (x y z c) -> b c (f x) (h y) (w z)'

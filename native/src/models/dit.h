@@ -14,6 +14,7 @@
 
 #include "common/dtype.h"
 #include "models/arch.h"
+#include "models/placement.h"
 #include "models/rope.h"
 
 namespace wan {
@@ -31,16 +32,25 @@ struct DitShard {
   std::function<at::Tensor(const at::Tensor& x)> gather;
 };
 
+struct DitOptions {
+  Placement placement;  // device and compute dtype (CPU: float32; CUDA: bfloat16)
+  // CUDA only: how many parameters stay resident on the device (DiffSynth's
+  // num_persistent_param_in_dit). The embeddings and the head always do; blocks are kept in order
+  // while they fit, the rest live in pinned host memory and are copied in on a side stream one
+  // block ahead of the compute, so at most two offloaded blocks are on the device at once.
+  // -1: everything resident.
+  int64_t persistent_params = -1;
+};
+
 class WanDiT {
  public:
   // `weights`: canonical names (models/arch.h dit_specs), any float dtype. Every tensor is checked
-  // against the architecture, then converted once to the compute dtype (float32 on CPU).
-  WanDiT(const TensorMap& weights, const DitArch& arch);
+  // against the architecture, then converted once to the compute dtype on the device.
+  WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& options = {});
 
   // One denoising evaluation, batch 1.
   //   x: [in_dim, f, h, w] latents (any float dtype; f, h, w divisible by the patch)
-  //   timestep: in [0, 1000]; rounded to the compute dtype first, as DiffSynth passes it as a
-  //             tensor of the pipeline dtype
+  //   timestep: in [0, 1000], taken as float32 whatever the compute dtype
   //   context: [Lc, text_dim] text embeddings (the pipeline's zero-padded T5 output)
   // -> [out_dim, f, h, w] float32 (the flow-matching velocity)
   at::Tensor forward(const at::Tensor& x, double timestep, const at::Tensor& context) const;
@@ -50,6 +60,10 @@ class WanDiT {
 
   const DitArch& arch() const { return arch_; }
   at::ScalarType compute_dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+  int64_t resident_params() const { return resident_params_; }    // on the device for good
+  int64_t offloaded_params() const { return offloaded_params_; }  // in pinned host memory
+  int64_t offloaded_blocks() const { return offloaded_blocks_; }
 
  private:
   struct Linear {
@@ -61,10 +75,14 @@ class WanDiT {
   };
   struct Block {
     Attention self_attn, cross_attn;
-    at::Tensor norm3_w, norm3_b;  // affine LayerNorm before cross-attention
+    at::Tensor norm3_w, norm3_b;  // affine LayerNorm before cross-attention (float32)
     Linear ffn0, ffn2;
-    at::Tensor modulation;  // [1, 6, D]
+    at::Tensor modulation;  // [1, 6, D] float32
+    bool offloaded = false;  // the tensors above are in pinned host memory
+    std::vector<at::Tensor*> tensors();  // every tensor, in a fixed order
   };
+  // An offloaded block's copy on the device (after `wait`), built from an AsyncCopy.
+  Block staged_block(const Block& host, const std::vector<at::Tensor>& device_tensors) const;
 
   // shard null: one rank. Else this rank's tokens of a padded sequence of `tokens` real ones.
   at::Tensor forward_impl(const at::Tensor& x, double timestep, const at::Tensor& context, const DitShard* shard) const;
@@ -76,12 +94,14 @@ class WanDiT {
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
 
   DitArch arch_;
-  at::ScalarType dtype_ = at::kFloat;  // compute dtype; a CUDA bf16 path will set kBFloat16
-  at::Tensor patch_w, patch_b;         // [D, in_dim, pt, ph, pw], [D]
+  at::ScalarType dtype_ = at::kFloat;  // compute dtype of the weights and the matmul activations
+  at::Device device_{at::kCPU};
+  int64_t resident_params_ = 0, offloaded_params_ = 0, offloaded_blocks_ = 0;
+  at::Tensor patch_w, patch_b;  // [D, in_dim, pt, ph, pw], [D]
   Linear text0, text2, time0, time2, time_proj;
   std::vector<Block> blocks;
   Linear head;
-  at::Tensor head_modulation;  // [1, 2, D]
+  at::Tensor head_modulation;  // [1, 2, D] float32
 };
 
 }  // namespace wan

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "common/cuda.h"
+
 namespace wan {
 
 namespace {
@@ -17,9 +19,12 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 }  // namespace
 
-at::Tensor random_tensor(const TensorSpec& spec, uint64_t seed) {
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(fnv1a(spec.name, seed * 0x9E3779B97F4A7C15ull + 1));
-  at::Tensor x = at::randn(spec.shape, gen, at::TensorOptions().dtype(at::kFloat));
+uint64_t name_seed(const std::string& name, uint64_t seed) { return fnv1a(name, seed * 0x9E3779B97F4A7C15ull + 1); }
+
+at::Tensor random_tensor(const TensorSpec& spec, uint64_t seed, const at::Device& device) {
+  const uint64_t s = name_seed(spec.name, seed);
+  at::Generator gen = device.is_cpu() ? at::make_generator<at::CPUGeneratorImpl>(s) : seeded_generator(device, s);
+  at::Tensor x = at::randn(spec.shape, gen, at::TensorOptions().dtype(at::kFloat).device(device));
   const std::string& n = spec.name;
   if (ends_with(n, ".gamma") || (contains(n, "norm") && ends_with(n, ".weight"))) {
     x = x.mul_(0.1f).add_(1.0f);
@@ -36,6 +41,19 @@ at::Tensor random_tensor(const TensorSpec& spec, uint64_t seed) {
   }
   // Round through bf16 then f16: the result is exact in bf16, f16 and f32.
   return x.to(at::kBFloat16).to(at::kHalf).to(at::kFloat);
+}
+
+LoadedModel random_model(const std::string& dims, uint64_t seed, const at::Device& device, at::ScalarType dtype) {
+  LoadedModel m;
+  m.arch = preset_arch(dims);
+  m.files.dir = "(random " + dims + " weights, seed " + std::to_string(seed) + ")";
+  auto fill = [&](TensorMap& out, const std::vector<TensorSpec>& specs) {
+    for (const auto& s : specs) out[s.name] = stored(random_tensor(s, seed, device).to(dtype));
+  };
+  fill(m.dit, dit_specs(m.arch.dit));
+  fill(m.t5, t5_specs(m.arch.t5));
+  fill(m.vae, vae_specs(m.arch.vae));
+  return m;
 }
 
 }  // namespace wan

@@ -68,7 +68,8 @@ at::Tensor t5_position_buckets(int64_t L, int64_t num_buckets) {
   return buckets + at::where(dist.lt(max_exact), dist, large);
 }
 
-Umt5Encoder::Umt5Encoder(const TensorMap& weights, const T5Arch& arch) : arch_(arch) {
+Umt5Encoder::Umt5Encoder(const TensorMap& weights, const T5Arch& arch, const Placement& p)
+    : arch_(arch), dtype_(p.dtype) {
   if (arch.shared_pos) fail("umt5: shared_pos=true (one position table for all layers) is not supported");
   if (arch.num_heads <= 0 || arch.dim_attn % arch.num_heads != 0)
     fail("umt5: dim_attn ", arch.dim_attn, " is not a multiple of num_heads ", arch.num_heads);
@@ -76,7 +77,7 @@ Umt5Encoder::Umt5Encoder(const TensorMap& weights, const T5Arch& arch) : arch_(a
   // check_specs has named anything missing or misshapen, so at() cannot throw below.
   // bf16/f16/f8 weights are converted (a copy); float32 ones may keep aliasing the read-only
   // mapped checkpoint, which is fine as weights are never written.
-  auto get = [&](const std::string& name) { return to_float32(weights.at(name)).to(dtype_).contiguous(); };
+  auto get = [&](const std::string& name) { return place(weights.at(name), p); };
   token_embedding_ = get("token_embedding.weight");
   for (int64_t i = 0; i < arch.num_layers; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";

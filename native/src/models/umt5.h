@@ -9,18 +9,20 @@
 
 #include "common/dtype.h"
 #include "models/arch.h"
+#include "models/placement.h"
 
 namespace wan {
 
 class Umt5Encoder {
  public:
   // Checks `weights` against t5_specs(arch) (missing/extra/wrong-shape tensors are named) and
-  // converts them once to the compute dtype (float32 on the CPU for now).
-  Umt5Encoder(const TensorMap& weights, const T5Arch& arch);
+  // converts them once to the placement's dtype on its device.
+  Umt5Encoder(const TensorMap& weights, const T5Arch& arch, const Placement& placement = {});
 
   // ids:  [B, L] int64 token ids in [0, vocab)
   // mask: [B, L] 0/1 (int64, int32 or bool); 0 marks padding, which no position attends to
-  // -> [B, L, dim] float32. Padded positions get values too (they still attend to the prompt).
+  // -> [B, L, dim] float32 on the model's device. Padded positions get values too (they still
+  // attend to the prompt).
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask) const;
 
   // forward, then every position at or past the prompt's length (the row's mask sum) set to 0,
@@ -29,6 +31,7 @@ class Umt5Encoder {
 
   const T5Arch& arch() const { return arch_; }
   at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return token_embedding_.device(); }
 
  private:
   struct Block {

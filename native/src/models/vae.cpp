@@ -32,11 +32,13 @@ void check_tiles(const char* what, std::array<int64_t, 2> size, std::array<int64
 }
 }  // namespace
 
-WanVAE::WanVAE(const TensorMap& weights, const VaeArch& arch, at::Device device) : arch_(arch), device_(device) {
+WanVAE::WanVAE(const TensorMap& weights, const VaeArch& arch, const Placement& p)
+    : arch_(arch), device_(p.device), dtype_(p.dtype) {
+  const at::Device device = p.device;
   check_specs(weights, vae_specs(arch), "VAE weights");
   if (arch.z_dim != 16)
     fail("VAE: z_dim is ", arch.z_dim, " but the Wan2.1 latent statistics (mean/std) have 16 channels");
-  vae::WeightReader w{weights, device};
+  vae::WeightReader w{weights, device, dtype_};
   encoder_ = vae::Encoder::load(w, arch);
   decoder_ = vae::Decoder::load(w, arch);
   quant_conv_ = vae::CausalConv::load(w, "conv1", 0);
@@ -48,20 +50,20 @@ WanVAE::WanVAE(const TensorMap& weights, const VaeArch& arch, at::Device device)
 
 at::Tensor WanVAE::decode_plane(const at::Tensor& z, int& done, int total, const VaeProgress& progress) const {
   // z: [z_dim, f, h, w] -> x: [1, z_dim, f, h, w], denormalised
-  at::Tensor x = z.unsqueeze(0).to(device_) / inv_std_ + mean_;
+  at::Tensor x = (z.unsqueeze(0).to(device_, at::kFloat) / inv_std_ + mean_).to(dtype_);
   x = post_quant_conv_.forward(x);
   vae::FeatCache cache;
   std::vector<at::Tensor> out;
   for (int64_t i = 0; i < x.size(2); ++i) {
     cache.start_chunk();
-    out.push_back(decoder_.forward(x.slice(2, i, i + 1), cache).to(at::kCPU));  // [1, 3, 1 or 4, 8h, 8w]
+    out.push_back(decoder_.forward(x.slice(2, i, i + 1), cache).to(at::kCPU, at::kFloat));  // [1, 3, 1 or 4, 8h, 8w]
     if (progress) progress(++done, total);
   }
   return at::cat(out, 2).squeeze(0);  // [3, 4(f-1)+1, 8h, 8w]
 }
 
 at::Tensor WanVAE::encode_plane(const at::Tensor& video, int& done, int total, const VaeProgress& progress) const {
-  at::Tensor x = video.unsqueeze(0).to(device_);  // [1, 3, F, H, W]
+  at::Tensor x = video.unsqueeze(0).to(device_, dtype_);  // [1, 3, F, H, W]
   vae::FeatCache cache;
   std::vector<at::Tensor> out;
   // Chunks: frame 0 alone, then frames 4i-3 .. 4i; each gives one latent frame.
@@ -71,7 +73,7 @@ at::Tensor WanVAE::encode_plane(const at::Tensor& video, int& done, int total, c
     if (progress) progress(++done, total);
   }
   at::Tensor mu = quant_conv_.forward(at::cat(out, 2)).chunk(2, 1)[0];  // drop the log-variance
-  return ((mu - mean_) * inv_std_).to(at::kCPU).squeeze(0);  // [z_dim, f, h, w]
+  return ((mu.to(at::kFloat) - mean_) * inv_std_).to(at::kCPU).squeeze(0);  // [z_dim, f, h, w]
 }
 
 at::Tensor WanVAE::decode(const at::Tensor& z_in, const VaeDecodeOptions& o) const {

@@ -19,6 +19,7 @@
 
 #include "common/dtype.h"
 #include "models/arch.h"
+#include "models/placement.h"
 #include "models/vae_net.h"
 
 namespace wan {
@@ -44,8 +45,9 @@ struct VaeEncodeOptions {
 
 class WanVAE {
  public:
-  // `weights`: canonical VAE tensors (checked against `arch`), converted to float32 on `device`.
-  WanVAE(const TensorMap& weights, const VaeArch& arch, at::Device device = at::kCPU);
+  // `weights`: canonical VAE tensors (checked against `arch`), converted to the placement's dtype
+  // on its device; the activations run in that dtype, the latent statistics in float32.
+  WanVAE(const TensorMap& weights, const VaeArch& arch, const Placement& placement = {});
 
   // z: [z_dim, f, h, w] float -> [3, 4(f-1)+1, 8h, 8w] float32 on the CPU, in [-1, 1].
   at::Tensor decode(const at::Tensor& z, const VaeDecodeOptions& o = {}) const;
@@ -62,6 +64,7 @@ class WanVAE {
 
   VaeArch arch_;
   at::Device device_;
+  at::ScalarType dtype_;
   vae::Encoder encoder_;
   vae::Decoder decoder_;
   vae::CausalConv quant_conv_;       // conv1: 2 z_dim -> 2 z_dim, after the encoder

@@ -2,6 +2,8 @@
 // float32 results agree to rounding.
 #include "models/vae_layers.h"
 
+#include "models/placement.h"
+
 #include <cmath>
 
 #include "common/error.h"
@@ -23,7 +25,7 @@ at::Tensor batch_to_frames(const at::Tensor& x, int64_t b, int64_t t) {
 at::Tensor WeightReader::operator()(const std::string& name) const {
   auto it = map.find(name);
   if (it == map.end()) fail("VAE tensor ", name, " is missing");
-  return to_float32(it->second).contiguous().to(device);
+  return place(it->second, {device, dtype});
 }
 
 CausalConv CausalConv::load(const WeightReader& w, const std::string& prefix, int64_t padding, int64_t stride_t) {

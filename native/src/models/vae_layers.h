@@ -32,10 +32,11 @@ struct FeatCache {
   }
 };
 
-// Reads canonical VAE tensors as float32 on `device`, naming the tensor when it is missing.
+// Reads canonical VAE tensors in `dtype` on `device`, naming the tensor when it is missing.
 struct WeightReader {
   const TensorMap& map;
   at::Device device;
+  at::ScalarType dtype = at::kFloat;
   at::Tensor operator()(const std::string& name) const;
 };
 

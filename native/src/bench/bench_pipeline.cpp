@@ -1,0 +1,115 @@
+#include "bench/bench_pipeline.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "bench/bench_device.h"
+#include "bench/bench_models.h"
+#include "common/cuda.h"
+#include "common/error.h"
+#include "common/proc_status.h"
+#include "models/attention.h"
+#include "models/placement.h"
+#include "models/random_weights.h"
+#include "pipeline/t2v.h"
+
+namespace wan {
+
+nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
+  if (o.steps < 2) fail("bench t2v: --steps must be at least 2 (the first step is a warm-up), got ", o.steps);
+  const at::Device dev = parse_device(o.device);
+  const auto wall0 = std::chrono::steady_clock::now();
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  double peak = o.peak_tflops;
+  nlohmann::json matmul;
+  if (peak <= 0 && dev.is_cuda()) {
+    matmul = bench_matmul(o.device);
+    peak = matmul["tflops_per_s"].get<double>();
+  }
+  set_attention_backend(o.attention);
+
+  auto t_weights = std::chrono::steady_clock::now();
+  LoadedModel m = random_model(o.dims, o.seed, dev, at::kBFloat16);
+  const ModelArch arch = m.arch;
+  ParallelOptions par;
+  par.devices = dev.is_cuda() ? dev.str() : "cpu";
+  ComputeOptions comp;
+  comp.dtype = o.dtype;
+  comp.t5_device = o.t5_device;
+  comp.persistent_params = o.persistent_params;
+  T2VEngine engine(std::move(m), par, comp);
+  device_synchronize(dev);
+  const double weights_s = since(t_weights);
+  const DeviceMemory resident = device_memory(dev);
+
+  T2VRequest r;
+  const int64_t L = arch.dit.text_len;
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(o.seed + 7);
+  auto prompt = [&](int64_t n, at::Tensor& ids, at::Tensor& mask) {  // n tokens, </s> last, padding after
+    ids = at::zeros({L}, at::kLong), mask = at::zeros({L}, at::kLong);
+    ids.narrow(0, 0, n).copy_(at::randint(3, arch.t5.vocab, {n}, g, at::kLong));
+    ids[n - 1] = 1;
+    mask.narrow(0, 0, n).fill_(1);
+  };
+  prompt(std::min<int64_t>(L, 80), r.prompt_ids, r.prompt_mask);
+  prompt(std::min<int64_t>(L, 60), r.negative_ids, r.negative_mask);
+  r.seed = o.seed;
+  r.height = o.height, r.width = o.width, r.num_frames = o.frames;
+  r.num_inference_steps = o.steps;
+  r.cfg_scale = o.cfg_scale;
+  r.tiled = o.tiled;
+  T2VResult res = engine.generate(r);
+  const nlohmann::json& t = res.timings;
+
+  std::vector<double> steps = t["step_s"].get<std::vector<double>>();
+  std::vector<double> warm(steps.begin() + 1, steps.end());
+  std::sort(warm.begin(), warm.end());
+  const double step_s = warm[warm.size() / 2];
+  const double encode_s = t["encode_s"].get<double>(), decode_s = t["decode_s"].get<double>();
+
+  const bool cfg = o.cfg_scale != 1.0;
+  const int64_t f = (o.frames - 1) / 4 + 1, h = o.height / 8, w = o.width / 8;
+  const int64_t tokens = (f / arch.dit.patch[0]) * (h / arch.dit.patch[1]) * (w / arch.dit.patch[2]);
+  const double dit = dit_flops(arch.dit, tokens, L), t5 = t5_flops(arch.t5, L), vae = vae_decode_flops(arch.vae, f, h, w);
+  const double per_step = (cfg ? 2 : 1) * dit;
+  const double full_flops = (cfg ? 2 : 1) * t5 + o.full_steps * per_step + vae;
+  const double full_s = encode_s + o.full_steps * step_s + decode_s;
+  nlohmann::json j = {
+      {"bench", "t2v"},
+      {"dims", o.dims},
+      {"device", dev.is_cuda() ? cuda_device_name(dev) : "cpu"},
+      {"placement", engine.placement()},
+      {"attention", o.attention},
+      {"video", {{"frames", o.frames}, {"height", o.height}, {"width", o.width}, {"tokens", tokens},
+                 {"cfg_scale", o.cfg_scale}, {"tiled", o.tiled}}},
+      {"steps_run", o.steps},
+      {"weights_s", weights_s},
+      {"encode_s", encode_s},
+      {"step_s", steps},
+      {"step_median_s", step_s},
+      {"decode_s", decode_s},
+      {"run_s", encode_s + t["denoise_s"].get<double>() + decode_s},
+      {"flops", {{"dit_forward", dit}, {"step", per_step}, {"t5", t5}, {"vae_decode", vae}, {"full", full_flops}}},
+      {"step_tflops_per_s", per_step / step_s / 1e12},
+      {"full_steps", o.full_steps},
+      {"full_estimate_s", full_s},
+      {"device_resident_bytes", resident.allocated},
+      {"device_peak_bytes", t.value("device_peak_bytes", nlohmann::json())},
+      {"peak_rss_bytes", proc_status_bytes("VmHWM:")},
+      {"bench_wall_s", since(wall0)}};
+  if (peak > 0) {
+    j["peak_tflops_per_s"] = peak;
+    j["step_fraction_of_peak"] = per_step / step_s / 1e12 / peak;
+    j["full_flop_bound_s"] = full_flops / (peak * 1e12);
+    j["full_over_flop_bound"] = full_s / (full_flops / (peak * 1e12));
+  }
+  if (!matmul.is_null()) j["matmul"] = matmul;
+  return j;
+}
+
+}  // namespace wan

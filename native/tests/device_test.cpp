@@ -1,0 +1,79 @@
+// The device/dtype layer: placement parsing, errors for devices a build or machine lacks, and the
+// bf16 compute path, run on the CPU (the same code a CUDA device runs) against float32.
+#include "bench/device_parity.h"
+#include "common/cuda.h"
+#include "models/attention.h"
+#include "models/dit.h"
+#include "models/placement.h"
+#include "models/random_weights.h"
+#include "pipeline/t2v.h"
+#include "test.h"
+
+TEST(placement_parse) {
+  EXPECT(wan::parse_device("cpu").is_cpu());
+  EXPECT(wan::parse_device("cuda").index() == 0);
+  EXPECT(wan::parse_device("cuda:3").index() == 3);
+  EXPECT_ERROR(wan::parse_device("gpu:0"), "gpu:0", "cpu, cuda, cuda:N");
+  EXPECT_ERROR(wan::parse_device("cuda:x"), "cuda:x");
+  EXPECT(wan::parse_compute_dtype("bf16") == at::kBFloat16);
+  EXPECT(wan::parse_compute_dtype("float32") == at::kFloat);
+  EXPECT_ERROR(wan::parse_compute_dtype("f64"), "f64", "f32, bf16, f16");
+  EXPECT(wan::default_compute_dtype(at::Device(at::kCUDA, 0)) == at::kBFloat16);
+  EXPECT(wan::default_compute_dtype(at::kCPU) == at::kFloat);
+  EXPECT_ERROR(wan::set_attention_backend("fast"), "fast", "flash");
+}
+
+TEST(placement_converts_on_the_device) {
+  // bf16 stored -> f32 placement: the exact values; f8 widened through its table.
+  at::Tensor v = at::tensor({1.5f, -2.25f, 0.0f}).to(at::kBFloat16);
+  at::Tensor p = wan::place(wan::stored(v), {at::kCPU, at::kFloat});
+  EXPECT(p.scalar_type() == at::kFloat && at::equal(p, v.to(at::kFloat)));
+  at::Tensor b = wan::place(wan::stored(at::tensor({1.0f, 3.0f})), {at::kCPU, at::kBFloat16});
+  EXPECT(b.scalar_type() == at::kBFloat16 && b.is_contiguous());
+  EXPECT_ERROR(wan::place(wan::stored(at::tensor({1, 2}, at::kLong)), {at::kCPU, at::kFloat}), "integer");
+}
+
+TEST(cuda_devices_absent_are_named) {
+  if (wan::cuda_available()) return;  // the GPU machine runs the CUDA parity instead (wanlab-engine parity)
+  const std::string dir = wantest::tiny_model();
+  wan::ParallelOptions p;
+  p.devices = "cuda:0";
+  EXPECT_ERROR(wan::T2VEngine(dir, p), "cuda:0", "no CUDA device is visible");
+  wan::ComputeOptions c;
+  c.t5_device = "cuda:1";
+  EXPECT_ERROR(wan::T2VEngine(dir, {}, c), "t5 device 'cuda:1'", "no CUDA device");
+  p.devices = "cpu:0,cuda:0";
+  EXPECT_ERROR(wan::T2VEngine(dir, p), "cpu:0,cuda:0");
+}
+
+TEST(dit_budget_needs_cuda) {
+  wan::LoadedModel m = wan::random_model("tiny", 0, at::kCPU, at::kFloat);
+  wan::DitOptions o;
+  o.persistent_params = 1000;
+  EXPECT_ERROR(wan::WanDiT(m.dit, m.arch.dit, o), "persistent-parameter budget", "CUDA");
+}
+
+TEST(random_model_matches_the_tiny_checkpoint) {
+  // In-memory random weights on the CPU are the tensors make-tiny writes (same recipe, same seed).
+  wan::LoadedModel mem = wan::random_model("tiny", 0, at::kCPU, at::kFloat);
+  wan::LoadedModel disk = wan::load_model(wantest::tiny_model(), true);
+  EXPECT(mem.dit.size() == disk.dit.size() && mem.t5.size() == disk.t5.size() && mem.vae.size() == disk.vae.size());
+  for (const auto& [name, t] : disk.dit) EXPECT(at::equal(wan::to_float32(t), wan::to_float32(mem.dit.at(name))));
+  for (const auto& [name, t] : disk.t5) EXPECT(at::equal(wan::to_float32(t), wan::to_float32(mem.t5.at(name))));
+}
+
+TEST(bf16_path_tracks_float32_on_cpu) {
+  // The CUDA code path (bf16 weights and matmuls; float32 norms, modulation, residual, RoPE and
+  // sampler) run on the CPU: every component close to float32, none identical (it really ran bf16).
+  wan::ParityOptions o;
+  o.device = "cpu";
+  o.dtype = "bf16";
+  o.height = 32, o.width = 32, o.frames = 5, o.steps = 2;
+  nlohmann::json j = wan::device_parity(wantest::tiny_model(), o);
+  for (const char* c : {"t5", "dit", "vae_decode", "t2v_context", "t2v_latents", "t2v_video"}) {
+    const double e = j[c]["rel_l2"].get<double>();
+    std::cout << "    bf16 vs f32 " << c << ": rel L2 " << e << "\n";
+    EXPECT(e > 0 && e < 0.05);
+  }
+  EXPECT(j["placement"]["t5"] == "cpu bf16");
+}
