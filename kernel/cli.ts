@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { writeFile, rename } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
-import { CancelledError, open, type GenerateResult, type ProgressEvent } from "./engine.js";
+import { CancelledError, open, type GenerateResult, type OpenOptions, type ProgressEvent } from "./engine.js";
 import { defaultModel, dimsPresets, inspect, layouts, makeTiny, type Dims, type Layout } from "./models.js";
 import { ParamError, type GenerateParams } from "./params.js";
 import { benchModel, type BenchKind, type BenchSide } from "./bench.js";
@@ -24,6 +24,7 @@ commands:
            [--cfg-scale X] [--sigma-shift X] [--height N] [--width N] [--num-frames N] [--tiled]
            [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
            [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
+           [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
                                 text to video (DiffSynth-Studio's defaults; a random seed is printed)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N]
@@ -33,7 +34,11 @@ commands:
   bench dit|vae|t5 [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N] [--height N] [--width N] [--no-peer]
                                 time per forward, GFLOP/s, peak memory; PyTorch eager on DiffSynth's module as the peer
   bench load DIR [--touch]      load time and resident memory, mmap vs copy (JSON)
+  bench parallel [--json] [--html FILE] [--model DIR] [--height N] [--width N] [--num-frames N] [--steps N] [--layouts A,B]
+                                every sequence-parallel layout on CPU ranks: bytes per step vs the analytic formula,
+                                compute/comm split, peak memory per rank, parity vs 1 rank (timings are no speed-up claim)
   serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
+        [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
         [--devices cpu] [--ulysses 1] [--ring 1]
                                 load a model once and serve a job queue over HTTP (prints 'listening on URL')
   kernel install [--user | --prefix P | --sys-prefix] [--name N] [--jupyter PATH | --no-jupyter] [--env K=V]...
@@ -181,10 +186,45 @@ async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
   return 0;
 }
 
+/** `wanlab bench parallel`: kernel/bench-parallel.ts; JSON on stdout, a plotly page with --html. */
+async function cmdBenchParallel(args: string[]): Promise<number> {
+  const { values: v } = parse(args, { json: { type: "boolean" }, html: { type: "string" }, model: { type: "string" }, height: { type: "string" },
+    width: { type: "string" }, "num-frames": { type: "string" }, steps: { type: "string" }, layouts: { type: "string" }, "work-dir": { type: "string" } }, []);
+  if (v.help) return help("bench parallel [--json] [--html FILE] [--model DIR] [--height N] [--width N] [--num-frames N] [--steps N] [--layouts A,B] [--work-dir DIR]");
+  const { benchParallel, benchParallelHtml } = await import("./bench-parallel.js");
+  const progress = terminalProgress("bench parallel");
+  const report = await benchParallel({
+    model: v.model as string | undefined,
+    workDir: v["work-dir"] as string | undefined,
+    height: intOption("height", v.height as string | undefined, 16, 4096),
+    width: intOption("width", v.width as string | undefined, 16, 4096),
+    numFrames: intOption("num-frames", v["num-frames"] as string | undefined, 1, 1001),
+    steps: intOption("steps", v.steps as string | undefined, 1, 1000),
+    layouts: (v.layouts as string | undefined)?.split(",").map((x) => x.trim()),
+    onLayout: (name) => progress.update(0, name),
+  });
+  progress.done(`${report.layouts.length} layouts`);
+  if (v.html) await writeFile(v.html as string, benchParallelHtml(report));
+  if (v.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  const mib = (b: number) => (b / 2 ** 20).toFixed(2);
+  const rows = [["layout", "bytes/step", "analytic", "collectives", "comm share", "peak MiB", "analytic MiB", "rel L2 vs 1"]];
+  for (const l of report.layouts)
+    rows.push([l.name, String(l.bytes_per_step[0]), String(l.bytes_per_step_analytic), String(l.collectives_per_step[0]),
+      `${(100 * Math.max(...l.comm_fraction)).toFixed(0)} %`, l.peak_bytes.length ? mib(Math.max(...l.peak_bytes)) : "-", mib(l.peak_bytes_analytic),
+      l.rel_l2_vs_1_rank.toExponential(2)]);
+  console.log(table(rows, [1, 2, 3, 4, 5, 6, 7]));
+  console.log(report.note);
+  return 0;
+}
+
 async function cmdBench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
+  if (what === "parallel") return cmdBenchParallel(rest);
   if (what === "dit" || what === "vae" || what === "t5") return cmdBenchModel(what, rest);
-  if (what !== "load") throw new UsageError(`bench needs a target: dit, vae, t5 or load (got '${what ?? ""}')`);
+  if (what !== "load") throw new UsageError(`bench needs a target: dit, vae, t5, load or parallel (got '${what ?? ""}')`);
   const { values: v, positionals } = parse(rest, { touch: { type: "boolean" } }, ["DIR"]);
   if (v.help) return help("bench load DIR [--touch]");
   const extra = v.touch ? ["--touch"] : [];
@@ -200,6 +240,22 @@ async function cmdBench(args: string[]): Promise<number> {
   };
   console.log(JSON.stringify(result, null, 2));
   return 0;
+}
+
+/** Device-group options shared by generate and serve: collective timeout and per-rank logs. */
+const groupOptions: Options = {
+  timeout: { type: "string" },
+  "log-dir": { type: "string" },
+  "log-level": { type: "string" },
+};
+
+const logLevels = ["error", "warn", "info", "debug"] as const;
+
+/** --timeout S (seconds, > 0), --log-dir DIR, --log-level LEVEL as OpenOptions fields. */
+export function groupOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "timeoutS" | "logDir" | "logLevel"> {
+  const timeoutS = numberOption("timeout", v.timeout);
+  if (timeoutS !== undefined && !(timeoutS > 0 && timeoutS <= 86400)) throw new UsageError(`--timeout must be seconds in (0, 86400], got ${v.timeout}`);
+  return { timeoutS, logDir: v["log-dir"] as string | undefined, logLevel: choice("log-level", v["log-level"] as string | undefined, logLevels) };
 }
 
 const generateOptions: Options = {
@@ -227,6 +283,7 @@ const generateOptions: Options = {
   rendezvous: { type: "string" },
   nnodes: { type: "string" },
   "node-rank": { type: "string" },
+  ...groupOptions,
 };
 
 /** A decimal option; errors name the option. */
@@ -252,7 +309,7 @@ interface RunOptions {
   /** Run on the `wanlab serve` found through server.json instead of loading the model here. */
   server?: boolean;
   /** Sequence-parallel device group (local engine only). */
-  parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; rendezvous?: string; nnodes?: number; nodeRank?: number };
+  parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel">;
 }
 
 /** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */
@@ -353,6 +410,7 @@ async function cmdGenerate(args: string[]): Promise<number> {
       rendezvous: v.rendezvous as string | undefined,
       nnodes: intOption("nnodes", v.nnodes as string | undefined, 1, 1024),
       nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, 0, 1023),
+      ...groupOpenOptions(v),
     },
   });
 }
@@ -360,7 +418,7 @@ async function cmdGenerate(args: string[]): Promise<number> {
 async function cmdServe(args: string[]): Promise<number> {
   const o: Options = { model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, outputs: { type: "string" },
     "allow-remote": { type: "boolean" }, grace: { type: "string" }, devices: { type: "string" }, ulysses: { type: "string" }, ring: { type: "string" },
-    "cfg-parallel": { type: "boolean" } };
+    "cfg-parallel": { type: "boolean" }, ...groupOptions };
   const { values: v } = parse(args, o, []);
   if (v.help) return help(usage.split("\n").find((l) => l.trimStart().startsWith("serve"))!.trim());
   if (v.devices === undefined && (v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
@@ -378,6 +436,7 @@ async function cmdServe(args: string[]): Promise<number> {
       ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
       ring: intOption("ring", v.ring as string | undefined, 1, 1024),
       cfgParallel: v["cfg-parallel"] === true,
+      ...groupOpenOptions(v),
     },
   });
 }

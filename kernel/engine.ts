@@ -34,6 +34,11 @@ export interface OpenOptions {
   rendezvous?: string;
   nnodes?: number;
   nodeRank?: number;
+  /** Per-rank logs of a device group: DIR/rank-K.log (K the global rank) and DIR/node-N.log;
+   * without it lines go to stderr. Level: "error" | "warn" | "info" | "debug" (default
+   * $WANLAB_LOG_LEVEL, else "warn"). */
+  logDir?: string;
+  logLevel?: "error" | "warn" | "info" | "debug";
   /** Loading stages as they start and end (the notebook's load bar). */
   onLoad?: (event: LoadEvent) => void;
 }
@@ -117,13 +122,29 @@ export interface GenerateResult {
   tensors?: { noise: Tensor; context: Tensor; latents: Tensor; video: Tensor };
 }
 
-/** One rank's counters; compute_s and peak_bytes where the engine build reports them. */
+/**
+ * One rank's figures for a request (this node's ranks). compute_s = step wall time minus comm_s
+ * (seconds inside collectives, waiting included); bytes_sent = payload this rank handed to
+ * collectives; checks = device/dtype checks, check_s their measured cost; peak_bytes = the bytes
+ * the rank allocated at its peak (CPU ranks: its thread's allocations; CUDA ranks: the device's
+ * caching-allocator peak), -1 where unmeasured. step_* arrays: one entry per denoising step.
+ * compute_s and peak_bytes are optional for engine builds that predate them.
+ */
 export interface RankTimings {
+  rank?: number;
+  device?: string;
   comm_s: number;
   bytes_sent: number;
   collectives: number;
   compute_s?: number;
   peak_bytes?: number;
+  peak_method?: string;
+  checks?: number;
+  check_s?: number;
+  step_s?: number[];
+  step_compute_s?: number[];
+  step_comm_s?: number[];
+  step_bytes?: number[];
   [key: string]: unknown;
 }
 
@@ -189,7 +210,7 @@ function makeVideo(video: Tensor): Video {
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
 export async function open(options: OpenOptions = {}): Promise<Lab> {
   const dir = options.model ?? (await defaultModel());
-  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank } = options;
+  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel } = options;
   const stage = async <T>(name: LoadEvent["stage"], work: () => Promise<T>): Promise<T> => {
     options.onLoad?.({ stage: name, state: "start" });
     const t0 = performance.now();
@@ -197,7 +218,7 @@ export async function open(options: OpenOptions = {}): Promise<Lab> {
     options.onLoad?.({ stage: name, state: "done", seconds: (performance.now() - t0) / 1000 });
     return out;
   };
-  const engine = await stage("model", async () => (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank })) as NativeEngine);
+  const engine = await stage("model", async () => (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel })) as NativeEngine);
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {

@@ -29,6 +29,17 @@ test("open({ devices, ulysses, ring }) matches one rank; timings carry per-rank 
     const ranks = r.timings.ranks!;
     assert.equal(ranks.length, 4);
     assert.ok(ranks.every((x) => x.bytes_sent > 0));
+    // Per rank and per step: compute vs communication, bytes, checks, peak memory.
+    for (const [i, x] of ranks.entries()) {
+      assert.equal(x.rank, i);
+      assert.equal(x.device, `cpu:${i}`);
+      assert.equal(x.step_s!.length, params.numInferenceSteps);
+      assert.equal(x.step_bytes!.reduce((a, b) => a + b, 0), x.bytes_sent);
+      const comm = x.step_comm_s!.reduce((a, b) => a + b, 0);
+      const compute = x.step_compute_s!.reduce((a, b) => a + b, 0);
+      assert.ok(Math.abs(comm - x.comm_s) < 1e-9 && Math.abs(compute - x.compute_s!) < 1e-9, JSON.stringify(x));
+      assert.ok(x.compute_s! > 0 && x.comm_s > 0 && x.checks! > 0 && x.peak_bytes! > 0, JSON.stringify(x));
+    }
   } finally {
     await lab.close();
   }
@@ -87,4 +98,59 @@ test("two processes --rendezvous tcp://127.0.0.1:PORT --nnodes 2 --node-rank 0|1
   assert.ok(relL2(b, a) <= 1e-5, `latents rel L2 ${relL2(b, a)}`);
   const { existsSync } = await import("node:fs");
   assert.ok(!existsSync(join(dir, "node1.mp4")) && !existsSync(join(dir, "node1.safetensors")), "node 1 writes nothing");
+});
+
+test("a node that dies (SIGKILL) makes the other fail within the timeout, naming it, the collective and the step", async () => {
+  const { spawn } = await import("node:child_process");
+  const { createServer } = await import("node:net");
+  const { existsSync, readFileSync } = await import("node:fs");
+  const { cliPath } = await import("./helpers.js");
+  const port = await new Promise<number>((res) => {
+    const srv = createServer().listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => res(p));
+    });
+  });
+  const timeoutS = 10;
+  // 300 steps: minutes of work, so node 1 is killed mid-generation.
+  const args = ["generate", "--model", model, "--prompt", "a boat", "--seed", "5", "--num-inference-steps", "300",
+    "--height", "64", "--width", "64", "--num-frames", "9", "--devices", "cpu:0-1", "--ulysses", "2", "--ring", "2",
+    "--rendezvous", `tcp://127.0.0.1:${port}`, "--nnodes", "2", "--timeout", String(timeoutS), "--log-level", "info"];
+  let killedAt = 0;
+  const node = (k: number) =>
+    new Promise<{ code: number | null; signal: string | null; stderr: string; at: number }>((res) => {
+      const p = spawn(process.execPath, [cliPath, ...args, "--node-rank", String(k), "--log-dir", join(dir, `logs${k}`),
+        "--output", join(dir, `dead${k}.mp4`)], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      p.stderr.on("data", (d) => {
+        stderr += d;
+        if (k === 1 && !killedAt && /step [3-9]\/300/.test(stderr)) {
+          killedAt = Date.now();
+          p.kill("SIGKILL");
+        }
+      });
+      // A hang is a failure, not a stuck test run.
+      const guard = setTimeout(() => p.kill("SIGKILL"), (timeoutS + 60) * 1000);
+      p.on("close", (code, signal) => {
+        clearTimeout(guard);
+        res({ code, signal, stderr, at: Date.now() });
+      });
+    });
+  const [n0, n1] = await Promise.all([node(0), node(1)]);
+  assert.equal(n1.signal, "SIGKILL", `node 1 was not killed mid-generation: ${n1.stderr}`);
+  assert.equal(n0.code, 1, n0.stderr);
+  const after = (n0.at - killedAt) / 1000;
+  assert.ok(after < timeoutS + 15, `node 0 took ${after} s to fail after the kill (timeout ${timeoutS} s)`);
+  const msg = n0.stderr.split("\n").find((l) => l.startsWith("wanlab generate: ")) ?? "";
+  assert.match(msg, /node 1 \(ranks 2-3\) stopped responding/);
+  assert.match(msg, /rank [01] \(cpu:[01]\): (send\/recv|all_gather|broadcast|all_to_all) '[^']+' in group \S+ at step \d+\/300/);
+  assert.ok(!existsSync(join(dir, "dead0.mp4")));
+  // Node 0's per-rank logs: the group, the request, the failure.
+  const log0 = readFileSync(join(dir, "logs0", "rank-0.log"), "utf8");
+  assert.match(log0, /^\[rank 0 cpu:0\] /);
+  assert.match(log0, /info: joined world\[0,1,2,3\]/);
+  assert.match(log0, /info: request 1: start, 300 steps/);
+  assert.match(readFileSync(join(dir, "logs0", "node-0.log"), "utf8"), /error: node 1 \(ranks 2-3\) stopped responding/);
+  assert.match(readFileSync(join(dir, "logs1", "rank-2.log"), "utf8"), /^\[rank 2 cpu:0\] \S+ info: request 1: start/m);
+  console.log(`node 0 failed ${after.toFixed(2)} s after node 1 was killed: ${msg}`);
 });

@@ -41,7 +41,7 @@ export interface ServeOptions {
   /** Log lines (default: stderr). */
   log?: (line: string) => void;
   /** Sequence-parallel device group for the engine (kernel/engine.ts OpenOptions). */
-  parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean };
+  parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; logDir?: string; logLevel?: "error" | "warn" | "info" | "debug" };
 }
 
 export interface Server {

@@ -400,7 +400,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
 };
 
-// openEngine(dir, {devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank})
+// openEngine(dir, {devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel})
 // -> Promise<Engine>: loads and
 // validates the model on a worker thread; with several devices, starts the device group.
 Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
@@ -415,6 +415,8 @@ Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   par.rendezvous = get<std::string>(o, "rendezvous", par.rendezvous);
   par.nnodes = get<int>(o, "nnodes", par.nnodes);
   par.node_rank = get<int>(o, "nodeRank", par.node_rank);
+  par.log_dir = get<std::string>(o, "logDir", par.log_dir);
+  par.log_level = get<std::string>(o, "logLevel", par.log_level);
   class OpenWorker : public Napi::AsyncWorker {
    public:
     OpenWorker(Napi::Env env, std::string dir, wan::ParallelOptions par)

@@ -2,7 +2,9 @@
 // every request. A request runs SPMD: run(fn) calls fn on every rank's thread and returns when
 // all are done. The c10d groups (parallel/process_group.h) are built once at start; after a
 // failure on any rank, the other ranks are aborted, every rank's groups are rebuilt, and the
-// first failure is rethrown, so the group serves the next request.
+// first failure is rethrown, so the group serves the next request. Across processes, a node that
+// stopped responding (parallel/node_monitor.h) is named in the error and the group is not rebuilt:
+// every later request fails at once with the same error.
 //
 // Rank layout (global rank g): g = cfg_index * sp + ring_index * ulysses + ulysses_index,
 // sp = ulysses * ring. Tokens are split over the sp ranks of a CFG branch in sp-rank order.
@@ -17,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/log.h"
 #include "parallel/devices.h"
 #include "parallel/process_group.h"
 
@@ -32,6 +35,12 @@ struct FaultInjection {
   std::chrono::milliseconds stall{0};
 };
 
+// Thrown by a rank's task when the request is cancelled at a step boundary (logged as info, not
+// as an error).
+struct RankCancelled : Error {
+  using Error::Error;
+};
+
 // One rank: its context and its memberships.
 struct RankState {
   RankContext ctx;
@@ -42,6 +51,24 @@ struct RankState {
   std::unique_ptr<Communicator> world, sp, ulysses, ring, cfg;  // null where the degree is 1
   FaultInjection fault;
   int64_t step = 0;  // the denoising step in progress (for `where` and fault injection)
+  int64_t request = 0;  // the group's request counter (1 = its first run), for the logs
+  // Per request, filled by the step loop: wall seconds per step, of which in collectives, bytes
+  // handed to collectives per step, and the rank's peak memory (parallel/rank_memory.h).
+  std::vector<double> step_s, step_comm_s;
+  std::vector<int64_t> step_bytes;
+  int64_t peak_bytes = -1;
+  std::string peak_method;
+};
+
+// One rank's figures for the last request.
+struct RankStats {
+  int rank = 0;
+  std::string device;
+  CommStats comm;
+  std::vector<double> step_s, step_comm_s;
+  std::vector<int64_t> step_bytes;
+  int64_t peak_bytes = -1;
+  std::string peak_method;
 };
 
 struct DeviceGroupOptions {
@@ -53,7 +80,11 @@ struct DeviceGroupOptions {
   std::string rendezvous_host = "127.0.0.1";
   int rendezvous_port = 0;
   int nnodes = 1, node_rank = 0;
+  // Where this node's ranks log (common/log.h); null: stderr at $WANLAB_LOG_LEVEL.
+  std::shared_ptr<Logger> logger;
 };
+
+class NodeMonitor;
 
 class DeviceGroup {
  public:
@@ -72,19 +103,26 @@ class DeviceGroup {
 
   // fn(rank) on every rank's thread; one run at a time. Rethrows the first failure (as wan::Error).
   void run(const std::function<void(RankState&)>& fn);
-  // Per-rank counters of the last run.
-  std::vector<CommStats> stats() const;
+  // Per-rank figures of the last run.
+  std::vector<RankStats> stats() const;
+  // Seconds one device/dtype check takes here (measured once at start).
+  double check_cost_s() const { return check_cost_s_; }
 
  private:
   void worker(int rank);
   void stop_threads();
   void build_groups(RankState& s);  // on the rank's thread
   void drop_groups(RankState& s);   // same order on every rank
-  void dispatch(const std::function<void(RankState&)>& fn, std::vector<std::string>& errors);
+  void dispatch(const std::function<void(RankState&)>& fn, std::vector<std::string>& errors,
+                std::vector<int>* kinds = nullptr);
 
   DeviceGroupOptions opts_;
   std::shared_ptr<Rendezvous> rdv_;
+  std::unique_ptr<NodeMonitor> monitor_;  // nnodes > 1: the other nodes' liveness
+  std::string broken_;                    // set when a node died: the group cannot serve again
+  double check_cost_s_ = 0;
   int64_t generation_ = 0;
+  int64_t requests_ = 0;
   std::vector<std::unique_ptr<RankState>> ranks_;
   std::unique_ptr<std::atomic<int64_t>[]> entered_;
   std::atomic<bool> abort_{false};
@@ -97,6 +135,7 @@ class DeviceGroup {
   int pending_ = 0;
   bool stop_ = false;
   std::vector<std::string> errors_;  // per rank, empty if ok
+  std::vector<int> error_kind_;      // per rank: 0 its own error, else CommError::Kind
   std::vector<double> error_time_;
   std::vector<std::thread> threads_;
 };

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "parallel/c10d_compat.h"
 
 namespace wan {
@@ -13,7 +14,8 @@ namespace wan {
 namespace cc = c10d_compat;
 using Clock = std::chrono::steady_clock;
 
-void check_tensor(const RankContext& ctx, const at::Tensor& t, const char* name, at::ScalarType dtype) {
+void check_tensor(RankContext& ctx, const at::Tensor& t, const char* name, at::ScalarType dtype) {
+  ctx.stats.checks++;
   if (!t.defined()) fail("rank ", ctx.rank, " (", ctx.device_name, "): tensor ", name, " is undefined");
   if (t.device() != ctx.device)
     fail("rank ", ctx.rank, " (", ctx.device_name, "): tensor ", name, " is on ", t.device().str(),
@@ -21,6 +23,20 @@ void check_tensor(const RankContext& ctx, const at::Tensor& t, const char* name,
   if (t.scalar_type() != dtype)
     fail("rank ", ctx.rank, " (", ctx.device_name, "): tensor ", name, " has dtype ", t.scalar_type(),
          " but ", dtype, " is expected", ctx.where.empty() ? "" : " at ", ctx.where);
+}
+
+double check_tensor_cost_s(int reps) {
+  RankContext ctx;
+  const at::Tensor t = at::zeros({4, 4});
+  std::vector<double> per;
+  const int n = 20000;
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = Clock::now();
+    for (int i = 0; i < n; ++i) check_tensor(ctx, t, "t", at::kFloat);
+    per.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / n);
+  }
+  std::sort(per.begin(), per.end());
+  return per[per.size() / 2];
 }
 
 // ---- rendezvous
@@ -58,6 +74,16 @@ std::shared_ptr<Rendezvous> Rendezvous::join(const std::string& host, uint16_t p
 }
 
 Rendezvous::~Rendezvous() = default;
+
+int64_t Rendezvous::add(const std::string& key, int64_t v) { return impl_->store->add(key, v); }
+void Rendezvous::set(const std::string& key, const std::string& value) {
+  impl_->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
+}
+bool Rendezvous::check(const std::string& key) { return impl_->store->check({key}); }
+std::string Rendezvous::get(const std::string& key) {
+  const std::vector<uint8_t> b = impl_->store->get(key);
+  return std::string(b.begin(), b.end());
+}
 
 // ---- communicator
 
@@ -109,13 +135,15 @@ Communicator::Communicator(RankContext& ctx, const Rendezvous& rdv, const std::s
 
 Communicator::~Communicator() = default;
 
-void Communicator::fail_op(const char* op, const char* what, const std::string& why) const {
-  fail("rank ", ctx_.rank, " (", ctx_.device_name, "): ", op, " '", what, "' in group ", name_,
-       ctx_.where.empty() ? "" : " at ", ctx_.where, " ", why);
+void Communicator::fail_op(const char* op, const char* what, const std::string& why, int kind) const {
+  const std::string m = concat("rank ", ctx_.rank, " (", ctx_.device_name, "): ", op, " '", what, "' in group ", name_,
+                               ctx_.where.empty() ? "" : " at ", ctx_.where, " ", why);
+  if (kind == 0) throw Error(m);
+  throw CommError(m, CommError::Kind(kind));
 }
 
 void Communicator::enter(const char* op, const char* what, const at::Tensor* t) {
-  if (ctx_.abort && ctx_.abort->load()) fail_op(op, what, "aborted: another rank failed");
+  if (ctx_.abort && ctx_.abort->load()) fail_op(op, what, "aborted: another rank failed", CommError::Aborted);
   if (t) {
     check_tensor(ctx_, *t, what, t->scalar_type());
     ctx_.stats.bytes_sent += int64_t(t->numel()) * int64_t(t->element_size());
@@ -138,11 +166,16 @@ void Communicator::wait(void* work_p, const char* op, const char* what, Clock::t
     return who.empty() ? std::string(" (a peer rank stalled or died)")
                        : concat(" waiting for rank ", who, " (it never reached this collective)");
   };
+  auto timeout_kind = [&](const std::string& m) {
+    return m.find("waiting for rank") != std::string::npos ? CommError::NamedTimeout : CommError::Transport;
+  };
   int spins = 0;
   while (!work->isCompleted()) {
-    if (ctx_.abort && ctx_.abort->load()) fail_op(op, what, "aborted: another rank failed");
-    if (Clock::now() > deadline)
-      fail_op(op, what, concat("timed out after ", ctx_.timeout.count() / 1000.0, " s", missing()));
+    if (ctx_.abort && ctx_.abort->load()) fail_op(op, what, "aborted: another rank failed", CommError::Aborted);
+    if (Clock::now() > deadline) {
+      const std::string m = missing();
+      fail_op(op, what, concat("timed out after ", ctx_.timeout.count() / 1000.0, " s", m), timeout_kind(m));
+    }
     if (++spins < 200) std::this_thread::yield();
     else std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
@@ -151,17 +184,26 @@ void Communicator::wait(void* work_p, const char* op, const char* what, Clock::t
   } catch (const std::exception& e) {
     // Gloo's own timeout (the same length) can fire first: name the missing ranks all the same.
     const std::string m = e.what();
-    if (m.find("Timed out") != std::string::npos)
-      fail_op(op, what, concat("timed out after ", ctx_.timeout.count() / 1000.0, " s", missing(), " [", m, "]"));
-    fail_op(op, what, concat("failed: ", m));
+    if (m.find("Timed out") != std::string::npos) {
+      const std::string who = missing();
+      fail_op(op, what, concat("timed out after ", ctx_.timeout.count() / 1000.0, " s", who, " [", m, "]"),
+              timeout_kind(who));
+    }
+    fail_op(op, what, concat("failed: ", m), CommError::Transport);
   }
-  ctx_.stats.comm_s += std::chrono::duration<double>(Clock::now() - t0).count();
+  done(op, what, t0);
+}
+
+void Communicator::done(const char* op, const char* what, Clock::time_point t0) {
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  ctx_.stats.comm_s += s;
+  log_debug(op, " '", what, "' in group ", name_, ctx_.where.empty() ? "" : " at ", ctx_.where, ": ", s * 1e3, " ms");
 }
 
 at::Tensor Communicator::all_to_all(const at::Tensor& x, const char* what) {
   enter("all_to_all", what, &x);
   if (x.dim() < 1 || x.size(0) % size() != 0)
-    fail_op("all_to_all", what, concat("needs dim 0 divisible by the group size ", size(), ", got ", x.sizes()));
+    fail_op("all_to_all", what, concat("needs dim 0 divisible by the group size ", size(), ", got ", x.sizes()), 0);
   auto t0 = Clock::now();
   at::Tensor in = x.contiguous(), out = comm_buffer(in.sizes(), in.options());
   std::vector<int64_t> splits;  // empty: equal blocks
@@ -169,7 +211,7 @@ at::Tensor Communicator::all_to_all(const at::Tensor& x, const char* what) {
   try {
     w = impl_->group->alltoall_base(out, in, splits, splits);
   } catch (const std::exception& e) {
-    fail_op("all_to_all", what, concat("failed to start: ", e.what()));
+    fail_op("all_to_all", what, concat("failed to start: ", e.what()), CommError::Transport);
   }
   wait(&w, "all_to_all", what, t0);
   return out;
@@ -192,7 +234,7 @@ at::Tensor Communicator::all_gather(const at::Tensor& x, const char* what) {
   try {
     w = impl_->group->allgather(outs, ins);
   } catch (const std::exception& e) {
-    fail_op("all_gather", what, concat("failed to start: ", e.what()));
+    fail_op("all_gather", what, concat("failed to start: ", e.what()), CommError::Transport);
   }
   wait(&w, "all_gather", what, t0);
   return out;
@@ -208,7 +250,7 @@ at::Tensor Communicator::exchange(const at::Tensor& x, int to, int from, const c
     ws = impl_->group->send(s, to, tag);
     wr = impl_->group->recv(r, from, tag);
   } catch (const std::exception& e) {
-    fail_op("send/recv", what, concat("failed to start: ", e.what()));
+    fail_op("send/recv", what, concat("failed to start: ", e.what()), CommError::Transport);
   }
   // Gloo's point-to-point work completes only through wait(timeout): no polling here.
   try {
@@ -217,9 +259,10 @@ at::Tensor Communicator::exchange(const at::Tensor& x, int to, int from, const c
   } catch (const std::exception& e) {
     fail_op("send/recv", what,
             concat("with ranks ", ranks_[to], " (send) and ", ranks_[from], " (recv) failed or timed out after ",
-                   ctx_.timeout.count() / 1000.0, " s: ", e.what()));
+                   ctx_.timeout.count() / 1000.0, " s: ", e.what()),
+            CommError::Transport);
   }
-  ctx_.stats.comm_s += std::chrono::duration<double>(Clock::now() - t0).count();
+  done("send/recv", what, t0);
   return r[0];
 }
 
@@ -238,7 +281,7 @@ at::Tensor Communicator::broadcast(const at::Tensor& x, int root, const char* wh
   try {
     w = impl_->group->broadcast(ts, o);
   } catch (const std::exception& e) {
-    fail_op("broadcast", what, concat("failed to start: ", e.what()));
+    fail_op("broadcast", what, concat("failed to start: ", e.what()), CommError::Transport);
   }
   wait(&w, "broadcast", what, t0);
   return buf;
@@ -251,7 +294,7 @@ void Communicator::barrier(const char* what) {
   try {
     w = impl_->group->barrier();
   } catch (const std::exception& e) {
-    fail_op("barrier", what, concat("failed to start: ", e.what()));
+    fail_op("barrier", what, concat("failed to start: ", e.what()), CommError::Transport);
   }
   wait(&w, "barrier", what, t0);
 }

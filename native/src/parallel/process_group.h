@@ -14,13 +14,24 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+
 namespace wan {
+
+// A collective that failed because of another rank (what the device group ranks when it picks the
+// root cause of a failed request): the collective timed out naming the ranks that never arrived,
+// its transport failed or timed out without names, or it gave up because another rank failed.
+struct CommError : Error {
+  enum Kind { NamedTimeout = 1, Transport = 2, Aborted = 3 } kind;
+  CommError(const std::string& m, Kind k) : Error(m), kind(k) {}
+};
 
 // Per-rank counters, reset per request.
 struct CommStats {
   double comm_s = 0;        // wall time inside collectives (waiting included)
   int64_t bytes_sent = 0;   // payload this rank handed to collectives
   int64_t collectives = 0;
+  int64_t checks = 0;       // device/dtype checks (check_tensor)
 };
 
 // What a rank carries into every collective. One per rank, owned by its worker thread.
@@ -37,7 +48,9 @@ struct RankContext {
 
 // Checks `t` is on the rank's device with `dtype`; the error names the tensor, the rank and both
 // devices (or dtypes).
-void check_tensor(const RankContext& ctx, const at::Tensor& t, const char* name, at::ScalarType dtype);
+void check_tensor(RankContext& ctx, const at::Tensor& t, const char* name, at::ScalarType dtype);
+// Seconds one check_tensor call takes on this machine (the median of `reps` timed batches).
+double check_tensor_cost_s(int reps = 5);
 
 // The rendezvous point: a c10d::TCPStore, served by one process and joined by all.
 class Rendezvous {
@@ -49,6 +62,11 @@ class Rendezvous {
   ~Rendezvous();
   const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
+  // The store's own operations (one client is not thread-safe: one Rendezvous per thread).
+  int64_t add(const std::string& key, int64_t v);
+  void set(const std::string& key, const std::string& value);
+  bool check(const std::string& key);
+  std::string get(const std::string& key);
   struct Impl;
   Impl& impl() const { return *impl_; }
 
@@ -89,8 +107,10 @@ class Communicator {
  private:
   struct Impl;
   void enter(const char* op, const char* what, const at::Tensor* t);
-  [[noreturn]] void fail_op(const char* op, const char* what, const std::string& why) const;
+  // kind 0: this rank's own error (a plain Error); else a CommError of that kind.
+  [[noreturn]] void fail_op(const char* op, const char* what, const std::string& why, int kind) const;
   void wait(void* work, const char* op, const char* what, std::chrono::steady_clock::time_point t0);
+  void done(const char* op, const char* what, std::chrono::steady_clock::time_point t0);  // time, debug log
 
   RankContext& ctx_;
   std::string name_;

@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "checkpoint/safetensors.h"
+#include "common/log.h"
+#include "parallel/rank_memory.h"
 #include "parallel/sequence_parallel.h"
 #include "pipeline/flow_match.h"
 #include "pipeline/noise.h"
@@ -58,8 +60,10 @@ T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p) : m
   t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5);
   dit_ = std::make_unique<WanDiT>(model_.dit, model_.arch.dit);
   vae_ = std::make_unique<WanVAE>(model_.vae, model_.arch.vae);
+  const LogLevel log_level = p.log_level.empty() ? env_log_level() : parse_log_level(p.log_level);
   if (world > 1) {
     DeviceGroupOptions o;
+    o.logger = std::make_shared<Logger>(log_level, p.log_dir, p.node_rank);
     o.devices = devices;
     o.rendezvous_host = rdv_host, o.rendezvous_port = rdv_port;
     o.nnodes = p.nnodes, o.node_rank = p.node_rank;
@@ -83,6 +87,10 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
   try {
     group_->run([&](RankState& s) {
       c10::InferenceMode guard;
+      RankMemory mem(s.ctx.device);  // this rank's allocations from here on
+      const auto t_request = Clock::now();
+      log_info("request ", s.request, ": start, ", steps, " steps, latents ", noise.sizes(), cfg ? ", cfg " : "",
+               cfg ? std::to_string(r.cfg_scale) : "", s.cfg ? (s.cfg_index ? " (unconditional half)" : " (conditional half)") : "");
       DitShard shard = make_dit_shard(s, A.num_heads, A.num_layers, dit_->compute_dtype());
       // CFG-parallel: the second half of the group runs the unconditional pass.
       const bool uncond_branch = cfg && s.cfg && s.cfg_index == 1;
@@ -92,12 +100,14 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
         s.step = i;
         s.ctx.where = concat("step ", i + 1, "/", steps);
         auto t_step = Clock::now();
+        const double comm0 = s.ctx.stats.comm_s;
+        const int64_t bytes0 = s.ctx.stats.bytes_sent;
         // Rank 0 decides on cancellation; every rank learns it at the same step.
         at::Tensor flag = at::full({1}, (s.ctx.rank == 0 && cancel && cancel->load()) ? 1 : 0, at::kInt);
         flag = s.world->broadcast(flag, 0, "cancel flag");
         if (flag.item<int>() != 0) {
           if (s.ctx.rank == 0) cancelled_at = i;
-          fail("cancelled");
+          throw RankCancelled("cancelled");
         }
         const FaultInjection& f = s.fault;  // test-only, off by default
         if (f.kind != FaultInjection::None && f.rank == s.ctx.rank && f.step == i) {
@@ -118,12 +128,23 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
           v = v_neg + r.cfg_scale * (v - v_neg);
         }
         x = sched.step(x, v, i);
+        s.step_s.push_back(seconds_since(t_step));
+        s.step_comm_s.push_back(s.ctx.stats.comm_s - comm0);
+        s.step_bytes.push_back(s.ctx.stats.bytes_sent - bytes0);
+        log_debug("request ", s.request, ": ", s.ctx.where, " in ", s.step_s.back(), " s (comm ", s.step_comm_s.back(),
+                  " s, ", s.step_bytes.back(), " bytes)");
         if (s.ctx.rank == group_->first_rank()) {
-          step_s.push_back(seconds_since(t_step));
+          step_s.push_back(s.step_s.back());
           on_step(i + 1, x);
         }
       }
       s.ctx.where.clear();
+      s.peak_bytes = mem.peak_bytes();
+      s.peak_method = mem.method();
+      const double wall = seconds_since(t_request), comm = s.ctx.stats.comm_s;
+      log_info("request ", s.request, ": done in ", wall, " s: compute ", wall - comm, " s, communication ", comm, " s, ",
+               s.ctx.stats.bytes_sent, " bytes sent in ", s.ctx.stats.collectives, " collectives, ", s.ctx.stats.checks,
+               " device checks, peak ", s.peak_bytes, " bytes allocated");
       if (s.ctx.rank == group_->first_rank()) result = x.to(at::kCPU);  // every rank holds the same x
     });
   } catch (const Error&) {
@@ -209,8 +230,18 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   out.timings["step_s"] = step_s;
   if (group_) {
     nlohmann::json ranks = nlohmann::json::array();
-    for (const CommStats& c : group_->stats())
-      ranks.push_back({{"comm_s", c.comm_s}, {"bytes_sent", c.bytes_sent}, {"collectives", c.collectives}});
+    // Per rank (this node's): compute = step wall time minus time inside collectives (waiting
+    // included); bytes_sent = payload handed to collectives; peak_bytes = parallel/rank_memory.h.
+    for (const RankStats& s : group_->stats()) {
+      nlohmann::json step_compute = nlohmann::json::array();
+      double wall = 0;
+      for (size_t i = 0; i < s.step_s.size(); ++i) step_compute.push_back(s.step_s[i] - s.step_comm_s[i]), wall += s.step_s[i];
+      ranks.push_back({{"rank", s.rank}, {"device", s.device}, {"compute_s", wall - s.comm.comm_s},
+                       {"comm_s", s.comm.comm_s}, {"bytes_sent", s.comm.bytes_sent}, {"collectives", s.comm.collectives},
+                       {"checks", s.comm.checks}, {"check_s", double(s.comm.checks) * group_->check_cost_s()},
+                       {"peak_bytes", s.peak_bytes}, {"peak_method", s.peak_method}, {"step_s", s.step_s},
+                       {"step_compute_s", step_compute}, {"step_comm_s", s.step_comm_s}, {"step_bytes", s.step_bytes}});
+    }
     out.timings["ranks"] = ranks;
   }
 

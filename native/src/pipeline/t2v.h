@@ -61,6 +61,9 @@ struct ParallelOptions {
   // the degrees count the whole group (devices x nnodes ranks). Every node runs the same request.
   std::string rendezvous;
   int nnodes = 1, node_rank = 0;
+  // Per-rank logs (common/log.h): DIR/rank-K.log per rank ("": stderr), and the level ("error",
+  // "warn", "info", "debug"; "": $WANLAB_LOG_LEVEL, else warn).
+  std::string log_dir, log_level;
 };
 
 // The loaded model, ready to generate: weights stay resident between requests. With more than

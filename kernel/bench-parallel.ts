@@ -1,0 +1,243 @@
+// `wanlab bench parallel`: every sequence-parallel layout on CPU ranks (threads of this process,
+// Gloo over loopback) on one small model and video, against the analytic model of
+// kernel/parallel-model.ts: measured bytes per step per rank (must equal the formula), collectives,
+// compute vs communication seconds, peak memory per rank, and the latents' relative L2 against one
+// rank. CPU ranks share this machine's cores: the seconds are not speed-up claims.
+import { readFileSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { open, type RankTimings } from "./engine.js";
+import { makeTiny } from "./models.js";
+import { dimsOf, gpuEstimate, latentGrid, stepComm, type DitDims, type GpuEstimate, type StepComm } from "./parallel-model.js";
+
+export interface ParallelLayoutSpec {
+  name: string;
+  devices: string;
+  ulysses: number;
+  ring: number;
+  cfgParallel: boolean;
+}
+
+/** The layouts of issue 5: 1 rank, Ulysses 2/4, ring 2/4, 2×2 hybrid, CFG-parallel, CFG × Ulysses. */
+export const parallelLayouts: ParallelLayoutSpec[] = [
+  { name: "1 rank", devices: "cpu", ulysses: 1, ring: 1, cfgParallel: false },
+  { name: "ulysses 2", devices: "cpu:0-1", ulysses: 2, ring: 1, cfgParallel: false },
+  { name: "ring 2", devices: "cpu:0-1", ulysses: 1, ring: 2, cfgParallel: false },
+  { name: "ulysses 4", devices: "cpu:0-3", ulysses: 4, ring: 1, cfgParallel: false },
+  { name: "ring 4", devices: "cpu:0-3", ulysses: 1, ring: 4, cfgParallel: false },
+  { name: "2x2 hybrid", devices: "cpu:0-3", ulysses: 2, ring: 2, cfgParallel: false },
+  { name: "cfg-parallel", devices: "cpu:0-1", ulysses: 1, ring: 1, cfgParallel: true },
+  { name: "cfg x ulysses 2", devices: "cpu:0-3", ulysses: 2, ring: 1, cfgParallel: true },
+];
+
+export interface BenchParallelOptions {
+  /** Model directory; default: the tiny model with 8 heads (written under workDir). */
+  model?: string;
+  workDir?: string;
+  height?: number;
+  width?: number;
+  numFrames?: number;
+  steps?: number;
+  cfgScale?: number;
+  seed?: number;
+  layouts?: string[];  // names from parallelLayouts; default all
+  onLayout?: (name: string) => void;
+}
+
+export interface LayoutResult extends ParallelLayoutSpec {
+  ranks: number;
+  seconds_per_step: number;
+  /** Per rank, per step (the first step; every step moves the same bytes). */
+  bytes_per_step: number[];
+  bytes_per_step_analytic: number;
+  bytes_terms_analytic: Record<string, number>;
+  wire_bytes_per_step_analytic: number;
+  collectives_per_step: number[];
+  collectives_per_step_analytic: number;
+  compute_s: number[];
+  comm_s: number[];
+  comm_fraction: number[];
+  peak_bytes: number[];
+  peak_bytes_analytic: number;
+  checks: number[];
+  check_s: number[];
+  check_fraction: number;
+  tokens_per_rank: number;
+  rel_l2_vs_1_rank: number;
+}
+
+export interface BenchParallelReport {
+  bench: "parallel";
+  model: string;
+  dims: DitDims;
+  input: { height: number; width: number; numFrames: number; steps: number; cfgScale: number; seed: number; tokens: number };
+  cores: number;
+  note: string;
+  formula: { bytes: string; peak: string };
+  layouts: LayoutResult[];
+  gpu_estimate: { model: string; input: Record<string, number>; linkGBps: number; latencyUs: number; rows: GpuEstimate[] };
+}
+
+/**
+ * Peak activation bytes per rank, float32 (an estimate: the largest set of tensors live at once in
+ * one DiT block, plus what a pass holds throughout):
+ *   throughout: the text embedding (3 · Lc · D: projection in, GELU, out), x and its residual
+ *               branch (2 · Ls · D)
+ *   cross-attention: k, v of the text (2 · Lc · D), q and output (2 · Ls · D), scores (H · Ls · Lc)
+ *   self-attention:  q, k, v and their stacked copy (6 · Ls · D), after Ulysses the gathered q, k, v
+ *               (3 · D · Ls, twice with the all-to-all buffer), scores of H/u heads × (u · Ls)
+ *               queries × (u · Ls) keys of one ring chunk: × 2 without ring (scores, softmax),
+ *               × 3 with ring passes (scores, scores − running max, their exponent)
+ *   FFN:        hidden and its GELU (2 · Ls · F)
+ *   peak ≈ 4 · (3·Lc·D + 2·Ls·D + max(cross, self, FFN))
+ * Measured against it (bench parallel, tiny model with 8 heads, 256×256×17): within 4 % without
+ * ring passes, up to 12 % above it with them.
+ */
+export function peakActivationBytes(d: DitDims, c: StepComm, ulysses: number, ring: number): number {
+  const D = d.dim, Lc = d.textLen, Ls = c.tokensPerRank, H = d.numHeads, u = ulysses;
+  const cross = 2 * Lc * D + 2 * Ls * D + H * Ls * Lc;
+  const self = 6 * Ls * D + (u > 1 ? 6 * D * Ls : 0) + (ring > 1 ? 3 : 2) * (H / u) * (u * Ls) * (u * Ls);
+  const ffn = 2 * Ls * d.ffnDim;
+  return 4 * (3 * Lc * D + 2 * Ls * D + Math.max(cross, self, ffn));
+}
+
+const peakFormula =
+  "4 B x (3·Lc·D + 2·Ls·D + max(2·Lc·D + 2·Ls·D + H·Ls·Lc, 6·Ls·D + [u>1]·6·Ls·D + (r>1 ? 3 : 2)·(H/u)·(u·Ls)², 2·Ls·F)); an estimate (see kernel/bench-parallel.ts)";
+const bytesFormula =
+  "4 + P·(L·(4·[u>1] + 2·(r−1))·D·Ls·e + [sp>1]·Ls·C'·e) + [cfg-parallel]·16·f'·h·w·4, Ls = ceil(T/(u·r)), P = 2 with CFG on one rank set, else 1 (kernel/parallel-model.ts)";
+
+function relL2(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]! - b[i]!;
+    num += x * x;
+    den += b[i]! * b[i]!;
+  }
+  return Math.sqrt(num / den);
+}
+
+/** The tiny model with num_heads 8 in config.json (head dim 32, RoPE axes 12/10/10), so Ulysses 4 divides the heads. */
+export async function tinyEightHeads(workDir: string): Promise<string> {
+  const dir = join(workDir, "tiny-8heads");
+  if (!existsSync(join(dir, "config.json"))) {
+    mkdirSync(workDir, { recursive: true });
+    await makeTiny(dir);
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+    config.num_heads = 8;
+    writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  }
+  return dir;
+}
+
+export async function benchParallel(o: BenchParallelOptions = {}): Promise<BenchParallelReport> {
+  const workDir = o.workDir ?? join(tmpdir(), "wanlab-bench-parallel");
+  const model = o.model ?? (await tinyEightHeads(workDir));
+  const params = { prompt: "a red fox running through snow", seed: o.seed ?? 1, height: o.height ?? 128, width: o.width ?? 128,
+    numFrames: o.numFrames ?? 9, numInferenceSteps: o.steps ?? 2, cfgScale: o.cfgScale ?? 5 };
+  const specs = o.layouts ? o.layouts.map((n) => {
+    const s = parallelLayouts.find((l) => l.name === n);
+    if (!s) throw new Error(`bench parallel: unknown layout '${n}' (known: ${parallelLayouts.map((l) => l.name).join(", ")})`);
+    return s;
+  }) : parallelLayouts;
+  if (specs[0]?.name !== "1 rank") specs.unshift(parallelLayouts[0]!);
+  let dims: DitDims | undefined;
+  let reference: Float32Array | undefined;
+  const results: LayoutResult[] = [];
+  for (const spec of specs) {
+    o.onLayout?.(spec.name);
+    const lab = await open({ model, devices: spec.devices, ulysses: spec.ulysses, ring: spec.ring, cfgParallel: spec.cfgParallel, timeoutS: 120 });
+    try {
+      const a = lab.info.dit as Record<string, number>;
+      dims ??= { dim: a.dim!, numHeads: a.num_heads!, numLayers: a.num_layers!, ffnDim: a.ffn_dim!, textLen: a.text_len!, outDim: a.out_dim };
+      await lab.generate({ ...params, numInferenceSteps: 1 });  // warm-up: first touches of buffers and connections
+      const r = await lab.generate(params, { returnTensors: true });
+      const latents = r.tensors!.latents.data;
+      reference ??= latents;
+      const c = stepComm(dims, spec, { ...params, cfgScale: params.cfgScale }, 4);
+      const ranks: RankTimings[] = r.timings.ranks ?? [];
+      const steps = params.numInferenceSteps;
+      const stepSeconds = r.timings.step_s.reduce((x, y) => x + y, 0) / steps;
+      const one = ranks.length === 0;
+      const checks = ranks.map((k) => k.checks ?? 0), checkS = ranks.map((k) => k.check_s ?? 0);
+      results.push({
+        ...spec,
+        ranks: one ? 1 : ranks.length,
+        seconds_per_step: stepSeconds,
+        bytes_per_step: one ? [0] : ranks.map((k) => k.step_bytes![0]!),
+        bytes_per_step_analytic: one ? 0 : c.bytesSent,
+        bytes_terms_analytic: one ? {} : c.terms,
+        wire_bytes_per_step_analytic: one ? 0 : c.wireBytes,
+        collectives_per_step: one ? [0] : ranks.map((k) => k.collectives / steps),
+        collectives_per_step_analytic: one ? 0 : c.collectives,
+        compute_s: one ? [r.timings.denoise_s] : ranks.map((k) => k.compute_s!),
+        comm_s: one ? [0] : ranks.map((k) => k.comm_s),
+        comm_fraction: one ? [0] : ranks.map((k) => k.comm_s / (k.comm_s + k.compute_s!)),
+        peak_bytes: one ? [] : ranks.map((k) => k.peak_bytes!),
+        peak_bytes_analytic: peakActivationBytes(dims, c, spec.ulysses, spec.ring),
+        checks,
+        check_s: checkS,
+        check_fraction: one ? 0 : Math.max(...ranks.map((k) => (k.check_s ?? 0) / (k.comm_s + k.compute_s!))),
+        tokens_per_rank: c.tokensPerRank,
+        rel_l2_vs_1_rank: relL2(latents, reference),
+      });
+    } finally {
+      await lab.close();
+    }
+  }
+  const big = { height: 720, width: 1280, numFrames: 81, cfgScale: 5 };
+  return {
+    bench: "parallel",
+    model,
+    dims: dims!,
+    input: { height: params.height, width: params.width, numFrames: params.numFrames, steps: params.numInferenceSteps, cfgScale: params.cfgScale,
+      seed: params.seed, tokens: latentGrid(params).tokens },
+    cores: availableParallelism(),
+    note: `CPU ranks are threads sharing this machine's ${availableParallelism()} cores (Gloo over loopback): the seconds show where time goes, not a speed-up.`,
+    formula: { bytes: bytesFormula, peak: peakFormula },
+    layouts: results,
+    gpu_estimate: { model: "Wan2.1 14B, bf16, cfg 5 (2 passes per step), 720x1280, 81 frames", input: big, linkGBps: 450, latencyUs: 20,
+      rows: gpuEstimate(dimsOf["14B"], big, [2, 4, 8]) },
+  };
+}
+
+/** A self-contained plotly HTML page (plotly.js inlined, no CDN) of a bench parallel report. */
+export function benchParallelHtml(r: BenchParallelReport): string {
+  const names = r.layouts.map((l) => l.name);
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+  const figs: { title: string; data: unknown[]; layout: Record<string, unknown> }[] = [
+    { title: "bytes handed to collectives per rank per step: measured vs analytic", layout: { barmode: "group", yaxis: { title: "bytes" } },
+      data: [
+        { type: "bar", name: "measured (rank 0)", x: names, y: r.layouts.map((l) => l.bytes_per_step[0]) },
+        { type: "bar", name: "analytic", x: names, y: r.layouts.map((l) => l.bytes_per_step_analytic) },
+      ] },
+    { title: "peak activation memory per rank: measured (mean of ranks) vs analytic estimate", layout: { barmode: "group", yaxis: { title: "MiB" } },
+      data: [
+        { type: "bar", name: "measured", x: names, y: r.layouts.map((l) => mean(l.peak_bytes) / 2 ** 20) },
+        { type: "bar", name: "analytic", x: names, y: r.layouts.map((l) => l.peak_bytes_analytic / 2 ** 20) },
+      ] },
+    { title: `compute vs communication per rank (mean), ${r.input.steps} steps — ${r.note}`, layout: { barmode: "stack", yaxis: { title: "seconds" } },
+      data: [
+        { type: "bar", name: "compute", x: names, y: r.layouts.map((l) => mean(l.compute_s)) },
+        { type: "bar", name: "communication", x: names, y: r.layouts.map((l) => mean(l.comm_s)) },
+      ] },
+    { title: "latents relative L2 vs 1 rank", layout: { yaxis: { title: "rel L2", type: "log" } },
+      data: [{ type: "bar", x: names, y: r.layouts.map((l) => Math.max(l.rel_l2_vs_1_rank, 1e-12)) }] },
+    { title: `model: ${r.gpu_estimate.model}, NVLink ${r.gpu_estimate.linkGBps} GB/s per direction: communication per step`,
+      layout: { barmode: "group", xaxis: { title: "GPUs" }, yaxis: { title: "seconds per step (no overlap)" } },
+      data: ["ulysses", "ring"].map((name) => {
+        const rows = r.gpu_estimate.rows.filter((x) => x.layout === name);
+        return { type: "bar", name, x: rows.map((x) => String(x.gpus)), y: rows.map((x) => x.commSecondsPerStep) };
+      }) },
+  ];
+  const plotly = readFileSync(createRequire(import.meta.url).resolve("plotly.js-dist-min"), "utf8").replace(/<\/script/gi, "<\\/script");
+  const divs = figs.map((_, i) => `<div id="f${i}" style="width:100%;max-width:960px;height:420px"></div>`).join("\n");
+  const spec = JSON.stringify(figs.map((f) => ({ data: f.data, layout: { title: { text: f.title, font: { size: 13 } }, ...f.layout } }))).replace(/</g, "\\u003c");
+  return `<!doctype html><meta charset="utf-8"><title>wanlab bench parallel</title>
+<h3 style="font-family:sans-serif">wanlab bench parallel — ${r.input.height}×${r.input.width}×${r.input.numFrames}, ${r.input.tokens} tokens, dim ${r.dims.dim}, ${r.dims.numHeads} heads, ${r.dims.numLayers} layers</h3>
+<p style="font-family:sans-serif">${r.note}</p>
+${divs}
+<script>${plotly}</script>
+<script>const figs = ${spec}; figs.forEach((f, i) => Plotly.newPlot("f" + i, f.data, f.layout, { displaylogo: false }));</script>
+`;
+}

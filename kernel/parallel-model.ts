@@ -1,0 +1,114 @@
+// The analytic model of sequence parallelism's communication: what each rank hands to collectives
+// per denoising step (exact: the engine's counters must equal it), the bytes that cross the links,
+// and an estimate of the per-step communication time on N GPUs joined by NVLink.
+//
+// Notation (per rank, per denoising step):
+//   T  tokens = f' · (h/2) · (w/2), with f' = (numFrames − 1)/4 + 1 latent frames, h = H/8, w = W/8
+//   sp = ulysses · ring;  Ls = ceil(T / sp) tokens per rank (the sequence padded to sp · Ls)
+//   D  model dim, L layers, C' = out_dim · 1 · 2 · 2 = 64 head output channels, e bytes per element
+//   P  DiT passes per rank per step: 2 with CFG on one rank set (cond + uncond), 1 with cfg-parallel or cfg 1
+// Handed to collectives ("bytes_sent", what the engine counts):
+//   cancel flag     4                                 (int32 broadcast on the world group, every step)
+//   Ulysses (u > 1) 4 · D · Ls · e per block           (all-to-all of q, k, v: 3·D·Ls; of the output: D·Ls)
+//   ring (r > 1)    2 · (r − 1) · D · Ls · e per block (K and V of H/u heads × u·Ls tokens, r − 1 passes)
+//   output gather   Ls · C' · e per pass (sp > 1)      (all-gather of the head output)
+//   CFG velocity    16 · f' · h · w · 4 (cfg-parallel) (all-gather of the float32 velocity)
+//   bytes/step = 4 + P · (L · (4·[u>1] + 2·(r−1)) · D · Ls · e + [sp>1] · Ls · C' · e) + [cfg] · 16·f'·h·w·4
+//   collectives/step = 1 + P · (L · (2·[u>1] + (r−1)) + [sp>1]) + [cfg]
+// On the wire (what a rank sends to others): an all-to-all of S bytes sends S·(u−1)/u, a ring
+// pass S, an all-gather of S bytes per rank sends (n−1)·S (ring algorithm), a broadcast ~0 per rank.
+
+export interface DitDims {
+  dim: number;
+  numHeads: number;
+  numLayers: number;
+  ffnDim: number;
+  textLen: number;
+  outDim?: number;  // 16
+}
+
+export interface CommLayout {
+  ulysses: number;
+  ring: number;
+  cfgParallel: boolean;
+}
+
+export interface VideoSize {
+  height: number;
+  width: number;
+  numFrames: number;
+  cfgScale: number;
+}
+
+export const dimsOf = {
+  tiny: { dim: 256, numHeads: 2, numLayers: 2, ffnDim: 512, textLen: 512 },
+  "1.3B": { dim: 1536, numHeads: 12, numLayers: 30, ffnDim: 8960, textLen: 512 },
+  "14B": { dim: 5120, numHeads: 40, numLayers: 40, ffnDim: 13824, textLen: 512 },
+} satisfies Record<string, DitDims>;
+
+/** Latent grid and tokens of a video size (Wan2.1: VAE stride 4×8×8, patch 1×2×2). */
+export function latentGrid(s: Pick<VideoSize, "height" | "width" | "numFrames">) {
+  const f = (s.numFrames - 1) / 4 + 1, h = s.height / 8, w = s.width / 8;
+  return { f, h, w, tokens: f * (h / 2) * (w / 2) };
+}
+
+export interface StepComm {
+  tokens: number;
+  tokensPerRank: number;     // Ls
+  passes: number;            // P
+  bytesSent: number;         // handed to collectives, per rank per step (the engine's bytes_sent)
+  collectives: number;       // per rank per step
+  wireBytes: number;         // sent over links to other ranks, per rank per step
+  terms: Record<string, number>;  // bytesSent by source
+}
+
+/** Per rank and per denoising step; `e` bytes per activation element (4 float32, 2 bf16). */
+export function stepComm(d: DitDims, l: CommLayout, s: VideoSize, e = 4): StepComm {
+  const { f, h, w, tokens } = latentGrid(s);
+  const u = l.ulysses, r = l.ring, sp = u * r;
+  const Ls = Math.ceil(tokens / sp);
+  const cfg = s.cfgScale !== 1;
+  const P = cfg && !l.cfgParallel ? 2 : 1;
+  const C = (d.outDim ?? 16) * 4;
+  const D = d.dim, L = d.numLayers;
+  const ulyssesBlock = u > 1 ? 4 * D * Ls * e : 0;
+  const ringBlock = r > 1 ? 2 * (r - 1) * D * Ls * e : 0;
+  const gather = sp > 1 ? Ls * C * e : 0;
+  const velocity = l.cfgParallel && cfg ? 16 * f * h * w * 4 : 0;
+  const terms = { cancel_flag: 4, ulysses: P * L * ulyssesBlock, ring: P * L * ringBlock, output_gather: P * gather, cfg_velocity: velocity };
+  const bytesSent = Object.values(terms).reduce((a, b) => a + b, 0);
+  const collectives = 1 + P * (L * ((u > 1 ? 2 : 0) + (r - 1)) + (sp > 1 ? 1 : 0)) + (l.cfgParallel && cfg ? 1 : 0);
+  const wireBytes = P * L * (ulyssesBlock * (u - 1) / u + ringBlock) + P * gather * (sp - 1) + (l.cfgParallel && cfg ? velocity : 0);
+  return { tokens, tokensPerRank: Ls, passes: P, bytesSent, collectives, wireBytes, terms };
+}
+
+export interface GpuEstimate {
+  gpus: number;
+  layout: string;
+  ulysses: number;
+  ring: number;
+  tokensPerRank: number;
+  wireGBPerStep: number;
+  collectivesPerStep: number;
+  /** wire bytes / link bandwidth + collectives × latency; no overlap with compute assumed. */
+  commSecondsPerStep: number;
+}
+
+/**
+ * Per-step communication time on N GPUs of one NVLink domain: every rank sends its wire bytes at
+ * `linkGBps` (per direction, per GPU: H100 SXM NVLink 4 ≈ 450 GB/s) plus `latencyUs` per collective.
+ * bf16 activations (e = 2).
+ */
+export function gpuEstimate(d: DitDims, s: VideoSize, gpus: number[], o: { linkGBps?: number; latencyUs?: number } = {}): GpuEstimate[] {
+  const bw = (o.linkGBps ?? 450) * 1e9, lat = (o.latencyUs ?? 20) * 1e-6;
+  const out: GpuEstimate[] = [];
+  for (const n of gpus) {
+    for (const [name, u, r] of [["ulysses", n, 1], ["ring", 1, n]] as const) {
+      if (d.numHeads % u !== 0) continue;
+      const c = stepComm(d, { ulysses: u, ring: r, cfgParallel: false }, s, 2);
+      out.push({ gpus: n, layout: name, ulysses: u, ring: r, tokensPerRank: c.tokensPerRank, wireGBPerStep: c.wireBytes / 1e9,
+        collectivesPerStep: c.collectives, commSecondsPerStep: c.wireBytes / bw + c.collectives * lat });
+    }
+  }
+  return out;
+}

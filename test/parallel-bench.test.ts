@@ -1,0 +1,61 @@
+// `wanlab bench parallel --json`: every layout's measured bytes per step equal the analytic
+// formula (bytes are deterministic), collectives too; parity against one rank; the fields the
+// report and the plot are made of; the plotly HTML from the JSON.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { parallelLayouts, type BenchParallelReport } from "../kernel/bench-parallel.js";
+import { dimsOf, gpuEstimate, stepComm } from "../kernel/parallel-model.js";
+import { scratch, wanlab } from "./helpers.js";
+
+const dir = scratch();
+
+test("wanlab bench parallel --json: measured bytes = analytic bytes, parity < 1e-5, every field", () => {
+  const html = join(dir, "bench.html");
+  const r = wanlab(["bench", "parallel", "--json", "--html", html, "--height", "64", "--width", "64", "--num-frames", "5",
+    "--work-dir", join(dir, "work")]);
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as BenchParallelReport;
+  assert.equal(report.bench, "parallel");
+  assert.equal(report.dims.numHeads, 8);
+  assert.equal(report.input.tokens, 32);
+  assert.deepEqual(report.layouts.map((l) => l.name), parallelLayouts.map((l) => l.name));
+  for (const l of report.layouts) {
+    const what = `${l.name}: ${JSON.stringify(l)}`;
+    assert.ok(l.rel_l2_vs_1_rank < 1e-5, what);
+    assert.ok(l.seconds_per_step > 0, what);
+    if (l.ranks === 1) continue;
+    assert.equal(l.bytes_per_step.length, l.ranks, what);
+    for (const b of l.bytes_per_step) assert.equal(b, l.bytes_per_step_analytic, what);
+    for (const c of l.collectives_per_step) assert.equal(c, l.collectives_per_step_analytic, what);
+    assert.ok(l.bytes_per_step_analytic > 4, what);
+    assert.ok(l.compute_s.every((x) => x > 0) && l.comm_s.every((x) => x > 0), what);
+    assert.ok(l.peak_bytes.every((x) => x > 0) && l.peak_bytes_analytic > 0, what);
+    assert.ok(l.checks.every((x) => x > 0) && l.check_fraction >= 0, what);
+  }
+  // Layouts that must differ do: Ulysses 4 hands half the bytes of Ulysses 2, ring 4 three halves of ring 2.
+  const by = (n: string) => report.layouts.find((l) => l.name === n)!.bytes_per_step[0]!;
+  assert.ok(by("ulysses 4") < by("ulysses 2") && by("ring 4") > by("ring 2"));
+  assert.equal(report.gpu_estimate.rows.length, 6);
+  const page = readFileSync(html, "utf8");
+  assert.match(page, /Plotly\.newPlot/);
+  assert.equal((page.match(/<div id="f\d"/g) ?? []).length, 5);
+  assert.ok(page.includes(JSON.stringify(report.layouts[1]!.bytes_per_step_analytic)));
+});
+
+test("the analytic model: terms, collectives and wire bytes by hand for 14B 720p", () => {
+  const s = { height: 720, width: 1280, numFrames: 81, cfgScale: 5 };
+  const u8 = stepComm(dimsOf["14B"], { ulysses: 8, ring: 1, cfgParallel: false }, s, 2);
+  assert.equal(u8.tokens, 21 * 45 * 80);
+  assert.equal(u8.tokensPerRank, 9450);
+  // per pass: 40 blocks × 4·5120·9450·2 B (Ulysses) + 9450·64·2 B (output gather); 2 passes; flag 4 B
+  assert.equal(u8.bytesSent, 4 + 2 * (40 * 4 * 5120 * 9450 * 2 + 9450 * 64 * 2));
+  assert.equal(u8.collectives, 1 + 2 * (40 * 2 + 1));
+  assert.equal(u8.wireBytes, 2 * 40 * 4 * 5120 * 9450 * 2 * 7 / 8 + 2 * 9450 * 64 * 2 * 7);
+  const r2 = stepComm(dimsOf["14B"], { ulysses: 1, ring: 2, cfgParallel: false }, s, 2);
+  assert.equal(r2.terms.ring, 2 * 40 * 2 * 1 * 5120 * 37800 * 2);
+  const est = gpuEstimate(dimsOf["14B"], s, [8]);
+  assert.deepEqual(est.map((e) => e.layout), ["ulysses", "ring"]);
+  assert.ok(Math.abs(est[0]!.commSecondsPerStep - (u8.wireBytes / 450e9 + u8.collectives * 20e-6)) < 1e-12);
+});
