@@ -154,3 +154,31 @@ test("a node that dies (SIGKILL) makes the other fail within the timeout, naming
   assert.match(readFileSync(join(dir, "logs1", "rank-2.log"), "utf8"), /^\[rank 2 cpu:0\] \S+ info: request 1: start/m);
   console.log(`node 0 failed ${after.toFixed(2)} s after node 1 was killed: ${msg}`);
 });
+
+test("--timeout and --log-level are checked; WANLAB_LOG_LEVEL sets the level of the per-rank log files", async () => {
+  const { existsSync, readFileSync } = await import("node:fs");
+  const base = ["--model", model, "--prompt", "a boat", "--seed", "5", "--num-inference-steps", "2", "--height", "32", "--width", "32",
+    "--num-frames", "1", "--devices", "cpu:0-1", "--ulysses", "2"];
+  const t0 = wanlab(["generate", ...base, "--timeout", "0"]);
+  assert.equal(t0.status, 2);
+  assert.match(t0.stderr, /--timeout must be seconds in \(0, 86400\], got 0/);
+  const lv = wanlab(["generate", ...base, "--log-level", "verbose"]);
+  assert.equal(lv.status, 2);
+  assert.match(lv.stderr, /--log-level must be one of error, warn, info, debug, got 'verbose'/);
+  const sv = wanlab(["serve", "--model", model, "--devices", "cpu:0-1", "--timeout", "soon"]);
+  assert.equal(sv.status, 2);
+  assert.match(sv.stderr, /--timeout must be a number, got 'soon'/);
+  const run = (level: string, logs: string) => {
+    const r = wanlab(["generate", ...base, "--log-dir", logs, "--output", join(dir, `env-${level}.mp4`)], { WANLAB_LOG_LEVEL: level });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  run("debug", join(dir, "env-debug"));
+  for (const k of [0, 1]) {
+    const log = readFileSync(join(dir, "env-debug", `rank-${k}.log`), "utf8");
+    assert.match(log, new RegExp(`^\\[rank ${k} cpu:${k}\\] \\S+ debug: all_to_all 'ulysses q/k/v' in group ulysses\\[0,1\\] at step 1/2, block 0: `, "m"));
+    assert.match(log, /info: request 1: done in .* bytes sent in \d+ collectives/);
+  }
+  assert.ok(!existsSync(join(dir, "env-debug", "rank-2.log")));
+  run("warn", join(dir, "env-warn"));  // a request that succeeds logs nothing at warn
+  assert.ok(!existsSync(join(dir, "env-warn", "rank-0.log")));
+});
