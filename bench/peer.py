@@ -136,6 +136,11 @@ def main():
             text_dim=arch["text_dim"], freq_dim=arch["freq_dim"], eps=arch["eps"],
             patch_size=tuple(arch["patch_size"]), num_heads=arch["num_heads"], num_layers=arch["num_layers"],
             has_image_input=False), state)
+        # The RoPE table is a plain attribute computed in __init__, not state: a meta-device build
+        # leaves it empty, so compute it as the constructor does (complex64, on the CPU).
+        if any(f.is_meta for f in dit.freqs):
+            with torch.device("cpu"):
+                dit.freqs = dit_mod.precompute_freqs_cis_3d(arch["dim"] // arch["num_heads"])
         dit = dit.to(device, dtype).eval().requires_grad_(False)
         x, t, ctx = inp["x"], inp["timestep"], inp["context"]
 

@@ -92,11 +92,24 @@ const inspectOptions: Options = {
   height: { type: "string" },
   width: { type: "string" },
   "num-frames": { type: "string" },
+  budget: { type: "string" },
+  "persistent-params": { type: "string" },
+  "t5-device": { type: "string" },
+  tiled: { type: "boolean" },
 };
+
+/** A count with an optional K/M/G suffix (powers of 10; "24G" = 24e9; "7e9" too). */
+export function countOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?(?:e\d+)?)([KMG]?)$/i.exec(value);
+  if (!m) throw new UsageError(`--${name} must be a count like 24G, 7e9 or 7000000000, got '${value}'`);
+  const scale = { "": 1, K: 1e3, M: 1e6, G: 1e9 }[m[2]!.toUpperCase() as "" | "K" | "M" | "G"];
+  return Math.round(Number(m[1]) * scale);
+}
 
 async function cmdInspect(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, inspectOptions, ["DIR"]);
-  if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N]");
+  if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu] [--tiled]");
   const report = await inspect(positionals[0]!, {
     devices: v.devices as string | undefined,
     ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
@@ -105,6 +118,10 @@ async function cmdInspect(args: string[]): Promise<number> {
     height: intOption("height", v.height as string | undefined, 16, 8192),
     width: intOption("width", v.width as string | undefined, 16, 8192),
     numFrames: intOption("num-frames", v["num-frames"] as string | undefined, 1, 4097),
+    budgetBytes: countOption("budget", v.budget as string | undefined),
+    persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
+    t5Device: choice("t5-device", v["t5-device"] as string | undefined, ["cpu", "cuda"] as const),
+    tiled: v.tiled === true,
   });
   console.log(v.json ? JSON.stringify(report, null, 2) : formatInspect(report));
   return 0;

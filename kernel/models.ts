@@ -35,6 +35,15 @@ export interface InspectOptions {
   height?: number;
   width?: number;
   numFrames?: number;
+  /** Per-device budget in bytes: the report says whether the plan fits, and the largest
+   * persistentParams that does. */
+  budgetBytes?: number;
+  /** DiT parameters kept on the device; the other blocks stream from pinned host memory (CUDA). */
+  persistentParams?: number;
+  /** "cpu" keeps the UMT5 off the device. */
+  t5Device?: string;
+  /** Tiled VAE decode. */
+  tiled?: boolean;
 }
 
 export interface ComponentReport {
@@ -58,12 +67,18 @@ export interface MemoryReport {
   tokens_per_rank: number;
   weight_dtype: string;
   dit_weights_bytes: number;
+  /** Two DiT blocks in flight when blocks stream from the host (persistentParams). */
+  dit_streamed_bytes: number;
   dit_activation_bytes: number;
   t5_weights_bytes: number;
   vae_weights_bytes: number;
   vae_decode_bytes: number;
+  /** Predicted peak of rank 0 per stage (models/memory_model.h). */
+  stages: { encode: number; denoise: number; decode: number };
   rank0_peak_bytes: number;
   other_rank_peak_bytes: number;
+  /** With budgetBytes: whether it fits; persistent_params -1 = all resident fits, -2 = nothing fits. */
+  budget?: { bytes: number; fits: boolean; persistent_params: number; note: string };
 }
 
 export interface InspectReport {

@@ -38,14 +38,23 @@ export function formatInspect(r: InspectReport): string {
       `${m.video.height}×${m.video.width}×${m.video.num_frames} → ${m.tokens} tokens, ${m.tokens_per_rank} per rank`,
   );
   const mem = [
-    [`  DiT weights (${m.weight_dtype}, every rank)`, formatBytes(m.dit_weights_bytes)],
+    [`  DiT weights on the device (${m.weight_dtype}, every rank)`, formatBytes(m.dit_weights_bytes)],
+    ...(m.dit_streamed_bytes > 0 ? [["  DiT blocks streaming in (two)", formatBytes(m.dit_streamed_bytes)]] : []),
     ["  DiT activations (per rank)", formatBytes(m.dit_activation_bytes)],
-    ["  T5 weights (BF16, rank 0)", formatBytes(m.t5_weights_bytes)],
+    ["  T5 weights (rank 0)", formatBytes(m.t5_weights_bytes)],
     ["  VAE weights (rank 0)", formatBytes(m.vae_weights_bytes)],
-    ["  VAE decode, untiled (rank 0)", formatBytes(m.vae_decode_bytes)],
+    ["  VAE decode activations (rank 0)", formatBytes(m.vae_decode_bytes)],
+    ["  peak while encoding / denoising / decoding", `${formatBytes(m.stages.encode)} / ${formatBytes(m.stages.denoise)} / ${formatBytes(m.stages.decode)}`],
     ["  peak, rank 0", formatBytes(m.rank0_peak_bytes)],
   ];
   if (m.device_count > 1) mem.push(["  peak, other ranks", formatBytes(m.other_rank_peak_bytes)]);
+  if (m.budget) {
+    const b = m.budget;
+    mem.push([
+      `  budget ${formatBytes(b.bytes)}`,
+      b.fits ? "fits" : b.persistent_params >= 0 ? `fits with --persistent-params ${b.persistent_params}` : b.note,
+    ]);
+  }
   out.push(table(mem, [1]));
   return out.join("\n");
 }

@@ -119,6 +119,10 @@ Napi::Value Inspect(const Napi::CallbackInfo& info) {
   opts.height = get<int>(o, "height", opts.height);
   opts.width = get<int>(o, "width", opts.width);
   opts.num_frames = get<int>(o, "numFrames", opts.num_frames);
+  opts.budget_bytes = static_cast<int64_t>(get<double>(o, "budgetBytes", -1));
+  opts.persistent_params = static_cast<int64_t>(get<double>(o, "persistentParams", -1));
+  opts.t5_device = get<std::string>(o, "t5Device", "");
+  opts.tiled = get<bool>(o, "tiled", false);
   auto* w = new PromiseWorker(info.Env(), [dir, opts] { return wan::inspect_model(dir, opts).dump(); });
   w->Queue();
   return w->promise();

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/proc_status.h"
 #include "models/attention.h"
+#include "models/memory_model.h"
 #include "models/placement.h"
 #include "models/random_weights.h"
 #include "pipeline/t2v.h"
@@ -109,6 +110,25 @@ nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
     j["full_over_flop_bound"] = full_s / (full_flops / (peak * 1e12));
   }
   if (!matmul.is_null()) j["matmul"] = matmul;
+  // The memory model's prediction (models/memory_model.h) beside each measured stage peak.
+  MemoryPlanOptions mo;
+  mo.height = o.height, mo.width = o.width, mo.num_frames = o.frames;
+  mo.persistent_params = o.persistent_params;
+  mo.t5_on_device = o.t5_device.empty() || o.t5_device == o.device;
+  mo.tiled = o.tiled;
+  mo.bytes_per_value = dev.is_cuda() ? 2 : 4;
+  const MemoryPlan plan = plan_memory(arch, mo);
+  j["predicted"] = to_json(plan);
+  if (t.contains("device_peak_bytes")) {
+    const std::string d = dev.str();
+    nlohmann::json ratio;
+    const std::pair<const char*, int64_t> stages[] = {
+        {"encode", plan.encode()}, {"denoise", plan.denoise()}, {"decode", plan.decode()}};
+    for (const auto& [stage, predicted] : stages)
+      if (t["device_peak_bytes"].contains(stage) && t["device_peak_bytes"][stage].contains(d))
+        ratio[stage] = double(predicted) / t["device_peak_bytes"][stage][d].get<double>();
+    j["predicted_over_measured"] = ratio;
+  }
   return j;
 }
 

@@ -1,5 +1,7 @@
 #include "checkpoint/inspect.h"
 
+#include "models/memory_model.h"
+
 #include <filesystem>
 #include <map>
 
@@ -48,46 +50,54 @@ nlohmann::json tokenizer_json(const std::string& dir) {
   return {{"dir", dir}, {"found", true}, {"model", type}, {"pieces", vocab}, {"size", size}};
 }
 
-// Peak memory per device, by parts. Weights are replicated per rank (DiT in the compute dtype:
-// bf16 on CUDA, f32 on CPU); the T5 (bf16) and VAE run on the first rank. DiT activations are
-// per rank for its share of the tokens: the f32 residual stream and its modulated copies,
-// q/k/v (Ulysses trades sequence for heads without changing the element count), two ring
-// buffers for k/v in flight, and the FFN hidden layer. The VAE decode figure is untiled.
-nlohmann::json memory_json(const ModelArch& a, int64_t dit_params, int64_t t5_params, int64_t vae_params,
-                           const InspectOptions& o) {
+// Peak memory per device, by parts and stages, from the memory model (models/memory_model.h):
+// weights are replicated per rank (DiT in the compute dtype: bf16 on CUDA, f32 on CPU), the UMT5
+// and the VAE run on the first rank, DiT activations are per rank for its share of the tokens.
+nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
   auto devices = parse_devices(o.devices);
   ParallelLayout l =
       make_layout(static_cast<int>(devices.size()), o.ulysses, o.ring, o.cfg, static_cast<int>(a.dit.num_heads));
   const bool cuda = devices[0].type == "cuda";
-  const int64_t wb = cuda ? 2 : 4;  // weight / activation bytes per element
+  MemoryPlanOptions mo;
+  mo.height = o.height, mo.width = o.width, mo.num_frames = o.num_frames;
+  mo.sequence_parallel = l.sequence_parallel();
+  mo.persistent_params = o.persistent_params;
+  mo.t5_on_device = o.t5_device.empty() || o.t5_device != "cpu";
+  mo.tiled = o.tiled;
+  mo.bytes_per_value = cuda ? 2 : 4;
+  if (o.persistent_params >= 0 && !cuda) fail("--persistent-params streams DiT blocks to a CUDA device; devices are '", o.devices, "'");
+  const MemoryPlan p = plan_memory(a, mo);
   const int64_t lat_t = (o.num_frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;
   const int64_t tokens = lat_t * (lat_h / a.dit.patch[1]) * (lat_w / a.dit.patch[2]) / a.dit.patch[0];
   const int64_t sp = l.sequence_parallel();
-  const int64_t per_rank = (tokens + sp - 1) / sp;
-  const int64_t D = a.dit.dim, F = a.dit.ffn_dim;
-  const int64_t dit_weights = dit_params * wb;
-  const int64_t activations = per_rank * (4 * D * 4 + wb * (3 * D + 2 * D + F)) + a.dit.text_len * D * wb * 2;
-  const int64_t t5_weights = t5_params * 2;
-  const int64_t vae_weights = vae_params * wb;
-  const int64_t vae_decode = 3 * a.vae.dim * 4 * int64_t(o.height) * o.width * 4;
-  const int64_t rank0 = dit_weights + activations + t5_weights + vae_weights + vae_decode;
-  const int64_t others = dit_weights + activations;
-  return {{"devices", o.devices},
-          {"device_count", devices.size()},
-          {"ulysses", l.ulysses},
-          {"ring", l.ring},
-          {"cfg", l.cfg},
-          {"video", {{"height", o.height}, {"width", o.width}, {"num_frames", o.num_frames}}},
-          {"tokens", tokens},
-          {"tokens_per_rank", per_rank},
-          {"weight_dtype", cuda ? "BF16" : "F32"},
-          {"dit_weights_bytes", dit_weights},
-          {"dit_activation_bytes", activations},
-          {"t5_weights_bytes", t5_weights},
-          {"vae_weights_bytes", vae_weights},
-          {"vae_decode_bytes", vae_decode},
-          {"rank0_peak_bytes", rank0},
-          {"other_rank_peak_bytes", devices.size() > 1 ? others : 0}};
+  nlohmann::json j = {{"devices", o.devices},
+                      {"device_count", devices.size()},
+                      {"ulysses", l.ulysses},
+                      {"ring", l.ring},
+                      {"cfg", l.cfg},
+                      {"video", {{"height", o.height}, {"width", o.width}, {"num_frames", o.num_frames}}},
+                      {"tokens", tokens},
+                      {"tokens_per_rank", (tokens + sp - 1) / sp},
+                      {"weight_dtype", cuda ? "BF16" : "F32"},
+                      {"dit_weights_bytes", p.dit_resident},
+                      {"dit_streamed_bytes", p.dit_streamed},
+                      {"dit_activation_bytes", p.dit_activations},
+                      {"t5_weights_bytes", p.t5},
+                      {"vae_weights_bytes", p.vae},
+                      {"vae_decode_bytes", p.vae_activations},
+                      {"stages", {{"encode", p.encode()}, {"denoise", p.denoise()}, {"decode", p.decode()}}},
+                      {"rank0_peak_bytes", p.peak()},
+                      {"other_rank_peak_bytes", devices.size() > 1 ? p.dit_resident + p.dit_streamed + p.dit_activations : 0}};
+  if (o.budget_bytes > 0) {
+    const int64_t need = persistent_params_for_budget(a, mo, o.budget_bytes);
+    j["budget"] = {{"bytes", o.budget_bytes},
+                   {"fits", p.peak() <= o.budget_bytes},
+                   {"persistent_params", need},
+                   {"note", need == -1 ? "fits with every DiT weight resident"
+                            : need == -2 ? "does not fit even with every DiT block streamed (try --t5-device cpu, --tiled, more ranks)"
+                                         : "largest --persistent-params whose predicted peak fits"}};
+  }
+  return j;
 }
 
 }  // namespace
@@ -108,7 +118,7 @@ nlohmann::json inspect_model(const std::string& dir, const InspectOptions& opts)
           {"components", {{"dit", dit}, {"t5", t5}, {"vae", vae}}},
           {"tokenizer", tokenizer_json(m.files.tokenizer_dir)},
           {"bytes_on_disk", disk},
-          {"memory", memory_json(m.arch, dit["params"], t5["params"], vae["params"], opts)}};
+          {"memory", memory_json(m.arch, opts)}};
 }
 
 }  // namespace wan

@@ -10,6 +10,13 @@ struct InspectOptions {
   std::string devices = "cpu";  // device list (parallel/devices.h)
   int ulysses = 0, ring = 0, cfg = 1;  // 0: chosen (all remaining ranks to Ulysses)
   int height = 480, width = 832, num_frames = 81;  // the video the memory estimate is for
+  // The memory plan's options (models/memory_model.h).
+  int64_t persistent_params = -1;  // DiT parameters kept on the device (-1: all)
+  std::string t5_device;           // "cpu": the UMT5 off the device; "": on it
+  bool tiled = false;              // tiled VAE decode
+  // > 0: the per-device budget in bytes; the report says whether the plan fits and the largest
+  // --persistent-params that does.
+  int64_t budget_bytes = -1;
 };
 
 // Layout, files, components (architecture, parameters, dtypes, bytes), tokenizer, and an

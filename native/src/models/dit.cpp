@@ -1,6 +1,7 @@
 #include "models/dit.h"
 
 #include <c10/core/InferenceMode.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <string>
@@ -19,9 +20,23 @@ std::string shape_str(at::IntArrayRef s) {
   return r + "]";
 }
 
-// x * (1 + scale) + shift, the adaLN modulation.
-at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-  return x * (1 + scale) + shift;
+// LN(x) * (1 + scale) + shift, the adaLN modulation, as one LayerNorm whose affine weight and bias
+// are (1 + scale) and shift (batch 1: both are per channel). x: [1, L, D], shift/scale [1, 1, D].
+at::Tensor norm_modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, double eps) {
+  const int64_t D = x.size(-1);
+  return at::layer_norm(x, {D}, (1 + scale).reshape({D}), shift.reshape({D}), eps);
+}
+
+// gelu_tanh(x W^T + b). On CUDA in bf16/f16 through cuBLASLt's GELU epilogue (the tanh form):
+// the hidden layer is written once instead of twice. x: [1, L, D], w: [F, D] -> [1, L, F]
+at::Tensor linear_gelu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+#if TORCH_VERSION_MAJOR >= 2
+  if (x.is_cuda() && x.scalar_type() != at::kFloat) {
+    const int64_t L = x.size(1);
+    return at::_addmm_activation(b, x.reshape({L, x.size(2)}), w.t(), 1, 1, /*use_gelu=*/true).view({1, L, w.size(0)});
+  }
+#endif
+  return at::gelu(at::linear(x, w, b), "tanh");
 }
 
 // DiffSynth sinusoidal_embedding_1d: [cos(t w_j), sin(t w_j)], w_j = 10000^(-j / (dim/2)), in
@@ -55,6 +70,19 @@ WanDiT::Block WanDiT::staged_block(const Block& host, const std::vector<at::Tens
   for (size_t i = 0; i < slots.size(); ++i) *slots[i] = device_tensors[i];
   b.offloaded = false;
   return b;
+}
+
+// The RoPE table of an (f, h, w) grid on this DiT's device, computed once per grid: float64 on
+// the CPU (bit-exact with DiffSynth), float32 on a GPU.
+RopeTable WanDiT::rope_for(int64_t f, int64_t h, int64_t w) const {
+  std::lock_guard<std::mutex> lock(rope_mu_);
+  const std::array<int64_t, 3> key{f, h, w};
+  auto it = rope_cache_.find(key);
+  if (it != rope_cache_.end()) return it->second;
+  RopeTable t = rope_table(arch_.dim / arch_.num_heads, f, h, w);
+  if (!device_.is_cpu()) t = {t.cos.to(device_, at::kFloat), t.sin.to(device_, at::kFloat)};
+  if (rope_cache_.size() >= 8) rope_cache_.clear();  // a sweep over many sizes does not grow it forever
+  return rope_cache_.emplace(key, t).first->second;
 }
 
 WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& o)
@@ -111,7 +139,11 @@ WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& 
 }
 
 // DiffSynth RMSNorm: normalize in float32, cast back, then scale by the weight in the compute dtype.
+// bf16/f16 on libtorch >= 2.4: ATen's fused rms_norm (float32 statistics, one rounding).
 at::Tensor WanDiT::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  if (x.scalar_type() != at::kFloat) return at::rms_norm(x, {x.size(-1)}, w, arch_.eps);
+#endif
   at::Tensor xf = x.to(at::kFloat);
   return (xf * at::rsqrt(xf.pow(2).mean(-1, true) + arch_.eps)).to(x.scalar_type()) * w;
 }
@@ -196,8 +228,7 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
 
   // float64 on the CPU (bit-exact with DiffSynth's complex128 RoPE); float32 on a GPU, moved once
   // per forward instead of once per block.
-  RopeTable rope = rope_table(D / A.num_heads, F, H, W);
-  if (!dev.is_cpu()) rope = {rope.cos.to(dev, at::kFloat), rope.sin.to(dev, at::kFloat)};
+  RopeTable rope = rope_for(F, H, W);
   const int64_t tokens = x.size(1);  // L
   if (shard) {
     // Pad to a multiple of the ranks (zero tokens; attention masks them as keys and their rows are
@@ -214,6 +245,7 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     x = x.narrow(1, shard->rank * Ls, Ls).contiguous();  // [1, Ls, D]
     rope = rope_slice(rope, shard->rank * Ls, (shard->rank + 1) * Ls);
   }
+  if (dtype_ != at::kFloat) rope = rope_complex(rope, dev);
 
   // Offloaded blocks arrive one ahead on a side stream; the host waits for block i-1 to finish
   // before queueing copy i+1, so no more than two staged blocks are ever on the device.
@@ -240,19 +272,20 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     }
     const Block& b = *bp;
     // [1, 6, D] -> six [1, 1, D] float32: shift/scale/gate for attention, then for the FFN.
+    // The residual x is updated in place (x += gate * y): one pass instead of two, no new tensor.
     std::vector<at::Tensor> m = (b.modulation + t_mod).chunk(6, 1);
-    at::Tensor h = modulate(at::layer_norm(x, {D}, {}, {}, A.eps), m[0], m[1]).to(dtype_);
-    x = x + m[2] * self_attention(b.self_attn, h, rope, shard, tokens);
-    x = x + cross_attention(b.cross_attn, at::layer_norm(x, {D}, b.norm3_w, b.norm3_b, A.eps).to(dtype_), ctx);
-    h = modulate(at::layer_norm(x, {D}, {}, {}, A.eps), m[3], m[4]).to(dtype_);
-    h = at::linear(at::gelu(at::linear(h, b.ffn0.w, b.ffn0.b), "tanh"), b.ffn2.w, b.ffn2.b);
-    x = x + m[5] * h;
+    at::Tensor h = norm_modulate(x, m[0], m[1], A.eps).to(dtype_);
+    x.addcmul_(self_attention(b.self_attn, h, rope, shard, tokens), m[2]);
+    x.add_(cross_attention(b.cross_attn, at::layer_norm(x, {D}, b.norm3_w, b.norm3_b, A.eps).to(dtype_), ctx));
+    h = norm_modulate(x, m[3], m[4], A.eps).to(dtype_);
+    h = at::linear(linear_gelu(h, b.ffn0.w, b.ffn0.b), b.ffn2.w, b.ffn2.b);
+    x.addcmul_(h, m[5]);
     if (offloaded_blocks_ > 0) done[i] = mark_stream(dev);
   }
 
   // Head: modulated by t (before the 6-way projection), not t_mod.
   std::vector<at::Tensor> hm = (head_modulation + t.unsqueeze(1)).chunk(2, 1);  // shift, scale: [1, 1, D]
-  x = at::linear(modulate(at::layer_norm(x, {D}, {}, {}, A.eps), hm[0], hm[1]).to(dtype_), head.w, head.b);  // [1, L, pt*ph*pw*C]
+  x = at::linear(norm_modulate(x, hm[0], hm[1], A.eps).to(dtype_), head.w, head.b);  // [1, L, pt*ph*pw*C]
   if (shard) x = shard->gather(x).narrow(1, 0, tokens);  // [1, Ls, C'] -> [1, L, C']: the one all-gather
 
   // Unpatchify: 'b (f h w) (x y z c) -> b c (f x) (h y) (w z)'

@@ -9,7 +9,10 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <array>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include "common/dtype.h"
@@ -92,6 +95,7 @@ class WanDiT {
   // x: [1, L, D], ctx: [1, Lc, D] -> [1, L, D]
   at::Tensor cross_attention(const Attention& a, const at::Tensor& x, const at::Tensor& ctx) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
+  RopeTable rope_for(int64_t f, int64_t h, int64_t w) const;
 
   DitArch arch_;
   at::ScalarType dtype_ = at::kFloat;  // compute dtype of the weights and the matmul activations
@@ -102,6 +106,8 @@ class WanDiT {
   std::vector<Block> blocks;
   Linear head;
   at::Tensor head_modulation;  // [1, 2, D] float32
+  mutable std::mutex rope_mu_;  // forward is const and may run on several rank threads at once
+  mutable std::map<std::array<int64_t, 3>, RopeTable> rope_cache_;
 };
 
 }  // namespace wan

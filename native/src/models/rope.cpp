@@ -57,7 +57,13 @@ RopeTable rope_table(int64_t head_dim, int64_t f, int64_t h, int64_t w, double t
 RopeTable rope_slice(const RopeTable& t, int64_t begin, int64_t end) {
   if (begin < 0 || end < begin || end > t.size())
     fail("rope: slice [", begin, ", ", end, ") is outside the table's ", t.size(), " tokens");
-  return {t.cos.slice(0, begin, end), t.sin.slice(0, begin, end)};
+  return {t.cos.slice(0, begin, end), t.sin.slice(0, begin, end),
+          t.freqs.defined() ? t.freqs.slice(0, begin, end) : at::Tensor()};
+}
+
+RopeTable rope_complex(const RopeTable& t, const at::Device& device) {
+  at::Tensor c = t.cos.to(device, at::kFloat), s = t.sin.to(device, at::kFloat);
+  return {c, s, at::complex(c, s)};
 }
 
 at::Tensor rope_apply(const at::Tensor& x, const RopeTable& t) {
@@ -65,6 +71,12 @@ at::Tensor rope_apply(const at::Tensor& x, const RopeTable& t) {
   const int64_t L = x.size(1), d = x.size(3);
   if (L != t.size()) fail("rope: x has ", L, " tokens but the table has ", t.size());
   if (d != 2 * t.cos.size(1)) fail("rope: x has head dim ", d, " but the table is for ", 2 * t.cos.size(1));
+  if (t.freqs.defined()) {
+    // (a + ib)(c + is) as one complex64 multiply: x read once, written once.
+    at::Tensor xc = at::view_as_complex(x.to(at::kFloat).reshape({x.size(0), L, x.size(2), d / 2, 2}));
+    at::Tensor y = xc * t.freqs.view({1, L, 1, d / 2});  // [B, L, H, d/2] complex64
+    return at::view_as_real(y).flatten(3).to(x.scalar_type());
+  }
   const auto dt = t.cos.scalar_type();
   at::Tensor xp = x.to(dt).reshape({x.size(0), L, x.size(2), d / 2, 2});  // [B, L, H, d/2, 2]
   at::Tensor a = xp.select(-1, 0), b = xp.select(-1, 1);                   // real, imaginary

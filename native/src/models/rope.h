@@ -15,8 +15,14 @@ namespace wan {
 // Per token: cos and sin of the rotation angle of every pair of a head.
 struct RopeTable {
   at::Tensor cos, sin;  // [L, d/2], float64 unless cast; row i is token i of the (f, h, w) grid
+  // Optional: cos + i sin as complex64 [L, d/2] (rope_complex). When set, rope_apply takes the
+  // reduced-precision path: one float32 complex multiply instead of six real passes.
+  at::Tensor freqs;
   int64_t size() const { return cos.size(0); }
 };
+
+// The table with `freqs` set, on `device` (cos/sin and freqs float32 / complex64 there).
+RopeTable rope_complex(const RopeTable& t, const at::Device& device);
 
 // Angles of one axis: [positions, dim/2] float64, angle[p][j] = p * (1 / theta^(2j/dim)), the
 // float64 values DiffSynth's precompute_freqs_cis computes (before torch.polar).
@@ -31,7 +37,8 @@ RopeTable rope_table(int64_t head_dim, int64_t f, int64_t h, int64_t w, double t
 RopeTable rope_slice(const RopeTable& t, int64_t begin, int64_t end);
 
 // x: [B, L, H, d] -> [B, L, H, d] in x's dtype, computed in the table's dtype (float64 as in
-// DiffSynth; cast the table for a cheaper GPU path). L must equal the table's token count.
+// DiffSynth), or as a complex64 multiply when the table has `freqs`. L must equal the table's
+// token count.
 at::Tensor rope_apply(const at::Tensor& x, const RopeTable& t);
 
 }  // namespace wan

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "checkpoint/safetensors.h"
+#include "common/cuda.h"
 #include "common/log.h"
 #include "parallel/rank_memory.h"
 #include "parallel/sequence_parallel.h"
@@ -33,10 +34,38 @@ void check_prompt(const at::Tensor& ids, const at::Tensor& mask, const char* whi
 }
 }  // namespace
 
-T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p) : model_(load_model(model_dir, true)) {
+// A CUDA device that exists, or an error naming it and what is visible.
+void check_cuda_device(int index, const std::string& what) {
+  const int n = cuda_device_count();
+  if (n == 0)
+    fail(what, ": no CUDA device is visible",
+         cuda_device_name(at::Device(at::kCUDA, 0)) == "cuda (not in this build)" ? " (this wanlab build has no CUDA)" : "");
+  if (index >= n) fail(what, ": cuda:", index, " does not exist (", n, " CUDA device", n == 1 ? "" : "s", " visible)");
+}
+
+T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p, const ComputeOptions& c)
+    : T2VEngine(load_model(model_dir, true), p, c) {}
+
+T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeOptions& c) : model_(std::move(model)) {
   const std::vector<DeviceSpec> devices = parse_devices(p.devices);
-  for (const auto& d : devices)
-    if (d.type != "cpu") fail("devices '", p.devices, "': only CPU ranks are supported by this engine build so far");
+  bool any_cuda = false, any_cpu = false;
+  for (const auto& d : devices) {
+    (d.type == "cuda" ? any_cuda : any_cpu) = true;
+    if (d.type == "cuda") check_cuda_device(d.index, concat("devices '", p.devices, "'"));
+  }
+  if (any_cuda && any_cpu) fail("devices '", p.devices, "' mix CPU and CUDA ranks; use one kind");
+  const at::Device first = any_cuda ? at::Device(at::kCUDA, c10::DeviceIndex(devices[0].index)) : at::Device(at::kCPU);
+  const at::ScalarType dtype = c.dtype.empty() ? default_compute_dtype(first) : parse_compute_dtype(c.dtype);
+  dit_place_ = {first, dtype};
+  auto aux_place = [&](const std::string& text, const char* what) {
+    if (text.empty()) return dit_place_;
+    const at::Device d = parse_device(text);
+    if (d.is_cuda()) check_cuda_device(d.index(), concat(what, " '", text, "'"));
+    // A CPU text encoder or VAE beside CUDA ranks computes in float32 (bf16 matmuls crawl on CPUs).
+    return Placement{d, d.is_cuda() || !first.is_cuda() ? dtype : at::kFloat};
+  };
+  t5_place_ = aux_place(c.t5_device, "t5 device");
+  vae_place_ = aux_place(c.vae_device, "vae device");
   if (!(p.timeout_s > 0)) fail("timeout must be positive, got ", p.timeout_s, " s");
   if (p.nnodes < 1 || p.node_rank < 0 || p.node_rank >= p.nnodes)
     fail("node rank ", p.node_rank, " must be in [0, nnodes = ", p.nnodes, ")");
@@ -57,9 +86,17 @@ T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p) : m
   const int world = int(devices.size()) * p.nnodes;
   layout_ = make_layout(world, p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(model_.arch.dit.num_heads));
   c10::NoGradGuard no_grad;
-  t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5);
-  dit_ = std::make_unique<WanDiT>(model_.dit, model_.arch.dit);
-  vae_ = std::make_unique<WanVAE>(model_.vae, model_.arch.vae);
+  t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5, t5_place_);
+  // CPU ranks are threads sharing one DiT; CUDA ranks each hold their own copy.
+  DitOptions dit_options{dit_place_, c.persistent_params};
+  for (const auto& d : devices) {
+    if (d.type == "cuda") dit_options.placement.device = at::Device(at::kCUDA, c10::DeviceIndex(d.index));
+    dits_.push_back(std::make_unique<WanDiT>(model_.dit, model_.arch.dit, dit_options));
+    if (d.type == "cpu") break;
+  }
+  vae_ = std::make_unique<WanVAE>(model_.vae, model_.arch.vae, vae_place_);
+  // The models hold what they need; in-memory weights (random ones) are not kept twice.
+  model_.dit.clear(), model_.t5.clear(), model_.vae.clear();
   const LogLevel log_level = p.log_level.empty() ? env_log_level() : parse_log_level(p.log_level);
   if (world > 1) {
     DeviceGroupOptions o;
@@ -74,6 +111,23 @@ T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p) : m
 }
 
 T2VEngine::~T2VEngine() = default;
+
+const WanDiT& T2VEngine::dit(const at::Device& device) const {
+  if (device.is_cpu()) return *dits_.front();
+  for (const auto& d : dits_)
+    if (d->device() == device) return *d;
+  fail("no DiT on ", device.str(), " in this engine (devices: ", placement()["dit"].dump(), ")");
+}
+
+nlohmann::json T2VEngine::placement() const {
+  nlohmann::json dit = nlohmann::json::array();
+  for (const auto& d : dits_) dit.push_back(placement_name({d->device(), d->compute_dtype()}));
+  return {{"dit", dit},
+          {"t5", placement_name(t5_place_)},
+          {"vae", placement_name(vae_place_)},
+          {"dit_resident_params", dits_.front()->resident_params()},
+          {"dit_offloaded_params", dits_.front()->offloaded_params()}};
+}
 
 at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
                                        const T2VRequest& r, const FlowMatchSchedule& sched, nlohmann::json& step_s,
@@ -91,7 +145,8 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
       const auto t_request = Clock::now();
       log_info("request ", s.request, ": start, ", steps, " steps, latents ", noise.sizes(), cfg ? ", cfg " : "",
                cfg ? std::to_string(r.cfg_scale) : "", s.cfg ? (s.cfg_index ? " (unconditional half)" : " (conditional half)") : "");
-      DitShard shard = make_dit_shard(s, A.num_heads, A.num_layers, dit_->compute_dtype());
+      const WanDiT& net = dit(s.ctx.device);
+      DitShard shard = make_dit_shard(s, A.num_heads, A.num_layers, net.compute_dtype());
       // CFG-parallel: the second half of the group runs the unconditional pass.
       const bool uncond_branch = cfg && s.cfg && s.cfg_index == 1;
       const at::Tensor& ctx = uncond_branch ? negative : context;
@@ -119,12 +174,12 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
           }
         }
         const double t = sched.timesteps[i].item<float>();
-        at::Tensor v = dit_->forward(x, t, ctx, shard);
+        at::Tensor v = net.forward(x, t, ctx, shard);
         if (cfg && s.cfg) {
           at::Tensor g = s.cfg->all_gather(v, "cfg velocity");  // [2, ...]: cond, uncond
           v = g[1] + r.cfg_scale * (g[0] - g[1]);
         } else if (cfg) {
-          at::Tensor v_neg = dit_->forward(x, t, negative, shard);
+          at::Tensor v_neg = net.forward(x, t, negative, shard);
           v = v_neg + r.cfg_scale * (v - v_neg);
         }
         x = sched.step(x, v, i);
@@ -188,13 +243,27 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   };
   T2VResult out;
   const bool cfg = r.cfg_scale != 1.0;
+  const at::Device dev = dit_place_.device;
+  // Peak bytes in live tensors per CUDA device and stage (the caching allocator's count): the
+  // figures `wanlab inspect --budget` predicts.
+  nlohmann::json stage_peaks = nlohmann::json::object();
+  auto stage_start = [&] {
+    for (const at::Device& d : {dev, t5_place_.device, vae_place_.device})
+      if (d.is_cuda()) device_synchronize(d), reset_device_peak(d);
+  };
+  auto stage_end = [&](const char* stage) {
+    for (const at::Device& d : {dev, t5_place_.device, vae_place_.device})
+      if (d.is_cuda()) device_synchronize(d), stage_peaks[stage][d.str()] = device_memory(d).peak_allocated;
+  };
+  stage_start();
 
   // 1. prompts → embeddings [text_len, dim], zero past each prompt's length
   auto t_encode = Clock::now();
   report("encode", 0, cfg ? 2 : 1, t_encode);
-  out.context = t5_->encode_prompt(r.prompt_ids.unsqueeze(0), r.prompt_mask.unsqueeze(0)).squeeze(0);
+  out.context = t5_->encode_prompt(r.prompt_ids.unsqueeze(0), r.prompt_mask.unsqueeze(0)).squeeze(0).to(at::kCPU);
   at::Tensor negative;
-  if (cfg) negative = t5_->encode_prompt(r.negative_ids.unsqueeze(0), r.negative_mask.unsqueeze(0)).squeeze(0);
+  if (cfg) negative = t5_->encode_prompt(r.negative_ids.unsqueeze(0), r.negative_mask.unsqueeze(0)).squeeze(0).to(dev);
+  const at::Tensor context = out.context.to(dev);  // [text_len, text_dim] float32, where the DiT runs
   report("encode", cfg ? 2 : 1, cfg ? 2 : 1, t_encode);
   out.timings["encode_s"] = seconds_since(t_encode);
 
@@ -204,28 +273,31 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
 
   // 3. flow-match sampling with CFG
   FlowMatchSchedule sched = wan_schedule(r.num_inference_steps, 1.0, r.sigma_shift);
-  at::Tensor x = out.noise;
+  at::Tensor x = out.noise.to(dev);  // float32 latents: the sampler's state stays in float32
+  stage_end("encode");
+  stage_start();
   auto t_denoise = Clock::now();
   nlohmann::json step_s = nlohmann::json::array();
   report("denoise", 0, sched.steps(), t_denoise);
   if (group_) {
-    x = denoise_parallel(x, out.context, negative, r, sched, step_s,
+    x = denoise_parallel(x, context, negative, r, sched, step_s,
                          [&](int64_t done, const at::Tensor& xs) { report("denoise", done, sched.steps(), t_denoise, xs); }, cancel);
   }
   for (int64_t i = 0; i < sched.steps() && !group_; ++i) {
     if (cancel && cancel->load()) fail_cancelled(i, sched.steps());
     auto t_step = Clock::now();
     const double t = sched.timesteps[i].item<float>();
-    at::Tensor v = dit_->forward(x, t, out.context);
+    at::Tensor v = dits_.front()->forward(x, t, context);
     if (cfg) {
-      at::Tensor v_neg = dit_->forward(x, t, negative);
+      at::Tensor v_neg = dits_.front()->forward(x, t, negative);
       v = v_neg + r.cfg_scale * (v - v_neg);
     }
     x = sched.step(x, v, i);
+    device_synchronize(dev);  // CUDA queues asynchronously: the step is done when the device is
     step_s.push_back(seconds_since(t_step));
     report("denoise", i + 1, sched.steps(), t_denoise, x);
   }
-  out.latents = x;
+  out.latents = x.to(at::kCPU);
   out.timings["denoise_s"] = seconds_since(t_denoise);
   out.timings["step_s"] = step_s;
   if (group_) {
@@ -247,6 +319,8 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
 
   // 4. decode
   if (cancel && cancel->load()) fail_cancelled(sched.steps(), sched.steps());
+  stage_end("denoise");
+  stage_start();
   auto t_decode = Clock::now();
   VaeDecodeOptions dec;
   dec.tiled = r.tiled;
@@ -255,6 +329,9 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   dec.progress = [&](int done, int total) { report("decode", done, total, t_decode); };
   out.video = vae_->decode(x, dec);
   out.timings["decode_s"] = seconds_since(t_decode);
+  stage_end("decode");
+  if (!stage_peaks.empty()) out.timings["device_peak_bytes"] = stage_peaks;
+  out.timings["placement"] = placement();
   return out;
 }
 

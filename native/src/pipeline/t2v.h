@@ -66,15 +66,36 @@ struct ParallelOptions {
   std::string log_dir, log_level;
 };
 
+// Where each model computes and in which dtype. The DiT runs on the device list of
+// ParallelOptions; the text encoder and the VAE on the first of those devices unless told otherwise.
+struct ComputeOptions {
+  std::string dtype;       // "f32" | "bf16" | "f16"; "": float32 on the CPU, bfloat16 on CUDA
+  std::string t5_device;   // "cpu" | "cuda:N"; "": the DiT's first device (a CPU T5 computes in float32)
+  std::string vae_device;  // same, for the VAE
+  // CUDA: parameters of the DiT kept resident per device; the other blocks stream in from pinned
+  // host memory (models/dit.h DitOptions). -1: all resident.
+  int64_t persistent_params = -1;
+};
+
 // The loaded model, ready to generate: weights stay resident between requests. With more than
 // one device the DiT's denoising loop runs SPMD on a device group (one thread per device) that
-// lives as long as the engine; the text encoder and the VAE run on the calling thread.
+// lives as long as the engine, with one copy of the DiT per local device; the text encoder and
+// the VAE run on the calling thread.
 class T2VEngine {
  public:
-  explicit T2VEngine(const std::string& model_dir, const ParallelOptions& parallel = {});
+  explicit T2VEngine(const std::string& model_dir, const ParallelOptions& parallel = {},
+                     const ComputeOptions& compute = {});
+  // From weights already in memory (e.g. random real-size weights for benchmarks).
+  T2VEngine(LoadedModel model, const ParallelOptions& parallel, const ComputeOptions& compute = {});
   ~T2VEngine();
   const LoadedModel& model() const { return model_; }
   const ParallelLayout& layout() const { return layout_; }
+  // The DiT copy on `device` (one per local device); the first one for the CPU.
+  const WanDiT& dit(const at::Device& device) const;
+  const Umt5Encoder& t5() const { return *t5_; }
+  const WanVAE& vae() const { return *vae_; }
+  // Where each model computes, e.g. {"dit": "cuda:0 bf16", "t5": "cuda:0 bf16", "vae": ...}.
+  nlohmann::json placement() const;
   // The device group (null with one device); tests inject faults and set timeouts through it.
   DeviceGroup* group() const { return group_.get(); }
 
@@ -88,8 +109,9 @@ class T2VEngine {
  private:
   LoadedModel model_;
   std::unique_ptr<Umt5Encoder> t5_;
-  std::unique_ptr<WanDiT> dit_;
+  std::vector<std::unique_ptr<WanDiT>> dits_;  // one per local device, in device-list order
   std::unique_ptr<WanVAE> vae_;
+  Placement dit_place_, t5_place_, vae_place_;
   ParallelLayout layout_;
   std::unique_ptr<DeviceGroup> group_;
   at::Tensor denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,

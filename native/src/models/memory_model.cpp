@@ -1,0 +1,78 @@
+#include "models/memory_model.h"
+
+#include <algorithm>
+
+namespace wan {
+
+namespace {
+// Bytes of VAE decoder activations per output pixel of a 4-frame chunk in bf16: measured on an
+// H200 (480x832 untiled decode: 4.23 GB above the resident weights = 10.6 kB per pixel at 2 B
+// per value) and written as a per-pixel constant so it scales with the tile or frame size.
+constexpr double kVaeDecodeBytesPerPixelPerByte = 10590.0 / 2.0;
+
+int64_t block_params(const DitArch& a) {
+  const int64_t D = a.dim, F = a.ffn_dim;
+  // self and cross attention: 4 linears each (D x D + bias), 2 RMSNorm weights each; norm3 (2 D);
+  // FFN D -> F -> D with biases; modulation 6 D.
+  return 2 * (4 * (D * D + D) + 2 * D) + 2 * D + (D * F + F) + (F * D + D) + 6 * D;
+}
+}  // namespace
+
+int64_t MemoryPlan::peak() const { return std::max({encode(), denoise(), decode()}); }
+
+MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
+  MemoryPlan p;
+  const int64_t B = o.bytes_per_value;
+  const int64_t dit_params = count_params(dit_specs(a.dit));
+  const int64_t per_block = block_params(a.dit);
+  const int64_t outside = dit_params - per_block * a.dit.num_layers;  // embeddings, head
+  int64_t resident = dit_params;
+  if (o.persistent_params >= 0) {
+    resident = outside;
+    int64_t kept = 0;
+    for (int64_t i = 0; i < a.dit.num_layers && resident + per_block <= o.persistent_params; ++i) resident += per_block, ++kept;
+    if (kept < a.dit.num_layers) p.dit_streamed = 2 * per_block * B;
+  }
+  p.dit_resident = resident * B;
+  p.t5 = o.t5_on_device ? count_params(t5_specs(a.t5)) * B : 0;
+  p.vae = count_params(vae_specs(a.vae)) * B;
+
+  const int64_t Lt = a.dit.text_len;
+  p.t5_activations = o.t5_on_device ? Lt * Lt * a.t5.num_heads * (B + B + 4 + 4 + B) + Lt * a.t5.dim_ffn * B * 3 : 0;
+
+  const int64_t f = (o.num_frames - 1) / 4 + 1, h = o.height / 8, w = o.width / 8;
+  const int64_t tokens = (f / a.dit.patch[0]) * (h / a.dit.patch[1]) * (w / a.dit.patch[2]);
+  const int64_t L = (tokens + o.sequence_parallel - 1) / o.sequence_parallel;
+  const double D = double(a.dit.dim), F = double(a.dit.ffn_dim);
+  const double attn = 4 + B + 3 * B + B + 8 + B;          // per token x channel, see the header
+  const double ffn = 4 + B + B + B * F / D;
+  p.dit_activations = int64_t(double(L) * D * std::max(attn, ffn));
+
+  const int64_t th = o.tiled ? std::min<int64_t>(h, o.tile_h) : h, tw = o.tiled ? std::min<int64_t>(w, o.tile_w) : w;
+  p.vae_activations = int64_t(kVaeDecodeBytesPerPixelPerByte * B * double(th * 8) * double(tw * 8));
+  return p;
+}
+
+nlohmann::json to_json(const MemoryPlan& p) {
+  return {{"dit_resident_bytes", p.dit_resident}, {"dit_streamed_bytes", p.dit_streamed},
+          {"t5_bytes", p.t5},                     {"vae_bytes", p.vae},
+          {"t5_activation_bytes", p.t5_activations}, {"dit_activation_bytes", p.dit_activations},
+          {"vae_activation_bytes", p.vae_activations},
+          {"resident_bytes", p.resident()},
+          {"encode_peak_bytes", p.encode()},      {"denoise_peak_bytes", p.denoise()},
+          {"decode_peak_bytes", p.decode()},      {"peak_bytes", p.peak()}};
+}
+
+int64_t persistent_params_for_budget(const ModelArch& a, MemoryPlanOptions o, int64_t budget_bytes) {
+  o.persistent_params = -1;
+  if (plan_memory(a, o).peak() <= budget_bytes) return -1;
+  const int64_t per_block = block_params(a.dit);
+  const int64_t outside = count_params(dit_specs(a.dit)) - per_block * a.dit.num_layers;
+  for (int64_t k = a.dit.num_layers - 1; k >= 0; --k) {
+    o.persistent_params = outside + k * per_block;
+    if (plan_memory(a, o).peak() <= budget_bytes) return o.persistent_params;
+  }
+  return -2;
+}
+
+}  // namespace wan

@@ -1,0 +1,53 @@
+// Peak device memory of a generation, predicted from the architecture and the options (what
+// `wanlab inspect --budget` prints; `wanlab-engine bench t2v` sets it beside the measured peaks).
+// Bytes are the CUDA caching allocator's "allocated" (live tensors), per stage, for the device
+// that holds the DiT's first rank:
+//   resident  DiT weights kept on the device (all, or the persistent budget's blocks plus the
+//             embeddings and head), the UMT5 when it runs there, the VAE
+//   encode    resident + UMT5 activations: per layer the position bias, scores and probabilities
+//             [heads, Lt, Lt] (bf16, float32 softmax) and the gated FFN [Lt, dim_ffn]
+//   denoise   resident + two streamed blocks when offloading + the DiT's peak activations: in the
+//             self-attention sublayer, per token and channel: the float32 residual (4 B), the
+//             modulated input (2), q, k, v (6), k before RoPE (2), RoPE's float32 complex in and
+//             out (8) and its result (2) = 24 B; in the FFN 4 + 2 + 2 + 2 F/D; whichever is larger,
+//             times the rank's tokens L/sp and the model dim D
+//   decode    resident + the VAE decoder's activations for a chunk of 4 frames, linear in the
+//             tile's pixels (untiled: the frame), 5.3 KiB per output pixel in bf16 (2 B/value)
+// Weights are bf16 on CUDA (2 B/param); a CPU device computes in float32 (4 B).
+#pragma once
+#include <cstdint>
+
+#include <nlohmann/json.hpp>
+
+#include "models/arch.h"
+
+namespace wan {
+
+struct MemoryPlanOptions {
+  int height = 480, width = 832, num_frames = 81;
+  int sequence_parallel = 1;      // ulysses x ring: the DiT's tokens are split over this many ranks
+  int64_t persistent_params = -1; // -1: every DiT weight resident
+  bool t5_on_device = true;       // false: --t5-device cpu
+  bool tiled = false;
+  int tile_h = 30, tile_w = 52;   // latent units (tiled decode)
+  int bytes_per_value = 2;        // 2: bf16 (CUDA), 4: float32 (CPU)
+};
+
+struct MemoryPlan {
+  int64_t dit_resident = 0, dit_streamed = 0, t5 = 0, vae = 0;
+  int64_t t5_activations = 0, dit_activations = 0, vae_activations = 0;
+  int64_t resident() const { return dit_resident + t5 + vae; }
+  int64_t encode() const { return resident() + t5_activations; }
+  int64_t denoise() const { return resident() + dit_streamed + dit_activations; }
+  int64_t decode() const { return resident() + vae_activations; }
+  int64_t peak() const;
+};
+
+MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o);
+nlohmann::json to_json(const MemoryPlan& p);
+
+// The largest persistent-parameter count whose predicted peak fits `budget_bytes`, or -1 when
+// everything fits resident, or -2 when even no resident block fits.
+int64_t persistent_params_for_budget(const ModelArch& a, MemoryPlanOptions o, int64_t budget_bytes);
+
+}  // namespace wan
