@@ -25,9 +25,10 @@ commands:
            [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
            [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
            [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
+           [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N]
                                 text to video (DiffSynth-Studio's defaults; a random seed is printed)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
-              [--height N] [--width N] [--num-frames N]
+              [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu|cuda] [--tiled]
                                 layout, files, architecture, parameters, dtypes, memory per device
   make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
                                 write a deterministic random-weight Wan2.1 T2V model
@@ -39,6 +40,7 @@ commands:
                                 compute/comm split, peak memory per rank, parity vs 1 rank (timings are no speed-up claim)
   serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
         [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
+        [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N]
         [--devices cpu] [--ulysses 1] [--ring 1]
                                 load a model once and serve a job queue over HTTP (prints 'listening on URL')
   kernel install [--user | --prefix P | --sys-prefix] [--name N] [--jupyter PATH | --no-jupyter] [--env K=V]...
@@ -268,6 +270,32 @@ const groupOptions: Options = {
 
 const logLevels = ["error", "warn", "info", "debug"] as const;
 
+/** Compute placement shared by generate and serve (native ComputeOptions). */
+const computeOptions: Options = {
+  dtype: { type: "string" },
+  "t5-device": { type: "string" },
+  "vae-device": { type: "string" },
+  "persistent-params": { type: "string" },
+};
+
+const computeDtypes = ["f32", "bf16", "f16"] as const;
+
+function deviceOption(name: string, value: string | boolean | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !/^(cpu|cuda|cuda:\d{1,3})$/.test(value)) throw new UsageError(`--${name} must be cpu, cuda or cuda:N, got '${value}'`);
+  return value;
+}
+
+/** --dtype f32|bf16|f16, --t5-device DEV, --vae-device DEV, --persistent-params N as OpenOptions fields. */
+export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtype" | "t5Device" | "vaeDevice" | "persistentParams"> {
+  return {
+    dtype: choice("dtype", v.dtype as string | undefined, computeDtypes),
+    t5Device: deviceOption("t5-device", v["t5-device"]),
+    vaeDevice: deviceOption("vae-device", v["vae-device"]),
+    persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
+  };
+}
+
 /** --timeout S (seconds, > 0), --log-dir DIR, --log-level LEVEL as OpenOptions fields. */
 export function groupOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "timeoutS" | "logDir" | "logLevel"> {
   const timeoutS = numberOption("timeout", v.timeout);
@@ -301,6 +329,7 @@ const generateOptions: Options = {
   nnodes: { type: "string" },
   "node-rank": { type: "string" },
   ...groupOptions,
+  ...computeOptions,
 };
 
 /** A decimal option; errors name the option. */
@@ -326,7 +355,8 @@ interface RunOptions {
   /** Run on the `wanlab serve` found through server.json instead of loading the model here. */
   server?: boolean;
   /** Sequence-parallel device group (local engine only). */
-  parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel">;
+  parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"
+    | "dtype" | "t5Device" | "vaeDevice" | "persistentParams">;
 }
 
 /** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */
@@ -393,11 +423,13 @@ async function runGenerate(o: RunOptions): Promise<number> {
 
 async function cmdGenerate(args: string[]): Promise<number> {
   const { values: v } = parse(args, generateOptions, []);
-  if (v.help) return help(usage.split("\n").slice(4, 9).join("\n").replace(/^ +generate/, "generate"));
+  if (v.help) return help(usage.split("\n").slice(4, 10).join("\n").replace(/^ +generate/, "generate"));
   if (typeof v.model !== "string" && !v.server) throw new UsageError("--model DIR is required (or --server)");
   if (typeof v.prompt !== "string") throw new UsageError("--prompt TEXT is required");
   if (v.server && (v.devices !== undefined || v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
     throw new UsageError("--devices, --ulysses, --ring and --cfg-parallel apply to a local engine, not --server");
+  for (const k of Object.keys(computeOptions))
+    if (v.server && v[k] !== undefined) throw new UsageError(`--${k} applies to a local engine (or to wanlab serve), not --server`);
   const params: GenerateParams = {
     prompt: v.prompt,
     negativePrompt: v["negative-prompt"] as string | undefined,
@@ -428,6 +460,7 @@ async function cmdGenerate(args: string[]): Promise<number> {
       nnodes: intOption("nnodes", v.nnodes as string | undefined, 1, 1024),
       nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, 0, 1023),
       ...groupOpenOptions(v),
+      ...computeOpenOptions(v),
     },
   });
 }
@@ -435,7 +468,7 @@ async function cmdGenerate(args: string[]): Promise<number> {
 async function cmdServe(args: string[]): Promise<number> {
   const o: Options = { model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, outputs: { type: "string" },
     "allow-remote": { type: "boolean" }, grace: { type: "string" }, devices: { type: "string" }, ulysses: { type: "string" }, ring: { type: "string" },
-    "cfg-parallel": { type: "boolean" }, ...groupOptions };
+    "cfg-parallel": { type: "boolean" }, ...groupOptions, ...computeOptions };
   const { values: v } = parse(args, o, []);
   if (v.help) return help(usage.split("\n").find((l) => l.trimStart().startsWith("serve"))!.trim());
   if (v.devices === undefined && (v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
@@ -454,6 +487,7 @@ async function cmdServe(args: string[]): Promise<number> {
       ring: intOption("ring", v.ring as string | undefined, 1, 1024),
       cfgParallel: v["cfg-parallel"] === true,
       ...groupOpenOptions(v),
+      ...computeOpenOptions(v),
     },
   });
 }

@@ -39,6 +39,14 @@ export interface OpenOptions {
    * $WANLAB_LOG_LEVEL, else "warn"). */
   logDir?: string;
   logLevel?: "error" | "warn" | "info" | "debug";
+  /** Compute dtype of the models: "f32" | "bf16" | "f16"; default float32 on the CPU, bfloat16 on CUDA. */
+  dtype?: "f32" | "bf16" | "f16";
+  /** Where the text encoder and the VAE run: "cpu" | "cuda" | "cuda:N"; default the DiT's first device. */
+  t5Device?: string;
+  vaeDevice?: string;
+  /** CUDA: parameters of the DiT kept resident per device (the other blocks stream in from pinned
+   * host memory, one block ahead); default all resident. */
+  persistentParams?: number;
   /** Loading stages as they start and end (the notebook's load bar). */
   onLoad?: (event: LoadEvent) => void;
 }
@@ -157,6 +165,17 @@ export interface ModelInfo {
   vae: Record<string, unknown>;
   /** The DiT's layout: ranks (devices × nodes) and degrees. */
   parallel?: { devices: number; ulysses: number; ring: number; cfg: number };
+  /** Where each model computes ("cuda:0 bf16"; dit: one per local device) and the DiT's resident /
+   * streamed parameter counts (T2VEngine::placement()). */
+  placement?: Placement;
+}
+
+export interface Placement {
+  dit: string[];
+  t5: string;
+  vae: string;
+  dit_resident_params: number;
+  dit_offloaded_params: number;
 }
 
 /** Thrown when an AbortSignal stops a generation; the model stays loaded. */
@@ -210,7 +229,7 @@ function makeVideo(video: Tensor): Video {
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
 export async function open(options: OpenOptions = {}): Promise<Lab> {
   const dir = options.model ?? (await defaultModel());
-  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel } = options;
+  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams } = options;
   const stage = async <T>(name: LoadEvent["stage"], work: () => Promise<T>): Promise<T> => {
     options.onLoad?.({ stage: name, state: "start" });
     const t0 = performance.now();
@@ -218,7 +237,7 @@ export async function open(options: OpenOptions = {}): Promise<Lab> {
     options.onLoad?.({ stage: name, state: "done", seconds: (performance.now() - t0) / 1000 });
     return out;
   };
-  const engine = await stage("model", async () => (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel })) as NativeEngine);
+  const engine = await stage("model", async () => (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams })) as NativeEngine);
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {

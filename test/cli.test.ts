@@ -68,6 +68,54 @@ describe("make-tiny and inspect", () => {
     assert.ok(four.memory.dit_activation_bytes < one.memory.dit_activation_bytes);
     assert.equal(four.memory.dit_weights_bytes, one.memory.dit_weights_bytes);
   });
+
+  test("--budget: the largest --persistent-params that fits, -1 when all fits, -2 when nothing does", () => {
+    // 64×64×5 on one CUDA device (inspect needs no GPU): the tiny DiT's two blocks decide between
+    // a plan that fits and one that does not.
+    const args = ["inspect", join(dir, "official"), "--json", "--devices", "cuda:0", "--height", "64", "--width", "64", "--num-frames", "5"];
+    const run = (...extra: string[]) => {
+      const r = wanlab([...args, ...extra]);
+      assert.equal(r.status, 0, r.stderr);
+      return (JSON.parse(r.stdout) as InspectReport).memory;
+    };
+    const resident = run();
+    const streamed = run("--persistent-params", "0");
+    assert.equal(resident.dit_streamed_bytes, 0);
+    assert.ok(streamed.dit_streamed_bytes > 0 && streamed.dit_weights_bytes < resident.dit_weights_bytes);
+    assert.ok(streamed.rank0_peak_bytes < resident.rank0_peak_bytes);
+    // a budget between the streamed plan and the all-resident one
+    const budget = Math.round((resident.rank0_peak_bytes + streamed.rank0_peak_bytes) / 2);
+    const m = run("--budget", String(budget));
+    assert.equal(m.budget!.bytes, budget);
+    assert.equal(m.budget!.fits, false);
+    assert.ok(m.budget!.persistent_params >= 0, JSON.stringify(m.budget));
+    const planned = run("--persistent-params", String(m.budget!.persistent_params));
+    assert.ok(planned.stages.denoise <= budget, `denoise ${planned.stages.denoise} > budget ${budget}`);
+    assert.ok(planned.rank0_peak_bytes <= budget, `peak ${planned.rank0_peak_bytes} > budget ${budget}`);
+    assert.ok(planned.dit_streamed_bytes > 0);
+    const all = run("--budget", "1G");
+    assert.deepEqual([all.budget!.fits, all.budget!.persistent_params], [true, -1]);
+    const none = run("--budget", String(streamed.rank0_peak_bytes - 1));
+    assert.deepEqual([none.budget!.fits, none.budget!.persistent_params], [false, -2]);
+    assert.match(none.budget!.note, /does not fit even with every DiT block streamed/);
+    // the terminal report has the budget line
+    const text = wanlab(args.filter((a) => a !== "--json").concat("--budget", String(budget)));
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, new RegExp(`^  budget ${(budget / 1e6).toFixed(2)} MB +fits with --persistent-params ${m.budget!.persistent_params}$`, "m"));
+    assert.match(wanlab(args.filter((a) => a !== "--json").concat("--budget", "1G")).stdout, /^  budget 1\.00 GB +fits$/m);
+  });
+
+  test("--budget and --persistent-params usage errors", () => {
+    let r = wanlab(["inspect", join(dir, "official"), "--devices", "cuda:0", "--budget", "12X"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--budget must be a count like 24G, 7e9 or 7000000000, got '12X'/);
+    r = wanlab(["inspect", join(dir, "official"), "--devices", "cuda:0", "--persistent-params=-1"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--persistent-params must be a count/);
+    r = wanlab(["inspect", join(dir, "official"), "--devices", "cpu", "--persistent-params", "1G"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--persistent-params streams DiT blocks to a CUDA device/);
+  });
 });
 
 describe("bad input", () => {

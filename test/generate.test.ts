@@ -150,3 +150,66 @@ describe("CLI generate", () => {
     assert.match(r.stderr, /nope does not exist/);
   });
 });
+
+describe("compute options (--dtype, --t5-device, --vae-device, --persistent-params)", () => {
+  const base = (out: string) => ["generate", "--model", model, "--prompt", "A cat walks on the street at night.", "--seed", "7",
+    "--num-inference-steps", "3", "--height", "48", "--width", "64", "--num-frames", "9", "--output", out];
+
+  test("--dtype bf16 on the CPU: latents differ from f32, within 5% relative L2", () => {
+    const latents: Record<string, Float32Array> = {};
+    for (const dtype of ["f32", "bf16"]) {
+      const tensors = join(dir, `dtype-${dtype}.safetensors`);
+      const r = wanlab([...base(join(dir, `dtype-${dtype}.mp4`)), "--dtype", dtype, "--save-tensors", tensors]);
+      assert.equal(r.status, 0, r.stderr);
+      latents[dtype] = readSafetensors(tensors).tensors.latents!.f32!;
+    }
+    const d = relL2(latents.bf16!, latents.f32!);
+    assert.ok(d > 0, "bf16 computes in bf16: the latents differ from f32");
+    assert.ok(d < 0.05, `bf16 vs f32 latents: relative L2 ${d}`);
+  });
+
+  test("open({ dtype, t5Device, vaeDevice }) is reported by info.placement", async () => {
+    const l = await open({ model, dtype: "bf16", t5Device: "cpu", vaeDevice: "cpu" });
+    try {
+      assert.deepEqual(l.info.placement?.dit, ["cpu bf16"]);
+      assert.equal(l.info.placement?.t5, "cpu bf16");
+      assert.equal(l.info.placement?.vae, "cpu bf16");
+      assert.ok(l.info.placement!.dit_resident_params > 0);
+      assert.equal(l.info.placement?.dit_offloaded_params, 0);
+    } finally {
+      await l.close();
+    }
+    assert.deepEqual(lab.info.placement?.dit, ["cpu f32"]);
+  });
+
+  test("a CUDA device on a machine without one, and a parameter budget on the CPU, fail naming why", () => {
+    let r = wanlab([...base(join(dir, "t5.mp4")), "--t5-device", "cuda:0"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /t5 device 'cuda:0': no CUDA device/);
+    r = wanlab([...base(join(dir, "vae.mp4")), "--vae-device", "cuda"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /vae device 'cuda': no CUDA device/);
+    r = wanlab([...base(join(dir, "pp.mp4")), "--persistent-params", "1G"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /persistent-parameter budget \(1000000000\) needs a CUDA device/);
+    assert.ok(!existsSync(join(dir, "t5.mp4")) && !existsSync(join(dir, "pp.mp4")));
+  });
+
+  test("bad values are usage errors naming the flag and the allowed values", () => {
+    let r = wanlab([...base(join(dir, "bad.mp4")), "--dtype", "f8"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--dtype must be one of f32, bf16, f16, got 'f8'/);
+    r = wanlab([...base(join(dir, "bad.mp4")), "--t5-device", "gpu:0"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--t5-device must be cpu, cuda or cuda:N, got 'gpu:0'/);
+    r = wanlab([...base(join(dir, "bad.mp4")), "--persistent-params", "lots"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--persistent-params must be a count like 24G/);
+    r = wanlab(["generate", "--server", "--prompt", "x", "--dtype", "bf16"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--dtype applies to a local engine/);
+    r = wanlab(["serve", "--dtype", "f64"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--dtype must be one of f32, bf16, f16, got 'f64'/);
+  });
+});

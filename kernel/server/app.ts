@@ -182,7 +182,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
     stream(reply.raw, [], () => true);
   });
 
-  app.get("/v1/stats", async () => ({ ...o.queue.stats(), memory: o.memory(), model: { dir: o.info.dir, layout: o.info.layout, fingerprint: o.info.fingerprint } }));
+  app.get("/v1/stats", async () => ({ ...o.queue.stats(), memory: o.memory(), model: { dir: o.info.dir, layout: o.info.layout, fingerprint: o.info.fingerprint, placement: o.info.placement } }));
 
   app.post("/v1/shutdown", async (_req, reply) => {
     setImmediate(o.shutdown);

@@ -41,7 +41,9 @@ export interface ServeOptions {
   /** Log lines (default: stderr). */
   log?: (line: string) => void;
   /** Sequence-parallel device group for the engine (kernel/engine.ts OpenOptions). */
-  parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; logDir?: string; logLevel?: "error" | "warn" | "info" | "debug" };
+  parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; logDir?: string; logLevel?: "error" | "warn" | "info" | "debug";
+    /** Compute placement (OpenOptions dtype, t5Device, vaeDevice, persistentParams). */
+    dtype?: "f32" | "bf16" | "f16"; t5Device?: string; vaeDevice?: string; persistentParams?: number };
 }
 
 export interface Server {

@@ -307,7 +307,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         {"t5", wan::to_json(m.arch.t5)},
                         {"vae", wan::to_json(m.arch.vae)},
                         {"parallel", {{"devices", eng->layout().devices}, {"ulysses", eng->layout().ulysses},
-                                      {"ring", eng->layout().ring}, {"cfg", eng->layout().cfg}}}};
+                                      {"ring", eng->layout().ring}, {"cfg", eng->layout().cfg}}},
+                        {"placement", eng->placement()}};
     return Napi::String::New(info.Env(), j.dump());
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -404,7 +405,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
 };
 
-// openEngine(dir, {devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel})
+// openEngine(dir, {devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel,
+//                  dtype, t5Device, vaeDevice, persistentParams})
 // -> Promise<Engine>: loads and
 // validates the model on a worker thread; with several devices, starts the device group.
 Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
@@ -421,15 +423,20 @@ Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   par.node_rank = get<int>(o, "nodeRank", par.node_rank);
   par.log_dir = get<std::string>(o, "logDir", par.log_dir);
   par.log_level = get<std::string>(o, "logLevel", par.log_level);
+  wan::ComputeOptions compute;
+  compute.dtype = get<std::string>(o, "dtype", compute.dtype);
+  compute.t5_device = get<std::string>(o, "t5Device", compute.t5_device);
+  compute.vae_device = get<std::string>(o, "vaeDevice", compute.vae_device);
+  compute.persistent_params = static_cast<int64_t>(get<double>(o, "persistentParams", -1));
   class OpenWorker : public Napi::AsyncWorker {
    public:
-    OpenWorker(Napi::Env env, std::string dir, wan::ParallelOptions par)
-        : Napi::AsyncWorker(env), dir_(std::move(dir)), par_(std::move(par)),
+    OpenWorker(Napi::Env env, std::string dir, wan::ParallelOptions par, wan::ComputeOptions compute)
+        : Napi::AsyncWorker(env), dir_(std::move(dir)), par_(std::move(par)), compute_(std::move(compute)),
           deferred_(Napi::Promise::Deferred::New(env)) {}
     Napi::Promise promise() { return deferred_.Promise(); }
     void Execute() override {
       try {
-        engine_ = std::make_shared<wan::T2VEngine>(dir_, par_);
+        engine_ = std::make_shared<wan::T2VEngine>(dir_, par_, compute_);
       } catch (const std::exception& e) {
         SetError(e.what());
       }
@@ -447,10 +454,11 @@ Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
    private:
     std::string dir_;
     wan::ParallelOptions par_;
+    wan::ComputeOptions compute_;
     std::shared_ptr<wan::T2VEngine> engine_;
     Napi::Promise::Deferred deferred_;
   };
-  auto* w = new OpenWorker(info.Env(), dir, par);
+  auto* w = new OpenWorker(info.Env(), dir, par, compute);
   w->Queue();
   return w->promise();
 }
