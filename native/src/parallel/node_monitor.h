@@ -5,14 +5,12 @@
 //
 // After a failed request each node also publishes its root-cause error (`fail/G/node/K`, G the
 // group's generation), so a node that only saw a broken connection can name what happened there.
+// All store I/O happens on the heartbeat thread (a stopped node 0 can block a store call), so the
+// verdict after a failure never waits longer than it was told to.
 #pragma once
-#include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "parallel/process_group.h"
 
@@ -37,20 +35,11 @@ class NodeMonitor {
   static constexpr std::chrono::milliseconds kInterval{250}, kStale{3000};
 
  private:
-  void beat();
-  std::string ranks_of(int node) const;
-
-  std::string host_;
-  uint16_t port_;
-  int nnodes_, node_rank_, per_node_;
-  std::shared_ptr<Rendezvous> beat_store_, query_store_;  // one client per thread
-  std::mutex mu_;
-  std::vector<int64_t> last_count_;
-  std::vector<std::chrono::steady_clock::time_point> last_change_;
-  std::chrono::steady_clock::time_point last_store_ok_;
-  std::string store_error_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  // Everything the heartbeat thread touches: shared with it, so a thread stuck in a store call to a
+  // stopped node 0 can be left behind when the monitor goes (it exits once the call returns).
+  struct State;
+  static void beat(const std::shared_ptr<State>& st);
+  std::shared_ptr<State> st_;
 };
 
 }  // namespace wan
