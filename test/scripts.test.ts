@@ -64,3 +64,52 @@ test("bench.mjs: sizes × layouts, a refused layout recorded as skipped", () => 
   assert.match(b.results[1].skipped, /ulysses/);
   assert.ok(existsSync(join(dir, "bench", "bench.html")));
 });
+
+test("bench-report.mjs: the committed GPU results as a plotly report, before/after; the committed report is current", () => {
+  const results = join(root, "bench", "results", "2026-11-26-h200");
+  const baseline = join(root, "bench", "results", "2026-11-26-h200-baseline");
+  const r = script("bench-report.mjs", [results, "--baseline", baseline, "--out", "report"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), join(dir, "report", "report.html"));
+  const html = readFileSync(join(dir, "report", "report.html"), "utf8");
+  const spec = JSON.parse(/const figs = (\[.*?\]);/s.exec(html)![1]!) as { data: { name: string; x: unknown[]; y: (number | null)[] }[] }[];
+  assert.equal(spec.length, 4);
+  const names = spec.flatMap((f) => f.data.map((t) => t.name));
+  for (const n of ["wanlab (baseline)", "wanlab (optimised)", "DiffSynth-Studio peer, PyTorch eager (baseline)", "DiffSynth-Studio peer, PyTorch eager (optimised)",
+    "wanlab DiT forward (optimised)", "predicted (memory model)", "measured (CUDA allocator peak)", "wanlab full-run estimate (baseline)",
+    "wanlab full-run estimate (optimised)", "FLOP bound at the matmul peak (optimised)"])
+    assert.ok(names.includes(n), `trace '${n}' in ${names.join(" | ")}`);
+  const ys = (fig: number, name: string) => spec[fig]!.data.find((t) => t.name === name)!.y;
+  const json = (d: string, f: string) => JSON.parse(readFileSync(join(d, f), "utf8"));
+  // (a) seconds per forward, per config in order 1.3B 480p, 14B 480p, 14B 720p
+  for (const [d, label] of [[baseline, "baseline"], [results, "optimised"]] as const) {
+    const dits = ["dit_1.3B_480p.json", "dit_14B_480p.json", "dit_14B_720p.json"].map((f) => json(d, f));
+    assert.deepEqual(ys(0, `wanlab (${label})`), dits.map((j) => j.ours.median_s));
+    assert.deepEqual(ys(0, `DiffSynth-Studio peer, PyTorch eager (${label})`), dits.map((j) => j.peer.median_s));
+    assert.deepEqual(ys(1, `wanlab DiT forward (${label})`), dits.map((j) => j.flops / j.ours.median_s / 1e12));
+    for (const j of dits) assert.ok(html.includes(`<td class="n">${j.ours.median_s.toPrecision(4)}</td>`), "the table has the numbers");
+  }
+  // (b) the matmul peak line: the median of the optimised run's three measurements
+  const peaks = ["t2v_1.3B_480p.json", "t2v_14B_480p.json", "t2v_14B_480p_budget4G.json"].map((f) => json(results, f).matmul.tflops_per_s).sort((a: number, b: number) => a - b);
+  const line = spec[1]!.data.find((t) => t.name.startsWith("8192³ bf16 matmul peak, median of 3 (optimised)"))!;
+  assert.ok(line.y.every((y) => y === peaks[1]));
+  // (c) predicted vs measured per stage for each t2v run, resident and with the persistent budget
+  const t2v = ["t2v_1.3B_480p.json", "t2v_14B_480p.json", "t2v_14B_480p_budget4G.json"].map((f) => json(results, f));
+  const stages = ["encode", "denoise", "decode"];
+  assert.deepEqual(ys(2, "predicted (memory model)"), t2v.flatMap((j) => stages.map((s) => j.predicted[`${s}_peak_bytes`])));
+  assert.deepEqual(ys(2, "measured (CUDA allocator peak)"), t2v.flatMap((j) => stages.map((s) => j.device_peak_bytes[s]["cuda:0"])));
+  assert.deepEqual((spec[2]!.data[0]!.x as string[][])[0]!.filter((_, i) => i % 3 === 0),
+    ["1.3B 480p<br>all resident", "14B 480p<br>all resident", "14B 480p<br>3.75G params resident (rest streamed)"]);
+  // (d) full-run estimates and the FLOP bound
+  const est = ys(3, "wanlab full-run estimate (optimised)");
+  for (const j of t2v) assert.ok(est.includes(j.full_estimate_s) && ys(3, "FLOP bound at the matmul peak (optimised)").includes(j.full_flop_bound_s));
+  assert.ok(ys(3, "wanlab full-run estimate (baseline)").includes(json(baseline, "t2v_1.3B_480p.json").full_estimate_s));
+  // the committed report is this one (but for where plotly.js is loaded from)
+  const body = (s: string) => s.split("\n").filter((l) => !/^<script( src=|>if \(!window\.Plotly\))/.test(l)).join("\n");
+  assert.equal(body(readFileSync(join(results, "report.html"), "utf8")), body(html), "regenerate: node scripts/bench-report.mjs --baseline bench/results/2026-11-26-h200-baseline");
+  // usage
+  const bad = script("bench-report.mjs", [join(dir, "nope")]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /results directory .*nope does not exist/);
+  assert.equal(script("bench-report.mjs", ["--bogus"]).status, 2);
+});
