@@ -4,6 +4,7 @@
 #include "common/cuda.h"
 #include "models/attention.h"
 #include "models/dit.h"
+#include "models/memory_model.h"
 #include "models/placement.h"
 #include "models/random_weights.h"
 #include "parallel/process_group.h"
@@ -98,4 +99,31 @@ TEST(nccl_one_rank_collectives) {
   EXPECT(g.numel() == x.numel() && at::equal(g.reshape(x.sizes()), x.cpu()));
   EXPECT(ctx.stats.collectives >= 2);
   std::cout << "    NCCL one rank on cuda:0: all_to_all and all_gather ok (" << ctx.stats.bytes_sent << " bytes)\n";
+}
+
+TEST(memory_model_accounts_like_the_engine) {
+  const wan::ModelArch a = wan::preset_arch("14B");
+  wan::MemoryPlanOptions o;
+  const wan::MemoryPlan all = wan::plan_memory(a, o);
+  EXPECT(all.dit_resident == 14288491584LL * 2);  // every DiT parameter in bf16
+  // --persistent-params 4G: the H200 engine kept 3,746,662,464 parameters (embeddings, head and
+  // ten blocks) and streamed 30 blocks (bench/results/2026-11-26-h200/t2v_14B_480p_budget4G.json).
+  o.persistent_params = 4000000000LL;
+  const wan::MemoryPlan budget = wan::plan_memory(a, o);
+  EXPECT(budget.dit_resident == 3746662464LL * 2);
+  EXPECT(budget.dit_streamed > 0 && budget.denoise() < all.denoise());
+  // Sharded over 8 ranks: an eighth of each block plus the embeddings and head, one block gathered.
+  o.persistent_params = -1;
+  o.sequence_parallel = 8;
+  o.shard_weights = true;
+  const wan::MemoryPlan shard = wan::plan_memory(a, o);
+  EXPECT(shard.dit_resident < all.dit_resident / 8 + 2 * 232719424LL * 2);
+  EXPECT(shard.dit_activations * 8 <= all.dit_activations + 8 * 1024);
+  // A budget: the largest persistent count that fits, -1 when all fits, -2 when nothing does.
+  o = {};
+  EXPECT(wan::persistent_params_for_budget(a, o, int64_t(200e9)) == -1);
+  const int64_t p = wan::persistent_params_for_budget(a, o, int64_t(30e9));
+  o.persistent_params = p;
+  EXPECT(p > 0 && wan::plan_memory(a, o).peak() <= int64_t(30e9));
+  EXPECT(wan::persistent_params_for_budget(a, {}, int64_t(5e9)) == -2);
 }

@@ -23,7 +23,7 @@ const char* kUsage = R"(usage: wanlab-engine COMMAND [options]
 commands:
   inspect DIR [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N]
-              [--budget BYTES] [--persistent-params N] [--t5-device cpu] [--tiled]
+              [--budget BYTES] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]
       layout, files, architecture, parameters, dtypes and memory per device, as JSON
   make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
       write a deterministic random-weight Wan2.1 T2V model in a published layout
@@ -130,9 +130,9 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   try {
     if (cmd == "inspect") {
-      Args a = parse(argc, argv, {"--cfg-parallel", "--json", "--tiled"});
+      Args a = parse(argc, argv, {"--cfg-parallel", "--json", "--tiled", "--shard-weights"});
       check_known(a, {"--devices", "--ulysses", "--ring", "--cfg-parallel", "--height", "--width", "--num-frames", "--json",
-                      "--budget", "--persistent-params", "--t5-device", "--tiled"});
+                      "--budget", "--persistent-params", "--t5-device", "--tiled", "--shard-weights"});
       if (a.positional.size() != 1) wan::fail("inspect needs exactly one model directory");
       wan::InspectOptions o;
       if (a.options.count("--devices")) o.devices = a.options["--devices"];
@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
       if (a.options.count("--persistent-params")) o.persistent_params = count_option(a, "--persistent-params");
       if (a.options.count("--t5-device")) o.t5_device = a.options["--t5-device"];
       o.tiled = a.options.count("--tiled") > 0;
+      o.shard_weights = a.options.count("--shard-weights") > 0;
       std::cout << wan::inspect_model(a.positional[0], o).dump(2) << "\n";
     } else if (cmd == "make-tiny") {
       Args a = parse(argc, argv, {});

@@ -64,7 +64,10 @@ nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
   mo.persistent_params = o.persistent_params;
   mo.t5_on_device = o.t5_device.empty() || o.t5_device != "cpu";
   mo.tiled = o.tiled;
+  mo.shard_weights = o.shard_weights;
   mo.bytes_per_value = cuda ? 2 : 4;
+  if (o.shard_weights && l.sequence_parallel() < 2)
+    fail("--shard-weights needs ulysses x ring >= 2 ranks per CFG branch; the layout has ", l.sequence_parallel());
   if (o.persistent_params >= 0 && !cuda) fail("--persistent-params streams DiT blocks to a CUDA device; devices are '", o.devices, "'");
   const MemoryPlan p = plan_memory(a, mo);
   const int64_t lat_t = (o.num_frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;

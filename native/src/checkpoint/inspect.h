@@ -14,6 +14,7 @@ struct InspectOptions {
   int64_t persistent_params = -1;  // DiT parameters kept on the device (-1: all)
   std::string t5_device;           // "cpu": the UMT5 off the device; "": on it
   bool tiled = false;              // tiled VAE decode
+  bool shard_weights = false;      // DiT blocks sharded over the sequence-parallel ranks
   // > 0: the per-device budget in bytes; the report says whether the plan fits and the largest
   // --persistent-params that does.
   int64_t budget_bytes = -1;

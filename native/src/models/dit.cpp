@@ -85,8 +85,29 @@ RopeTable WanDiT::rope_for(int64_t f, int64_t h, int64_t w) const {
   return rope_cache_.emplace(key, t).first->second;
 }
 
+WanDiT::Block WanDiT::gathered_block(const Block& local, const DitShard& shard) const {
+  if (!shard.gather_weights)
+    fail("WanDiT: weights are sharded ", weight_shards_, " ways; the forward needs its group's gather_weights");
+  std::array<at::Tensor, 2> full;
+  for (size_t g = 0; g < local.parts.size(); ++g) full[g] = shard.gather_weights(local.parts[g]).reshape({-1});  // [N * S]
+  Block b = local;
+  std::vector<at::Tensor*> slots = b.tensors();
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const FlatSlot& f = flat_layout_[i];
+    int64_t n = 1;
+    for (int64_t d : f.shape) n *= d;
+    *slots[i] = full[f.group].narrow(0, f.offset, n).view(f.shape);
+  }
+  b.parts.clear();
+  return b;
+}
+
 WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& o)
-    : arch_(arch), dtype_(o.placement.dtype), device_(o.placement.device) {
+    : arch_(arch), dtype_(o.placement.dtype), device_(o.placement.device), weight_shards_(o.weight_shards) {
+  if (o.weight_shards < 1 || o.weight_shard < 0 || o.weight_shard >= o.weight_shards)
+    fail("WanDiT: weight shard ", o.weight_shard, " of ", o.weight_shards, " is not a valid part");
+  if (o.weight_shards > 1 && o.persistent_params >= 0)
+    fail("WanDiT: weight sharding (", o.weight_shards, " ways) and a persistent-parameter budget cannot be combined");
   if (arch.num_heads <= 0 || arch.dim % arch.num_heads != 0)
     fail("WanDiT: dim ", arch.dim, " is not divisible by num_heads ", arch.num_heads);
   if (dtype_ != at::kFloat && dtype_ != at::kBFloat16 && dtype_ != at::kHalf)
@@ -127,6 +148,30 @@ WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& 
     Block& blk = blocks.back();
     int64_t params = 0;
     for (at::Tensor* t : blk.tensors()) params += t->numel();
+    if (o.weight_shards > 1) {
+      // Flatten per dtype group, pad to a multiple of the shard count, keep this rank's slice.
+      std::vector<at::Tensor*> ts = blk.tensors();
+      if (flat_layout_.empty()) {
+        for (at::Tensor* t : ts) {
+          const int g = t->scalar_type() == dtype_ ? 0 : 1;
+          flat_layout_.push_back({g, flat_numel_[g], t->sizes().vec()});
+          flat_numel_[g] += t->numel();
+        }
+      }
+      for (int g = 0; g < 2; ++g) {
+        if (flat_numel_[g] == 0) continue;
+        std::vector<at::Tensor> flat;
+        for (size_t k = 0; k < ts.size(); ++k)
+          if (flat_layout_[k].group == g) flat.push_back(ts[k]->reshape({-1}));
+        at::Tensor buf = at::cat(flat);
+        const int64_t S = (flat_numel_[g] + o.weight_shards - 1) / o.weight_shards;
+        buf = at::constant_pad_nd(buf, {0, S * o.weight_shards - flat_numel_[g]});
+        blk.parts.push_back(buf.narrow(0, int64_t(o.weight_shard) * S, S).clone());
+      }
+      for (at::Tensor* t : ts) *t = at::Tensor();
+      resident_params_ += (params + o.weight_shards - 1) / o.weight_shards;
+      continue;
+    }
     if (o.persistent_params < 0 || resident_params_ + params <= o.persistent_params) {
       resident_params_ += params;
     } else {  // past the budget: to pinned host memory, streamed in during the forward
@@ -260,6 +305,11 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
   for (size_t i = 0; i < blocks.size(); ++i) {
     Block staged;
     const Block* bp = &blocks[i];
+    if (!bp->parts.empty()) {  // sharded: this block's weights from every rank, just in time
+      if (!shard) fail("WanDiT: weights are sharded ", weight_shards_, " ways; the forward must run on its group");
+      staged = gathered_block(*bp, *shard);
+      bp = &staged;
+    }
     if (bp->offloaded) {
       prefetch.wait();
       staged = staged_block(*bp, prefetch.tensors);

@@ -33,6 +33,9 @@ struct DitShard {
   std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t tokens)> attention;
   // x: [1, Ls, C] this rank's rows -> [1, size * Ls, C], every rank's rows in rank order.
   std::function<at::Tensor(const at::Tensor& x)> gather;
+  // Weight sharding (DitOptions::weight_shards = size): one block's flat weights, this rank's
+  // part [S] -> every rank's parts in rank order [size, S]. Called once per block and dtype.
+  std::function<at::Tensor(const at::Tensor& part)> gather_weights;
 };
 
 struct DitOptions {
@@ -43,6 +46,12 @@ struct DitOptions {
   // block ahead of the compute, so at most two offloaded blocks are on the device at once.
   // -1: everything resident.
   int64_t persistent_params = -1;
+  // Weight sharding across the ranks of a sequence-parallel group: this copy keeps part
+  // `weight_shard` of `weight_shards` of every block's weights (flattened per dtype, padded to a
+  // multiple of the shard count) and all-gathers a block's weights just before computing it
+  // (DitShard::gather_weights), so a rank holds 1/N of the blocks plus the embeddings and head,
+  // and at most one gathered block. 1: every weight local.
+  int weight_shard = 0, weight_shards = 1;
 };
 
 class WanDiT {
@@ -67,6 +76,7 @@ class WanDiT {
   int64_t resident_params() const { return resident_params_; }    // on the device for good
   int64_t offloaded_params() const { return offloaded_params_; }  // in pinned host memory
   int64_t offloaded_blocks() const { return offloaded_blocks_; }
+  int weight_shards() const { return weight_shards_; }
 
  private:
   struct Linear {
@@ -82,8 +92,19 @@ class WanDiT {
     Linear ffn0, ffn2;
     at::Tensor modulation;  // [1, 6, D] float32
     bool offloaded = false;  // the tensors above are in pinned host memory
+    // Weight sharding: the tensors above are empty; parts[g] is this rank's slice of the flat
+    // buffer of dtype group g (0: the compute dtype, 1: float32 when that differs).
+    std::vector<at::Tensor> parts;
     std::vector<at::Tensor*> tensors();  // every tensor, in a fixed order
   };
+  // Where each of Block::tensors() lives in the flat per-dtype buffers (the same for every block).
+  struct FlatSlot {
+    int group = 0;
+    int64_t offset = 0;
+    std::vector<int64_t> shape;
+  };
+  // A sharded block's weights gathered from every rank (views into the gathered buffers).
+  Block gathered_block(const Block& local, const DitShard& shard) const;
   // An offloaded block's copy on the device (after `wait`), built from an AsyncCopy.
   Block staged_block(const Block& host, const std::vector<at::Tensor>& device_tensors) const;
 
@@ -101,6 +122,9 @@ class WanDiT {
   at::ScalarType dtype_ = at::kFloat;  // compute dtype of the weights and the matmul activations
   at::Device device_{at::kCPU};
   int64_t resident_params_ = 0, offloaded_params_ = 0, offloaded_blocks_ = 0;
+  int weight_shards_ = 1;
+  std::vector<FlatSlot> flat_layout_;
+  std::array<int64_t, 2> flat_numel_{0, 0};  // per dtype group, before padding
   at::Tensor patch_w, patch_b;  // [D, in_dim, pt, ph, pw], [D]
   Linear text0, text2, time0, time2, time_proj;
   std::vector<Block> blocks;

@@ -27,7 +27,11 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   const int64_t per_block = block_params(a.dit);
   const int64_t outside = dit_params - per_block * a.dit.num_layers;  // embeddings, head
   int64_t resident = dit_params;
-  if (o.persistent_params >= 0) {
+  if (o.shard_weights && o.sequence_parallel > 1) {
+    const int64_t n = o.sequence_parallel;
+    resident = outside + a.dit.num_layers * ((per_block + n - 1) / n);
+    p.dit_streamed = per_block * B;  // the block being computed, gathered whole
+  } else if (o.persistent_params >= 0) {
     resident = outside;
     int64_t kept = 0;
     for (int64_t i = 0; i < a.dit.num_layers && resident + per_block <= o.persistent_params; ++i) resident += per_block, ++kept;

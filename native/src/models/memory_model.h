@@ -3,10 +3,12 @@
 // Bytes are the CUDA caching allocator's "allocated" (live tensors), per stage, for the device
 // that holds the DiT's first rank:
 //   resident  DiT weights kept on the device (all, or the persistent budget's blocks plus the
-//             embeddings and head), the UMT5 when it runs there, the VAE
+//             embeddings and head, or with sharded weights 1/sp of each block plus those), the
+//             UMT5 when it runs there, the VAE
 //   encode    resident + UMT5 activations: per layer the position bias, scores and probabilities
 //             [heads, Lt, Lt] (bf16, float32 softmax) and the gated FFN [Lt, dim_ffn]
-//   denoise   resident + two streamed blocks when offloading + the DiT's peak activations: in the
+//   denoise   resident + two streamed blocks when offloading (one gathered block when sharding)
+//             + the DiT's peak activations: in the
 //             self-attention sublayer, per token and channel: the float32 residual (4 B), the
 //             modulated input (2), q, k, v (6), k before RoPE (2), RoPE's float32 complex in and
 //             out (8) and its result (2) = 24 B; in the FFN 4 + 2 + 2 + 2 F/D; whichever is larger,
@@ -27,6 +29,7 @@ struct MemoryPlanOptions {
   int height = 480, width = 832, num_frames = 81;
   int sequence_parallel = 1;      // ulysses x ring: the DiT's tokens are split over this many ranks
   int64_t persistent_params = -1; // -1: every DiT weight resident
+  bool shard_weights = false;     // each rank keeps 1/sequence_parallel of the blocks, gathers one at a time
   bool t5_on_device = true;       // false: --t5-device cpu
   bool tiled = false;
   int tile_h = 30, tile_w = 52;   // latent units (tiled decode)

@@ -43,6 +43,9 @@ DitShard make_dit_shard(RankState& s, int64_t num_heads, int64_t num_layers, at:
     ps->ctx.where = step;
     return o;
   };
+  d.gather_weights = [ps](const at::Tensor& part) {  // [S] -> [sp, S]
+    return ps->sp->all_gather(part, "dit weights");
+  };
   d.gather = [ps](const at::Tensor& x) {  // [1, Ls, C] -> [1, sp*Ls, C]
     at::Tensor g = ps->sp->all_gather(x[0], "dit output");  // [sp, Ls, C]
     return g.reshape({1, g.size(0) * g.size(1), g.size(2)});

@@ -87,12 +87,23 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   layout_ = make_layout(world, p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(model_.arch.dit.num_heads));
   c10::NoGradGuard no_grad;
   t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5, t5_place_);
-  // CPU ranks are threads sharing one DiT; CUDA ranks each hold their own copy.
+  // CPU ranks are threads sharing one DiT; CUDA ranks each hold their own copy. Sharded weights:
+  // one DiT per local rank, holding part (global rank mod sp) of each block.
   DitOptions dit_options{dit_place_, c.persistent_params};
-  for (const auto& d : devices) {
+  const int sp = layout_.sequence_parallel();
+  if (c.shard_weights && sp < 2)
+    fail("shard weights needs a sequence-parallel group (ulysses x ring >= 2); the layout has ", sp, " rank",
+         sp == 1 ? "" : "s", " per CFG branch");
+  shard_weights_ = c.shard_weights;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const auto& d = devices[i];
     if (d.type == "cuda") dit_options.placement.device = at::Device(at::kCUDA, c10::DeviceIndex(d.index));
+    if (shard_weights_) {
+      dit_options.weight_shards = sp;
+      dit_options.weight_shard = int((p.node_rank * int(devices.size()) + int(i)) % sp);
+    }
     dits_.push_back(std::make_unique<WanDiT>(model_.dit, model_.arch.dit, dit_options));
-    if (d.type == "cpu") break;
+    if (d.type == "cpu" && !shard_weights_) break;
   }
   vae_ = std::make_unique<WanVAE>(model_.vae, model_.arch.vae, vae_place_);
   // The models hold what they need; in-memory weights (random ones) are not kept twice.
@@ -126,7 +137,8 @@ nlohmann::json T2VEngine::placement() const {
           {"t5", placement_name(t5_place_)},
           {"vae", placement_name(vae_place_)},
           {"dit_resident_params", dits_.front()->resident_params()},
-          {"dit_offloaded_params", dits_.front()->offloaded_params()}};
+          {"dit_offloaded_params", dits_.front()->offloaded_params()},
+          {"dit_weight_shards", dits_.front()->weight_shards()}};
 }
 
 at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
@@ -145,7 +157,7 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
       const auto t_request = Clock::now();
       log_info("request ", s.request, ": start, ", steps, " steps, latents ", noise.sizes(), cfg ? ", cfg " : "",
                cfg ? std::to_string(r.cfg_scale) : "", s.cfg ? (s.cfg_index ? " (unconditional half)" : " (conditional half)") : "");
-      const WanDiT& net = dit(s.ctx.device);
+      const WanDiT& net = shard_weights_ ? *dits_.at(size_t(s.ctx.rank - group_->first_rank())) : dit(s.ctx.device);
       DitShard shard = make_dit_shard(s, A.num_heads, A.num_layers, net.compute_dtype());
       // CFG-parallel: the second half of the group runs the unconditional pass.
       const bool uncond_branch = cfg && s.cfg && s.cfg_index == 1;

@@ -75,6 +75,9 @@ struct ComputeOptions {
   // CUDA: parameters of the DiT kept resident per device; the other blocks stream in from pinned
   // host memory (models/dit.h DitOptions). -1: all resident.
   int64_t persistent_params = -1;
+  // Device groups: each rank keeps 1/sp of every DiT block's weights and all-gathers a block just
+  // before computing it (sp = ulysses x ring; models/dit.h DitOptions::weight_shards).
+  bool shard_weights = false;
 };
 
 // The loaded model, ready to generate: weights stay resident between requests. With more than
@@ -109,7 +112,9 @@ class T2VEngine {
  private:
   LoadedModel model_;
   std::unique_ptr<Umt5Encoder> t5_;
-  std::vector<std::unique_ptr<WanDiT>> dits_;  // one per local device, in device-list order
+  // One per local device, in device-list order; with shard_weights one per local rank.
+  std::vector<std::unique_ptr<WanDiT>> dits_;
+  bool shard_weights_ = false;
   std::unique_ptr<WanVAE> vae_;
   Placement dit_place_, t5_place_, vae_place_;
   ParallelLayout layout_;
