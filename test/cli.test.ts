@@ -54,7 +54,7 @@ describe("make-tiny and inspect", () => {
     assert.match(r.stdout, /diffusers layout/);
     assert.match(r.stdout, /^dit +\d/m);
     assert.match(r.stdout, /ulysses 2 × ring 2/);
-    assert.match(r.stdout, /DiT weights \(BF16, every rank\)/);
+    assert.match(r.stdout, /DiT weights on the device \(BF16, every rank\)/);
     assert.match(r.stdout, /peak, other ranks/);
   });
 
