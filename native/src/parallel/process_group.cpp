@@ -257,9 +257,11 @@ at::Tensor Communicator::exchange(const at::Tensor& x, int to, int from, const c
     wr->wait(ctx_.timeout);
     ws->wait(ctx_.timeout);
   } catch (const std::exception& e) {
+    const std::string m = e.what();
+    const bool timed_out = m.find("Timed out") != std::string::npos;
     fail_op("send/recv", what,
-            concat("with ranks ", ranks_[to], " (send) and ", ranks_[from], " (recv) failed or timed out after ",
-                   ctx_.timeout.count() / 1000.0, " s: ", e.what()),
+            concat("with ranks ", ranks_[to], " (send) and ", ranks_[from], " (recv) ",
+                   timed_out ? concat("timed out after ", ctx_.timeout.count() / 1000.0, " s") : std::string("failed"), ": ", m),
             CommError::Transport);
   }
   done("send/recv", what, t0);
