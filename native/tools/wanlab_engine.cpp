@@ -44,6 +44,9 @@ commands:
       the dense bf16 matmul rate (TFLOP/s): the compute ceiling the other figures are compared to
   bench attention [--device cuda] [--tokens 32760] [--heads 12] [--head-dim 128] [--iters 5]
       each SDPA backend (auto, flash, cudnn, efficient) at the DiT's self-attention shape
+  bench elementwise [--device cuda] [--dims 1.3B|14B] [--tokens 32760] [--iters 10]
+      the DiT block's norm/modulation/RoPE/residual passes against one fused pass at the copy
+      bandwidth: what an own kernel could save per forward
   bench t2v --random-weights 1.3B|14B [--device cuda] [--frames 81 --height 480 --width 832]
             [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda]
             [--persistent-params N] [--attention auto|flash|cudnn|efficient|math] [--dtype ...]
@@ -197,6 +200,15 @@ int main(int argc, char** argv) {
                             : wan::bench_attention(dev, int_option(a, "--tokens", 32760), int_option(a, "--heads", 12),
                                                    int_option(a, "--head-dim", 128), int_option(a, "--iters", 5));
       std::cout << r.dump(2) << "\n";
+    } else if (cmd == "bench" && argc > 2 && std::string(argv[2]) == "elementwise") {
+      Args a = parse(argc, argv, {});
+      check_known(a, {"--device", "--dims", "--tokens", "--iters"});
+      const wan::DitArch dit = wan::preset_arch(a.options.count("--dims") ? a.options["--dims"] : "1.3B").dit;
+      std::cout << wan::bench_elementwise(a.options.count("--device") ? a.options["--device"] : "cuda",
+                                          int_option(a, "--tokens", 32760), dit.dim, dit.num_heads, dit.ffn_dim,
+                                          dit.num_layers, int_option(a, "--iters", 10))
+                       .dump(2)
+                << "\n";
     } else if (cmd == "bench" && argc > 2 && std::string(argv[2]) == "t2v") {
       Args a = parse(argc, argv, {"--tiled"});
       check_known(a, {"--random-weights", "--device", "--dtype", "--frames", "--height", "--width", "--steps",

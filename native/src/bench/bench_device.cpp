@@ -1,15 +1,18 @@
 #include "bench/bench_device.h"
 
 #include <c10/core/InferenceMode.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <vector>
 
 #include "common/cuda.h"
 #include "common/error.h"
 #include "models/attention.h"
 #include "models/placement.h"
+#include "models/rope.h"
 
 namespace wan {
 
@@ -93,6 +96,88 @@ nlohmann::json bench_attention(const std::string& device, int64_t tokens, int64_
           {"dtype", "bf16"},
           {"flops_formula", "4 L^2 d H"},
           {"backends", out}};
+}
+
+nlohmann::json bench_elementwise(const std::string& device, int64_t tokens, int64_t dim, int64_t heads, int64_t ffn_dim,
+                                 int64_t layers, int iters) {
+  c10::InferenceMode guard;
+  const at::Device d = parse_device(device);
+  at::Generator g = seeded_generator(d, 5);
+  auto f32 = at::TensorOptions().device(d).dtype(at::kFloat);
+  const int64_t L = tokens, D = dim, hd = dim / heads;
+  at::Tensor x = at::randn({1, L, D}, g, f32);                      // residual, float32
+  at::Tensor y = at::randn({1, L, D}, g, f32).to(at::kBFloat16);    // a sublayer's output
+  at::Tensor shift = at::randn({1, 1, D}, g, f32), scale = at::randn({1, 1, D}, g, f32).mul_(0.1);
+  at::Tensor w = at::ones({D}, f32).to(at::kBFloat16);
+  RopeTable rope = rope_complex(rope_table(hd, 1, 1, L), d);        // [L, hd/2]: any grid of L tokens
+  at::Tensor q = y.view({1, L, heads, hd});
+  at::Tensor fw = (at::randn({ffn_dim, D}, g, f32) * 0.02).to(at::kBFloat16), fb = at::zeros({ffn_dim}, f32).to(at::kBFloat16);
+
+  // The copy bandwidth (read + write) of this device: the ceiling of a memory-bound kernel.
+  at::Tensor big = at::empty({int64_t(1) << 29}, f32), dst = at::empty_like(big);  // 2 GiB
+  std::vector<double> tc = time_calls([&] { dst.copy_(big); }, d, 2, iters);
+  const double bw = 2.0 * double(big.numel()) * 4 / median_of(tc);
+  big = at::Tensor(), dst = at::Tensor();
+
+  const double LD = double(L) * double(D);
+  struct Op {
+    const char* name;
+    double min_bytes;  // one fused pass: inputs read once, outputs written once
+    int per_block;     // how many times a DiT block runs it
+    std::function<void()> fn;
+  };
+  std::vector<Op> ops = {
+      {"layernorm_modulate_cast (f32 in, bf16 out)", LD * (4 + 2), 3,
+       [&] { (void)at::layer_norm(x, {D}, (1 + scale).reshape({D}), shift.reshape({D}), 1e-6).to(at::kBFloat16); }},
+      {"rms_norm (bf16)", LD * (2 + 2), 2, [&] {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+         (void)at::rms_norm(y, {D}, w, 1e-6);
+#else
+         at::Tensor xf = y.to(at::kFloat);
+         (void)((xf * at::rsqrt(xf.pow(2).mean(-1, true) + 1e-6)).to(at::kBFloat16) * w);
+#endif
+       }},
+      {"rope complex64 (bf16 in/out)", LD * (2 + 2) + double(L) * hd / 2 * 8, 2, [&] { (void)rope_apply(q, rope); }},
+      {"residual x += gate * y (in place)", LD * (4 + 2 + 4), 2, [&] { x.addcmul_(y, scale); }},
+      {"residual x += y (cross-attention)", LD * (4 + 2 + 4), 1, [&] { x.add_(y); }},
+      {"linear + gelu_tanh (two passes over [L, F])", 0, 0,
+       [&] { (void)at::gelu(at::linear(y, fw, fb), "tanh"); }},
+      {"linear with the gelu epilogue", 0, 0, [&] {
+#if TORCH_VERSION_MAJOR >= 2
+         (void)at::_addmm_activation(fb, y.view({L, D}), fw.t(), 1, 1, true);
+#else
+         (void)at::gelu(at::linear(y, fw, fb), "tanh");
+#endif
+       }},
+  };
+  nlohmann::json rows = nlohmann::json::array();
+  double block_s = 0, block_fused_s = 0;
+  for (const Op& op : ops) {
+    std::vector<double> t = time_calls(op.fn, d, 2, iters);
+    const double med = median_of(t);
+    nlohmann::json r = {{"op", op.name}, {"median_s", med}, {"times_s", t}};
+    if (op.min_bytes > 0) {
+      const double fused = op.min_bytes / bw;
+      r["min_bytes"] = op.min_bytes;
+      r["achieved_gb_per_s"] = op.min_bytes / med / 1e9;
+      r["fused_at_copy_bandwidth_s"] = fused;
+      r["per_block"] = op.per_block;
+      block_s += op.per_block * med;
+      block_fused_s += op.per_block * fused;
+    }
+    rows.push_back(r);
+  }
+  return {{"bench", "elementwise"},
+          {"device", d.is_cuda() ? cuda_device_name(d) : "cpu"},
+          {"tokens", L}, {"dim", D}, {"heads", heads}, {"ffn_dim", ffn_dim}, {"layers", layers},
+          {"copy_gb_per_s", bw / 1e9},
+          {"ops", rows},
+          {"per_block_s", block_s},
+          {"per_block_if_fused_s", block_fused_s},
+          {"per_forward_s", block_s * layers},
+          {"per_forward_saving_if_fused_s", (block_s - block_fused_s) * layers},
+          {"note", "min_bytes: each input read once, each output written once; fused_at_copy_bandwidth_s = "
+                   "min_bytes / the copy bandwidth measured here (an upper bound on what an own kernel gains)"}};
 }
 
 }  // namespace wan

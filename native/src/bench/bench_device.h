@@ -18,4 +18,13 @@ nlohmann::json bench_matmul(const std::string& device, int64_t n = 8192, int ite
 // and the relative L2 of each backend's output against the math backend in float32 on a slice.
 nlohmann::json bench_attention(const std::string& device, int64_t tokens, int64_t heads, int64_t head_dim, int iters = 5);
 
+// The DiT block's elementwise sequences as the engine runs them (models/dit.cpp), on [1, tokens,
+// dim] at `heads`: the fused LayerNorm modulation + cast, the q/k RMSNorm, the complex64 RoPE, the
+// in-place gated residual, and the gelu epilogue's alternative (linear then gelu). For each: time,
+// the bytes a single fused pass would move (each input read once, each output written once), the
+// device's copy bandwidth measured in the same call, and the time a fused kernel at that
+// bandwidth would take: the most an own kernel could save, per block and per forward.
+nlohmann::json bench_elementwise(const std::string& device, int64_t tokens, int64_t dim, int64_t heads, int64_t ffn_dim,
+                                 int64_t layers, int iters = 10);
+
 }  // namespace wan
