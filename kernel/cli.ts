@@ -25,10 +25,10 @@ commands:
            [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
            [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
            [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-           [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N]
+           [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights]
                                 text to video (DiffSynth-Studio's defaults; a random seed is printed)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
-              [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu|cuda] [--tiled]
+              [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu|cuda] [--tiled] [--shard-weights]
                                 layout, files, architecture, parameters, dtypes, memory per device
   make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
                                 write a deterministic random-weight Wan2.1 T2V model
@@ -40,7 +40,7 @@ commands:
                                 compute/comm split, peak memory per rank, parity vs 1 rank (timings are no speed-up claim)
   serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
         [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-        [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N]
+        [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights]
         [--devices cpu] [--ulysses 1] [--ring 1]
                                 load a model once and serve a job queue over HTTP (prints 'listening on URL')
   kernel install [--user | --prefix P | --sys-prefix] [--name N] [--jupyter PATH | --no-jupyter] [--env K=V]...
@@ -98,6 +98,7 @@ const inspectOptions: Options = {
   "persistent-params": { type: "string" },
   "t5-device": { type: "string" },
   tiled: { type: "boolean" },
+  "shard-weights": { type: "boolean" },
 };
 
 /** A count with an optional K/M/G suffix (powers of 10; "24G" = 24e9; "7e9" too). */
@@ -111,7 +112,7 @@ export function countOption(name: string, value: string | undefined): number | u
 
 async function cmdInspect(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, inspectOptions, ["DIR"]);
-  if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu] [--tiled]");
+  if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]");
   const report = await inspect(positionals[0]!, {
     devices: v.devices as string | undefined,
     ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
@@ -124,6 +125,7 @@ async function cmdInspect(args: string[]): Promise<number> {
     persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
     t5Device: choice("t5-device", v["t5-device"] as string | undefined, ["cpu", "cuda"] as const),
     tiled: v.tiled === true,
+    shardWeights: v["shard-weights"] === true,
   });
   console.log(v.json ? JSON.stringify(report, null, 2) : formatInspect(report));
   return 0;
@@ -276,6 +278,7 @@ const computeOptions: Options = {
   "t5-device": { type: "string" },
   "vae-device": { type: "string" },
   "persistent-params": { type: "string" },
+  "shard-weights": { type: "boolean" },
 };
 
 const computeDtypes = ["f32", "bf16", "f16"] as const;
@@ -287,12 +290,13 @@ function deviceOption(name: string, value: string | boolean | undefined): string
 }
 
 /** --dtype f32|bf16|f16, --t5-device DEV, --vae-device DEV, --persistent-params N as OpenOptions fields. */
-export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtype" | "t5Device" | "vaeDevice" | "persistentParams"> {
+export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtype" | "t5Device" | "vaeDevice" | "persistentParams" | "shardWeights"> {
   return {
     dtype: choice("dtype", v.dtype as string | undefined, computeDtypes),
     t5Device: deviceOption("t5-device", v["t5-device"]),
     vaeDevice: deviceOption("vae-device", v["vae-device"]),
     persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
+    shardWeights: v["shard-weights"] === true ? true : undefined,
   };
 }
 
@@ -356,7 +360,7 @@ interface RunOptions {
   server?: boolean;
   /** Sequence-parallel device group (local engine only). */
   parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"
-    | "dtype" | "t5Device" | "vaeDevice" | "persistentParams">;
+    | "dtype" | "t5Device" | "vaeDevice" | "persistentParams" | "shardWeights">;
 }
 
 /** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */

@@ -47,6 +47,9 @@ export interface OpenOptions {
   /** CUDA: parameters of the DiT kept resident per device (the other blocks stream in from pinned
    * host memory, one block ahead); default all resident. */
   persistentParams?: number;
+  /** Device groups: each rank keeps 1/(ulysses × ring) of every DiT block's weights and all-gathers
+   * a block just before computing it (less memory per device, one all-gather per block). */
+  shardWeights?: boolean;
   /** Loading stages as they start and end (the notebook's load bar). */
   onLoad?: (event: LoadEvent) => void;
 }
@@ -229,7 +232,7 @@ function makeVideo(video: Tensor): Video {
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
 export async function open(options: OpenOptions = {}): Promise<Lab> {
   const dir = options.model ?? (await defaultModel());
-  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams } = options;
+  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights } = options;
   const stage = async <T>(name: LoadEvent["stage"], work: () => Promise<T>): Promise<T> => {
     options.onLoad?.({ stage: name, state: "start" });
     const t0 = performance.now();
@@ -237,7 +240,7 @@ export async function open(options: OpenOptions = {}): Promise<Lab> {
     options.onLoad?.({ stage: name, state: "done", seconds: (performance.now() - t0) / 1000 });
     return out;
   };
-  const engine = await stage("model", async () => (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams })) as NativeEngine);
+  const engine = await stage("model", async () => (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights })) as NativeEngine);
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {

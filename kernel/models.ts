@@ -44,6 +44,8 @@ export interface InspectOptions {
   t5Device?: string;
   /** Tiled VAE decode. */
   tiled?: boolean;
+  /** DiT blocks sharded over the sequence-parallel ranks (one block gathered at a time). */
+  shardWeights?: boolean;
 }
 
 export interface ComponentReport {

@@ -2,7 +2,7 @@
 // of CPU ranks gives the single-rank latents (the C++ tests cover every layout and the faults).
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { open, type Lab } from "../kernel/engine.js";
 import { scratch, wanlab } from "./helpers.js";
 import { readSafetensors, relL2 } from "./safetensors.js";
@@ -181,4 +181,27 @@ test("--timeout and --log-level are checked; WANLAB_LOG_LEVEL sets the level of 
   assert.ok(!existsSync(join(dir, "env-debug", "rank-2.log")));
   run("warn", join(dir, "env-warn"));  // a request that succeeds logs nothing at warn
   assert.ok(!existsSync(join(dir, "env-warn", "rank-0.log")));
+});
+
+describe("weight sharding (--shard-weights)", () => {
+  test("2 CPU ranks with sharded DiT blocks give the unsharded latents bit for bit", () => {
+    const base = ["generate", "--model", model, "--prompt", "a red kite over the sea", "--seed", "3",
+      "--height", "32", "--width", "32", "--num-frames", "5", "--num-inference-steps", "2",
+      "--devices", "cpu:0-1", "--ulysses", "2"];
+    const dir = scratch();
+    const plain = wanlab([...base, "--output", join(dir, "a.mp4"), "--save-tensors", join(dir, "a.safetensors")]);
+    assert.equal(plain.status, 0, plain.stderr);
+    const sharded = wanlab([...base, "--shard-weights", "--output", join(dir, "b.mp4"), "--save-tensors", join(dir, "b.safetensors")]);
+    assert.equal(sharded.status, 0, sharded.stderr);
+    const a = readSafetensors(join(dir, "a.safetensors")).tensors.latents!.f32!;
+    const b = readSafetensors(join(dir, "b.safetensors")).tensors.latents!.f32!;
+    assert.deepEqual(Array.from(b), Array.from(a));
+  });
+
+  test("--shard-weights without a sequence-parallel group names the problem", () => {
+    const r = wanlab(["generate", "--model", model, "--prompt", "x", "--height", "32", "--width", "32",
+      "--num-frames", "1", "--num-inference-steps", "1", "--shard-weights", "--output", join(scratch(), "x.mp4")]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /shard weights needs a sequence-parallel group/);
+  });
 });

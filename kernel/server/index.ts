@@ -43,7 +43,7 @@ export interface ServeOptions {
   /** Sequence-parallel device group for the engine (kernel/engine.ts OpenOptions). */
   parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; logDir?: string; logLevel?: "error" | "warn" | "info" | "debug";
     /** Compute placement (OpenOptions dtype, t5Device, vaeDevice, persistentParams). */
-    dtype?: "f32" | "bf16" | "f16"; t5Device?: string; vaeDevice?: string; persistentParams?: number };
+    dtype?: "f32" | "bf16" | "f16"; t5Device?: string; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean };
 }
 
 export interface Server {

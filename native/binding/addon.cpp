@@ -123,6 +123,7 @@ Napi::Value Inspect(const Napi::CallbackInfo& info) {
   opts.persistent_params = static_cast<int64_t>(get<double>(o, "persistentParams", -1));
   opts.t5_device = get<std::string>(o, "t5Device", "");
   opts.tiled = get<bool>(o, "tiled", false);
+  opts.shard_weights = get<bool>(o, "shardWeights", false);
   auto* w = new PromiseWorker(info.Env(), [dir, opts] { return wan::inspect_model(dir, opts).dump(); });
   w->Queue();
   return w->promise();
@@ -428,6 +429,7 @@ Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   compute.t5_device = get<std::string>(o, "t5Device", compute.t5_device);
   compute.vae_device = get<std::string>(o, "vaeDevice", compute.vae_device);
   compute.persistent_params = static_cast<int64_t>(get<double>(o, "persistentParams", -1));
+  compute.shard_weights = get<bool>(o, "shardWeights", false);
   class OpenWorker : public Napi::AsyncWorker {
    public:
     OpenWorker(Napi::Env env, std::string dir, wan::ParallelOptions par, wan::ComputeOptions compute)
