@@ -38,7 +38,7 @@ commands:
   bench parallel [--json] [--html FILE] [--model DIR] [--height N] [--width N] [--num-frames N] [--steps N] [--layouts A,B]
                                 every sequence-parallel layout on CPU ranks: bytes per step vs the analytic formula,
                                 compute/comm split, peak memory per rank, parity vs 1 rank (timings are no speed-up claim)
-  serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
+  serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
         [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
         [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights]
         [--devices cpu] [--ulysses 1] [--ring 1]
@@ -472,7 +472,8 @@ async function cmdGenerate(args: string[]): Promise<number> {
 async function cmdServe(args: string[]): Promise<number> {
   const o: Options = { model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, outputs: { type: "string" },
     "allow-remote": { type: "boolean" }, grace: { type: "string" }, devices: { type: "string" }, ulysses: { type: "string" }, ring: { type: "string" },
-    "cfg-parallel": { type: "boolean" }, ...groupOptions, ...computeOptions };
+    "cfg-parallel": { type: "boolean" }, rendezvous: { type: "string" }, nnodes: { type: "string" }, "node-rank": { type: "string" },
+    ...groupOptions, ...computeOptions };
   const { values: v } = parse(args, o, []);
   if (v.help) return help(usage.split("\n").find((l) => l.trimStart().startsWith("serve"))!.trim());
   if (v.devices === undefined && (v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
@@ -490,6 +491,9 @@ async function cmdServe(args: string[]): Promise<number> {
       ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
       ring: intOption("ring", v.ring as string | undefined, 1, 1024),
       cfgParallel: v["cfg-parallel"] === true,
+      rendezvous: v.rendezvous as string | undefined,
+      nnodes: intOption("nnodes", v.nnodes as string | undefined, 1, 1024),
+      nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, 0, 1023),
       ...groupOpenOptions(v),
       ...computeOpenOptions(v),
     },

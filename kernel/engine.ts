@@ -191,6 +191,9 @@ interface NativeEngine {
   cancel(): void;
   info(): string;
   close(): void;
+  follow(): Promise<string>;
+  stopFollowing(): void;
+  endRequests(): void;
 }
 interface NativeResult {
   noise: Tensor;
@@ -205,6 +208,22 @@ export interface Lab {
   generate(params: GenerateParams, options?: GenerateOptions): Promise<GenerateResult>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The in-process engine's lab: a Lab plus the multi-node request stream (`wanlab serve` on
+ * several nodes). */
+export interface EngineLab extends Lab {
+  /** Nodes 1.. of a multi-node engine (`nodeRank` > 0): run node 0's requests as they come, until
+   * node 0 calls endRequests() or stopFollowing() is called. Node 0 publishes every generate(). */
+  follow(): Promise<FollowSummary>;
+  stopFollowing(): void;
+  /** Node 0: tell the following nodes there are no more requests. */
+  endRequests(): void;
+}
+
+export interface FollowSummary {
+  followed: number;
+  failed: { request: number; error: string }[];
 }
 
 export const defaultFps = 15;
@@ -230,7 +249,7 @@ function makeVideo(video: Tensor): Video {
 }
 
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
-export async function open(options: OpenOptions = {}): Promise<Lab> {
+export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   const dir = options.model ?? (await defaultModel());
   const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights } = options;
   const stage = async <T>(name: LoadEvent["stage"], work: () => Promise<T>): Promise<T> => {
@@ -307,5 +326,8 @@ export async function open(options: OpenOptions = {}): Promise<Lab> {
     engine.close();
   }
 
-  return { info, generate, close, [Symbol.asyncDispose]: close };
+  const follow = async (): Promise<FollowSummary> => JSON.parse(await engine.follow()) as FollowSummary;
+  const stopFollowing = (): void => engine.stopFollowing();
+  const endRequests = (): void => engine.endRequests();
+  return { info, generate, close, [Symbol.asyncDispose]: close, follow, stopFollowing, endRequests };
 }

@@ -42,6 +42,9 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /** Sequence-parallel device group for the engine (kernel/engine.ts OpenOptions). */
   parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; logDir?: string; logLevel?: "error" | "warn" | "info" | "debug";
+    /** Several nodes (one process each): node 0 serves HTTP and publishes every job to the others,
+     * which run them in its device group (runServer makes nodes 1.. followers). */
+    rendezvous?: string; nnodes?: number; nodeRank?: number;
     /** Compute placement (OpenOptions dtype, t5Device, vaeDevice, persistentParams). */
     dtype?: "f32" | "bf16" | "f16"; t5Device?: string; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean };
 }
@@ -133,6 +136,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
       await queue.drain(options.graceMs ?? o.graceMs ?? 30_000);
       await app.close();
       await journal.close();
+      lab.endRequests(); // the following nodes (multi-node serve) return
       await lab.close();
       await removeServerFile(rtDir);
       log("wanlab serve: stopped");
@@ -161,6 +165,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
  * SIGINT/SIGTERM (a second signal re-queues the running job at once) or POST /v1/shutdown.
  */
 export async function runServer(o: ServeOptions): Promise<number> {
+  if ((o.parallel?.nodeRank ?? 0) > 0) return runFollower(o);
   const server = await serve(o);
   console.log(`listening on ${server.url}`);
   console.error(`wanlab serve: token and URL in ${server.runtimeFile}; outputs in ${server.outputs}`);
@@ -175,5 +180,30 @@ export async function runServer(o: ServeOptions): Promise<number> {
   await server.closed;
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
+  return 0;
+}
+
+/**
+ * Nodes 1.. of a multi-node `wanlab serve`: load the model into the shared device group and run
+ * each job node 0 publishes, until node 0 stops (it ends the request stream) or a signal comes.
+ * No HTTP here: jobs, outputs and the journal live on node 0.
+ */
+export async function runFollower(o: ServeOptions): Promise<number> {
+  const p = o.parallel ?? {};
+  const model = resolve(o.model ?? (await defaultModel()));
+  console.error(`wanlab serve: node ${p.nodeRank} of ${p.nnodes}: loading ${model}, joining ${p.rendezvous}`);
+  const lab = await open({ model, ...p });
+  console.log(`following node 0 at ${p.rendezvous}`);
+  const onSignal = () => lab.stopFollowing();
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const s = await lab.follow();
+    console.error(`wanlab serve: node ${p.nodeRank}: ran ${s.followed} job(s)${s.failed.length ? `, ${s.failed.length} failed (node 0 reports why)` : ""}; stopping`);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await lab.close();
+  }
   return 0;
 }

@@ -265,7 +265,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Engine",
                        {InstanceMethod("generate", &EngineWrap::Generate), InstanceMethod("cancel", &EngineWrap::Cancel),
-                        InstanceMethod("info", &EngineWrap::Info), InstanceMethod("close", &EngineWrap::Close)});
+                        InstanceMethod("info", &EngineWrap::Info), InstanceMethod("close", &EngineWrap::Close),
+                        InstanceMethod("follow", &EngineWrap::Follow),
+                        InstanceMethod("stopFollowing", &EngineWrap::StopFollowing),
+                        InstanceMethod("endRequests", &EngineWrap::EndRequests)});
   }
   EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
     if (info.Length() < 1 || !info[0].IsExternal())
@@ -296,6 +299,32 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
   Napi::Value Cancel(const Napi::CallbackInfo& info) {
     cancel_->store(true);
+    return info.Env().Undefined();
+  }
+  // follow() -> Promise<json {followed, failed: [{request, error}]}>: nodes 1.. of a multi-node
+  // engine run node 0's requests until node 0 ends them or stopFollowing() is called.
+  Napi::Value Follow(const Napi::CallbackInfo& info) {
+    auto eng = engine();
+    auto stop = follow_stop_;
+    stop->store(false);
+    auto* w = new PromiseWorker(info.Env(), [eng, stop] {
+      nlohmann::json failed = nlohmann::json::array();
+      int64_t followed = 0;
+      eng->follow(*stop, [&](int64_t n, const std::string& error) {
+        ++followed;
+        if (!error.empty()) failed.push_back({{"request", n}, {"error", error}});
+      });
+      return nlohmann::json{{"followed", followed}, {"failed", failed}}.dump();
+    });
+    w->Queue();
+    return w->promise();
+  }
+  Napi::Value StopFollowing(const Napi::CallbackInfo& info) {
+    follow_stop_->store(true);
+    return info.Env().Undefined();
+  }
+  Napi::Value EndRequests(const Napi::CallbackInfo& info) {
+    engine()->end_requests();
     return info.Env().Undefined();
   }
   Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -404,6 +433,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   std::shared_ptr<wan::T2VEngine> engine_;
   std::shared_ptr<std::atomic<bool>> cancel_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> follow_stop_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 // openEngine(dir, {devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel,

@@ -119,9 +119,67 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
     o.timeout = std::chrono::milliseconds(int64_t(p.timeout_s * 1000));
     group_ = std::make_unique<DeviceGroup>(o);
   }
+  nnodes_ = p.nnodes, node_rank_ = p.node_rank;
+  if (p.nnodes > 1)
+    requests_ = Rendezvous::join(rdv_host, uint16_t(rdv_port), std::chrono::milliseconds(int64_t(p.timeout_s * 1000)));
 }
 
 T2VEngine::~T2VEngine() = default;
+
+namespace {
+const char* kRequestKey = "wanlab/request/";
+std::vector<int64_t> int_list(const at::Tensor& t) {
+  at::Tensor c = t.to(at::kLong).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+}
+at::Tensor int_tensor(const nlohmann::json& j) { return at::tensor(j.get<std::vector<int64_t>>(), at::kLong); }
+}  // namespace
+
+void T2VEngine::publish(const T2VRequest& r) const {
+  nlohmann::json j = {{"seed", std::to_string(r.seed)}, {"height", r.height}, {"width", r.width},
+                      {"num_frames", r.num_frames}, {"steps", r.num_inference_steps}, {"cfg_scale", r.cfg_scale},
+                      {"sigma_shift", r.sigma_shift}, {"tiled", r.tiled}, {"tile_size", r.tile_size},
+                      {"tile_stride", r.tile_stride}, {"prompt_ids", int_list(r.prompt_ids)},
+                      {"prompt_mask", int_list(r.prompt_mask)}};
+  if (r.negative_ids.defined()) j["negative_ids"] = int_list(r.negative_ids), j["negative_mask"] = int_list(r.negative_mask);
+  std::lock_guard<std::mutex> lock(requests_mu_);
+  requests_->set(concat(kRequestKey, ++published_), j.dump());
+}
+
+void T2VEngine::end_requests() const {
+  if (!requests_ || node_rank_ != 0) return;
+  std::lock_guard<std::mutex> lock(requests_mu_);
+  requests_->set(concat(kRequestKey, ++published_), "end");
+}
+
+void T2VEngine::follow(const std::atomic<bool>& stop,
+                       const std::function<void(int64_t, const std::string&)>& on_request) const {
+  if (!requests_ || node_rank_ == 0) fail("follow() is for nodes 1.. of a multi-node engine (this is node ", node_rank_, " of ", nnodes_, ")");
+  for (int64_t n = 1;; ++n) {
+    const std::string key = concat(kRequestKey, n);
+    while (!requests_->check(key)) {
+      if (stop.load()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const std::string text = requests_->get(key);
+    if (text == "end") return;
+    std::string error;
+    try {
+      const nlohmann::json j = nlohmann::json::parse(text);
+      T2VRequest r;
+      r.seed = std::stoull(j["seed"].get<std::string>());
+      r.height = j["height"], r.width = j["width"], r.num_frames = j["num_frames"];
+      r.num_inference_steps = j["steps"], r.cfg_scale = j["cfg_scale"], r.sigma_shift = j["sigma_shift"];
+      r.tiled = j["tiled"], r.tile_size = j["tile_size"], r.tile_stride = j["tile_stride"];
+      r.prompt_ids = int_tensor(j["prompt_ids"]), r.prompt_mask = int_tensor(j["prompt_mask"]);
+      if (j.contains("negative_ids")) r.negative_ids = int_tensor(j["negative_ids"]), r.negative_mask = int_tensor(j["negative_mask"]);
+      generate(r);
+    } catch (const std::exception& e) {
+      error = e.what();  // node 0 reports the request's failure; this node serves the next one
+    }
+    if (on_request) on_request(n, error);
+  }
+}
 
 const WanDiT& T2VEngine::dit(const at::Device& device) const {
   if (device.is_cpu()) return *dits_.front();
@@ -245,6 +303,7 @@ void T2VEngine::validate(const T2VRequest& r) const {
 T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(const T2VEvent&)>& progress,
                               const std::atomic<bool>* cancel) const {
   validate(r);
+  if (requests_ && node_rank_ == 0) publish(r);  // nodes 1.. running follow() run it too
   c10::NoGradGuard no_grad;
   auto report = [&](const char* stage, int64_t step, int64_t total, Clock::time_point t0,
                     const at::Tensor& latents = at::Tensor()) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -109,6 +110,15 @@ class T2VEngine {
   T2VResult generate(const T2VRequest& r, const std::function<void(const T2VEvent&)>& progress = {},
                      const std::atomic<bool>* cancel = nullptr) const;
 
+  // Several nodes serving one stream of requests (`wanlab serve --rendezvous … --node-rank K`):
+  // node 0's generate() first publishes the request to the group's TCPStore; follow() on the
+  // other nodes runs the published requests in order (each joins node 0's collectives, so a
+  // cancel on node 0 cancels them too) until node 0 calls end_requests() or `stop` is set.
+  // `on_request(n, error)` reports each request followed ("" when it succeeded).
+  void follow(const std::atomic<bool>& stop, const std::function<void(int64_t, const std::string&)>& on_request = {}) const;
+  void end_requests() const;
+  int node_rank() const { return node_rank_; }
+
  private:
   LoadedModel model_;
   std::unique_ptr<Umt5Encoder> t5_;
@@ -119,6 +129,11 @@ class T2VEngine {
   Placement dit_place_, t5_place_, vae_place_;
   ParallelLayout layout_;
   std::unique_ptr<DeviceGroup> group_;
+  int nnodes_ = 1, node_rank_ = 0;
+  std::shared_ptr<Rendezvous> requests_;  // own store client for the request stream (nnodes > 1)
+  mutable std::mutex requests_mu_;
+  mutable int64_t published_ = 0;
+  void publish(const T2VRequest& r) const;
   at::Tensor denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
                               const T2VRequest& r, const FlowMatchSchedule& sched, nlohmann::json& step_s,
                               const std::function<void(int64_t, const at::Tensor&)>& on_step,
