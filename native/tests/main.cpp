@@ -8,6 +8,7 @@
 #include "checkpoint/make_model.h"
 #include "common/error.h"
 #include "common/fs.h"
+#include "pipeline/t2v.h"
 #include "test.h"
 
 namespace wantest {
@@ -36,6 +37,20 @@ std::string tiny_model(const std::string& layout, uint64_t seed) {
   return dir;
 }
 std::string source_dir() { return WANLAB_SOURCE_DIR; }
+
+wan::T2VRequest tiny_request(int64_t height, int64_t width, int64_t frames, int64_t steps, double cfg_scale,
+                             uint64_t seed) {
+  wan::T2VRequest r;
+  r.prompt_ids = at::remainder(at::arange(512, at::kLong) * 7 + 3, 380);
+  r.prompt_mask = (at::arange(512, at::kLong) < 12).to(at::kLong);
+  r.negative_ids = at::remainder(at::arange(512, at::kLong) * 5 + 1, 380);
+  r.negative_mask = (at::arange(512, at::kLong) < 7).to(at::kLong);
+  r.seed = seed;
+  r.height = height, r.width = width, r.num_frames = frames;
+  r.num_inference_steps = steps;
+  r.cfg_scale = cfg_scale;
+  return r;
+}
 std::string scratch(const std::string& name) { return scratch_dir() + "/" + name; }
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -11,16 +11,7 @@
 using namespace wan;
 
 namespace {
-T2VRequest small_request(int64_t steps) {
-  T2VRequest r;
-  r.prompt_ids = at::remainder(at::arange(512, at::kLong) * 7 + 3, 380);
-  r.prompt_mask = (at::arange(512, at::kLong) < 12).to(at::kLong);
-  r.negative_ids = at::remainder(at::arange(512, at::kLong) * 5 + 1, 380);
-  r.negative_mask = (at::arange(512, at::kLong) < 7).to(at::kLong);
-  r.seed = 7;
-  r.height = 32, r.width = 32, r.num_frames = 5, r.num_inference_steps = steps;
-  return r;
-}
+T2VRequest small_request(int64_t steps) { return wantest::tiny_request(32, 32, 5, steps); }
 std::string read_text(const std::string& path) {
   std::ifstream f(path);
   std::stringstream ss;

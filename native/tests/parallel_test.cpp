@@ -31,16 +31,7 @@ const T2VEngine& engine_for(const std::string& devices, int ulysses, int ring, b
 }
 
 T2VRequest request(int64_t height, int64_t width, int64_t frames, double cfg_scale = 5.0) {
-  T2VRequest r;
-  r.prompt_ids = at::remainder(at::arange(512, at::kLong) * 7 + 3, 380);
-  r.prompt_mask = (at::arange(512, at::kLong) < 12).to(at::kLong);
-  r.negative_ids = at::remainder(at::arange(512, at::kLong) * 5 + 1, 380);
-  r.negative_mask = (at::arange(512, at::kLong) < 7).to(at::kLong);
-  r.seed = 7;
-  r.height = height, r.width = width, r.num_frames = frames;
-  r.num_inference_steps = 2;
-  r.cfg_scale = cfg_scale;
-  return r;
+  return wantest::tiny_request(height, width, frames, 2, cfg_scale);
 }
 
 struct TestLayout {

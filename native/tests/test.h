@@ -13,6 +13,10 @@
 
 #include "common/dtype.h"
 
+namespace wan {
+struct T2VRequest;
+}
+
 namespace wantest {
 struct Case {
   const char* name;
@@ -41,6 +45,10 @@ double rel_l2(const at::Tensor& a, const at::Tensor& b);
 // Runs fn, expects a wan::Error whose message mentions every needle (EXPECT_ERROR below).
 void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles, const char* file,
                   int line);
+// A request for the tiny model: fixed prompt and negative token ids (12 and 7 tokens, text_len
+// 512), the video size, `steps` steps, CFG `cfg_scale`. (Include pipeline/t2v.h to use it.)
+wan::T2VRequest tiny_request(int64_t height, int64_t width, int64_t frames, int64_t steps = 2, double cfg_scale = 5.0,
+                             uint64_t seed = 7);
 // Same dtype, shape and bytes (bitwise, so NaN payloads and f8 patterns count).
 bool same(const wan::StoredTensor& a, const wan::StoredTensor& b);
 }  // namespace wantest

@@ -10,18 +10,6 @@
 
 using namespace wan;
 
-namespace {
-T2VRequest shard_request(int64_t h, int64_t w, int64_t frames) {
-  T2VRequest r;
-  r.prompt_ids = at::remainder(at::arange(512, at::kLong) * 7 + 3, 380);
-  r.prompt_mask = (at::arange(512, at::kLong) < 12).to(at::kLong);
-  r.negative_ids = at::remainder(at::arange(512, at::kLong) * 5 + 1, 380);
-  r.negative_mask = (at::arange(512, at::kLong) < 7).to(at::kLong);
-  r.seed = 11;
-  r.height = h, r.width = w, r.num_frames = frames, r.num_inference_steps = 2;
-  return r;
-}
-}  // namespace
 
 TEST(weight_shards_give_the_unsharded_latents) {
   struct Case {
@@ -29,7 +17,7 @@ TEST(weight_shards_give_the_unsharded_latents) {
     int ulysses, ring;
     bool cfg;
   } cases[] = {{"cpu:0-1", 2, 1, false}, {"cpu:0-3", 2, 2, false}, {"cpu:0-3", 1, 2, true}};
-  const T2VRequest r = shard_request(48, 48, 5);  // 18 tokens
+  const T2VRequest r = wantest::tiny_request(48, 48, 5, 2, 5.0, 11);  // 18 tokens
   for (const Case& c : cases) {
     ParallelOptions p;
     p.devices = c.devices, p.ulysses = c.ulysses, p.ring = c.ring, p.cfg_parallel = c.cfg, p.timeout_s = 60;
