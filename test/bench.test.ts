@@ -3,7 +3,9 @@
 // DIFFSYNTH_DIR) our output against DiffSynth's on the same weights and input. No timing checks.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { benchArgs, benchModel, type BenchKind, type BenchReport } from "../kernel/bench.js";
+import { spawnSync } from "node:child_process";
+import { benchArgs, benchModel, defaultEnginePath, type BenchKind, type BenchReport } from "../kernel/bench.js";
+
 
 const engine = process.env.WANLAB_ENGINE;  // default: native/build/wanlab-engine
 
@@ -77,5 +79,55 @@ describe("bench", () => {
 
   test("bad options are errors", async () => {
     await assert.rejects(benchModel("dit", { dims: "tiny", height: 60, engine }), /multiples of 16/);
+  });
+});
+
+// The device benches (bench matmul|attention|elementwise|t2v) run on CPU here at small sizes: the
+// fields, the FLOP arithmetic and the memory model's prediction beside the measurement. The GPU
+// figures are in bench/results/ (README "On NVIDIA GPUs").
+describe("device benches on the CPU", () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const run = (args: string[]): Record<string, any> => {
+    const r = spawnSync(engine ?? defaultEnginePath, args, { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  };
+
+  test("matmul: 2 n^3 / time", () => {
+    const r = run(["bench", "matmul", "--device", "cpu", "--size", "128", "--iters", "2"]);
+    assert.equal(r.n, 128);
+    assert.ok(Math.abs(r.tflops_per_s - (2 * 128 ** 3) / r.median_s / 1e12) < 1e-9);
+  });
+
+  test("attention: every backend answers (or says why), close to float32 math", () => {
+    const r = run(["bench", "attention", "--device", "cpu", "--tokens", "64", "--heads", "2", "--head-dim", "32", "--iters", "1"]);
+    assert.deepEqual(r.shape, [1, 2, 64, 32]);
+    assert.equal(r.backends.length, 4);
+    for (const b of r.backends) assert.ok(b.error !== undefined || b.rel_l2_vs_f32_math < 2e-2, JSON.stringify(b));
+  });
+
+  test("elementwise: per-block sums and the fused bound", () => {
+    const r = run(["bench", "elementwise", "--device", "cpu", "--dims", "tiny", "--tokens", "256", "--iters", "1"]);
+    const counted = r.ops.filter((o: any) => o.per_block > 0);
+    const sum = counted.reduce((s: number, o: any) => s + o.per_block * o.median_s, 0);
+    assert.ok(Math.abs(sum - r.per_block_s) < 1e-12);
+    assert.ok(r.copy_gb_per_s > 0 && r.per_block_if_fused_s > 0);
+    assert.ok(Math.abs(r.per_forward_s - r.per_block_s * r.layers) < 1e-12);
+  });
+
+  test("t2v: random weights in memory, stage timings, FLOPs, predicted memory", () => {
+    const r = run(["bench", "t2v", "--random-weights", "tiny", "--device", "cpu", "--steps", "2", "--frames", "5",
+      "--height", "64", "--width", "64", "--peak-tflops", "1"]);
+    assert.equal(r.steps_run, 2);
+    assert.equal(r.step_s.length, 2);
+    assert.equal(r.video.tokens, 32);
+    assert.equal(r.flops.step, 2 * r.flops.dit_forward);  // CFG: two forwards per step
+    assert.ok(Math.abs(r.full_estimate_s - (r.encode_s + 50 * r.step_median_s + r.decode_s)) < 1e-9);
+    assert.ok(Math.abs(r.full_over_flop_bound - r.full_estimate_s / (r.flops.full / 1e12)) < 1e-9);
+    assert.deepEqual(r.placement.dit, ["cpu f32"]);
+    assert.ok(r.predicted.peak_bytes >= r.predicted.resident_bytes);
+    const bad = spawnSync(engine ?? defaultEnginePath, ["bench", "t2v", "--random-weights", "tiny", "--device", "cpu", "--steps", "1"], { encoding: "utf8" });
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /--steps must be at least 2/);
   });
 });
