@@ -6,7 +6,6 @@ import { describe, test } from "node:test";
 import { spawnSync } from "node:child_process";
 import { benchArgs, benchModel, defaultEnginePath, type BenchKind, type BenchReport } from "../kernel/bench.js";
 
-
 const engine = process.env.WANLAB_ENGINE;  // default: native/build/wanlab-engine
 
 async function tinyBench(kind: BenchKind): Promise<BenchReport> {
