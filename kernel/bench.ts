@@ -22,6 +22,8 @@ export interface BenchModelOptions {
   diffsynth?: string;  // DiffSynth-Studio source tree (else $DIFFSYNTH_DIR)
   python?: string;     // python with torch for the peer (else $WANLAB_PYTHON, else python3)
   peer?: boolean;      // false: ours only
+  device?: string;     // cpu | cuda | cuda:N (CUDA: bf16 on weights drawn on the device, peer too)
+  dtype?: "f32" | "bf16" | "f16";
   engine?: string;     // wanlab-engine binary (else native/build/wanlab-engine)
   env?: Record<string, string>;
 }
@@ -70,6 +72,8 @@ export function benchArgs(kind: BenchKind, o: BenchModelOptions = {}): string[] 
   if (o.diffsynth) args.push("--diffsynth", o.diffsynth);
   if (o.python) args.push("--python", o.python);
   if (o.peer === false) args.push("--no-peer");
+  if (o.device) args.push("--device", o.device);
+  if (o.dtype) args.push("--dtype", o.dtype);
   return args;
 }
 

@@ -32,7 +32,7 @@ commands:
                                 layout, files, architecture, parameters, dtypes, memory per device
   make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
                                 write a deterministic random-weight Wan2.1 T2V model
-  bench dit|vae|t5 [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N] [--height N] [--width N] [--no-peer]
+  bench dit|vae|t5 [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N] [--height N] [--width N] [--no-peer] [--device cpu|cuda[:N]] [--dtype f32|bf16|f16]
                                 time per forward, GFLOP/s, peak memory; PyTorch eager on DiffSynth's module as the peer
   bench load DIR [--touch]      load time and resident memory, mmap vs copy (JSON)
   bench parallel [--json] [--html FILE] [--model DIR] [--height N] [--width N] [--num-frames N] [--steps N] [--layouts A,B]
@@ -161,6 +161,8 @@ function runEngine(args: string[]): Promise<unknown> {
 
 const benchModelOptions: Options = {
   json: { type: "boolean" },
+  device: { type: "string" },
+  dtype: { type: "string" },
   dims: { type: "string" },
   layers: { type: "string" },
   frames: { type: "string" },
@@ -178,7 +180,7 @@ const benchModelOptions: Options = {
 /** `wanlab bench dit|vae|t5`: ours against PyTorch eager on DiffSynth's module, same weights and input. */
 async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
   const { values: v } = parse(args, benchModelOptions, []);
-  if (v.help) return help(`bench ${kind} [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N --height N --width N] [--tokens N] [--iters N] [--warmup N] [--threads N] [--diffsynth DIR] [--python PATH] [--no-peer]`);
+  if (v.help) return help(`bench ${kind} [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N --height N --width N] [--tokens N] [--iters N] [--warmup N] [--threads N] [--diffsynth DIR] [--python PATH] [--no-peer] [--device cpu|cuda[:N]] [--dtype f32|bf16|f16]`);
   const int = (name: string, min: number, max: number) => intOption(name, v[name] as string | undefined, min, max);
   const report = await benchModel(kind, {
     dims: choice("dims", v.dims as string | undefined, dimsPresets),
@@ -193,6 +195,8 @@ async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
     diffsynth: v.diffsynth as string | undefined,
     python: v.python as string | undefined,
     peer: v["no-peer"] !== true,
+    device: deviceOption("device", v.device),
+    dtype: choice("dtype", v.dtype as string | undefined, computeDtypes),
   });
   if (v.json) {
     console.log(JSON.stringify(report, null, 2));

@@ -36,6 +36,8 @@ describe("bench", () => {
     assert.deepEqual(benchArgs("t5", { dims: "1.3B", layers: 2, tokens: 128, peer: false }),
       ["bench", "t5", "--dims", "1.3B", "--layers", "2", "--tokens", "128", "--no-peer"]);
     assert.throws(() => benchArgs("dit", { iters: 1.5 }), /iters must be a non-negative integer/);
+    assert.deepEqual(benchArgs("dit", { dims: "14B", device: "cuda:0", dtype: "bf16" }),
+      ["bench", "dit", "--dims", "14B", "--device", "cuda:0", "--dtype", "bf16"]);
   });
 
   test("dit: fields, FLOPs, peer", async () => {
