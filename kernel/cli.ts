@@ -267,8 +267,16 @@ async function cmdBench(args: string[]): Promise<number> {
   return 0;
 }
 
-/** Device-group options shared by generate and serve: collective timeout and per-rank logs. */
+/** Device-group options shared by generate and serve: the ranks and their layout, several nodes,
+ * the collective timeout and per-rank logs. */
 const groupOptions: Options = {
+  devices: { type: "string" },
+  ulysses: { type: "string" },
+  ring: { type: "string" },
+  "cfg-parallel": { type: "boolean" },
+  rendezvous: { type: "string" },
+  nnodes: { type: "string" },
+  "node-rank": { type: "string" },
   timeout: { type: "string" },
   "log-dir": { type: "string" },
   "log-level": { type: "string" },
@@ -304,11 +312,24 @@ export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtyp
   };
 }
 
-/** --timeout S (seconds, > 0), --log-dir DIR, --log-level LEVEL as OpenOptions fields. */
-export function groupOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "timeoutS" | "logDir" | "logLevel"> {
+/** --devices, --ulysses, --ring, --cfg-parallel, --rendezvous, --nnodes, --node-rank, --timeout S
+ * (seconds, > 0), --log-dir DIR, --log-level LEVEL as OpenOptions fields. */
+export function groupOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel"
+  | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"> {
   const timeoutS = numberOption("timeout", v.timeout);
   if (timeoutS !== undefined && !(timeoutS > 0 && timeoutS <= 86400)) throw new UsageError(`--timeout must be seconds in (0, 86400], got ${v.timeout}`);
-  return { timeoutS, logDir: v["log-dir"] as string | undefined, logLevel: choice("log-level", v["log-level"] as string | undefined, logLevels) };
+  return {
+    devices: v.devices as string | undefined,
+    ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
+    ring: intOption("ring", v.ring as string | undefined, 1, 1024),
+    cfgParallel: v["cfg-parallel"] === true,
+    rendezvous: v.rendezvous as string | undefined,
+    nnodes: intOption("nnodes", v.nnodes as string | undefined, 1, 1024),
+    nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, 0, 1023),
+    timeoutS,
+    logDir: v["log-dir"] as string | undefined,
+    logLevel: choice("log-level", v["log-level"] as string | undefined, logLevels),
+  };
 }
 
 const generateOptions: Options = {
@@ -329,13 +350,6 @@ const generateOptions: Options = {
   crf: { type: "string" },
   "frames-dir": { type: "string" },
   server: { type: "boolean" },
-  devices: { type: "string" },
-  ulysses: { type: "string" },
-  ring: { type: "string" },
-  "cfg-parallel": { type: "boolean" },
-  rendezvous: { type: "string" },
-  nnodes: { type: "string" },
-  "node-rank": { type: "string" },
   ...groupOptions,
   ...computeOptions,
 };
@@ -459,25 +473,13 @@ async function cmdGenerate(args: string[]): Promise<number> {
     fps: intOption("fps", v.fps as string | undefined, 1, 240),
     crf: intOption("crf", v.crf as string | undefined, 0, 51),
     framesDir: v["frames-dir"] as string | undefined,
-    parallel: {
-      devices: v.devices as string | undefined,
-      ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
-      ring: intOption("ring", v.ring as string | undefined, 1, 1024),
-      cfgParallel: v["cfg-parallel"] === true,
-      rendezvous: v.rendezvous as string | undefined,
-      nnodes: intOption("nnodes", v.nnodes as string | undefined, 1, 1024),
-      nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, 0, 1023),
-      ...groupOpenOptions(v),
-      ...computeOpenOptions(v),
-    },
+    parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v) },
   });
 }
 
 async function cmdServe(args: string[]): Promise<number> {
   const o: Options = { model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, outputs: { type: "string" },
-    "allow-remote": { type: "boolean" }, grace: { type: "string" }, devices: { type: "string" }, ulysses: { type: "string" }, ring: { type: "string" },
-    "cfg-parallel": { type: "boolean" }, rendezvous: { type: "string" }, nnodes: { type: "string" }, "node-rank": { type: "string" },
-    ...groupOptions, ...computeOptions };
+    "allow-remote": { type: "boolean" }, grace: { type: "string" }, ...groupOptions, ...computeOptions };
   const { values: v } = parse(args, o, []);
   if (v.help) return help(usage.split("\n").find((l) => l.trimStart().startsWith("serve"))!.trim());
   if (v.devices === undefined && (v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
@@ -490,17 +492,7 @@ async function cmdServe(args: string[]): Promise<number> {
     outputs: v.outputs as string | undefined,
     allowRemote: v["allow-remote"] === true,
     graceMs: (intOption("grace", v.grace as string | undefined, 0, 86400) ?? 30) * 1000,
-    parallel: {
-      devices: v.devices as string | undefined,
-      ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
-      ring: intOption("ring", v.ring as string | undefined, 1, 1024),
-      cfgParallel: v["cfg-parallel"] === true,
-      rendezvous: v.rendezvous as string | undefined,
-      nnodes: intOption("nnodes", v.nnodes as string | undefined, 1, 1024),
-      nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, 0, 1023),
-      ...groupOpenOptions(v),
-      ...computeOpenOptions(v),
-    },
+    parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v) },
   });
 }
 
