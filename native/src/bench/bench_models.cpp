@@ -304,12 +304,19 @@ nlohmann::json random_spec(const std::vector<TensorSpec>& specs, uint64_t seed) 
   return {{"seed", seed}, {"specs", list}};
 }
 
-// CPU: the weights (the peer reads them from a file). CUDA: none yet, and `extra` tells the peer
-// how to draw them; ours are drawn after the peer ran, so the two never share the device's memory.
-TensorMap peer_weights(const std::vector<TensorSpec>& specs, uint64_t seed, const Placement& p, nlohmann::json& extra) {
-  if (p.device.is_cpu()) return random_weights(specs, seed);
-  extra["random"] = random_spec(specs, seed);
-  return {};
+// Runs the peer on the bench's random weights for `specs` and `inputs`, then returns ours. CPU:
+// the peer reads the same weights from a file. CUDA: the peer draws them itself (extra "random"),
+// ours are drawn after it ran, so the two never share the device's memory.
+TensorMap peer_then_weights(const BenchOptions& o, const std::string& kind, const nlohmann::json& arch,
+                            const std::vector<TensorSpec>& specs, const Placement& p, const TensorMap& inputs,
+                            PeerResult& peer) {
+  if (p.device.is_cpu()) {
+    TensorMap weights = random_weights(specs, o.seed);
+    peer = run_peer(o, kind, arch, weights, inputs, nlohmann::json::object());
+    return weights;
+  }
+  peer = run_peer(o, kind, arch, {}, inputs, {{"random", random_spec(specs, o.seed)}});
+  return random_weights(specs, o.seed, p.device);
 }
 
 void apply_threads(const BenchOptions& o) {
@@ -392,8 +399,6 @@ nlohmann::json bench_dit(const BenchOptions& o) {
   const int64_t tokens = (f / a.patch[0]) * (h / a.patch[1]) * (w / a.patch[2]);
   const int64_t Lc = a.text_len;
 
-  nlohmann::json extra = nlohmann::json::object();
-  TensorMap weights = peer_weights(dit_specs(a), o.seed, place, extra);
   at::Generator gen = input_generator(o.seed);
   at::Tensor x = at::randn({a.in_dim, f, h, w}, gen, at::kFloat);  // [16, f, h, w]
   at::Tensor context = at::randn({Lc, a.text_dim}, gen, at::kFloat);  // [512, text_dim]
@@ -404,9 +409,9 @@ nlohmann::json bench_dit(const BenchOptions& o) {
                           {"latents", {a.in_dim, f, h, w}}, {"tokens", tokens}, {"text_len", Lc},
                           {"timestep", timestep},
                           {"fraction_of_480p_81_frames", double(tokens) / 32760.0}};
-  PeerResult peer = run_peer(o, "dit", to_json(a), weights, {{"x", stored(x)}, {"timestep", stored(t)}, {"context", stored(context)}}, extra);
-
-  if (weights.empty()) weights = random_weights(dit_specs(a), o.seed, place.device);
+  PeerResult peer;
+  TensorMap weights = peer_then_weights(o, "dit", to_json(a), dit_specs(a), place,
+                                        {{"x", stored(x)}, {"timestep", stored(t)}, {"context", stored(context)}}, peer);
   WanDiT dit(weights, a, DitOptions{place});
   weights.clear();
   const at::Tensor xd = x.to(place.device), cd = context.to(place.device);
@@ -432,16 +437,13 @@ nlohmann::json bench_vae(const BenchOptions& o) {
          width);
   const int64_t f = (frames - 1) / 4 + 1, h = height / 8, w = width / 8;
 
-  nlohmann::json extra = nlohmann::json::object();
-  TensorMap weights = peer_weights(vae_specs(a), o.seed, place, extra);
   at::Generator gen = input_generator(o.seed);
   at::Tensor z = at::randn({a.z_dim, f, h, w}, gen, at::kFloat);  // [16, f, h, w]
   nlohmann::json input = {{"frames", frames}, {"height", height}, {"width", width}, {"latents", {a.z_dim, f, h, w}},
                           {"tiled", false},
                           {"fraction_of_480p_81_frames", double(frames * height * width) / (81.0 * 480 * 832)}};
-  PeerResult peer = run_peer(o, "vae", to_json(a), weights, {{"z", stored(z)}}, extra);
-
-  if (weights.empty()) weights = random_weights(vae_specs(a), o.seed, place.device);
+  PeerResult peer;
+  TensorMap weights = peer_then_weights(o, "vae", to_json(a), vae_specs(a), place, {{"z", stored(z)}}, peer);
   WanVAE vae(weights, a, place);
   weights.clear();
   VaeDecodeOptions d;
@@ -466,17 +468,14 @@ nlohmann::json bench_t5(const BenchOptions& o) {
   if (L < 1) fail("bench t5: --tokens must be >= 1, got ", L);
   if (o.frames >= 0 || o.height >= 0 || o.width >= 0) fail("bench t5: use --tokens, not --frames/--height/--width");
 
-  nlohmann::json extra = nlohmann::json::object();
-  TensorMap weights = peer_weights(t5_specs(a), o.seed, place, extra);
   at::Generator gen = input_generator(o.seed);
   // ids [1, L]: a prompt filling all L positions, </s> (1) last; ids 0-2 are special.
   at::Tensor ids = at::randint(3, a.vocab, {1, L}, gen, at::kLong);
   ids.index_put_({0, L - 1}, 1);
   at::Tensor mask = at::ones({1, L}, at::kLong);
   nlohmann::json input = {{"tokens", L}, {"batch", 1}, {"padding", 0}};
-  PeerResult peer = run_peer(o, "t5", to_json(a), weights, {{"ids", stored(ids)}, {"mask", stored(mask)}}, extra);
-
-  if (weights.empty()) weights = random_weights(t5_specs(a), o.seed, place.device);
+  PeerResult peer;
+  TensorMap weights = peer_then_weights(o, "t5", to_json(a), t5_specs(a), place, {{"ids", stored(ids)}, {"mask", stored(mask)}}, peer);
   Umt5Encoder t5(weights, a, place);
   weights.clear();
   Timed ours = time_forward([&] { return t5.forward(ids, mask); }, o.warmup, o.iters, place.device);

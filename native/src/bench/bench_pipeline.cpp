@@ -8,6 +8,7 @@
 
 #include "bench/bench_device.h"
 #include "bench/bench_models.h"
+#include "bench/random_prompt.h"
 #include "common/cuda.h"
 #include "common/error.h"
 #include "common/proc_status.h"
@@ -48,17 +49,9 @@ nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
   const double weights_s = since(t_weights);
   const DeviceMemory resident = device_memory(dev);
 
-  T2VRequest r;
-  const int64_t L = arch.dit.text_len;
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(o.seed + 7);
-  auto prompt = [&](int64_t n, at::Tensor& ids, at::Tensor& mask) {  // n tokens, </s> last, padding after
-    ids = at::zeros({L}, at::kLong), mask = at::zeros({L}, at::kLong);
-    ids.narrow(0, 0, n).copy_(at::randint(3, arch.t5.vocab, {n}, g, at::kLong));
-    ids[n - 1] = 1;
-    mask.narrow(0, 0, n).fill_(1);
-  };
-  prompt(std::min<int64_t>(L, 80), r.prompt_ids, r.prompt_mask);
-  prompt(std::min<int64_t>(L, 60), r.negative_ids, r.negative_mask);
+  T2VRequest r = random_prompts(arch, 80, 60, g);
+  const int64_t L = arch.dit.text_len;
   r.seed = o.seed;
   r.height = o.height, r.width = o.width, r.num_frames = o.frames;
   r.num_inference_steps = o.steps;

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
+#include "bench/random_prompt.h"
 #include "common/error.h"
 #include "models/placement.h"
 #include "pipeline/t2v.h"
@@ -37,17 +38,7 @@ nlohmann::json device_parity(const std::string& model_dir, const ParityOptions& 
   c10::InferenceMode guard;
 
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  const int64_t L = arch.dit.text_len;
-  auto prompt = [&](int64_t n, at::Tensor& ids, at::Tensor& mask) {
-    n = std::min(n, L);
-    ids = at::zeros({L}, at::kLong), mask = at::zeros({L}, at::kLong);
-    ids.narrow(0, 0, n).copy_(at::randint(3, arch.t5.vocab, {n}, g, at::kLong));
-    ids[n - 1] = 1;
-    mask.narrow(0, 0, n).fill_(1);
-  };
-  T2VRequest r;
-  prompt(12, r.prompt_ids, r.prompt_mask);
-  prompt(7, r.negative_ids, r.negative_mask);
+  T2VRequest r = random_prompts(arch, 12, 7, g);
   r.seed = o.seed, r.height = o.height, r.width = o.width, r.num_frames = o.frames;
   r.num_inference_steps = o.steps, r.cfg_scale = o.cfg_scale;
 
