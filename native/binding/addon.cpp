@@ -375,7 +375,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         result_ = eng_->generate(req_, [&](const wan::T2VEvent& e) {
           Event ev{e.stage, e.step, e.total, e.elapsed_s, e.eta_s, {}};
           if (preview_every_ > 0 && e.latents.defined() && (e.step % preview_every_ == 0 || e.step == e.total))
-            ev.latents = e.latents;
+            ev.latents = e.latents.to(at::kCPU, at::kFloat);  // a copy: the engine's x moves on
           progress.Send(&ev, 1);
         }, cancel_.get());
         if (!save_.empty()) wan::save_result_tensors(save_, result_, req_);

@@ -12,6 +12,14 @@
 
 namespace wan {
 
+// True when this build links a CUDA libtorch (WANLAB_CUDA).
+constexpr bool cuda_built() {
+#ifdef WANLAB_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
 // True when this build links a CUDA libtorch and a CUDA device is visible.
 bool cuda_available();
 int cuda_device_count();

@@ -297,8 +297,9 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
   AsyncCopy prefetch;
   std::vector<std::shared_ptr<void>> done(blocks.size());
   auto start_copy = [&](size_t i) {
+    Block b = blocks[i];  // handles only: tensors() takes a mutable block
     std::vector<at::Tensor> host;
-    for (at::Tensor* w : const_cast<Block&>(blocks[i]).tensors()) host.push_back(*w);
+    for (at::Tensor* w : b.tensors()) host.push_back(*w);
     prefetch = copy_to_device_async(host, dev);
   };
   if (!blocks.empty() && blocks[0].offloaded) start_copy(0);

@@ -1,6 +1,7 @@
 #include "pipeline/t2v.h"
 
 #include <c10/core/GradMode.h>
+#include <algorithm>
 #include <chrono>
 
 #include <c10/core/InferenceMode.h>
@@ -38,8 +39,7 @@ void check_prompt(const at::Tensor& ids, const at::Tensor& mask, const char* whi
 void check_cuda_device(int index, const std::string& what) {
   const int n = cuda_device_count();
   if (n == 0)
-    fail(what, ": no CUDA device is visible",
-         cuda_device_name(at::Device(at::kCUDA, 0)) == "cuda (not in this build)" ? " (this wanlab build has no CUDA)" : "");
+    fail(what, ": no CUDA device is visible", cuda_built() ? "" : " (this wanlab build has no CUDA)");
   if (index >= n) fail(what, ": cuda:", index, " does not exist (", n, " CUDA device", n == 1 ? "" : "s", " visible)");
 }
 
@@ -310,7 +310,7 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
     if (!progress) return;
     double el = seconds_since(t0);
     progress({stage, step, total, el, step > 0 ? el / step * (total - step) : 0.0,
-              latents.defined() ? latents.to(at::kCPU, at::kFloat) : at::Tensor()});
+              latents});
   };
   T2VResult out;
   const bool cfg = r.cfg_scale != 1.0;
@@ -318,13 +318,16 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   // Peak bytes in live tensors per CUDA device and stage (the caching allocator's count): the
   // figures `wanlab inspect --budget` predicts.
   nlohmann::json stage_peaks = nlohmann::json::object();
+  std::vector<at::Device> cuda_devices;  // the CUDA devices this request uses, each once
+  for (const at::Device& d : {dev, t5_place_.device, vae_place_.device})
+    if (d.is_cuda() && std::find(cuda_devices.begin(), cuda_devices.end(), d) == cuda_devices.end())
+      cuda_devices.push_back(d);
   auto stage_start = [&] {
-    for (const at::Device& d : {dev, t5_place_.device, vae_place_.device})
-      if (d.is_cuda()) device_synchronize(d), reset_device_peak(d);
+    for (const at::Device& d : cuda_devices) device_synchronize(d), reset_device_peak(d);
   };
   auto stage_end = [&](const char* stage) {
-    for (const at::Device& d : {dev, t5_place_.device, vae_place_.device})
-      if (d.is_cuda()) device_synchronize(d), stage_peaks[stage][d.str()] = device_memory(d).peak_allocated;
+    for (const at::Device& d : cuda_devices)
+      device_synchronize(d), stage_peaks[stage][d.str()] = device_memory(d).peak_allocated;
   };
   stage_start();
 

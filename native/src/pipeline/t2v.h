@@ -36,7 +36,9 @@ struct T2VEvent {
   std::string stage;  // "encode", "denoise", "decode"
   int64_t step = 0, total = 0;
   double elapsed_s = 0, eta_s = 0;  // within the stage
-  at::Tensor latents;  // [16, f, h, w] float32 on CPU, denoise events only
+  // [16, f, h, w] float32 where the DiT runs, denoise events only: the sampler's state itself (no
+  // copy), so a consumer that keeps it copies it (to the CPU) on the steps it wants.
+  at::Tensor latents;
 };
 
 struct T2VResult {
