@@ -44,7 +44,7 @@ export interface InspectOptions {
   t5Device?: string;
   /** Tiled VAE decode. */
   tiled?: boolean;
-  /** DiT blocks sharded over the sequence-parallel ranks (one block gathered at a time). */
+  /** DiT blocks sharded over the sequence-parallel ranks (each block gathered while the one before it computes). */
   shardWeights?: boolean;
 }
 

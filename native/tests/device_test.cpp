@@ -112,12 +112,14 @@ TEST(memory_model_accounts_like_the_engine) {
   const wan::MemoryPlan budget = wan::plan_memory(a, o);
   EXPECT(budget.dit_resident == 3746662464LL * 2);
   EXPECT(budget.dit_streamed > 0 && budget.denoise() < all.denoise());
-  // Sharded over 8 ranks: an eighth of each block plus the embeddings and head, one block gathered.
+  // Sharded over 8 ranks: an eighth of each block plus the embeddings and head, two blocks
+  // gathered (the one computing and the next).
   o.persistent_params = -1;
   o.sequence_parallel = 8;
   o.shard_weights = true;
   const wan::MemoryPlan shard = wan::plan_memory(a, o);
   EXPECT(shard.dit_resident < all.dit_resident / 8 + 2 * 232719424LL * 2);
+  EXPECT(shard.dit_streamed == 2 * 351394304LL * 2);  // one 14B block: 351,394,304 parameters
   EXPECT(shard.dit_activations * 8 <= all.dit_activations + 8 * 1024);
   // A budget: the largest persistent count that fits, -1 when all fits, -2 when nothing does.
   o = {};

@@ -43,7 +43,8 @@ int64_t attention_chunk_rows(const at::Tensor& q, const at::Tensor& k, int64_t b
   return std::max<int64_t>(1, budget_bytes / row_bytes);
 }
 
-at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t chunk_rows) {
+at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t chunk_rows,
+                             at::Tensor* lse) {
   check_shapes(q, k, v);
   const int64_t Lq = q.size(2);
   if (chunk_rows <= 0 || chunk_rows > Lq) chunk_rows = std::max<int64_t>(Lq, 1);
@@ -52,10 +53,12 @@ at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at:
   at::Tensor kt = k.to(at::kFloat).transpose(-2, -1);  // [B, H, d, Lk]
   at::Tensor vf = v.to(at::kFloat);                    // [B, H, Lk, d]
   at::Tensor out = at::empty(q.sizes(), q.options());  // [B, H, Lq, d]
+  if (lse) *lse = at::empty({q.size(0), q.size(1), Lq}, q.options().dtype(at::kFloat));  // [B, H, Lq]
   for (int64_t r = 0; r < Lq; r += chunk_rows) {
     const int64_t n = std::min(chunk_rows, Lq - r);
     at::Tensor qc = q.narrow(2, r, n).to(at::kFloat);      // [B, H, n, d]
     at::Tensor s = at::matmul(qc, kt).mul_(scale);         // [B, H, n, Lk]; (q k^T) * scale, as SDPA's math path
+    if (lse) lse->narrow(2, r, n).copy_(at::logsumexp(s, -1));
     at::Tensor p = at::softmax(s, -1);
     out.narrow(2, r, n).copy_(at::matmul(p, vf));          // [B, H, n, d]
   }
@@ -63,6 +66,21 @@ at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at:
 }
 
 }  // namespace detail
+
+AttentionPart attention_part(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  check_shapes(q, k, v);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+  // Flash's own limits: half types, head dim a multiple of 8 up to 256 (Wan's is 128).
+  const bool half = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
+  if (q.is_cuda() && half && q.size(3) % 8 == 0 && q.size(3) <= 256) {
+    auto r = at::_scaled_dot_product_flash_attention(q, k, v);
+    return {std::get<0>(r), std::get<1>(r)};  // out [B, H, Lq, d]; logsumexp [B, H, Lq] float32
+  }
+#endif
+  AttentionPart p;
+  p.out = detail::attention_chunked(q, k, v, detail::attention_chunk_rows(q, k, kScoreBudgetBytes), &p.lse);
+  return p;
+}
 
 void set_attention_backend(const std::string& name) {
   if (name != "auto" && name != "flash" && name != "cudnn" && name != "efficient" && name != "math")

@@ -14,6 +14,17 @@ namespace wan {
 // libtorch 1.13: attention_chunked below, with chunks sized to bound the score memory.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
+// Attention over one part of the keys, with each query row's log-sum-exp of its scaled scores,
+// so parts computed apart merge exactly (ring attention's online softmax, parallel/ring.h):
+//   out = softmax(s) v over the part, lse = log sum_j exp(s_j), s = q k^T / sqrt(d).
+struct AttentionPart {
+  at::Tensor out;  // [B, H, Lq, d] in q's dtype
+  at::Tensor lse;  // [B, H, Lq] float32
+};
+// CUDA bf16/f16 on libtorch >= 2.2: the flash kernel, which returns the log-sum-exp itself.
+// Elsewhere: attention_chunked's float32 path, query chunks bounding the score memory.
+AttentionPart attention_part(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
 // Which fused kernel SDPA may pick on CUDA (process-wide, PyTorch's own switches):
 //   "auto" (PyTorch's priority order), "flash", "cudnn", "efficient" (memory-efficient) or "math".
 // A named backend is enabled alone with math as the fallback for shapes it cannot take.
@@ -23,8 +34,10 @@ void set_attention_backend(const std::string& name);
 namespace detail {
 // The libtorch 1.13 path, compiled on every version so tests can run it: queries in chunks of
 // `chunk_rows` (all of them if <= 0), scores and softmax in float32 (as PyTorch's math SDPA and
-// the golden reference's shim do), the result cast back to q's dtype.
-at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t chunk_rows);
+// the golden reference's shim do), the result cast back to q's dtype. lse non-null: also each
+// row's log-sum-exp of its scaled scores, [B, H, Lq] float32.
+at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t chunk_rows,
+                             at::Tensor* lse = nullptr);
 // Query rows per chunk so one chunk's float32 scores [B, H, rows, Lk] stay under `budget_bytes`.
 int64_t attention_chunk_rows(const at::Tensor& q, const at::Tensor& k, int64_t budget_bytes);
 }  // namespace detail

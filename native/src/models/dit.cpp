@@ -85,11 +85,17 @@ RopeTable WanDiT::rope_for(int64_t f, int64_t h, int64_t w) const {
   return rope_cache_.emplace(key, t).first->second;
 }
 
-WanDiT::Block WanDiT::gathered_block(const Block& local, const DitShard& shard) const {
+std::vector<DitShard::Waiter> WanDiT::start_gather(const Block& local, const DitShard& shard) const {
   if (!shard.gather_weights)
     fail("WanDiT: weights are sharded ", weight_shards_, " ways; the forward needs its group's gather_weights");
+  std::vector<DitShard::Waiter> w;
+  for (const at::Tensor& part : local.parts) w.push_back(shard.gather_weights(part));
+  return w;
+}
+
+WanDiT::Block WanDiT::gathered_block(const Block& local, const std::vector<DitShard::Waiter>& gathering) const {
   std::array<at::Tensor, 2> full;
-  for (size_t g = 0; g < local.parts.size(); ++g) full[g] = shard.gather_weights(local.parts[g]).reshape({-1});  // [N * S]
+  for (size_t g = 0; g < gathering.size(); ++g) full[g] = gathering[g]().reshape({-1});  // [N * S]
   Block b = local;
   std::vector<at::Tensor*> slots = b.tensors();
   for (size_t i = 0; i < slots.size(); ++i) {
@@ -303,12 +309,20 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     prefetch = copy_to_device_async(host, dev);
   };
   if (!blocks.empty() && blocks[0].offloaded) start_copy(0);
+  // Sharded blocks: block i+1's all-gather runs while block i computes.
+  std::vector<DitShard::Waiter> gathering;
+  if (weight_shards_ > 1) {
+    if (!shard) fail("WanDiT: weights are sharded ", weight_shards_, " ways; the forward must run on its group");
+    if (!blocks.empty()) gathering = start_gather(blocks[0], *shard);
+  }
   for (size_t i = 0; i < blocks.size(); ++i) {
     Block staged;
     const Block* bp = &blocks[i];
-    if (!bp->parts.empty()) {  // sharded: this block's weights from every rank, just in time
-      if (!shard) fail("WanDiT: weights are sharded ", weight_shards_, " ways; the forward must run on its group");
-      staged = gathered_block(*bp, *shard);
+    if (!bp->parts.empty()) {  // sharded: this block's weights from every rank
+      std::vector<DitShard::Waiter> next;
+      if (i + 1 < blocks.size()) next = start_gather(blocks[i + 1], *shard);
+      staged = gathered_block(*bp, gathering);
+      gathering = std::move(next);
       bp = &staged;
     }
     if (bp->offloaded) {

@@ -33,9 +33,11 @@ struct DitShard {
   std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t tokens)> attention;
   // x: [1, Ls, C] this rank's rows -> [1, size * Ls, C], every rank's rows in rank order.
   std::function<at::Tensor(const at::Tensor& x)> gather;
-  // Weight sharding (DitOptions::weight_shards = size): one block's flat weights, this rank's
-  // part [S] -> every rank's parts in rank order [size, S]. Called once per block and dtype.
-  std::function<at::Tensor(const at::Tensor& part)> gather_weights;
+  // Weight sharding (DitOptions::weight_shards = size): starts the all-gather of one block's flat
+  // weights, this rank's part [S]; the returned function waits for every rank's parts in rank
+  // order [size, S]. Called once per block and dtype, one block ahead of the compute.
+  using Waiter = std::function<at::Tensor()>;
+  std::function<Waiter(const at::Tensor& part)> gather_weights;
 };
 
 struct DitOptions {
@@ -48,9 +50,9 @@ struct DitOptions {
   int64_t persistent_params = -1;
   // Weight sharding across the ranks of a sequence-parallel group: this copy keeps part
   // `weight_shard` of `weight_shards` of every block's weights (flattened per dtype, padded to a
-  // multiple of the shard count) and all-gathers a block's weights just before computing it
-  // (DitShard::gather_weights), so a rank holds 1/N of the blocks plus the embeddings and head,
-  // and at most one gathered block. 1: every weight local.
+  // multiple of the shard count) and all-gathers each block's weights while the block before it
+  // computes (DitShard::gather_weights), so a rank holds 1/N of the blocks plus the embeddings and
+  // head, and at most two gathered blocks. 1: every weight local.
   int weight_shard = 0, weight_shards = 1;
 };
 
@@ -103,8 +105,10 @@ class WanDiT {
     int64_t offset = 0;
     std::vector<int64_t> shape;
   };
-  // A sharded block's weights gathered from every rank (views into the gathered buffers).
-  Block gathered_block(const Block& local, const DitShard& shard) const;
+  // A sharded block's all-gathers, started (one per dtype group) ...
+  std::vector<DitShard::Waiter> start_gather(const Block& local, const DitShard& shard) const;
+  // ... and the block they give: views into the gathered buffers.
+  Block gathered_block(const Block& local, const std::vector<DitShard::Waiter>& gathering) const;
   // An offloaded block's copy on the device (after `wait`), built from an AsyncCopy.
   Block staged_block(const Block& host, const std::vector<at::Tensor>& device_tensors) const;
 

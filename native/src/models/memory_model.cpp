@@ -30,7 +30,7 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   if (o.shard_weights && o.sequence_parallel > 1) {
     const int64_t n = o.sequence_parallel;
     resident = outside + a.dit.num_layers * ((per_block + n - 1) / n);
-    p.dit_streamed = per_block * B;  // the block being computed, gathered whole
+    p.dit_streamed = 2 * per_block * B;  // the block being computed and the next, gathered whole
   } else if (o.persistent_params >= 0) {
     resident = outside;
     int64_t kept = 0;

@@ -7,10 +7,10 @@
 //             UMT5 when it runs there, the VAE
 //   encode    resident + UMT5 activations: per layer the position bias, scores and probabilities
 //             [heads, Lt, Lt] (bf16, float32 softmax) and the gated FFN [Lt, dim_ffn]
-//   denoise   resident + two streamed blocks when offloading (one gathered block when sharding)
-//             + the DiT's peak activations: in the
-//             self-attention sublayer, per token and channel: the float32 residual (4 B), the
-//             modulated input (2), q, k, v (6), k before RoPE (2), RoPE's float32 complex in and
+//   denoise   resident + two streamed blocks when offloading or sharding (the one computing and
+//             the next one arriving) + the DiT's peak activations: in the self-attention
+//             sublayer, per token and channel: the float32 residual (4 B), the modulated input
+//             (2), q, k, v (6), k before RoPE (2), RoPE's float32 complex in and
 //             out (8) and its result (2) = 24 B; in the FFN 4 + 2 + 2 + 2 F/D; whichever is larger,
 //             times the rank's tokens L/sp and the model dim D
 //   decode    resident + the VAE decoder's activations for a chunk of 4 frames, linear in the

@@ -14,6 +14,10 @@ namespace wan {
 namespace cc = c10d_compat;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+}  // namespace
+
 void check_tensor(RankContext& ctx, const at::Tensor& t, const char* name, at::ScalarType dtype) {
   ctx.stats.checks++;
   if (!t.defined()) fail("rank ", ctx.rank, " (", ctx.device_name, "): tensor ", name, " is undefined");
@@ -152,20 +156,45 @@ void Communicator::enter(const char* op, const char* what, const at::Tensor* t) 
   if (ctx_.entered) ctx_.entered[ctx_.rank].fetch_add(1);
 }
 
-void Communicator::wait(void* work_p, const char* op, const char* what, Clock::time_point t0) {
+struct Pending::Impl {
+  Communicator* c = nullptr;
+  const char* op = "";
+  const char* what = "";
+  Clock::time_point started;
+  double start_s = 0;        // blocked while starting it
+  cc::WorkPtr work, recv;    // recv set: a send/recv pair (work = the send)
+  int to = -1, from = -1;    // send/recv: group members
+  std::vector<at::Tensor> in;                // what the backend reads
+  std::vector<std::vector<at::Tensor>> outs;  // what it writes (all_gather: one view per member)
+  at::Tensor out;
+};
+
+at::Tensor Pending::wait() {
+  if (!impl_) fail("Pending::wait: no collective in flight (never started or already waited)");
+  const std::shared_ptr<Impl> p = std::move(impl_);
+  const auto t0 = Clock::now();
+  if (p->recv) p->c->wait_p2p(&p->work, &p->recv, p->to, p->from, p->what);
+  else p->c->wait(&p->work, p->op, p->what);
+  p->c->done(p->op, p->what, p->start_s + seconds_since(t0), p->started);
+  return p->out;
+}
+
+std::string Communicator::missing_ranks(const std::vector<int>& members) const {
+  std::string who;
+  if (ctx_.entered) {
+    const int64_t mine = ctx_.entered[ctx_.rank].load();
+    for (int r : members)
+      if (r != ctx_.rank && ctx_.entered[r].load() < mine)
+        who += (who.empty() ? "" : ", ") + std::to_string(r);
+  }
+  return who.empty() ? std::string(" (a peer rank stalled or died)")
+                     : concat(" waiting for rank ", who, " (it never reached this collective)");
+}
+
+void Communicator::wait(void* work_p, const char* op, const char* what) {
   cc::WorkPtr& work = *static_cast<cc::WorkPtr*>(work_p);
-  const auto deadline = t0 + ctx_.timeout;
-  // In-process, the members that never reached this collective (empty across processes).
-  auto missing = [&] {
-    std::string who;
-    if (ctx_.entered) {
-      const int64_t mine = ctx_.entered[ctx_.rank].load();
-      for (int r : ranks_)
-        if (r != ctx_.rank && ctx_.entered[r].load() < mine) who += (who.empty() ? "" : ", ") + std::to_string(r);
-    }
-    return who.empty() ? std::string(" (a peer rank stalled or died)")
-                       : concat(" waiting for rank ", who, " (it never reached this collective)");
-  };
+  const auto deadline = Clock::now() + ctx_.timeout;
+  auto missing = [&] { return missing_ranks(ranks_); };
   auto timeout_kind = [&](const std::string& m) {
     return m.find("waiting for rank") != std::string::npos ? CommError::NamedTimeout : CommError::Transport;
   };
@@ -191,81 +220,93 @@ void Communicator::wait(void* work_p, const char* op, const char* what, Clock::t
     }
     fail_op(op, what, concat("failed: ", m), CommError::Transport);
   }
-  done(op, what, t0);
 }
 
-void Communicator::done(const char* op, const char* what, Clock::time_point t0) {
-  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-  ctx_.stats.comm_s += s;
-  log_debug(op, " '", what, "' in group ", name_, ctx_.where.empty() ? "" : " at ", ctx_.where, ": ", s * 1e3, " ms");
-}
-
-at::Tensor Communicator::all_to_all(const at::Tensor& x, const char* what) {
-  enter("all_to_all", what, &x);
-  if (x.dim() < 1 || x.size(0) % size() != 0)
-    fail_op("all_to_all", what, concat("needs dim 0 divisible by the group size ", size(), ", got ", x.sizes()), 0);
-  auto t0 = Clock::now();
-  at::Tensor in = x.contiguous(), out = comm_buffer(in.sizes(), in.options());
-  std::vector<int64_t> splits;  // empty: equal blocks
-  cc::WorkPtr w;
-  try {
-    w = impl_->group->alltoall_base(out, in, splits, splits);
-  } catch (const std::exception& e) {
-    fail_op("all_to_all", what, concat("failed to start: ", e.what()), CommError::Transport);
-  }
-  wait(&w, "all_to_all", what, t0);
-  return out;
-}
-
-at::Tensor Communicator::all_gather(const at::Tensor& x, const char* what) {
-  enter("all_gather", what, &x);
-  auto t0 = Clock::now();
-  at::Tensor in = x.contiguous();
-  std::vector<int64_t> shape{int64_t(size())};
-  for (auto s : in.sizes()) shape.push_back(s);
-  at::Tensor out = comm_buffer(shape, in.options());
-  std::vector<std::vector<at::Tensor>> outs(1);
-  {
-    c10::InferenceMode off(false);
-    for (int i = 0; i < size(); ++i) outs[0].push_back(out[i]);
-  }
-  std::vector<at::Tensor> ins{in};
-  cc::WorkPtr w;
-  try {
-    w = impl_->group->allgather(outs, ins);
-  } catch (const std::exception& e) {
-    fail_op("all_gather", what, concat("failed to start: ", e.what()), CommError::Transport);
-  }
-  wait(&w, "all_gather", what, t0);
-  return out;
-}
-
-at::Tensor Communicator::exchange(const at::Tensor& x, int to, int from, const char* what) {
-  enter("send/recv", what, &x);
-  auto t0 = Clock::now();
-  const int tag = tag_++;
-  std::vector<at::Tensor> s{x.contiguous()}, r{comm_buffer(x.sizes(), x.options())};
-  cc::WorkPtr ws, wr;
-  try {
-    ws = impl_->group->send(s, to, tag);
-    wr = impl_->group->recv(r, from, tag);
-  } catch (const std::exception& e) {
-    fail_op("send/recv", what, concat("failed to start: ", e.what()), CommError::Transport);
-  }
-  // Gloo's point-to-point work completes only through wait(timeout): no polling here.
+void Communicator::wait_p2p(void* send_p, void* recv_p, int to, int from, const char* what) {
+  cc::WorkPtr& ws = *static_cast<cc::WorkPtr*>(send_p);
+  cc::WorkPtr& wr = *static_cast<cc::WorkPtr*>(recv_p);
   try {
     wr->wait(ctx_.timeout);
     ws->wait(ctx_.timeout);
   } catch (const std::exception& e) {
     const std::string m = e.what();
-    const bool timed_out = m.find("Timed out") != std::string::npos;
-    fail_op("send/recv", what,
-            concat("with ranks ", ranks_[to], " (send) and ", ranks_[from], " (recv) ",
-                   timed_out ? concat("timed out after ", ctx_.timeout.count() / 1000.0, " s") : std::string("failed"), ": ", m),
-            CommError::Transport);
+    const std::string with = concat("with ranks ", ranks_[to], " (send) and ", ranks_[from], " (recv) ");
+    if (m.find("Timed out") == std::string::npos) fail_op("send/recv", what, concat(with, "failed: ", m), CommError::Transport);
+    const std::string who = to == from ? missing_ranks({ranks_[to]}) : missing_ranks({ranks_[to], ranks_[from]});
+    fail_op("send/recv", what, concat(with, "timed out after ", ctx_.timeout.count() / 1000.0, " s", who, " [", m, "]"),
+            who.find("waiting for rank") != std::string::npos ? CommError::NamedTimeout : CommError::Transport);
   }
-  done("send/recv", what, t0);
-  return r[0];
+}
+
+void Communicator::done(const char* op, const char* what, double blocked_s, Clock::time_point started) {
+  ctx_.stats.comm_s += blocked_s;
+  log_debug(op, " '", what, "' in group ", name_, ctx_.where.empty() ? "" : " at ", ctx_.where, ": ",
+            std::chrono::duration<double>(Clock::now() - started).count() * 1e3, " ms in flight, ", blocked_s * 1e3,
+            " ms blocked");
+}
+
+Pending Communicator::start_all_to_all(const at::Tensor& x, const char* what) {
+  enter("all_to_all", what, &x);
+  if (x.dim() < 1 || x.size(0) % size() != 0)
+    fail_op("all_to_all", what, concat("needs dim 0 divisible by the group size ", size(), ", got ", x.sizes()), 0);
+  auto p = std::make_shared<Pending::Impl>();
+  p->c = this, p->op = "all_to_all", p->what = what, p->started = Clock::now();
+  p->in = {x.contiguous()};
+  p->out = comm_buffer(p->in[0].sizes(), p->in[0].options());
+  std::vector<int64_t> splits;  // empty: equal blocks
+  try {
+    p->work = impl_->group->alltoall_base(p->out, p->in[0], splits, splits);
+  } catch (const std::exception& e) {
+    fail_op("all_to_all", what, concat("failed to start: ", e.what()), CommError::Transport);
+  }
+  p->start_s = seconds_since(p->started);
+  Pending r;
+  r.impl_ = std::move(p);
+  return r;
+}
+
+Pending Communicator::start_all_gather(const at::Tensor& x, const char* what) {
+  enter("all_gather", what, &x);
+  auto p = std::make_shared<Pending::Impl>();
+  p->c = this, p->op = "all_gather", p->what = what, p->started = Clock::now();
+  p->in = {x.contiguous()};
+  std::vector<int64_t> shape{int64_t(size())};
+  for (auto s : p->in[0].sizes()) shape.push_back(s);
+  p->out = comm_buffer(shape, p->in[0].options());
+  p->outs.resize(1);
+  {
+    c10::InferenceMode off(false);
+    for (int i = 0; i < size(); ++i) p->outs[0].push_back(p->out[i]);
+  }
+  try {
+    p->work = impl_->group->allgather(p->outs, p->in);
+  } catch (const std::exception& e) {
+    fail_op("all_gather", what, concat("failed to start: ", e.what()), CommError::Transport);
+  }
+  p->start_s = seconds_since(p->started);
+  Pending r;
+  r.impl_ = std::move(p);
+  return r;
+}
+
+Pending Communicator::start_exchange(const at::Tensor& x, int to, int from, const char* what) {
+  enter("send/recv", what, &x);
+  auto p = std::make_shared<Pending::Impl>();
+  p->c = this, p->op = "send/recv", p->what = what, p->started = Clock::now(), p->to = to, p->from = from;
+  const int tag = tag_++;
+  p->in = {x.contiguous()};
+  p->outs = {{comm_buffer(x.sizes(), x.options())}};
+  p->out = p->outs[0][0];
+  try {
+    p->work = impl_->group->send(p->in, to, tag);
+    p->recv = impl_->group->recv(p->outs[0], from, tag);
+  } catch (const std::exception& e) {
+    fail_op("send/recv", what, concat("failed to start: ", e.what()), CommError::Transport);
+  }
+  p->start_s = seconds_since(p->started);
+  Pending r;
+  r.impl_ = std::move(p);
+  return r;
 }
 
 at::Tensor Communicator::broadcast(const at::Tensor& x, int root, const char* what) {
@@ -285,7 +326,8 @@ at::Tensor Communicator::broadcast(const at::Tensor& x, int root, const char* wh
   } catch (const std::exception& e) {
     fail_op("broadcast", what, concat("failed to start: ", e.what()), CommError::Transport);
   }
-  wait(&w, "broadcast", what, t0);
+  wait(&w, "broadcast", what);
+  done("broadcast", what, seconds_since(t0), t0);
   return buf;
 }
 
@@ -298,7 +340,8 @@ void Communicator::barrier(const char* what) {
   } catch (const std::exception& e) {
     fail_op("barrier", what, concat("failed to start: ", e.what()), CommError::Transport);
   }
-  wait(&w, "barrier", what, t0);
+  wait(&w, "barrier", what);
+  done("barrier", what, seconds_since(t0), t0);
 }
 
 }  // namespace wan

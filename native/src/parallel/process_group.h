@@ -28,7 +28,8 @@ struct CommError : Error {
 
 // Per-rank counters, reset per request.
 struct CommStats {
-  double comm_s = 0;        // wall time inside collectives (waiting included)
+  double comm_s = 0;        // wall time this rank was blocked in collectives (starting + waiting): the
+                            // communication compute did not hide
   int64_t bytes_sent = 0;   // payload this rank handed to collectives
   int64_t collectives = 0;
   int64_t checks = 0;       // device/dtype checks (check_tensor)
@@ -77,6 +78,25 @@ class Rendezvous {
   std::unique_ptr<Impl> impl_;
 };
 
+class Communicator;
+
+// A collective in flight (Communicator::start_*): the transfer runs beside whatever this rank
+// computes next; wait() blocks until it is done and returns the result, once. Every member must
+// start its collectives in the same order; waiting may happen in any order. A Pending dropped
+// unwaited (an error elsewhere) lets the transfer finish on its own: the group is rebuilt after
+// any failure.
+class Pending {
+ public:
+  Pending() = default;
+  bool active() const { return impl_ != nullptr; }
+  at::Tensor wait();
+  struct Impl;
+
+ private:
+  friend class Communicator;
+  std::shared_ptr<Impl> impl_;
+};
+
 // One rank's membership of one group of ranks (all of them, a Ulysses group, a ring, a CFG pair).
 // Construction blocks until every member has joined (each calls it from its own thread/process).
 class Communicator {
@@ -95,22 +115,37 @@ class Communicator {
 
   // x: [size * n, ...] -> [size * n, ...]: block i of x goes to member i; block j of the result
   // came from member j.
-  at::Tensor all_to_all(const at::Tensor& x, const char* what);
+  Pending start_all_to_all(const at::Tensor& x, const char* what);
   // x: [...] -> [size, ...], row j from member j.
-  at::Tensor all_gather(const at::Tensor& x, const char* what);
+  Pending start_all_gather(const at::Tensor& x, const char* what);
   // Sends `x` to member `to` and receives a tensor of x's shape from member `from` (a ring pass).
-  at::Tensor exchange(const at::Tensor& x, int to, int from, const char* what);
+  // x must not be written until the Pending is waited.
+  Pending start_exchange(const at::Tensor& x, int to, int from, const char* what);
+  // The same, started and waited at once.
+  at::Tensor all_to_all(const at::Tensor& x, const char* what) { return start_all_to_all(x, what).wait(); }
+  at::Tensor all_gather(const at::Tensor& x, const char* what) { return start_all_gather(x, what).wait(); }
+  at::Tensor exchange(const at::Tensor& x, int to, int from, const char* what) {
+    return start_exchange(x, to, from, what).wait();
+  }
   // -> member `root`'s x, on every member.
   at::Tensor broadcast(const at::Tensor& x, int root, const char* what);
   void barrier(const char* what);
 
  private:
   struct Impl;
+  friend class Pending;
   void enter(const char* op, const char* what, const at::Tensor* t);
   // kind 0: this rank's own error (a plain Error); else a CommError of that kind.
   [[noreturn]] void fail_op(const char* op, const char* what, const std::string& why, int kind) const;
-  void wait(void* work, const char* op, const char* what, std::chrono::steady_clock::time_point t0);
-  void done(const char* op, const char* what, std::chrono::steady_clock::time_point t0);  // time, debug log
+  // In-process, " waiting for rank R (it never reached this collective)" for the members that
+  // entered fewer collectives than this rank; a generic phrase across processes.
+  std::string missing_ranks(const std::vector<int>& members) const;
+  // Polls a collective's work until done (timeout, abort and failures named).
+  void wait(void* work, const char* op, const char* what);
+  // Waits a send/recv pair: Gloo's point-to-point work completes only through wait(timeout).
+  void wait_p2p(void* send, void* recv, int to, int from, const char* what);
+  // Adds blocked time to the stats; debug log of the whole transfer.
+  void done(const char* op, const char* what, double blocked_s, std::chrono::steady_clock::time_point started);
 
   RankContext& ctx_;
   std::string name_;

@@ -1,11 +1,23 @@
 #include "parallel/ring.h"
 
-#include <cmath>
-#include <limits>
-
 #include "models/attention.h"
 
 namespace wan {
+
+namespace {
+// Folds one part into the running result: acc [1, h, Lq, d] and lse [1, h, Lq], float32.
+//   lse' = log(e^lse + e^lse_p);  acc' = acc e^(lse - lse') + out_p e^(lse_p - lse')
+void merge_part(at::Tensor& acc, at::Tensor& lse, const AttentionPart& part) {
+  at::Tensor out = part.out.to(at::kFloat);
+  if (!acc.defined()) {
+    acc = out, lse = part.lse;
+    return;
+  }
+  at::Tensor merged = at::logaddexp(lse, part.lse);
+  acc = acc * (lse - merged).exp_().unsqueeze(-1) + out * (part.lse - merged).exp_().unsqueeze(-1);
+  lse = merged;
+}
+}  // namespace
 
 at::Tensor ring_attention(Communicator* c, const at::Tensor& q, const at::Tensor& kv, int64_t tokens) {
   const int64_t R = c ? c->size() : 1, me = c ? c->rank() : 0, Lk = kv.size(2);
@@ -13,28 +25,21 @@ at::Tensor ring_attention(Communicator* c, const at::Tensor& q, const at::Tensor
     const int64_t valid = std::min(tokens, Lk);
     return attention(q, kv[0].narrow(1, 0, valid).unsqueeze(0), kv[1].narrow(1, 0, valid).unsqueeze(0));
   }
-  const double scale = 1.0 / std::sqrt(double(q.size(3)));
-  at::Tensor qf = q.to(at::kFloat);
-  at::Tensor m = at::full({1, q.size(1), q.size(2), 1}, -std::numeric_limits<float>::infinity(), qf.options());
-  at::Tensor l = at::zeros_like(m), acc = at::zeros_like(qf);
+  at::Tensor acc, lse;  // [1, h, Lq, d], [1, h, Lq] float32
   at::Tensor cur = kv;
   for (int64_t p = 0; p < R; ++p) {
+    // The next pass's chunk travels while this one's attention runs (Gloo's threads on CPU ranks,
+    // NCCL's stream on CUDA ranks); cur is only read until the exchange is waited.
+    Pending next;
+    if (p + 1 < R) next = c->start_exchange(cur, int((me + 1) % R), int((me - 1 + R) % R), "ring kv");
     const int64_t chunk = ((me - p) % R + R) % R;  // whose chunk this rank holds at pass p
     const int64_t valid = std::max<int64_t>(0, std::min(Lk, tokens - chunk * Lk));
-    if (valid > 0) {
-      at::Tensor k = cur[0].narrow(1, 0, valid).unsqueeze(0).to(at::kFloat);  // [1, h, valid, d]
-      at::Tensor v = cur[1].narrow(1, 0, valid).unsqueeze(0).to(at::kFloat);
-      at::Tensor s = at::matmul(qf, k.transpose(-2, -1)).mul_(scale);         // [1, h, Lq, valid]
-      at::Tensor m_new = at::maximum(m, std::get<0>(s.max(-1, true)));
-      at::Tensor corr = at::exp(m - m_new);
-      at::Tensor e = at::exp(s - m_new);
-      l = l * corr + e.sum(-1, true);
-      acc = acc * corr + at::matmul(e, v);
-      m = m_new;
-    }
-    if (p + 1 < R) cur = c->exchange(cur, int((me + 1) % R), int((me - 1 + R) % R), "ring kv");
+    if (valid > 0)
+      merge_part(acc, lse, attention_part(q, cur[0].narrow(1, 0, valid).unsqueeze(0),  // [1, h, valid, d]
+                                          cur[1].narrow(1, 0, valid).unsqueeze(0)));
+    if (next.active()) cur = next.wait();
   }
-  return (acc / l).to(q.scalar_type());
+  return acc.to(q.scalar_type());  // chunk 0 always holds real tokens: acc is defined
 }
 
 }  // namespace wan

@@ -43,8 +43,9 @@ DitShard make_dit_shard(RankState& s, int64_t num_heads, int64_t num_layers, at:
     ps->ctx.where = step;
     return o;
   };
-  d.gather_weights = [ps](const at::Tensor& part) {  // [S] -> [sp, S]
-    return ps->sp->all_gather(part, "dit weights");
+  d.gather_weights = [ps](const at::Tensor& part) -> DitShard::Waiter {  // [S] -> [sp, S]
+    auto pending = std::make_shared<Pending>(ps->sp->start_all_gather(part, "dit weights"));
+    return [pending] { return pending->wait(); };
   };
   d.gather = [ps](const at::Tensor& x) {  // [1, Ls, C] -> [1, sp*Ls, C]
     at::Tensor g = ps->sp->all_gather(x[0], "dit output");  // [sp, Ls, C]

@@ -1,0 +1,96 @@
+// Collectives in flight beside compute (Communicator::start_*) and the ring's log-sum-exp merge:
+// started collectives give the same results whatever the order they are waited in, the ring's
+// parts (unequal, one partly padding) merge to attention over the whole sequence, and the
+// log-sum-exp that attention_part returns is the scores' own.
+#include <cmath>
+#include <memory>
+#include <thread>
+
+#include "models/attention.h"
+#include "parallel/process_group.h"
+#include "parallel/ring.h"
+#include "test.h"
+
+using namespace wan;
+
+namespace {
+
+// Runs fn(rank, communicator) on `n` thread ranks of one Gloo group; rethrows a rank's error.
+void on_ranks(int n, const std::function<void(int, Communicator&)>& fn) {
+  auto rdv = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(30));
+  std::vector<std::string> err(n);
+  std::vector<std::thread> th;
+  std::vector<int> all;
+  for (int r = 0; r < n; ++r) all.push_back(r);
+  for (int r = 0; r < n; ++r)
+    th.emplace_back([&, r] {
+      try {
+        RankContext ctx;
+        ctx.rank = r, ctx.world = n, ctx.device_name = "cpu:" + std::to_string(r);
+        ctx.timeout = std::chrono::seconds(30);
+        auto store = Rendezvous::join("127.0.0.1", rdv->port(), std::chrono::seconds(30));
+        Communicator c(ctx, *store, "world", all, "t", "127.0.0.1");
+        fn(r, c);
+      } catch (const std::exception& e) {
+        err[r] = e.what();
+      }
+    });
+  for (auto& t : th) t.join();
+  for (auto& e : err)
+    if (!e.empty()) throw wantest::Failure{e};
+}
+
+}  // namespace
+
+TEST(parallel_collectives_in_flight_finish_in_any_wait_order) {
+  const int n = 3;
+  std::vector<at::Tensor> ag(n), ex(n), a2a(n);
+  std::vector<int64_t> collectives(n);
+  on_ranks(n, [&](int r, Communicator& c) {
+    at::Tensor mine = at::full({2}, float(r));
+    Pending g = c.start_all_gather(mine, "test gather");
+    Pending e = c.start_exchange(mine + 100, (r + 1) % n, (r + n - 1) % n, "test ring pass");
+    Pending a = c.start_all_to_all(at::arange(3, at::kFloat) + 10 * r, "test a2a");
+    EXPECT(g.active() && e.active() && a.active());
+    at::Tensor busy = at::matmul(at::ones({64, 64}), at::ones({64, 64}));  // compute while they travel
+    EXPECT(busy[0][0].item<float>() == 64.f);
+    a2a[r] = a.wait();  // waited in the reverse order of starting
+    ex[r] = e.wait();
+    ag[r] = g.wait();
+    EXPECT(!g.active());
+    EXPECT_ERROR(g.wait(), "no collective in flight");
+    collectives[r] = 3;
+  });
+  for (int r = 0; r < n; ++r) {
+    EXPECT(at::equal(ag[r], at::stack({at::zeros({2}), at::ones({2}), at::full({2}, 2.f)})));
+    EXPECT(at::equal(ex[r], at::full({2}, float(100 + (r + n - 1) % n))));
+    EXPECT(at::equal(a2a[r], at::tensor({float(r), float(10 + r), float(20 + r)})));
+  }
+}
+
+TEST(ring_attention_parts_merge_to_the_whole_sequence) {
+  // 3 ring members, 5 keys each, 13 real tokens: chunk 2 is 3 keys and 2 padding rows.
+  const int n = 3;
+  const int64_t h = 2, Lq = 4, Lk = 5, d = 8, tokens = 13;
+  at::manual_seed(3);
+  const at::Tensor q = at::randn({n, 1, h, Lq, d}), kv = at::randn({n, 2, h, Lk, d}) * 2;
+  at::Tensor keys = kv.select(1, 0).permute({1, 0, 2, 3}).reshape({1, h, n * Lk, d}).narrow(2, 0, tokens);
+  at::Tensor values = kv.select(1, 1).permute({1, 0, 2, 3}).reshape({1, h, n * Lk, d}).narrow(2, 0, tokens);
+  std::vector<at::Tensor> out(n);
+  on_ranks(n, [&](int r, Communicator& c) { out[r] = ring_attention(&c, q[r], kv[r], tokens); });
+  for (int r = 0; r < n; ++r) {
+    const at::Tensor want = wan::detail::attention_chunked(q[r], keys, values, 0);
+    const double e = wantest::rel_l2(out[r], want);
+    if (!(e < 1e-6)) throw wantest::Failure{"rank " + std::to_string(r) + ": ring vs whole rel L2 " + std::to_string(e)};
+  }
+  // The log-sum-exp of one part is that of its scaled scores, and the chunked path (3 rows at a
+  // time) gives the same output and log-sum-exp as one chunk.
+  const AttentionPart part = attention_part(q[0], keys, values);
+  const at::Tensor lse = at::logsumexp(at::matmul(q[0], keys.transpose(-2, -1)) / std::sqrt(double(d)), -1);
+  EXPECT(part.lse.sizes() == lse.sizes());
+  EXPECT(wantest::rel_l2(part.lse, lse) < 1e-6);
+  at::Tensor lse3;
+  const at::Tensor out3 = wan::detail::attention_chunked(q[0], keys, values, 3, &lse3);
+  EXPECT(at::equal(out3, part.out) || wantest::rel_l2(out3, part.out) < 1e-7);
+  EXPECT(wantest::rel_l2(lse3, lse) < 1e-6);
+}
