@@ -1,7 +1,8 @@
-// Collectives in flight beside compute (Communicator::start_*) and the ring's log-sum-exp merge:
-// started collectives give the same results whatever the order they are waited in, the ring's
-// parts (unequal, one partly padding) merge to attention over the whole sequence, and the
-// log-sum-exp that attention_part returns is the scores' own.
+// Collectives in flight beside compute (Communicator::start_*), Ulysses pipelined over head groups
+// and the ring's log-sum-exp merge: started collectives give the same results whatever the order
+// they are waited in; Ulysses in 1, 2 or 4 head groups gives attention over the whole sequence;
+// the ring's parts (unequal, one partly padding) merge to attention over the whole sequence, and
+// the log-sum-exp that attention_part returns is the scores' own.
 #include <cmath>
 #include <memory>
 #include <thread>
@@ -9,6 +10,7 @@
 #include "models/attention.h"
 #include "parallel/process_group.h"
 #include "parallel/ring.h"
+#include "parallel/ulysses.h"
 #include "test.h"
 
 using namespace wan;
@@ -65,6 +67,33 @@ TEST(parallel_collectives_in_flight_finish_in_any_wait_order) {
     EXPECT(at::equal(ag[r], at::stack({at::zeros({2}), at::ones({2}), at::full({2}, 2.f)})));
     EXPECT(at::equal(ex[r], at::full({2}, float(100 + (r + n - 1) % n))));
     EXPECT(at::equal(a2a[r], at::tensor({float(r), float(10 + r), float(20 + r)})));
+  }
+}
+
+TEST(ulysses_attention_in_head_groups_is_attention_over_the_whole_sequence) {
+  // 2 members, 8 heads (4 each), 5 tokens each; chunks 3 is lowered to 2 (4 heads per member).
+  const int n = 2;
+  const int64_t H = 8, Ls = 5, d = 8;
+  at::manual_seed(5);
+  const at::Tensor qkv = at::randn({n, 3, H, Ls, d});  // member r's tokens
+  const at::Tensor all = qkv.permute({1, 2, 0, 3, 4}).reshape({3, H, n * Ls, d});  // [3, H, n*Ls, d]
+  const at::Tensor want = wan::detail::attention_chunked(all.narrow(0, 0, 1), all.narrow(0, 1, 1), all.narrow(0, 2, 1), 0);
+  for (int chunks : {1, 2, 3, 4}) {
+    std::vector<at::Tensor> out(n);
+    std::vector<int> calls(n);
+    on_ranks(n, [&](int r, Communicator& c) {
+      out[r] = ulysses_attention(c, qkv[r], chunks, [&](const at::Tensor& x) {  // [3, h, n*Ls, d]
+        calls[r]++;
+        return wan::detail::attention_chunked(x.narrow(0, 0, 1), x.narrow(0, 1, 1), x.narrow(0, 2, 1), 0);
+      });
+    });
+    for (int r = 0; r < n; ++r) {
+      const double e = wantest::rel_l2(out[r], want.narrow(2, r * Ls, Ls));
+      if (!(e < 1e-6))
+        throw wantest::Failure{"chunks " + std::to_string(chunks) + ", member " + std::to_string(r) + ": rel L2 " +
+                               std::to_string(e)};
+      EXPECT(calls[r] == (chunks == 3 ? 2 : chunks));
+    }
   }
 }
 

@@ -17,10 +17,11 @@ at::Tensor sequence_parallel_attention(RankState& s, const at::Tensor& q_in, con
   check_tensor(s.ctx, k, "self-attention k", dtype);
   check_tensor(s.ctx, v, "self-attention v", dtype);
   const int64_t Ls = q.size(2);
-  at::Tensor qkv = at::stack({q[0], k[0], v[0]});  // [3, H, Ls, d]
-  if (s.ulysses) qkv = ulysses_scatter_heads(*s.ulysses, qkv, "ulysses q/k/v");  // [3, H/u, u*Ls, d]
-  at::Tensor o = ring_attention(s.ring.get(), qkv.narrow(0, 0, 1), qkv.narrow(0, 1, 2), tokens);  // [1, h, u*Ls, d]
-  if (s.ulysses) o = ulysses_gather_heads(*s.ulysses, o, "ulysses output");  // [1, H, Ls, d]
+  const at::Tensor qkv = at::stack({q[0], k[0], v[0]});  // [3, H, Ls, d]
+  auto attend = [&](const at::Tensor& x) {  // [3, h, u*Ls, d] -> [1, h, u*Ls, d]
+    return ring_attention(s.ring.get(), x.narrow(0, 0, 1), x.narrow(0, 1, 2), tokens);
+  };
+  const at::Tensor o = s.ulysses ? ulysses_attention(*s.ulysses, qkv, kUlyssesChunks, attend) : attend(qkv);  // [1, H, Ls, d]
   if (o.size(2) != Ls) fail("rank ", s.ctx.rank, ": sequence-parallel attention returned ", o.size(2), " rows, not ", Ls);
   return o;
 }
