@@ -7,6 +7,7 @@
 #include <memory>
 #include <thread>
 
+#include "bench/bench_overlap.h"
 #include "models/attention.h"
 #include "parallel/process_group.h"
 #include "parallel/ring.h"
@@ -122,4 +123,19 @@ TEST(ring_attention_parts_merge_to_the_whole_sequence) {
   const at::Tensor out3 = wan::detail::attention_chunked(q[0], keys, values, 3, &lse3);
   EXPECT(at::equal(out3, part.out) || wantest::rel_l2(out3, part.out) < 1e-7);
   EXPECT(wantest::rel_l2(lse3, lse) < 1e-6);
+}
+
+TEST(bench_overlap_runs_both_schedules_to_the_same_output) {
+  for (const char* layout : {"ring", "ulysses"}) {
+    const nlohmann::json r = bench_overlap(layout, 2, 64, 4, 16, 1);
+    EXPECT(r["layout"] == layout);
+    EXPECT(r["rel_l2_between_schedules"].get<double>() < 1e-6);
+    for (const char* s : {"overlapped", "sequential"}) {
+      const double wall = r[s]["median_s"], comm = r[s]["exposed_comm_s"];
+      EXPECT(wall > 0 && comm >= 0 && comm <= wall);
+    }
+  }
+  EXPECT_ERROR(bench_overlap("ulysses", 2, 64, 6, 16, 1), "--heads 6 must be divisible by ranks x 2 head groups (4)");
+  EXPECT_ERROR(bench_overlap("ring", 3, 64, 4, 16, 1), "--tokens 64 is not divisible by --ranks 3");
+  EXPECT_ERROR(bench_overlap("hybrid", 2, 64, 4, 16, 1), "layout 'hybrid' is not ulysses or ring");
 }

@@ -9,6 +9,7 @@
 
 #include "bench/bench_device.h"
 #include "bench/bench_models.h"
+#include "bench/bench_overlap.h"
 #include "bench/bench_pipeline.h"
 #include "bench/device_parity.h"
 #include "checkpoint/inspect.h"
@@ -47,6 +48,11 @@ commands:
   bench elementwise [--device cuda] [--dims 1.3B|14B] [--tokens 32760] [--iters 10]
       the DiT block's norm/modulation/RoPE/residual passes against one fused pass at the copy
       bandwidth: what an own kernel could save per forward
+  bench overlap [--layout ring|ulysses] [--ranks 2] [--tokens 4096] [--heads 12] [--head-dim 128]
+                [--iters 5]
+      sequence-parallel attention on CPU thread ranks (Gloo), the engine's schedule (transfers
+      beside compute) against the sequential one in the same command: time per call, exposed
+      communication, and the ratio
   bench t2v --random-weights 1.3B|14B [--device cuda] [--frames 81 --height 480 --width 832]
             [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda]
             [--persistent-params N] [--attention auto|flash|cudnn|efficient|math] [--dtype ...]
@@ -209,6 +215,15 @@ int main(int argc, char** argv) {
                                           dit.num_layers, int_option(a, "--iters", 10))
                        .dump(2)
                 << "\n";
+    } else if (cmd == "bench" && argc > 2 && std::string(argv[2]) == "overlap") {
+      Args a = parse(argc, argv, {});
+      check_known(a, {"--layout", "--ranks", "--tokens", "--heads", "--head-dim", "--iters"});
+      std::cout << wan::bench_overlap(a.options.count("--layout") ? a.options["--layout"] : "ring",
+                                      int_option(a, "--ranks", 2), int_option(a, "--tokens", 4096),
+                                      int_option(a, "--heads", 12), int_option(a, "--head-dim", 128),
+                                      int_option(a, "--iters", 5))
+                       .dump(2)
+                << "\n";
     } else if (cmd == "bench" && argc > 2 && std::string(argv[2]) == "t2v") {
       Args a = parse(argc, argv, {"--tiled"});
       check_known(a, {"--random-weights", "--device", "--dtype", "--frames", "--height", "--width", "--steps",
@@ -236,7 +251,7 @@ int main(int argc, char** argv) {
       Args a = parse(argc, argv, {"--no-peer"});
       check_known(a, {"--dims", "--layers", "--frames", "--height", "--width", "--tokens", "--iters", "--warmup",
                       "--threads", "--seed", "--diffsynth", "--python", "--no-peer", "--device", "--dtype"});
-      if (a.positional.size() != 1) wan::fail("bench needs one target: dit, vae, t5, matmul, attention or t2v");
+      if (a.positional.size() != 1) wan::fail("bench needs one target: dit, vae, t5, matmul, attention, elementwise, overlap or t2v");
       const std::string& what = a.positional[0];
       wan::BenchOptions o;
       if (a.options.count("--dims")) o.dims = a.options["--dims"];
@@ -262,7 +277,7 @@ int main(int argc, char** argv) {
       if (what == "dit") r = wan::bench_dit(o);
       else if (what == "vae") r = wan::bench_vae(o);
       else if (what == "t5") r = wan::bench_t5(o);
-      else wan::fail("unknown bench target '", what, "' (allowed: dit, vae, t5, matmul, attention, t2v)");
+      else wan::fail("unknown bench target '", what, "' (allowed: dit, vae, t5, matmul, attention, elementwise, overlap, t2v)");
       std::cout << r.dump(2) << "\n";
     } else {
       std::cerr << "wanlab-engine: unknown command '" << cmd << "'\n" << kUsage;

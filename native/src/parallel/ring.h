@@ -13,6 +13,9 @@ namespace wan {
 // q: [1, h, Lq, d]; kv: [2, h, Lk, d] this member's chunk (c.rank()), holding global key tokens
 // [chunk * Lk, (chunk + 1) * Lk); keys at or past `tokens` are padding and masked.
 // c null = one chunk. -> [1, h, Lq, d] in q's dtype.
-at::Tensor ring_attention(Communicator* c, const at::Tensor& q, const at::Tensor& kv, int64_t tokens);
+// overlap: each pass's exchange is started before its attention and waited after it (the
+// engine's way); false waits it before (what `wanlab-engine bench overlap` compares against).
+at::Tensor ring_attention(Communicator* c, const at::Tensor& q, const at::Tensor& kv, int64_t tokens,
+                          bool overlap = true);
 
 }  // namespace wan
