@@ -1,5 +1,7 @@
 // The device/dtype layer: placement parsing, errors for devices a build or machine lacks, and the
 // bf16 compute path, run on the CPU (the same code a CUDA device runs) against float32.
+#include <cmath>
+
 #include "bench/device_parity.h"
 #include "common/cuda.h"
 #include "models/attention.h"
@@ -98,7 +100,38 @@ TEST(nccl_one_rank_collectives) {
   at::Tensor g = c.all_gather(x, "test all_gather").cpu();
   EXPECT(g.numel() == x.numel() && at::equal(g.reshape(x.sizes()), x.cpu()));
   EXPECT(ctx.stats.collectives >= 2);
+  // In flight beside a matmul on the compute stream, waited in reverse order.
+  wan::Pending pg = c.start_all_gather(x, "test all_gather in flight");
+  wan::Pending pa = c.start_all_to_all(x, "test all_to_all in flight");
+  at::Tensor busy = at::mm(at::ones({1024, 1024}, x.options()), at::ones({1024, 1024}, x.options()));
+  EXPECT(at::equal(pa.wait().cpu(), x.cpu()));
+  EXPECT(at::equal(pg.wait().cpu().reshape(x.sizes()), x.cpu()));
+  EXPECT(busy[0][0].item<float>() == 1024.f);
   std::cout << "    NCCL one rank on cuda:0: all_to_all and all_gather ok (" << ctx.stats.bytes_sent << " bytes)\n";
+}
+
+TEST(attention_parts_merge_to_whole_attention_on_each_device) {
+  // Keys in two unequal parts, each through attention_part (CUDA bf16: the flash kernel, which
+  // returns the log-sum-exp; CPU float32: the chunked path), folded with merge_attention_part,
+  // against one attention over all keys and the float32 log-sum-exp of the scores.
+  std::vector<std::pair<at::Device, at::ScalarType>> runs{{at::kCPU, at::kFloat}};
+  if (wan::cuda_available()) runs.push_back({at::Device(at::kCUDA, 0), at::kBFloat16});
+  for (const auto& [dev, dt] : runs) {
+    at::Generator g = wan::seeded_generator(dev, 11);
+    const auto o = at::TensorOptions().device(dev);
+    const at::Tensor q = at::randn({1, 4, 96, 128}, g, o).to(dt), k = at::randn({1, 4, 300, 128}, g, o).to(dt),
+                     v = at::randn({1, 4, 300, 128}, g, o).to(dt);
+    at::Tensor acc, lse;
+    wan::merge_attention_part(acc, lse, wan::attention_part(q, k.narrow(2, 0, 120), v.narrow(2, 0, 120)));
+    wan::merge_attention_part(acc, lse, wan::attention_part(q, k.narrow(2, 120, 180), v.narrow(2, 120, 180)));
+    const at::Tensor whole = wan::attention(q, k, v).to(at::kFloat);
+    const at::Tensor want_lse =
+        at::logsumexp(at::matmul(q.to(at::kFloat), k.to(at::kFloat).transpose(-2, -1)) / std::sqrt(128.0), -1);
+    const double e_out = wantest::rel_l2(acc.cpu(), whole.cpu()), e_lse = wantest::rel_l2(lse.cpu(), want_lse.cpu());
+    std::cout << "    " << dev << " " << dt << ": merged parts vs whole rel L2 " << e_out << ", lse " << e_lse << "\n";
+    // bf16: the output is rounded to 8 bits of mantissa; the log-sum-exp stays float32.
+    EXPECT(e_out < (dt == at::kFloat ? 1e-6 : 1e-2) && e_lse < (dt == at::kFloat ? 1e-6 : 1e-3));
+  }
 }
 
 TEST(memory_model_accounts_like_the_engine) {

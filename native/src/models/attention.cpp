@@ -82,6 +82,17 @@ AttentionPart attention_part(const at::Tensor& q, const at::Tensor& k, const at:
   return p;
 }
 
+void merge_attention_part(at::Tensor& acc, at::Tensor& lse, const AttentionPart& part) {
+  at::Tensor out = part.out.to(at::kFloat);
+  if (!acc.defined()) {
+    acc = out, lse = part.lse;
+    return;
+  }
+  at::Tensor merged = at::logaddexp(lse, part.lse);
+  acc = acc * (lse - merged).exp_().unsqueeze(-1) + out * (part.lse - merged).exp_().unsqueeze(-1);
+  lse = merged;
+}
+
 void set_attention_backend(const std::string& name) {
   if (name != "auto" && name != "flash" && name != "cudnn" && name != "efficient" && name != "math")
     fail("attention backend '", name, "' is not one of: auto, flash, cudnn, efficient, math");

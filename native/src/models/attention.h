@@ -24,6 +24,10 @@ struct AttentionPart {
 // CUDA bf16/f16 on libtorch >= 2.2: the flash kernel, which returns the log-sum-exp itself.
 // Elsewhere: attention_chunked's float32 path, query chunks bounding the score memory.
 AttentionPart attention_part(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+// Folds one part into a running result, acc [B, H, Lq, d] and lse [B, H, Lq] float32 (both
+// undefined before the first part):
+//   lse' = log(e^lse + e^lse_p);  acc' = acc e^(lse - lse') + out_p e^(lse_p - lse')
+void merge_attention_part(at::Tensor& acc, at::Tensor& lse, const AttentionPart& part);
 
 // Which fused kernel SDPA may pick on CUDA (process-wide, PyTorch's own switches):
 //   "auto" (PyTorch's priority order), "flash", "cudnn", "efficient" (memory-efficient) or "math".

@@ -4,21 +4,6 @@
 
 namespace wan {
 
-namespace {
-// Folds one part into the running result: acc [1, h, Lq, d] and lse [1, h, Lq], float32.
-//   lse' = log(e^lse + e^lse_p);  acc' = acc e^(lse - lse') + out_p e^(lse_p - lse')
-void merge_part(at::Tensor& acc, at::Tensor& lse, const AttentionPart& part) {
-  at::Tensor out = part.out.to(at::kFloat);
-  if (!acc.defined()) {
-    acc = out, lse = part.lse;
-    return;
-  }
-  at::Tensor merged = at::logaddexp(lse, part.lse);
-  acc = acc * (lse - merged).exp_().unsqueeze(-1) + out * (part.lse - merged).exp_().unsqueeze(-1);
-  lse = merged;
-}
-}  // namespace
-
 at::Tensor ring_attention(Communicator* c, const at::Tensor& q, const at::Tensor& kv, int64_t tokens, bool overlap) {
   const int64_t R = c ? c->size() : 1, me = c ? c->rank() : 0, Lk = kv.size(2);
   if (R == 1) {
@@ -37,8 +22,8 @@ at::Tensor ring_attention(Communicator* c, const at::Tensor& q, const at::Tensor
     const int64_t chunk = ((me - p) % R + R) % R;  // whose chunk this rank holds at pass p
     const int64_t valid = std::max<int64_t>(0, std::min(Lk, tokens - chunk * Lk));
     if (valid > 0)
-      merge_part(acc, lse, attention_part(q, held[0].narrow(1, 0, valid).unsqueeze(0),  // [1, h, valid, d]
-                                          held[1].narrow(1, 0, valid).unsqueeze(0)));
+      merge_attention_part(acc, lse, attention_part(q, held[0].narrow(1, 0, valid).unsqueeze(0),  // [1, h, valid, d]
+                                                    held[1].narrow(1, 0, valid).unsqueeze(0)));
     if (next.active()) cur = next.wait();
   }
   return acc.to(q.scalar_type());  // chunk 0 always holds real tokens: acc is defined
