@@ -9,7 +9,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, type RankTimings } from "./engine.js";
 import { makeTiny } from "./models.js";
-import { dimsOf, gpuEstimate, latentGrid, stepComm, type DitDims, type GpuEstimate, type StepComm } from "./parallel-model.js";
+import { dimsOf, gpuEstimate, latentGrid, stepComm, ulyssesHeadGroups, type DitDims, type GpuEstimate, type StepComm } from "./parallel-model.js";
 
 export interface ParallelLayoutSpec {
   name: string;
@@ -84,26 +84,28 @@ export interface BenchParallelReport {
  * one DiT block, plus what a pass holds throughout):
  *   throughout: the text embedding (3 · Lc · D: projection in, GELU, out), x and its residual
  *               branch (2 · Ls · D)
- *   cross-attention: k, v of the text (2 · Lc · D), q and output (2 · Ls · D), scores (H · Ls · Lc)
- *   self-attention:  q, k, v and their stacked copy (6 · Ls · D), after Ulysses the gathered q, k, v
- *               (3 · D · Ls, twice with the all-to-all buffer), scores of H/u heads × (u · Ls)
- *               queries × (u · Ls) keys of one ring chunk: × 2 without ring (scores, softmax),
- *               × 3 with ring passes (scores, scores − running max, their exponent)
+ *   cross-attention: k, v of the text (2 · Lc · D), q and output (2 · Ls · D), scores and softmax
+ *               (2 · H · Ls · Lc)
+ *   self-attention:  q, k, v and their stacked copy (6 · Ls · D); with Ulysses, one head group's
+ *               gathered q, k, v (3 · D · Ls / G, twice with the all-to-all buffer); scores of
+ *               H/(u·G) heads × (u · Ls) queries × (u · Ls) keys of one ring chunk, twice (scores and
+ *               softmax; a ring part's log-sum-exp is taken before the softmax, from the scores)
  *   FFN:        hidden and its GELU (2 · Ls · F)
- *   peak ≈ 4 · (3·Lc·D + 2·Ls·D + max(cross, self, FFN))
- * Measured against it (bench parallel, tiny model with 8 heads, 256×256×17): within 4 % without
- * ring passes, up to 12 % above it with them.
+ *   peak ≈ 4 · (3·Lc·D + 2·Ls·D + max(cross, self, FFN)), G = Ulysses head groups (1 without Ulysses)
+ * Measured against it (bench parallel, tiny model with 8 heads, 256×256×17): from 2 % over to 11 %
+ * under the measured peak in every layout.
  */
 export function peakActivationBytes(d: DitDims, c: StepComm, ulysses: number, ring: number): number {
   const D = d.dim, Lc = d.textLen, Ls = c.tokensPerRank, H = d.numHeads, u = ulysses;
-  const cross = 2 * Lc * D + 2 * Ls * D + H * Ls * Lc;
-  const self = 6 * Ls * D + (u > 1 ? 6 * D * Ls : 0) + (ring > 1 ? 3 : 2) * (H / u) * (u * Ls) * (u * Ls);
+  const G = ulyssesHeadGroups(H, u);
+  const cross = 2 * Lc * D + 2 * Ls * D + 2 * H * Ls * Lc;
+  const self = 6 * Ls * D + (u > 1 ? (6 * D * Ls) / G : 0) + 2 * (H / (u * G)) * (u * Ls) * (u * Ls);
   const ffn = 2 * Ls * d.ffnDim;
   return 4 * (3 * Lc * D + 2 * Ls * D + Math.max(cross, self, ffn));
 }
 
 const peakFormula =
-  "4 B x (3·Lc·D + 2·Ls·D + max(2·Lc·D + 2·Ls·D + H·Ls·Lc, 6·Ls·D + [u>1]·6·Ls·D + (r>1 ? 3 : 2)·(H/u)·(u·Ls)², 2·Ls·F)); an estimate (see kernel/bench-parallel.ts)";
+  "4 B x (3·Lc·D + 2·Ls·D + max(2·Lc·D + 2·Ls·D + 2·H·Ls·Lc, 6·Ls·D + [u>1]·6·Ls·D/G + 2·(H/(u·G))·(u·Ls)², 2·Ls·F)), G = Ulysses head groups; an estimate (see kernel/bench-parallel.ts)";
 const bytesFormula =
   "4 + P·(L·(4·[u>1] + 2·(r−1))·D·Ls·e + [sp>1]·Ls·C'·e) + [cfg-parallel]·16·f'·h·w·4, Ls = ceil(T/(u·r)), P = 2 with CFG on one rank set, else 1 (kernel/parallel-model.ts)";
 

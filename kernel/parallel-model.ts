@@ -14,7 +14,10 @@
 //   output gather   Ls · C' · e per pass (sp > 1)      (all-gather of the head output)
 //   CFG velocity    16 · f' · h · w · 4 (cfg-parallel) (all-gather of the float32 velocity)
 //   bytes/step = 4 + P · (L · (4·[u>1] + 2·(r−1)) · D · Ls · e + [sp>1] · Ls · C' · e) + [cfg] · 16·f'·h·w·4
-//   collectives/step = 1 + P · (L · (2·[u>1] + (r−1)) + [sp>1]) + [cfg]
+//   collectives/step = 1 + P · (L · G · (2·[u>1] + (r−1)) + [sp>1]) + [cfg]
+//   G  Ulysses head groups (ulyssesHeadGroups; 1 without Ulysses): each rank's H/u heads go through
+//      the all-to-alls and the ring passes in G groups so one group's transfers overlap another's
+//      attention; the same bytes in G times the calls
 // On the wire (what a rank sends to others): an all-to-all of S bytes sends S·(u−1)/u, a ring
 // pass S, an all-gather of S bytes per rank sends (n−1)·S (ring algorithm), a broadcast ~0 per rank.
 
@@ -62,6 +65,16 @@ export interface StepComm {
   terms: Record<string, number>;  // bytesSent by source
 }
 
+/** Head groups Ulysses pipelines per rank (native/src/parallel/ulysses.h, kUlyssesChunks = 2):
+ * the largest divisor of the rank's H/u heads that is at most 2. */
+export function ulyssesHeadGroups(numHeads: number, ulysses: number): number {
+  if (ulysses <= 1) return 1;
+  const perRank = Math.floor(numHeads / ulysses);
+  let g = Math.max(1, Math.min(2, perRank));
+  while (perRank % g !== 0) g--;
+  return g;
+}
+
 /** Per rank and per denoising step; `e` bytes per activation element (4 float32, 2 bf16). */
 export function stepComm(d: DitDims, l: CommLayout, s: VideoSize, e = 4): StepComm {
   const { f, h, w, tokens } = latentGrid(s);
@@ -77,7 +90,8 @@ export function stepComm(d: DitDims, l: CommLayout, s: VideoSize, e = 4): StepCo
   const velocity = l.cfgParallel && cfg ? 16 * f * h * w * 4 : 0;
   const terms = { cancel_flag: 4, ulysses: P * L * ulyssesBlock, ring: P * L * ringBlock, output_gather: P * gather, cfg_velocity: velocity };
   const bytesSent = Object.values(terms).reduce((a, b) => a + b, 0);
-  const collectives = 1 + P * (L * ((u > 1 ? 2 : 0) + (r - 1)) + (sp > 1 ? 1 : 0)) + (l.cfgParallel && cfg ? 1 : 0);
+  const G = ulyssesHeadGroups(d.numHeads, u);
+  const collectives = 1 + P * (L * G * ((u > 1 ? 2 : 0) + (r - 1)) + (sp > 1 ? 1 : 0)) + (l.cfgParallel && cfg ? 1 : 0);
   const wireBytes = P * L * (ulyssesBlock * (u - 1) / u + ringBlock) + P * gather * (sp - 1) + (l.cfgParallel && cfg ? velocity : 0);
   return { tokens, tokensPerRank: Ls, passes: P, bytesSent, collectives, wireBytes, terms };
 }
@@ -90,7 +104,8 @@ export interface GpuEstimate {
   tokensPerRank: number;
   wireGBPerStep: number;
   collectivesPerStep: number;
-  /** wire bytes / link bandwidth + collectives × latency; no overlap with compute assumed. */
+  /** wire bytes / link bandwidth + collectives × latency: the transfer time, before the engine hides
+   * part of it behind attention (ring passes, Ulysses head groups). */
   commSecondsPerStep: number;
 }
 

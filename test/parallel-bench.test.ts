@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parallelLayouts, type BenchParallelReport } from "../kernel/bench-parallel.js";
-import { dimsOf, gpuEstimate, stepComm } from "../kernel/parallel-model.js";
+import { dimsOf, gpuEstimate, stepComm, ulyssesHeadGroups } from "../kernel/parallel-model.js";
 import { scratch, wanlab } from "./helpers.js";
 
 const dir = scratch();
@@ -51,7 +51,15 @@ test("the analytic model: terms, collectives and wire bytes by hand for 14B 720p
   assert.equal(u8.tokensPerRank, 9450);
   // per pass: 40 blocks × 4·5120·9450·2 B (Ulysses) + 9450·64·2 B (output gather); 2 passes; flag 4 B
   assert.equal(u8.bytesSent, 4 + 2 * (40 * 4 * 5120 * 9450 * 2 + 9450 * 64 * 2));
-  assert.equal(u8.collectives, 1 + 2 * (40 * 2 + 1));
+  assert.equal(u8.collectives, 1 + 2 * (40 * 2 + 1));  // 5 heads per rank: one head group
+  // 1.3B, Ulysses 2: 6 heads per rank in 2 groups, so 4 all-to-alls per block; 14B Ulysses 4: 10 heads, 2 groups.
+  assert.equal(ulyssesHeadGroups(12, 2), 2);
+  assert.equal(ulyssesHeadGroups(40, 8), 1);
+  assert.equal(ulyssesHeadGroups(8, 4), 2);
+  assert.equal(ulyssesHeadGroups(2, 2), 1);
+  assert.equal(ulyssesHeadGroups(12, 1), 1);  // no Ulysses, no groups
+  const u2 = stepComm(dimsOf["1.3B"], { ulysses: 2, ring: 1, cfgParallel: false }, s, 2);
+  assert.equal(u2.collectives, 1 + 2 * (30 * 4 + 1));
   assert.equal(u8.wireBytes, 2 * 40 * 4 * 5120 * 9450 * 2 * 7 / 8 + 2 * 9450 * 64 * 2 * 7);
   const r2 = stepComm(dimsOf["14B"], { ulysses: 1, ring: 2, cfgParallel: false }, s, 2);
   assert.equal(r2.terms.ring, 2 * 40 * 2 * 1 * 5120 * 37800 * 2);
