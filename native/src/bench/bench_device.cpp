@@ -10,6 +10,7 @@
 
 #include "common/cuda.h"
 #include "common/error.h"
+#include "kernels/rope.h"
 #include "models/attention.h"
 #include "models/placement.h"
 #include "models/rope.h"
@@ -137,7 +138,7 @@ nlohmann::json bench_elementwise(const std::string& device, int64_t tokens, int6
          (void)((xf * at::rsqrt(xf.pow(2).mean(-1, true) + 1e-6)).to(at::kBFloat16) * w);
 #endif
        }},
-      {"rope complex64 (bf16 in/out)", LD * (2 + 2) + double(L) * hd / 2 * 8, 2, [&] { (void)rope_apply(q, rope); }},
+      {"rope complex64 (bf16 in/out)", LD * (2 + 2) + double(L) * hd / 2 * 8, 2, [&] { (void)rope_apply_complex(q, rope); }},
       {"residual x += gate * y (in place)", LD * (4 + 2 + 4), 2, [&] { x.addcmul_(y, scale); }},
       {"residual x += y (cross-attention)", LD * (4 + 2 + 4), 1, [&] { x.add_(y); }},
       {"linear + gelu_tanh (two passes over [L, F])", 0, 0,
@@ -167,11 +168,33 @@ nlohmann::json bench_elementwise(const std::string& device, int64_t tokens, int6
     }
     rows.push_back(r);
   }
+  // The own RoPE kernel (kernels/rope.h) against the ATen sequence above, on the same q and table.
+  nlohmann::json own = {{"op", "rope own kernel (bf16 in/out)"}};
+  std::string why;
+  if (kernels::rope_ready(q.contiguous(), rope.cos, &why)) {
+    const at::Tensor qc = q.contiguous();
+    std::vector<double> t = time_calls([&] { (void)kernels::rope_bf16(qc, rope.cos, rope.sin); }, d, 2, iters);
+    double aten = 0;
+    for (const auto& r : rows)
+      if (r["op"].get<std::string>().rfind("rope complex64", 0) == 0) aten = r["median_s"].get<double>();
+    const double med = median_of(t);
+    const double bytes = LD * (2 + 2) + double(L) * hd / 2 * 8;
+    const at::Tensor diff = (kernels::rope_bf16(qc, rope.cos, rope.sin).to(at::kFloat) - rope_apply_complex(q, rope).to(at::kFloat)).abs();
+    own.update({{"median_s", med}, {"times_s", t}, {"achieved_gb_per_s", bytes / med / 1e9},
+                {"aten_median_s", aten}, {"aten_over_own", aten / med},
+                {"per_forward_saving_s", (aten - med) * 2 * double(layers)},
+                {"max_abs_diff_vs_aten", diff.max().item<double>()},
+                {"elements_differing_from_aten", diff.gt(0).sum().item<int64_t>()}});
+  } else {
+    own["unavailable"] = why;
+  }
+
   return {{"bench", "elementwise"},
           {"device", d.is_cuda() ? cuda_device_name(d) : "cpu"},
           {"tokens", L}, {"dim", D}, {"heads", heads}, {"ffn_dim", ffn_dim}, {"layers", layers},
           {"copy_gb_per_s", bw / 1e9},
           {"ops", rows},
+          {"rope_kernel", own},
           {"per_block_s", block_s},
           {"per_block_if_fused_s", block_fused_s},
           {"per_forward_s", block_s * layers},

@@ -53,6 +53,16 @@ std::string cuda_device_name(const at::Device& d) {
   return prop.name;
 }
 
+int cuda_compute_capability(const at::Device& d) {
+  cudaDeviceProp prop;
+  C10_CUDA_CHECK(cudaGetDeviceProperties(&prop, d.has_index() ? d.index() : 0));
+  return prop.major * 10 + prop.minor;
+}
+
+void* cuda_current_stream(const at::Device& d) {
+  return c10::cuda::getCurrentCUDAStream(d.has_index() ? d.index() : 0).stream();
+}
+
 void device_synchronize(const at::Device& d) {
   if (!d.is_cuda()) return;
   c10::cuda::getCurrentCUDAStream(d.has_index() ? d.index() : 0).synchronize();
@@ -131,6 +141,8 @@ namespace {
 bool cuda_available() { return false; }
 int cuda_device_count() { return 0; }
 std::string cuda_device_name(const at::Device& d) { return d.is_cuda() ? "cuda (not in this build)" : "cpu"; }
+int cuda_compute_capability(const at::Device&) { no_cuda("cuda_compute_capability"); }
+void* cuda_current_stream(const at::Device&) { no_cuda("cuda_current_stream"); }
 void device_synchronize(const at::Device& d) {
   if (d.is_cuda()) no_cuda("device_synchronize");
 }

@@ -25,6 +25,11 @@ bool cuda_available();
 int cuda_device_count();
 std::string cuda_device_name(const at::Device& d);  // "NVIDIA H200"
 
+// Compute capability major * 10 + minor (90 for an H100/H200).
+int cuda_compute_capability(const at::Device& d);
+// The device's current stream as a raw cudaStream_t (for own kernels' launches, kernels/jit.h).
+void* cuda_current_stream(const at::Device& d);
+
 // Waits for all work queued on the device's current stream (no-op on the CPU).
 void device_synchronize(const at::Device& d);
 

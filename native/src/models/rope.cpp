@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "kernels/rope.h"
 
 namespace wan {
 
@@ -66,17 +67,21 @@ RopeTable rope_complex(const RopeTable& t, const at::Device& device) {
   return {c, s, at::complex(c, s)};
 }
 
+at::Tensor rope_apply_complex(const at::Tensor& x, const RopeTable& t) {
+  const int64_t L = x.size(1), d = x.size(3);
+  if (!t.freqs.defined()) fail("rope: the table has no complex64 freqs (rope_complex makes them)");
+  // (a + ib)(c + is) as one complex64 multiply.
+  at::Tensor xc = at::view_as_complex(x.to(at::kFloat).reshape({x.size(0), L, x.size(2), d / 2, 2}));
+  at::Tensor y = xc * t.freqs.view({1, L, 1, d / 2});  // [B, L, H, d/2] complex64
+  return at::view_as_real(y).flatten(3).to(x.scalar_type());
+}
+
 at::Tensor rope_apply(const at::Tensor& x, const RopeTable& t) {
   if (x.dim() != 4) fail("rope: x must be [B, L, H, d], got ", x.dim(), " dims");
   const int64_t L = x.size(1), d = x.size(3);
   if (L != t.size()) fail("rope: x has ", L, " tokens but the table has ", t.size());
   if (d != 2 * t.cos.size(1)) fail("rope: x has head dim ", d, " but the table is for ", 2 * t.cos.size(1));
-  if (t.freqs.defined()) {
-    // (a + ib)(c + is) as one complex64 multiply: x read once, written once.
-    at::Tensor xc = at::view_as_complex(x.to(at::kFloat).reshape({x.size(0), L, x.size(2), d / 2, 2}));
-    at::Tensor y = xc * t.freqs.view({1, L, 1, d / 2});  // [B, L, H, d/2] complex64
-    return at::view_as_real(y).flatten(3).to(x.scalar_type());
-  }
+  if (t.freqs.defined()) return kernels::rope_ready(x, t.cos) ? kernels::rope_bf16(x, t.cos, t.sin) : rope_apply_complex(x, t);
   const auto dt = t.cos.scalar_type();
   at::Tensor xp = x.to(dt).reshape({x.size(0), L, x.size(2), d / 2, 2});  // [B, L, H, d/2, 2]
   at::Tensor a = xp.select(-1, 0), b = xp.select(-1, 1);                   // real, imaginary

@@ -37,8 +37,12 @@ RopeTable rope_table(int64_t head_dim, int64_t f, int64_t h, int64_t w, double t
 RopeTable rope_slice(const RopeTable& t, int64_t begin, int64_t end);
 
 // x: [B, L, H, d] -> [B, L, H, d] in x's dtype, computed in the table's dtype (float64 as in
-// DiffSynth), or as a complex64 multiply when the table has `freqs`. L must equal the table's
-// token count.
+// DiffSynth), or when the table has `freqs` in float32: the own CUDA kernel for contiguous CUDA
+// bf16 x once it is ready on the device (kernels/rope.h), else rope_apply_complex. L must equal
+// the table's token count.
 at::Tensor rope_apply(const at::Tensor& x, const RopeTable& t);
+// ATen's sequence for a table with `freqs`: float32 copy, one complex64 multiply, cast back (what
+// the own kernel replaces; `wanlab-engine bench elementwise` times both).
+at::Tensor rope_apply_complex(const at::Tensor& x, const RopeTable& t);
 
 }  // namespace wan
