@@ -1,0 +1,39 @@
+#!/bin/bash
+# The CUDA checks on a GPU machine (Node not needed): builds wanlab-engine and wanlab-tests against
+# this machine's PyTorch, then runs the device tests (NCCL with one rank, flash attention parts,
+# the RoPE kernel against its host emulation), parity of GPU bf16 against CPU float32 on the tiny
+# model, and the 1.3B benches (elementwise passes and the RoPE kernel against ATen, the DiT
+# forward against DiffSynth-Studio when DIFFSYNTH_DIR is set, the whole pipeline). Each bench's
+# JSON goes to OUT_DIR (default ./gpu-check), the log to OUT_DIR/log.txt.
+#
+#   native/tools/gpu-check.sh [BUILD_DIR]
+# Env: OUT_DIR; WANLAB_JSON_INCLUDE / WANLAB_GLOO_INCLUDE when nlohmann/json and Gloo headers are not
+# system-wide; DIFFSYNTH_DIR (a DiffSynth-Studio checkout) for the peer.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B=${1:-/tmp/wanlab-gpu-build}
+OUT=${OUT_DIR:-$PWD/gpu-check}
+mkdir -p "$OUT"
+LOG=$OUT/log.txt
+step() { local name=$1 limit=$2; shift 2; echo "=== $name ($(date +%T), t=${SECONDS}s)" | tee -a "$LOG";
+  timeout "$limit" "$@" > "$OUT/$name.json" 2>> "$LOG"; echo "rc=$? $name ${SECONDS}s" | tee -a "$LOG"; }
+
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$LOG"
+TD=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') || exit 1
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$LOG"
+extra=()
+[ -n "${WANLAB_JSON_INCLUDE:-}" ] && extra+=("-DWANLAB_JSON_INCLUDE=$WANLAB_JSON_INCLUDE")
+[ -n "${WANLAB_GLOO_INCLUDE:-}" ] && extra+=("-DWANLAB_GLOO_INCLUDE=$WANLAB_GLOO_INCLUDE")
+[ -f "$B/build.ninja" ] || cmake -S "$ROOT/native" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DWANLAB_TORCH_DIR="$TD" "${extra[@]}" > "$OUT/cmake.txt" 2>&1 || { tail -30 "$OUT/cmake.txt"; exit 1; }
+ninja -C "$B" wanlab-engine wanlab-tests > "$OUT/build.txt" 2>&1 || { grep -E "error" -A5 "$OUT/build.txt" | head -80; exit 1; }
+echo "built ${SECONDS}s" | tee -a "$LOG"
+E=$B/wanlab-engine
+
+for t in nccl attention_parts rope_kernel bf16_path; do "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
+"$E" make-tiny "$OUT/tiny" > /dev/null
+step parity_tiny 90 "$E" parity "$OUT/tiny" --device cuda --persistent-params 0 --height 96 --width 160 --frames 17 --steps 4
+step elementwise_1.3B 90 "$E" bench elementwise --device cuda --dims 1.3B --tokens 32760
+step dit_1.3B_480p 150 "$E" bench dit --dims 1.3B --device cuda --frames 81 --height 480 --width 832 --warmup 1 --iters 3
+step t2v_1.3B_480p 150 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3
+echo "done ${SECONDS}s" | tee -a "$LOG"
