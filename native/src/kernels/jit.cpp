@@ -1,6 +1,7 @@
 #include "kernels/jit.h"
 
 #include <c10/core/CPUAllocator.h>
+#include <c10/core/DeviceGuard.h>
 #include <dlfcn.h>
 #include <glob.h>
 
@@ -8,6 +9,7 @@
 #include <map>
 #include <mutex>
 
+#include "common/cuda.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -158,26 +160,41 @@ CompileResult compile(const std::string& name, const std::string& source, int cc
   return r;
 }
 
-Kernel kernel(const std::string& name, const std::string& source, int device_index, int cc) {
+Kernel device_kernel(const std::string& name, const std::function<std::string()>& source, const at::Device& device,
+                     const std::function<std::string(const Kernel&)>& check) {
   static std::mutex mu;
   static std::map<std::pair<std::string, int>, Kernel> cache;
   std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find({name, device_index});
+  const int index = device.has_index() ? device.index() : 0;
+  auto it = cache.find({name, index});
   if (it != cache.end()) return it->second;
   Kernel k;
+  if (!cuda_built() || !device.is_cuda()) {
+    k.error = cuda_built() ? concat(device.str(), " is not a CUDA device") : "this build has no CUDA";
+    return cache.emplace(std::make_pair(name, index), k).first->second;
+  }
+  c10::DeviceGuard guard(device);  // the module loads into this device's context
   const Driver* d = driver(&k.error);
   if (d) {
-    const std::string cubin = compile_cubin(name, source, cc, k.error);
+    const std::string cubin = compile_cubin(name, source(), cuda_compute_capability(device), k.error);
     void* module = nullptr;
     if (!cubin.empty()) {
-      // Loaded into the calling thread's current context: the caller holds a device guard.
       if (int r = d->module_load_data(&module, cubin.data())) k.error = concat("cuModuleLoadData: ", driver_error(*d, r));
       else if (int r2 = d->module_get_function(&k.fn, module, name.c_str()))
         k.error = concat("cuModuleGetFunction '", name, "': ", driver_error(*d, r2)), k.fn = nullptr;
     }
   }
-  if (!k) log_warn("kernels: '", name, "' on cuda:", device_index, " unavailable, ATen's path runs instead: ", k.error);
-  return cache.emplace(std::make_pair(name, device_index), k).first->second;
+  if (k) {
+    try {
+      k.error = check(k);
+    } catch (const std::exception& e) {
+      k.error = concat("its check threw: ", e.what());
+    }
+    if (!k.error.empty()) k.fn = nullptr;
+  }
+  if (k) log_info("kernels: '", name, "' ready on ", device.str());
+  else log_warn("kernels: '", name, "' unavailable on ", device.str(), ", ATen's path runs instead: ", k.error);
+  return cache.emplace(std::make_pair(name, index), k).first->second;
 }
 
 void launch(const Kernel& k, int64_t blocks, int threads_x, int threads_y, void* stream, std::vector<void*> args) {

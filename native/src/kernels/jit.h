@@ -6,7 +6,10 @@
 // libnvrtc is looked for at $WANLAB_NVRTC, then by soname (libnvrtc.so, .so.13, .so.12), then
 // beside the CUDA libtorch (its pip wheel's nvidia/*/lib), then in /usr/local/cuda/lib64.
 #pragma once
+#include <ATen/ATen.h>
+
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,10 +22,12 @@ struct Kernel {
   explicit operator bool() const { return fn != nullptr; }
 };
 
-// Compiles `source` (a full translation unit: its entry `name` declared extern "C" __global__)
-// for device `device_index` of compute capability `cc` (major * 10 + minor), once per
-// (name, device); later calls return the cached result, failure included.
-Kernel kernel(const std::string& name, const std::string& source, int device_index, int cc);
+// Kernel `name` (declared extern "C" __global__ in the full translation unit `source()`) on CUDA
+// device `device`: compiled for its architecture at the first call, then run once through
+// `check` (which returns "" or what is wrong; the tests' reference is the host emulation of the
+// same code); cached per (name, device), failure included, and a failure logged once.
+Kernel device_kernel(const std::string& name, const std::function<std::string()>& source, const at::Device& device,
+                     const std::function<std::string(const Kernel&)>& check);
 
 // Launches `blocks` blocks of threads_x × threads_y on `stream` (a cudaStream_t / CUstream). args:
 // pointers to each argument. Throws wan::Error with the driver's message on failure.

@@ -3,12 +3,9 @@
 #include <c10/core/DeviceGuard.h>
 
 #include <cstdint>
-#include <map>
-#include <mutex>
 
 #include "common/cuda.h"
 #include "common/error.h"
-#include "common/log.h"
 #include "kernels/jit.h"
 #include "kernels/rope_kernel.h"
 
@@ -45,42 +42,18 @@ void run(const Kernel& k, const at::Tensor& x, const at::Tensor& y, const at::Te
           const_cast<unsigned int*>(&tokens), const_cast<unsigned int*>(&half)});
 }
 
-// Per device: the kernel, compiled and checked once. `error` set: not usable there.
-struct DeviceKernel {
-  Kernel kernel;
-  std::string error;
-};
-
-const DeviceKernel& device_kernel(const at::Device& dev) {
-  static std::mutex mu;
-  static std::map<int, DeviceKernel> ready;
-  std::lock_guard<std::mutex> lock(mu);
-  const int index = dev.has_index() ? dev.index() : 0;
-  auto it = ready.find(index);
-  if (it != ready.end()) return it->second;
-  DeviceKernel d;
-  c10::DeviceGuard guard(dev);
-  d.kernel = kernel(kEntry, rope_source(), index, cuda_compute_capability(dev));
-  if (!d.kernel) {
-    d.error = d.kernel.error;
-  } else {
-    // The check: several tokens, heads and a batch, against the host emulation, bit for bit.
-    try {
-      at::Generator g = seeded_generator(at::kCPU, 7);
-      const at::Tensor x = (at::randn({2, 5, 3, 128}, g) * 4).to(at::kBFloat16);
-      const at::Tensor angle = at::rand({5, 64}, g) * 100;
-      const at::Tensor cos = angle.cos(), sin = angle.sin();
-      const at::Tensor xd = x.to(dev), cd = cos.to(dev), sd = sin.to(dev), y = at::empty_like(xd);
-      run(d.kernel, xd, y, cd, sd);
-      if (!at::equal(y.cpu(), rope_bf16_host(x, cos, sin)))
-        d.error = "its output differs from the host emulation of the same code";
-    } catch (const std::exception& e) {
-      d.error = concat("its check failed: ", e.what());
-    }
-    if (!d.error.empty()) log_warn("kernels: RoPE on cuda:", index, " disabled, ATen's path runs instead: ", d.error);
-    else log_info("kernels: RoPE kernel ready on cuda:", index);
-  }
-  return ready.emplace(index, d).first->second;
+// Compiled and checked at the first call per device (jit's cache): several tokens, heads and a
+// batch against the host emulation, bit for bit.
+Kernel rope_kernel(const at::Device& dev) {
+  return device_kernel(kEntry, rope_source, dev, [dev](const Kernel& k) -> std::string {
+    at::Generator g = seeded_generator(at::kCPU, 7);
+    const at::Tensor x = (at::randn({2, 5, 3, 128}, g) * 4).to(at::kBFloat16);
+    const at::Tensor angle = at::rand({5, 64}, g) * 100;
+    const at::Tensor cos = angle.cos(), sin = angle.sin();
+    const at::Tensor xd = x.to(dev), y = at::empty_like(xd);
+    run(k, xd, y, cos.to(dev), sin.to(dev));
+    return at::equal(y.cpu(), rope_bf16_host(x, cos, sin)) ? "" : "its output differs from the host emulation of the same code";
+  });
 }
 
 }  // namespace
@@ -105,7 +78,7 @@ bool rope_ready(const at::Tensor& x, const at::Tensor& cos, std::string* why) {
   else if (!x.is_cuda() || x.scalar_type() != at::kBFloat16) problem = "x is not CUDA bf16";
   else if (cos.device() != x.device()) problem = "the table is on another device";
   else problem = shape_problem(x, cos);
-  if (problem.empty()) problem = device_kernel(x.device()).error;
+  if (problem.empty()) problem = rope_kernel(x.device()).error;
   if (why) *why = problem;
   return problem.empty();
 }
@@ -115,7 +88,7 @@ at::Tensor rope_bf16(const at::Tensor& x, const at::Tensor& cos, const at::Tenso
   if (!rope_ready(x, cos, &why)) fail("kernels: RoPE kernel cannot run: ", why);
   c10::DeviceGuard guard(x.device());
   at::Tensor y = at::empty_like(x);
-  run(device_kernel(x.device()).kernel, x, y, cos, sin);
+  run(rope_kernel(x.device()), x, y, cos, sin);
   return y;
 }
 
