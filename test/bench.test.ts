@@ -114,6 +114,12 @@ describe("device benches on the CPU", () => {
     assert.ok(Math.abs(sum - r.per_block_s) < 1e-12);
     assert.ok(r.copy_gb_per_s > 0 && r.per_block_if_fused_s > 0);
     assert.ok(Math.abs(r.per_forward_s - r.per_block_s * r.layers) < 1e-12);
+    // The own kernels name the ATen op each replaces; on a CPU build they say why they did not run.
+    assert.equal(r.own_kernels.length, 2);
+    for (const k of r.own_kernels) {
+      assert.ok(r.ops.some((o: any) => o.op === k.replaces), k.replaces);
+      assert.match(k.unavailable, /no CUDA|not CUDA|not on a CUDA device/);
+    }
   });
 
   test("t2v: random weights in memory, stage timings, FLOPs, predicted memory", () => {

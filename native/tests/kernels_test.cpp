@@ -1,11 +1,12 @@
-// Own CUDA kernels (kernels/): the RoPE kernel's code, run on the CPU through its host emulation,
-// against ATen's bf16 path; its NVRTC translation unit through nvcc where one is installed (CI
-// has nvcc but no GPU); and on a CUDA device, the kernel itself against ATen and the emulation.
+// Own CUDA kernels (kernels/): each kernel's code, run on the CPU through its host emulation,
+// against ATen's path; its NVRTC translation unit through nvcc where one is installed (CI has nvcc
+// but no GPU); and on a CUDA device, the kernel itself against the emulation and ATen.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
 #include "common/cuda.h"
+#include "kernels/layer_norm.h"
 #include "kernels/rope.h"
 #include "models/rope.h"
 #include "test.h"
@@ -53,21 +54,50 @@ TEST(rope_kernel_code_on_the_host_equals_atens_bf16_path) {
   EXPECT_ERROR(kernels::rope_bf16_host(c.x.narrow(1, 0, 5), c.table.cos, c.table.sin), "not contiguous float32 [L, d/2]");
 }
 
-TEST(rope_kernel_source_compiles_with_nvcc_for_hopper) {
+TEST(kernel_sources_compile_with_nvcc_for_hopper) {
   // NVRTC needs libnvrtc, which this machine may lack; nvcc's front end compiles the same
-  // translation unit, so a syntax or type error in the device code fails here, in CI.
+  // translation units, so a syntax or type error in device code fails here, in CI.
   if (std::system("command -v nvcc > /dev/null 2>&1") != 0) {
     std::printf("     (no nvcc on PATH: the device code was not compiled here)\n");
     return;
   }
-  const std::string cu = wantest::scratch("rope_kernel.cu"), cubin = wantest::scratch("rope_kernel.cubin");
-  std::ofstream(cu) << kernels::rope_source();
-  const std::string cmd = "nvcc -cubin -arch=sm_90 --fmad=false -o " + cubin + " " + cu + " 2>&1";
-  const int rc = std::system(cmd.c_str());
-  std::ifstream out(cubin, std::ios::binary | std::ios::ate);
-  const auto bytes = out ? int64_t(out.tellg()) : -1;
-  std::printf("     nvcc -cubin -arch=sm_90: rc %d, %lld-byte cubin\n", rc, (long long)bytes);
-  EXPECT(rc == 0 && bytes > 0);
+  for (const auto& [name, source] : {std::pair{"rope", kernels::rope_source()}, std::pair{"layer_norm", kernels::layer_norm_source()}}) {
+    const std::string cu = wantest::scratch(std::string(name) + ".cu"), cubin = wantest::scratch(std::string(name) + ".cubin");
+    std::ofstream(cu) << source;
+    const std::string cmd = "nvcc -cubin -arch=sm_90 --fmad=false -o " + cubin + " " + cu + " 2>&1";
+    const int rc = std::system(cmd.c_str());
+    std::ifstream out(cubin, std::ios::binary | std::ios::ate);
+    const auto bytes = out ? int64_t(out.tellg()) : -1;
+    std::printf("     %s: nvcc -cubin -arch=sm_90: rc %d, %lld-byte cubin\n", name, rc, (long long)bytes);
+    EXPECT(rc == 0 && bytes > 0);
+  }
+}
+
+TEST(layer_norm_kernel_code_on_the_host_equals_atens_path) {
+  // The DiT's shapes: D = 1536 (1.3B; 6 values per thread) and 1000 (not a multiple of the 256
+  // threads), a mean far from 0, the modulation's 1 + scale and shift.
+  at::Generator g = seeded_generator(at::kCPU, 4);
+  for (int64_t D : {int64_t(1536), int64_t(1000)}) {
+    const at::Tensor x = at::randn({1, 40, D}, g) * 2 + 3, w = 1 + at::randn({D}, g) * 0.1, b = at::randn({D}, g);
+    const at::Tensor want = at::layer_norm(x, {D}, w, b, 1e-6).to(at::kBFloat16).to(at::kFloat);
+    const at::Tensor got = kernels::layer_norm_bf16_host(x, w, b, 1e-6).to(at::kFloat);
+    EXPECT(got.sizes() == x.sizes());
+    // Different summation orders give float32 statistics a few ulps apart; after rounding to bf16
+    // a value rarely moves by one bf16 ulp of its terms (relative to |normalised * w| + |b|: where
+    // the bias cancels the rest, the result itself is small).
+    const at::Tensor diff = (got - want).abs();
+    const int64_t differing = diff.gt(0).sum().item<int64_t>();
+    const double ulps = (diff / ((want - b).abs() + b.abs()).clamp_min(1e-30)).max().item<double>() * 256;
+    std::printf("     D %lld: %lld of %lld values differ from ATen, by at most %.2f bf16 ulps of their terms\n",
+                (long long)D, (long long)differing, (long long)diff.numel(), differing ? ulps : 0.0);
+    EXPECT(differing * 50 <= diff.numel());
+    EXPECT(ulps <= 2);
+    EXPECT(wantest::rel_l2(got, want) < 1e-3);
+  }
+  EXPECT_ERROR(kernels::layer_norm_bf16_host(at::zeros({2, 8}), at::zeros({7}), at::zeros({8}), 1e-6),
+               "contiguous float32 [8]");
+  EXPECT_ERROR(kernels::layer_norm_bf16_host(at::zeros({2, 8}).to(at::kBFloat16), at::zeros({8}), at::zeros({8}), 1e-6),
+               "x is not contiguous float32");
 }
 
 TEST(rope_kernel_on_cuda_equals_its_host_emulation) {
@@ -87,4 +117,23 @@ TEST(rope_kernel_on_cuda_equals_its_host_emulation) {
   EXPECT(e < 1e-3);
   // rope_apply takes the kernel on CUDA bf16.
   EXPECT(at::equal(rope_apply(c.x, c.table).cpu(), got));
+}
+
+TEST(layer_norm_kernel_on_cuda_equals_its_host_emulation) {
+  std::string why;
+  if (!cuda_available()) {
+    EXPECT(!kernels::layer_norm_ready(at::zeros({2, 8}), at::zeros({8}), at::zeros({8}), &why));
+    std::printf("     (no CUDA device: the kernel did not run here; layer_norm_ready says: %s)\n", why.c_str());
+    return;
+  }
+  const at::Device d(at::kCUDA, 0);
+  at::Generator g = seeded_generator(at::kCPU, 6);
+  const at::Tensor x = at::randn({1, 300, 1536}, g) * 2 + 1, w = 1 + at::randn({1536}, g) * 0.1, b = at::randn({1536}, g);
+  if (!kernels::layer_norm_ready(x.to(d), w.to(d), b.to(d), &why))
+    throw wantest::Failure{"LayerNorm kernel not ready on cuda:0: " + why};
+  const at::Tensor got = kernels::layer_norm_bf16(x.to(d), w.to(d), b.to(d), 1e-6).cpu();
+  EXPECT(at::equal(got, kernels::layer_norm_bf16_host(x, w, b, 1e-6)));
+  const double e = wantest::rel_l2(got.to(at::kFloat), at::layer_norm(x, {1536}, w, b, 1e-6).to(at::kBFloat16).to(at::kFloat));
+  std::printf("     cuda:0 kernel vs ATen layer_norm + cast: rel L2 %.2e\n", e);
+  EXPECT(e < 1e-3);
 }

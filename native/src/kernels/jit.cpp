@@ -12,6 +12,7 @@
 #include "common/cuda.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "kernels/kernel_code.h"
 
 namespace wan::kernels {
 
@@ -153,6 +154,14 @@ std::string compile_cubin(const std::string& name, const std::string& source, in
 }
 
 }  // namespace
+
+std::string device_source(const char* code, const std::string& entry) {
+  return concat(
+      "#define WANLAB_FN __device__ __forceinline__\n"
+      "__device__ __forceinline__ unsigned int as_uint(float f) { return __float_as_uint(f); }\n"
+      "__device__ __forceinline__ float as_float(unsigned int u) { return __uint_as_float(u); }\n",
+      bf16_code(), "\n", code, "\n", entry);
+}
 
 CompileResult compile(const std::string& name, const std::string& source, int cc) {
   CompileResult r;

@@ -33,6 +33,11 @@ Kernel device_kernel(const std::string& name, const std::function<std::string()>
 // pointers to each argument. Throws wan::Error with the driver's message on failure.
 void launch(const Kernel& k, int64_t blocks, int threads_x, int threads_y, void* stream, std::vector<void*> args);
 
+// A full NVRTC translation unit: the device definitions of WANLAB_FN, as_uint and as_float
+// (kernels/kernel_code.h), bf16_code(), then `code` (a WANLAB_KERNEL_CODE string) and `entry`
+// (the extern "C" __global__ function, which composes the code's functions).
+std::string device_source(const char* code, const std::string& entry);
+
 // The NVRTC compile of `source` alone (no device needed): the cubin's size, or the error with the
 // compiler log. What a test can run on a GPU-less machine that has libnvrtc.
 struct CompileResult {

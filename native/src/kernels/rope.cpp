@@ -59,17 +59,13 @@ Kernel rope_kernel(const at::Device& dev) {
 }  // namespace
 
 std::string rope_source() {
-  return concat(
-      "#define WANLAB_FN __device__ __forceinline__\n"
-      "__device__ __forceinline__ unsigned int as_uint(float f) { return __float_as_uint(f); }\n"
-      "__device__ __forceinline__ float as_float(unsigned int u) { return __uint_as_float(u); }\n",
-      rope_kernel_code(),
-      "\nextern \"C\" __global__ void ", kEntry,
+  return device_source(rope_code(), concat(
+      "extern \"C\" __global__ void ", kEntry,
       "(const unsigned int* x, unsigned int* y, const float* cos_t, const float* sin_t, unsigned int rows,\n"
       "    unsigned int heads, unsigned int tokens, unsigned int half) {\n"
       "  const unsigned int row = blockIdx.x * blockDim.y + threadIdx.y;\n"
       "  if (row < rows) rope_pair(row, threadIdx.x, x, y, cos_t, sin_t, heads, tokens, half);\n"
-      "}\n");
+      "}\n"));
 }
 
 bool rope_ready(const at::Tensor& x, const at::Tensor& cos, std::string* why) {

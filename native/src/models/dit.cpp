@@ -8,6 +8,7 @@
 
 #include "common/cuda.h"
 #include "common/error.h"
+#include "kernels/layer_norm.h"
 #include "models/attention.h"
 
 namespace wan {
@@ -20,11 +21,20 @@ std::string shape_str(at::IntArrayRef s) {
   return r + "]";
 }
 
-// LN(x) * (1 + scale) + shift, the adaLN modulation, as one LayerNorm whose affine weight and bias
-// are (1 + scale) and shift (batch 1: both are per channel). x: [1, L, D], shift/scale [1, 1, D].
-at::Tensor norm_modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, double eps) {
+// LayerNorm(x) * w + b in the compute dtype `dt`. x: [1, L, D] float32 (the residual), w, b: [D]
+// float32. On CUDA bf16 one pass (kernels/layer_norm.h) once that kernel is ready on the device,
+// else ATen's layer_norm and a cast.
+at::Tensor norm_cast(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps, at::ScalarType dt) {
+  if (dt == at::kBFloat16 && kernels::layer_norm_ready(x, w, b)) return kernels::layer_norm_bf16(x, w, b, eps);
+  return at::layer_norm(x, {x.size(-1)}, w, b, eps).to(dt);
+}
+
+// LN(x) * (1 + scale) + shift in `dt`, the adaLN modulation, as one LayerNorm whose affine weight
+// and bias are (1 + scale) and shift (batch 1: both are per channel). shift/scale [1, 1, D].
+at::Tensor norm_modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, double eps,
+                         at::ScalarType dt) {
   const int64_t D = x.size(-1);
-  return at::layer_norm(x, {D}, (1 + scale).reshape({D}), shift.reshape({D}), eps);
+  return norm_cast(x, (1 + scale).reshape({D}), shift.reshape({D}).contiguous(), eps, dt);
 }
 
 // gelu_tanh(x W^T + b). On CUDA in bf16/f16 through cuBLASLt's GELU epilogue (the tanh form):
@@ -339,10 +349,10 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     // [1, 6, D] -> six [1, 1, D] float32: shift/scale/gate for attention, then for the FFN.
     // The residual x is updated in place (x += gate * y): one pass instead of two, no new tensor.
     std::vector<at::Tensor> m = (b.modulation + t_mod).chunk(6, 1);
-    at::Tensor h = norm_modulate(x, m[0], m[1], A.eps).to(dtype_);
+    at::Tensor h = norm_modulate(x, m[0], m[1], A.eps, dtype_);
     x.addcmul_(self_attention(b.self_attn, h, rope, shard, tokens), m[2]);
-    x.add_(cross_attention(b.cross_attn, at::layer_norm(x, {D}, b.norm3_w, b.norm3_b, A.eps).to(dtype_), ctx));
-    h = norm_modulate(x, m[3], m[4], A.eps).to(dtype_);
+    x.add_(cross_attention(b.cross_attn, norm_cast(x, b.norm3_w, b.norm3_b, A.eps, dtype_), ctx));
+    h = norm_modulate(x, m[3], m[4], A.eps, dtype_);
     h = at::linear(linear_gelu(h, b.ffn0.w, b.ffn0.b), b.ffn2.w, b.ffn2.b);
     x.addcmul_(h, m[5]);
     if (offloaded_blocks_ > 0) done[i] = mark_stream(dev);
@@ -350,7 +360,7 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
 
   // Head: modulated by t (before the 6-way projection), not t_mod.
   std::vector<at::Tensor> hm = (head_modulation + t.unsqueeze(1)).chunk(2, 1);  // shift, scale: [1, 1, D]
-  x = at::linear(norm_modulate(x, hm[0], hm[1], A.eps).to(dtype_), head.w, head.b);  // [1, L, pt*ph*pw*C]
+  x = at::linear(norm_modulate(x, hm[0], hm[1], A.eps, dtype_), head.w, head.b);  // [1, L, pt*ph*pw*C]
   if (shard) x = shard->gather(x).narrow(1, 0, tokens);  // [1, Ls, C'] -> [1, L, C']: the one all-gather
 
   // Unpatchify: 'b (f h w) (x y z c) -> b c (f x) (h y) (w z)'
