@@ -221,7 +221,7 @@ export function benchParallelHtml(r: BenchParallelReport): string {
     { title: `compute vs communication per rank (mean), ${r.input.steps} steps — ${r.note}`, layout: { barmode: "stack", yaxis: { title: "seconds" } },
       data: [
         { type: "bar", name: "compute", x: names, y: r.layouts.map((l) => mean(l.compute_s)) },
-        { type: "bar", name: "communication", x: names, y: r.layouts.map((l) => mean(l.comm_s)) },
+        { type: "bar", name: "communication (blocked)", x: names, y: r.layouts.map((l) => mean(l.comm_s)) },
       ] },
     { title: "latents relative L2 vs 1 rank", layout: { yaxis: { title: "rel L2", type: "log" } },
       data: [{ type: "bar", x: names, y: r.layouts.map((l) => Math.max(l.rel_l2_vs_1_rank, 1e-12)) }] },

@@ -95,8 +95,9 @@ export function emptyFigure(title: string, why: string): Figure {
 }
 
 /**
- * Compute vs communication per rank (stacked seconds). compute_s where the engine reports it;
- * otherwise derived as denoise_s − comm_s and labelled so.
+ * Compute vs communication per rank (stacked seconds). Communication is what the rank spent blocked
+ * in collectives: transfers hidden behind compute (ring passes, Ulysses head groups) count as compute.
+ * compute_s where the engine reports it; otherwise derived as denoise_s − comm_s and labelled so.
  */
 export function communication(r: GenerateResult | Timings, layout: Record<string, unknown> = {}): Figure {
   const t = timingsOf(r);
@@ -110,7 +111,7 @@ export function communication(r: GenerateResult | Timings, layout: Record<string
     [
       { type: "bar", name: measured ? "compute" : "compute (denoise − comm, derived)", x, y: compute, marker: { color: "#4a90d9" } },
       {
-        type: "bar", name: "communication", x, y: ranks.map((c) => c.comm_s), marker: { color: "#d9534f" },
+        type: "bar", name: "communication (blocked)", x, y: ranks.map((c) => c.comm_s), marker: { color: "#d9534f" },
         text: ranks.map((c) => `${(c.bytes_sent / 2 ** 20).toFixed(2)} MiB, ${c.collectives} collectives`), textposition: "none", hoverinfo: "x+y+text",
       },
     ],
