@@ -137,3 +137,15 @@ TEST(layer_norm_kernel_on_cuda_equals_its_host_emulation) {
   std::printf("     cuda:0 kernel vs ATen layer_norm + cast: rel L2 %.2e\n", e);
   EXPECT(e < 1e-3);
 }
+
+TEST(own_kernels_turn_off_with_the_environment) {
+  setenv("WANLAB_OWN_KERNELS", "0", 1);
+  std::string why;
+  EXPECT(!kernels::rope_ready(at::zeros({1, 2, 1, 4}), at::zeros({2, 2}), &why));
+  EXPECT(why == "turned off by WANLAB_OWN_KERNELS=0");
+  EXPECT(!kernels::layer_norm_ready(at::zeros({2, 8}), at::zeros({8}), at::zeros({8}), &why));
+  EXPECT(why == "turned off by WANLAB_OWN_KERNELS=0");
+  unsetenv("WANLAB_OWN_KERNELS");
+  EXPECT(!kernels::layer_norm_ready(at::zeros({2, 8}), at::zeros({8}), at::zeros({8}), &why));
+  EXPECT(why != "turned off by WANLAB_OWN_KERNELS=0");
+}

@@ -155,6 +155,11 @@ std::string compile_cubin(const std::string& name, const std::string& source, in
 
 }  // namespace
 
+std::string own_kernels_off() {
+  const char* v = std::getenv("WANLAB_OWN_KERNELS");
+  return v && std::string(v) == "0" ? "turned off by WANLAB_OWN_KERNELS=0" : "";
+}
+
 std::string device_source(const char* code, const std::string& entry) {
   return concat(
       "#define WANLAB_FN __device__ __forceinline__\n"

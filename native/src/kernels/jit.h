@@ -15,6 +15,10 @@
 
 namespace wan::kernels {
 
+// "" when own kernels may run; else why not: WANLAB_OWN_KERNELS=0 in the environment turns them
+// all off (ATen's paths run), e.g. to time the engine with and without them.
+std::string own_kernels_off();
+
 // A loaded kernel function (a CUfunction) or why there is none.
 struct Kernel {
   void* fn = nullptr;

@@ -73,10 +73,12 @@ std::string layer_norm_source() {
 }
 
 bool layer_norm_ready(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, std::string* why) {
-  std::string problem;
-  if (!cuda_built()) problem = "this build has no CUDA";
-  else if (!x.is_cuda()) problem = "x is not on a CUDA device";
-  else problem = shape_problem(x, w, b);
+  std::string problem = own_kernels_off();
+  if (problem.empty()) {
+    if (!cuda_built()) problem = "this build has no CUDA";
+    else if (!x.is_cuda()) problem = "x is not on a CUDA device";
+    else problem = shape_problem(x, w, b);
+  }
   if (problem.empty()) problem = layer_norm_kernel(x.device()).error;
   if (why) *why = problem;
   return problem.empty();

@@ -69,11 +69,13 @@ std::string rope_source() {
 }
 
 bool rope_ready(const at::Tensor& x, const at::Tensor& cos, std::string* why) {
-  std::string problem;
-  if (!cuda_built()) problem = "this build has no CUDA";
-  else if (!x.is_cuda() || x.scalar_type() != at::kBFloat16) problem = "x is not CUDA bf16";
-  else if (cos.device() != x.device()) problem = "the table is on another device";
-  else problem = shape_problem(x, cos);
+  std::string problem = own_kernels_off();
+  if (problem.empty()) {
+    if (!cuda_built()) problem = "this build has no CUDA";
+    else if (!x.is_cuda() || x.scalar_type() != at::kBFloat16) problem = "x is not CUDA bf16";
+    else if (cos.device() != x.device()) problem = "the table is on another device";
+    else problem = shape_problem(x, cos);
+  }
   if (problem.empty()) problem = rope_kernel(x.device()).error;
   if (why) *why = problem;
   return problem.empty();
