@@ -4,8 +4,8 @@
 # the own kernels against their host emulations), parity of GPU bf16 against CPU float32 on the tiny
 # model, and the 1.3B benches (elementwise passes and the own kernels against ATen, the DiT
 # forward against DiffSynth-Studio when DIFFSYNTH_DIR is set and again with the own kernels off,
-# the whole pipeline). Each bench's
-# JSON goes to OUT_DIR (default ./gpu-check), the log to OUT_DIR/log.txt.
+# the whole pipeline). Each bench's JSON goes to OUT_DIR (default ./gpu-check), the log to
+# OUT_DIR/log.txt.
 #
 #   native/tools/gpu-check.sh [BUILD_DIR]
 # Env: OUT_DIR; WANLAB_JSON_INCLUDE / WANLAB_GLOO_INCLUDE when nlohmann/json and Gloo headers are not
@@ -36,7 +36,7 @@ for t in nccl attention_parts _kernel bf16_path; do "$B/wanlab-tests" "$t" 2>&1 
 step parity_tiny 90 "$E" parity "$OUT/tiny" --device cuda --persistent-params 0 --height 96 --width 160 --frames 17 --steps 4
 step elementwise_1.3B 90 "$E" bench elementwise --device cuda --dims 1.3B --tokens 32760
 step dit_1.3B_480p 150 "$E" bench dit --dims 1.3B --device cuda --frames 81 --height 480 --width 832 --warmup 1 --iters 3
-WANLAB_OWN_KERNELS=0 step dit_1.3B_480p_aten 120 "$E" bench dit --dims 1.3B --device cuda --frames 81 --height 480 --width 832 \
+step dit_1.3B_480p_aten 120 env WANLAB_OWN_KERNELS=0 "$E" bench dit --dims 1.3B --device cuda --frames 81 --height 480 --width 832 \
   --warmup 1 --iters 3 --no-peer
 step t2v_1.3B_480p 150 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3
 echo "done ${SECONDS}s" | tee -a "$LOG"
