@@ -168,12 +168,6 @@ std::string device_source(const char* code, const std::string& entry) {
       bf16_code(), "\n", code, "\n", entry);
 }
 
-CompileResult compile(const std::string& name, const std::string& source, int cc) {
-  CompileResult r;
-  r.cubin_bytes = compile_cubin(name, source, cc, r.error).size();
-  return r;
-}
-
 Kernel device_kernel(const std::string& name, const std::function<std::string()>& source, const at::Device& device,
                      const std::function<std::string(const Kernel&)>& check) {
   static std::mutex mu;
@@ -193,9 +187,12 @@ Kernel device_kernel(const std::string& name, const std::function<std::string()>
     const std::string cubin = compile_cubin(name, source(), cuda_compute_capability(device), k.error);
     void* module = nullptr;
     if (!cubin.empty()) {
-      if (int r = d->module_load_data(&module, cubin.data())) k.error = concat("cuModuleLoadData: ", driver_error(*d, r));
-      else if (int r2 = d->module_get_function(&k.fn, module, name.c_str()))
-        k.error = concat("cuModuleGetFunction '", name, "': ", driver_error(*d, r2)), k.fn = nullptr;
+      if (int r = d->module_load_data(&module, cubin.data())) {
+        k.error = concat("cuModuleLoadData: ", driver_error(*d, r));
+      } else if (int r2 = d->module_get_function(&k.fn, module, name.c_str())) {
+        k.error = concat("cuModuleGetFunction '", name, "': ", driver_error(*d, r2));
+        k.fn = nullptr;
+      }
     }
   }
   if (k) {

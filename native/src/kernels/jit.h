@@ -1,7 +1,7 @@
 // Own CUDA kernels, compiled at run time: NVRTC turns a kernel's source into a cubin for the
 // device's architecture at first use, the driver API loads and launches it. Both libraries are
 // opened with dlopen, so the engine links neither: a CPU build compiles this file too, and a GPU
-// machine without NVRTC runs ATen's path instead (kernel() says why).
+// machine without NVRTC runs ATen's path instead (the Kernel's error says why, logged once).
 //
 // libnvrtc is looked for at $WANLAB_NVRTC, then by soname (libnvrtc.so, .so.13, .so.12), then
 // beside the CUDA libtorch (its pip wheel's nvidia/*/lib), then in /usr/local/cuda/lib64.
@@ -41,13 +41,5 @@ void launch(const Kernel& k, int64_t blocks, int threads_x, int threads_y, void*
 // (kernels/kernel_code.h), bf16_code(), then `code` (a WANLAB_KERNEL_CODE string) and `entry`
 // (the extern "C" __global__ function, which composes the code's functions).
 std::string device_source(const char* code, const std::string& entry);
-
-// The NVRTC compile of `source` alone (no device needed): the cubin's size, or the error with the
-// compiler log. What a test can run on a GPU-less machine that has libnvrtc.
-struct CompileResult {
-  size_t cubin_bytes = 0;
-  std::string error;
-};
-CompileResult compile(const std::string& name, const std::string& source, int cc);
 
 }  // namespace wan::kernels
