@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "bench/median.h"
 #include "common/cuda.h"
 #include "common/error.h"
 #include "kernels/layer_norm.h"
@@ -19,12 +20,6 @@
 namespace wan {
 
 namespace {
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // Times fn() `iters` times after `warmup` calls, the device synchronised around each.
 std::vector<double> time_calls(const std::function<void()>& fn, const at::Device& d, int warmup, int iters) {
   for (int i = 0; i < warmup; ++i) fn();

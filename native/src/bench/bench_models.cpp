@@ -18,6 +18,7 @@
 #include <functional>
 #include <sstream>
 
+#include "bench/median.h"
 #include "checkpoint/safetensors.h"
 #include "common/cuda.h"
 #include "common/error.h"
@@ -155,15 +156,8 @@ Timed time_forward(const std::function<at::Tensor()>& fn, int warmup, int iters,
   return r;
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 nlohmann::json side_json(const Timed& t, double flops) {
-  double med = median(t.times);
+  double med = median_of(t.times);
   double mn = t.times.empty() ? 0 : *std::min_element(t.times.begin(), t.times.end());
   return {{"times_s", t.times},
           {"median_s", med},
@@ -367,7 +361,7 @@ nlohmann::json report(const std::string& kind, const BenchOptions& o, const nloh
   if (a.sizes() != b.sizes())
     fail("bench ", kind, ": our output ", a.sizes(), " and the peer's ", b.sizes(), " differ in shape");
   j["rel_l2_ours_vs_peer"] = (a - b).norm().item<double>() / std::max(b.norm().item<double>(), 1e-300);
-  j["ratio_peer_over_ours"] = peer.json["median_s"].get<double>() / median(ours.times);
+  j["ratio_peer_over_ours"] = peer.json["median_s"].get<double>() / median_of(ours.times);
   return j;
 }
 

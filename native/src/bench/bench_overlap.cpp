@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/median.h"
 #include "common/error.h"
 #include "models/attention.h"
 #include "parallel/process_group.h"
@@ -19,11 +20,6 @@ namespace wan {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 struct Schedule {
   std::vector<double> wall_s, comm_s;  // per call, the slowest rank's wall and that rank's exposed comm
