@@ -4,52 +4,30 @@
 // the ring's parts (unequal, one partly padding) merge to attention over the whole sequence, and
 // the log-sum-exp that attention_part returns is the scores' own.
 #include <cmath>
-#include <memory>
-#include <thread>
+#include <functional>
 
 #include "bench/bench_overlap.h"
 #include "models/attention.h"
-#include "parallel/process_group.h"
 #include "parallel/ring.h"
+#include "parallel/thread_ranks.h"
 #include "parallel/ulysses.h"
 #include "test.h"
 
 using namespace wan;
 
 namespace {
-
-// Runs fn(rank, communicator) on `n` thread ranks of one Gloo group; rethrows a rank's error.
+// fn(rank, communicator) on `n` thread ranks of one Gloo group.
 void on_ranks(int n, const std::function<void(int, Communicator&)>& fn) {
-  auto rdv = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(30));
-  std::vector<std::string> err(n);
-  std::vector<std::thread> th;
-  std::vector<int> all;
-  for (int r = 0; r < n; ++r) all.push_back(r);
-  for (int r = 0; r < n; ++r)
-    th.emplace_back([&, r] {
-      try {
-        RankContext ctx;
-        ctx.rank = r, ctx.world = n, ctx.device_name = "cpu:" + std::to_string(r);
-        ctx.timeout = std::chrono::seconds(30);
-        auto store = Rendezvous::join("127.0.0.1", rdv->port(), std::chrono::seconds(30));
-        Communicator c(ctx, *store, "world", all, "t", "127.0.0.1");
-        fn(r, c);
-      } catch (const std::exception& e) {
-        err[r] = e.what();
-      }
-    });
-  for (auto& t : th) t.join();
-  for (auto& e : err)
-    if (!e.empty()) throw wantest::Failure{e};
+  run_thread_ranks(n, "test", std::chrono::seconds(30), [&](RankContext& ctx, Communicator& c) { fn(ctx.rank, c); });
 }
-
 }  // namespace
 
 TEST(parallel_collectives_in_flight_finish_in_any_wait_order) {
   const int n = 3;
   std::vector<at::Tensor> ag(n), ex(n), a2a(n);
   std::vector<int64_t> collectives(n);
-  on_ranks(n, [&](int r, Communicator& c) {
+  run_thread_ranks(n, "test", std::chrono::seconds(30), [&](RankContext& ctx, Communicator& c) {
+    const int r = ctx.rank;
     at::Tensor mine = at::full({2}, float(r));
     Pending g = c.start_all_gather(mine, "test gather");
     Pending e = c.start_exchange(mine + 100, (r + 1) % n, (r + n - 1) % n, "test ring pass");
@@ -62,12 +40,13 @@ TEST(parallel_collectives_in_flight_finish_in_any_wait_order) {
     ag[r] = g.wait();
     EXPECT(!g.active());
     EXPECT_ERROR(g.wait(), "no collective in flight");
-    collectives[r] = 3;
+    collectives[r] = ctx.stats.collectives;
   });
   for (int r = 0; r < n; ++r) {
     EXPECT(at::equal(ag[r], at::stack({at::zeros({2}), at::ones({2}), at::full({2}, 2.f)})));
     EXPECT(at::equal(ex[r], at::full({2}, float(100 + (r + n - 1) % n))));
     EXPECT(at::equal(a2a[r], at::tensor({float(r), float(10 + r), float(20 + r)})));
+    EXPECT(collectives[r] == 3);  // each started collective counted once, not again at its wait
   }
 }
 

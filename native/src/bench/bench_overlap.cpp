@@ -5,14 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "bench/median.h"
 #include "common/error.h"
 #include "models/attention.h"
-#include "parallel/process_group.h"
 #include "parallel/ring.h"
+#include "parallel/thread_ranks.h"
 #include "parallel/ulysses.h"
 
 namespace wan {
@@ -43,49 +42,32 @@ nlohmann::json bench_overlap(const std::string& layout, int ranks, int64_t token
 
   // One group of `ranks` thread ranks; each runs both schedules iters + 1 times (the first is a
   // warm-up), in lock-step: a barrier before every call so the calls start together.
-  auto rdv = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(60));
   Schedule sched[2];  // 0: overlapped (the engine), 1: sequential
   for (auto& s : sched) s.wall_s.assign(iters, 0), s.comm_s.assign(iters, 0), s.out.resize(ranks);
-  std::vector<std::string> err(ranks);
-  std::vector<std::thread> th;
-  std::vector<int> all;
-  for (int r = 0; r < ranks; ++r) all.push_back(r);
   std::mutex mu;
-  for (int r = 0; r < ranks; ++r)
-    th.emplace_back([&, r] {
-      try {
-        c10::InferenceMode guard;
-        RankContext ctx;
-        ctx.rank = r, ctx.world = ranks, ctx.device_name = "cpu:" + std::to_string(r);
-        ctx.timeout = std::chrono::seconds(120);
-        auto store = Rendezvous::join("127.0.0.1", rdv->port(), std::chrono::seconds(60));
-        Communicator c(ctx, *store, layout, all, "bench", "127.0.0.1");
-        const at::Tensor mine = qkv[r];  // [3, H, Ls, d]
-        for (int s = 0; s < 2; ++s)
-          for (int i = -1; i < iters; ++i) {
-            c.barrier("bench start");
-            const double comm0 = ctx.stats.comm_s;
-            const auto t0 = Clock::now();
-            at::Tensor o;
-            if (layout == "ring")
-              o = ring_attention(&c, mine.narrow(0, 0, 1), mine.narrow(0, 1, 2), tokens, s == 0);
-            else
-              o = ulysses_attention(c, mine, s == 0 ? kUlyssesChunks : 1, [](const at::Tensor& x) {
-                return attention(x.narrow(0, 0, 1), x.narrow(0, 1, 1), x.narrow(0, 2, 1));
-              });
-            const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
-            if (i < 0) continue;
-            std::lock_guard<std::mutex> lk(mu);
-            if (wall > sched[s].wall_s[i]) sched[s].wall_s[i] = wall, sched[s].comm_s[i] = ctx.stats.comm_s - comm0;
-            sched[s].out[r] = o;
-          }
-      } catch (const std::exception& e) {
-        err[r] = e.what();
+  run_thread_ranks(ranks, "bench overlap " + layout, std::chrono::seconds(120), [&](RankContext& ctx, Communicator& c) {
+    c10::InferenceMode guard;
+    const int r = ctx.rank;
+    const at::Tensor mine = qkv[r];  // [3, H, Ls, d]
+    for (int s = 0; s < 2; ++s)
+      for (int i = -1; i < iters; ++i) {
+        c.barrier("bench start");
+        const double comm0 = ctx.stats.comm_s;
+        const auto t0 = Clock::now();
+        at::Tensor o;
+        if (layout == "ring")
+          o = ring_attention(&c, mine.narrow(0, 0, 1), mine.narrow(0, 1, 2), tokens, s == 0);
+        else
+          o = ulysses_attention(c, mine, s == 0 ? kUlyssesChunks : 1, [](const at::Tensor& x) {
+            return attention(x.narrow(0, 0, 1), x.narrow(0, 1, 1), x.narrow(0, 2, 1));
+          });
+        const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (i < 0) continue;
+        std::lock_guard<std::mutex> lk(mu);
+        if (wall > sched[s].wall_s[i]) sched[s].wall_s[i] = wall, sched[s].comm_s[i] = ctx.stats.comm_s - comm0;
+        sched[s].out[r] = o;
       }
-    });
-  for (auto& t : th) t.join();
-  for (int r = 0; r < ranks; ++r)
-    if (!err[r].empty()) fail("bench overlap: rank ", r, ": ", err[r]);
+  });
 
   auto summary = [&](const Schedule& s, const char* name) {
     const double wall = median_of(s.wall_s), comm = median_of(s.comm_s);
