@@ -103,14 +103,16 @@ TEST(layer_norm_kernel_code_on_the_host_equals_atens_path) {
 TEST(rope_kernel_on_cuda_equals_its_host_emulation) {
   std::string why;
   if (!cuda_available()) {
-    EXPECT(!kernels::rope_ready(at::zeros({1, 2, 1, 4}), at::zeros({2, 2}), &why));
-    std::printf("     (no CUDA device: the kernel did not run here; rope_ready says: %s)\n", why.c_str());
+    const at::Tensor x = at::zeros({1, 2, 1, 4}, at::kBFloat16);
+    EXPECT(!kernels::try_rope_bf16(x, at::zeros({2, 2}), at::zeros({2, 2}), &why).defined());
+    std::printf("     (no CUDA device: the kernel did not run here: %s)\n", why.c_str());
     return;
   }
   const at::Device d(at::kCUDA, 0);
   const RopeCase c = rope_case(d);
-  if (!kernels::rope_ready(c.x, c.table.cos, &why)) throw wantest::Failure{"RoPE kernel not ready on cuda:0: " + why};
-  const at::Tensor got = kernels::rope_bf16(c.x, c.table.cos, c.table.sin).cpu();
+  const at::Tensor y = kernels::try_rope_bf16(c.x, c.table.cos, c.table.sin, &why);
+  if (!y.defined()) throw wantest::Failure{"RoPE kernel not ready on cuda:0: " + why};
+  const at::Tensor got = y.cpu();
   EXPECT(at::equal(got, kernels::rope_bf16_host(c.x.cpu(), c.table.cos.cpu(), c.table.sin.cpu())));
   const double e = wantest::rel_l2(got.to(at::kFloat), rope_apply_complex(c.x, c.table).cpu().to(at::kFloat));
   std::printf("     cuda:0 kernel vs ATen complex64: rel L2 %.2e\n", e);
@@ -122,16 +124,16 @@ TEST(rope_kernel_on_cuda_equals_its_host_emulation) {
 TEST(layer_norm_kernel_on_cuda_equals_its_host_emulation) {
   std::string why;
   if (!cuda_available()) {
-    EXPECT(!kernels::layer_norm_ready(at::zeros({2, 8}), at::zeros({8}), at::zeros({8}), &why));
-    std::printf("     (no CUDA device: the kernel did not run here; layer_norm_ready says: %s)\n", why.c_str());
+    EXPECT(!kernels::try_layer_norm_bf16(at::zeros({2, 8}), at::zeros({8}), at::zeros({8}), 1e-6, &why).defined());
+    std::printf("     (no CUDA device: the kernel did not run here: %s)\n", why.c_str());
     return;
   }
   const at::Device d(at::kCUDA, 0);
   at::Generator g = seeded_generator(at::kCPU, 6);
   const at::Tensor x = at::randn({1, 300, 1536}, g) * 2 + 1, w = 1 + at::randn({1536}, g) * 0.1, b = at::randn({1536}, g);
-  if (!kernels::layer_norm_ready(x.to(d), w.to(d), b.to(d), &why))
-    throw wantest::Failure{"LayerNorm kernel not ready on cuda:0: " + why};
-  const at::Tensor got = kernels::layer_norm_bf16(x.to(d), w.to(d), b.to(d), 1e-6).cpu();
+  const at::Tensor y = kernels::try_layer_norm_bf16(x.to(d), w.to(d), b.to(d), 1e-6, &why);
+  if (!y.defined()) throw wantest::Failure{"LayerNorm kernel not ready on cuda:0: " + why};
+  const at::Tensor got = y.cpu();
   EXPECT(at::equal(got, kernels::layer_norm_bf16_host(x, w, b, 1e-6)));
   const double e = wantest::rel_l2(got.to(at::kFloat), at::layer_norm(x, {1536}, w, b, 1e-6).to(at::kBFloat16).to(at::kFloat));
   std::printf("     cuda:0 kernel vs ATen layer_norm + cast: rel L2 %.2e\n", e);
@@ -139,13 +141,14 @@ TEST(layer_norm_kernel_on_cuda_equals_its_host_emulation) {
 }
 
 TEST(own_kernels_turn_off_with_the_environment) {
+  const at::Tensor x = at::zeros({1, 2, 1, 4}, at::kBFloat16), table = at::zeros({2, 2});
   setenv("WANLAB_OWN_KERNELS", "0", 1);
   std::string why;
-  EXPECT(!kernels::rope_ready(at::zeros({1, 2, 1, 4}), at::zeros({2, 2}), &why));
+  EXPECT(!kernels::try_rope_bf16(x, table, table, &why).defined());
   EXPECT(why == "turned off by WANLAB_OWN_KERNELS=0");
-  EXPECT(!kernels::layer_norm_ready(at::zeros({2, 8}), at::zeros({8}), at::zeros({8}), &why));
+  EXPECT(!kernels::try_layer_norm_bf16(at::zeros({2, 8}), at::zeros({8}), at::zeros({8}), 1e-6, &why).defined());
   EXPECT(why == "turned off by WANLAB_OWN_KERNELS=0");
   unsetenv("WANLAB_OWN_KERNELS");
-  EXPECT(!kernels::layer_norm_ready(at::zeros({2, 8}), at::zeros({8}), at::zeros({8}), &why));
+  EXPECT(!kernels::try_layer_norm_bf16(at::zeros({2, 8}), at::zeros({8}), at::zeros({8}), 1e-6, &why).defined());
   EXPECT(why != "turned off by WANLAB_OWN_KERNELS=0");
 }

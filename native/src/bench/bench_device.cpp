@@ -166,38 +166,38 @@ nlohmann::json bench_elementwise(const std::string& device, int64_t tokens, int6
   }
   // The own kernels against the ATen sequences above they replace, on the same inputs: time,
   // bandwidth, the ratio, the saving per forward and how many output values differ.
-  auto own_kernel = [&](const char* name, const char* aten_op, double bytes, int per_block, const std::string& why,
-                        const std::function<at::Tensor()>& own, const std::function<at::Tensor()>& aten) {
+  // own(why): the kernel's output, or undefined with why set when it cannot run here.
+  auto own_kernel = [&](const char* name, const char* aten_op, double bytes, int per_block,
+                        const std::function<at::Tensor(std::string*)>& own, const std::function<at::Tensor()>& aten) {
     nlohmann::json r = {{"op", name}, {"replaces", aten_op}};
-    if (!why.empty()) {
+    std::string why;
+    const at::Tensor first = own(&why);
+    if (!first.defined()) {
       r["unavailable"] = why;
       return r;
     }
-    std::vector<double> t = time_calls([&] { (void)own(); }, d, 2, iters);
+    std::vector<double> t = time_calls([&] { (void)own(nullptr); }, d, 2, iters);
     double aten_s = 0;
     for (const auto& row : rows)
       if (row["op"] == aten_op) aten_s = row["median_s"].get<double>();
     const double med = median_of(t);
-    const at::Tensor diff = (own().to(at::kFloat) - aten().to(at::kFloat)).abs();
+    const at::Tensor diff = (first.to(at::kFloat) - aten().to(at::kFloat)).abs();
     r.update({{"median_s", med}, {"times_s", t}, {"achieved_gb_per_s", bytes / med / 1e9}, {"aten_median_s", aten_s},
               {"aten_over_own", aten_s / med}, {"per_forward_saving_s", (aten_s - med) * per_block * double(layers)},
               {"max_abs_diff_vs_aten", diff.max().item<double>()},
               {"values_differing_from_aten", diff.gt(0).sum().item<int64_t>()}, {"values", diff.numel()}});
     return r;
   };
-  std::string why;
   const at::Tensor qc = q.contiguous();
-  kernels::rope_ready(qc, rope.cos, &why);
+  const at::Tensor w1 = (1 + scale).reshape({D}), b1 = shift.reshape({D}).contiguous();
   nlohmann::json own = nlohmann::json::array();
   own.push_back(own_kernel("rope own kernel (bf16 in/out)", "rope complex64 (bf16 in/out)",
-                           LD * (2 + 2) + double(L) * hd / 2 * 8, 2, why,
-                           [&] { return kernels::rope_bf16(qc, rope.cos, rope.sin); },
+                           LD * (2 + 2) + double(L) * hd / 2 * 8, 2,
+                           [&](std::string* why) { return kernels::try_rope_bf16(qc, rope.cos, rope.sin, why); },
                            [&] { return rope_apply_complex(q, rope); }));
-  const at::Tensor w1 = (1 + scale).reshape({D}), b1 = shift.reshape({D}).contiguous();
-  kernels::layer_norm_ready(x, w1, b1, &why);
   own.push_back(own_kernel("layernorm_modulate_cast own kernel (f32 in, bf16 out)",
-                           "layernorm_modulate_cast (f32 in, bf16 out)", LD * (4 + 2), 3, why,
-                           [&] { return kernels::layer_norm_bf16(x, w1, b1, 1e-6); },
+                           "layernorm_modulate_cast (f32 in, bf16 out)", LD * (4 + 2), 3,
+                           [&](std::string* why) { return kernels::try_layer_norm_bf16(x, w1, b1, 1e-6, why); },
                            [&] { return at::layer_norm(x, {D}, w1, b1, 1e-6).to(at::kBFloat16); }));
 
   return {{"bench", "elementwise"},

@@ -155,11 +155,6 @@ std::string compile_cubin(const std::string& name, const std::string& source, in
 
 }  // namespace
 
-std::string own_kernels_off() {
-  const char* v = std::getenv("WANLAB_OWN_KERNELS");
-  return v && std::string(v) == "0" ? "turned off by WANLAB_OWN_KERNELS=0" : "";
-}
-
 std::string device_source(const char* code, const std::string& entry) {
   return concat(
       "#define WANLAB_FN __device__ __forceinline__\n"
@@ -170,17 +165,18 @@ std::string device_source(const char* code, const std::string& entry) {
 
 Kernel device_kernel(const std::string& name, const std::function<std::string()>& source, const at::Device& device,
                      const std::function<std::string(const Kernel&)>& check) {
+  Kernel k;
+  const char* off = std::getenv("WANLAB_OWN_KERNELS");
+  if (off && std::string(off) == "0") k.error = "turned off by WANLAB_OWN_KERNELS=0";
+  else if (!cuda_built()) k.error = "this build has no CUDA";
+  else if (!device.is_cuda()) k.error = concat(device.str(), " is not a CUDA device");
+  if (!k.error.empty()) return k;  // not cached: nothing was compiled
   static std::mutex mu;
   static std::map<std::pair<std::string, int>, Kernel> cache;
   std::lock_guard<std::mutex> lock(mu);
   const int index = device.has_index() ? device.index() : 0;
   auto it = cache.find({name, index});
   if (it != cache.end()) return it->second;
-  Kernel k;
-  if (!cuda_built() || !device.is_cuda()) {
-    k.error = cuda_built() ? concat(device.str(), " is not a CUDA device") : "this build has no CUDA";
-    return cache.emplace(std::make_pair(name, index), k).first->second;
-  }
   c10::DeviceGuard guard(device);  // the module loads into this device's context
   const Driver* d = driver(&k.error);
   if (d) {

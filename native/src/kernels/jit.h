@@ -15,10 +15,6 @@
 
 namespace wan::kernels {
 
-// "" when own kernels may run; else why not: WANLAB_OWN_KERNELS=0 in the environment turns them
-// all off (ATen's paths run), e.g. to time the engine with and without them.
-std::string own_kernels_off();
-
 // A loaded kernel function (a CUfunction) or why there is none.
 struct Kernel {
   void* fn = nullptr;
@@ -29,7 +25,10 @@ struct Kernel {
 // Kernel `name` (declared extern "C" __global__ in the full translation unit `source()`) on CUDA
 // device `device`: compiled for its architecture at the first call, then run once through
 // `check` (which returns "" or what is wrong; the tests' reference is the host emulation of the
-// same code); cached per (name, device), failure included, and a failure logged once.
+// same code); cached per (name, device), failure included, and a failure logged once. Without a
+// kernel, its error says why: WANLAB_OWN_KERNELS=0 in the environment (all own kernels off, e.g.
+// to time the engine without them), a build without CUDA, a device that is not CUDA, or the
+// compile or check failing.
 Kernel device_kernel(const std::string& name, const std::function<std::string()>& source, const at::Device& device,
                      const std::function<std::string(const Kernel&)>& check);
 

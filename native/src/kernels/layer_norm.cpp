@@ -72,24 +72,17 @@ std::string layer_norm_source() {
       "}\n"));
 }
 
-bool layer_norm_ready(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, std::string* why) {
-  std::string problem = own_kernels_off();
-  if (problem.empty()) {
-    if (!cuda_built()) problem = "this build has no CUDA";
-    else if (!x.is_cuda()) problem = "x is not on a CUDA device";
-    else problem = shape_problem(x, w, b);
+at::Tensor try_layer_norm_bf16(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps,
+                               std::string* why) {
+  const Kernel k = layer_norm_kernel(x.device());
+  const std::string problem = k ? shape_problem(x, w, b) : k.error;
+  if (!problem.empty()) {
+    if (why) *why = problem;
+    return {};
   }
-  if (problem.empty()) problem = layer_norm_kernel(x.device()).error;
-  if (why) *why = problem;
-  return problem.empty();
-}
-
-at::Tensor layer_norm_bf16(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
-  std::string why;
-  if (!layer_norm_ready(x, w, b, &why)) fail("kernels: LayerNorm kernel cannot run: ", why);
   c10::DeviceGuard guard(x.device());
   at::Tensor y = at::empty(x.sizes(), x.options().dtype(at::kBFloat16));
-  run(layer_norm_kernel(x.device()), x, y, w, b, eps);
+  run(k, x, y, w, b, eps);
   return y;
 }
 

@@ -10,12 +10,11 @@
 
 namespace wan::kernels {
 
-// x: CUDA float32 [..., D], contiguous; w, b: float32 [D] on x's device. True when the kernel can
-// run this call; else `why` (if given) says why not.
-bool layer_norm_ready(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, std::string* why = nullptr);
-
-// -> [..., D] bf16: LayerNorm(x) * w + b (layer_norm_ready must hold).
-at::Tensor layer_norm_bf16(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps);
+// x: CUDA float32 [..., D], contiguous; w, b: float32 [D] on x's device. -> LayerNorm(x) * w + b,
+// [..., D] bf16; or, when the kernel cannot run this call, an undefined tensor and `why` (if
+// given) says why (see kernels/jit.h device_kernel, or the shapes).
+at::Tensor try_layer_norm_bf16(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps,
+                               std::string* why = nullptr);
 
 // The same code on the CPU (x, w, b float32 on the CPU): the reference the device kernel must equal.
 at::Tensor layer_norm_bf16_host(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps);

@@ -68,25 +68,20 @@ std::string rope_source() {
       "}\n"));
 }
 
-bool rope_ready(const at::Tensor& x, const at::Tensor& cos, std::string* why) {
-  std::string problem = own_kernels_off();
-  if (problem.empty()) {
-    if (!cuda_built()) problem = "this build has no CUDA";
-    else if (!x.is_cuda() || x.scalar_type() != at::kBFloat16) problem = "x is not CUDA bf16";
-    else if (cos.device() != x.device()) problem = "the table is on another device";
-    else problem = shape_problem(x, cos);
+at::Tensor try_rope_bf16(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, std::string* why) {
+  const Kernel k = rope_kernel(x.device());
+  std::string problem = k.error;
+  if (problem.empty())
+    problem = x.scalar_type() != at::kBFloat16  ? "x is not bf16"
+              : cos.device() != x.device()      ? "the table is on another device"
+                                                : shape_problem(x, cos);
+  if (!problem.empty()) {
+    if (why) *why = problem;
+    return {};
   }
-  if (problem.empty()) problem = rope_kernel(x.device()).error;
-  if (why) *why = problem;
-  return problem.empty();
-}
-
-at::Tensor rope_bf16(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  std::string why;
-  if (!rope_ready(x, cos, &why)) fail("kernels: RoPE kernel cannot run: ", why);
   c10::DeviceGuard guard(x.device());
   at::Tensor y = at::empty_like(x);
-  run(rope_kernel(x.device()), x, y, cos, sin);
+  run(k, x, y, cos, sin);
   return y;
 }
 

@@ -11,12 +11,10 @@
 
 namespace wan::kernels {
 
-// x: CUDA bf16 [B, L, H, d], contiguous; cos, sin: float32 [L, d/2] on x's device. True when the
-// kernel can run this call; else `why` (if given) says why not.
-bool rope_ready(const at::Tensor& x, const at::Tensor& cos, std::string* why = nullptr);
-
-// -> [B, L, H, d] bf16: x rotated (rope_ready must hold).
-at::Tensor rope_bf16(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+// x: CUDA bf16 [B, L, H, d], contiguous; cos, sin: float32 [L, d/2] on x's device. -> x rotated,
+// [B, L, H, d] bf16; or, when the kernel cannot run this call, an undefined tensor and `why` (if
+// given) says why (see kernels/jit.h device_kernel, or the shapes).
+at::Tensor try_rope_bf16(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, std::string* why = nullptr);
 
 // The same code on the CPU (x bf16 [B, L, H, d] on the CPU; cos, sin float32): the reference the
 // device kernel must equal bit for bit.

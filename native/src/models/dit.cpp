@@ -25,8 +25,8 @@ std::string shape_str(at::IntArrayRef s) {
 // float32. On CUDA bf16 one pass (kernels/layer_norm.h) once that kernel is ready on the device,
 // else ATen's layer_norm and a cast.
 at::Tensor norm_cast(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps, at::ScalarType dt) {
-  if (dt == at::kBFloat16 && kernels::layer_norm_ready(x, w, b)) return kernels::layer_norm_bf16(x, w, b, eps);
-  return at::layer_norm(x, {x.size(-1)}, w, b, eps).to(dt);
+  const at::Tensor y = dt == at::kBFloat16 && x.is_cuda() ? kernels::try_layer_norm_bf16(x, w, b, eps) : at::Tensor();
+  return y.defined() ? y : at::layer_norm(x, {x.size(-1)}, w, b, eps).to(dt);
 }
 
 // LN(x) * (1 + scale) + shift in `dt`, the adaLN modulation, as one LayerNorm whose affine weight

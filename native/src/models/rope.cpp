@@ -81,7 +81,10 @@ at::Tensor rope_apply(const at::Tensor& x, const RopeTable& t) {
   const int64_t L = x.size(1), d = x.size(3);
   if (L != t.size()) fail("rope: x has ", L, " tokens but the table has ", t.size());
   if (d != 2 * t.cos.size(1)) fail("rope: x has head dim ", d, " but the table is for ", 2 * t.cos.size(1));
-  if (t.freqs.defined()) return kernels::rope_ready(x, t.cos) ? kernels::rope_bf16(x, t.cos, t.sin) : rope_apply_complex(x, t);
+  if (t.freqs.defined()) {
+    const at::Tensor y = x.is_cuda() ? kernels::try_rope_bf16(x, t.cos, t.sin) : at::Tensor();
+    return y.defined() ? y : rope_apply_complex(x, t);
+  }
   const auto dt = t.cos.scalar_type();
   at::Tensor xp = x.to(dt).reshape({x.size(0), L, x.size(2), d / 2, 2});  // [B, L, H, d/2, 2]
   at::Tensor a = xp.select(-1, 0), b = xp.select(-1, 1);                   // real, imaginary
