@@ -85,12 +85,27 @@ function choice<T extends string>(name: string, value: string | undefined, allow
   return value as T;
 }
 
-const inspectOptions: Options = {
-  json: { type: "boolean" },
+/** The ranks and their layout: --devices LIST --ulysses N --ring N --cfg-parallel (inspect, generate, serve). */
+const layoutOptions: Options = {
   devices: { type: "string" },
   ulysses: { type: "string" },
   ring: { type: "string" },
   "cfg-parallel": { type: "boolean" },
+};
+
+/** --devices, --ulysses, --ring, --cfg-parallel as OpenOptions fields. */
+function layoutOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel"> {
+  return {
+    devices: v.devices as string | undefined,
+    ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
+    ring: intOption("ring", v.ring as string | undefined, 1, 1024),
+    cfgParallel: v["cfg-parallel"] === true,
+  };
+}
+
+const inspectOptions: Options = {
+  json: { type: "boolean" },
+  ...layoutOptions,
   height: { type: "string" },
   width: { type: "string" },
   "num-frames": { type: "string" },
@@ -114,10 +129,7 @@ async function cmdInspect(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, inspectOptions, ["DIR"]);
   if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]");
   const report = await inspect(positionals[0]!, {
-    devices: v.devices as string | undefined,
-    ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
-    ring: intOption("ring", v.ring as string | undefined, 1, 1024),
-    cfgParallel: v["cfg-parallel"] === true,
+    ...layoutOpenOptions(v),
     height: intOption("height", v.height as string | undefined, 16, 8192),
     width: intOption("width", v.width as string | undefined, 16, 8192),
     numFrames: intOption("num-frames", v["num-frames"] as string | undefined, 1, 4097),
@@ -270,10 +282,7 @@ async function cmdBench(args: string[]): Promise<number> {
 /** Device-group options shared by generate and serve: the ranks and their layout, several nodes,
  * the collective timeout and per-rank logs. */
 const groupOptions: Options = {
-  devices: { type: "string" },
-  ulysses: { type: "string" },
-  ring: { type: "string" },
-  "cfg-parallel": { type: "boolean" },
+  ...layoutOptions,
   rendezvous: { type: "string" },
   nnodes: { type: "string" },
   "node-rank": { type: "string" },
@@ -319,10 +328,7 @@ export function groupOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "device
   const timeoutS = numberOption("timeout", v.timeout);
   if (timeoutS !== undefined && !(timeoutS > 0 && timeoutS <= 86400)) throw new UsageError(`--timeout must be seconds in (0, 86400], got ${v.timeout}`);
   return {
-    devices: v.devices as string | undefined,
-    ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
-    ring: intOption("ring", v.ring as string | undefined, 1, 1024),
-    cfgParallel: v["cfg-parallel"] === true,
+    ...layoutOpenOptions(v),
     rendezvous: v.rendezvous as string | undefined,
     nnodes: intOption("nnodes", v.nnodes as string | undefined, 1, 1024),
     nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, 0, 1023),
