@@ -9,7 +9,8 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, type RankTimings } from "./engine.js";
 import { makeTiny } from "./models.js";
-import { dimsOf, gpuEstimate, latentGrid, stepComm, ulyssesHeadGroups, type DitDims, type GpuEstimate, type StepComm } from "./parallel-model.js";
+import { blockParams, dimsOf, gpuEstimate, latentGrid, shardParts, stepComm, ulyssesHeadGroups, type DitDims, type GpuEstimate,
+  type StepComm } from "./parallel-model.js";
 
 export interface ParallelLayoutSpec {
   name: string;
@@ -17,9 +18,12 @@ export interface ParallelLayoutSpec {
   ulysses: number;
   ring: number;
   cfgParallel: boolean;
+  /** --shard-weights: each rank keeps 1/(ulysses·ring) of every DiT block. */
+  shardWeights?: boolean;
 }
 
-/** The layouts of issue 5: 1 rank, Ulysses 2/4, ring 2/4, 2×2 hybrid, CFG-parallel, CFG × Ulysses. */
+/** The layouts of issue 5 (1 rank, Ulysses 2/4, ring 2/4, 2×2 hybrid, CFG-parallel, CFG × Ulysses)
+ * and two with sharded weights, to set their memory and time beside the same layout unsharded. */
 export const parallelLayouts: ParallelLayoutSpec[] = [
   { name: "1 rank", devices: "cpu", ulysses: 1, ring: 1, cfgParallel: false },
   { name: "ulysses 2", devices: "cpu:0-1", ulysses: 2, ring: 1, cfgParallel: false },
@@ -29,6 +33,8 @@ export const parallelLayouts: ParallelLayoutSpec[] = [
   { name: "2x2 hybrid", devices: "cpu:0-3", ulysses: 2, ring: 2, cfgParallel: false },
   { name: "cfg-parallel", devices: "cpu:0-1", ulysses: 1, ring: 1, cfgParallel: true },
   { name: "cfg x ulysses 2", devices: "cpu:0-3", ulysses: 2, ring: 1, cfgParallel: true },
+  { name: "ulysses 2 sharded", devices: "cpu:0-1", ulysses: 2, ring: 1, cfgParallel: false, shardWeights: true },
+  { name: "2x2 hybrid sharded", devices: "cpu:0-3", ulysses: 2, ring: 2, cfgParallel: false, shardWeights: true },
 ];
 
 export interface BenchParallelOptions {
@@ -42,7 +48,8 @@ export interface BenchParallelOptions {
   cfgScale?: number;
   seed?: number;
   layouts?: string[];  // names from parallelLayouts; default all
-  onLayout?: (name: string) => void;
+  /** Before each layout: its name, its index and the number of layouts. */
+  onLayout?: (name: string, index: number, count: number) => void;
 }
 
 export interface LayoutResult extends ParallelLayoutSpec {
@@ -60,6 +67,12 @@ export interface LayoutResult extends ParallelLayoutSpec {
   comm_fraction: number[];
   peak_bytes: number[];
   peak_bytes_analytic: number;
+  /** DiT parameters each rank holds for good (all of them, or with sharded weights 1/sp of each
+   * block plus the embeddings and head), as the engine reports them and as blockParams predicts. */
+  dit_params_per_rank: number;
+  dit_params_per_rank_analytic: number;
+  /** Sharded layouts: seconds per step over the same layout's unsharded one (measured in this run). */
+  time_vs_unsharded?: number;
   checks: number[];
   check_s: number[];
   check_fraction: number;
@@ -74,7 +87,7 @@ export interface BenchParallelReport {
   input: { height: number; width: number; numFrames: number; steps: number; cfgScale: number; seed: number; tokens: number };
   cores: number;
   note: string;
-  formula: { bytes: string; peak: string };
+  formula: { bytes: string; peak: string; params: string };
   layouts: LayoutResult[];
   gpu_estimate: { model: string; input: Record<string, number>; linkGBps: number; latencyUs: number; rows: GpuEstimate[] };
 }
@@ -91,23 +104,35 @@ export interface BenchParallelReport {
  *               H/(u·G) heads × (u · Ls) queries × (u · Ls) keys of one ring chunk, twice (scores and
  *               softmax; a ring part's log-sum-exp is taken before the softmax, from the scores)
  *   FFN:        hidden and its GELU (2 · Ls · F)
- *   peak ≈ 4 · (3·Lc·D + 2·Ls·D + max(cross, self, FFN)), G = Ulysses head groups (1 without Ulysses)
+ *   sharded weights: two gathered blocks throughout (the one computing and the next arriving), each
+ *               sp times a rank's part of every flat buffer (shardParts)
+ *   peak ≈ 4 · (3·Lc·D + 2·Ls·D + max(cross, self, FFN)) + gathered, G = Ulysses head groups (1 without Ulysses)
  * Measured against it (bench parallel, tiny model with 8 heads, 256×256×17): from 2 % over to 11 %
  * under the measured peak in every layout.
  */
-export function peakActivationBytes(d: DitDims, c: StepComm, ulysses: number, ring: number): number {
-  const D = d.dim, Lc = d.textLen, Ls = c.tokensPerRank, H = d.numHeads, u = ulysses;
+export function peakActivationBytes(d: DitDims, c: StepComm, ulysses: number, ring: number, shardWeights = false): number {
+  const D = d.dim, Lc = d.textLen, Ls = c.tokensPerRank, H = d.numHeads, u = ulysses, sp = ulysses * ring;
   const G = ulyssesHeadGroups(H, u);
   const cross = 2 * Lc * D + 2 * Ls * D + 2 * H * Ls * Lc;
   const self = 6 * Ls * D + (u > 1 ? (6 * D * Ls) / G : 0) + 2 * (H / (u * G)) * (u * Ls) * (u * Ls);
   const ffn = 2 * Ls * d.ffnDim;
-  return 4 * (3 * Lc * D + 2 * Ls * D + Math.max(cross, self, ffn));
+  const gathered = shardWeights && sp > 1 ? 2 * shardParts(d, sp, 4).reduce((a, p) => a + sp * p.elements * p.bytesPerElement, 0) : 0;
+  return 4 * (3 * Lc * D + 2 * Ls * D + Math.max(cross, self, ffn)) + gathered;
+}
+
+/** DiT parameters a rank holds for good: every one, or with sharded weights the embeddings and head
+ * plus its part of each block (the part of each flat buffer, padding included). `outside`: the
+ * parameters not in blocks. */
+export function ditParamsPerRank(d: DitDims, outside: number, sp: number, shardWeights: boolean): number {
+  const perBlock = blockParams(d).total;
+  return outside + d.numLayers * (shardWeights && sp > 1 ? Math.ceil(perBlock / sp) : perBlock);
 }
 
 const peakFormula =
-  "4 B x (3·Lc·D + 2·Ls·D + max(2·Lc·D + 2·Ls·D + 2·H·Ls·Lc, 6·Ls·D + [u>1]·6·Ls·D/G + 2·(H/(u·G))·(u·Ls)², 2·Ls·F)), G = Ulysses head groups; an estimate (see kernel/bench-parallel.ts)";
+  "4 B x (3·Lc·D + 2·Ls·D + max(2·Lc·D + 2·Ls·D + 2·H·Ls·Lc, 6·Ls·D + [u>1]·6·Ls·D/G + 2·(H/(u·G))·(u·Ls)², 2·Ls·F)) + [shard]·2·sp·ceil(N/sp)·4 B, G = Ulysses head groups, N = block params; an estimate (see kernel/bench-parallel.ts)";
 const bytesFormula =
-  "4 + P·(L·(4·[u>1] + 2·(r−1))·D·Ls·e + [sp>1]·Ls·C'·e) + [cfg-parallel]·16·f'·h·w·4, Ls = ceil(T/(u·r)), P = 2 with CFG on one rank set, else 1 (kernel/parallel-model.ts)";
+  "4 + P·(L·(4·[u>1] + 2·(r−1))·D·Ls·e + [sp>1]·Ls·C'·e) + [cfg-parallel]·16·f'·h·w·4 + [shard]·P·L·ceil(N/sp)·e, Ls = ceil(T/(u·r)), P = 2 with CFG on one rank set, else 1 (kernel/parallel-model.ts)";
+const paramsFormula = "outside blocks + L·N, or with sharded weights outside + L·ceil(N/sp); N = block params (blockParams)";
 
 function relL2(a: Float32Array, b: Float32Array): number {
   let num = 0, den = 0;
@@ -145,10 +170,12 @@ export async function benchParallel(o: BenchParallelOptions = {}): Promise<Bench
   if (specs[0]?.name !== "1 rank") specs.unshift(parallelLayouts[0]!);
   let dims: DitDims | undefined;
   let reference: Float32Array | undefined;
+  let outside: number | undefined;
   const results: LayoutResult[] = [];
-  for (const spec of specs) {
-    o.onLayout?.(spec.name);
-    const lab = await open({ model, devices: spec.devices, ulysses: spec.ulysses, ring: spec.ring, cfgParallel: spec.cfgParallel, timeoutS: 120 });
+  for (const [index, spec] of specs.entries()) {
+    o.onLayout?.(spec.name, index, specs.length);
+    const lab = await open({ model, devices: spec.devices, ulysses: spec.ulysses, ring: spec.ring, cfgParallel: spec.cfgParallel,
+      shardWeights: spec.shardWeights, timeoutS: 120 });
     try {
       const a = lab.info.dit as Record<string, number>;
       dims ??= { dim: a.dim!, numHeads: a.num_heads!, numLayers: a.num_layers!, ffnDim: a.ffn_dim!, textLen: a.text_len!, outDim: a.out_dim };
@@ -157,6 +184,14 @@ export async function benchParallel(o: BenchParallelOptions = {}): Promise<Bench
       const latents = r.tensors!.latents.data;
       reference ??= latents;
       const c = stepComm(dims, spec, { ...params, cfgScale: params.cfgScale }, 4);
+      const sp = spec.ulysses * spec.ring, shard = spec.shardWeights === true;
+      const placement = lab.info.placement!;
+      // The parameters outside the blocks, from an unsharded layout (its blocks are whole).
+      if (!shard) outside ??= placement.dit_resident_params - dims.numLayers * blockParams(dims).total;
+      if (outside === undefined) throw new Error("bench parallel: a sharded layout needs an unsharded one before it (1 rank runs first)");
+      if (shard && placement.dit_weight_shards !== sp)
+        throw new Error(`bench parallel: ${spec.name}: the engine holds ${placement.dit_weight_shards} weight shards, expected ${sp}`);
+      const unsharded = shard ? results.find((x) => !x.shardWeights && x.ulysses === spec.ulysses && x.ring === spec.ring && !x.cfgParallel) : undefined;
       const ranks: RankTimings[] = r.timings.ranks ?? [];
       const steps = params.numInferenceSteps;
       const stepSeconds = r.timings.step_s.reduce((x, y) => x + y, 0) / steps;
@@ -176,7 +211,10 @@ export async function benchParallel(o: BenchParallelOptions = {}): Promise<Bench
         comm_s: one ? [0] : ranks.map((k) => k.comm_s),
         comm_fraction: one ? [0] : ranks.map((k) => k.comm_s / (k.comm_s + k.compute_s!)),
         peak_bytes: one ? [] : ranks.map((k) => k.peak_bytes!),
-        peak_bytes_analytic: peakActivationBytes(dims, c, spec.ulysses, spec.ring),
+        peak_bytes_analytic: peakActivationBytes(dims, c, spec.ulysses, spec.ring, shard),
+        dit_params_per_rank: placement.dit_resident_params,
+        dit_params_per_rank_analytic: ditParamsPerRank(dims, outside, sp, shard),
+        ...(unsharded ? { time_vs_unsharded: stepSeconds / unsharded.seconds_per_step } : {}),
         checks,
         check_s: checkS,
         check_fraction: one ? 0 : Math.max(...ranks.map((k) => (k.check_s ?? 0) / (k.comm_s + k.compute_s!))),
@@ -196,7 +234,7 @@ export async function benchParallel(o: BenchParallelOptions = {}): Promise<Bench
       seed: params.seed, tokens: latentGrid(params).tokens },
     cores: availableParallelism(),
     note: `CPU ranks are threads sharing this machine's ${availableParallelism()} cores (Gloo over loopback): the seconds show where time goes, not a speed-up.`,
-    formula: { bytes: bytesFormula, peak: peakFormula },
+    formula: { bytes: bytesFormula, peak: peakFormula, params: paramsFormula },
     layouts: results,
     gpu_estimate: { model: "Wan2.1 14B, bf16, cfg 5 (2 passes per step), 720x1280, 81 frames", input: big, linkGBps: 450, latencyUs: 20,
       rows: gpuEstimate(dimsOf["14B"], big, [2, 4, 8]) },
@@ -217,6 +255,12 @@ export function benchParallelHtml(r: BenchParallelReport): string {
       data: [
         { type: "bar", name: "measured", x: names, y: r.layouts.map((l) => mean(l.peak_bytes) / 2 ** 20) },
         { type: "bar", name: "analytic", x: names, y: r.layouts.map((l) => l.peak_bytes_analytic / 2 ** 20) },
+      ] },
+    { title: "DiT parameters each rank holds for good: measured vs analytic (sharded layouts keep 1/sp of every block)",
+      layout: { barmode: "group", yaxis: { title: "parameters" } },
+      data: [
+        { type: "bar", name: "measured", x: names, y: r.layouts.map((l) => l.dit_params_per_rank) },
+        { type: "bar", name: "analytic", x: names, y: r.layouts.map((l) => l.dit_params_per_rank_analytic) },
       ] },
     { title: `compute vs communication per rank (mean), ${r.input.steps} steps — ${r.note}`, layout: { barmode: "stack", yaxis: { title: "seconds" } },
       data: [

@@ -238,7 +238,7 @@ async function cmdBenchParallel(args: string[]): Promise<number> {
     numFrames: intOption("num-frames", v["num-frames"] as string | undefined, 1, 1001),
     steps: intOption("steps", v.steps as string | undefined, 1, 1000),
     layouts: (v.layouts as string | undefined)?.split(",").map((x) => x.trim()),
-    onLayout: (name) => progress.update(0, name),
+    onLayout: (name, index, count) => progress.update(index / count, `${name} (${index + 1}/${count})`),
   });
   progress.done(`${report.layouts.length} layouts`);
   if (v.html) await writeFile(v.html as string, benchParallelHtml(report));
@@ -247,12 +247,13 @@ async function cmdBenchParallel(args: string[]): Promise<number> {
     return 0;
   }
   const mib = (b: number) => (b / 2 ** 20).toFixed(2);
-  const rows = [["layout", "bytes/step", "analytic", "collectives", "comm share", "peak MiB", "analytic MiB", "rel L2 vs 1"]];
+  const rows = [["layout", "bytes/step", "analytic", "collectives", "comm share", "peak MiB", "analytic MiB", "DiT params/rank", "time vs unsharded",
+    "rel L2 vs 1"]];
   for (const l of report.layouts)
     rows.push([l.name, String(l.bytes_per_step[0]), String(l.bytes_per_step_analytic), String(l.collectives_per_step[0]),
       `${(100 * Math.max(...l.comm_fraction)).toFixed(0)} %`, l.peak_bytes.length ? mib(Math.max(...l.peak_bytes)) : "-", mib(l.peak_bytes_analytic),
-      l.rel_l2_vs_1_rank.toExponential(2)]);
-  console.log(table(rows, [1, 2, 3, 4, 5, 6, 7]));
+      String(l.dit_params_per_rank), l.time_vs_unsharded === undefined ? "-" : `${l.time_vs_unsharded.toFixed(2)}x`, l.rel_l2_vs_1_rank.toExponential(2)]);
+  console.log(table(rows, [1, 2, 3, 4, 5, 6, 7, 8, 9]));
   console.log(report.note);
   return 0;
 }

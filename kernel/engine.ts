@@ -179,6 +179,8 @@ export interface Placement {
   vae: string;
   dit_resident_params: number;
   dit_offloaded_params: number;
+  /** 1, or the ranks each DiT block's weights are split over (--shard-weights). */
+  dit_weight_shards: number;
 }
 
 /** Thrown when an AbortSignal stops a generation; the model stays loaded. */

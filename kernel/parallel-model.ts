@@ -13,8 +13,11 @@
 //   ring (r > 1)    2 · (r − 1) · D · Ls · e per block (K and V of H/u heads × u·Ls tokens, r − 1 passes)
 //   output gather   Ls · C' · e per pass (sp > 1)      (all-gather of the head output)
 //   CFG velocity    16 · f' · h · w · 4 (cfg-parallel) (all-gather of the float32 velocity)
+//   weight shards   Σ_g ceil(N_g / sp) · e_g per block (--shard-weights: all-gather of this rank's part
+//                   of each flat buffer g; see shardParts)
 //   bytes/step = 4 + P · (L · (4·[u>1] + 2·(r−1)) · D · Ls · e + [sp>1] · Ls · C' · e) + [cfg] · 16·f'·h·w·4
-//   collectives/step = 1 + P · (L · G · (2·[u>1] + (r−1)) + [sp>1]) + [cfg]
+//                + [shard] · P · L · Σ_g ceil(N_g / sp) · e_g
+//   collectives/step = 1 + P · (L · G · (2·[u>1] + (r−1)) + [sp>1]) + [cfg] + [shard] · P · L · #groups
 //   G  Ulysses head groups (ulyssesHeadGroups; 1 without Ulysses): each rank's H/u heads go through
 //      the all-to-alls and the ring passes in G groups so one group's transfers overlap another's
 //      attention; the same bytes in G times the calls
@@ -34,6 +37,8 @@ export interface CommLayout {
   ulysses: number;
   ring: number;
   cfgParallel: boolean;
+  /** --shard-weights: each rank keeps 1/sp of every block and all-gathers it one block ahead. */
+  shardWeights?: boolean;
 }
 
 export interface VideoSize {
@@ -65,6 +70,25 @@ export interface StepComm {
   terms: Record<string, number>;  // bytesSent by source
 }
 
+/** Parameters of one DiT block (native/src/models/memory_model.cpp block_params): self and cross
+ * attention (4 linears with bias, RMSNorm weights of q and k), norm3's weight and bias, the FFN and
+ * the [6, D] modulation. `float32`: the ones the engine keeps in float32 whatever the compute dtype
+ * (norm3 and the modulation). */
+export function blockParams(d: DitDims): { total: number; float32: number } {
+  const D = d.dim, F = d.ffnDim;
+  const total = 2 * (4 * (D * D + D) + 2 * D) + 2 * D + (D * F + F) + (F * D + D) + 6 * D;
+  return { total, float32: 8 * D };
+}
+
+/** A sharded block's flat buffers (native/src/models/dit.cpp): one per dtype, each padded to a
+ * multiple of sp; a rank keeps and all-gathers `elements` of each. With `e` = 4 the engine computes in
+ * float32 and there is one buffer. */
+export function shardParts(d: DitDims, sp: number, e: number): { elements: number; bytesPerElement: number }[] {
+  const { total, float32 } = blockParams(d);
+  const groups = e === 4 ? [[total, 4]] : [[total - float32, e], [float32, 4]];
+  return groups.map(([n, b]) => ({ elements: Math.ceil(n! / sp), bytesPerElement: b! }));
+}
+
 /** Head groups Ulysses pipelines per rank (native/src/parallel/ulysses.h, kUlyssesChunks = 2):
  * the largest divisor of the rank's H/u heads that is at most 2. */
 export function ulyssesHeadGroups(numHeads: number, ulysses: number): number {
@@ -88,11 +112,15 @@ export function stepComm(d: DitDims, l: CommLayout, s: VideoSize, e = 4): StepCo
   const ringBlock = r > 1 ? 2 * (r - 1) * D * Ls * e : 0;
   const gather = sp > 1 ? Ls * C * e : 0;
   const velocity = l.cfgParallel && cfg ? 16 * f * h * w * 4 : 0;
-  const terms = { cancel_flag: 4, ulysses: P * L * ulyssesBlock, ring: P * L * ringBlock, output_gather: P * gather, cfg_velocity: velocity };
+  const parts = l.shardWeights && sp > 1 ? shardParts(d, sp, e) : [];
+  const shardBlock = parts.reduce((a, p) => a + p.elements * p.bytesPerElement, 0);
+  const terms = { cancel_flag: 4, ulysses: P * L * ulyssesBlock, ring: P * L * ringBlock, output_gather: P * gather, cfg_velocity: velocity,
+    weight_shards: P * L * shardBlock };
   const bytesSent = Object.values(terms).reduce((a, b) => a + b, 0);
   const G = ulyssesHeadGroups(d.numHeads, u);
-  const collectives = 1 + P * (L * G * ((u > 1 ? 2 : 0) + (r - 1)) + (sp > 1 ? 1 : 0)) + (l.cfgParallel && cfg ? 1 : 0);
-  const wireBytes = P * L * (ulyssesBlock * (u - 1) / u + ringBlock) + P * gather * (sp - 1) + (l.cfgParallel && cfg ? velocity : 0);
+  const collectives = 1 + P * (L * G * ((u > 1 ? 2 : 0) + (r - 1)) + (sp > 1 ? 1 : 0)) + (l.cfgParallel && cfg ? 1 : 0) + P * L * parts.length;
+  const wireBytes = P * L * (ulyssesBlock * (u - 1) / u + ringBlock + shardBlock * (sp - 1)) + P * gather * (sp - 1) +
+    (l.cfgParallel && cfg ? velocity : 0);
   return { tokens, tokensPerRank: Ls, passes: P, bytesSent, collectives, wireBytes, terms };
 }
 
@@ -107,6 +135,11 @@ export interface GpuEstimate {
   /** wire bytes / link bandwidth + collectives × latency: the transfer time, before the engine hides
    * part of it behind attention (ring passes, Ulysses head groups). */
   commSecondsPerStep: number;
+  /** What --shard-weights adds: every block's weights all-gathered once per pass (bf16 and the float32
+   * norm3 + modulation), on the wire per rank per step and its transfer time at the same link rate;
+   * the engine gathers block i+1 while block i computes. */
+  shardWireGBPerStep: number;
+  shardCommSecondsPerStep: number;
 }
 
 /**
@@ -121,8 +154,11 @@ export function gpuEstimate(d: DitDims, s: VideoSize, gpus: number[], o: { linkG
     for (const [name, u, r] of [["ulysses", n, 1], ["ring", 1, n]] as const) {
       if (d.numHeads % u !== 0) continue;
       const c = stepComm(d, { ulysses: u, ring: r, cfgParallel: false }, s, 2);
+      const sharded = stepComm(d, { ulysses: u, ring: r, cfgParallel: false, shardWeights: true }, s, 2);
+      const shardWire = sharded.wireBytes - c.wireBytes, shardCalls = sharded.collectives - c.collectives;
       out.push({ gpus: n, layout: name, ulysses: u, ring: r, tokensPerRank: c.tokensPerRank, wireGBPerStep: c.wireBytes / 1e9,
-        collectivesPerStep: c.collectives, commSecondsPerStep: c.wireBytes / bw + c.collectives * lat });
+        collectivesPerStep: c.collectives, commSecondsPerStep: c.wireBytes / bw + c.collectives * lat,
+        shardWireGBPerStep: shardWire / 1e9, shardCommSecondsPerStep: shardWire / bw + shardCalls * lat });
     }
   }
   return out;

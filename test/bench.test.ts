@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { benchArgs, benchModel, defaultEnginePath, type BenchKind, type BenchReport } from "../kernel/bench.js";
 
 const engine = process.env.WANLAB_ENGINE;  // default: native/build/wanlab-engine
@@ -114,6 +116,9 @@ describe("device benches on the CPU", () => {
     assert.ok(Math.abs(sum - r.per_block_s) < 1e-12);
     assert.ok(r.copy_gb_per_s > 0 && r.per_block_if_fused_s > 0);
     assert.ok(Math.abs(r.per_forward_s - r.per_block_s * r.layers) < 1e-12);
+    // The ring's merge is timed per ring pass, outside the one-GPU block's sum.
+    const merge = r.ops.find((o: any) => /^ring merge_attention_part/.test(o.op));
+    assert.ok(merge && merge.per_block === 0 && merge.median_s > 0 && merge.achieved_gb_per_s > 0, JSON.stringify(merge));
     // The own kernels name the ATen op each replaces; on a CPU build they say why they did not run.
     assert.equal(r.own_kernels.length, 2);
     for (const k of r.own_kernels) {
@@ -136,5 +141,23 @@ describe("device benches on the CPU", () => {
     const bad = spawnSync(engine ?? defaultEnginePath, ["bench", "t2v", "--random-weights", "tiny", "--device", "cpu", "--steps", "1"], { encoding: "utf8" });
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /--steps must be at least 2/);
+  });
+
+  test("wanlab-engine: a command line it cannot take exits 2 naming the option; a refused value exits 1", () => {
+    const exe = engine ?? defaultEnginePath;
+    for (const [args, message] of [
+      [["bench", "elementwise", "--device", "cpu", "--bogus", "1"], /unknown option --bogus/],
+      [["bench", "matmul", "--size", "x"], /option --size must be an integer, got 'x'/],
+      [["bench", "overlap", "--ranks"], /option --ranks needs a value/],
+      [["bench", "frobnicate"], /unknown bench target 'frobnicate'/],
+      [["inspect"], /inspect needs exactly one model directory/],
+    ] as const) {
+      const r = spawnSync(exe, args, { encoding: "utf8" });
+      assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, /--help for usage/);
+    }
+    const refused = spawnSync(exe, ["inspect", join(tmpdir(), "wanlab-no-such-model")], { encoding: "utf8" });
+    assert.equal(refused.status, 1, refused.stderr);
   });
 });

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parallelLayouts, type BenchParallelReport } from "../kernel/bench-parallel.js";
-import { dimsOf, gpuEstimate, stepComm, ulyssesHeadGroups } from "../kernel/parallel-model.js";
+import { blockParams, dimsOf, gpuEstimate, shardParts, stepComm, ulyssesHeadGroups } from "../kernel/parallel-model.js";
 import { scratch, wanlab } from "./helpers.js";
 
 const dir = scratch();
@@ -25,6 +25,7 @@ test("wanlab bench parallel --json: measured bytes = analytic bytes, parity < 1e
     const what = `${l.name}: ${JSON.stringify(l)}`;
     assert.ok(l.rel_l2_vs_1_rank < 1e-5, what);
     assert.ok(l.seconds_per_step > 0, what);
+    assert.equal(l.dit_params_per_rank, l.dit_params_per_rank_analytic, what);
     if (l.ranks === 1) continue;
     assert.equal(l.bytes_per_step.length, l.ranks, what);
     for (const b of l.bytes_per_step) assert.equal(b, l.bytes_per_step_analytic, what);
@@ -37,10 +38,21 @@ test("wanlab bench parallel --json: measured bytes = analytic bytes, parity < 1e
   // Layouts that must differ do: Ulysses 4 hands half the bytes of Ulysses 2, ring 4 three halves of ring 2.
   const by = (n: string) => report.layouts.find((l) => l.name === n)!.bytes_per_step[0]!;
   assert.ok(by("ulysses 4") < by("ulysses 2") && by("ring 4") > by("ring 2"));
+  // Sharded weights: a rank holds less of the DiT, gathers every block each pass, and is timed
+  // against the same layout unsharded.
+  const layout = (n: string) => report.layouts.find((l) => l.name === n)!;
+  for (const [sharded, plain, sp] of [["ulysses 2 sharded", "ulysses 2", 2], ["2x2 hybrid sharded", "2x2 hybrid", 4]] as const) {
+    const s = layout(sharded), p = layout(plain);
+    const perBlock = blockParams(report.dims).total;
+    assert.equal(p.dit_params_per_rank - s.dit_params_per_rank, report.dims.numLayers * (perBlock - Math.ceil(perBlock / sp)), sharded);
+    assert.equal(s.bytes_per_step[0]! - p.bytes_per_step[0]!, report.dims.numLayers * Math.ceil(perBlock / sp) * 4 * 2, sharded);  // CFG: 2 passes
+    assert.ok(s.peak_bytes_analytic > p.peak_bytes_analytic && Math.min(...s.peak_bytes) > Math.max(...p.peak_bytes), sharded);
+    assert.ok(s.time_vs_unsharded! > 0 && p.time_vs_unsharded === undefined, sharded);
+  }
   assert.equal(report.gpu_estimate.rows.length, 6);
   const page = readFileSync(html, "utf8");
   assert.match(page, /Plotly\.newPlot/);
-  assert.equal((page.match(/<div id="f\d"/g) ?? []).length, 5);
+  assert.equal((page.match(/<div id="f\d"/g) ?? []).length, 6);
   assert.ok(page.includes(JSON.stringify(report.layouts[1]!.bytes_per_step_analytic)));
 });
 
@@ -63,7 +75,18 @@ test("the analytic model: terms, collectives and wire bytes by hand for 14B 720p
   assert.equal(u8.wireBytes, 2 * 40 * 4 * 5120 * 9450 * 2 * 7 / 8 + 2 * 9450 * 64 * 2 * 7);
   const r2 = stepComm(dimsOf["14B"], { ulysses: 1, ring: 2, cfgParallel: false }, s, 2);
   assert.equal(r2.terms.ring, 2 * 40 * 2 * 1 * 5120 * 37800 * 2);
+  // Sharded weights, bf16: the 14B block (351,394,304 params, as native/src/models/memory_model.cpp counts
+  // it) in two flat buffers, bf16 and the float32 norm3 + modulation (8·D), each split 8 ways.
+  assert.equal(blockParams(dimsOf["14B"]).total, 351_394_304);
+  assert.deepEqual(shardParts(dimsOf["14B"], 8, 2), [{ elements: 43_919_168, bytesPerElement: 2 }, { elements: 5120, bytesPerElement: 4 }]);
+  const u8s = stepComm(dimsOf["14B"], { ulysses: 8, ring: 1, cfgParallel: false, shardWeights: true }, s, 2);
+  assert.equal(u8s.terms.weight_shards, 2 * 40 * (43_919_168 * 2 + 5120 * 4));
+  assert.equal(u8s.bytesSent - u8.bytesSent, u8s.terms.weight_shards);
+  assert.equal(u8s.collectives - u8.collectives, 2 * 40 * 2);
+  assert.equal(u8s.wireBytes - u8.wireBytes, u8s.terms.weight_shards * 7);
   const est = gpuEstimate(dimsOf["14B"], s, [8]);
   assert.deepEqual(est.map((e) => e.layout), ["ulysses", "ring"]);
   assert.ok(Math.abs(est[0]!.commSecondsPerStep - (u8.wireBytes / 450e9 + u8.collectives * 20e-6)) < 1e-12);
+  assert.ok(Math.abs(est[0]!.shardWireGBPerStep * 1e9 - u8s.terms.weight_shards * 7) < 1e-3);
+  assert.ok(Math.abs(est[0]!.shardCommSecondsPerStep - (u8s.terms.weight_shards * 7 / 450e9 + 2 * 40 * 2 * 20e-6)) < 1e-12);
 });

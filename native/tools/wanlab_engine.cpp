@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,17 @@ commands:
       DiffSynth-Studio): relative L2 per component (T5, DiT, VAE, whole generation), as JSON
 )";
 
+// A command line that cannot be taken (unknown option, missing value, not a number, wrong
+// positional count): exit 2 with the usage hint, like an unknown command. Errors in what the
+// command does (a missing file, a value the engine refuses) stay exit 1.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+template <typename... A>
+[[noreturn]] void usage(const A&... a) {
+  throw UsageError(wan::concat(a...));
+}
+
 struct Args {
   std::vector<std::string> positional;
   std::map<std::string, std::string> options;  // "--flag" -> value ("" for switches)
@@ -83,7 +95,7 @@ Args parse(int argc, char** argv, const std::vector<std::string>& switches) {
     if (is_switch) {
       a.options[s] = "";
     } else {
-      if (i + 1 >= argc) wan::fail("option ", s, " needs a value");
+      if (i + 1 >= argc) usage("option ", s, " needs a value");
       a.options[s] = argv[++i];
     }
   }
@@ -99,7 +111,7 @@ int int_option(const Args& a, const std::string& name, int fallback) {
     if (used != it->second.size()) throw std::invalid_argument("");
     return v;
   } catch (const std::exception&) {
-    wan::fail("option ", name, " must be an integer, got '", it->second, "'");
+    usage("option ", name, " must be an integer, got '", it->second, "'");
   }
 }
 
@@ -117,7 +129,7 @@ int64_t count_option(const Args& a, const std::string& name) {
     if (!(v >= 0) || v > 1e15) throw std::invalid_argument("");
     return static_cast<int64_t>(v);
   } catch (const std::exception&) {
-    wan::fail("option ", name, " must be a parameter count >= 0 (e.g. 7000000000, 7e9, 7G), got '", s, "'");
+    usage("option ", name, " must be a parameter count >= 0 (e.g. 7000000000, 7e9, 7G), got '", s, "'");
   }
 }
 
@@ -125,7 +137,7 @@ void check_known(const Args& a, const std::vector<std::string>& known) {
   for (const auto& [k, _] : a.options) {
     bool ok = false;
     for (const auto& n : known) ok = ok || n == k;
-    if (!ok) wan::fail("unknown option ", k);
+    if (!ok) usage("unknown option ", k);
   }
 }
 
@@ -142,7 +154,7 @@ int main(int argc, char** argv) {
       Args a = parse(argc, argv, {"--cfg-parallel", "--json", "--tiled", "--shard-weights"});
       check_known(a, {"--devices", "--ulysses", "--ring", "--cfg-parallel", "--height", "--width", "--num-frames", "--json",
                       "--budget", "--persistent-params", "--t5-device", "--tiled", "--shard-weights"});
-      if (a.positional.size() != 1) wan::fail("inspect needs exactly one model directory");
+      if (a.positional.size() != 1) usage("inspect needs exactly one model directory");
       wan::InspectOptions o;
       if (a.options.count("--devices")) o.devices = a.options["--devices"];
       o.ulysses = int_option(a, "--ulysses", 0);
@@ -160,14 +172,14 @@ int main(int argc, char** argv) {
     } else if (cmd == "make-tiny") {
       Args a = parse(argc, argv, {});
       check_known(a, {"--layout", "--seed", "--dims"});
-      if (a.positional.size() != 1) wan::fail("make-tiny needs exactly one output directory");
+      if (a.positional.size() != 1) usage("make-tiny needs exactly one output directory");
       wan::MakeModelOptions o;
       if (a.options.count("--layout")) o.layout = a.options["--layout"];
       if (a.options.count("--dims")) o.dims = a.options["--dims"];
       if (a.options.count("--seed")) {
         const std::string& s = a.options["--seed"];
         if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 20)
-          wan::fail("--seed must be an integer from 0 to 2^64-1, got '", s, "'");
+          usage("--seed must be an integer from 0 to 2^64-1, got '", s, "'");
         o.seed = std::stoull(s);
       }
       o.progress = [](const std::string& file, double f) {
@@ -178,14 +190,14 @@ int main(int argc, char** argv) {
     } else if (cmd == "bench-load") {
       Args a = parse(argc, argv, {"--copy", "--touch"});
       check_known(a, {"--copy", "--touch"});
-      if (a.positional.size() != 1) wan::fail("bench-load needs exactly one model directory");
+      if (a.positional.size() != 1) usage("bench-load needs exactly one model directory");
       std::cout << wan::bench_load(a.positional[0], !a.options.count("--copy"), a.options.count("--touch") > 0).dump(2)
                 << "\n";
     } else if (cmd == "parity") {
       Args a = parse(argc, argv, {});
       check_known(a, {"--device", "--dtype", "--height", "--width", "--frames", "--steps", "--persistent-params",
                       "--cfg-scale"});
-      if (a.positional.size() != 1) wan::fail("parity needs exactly one model directory");
+      if (a.positional.size() != 1) usage("parity needs exactly one model directory");
       wan::ParityOptions o;
       if (a.options.count("--device")) o.device = a.options["--device"];
       if (a.options.count("--dtype")) o.dtype = a.options["--dtype"];
@@ -230,7 +242,7 @@ int main(int argc, char** argv) {
                       "--full-steps", "--cfg-scale", "--tiled", "--t5-device", "--persistent-params", "--attention",
                       "--seed", "--peak-tflops"});
       wan::PipelineBenchOptions o;
-      if (!a.options.count("--random-weights")) wan::fail("bench t2v needs --random-weights tiny|1.3B|14B");
+      if (!a.options.count("--random-weights")) usage("bench t2v needs --random-weights tiny|1.3B|14B");
       o.dims = a.options["--random-weights"];
       if (a.options.count("--device")) o.device = a.options["--device"];
       if (a.options.count("--dtype")) o.dtype = a.options["--dtype"];
@@ -251,7 +263,7 @@ int main(int argc, char** argv) {
       Args a = parse(argc, argv, {"--no-peer"});
       check_known(a, {"--dims", "--layers", "--frames", "--height", "--width", "--tokens", "--iters", "--warmup",
                       "--threads", "--seed", "--diffsynth", "--python", "--no-peer", "--device", "--dtype"});
-      if (a.positional.size() != 1) wan::fail("bench needs one target: dit, vae, t5, matmul, attention, elementwise, overlap or t2v");
+      if (a.positional.size() != 1) usage("bench needs one target: dit, vae, t5, matmul, attention, elementwise, overlap or t2v");
       const std::string& what = a.positional[0];
       wan::BenchOptions o;
       if (a.options.count("--dims")) o.dims = a.options["--dims"];
@@ -277,12 +289,15 @@ int main(int argc, char** argv) {
       if (what == "dit") r = wan::bench_dit(o);
       else if (what == "vae") r = wan::bench_vae(o);
       else if (what == "t5") r = wan::bench_t5(o);
-      else wan::fail("unknown bench target '", what, "' (allowed: dit, vae, t5, matmul, attention, elementwise, overlap, t2v)");
+      else usage("unknown bench target '", what, "' (allowed: dit, vae, t5, matmul, attention, elementwise, overlap, t2v)");
       std::cout << r.dump(2) << "\n";
     } else {
       std::cerr << "wanlab-engine: unknown command '" << cmd << "'\n" << kUsage;
       return 2;
     }
+  } catch (const UsageError& e) {
+    std::cerr << "wanlab-engine " << cmd << ": " << e.what() << " (wanlab-engine --help for usage)\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "wanlab-engine " << cmd << ": " << e.what() << "\n";
     return 1;

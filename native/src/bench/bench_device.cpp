@@ -123,6 +123,10 @@ nlohmann::json bench_elementwise(const std::string& device, int64_t tokens, int6
     int per_block;     // how many times a DiT block runs it
     std::function<void()> fn;
   };
+  // A ring pass's merge of one attention part into the running result (parallel/ring.cpp), at the
+  // whole sequence's shape: with r ranks each merges [H/u, L/r, d] r - 1 times per block.
+  at::Tensor acc = at::randn({1, heads, L, hd}, g, f32), acc_lse = at::randn({1, heads, L}, g, f32);
+  const AttentionPart part{at::randn({1, heads, L, hd}, g, f32).to(at::kBFloat16), at::randn({1, heads, L}, g, f32)};
   std::vector<Op> ops = {
       {"layernorm_modulate_cast (f32 in, bf16 out)", LD * (4 + 2), 3,
        [&] { (void)at::layer_norm(x, {D}, (1 + scale).reshape({D}), shift.reshape({D}), 1e-6).to(at::kBFloat16); }},
@@ -137,6 +141,11 @@ nlohmann::json bench_elementwise(const std::string& device, int64_t tokens, int6
       {"rope complex64 (bf16 in/out)", LD * (2 + 2) + double(L) * hd / 2 * 8, 2, [&] { (void)rope_apply_complex(q, rope); }},
       {"residual x += gate * y (in place)", LD * (4 + 2 + 4), 2, [&] { x.addcmul_(y, scale); }},
       {"residual x += y (cross-attention)", LD * (4 + 2 + 4), 1, [&] { x.add_(y); }},
+      {"ring merge_attention_part (bf16 part into the f32 result, per ring pass)", LD * (4 + 2 + 4) + double(L) * heads * 4 * 3,
+       0, [&] {
+         at::Tensor a = acc, l = acc_lse;
+         merge_attention_part(a, l, part);
+       }},
       {"linear + gelu_tanh (two passes over [L, F])", 0, 0,
        [&] { (void)at::gelu(at::linear(y, fw, fb), "tanh"); }},
       {"linear with the gelu epilogue", 0, 0, [&] {

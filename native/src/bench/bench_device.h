@@ -20,7 +20,8 @@ nlohmann::json bench_attention(const std::string& device, int64_t tokens, int64_
 
 // The DiT block's elementwise sequences as the engine runs them (models/dit.cpp), on [1, tokens,
 // dim] at `heads`: the fused LayerNorm modulation + cast, the q/k RMSNorm, the complex64 RoPE, the
-// in-place gated residual, and the gelu epilogue's alternative (linear then gelu). For each: time,
+// in-place gated residual, the ring's log-sum-exp merge of an attention part (per ring pass, not
+// counted in the block's sum) and the gelu epilogue's alternative (linear then gelu). For each: time,
 // the bytes a single fused pass would move (each input read once, each output written once), the
 // device's copy bandwidth measured in the same call, and the time a fused kernel at that
 // bandwidth would take: the most an own kernel could save, per block and per forward.
