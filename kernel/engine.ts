@@ -20,7 +20,9 @@ export interface OpenOptions {
   model?: string;
   /** Tokenizer directory holding tokenizer.json; default: the one the layout names. */
   tokenizer?: string;
-  /** Devices the DiT runs on, one rank each: "cpu" (default), "cpu:0-3", "cuda:0-7". */
+  /** Devices the DiT runs on, one rank each: "auto" (default: cuda:0 when this build has CUDA and a
+   * GPU is visible, else cpu; `info.placement.devices_note` says which and why), "cpu", "cpu:0-3",
+   * "cuda:0-7". */
   devices?: string;
   /** Ulysses and ring degrees (ulysses × ring × (cfgParallel ? 2 : 1) = devices); omitted: chosen. */
   ulysses?: number;
@@ -181,6 +183,8 @@ export interface Placement {
   dit_offloaded_params: number;
   /** 1, or the ranks each DiT block's weights are split over (--shard-weights). */
   dit_weight_shards: number;
+  /** With devices "auto": what it chose and why, e.g. "auto: cpu (this wanlab build links a CPU-only libtorch)"; else "". */
+  devices_note: string;
 }
 
 /** Thrown when an AbortSignal stops a generation; the model stays loaded. */
@@ -261,7 +265,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     options.onLoad?.({ stage: name, state: "done", seconds: (performance.now() - t0) / 1000 });
     return out;
   };
-  const engine = await stage("model", async () => (await native().openEngine(dir, { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights })) as NativeEngine);
+  const engine = await stage("model", async () => (await native().openEngine(dir, { devices: devices ?? "auto", ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights })) as NativeEngine);
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {

@@ -180,6 +180,8 @@ describe("compute options (--dtype, --t5-device, --vae-device, --persistent-para
       await l.close();
     }
     assert.deepEqual(lab.info.placement?.dit, ["cpu f32"]);
+    // No devices given: "auto", which on this CPU-only build is the CPU, and says why.
+    assert.equal(lab.info.placement?.devices_note, "auto: cpu (this wanlab build links a CPU-only libtorch)");
   });
 
   test("a CUDA device on a machine without one, and a parameter budget on the CPU, fail naming why", () => {

@@ -9,6 +9,8 @@
 #include <memory>
 
 #include <thread>
+#include "common/cuda.h"
+#include "parallel/devices.h"
 #include "parallel/process_group.h"
 #include "pipeline/t2v.h"
 #include "test.h"
@@ -94,6 +96,29 @@ TEST(parallel_layouts_match_the_single_rank_latents) {
     }
   }
   std::printf("     worst latents rel L2 %.2e\n", worst);
+}
+
+TEST(device_lists_parse_and_auto_says_what_it_chose) {
+  auto list = [](const std::string& text) {
+    std::string out;
+    for (const wan::DeviceSpec& d : wan::parse_devices(text)) out += d.type + ":" + std::to_string(d.index) + " ";
+    return out;
+  };
+  EXPECT(list("cpu") == "cpu:0 ");
+  EXPECT(list("cpu:0-3") == "cpu:0 cpu:1 cpu:2 cpu:3 ");
+  EXPECT(list("cuda:0,2,5") == "cuda:0 cuda:2 cuda:5 ");
+  EXPECT_THROWS(wan::parse_devices("tpu:0"), "the device type must be cpu or cuda (e.g. cpu:0-3, cuda:0-7), or the list 'auto'");
+  EXPECT_THROWS(wan::parse_devices("cuda:1,1"), "device cuda:1 is listed twice in 'cuda:1,1'");
+  EXPECT_THROWS(wan::parse_devices("cpu:3-1"), "invalid device range '3-1'");
+  // auto: the first GPU when one is visible, else the CPU with the reason.
+  std::string why;
+  const std::string chosen = wan::auto_devices(&why);
+  if (wan::cuda_available()) {
+    EXPECT(chosen == "cuda:0" && list("auto") == "cuda:0 " && why.find("is visible") != std::string::npos);
+  } else {
+    EXPECT(chosen == "cpu" && list("auto") == "cpu:0 ");
+    EXPECT(why.find(wan::cuda_built() ? "no CUDA device is visible" : "CPU-only libtorch") != std::string::npos);
+  }
 }
 
 TEST(parallel_layout_errors_are_named) {

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <numeric>
 
+#include "common/cuda.h"
 #include "common/error.h"
 
 namespace wan {
@@ -16,12 +18,27 @@ int parse_index(const std::string& s, const std::string& text) {
 }
 }  // namespace
 
+std::string auto_devices(std::string* why) {
+  if (cuda_available()) {
+    if (why) *why = concat(cuda_device_name(at::Device(at::kCUDA, 0)), " is visible");
+    return "cuda:0";
+  }
+  if (why) {
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    *why = !cuda_built() ? std::string("this wanlab build links a CPU-only libtorch")
+                         : concat("this build has CUDA but no CUDA device is visible",
+                                  visible ? concat(" (CUDA_VISIBLE_DEVICES='", visible, "')") : "");
+  }
+  return "cpu";
+}
+
 std::vector<DeviceSpec> parse_devices(const std::string& text) {
+  if (text == "auto") return parse_devices(auto_devices());
   std::string type = text, rest;
   size_t colon = text.find(':');
   if (colon != std::string::npos) type = text.substr(0, colon), rest = text.substr(colon + 1);
   if (type != "cpu" && type != "cuda")
-    fail("invalid devices '", text, "': the device type must be cpu or cuda (e.g. cpu:0-3, cuda:0-7)");
+    fail("invalid devices '", text, "': the device type must be cpu or cuda (e.g. cpu:0-3, cuda:0-7), or the list 'auto'");
   std::vector<DeviceSpec> out;
   if (rest.empty()) {
     if (colon != std::string::npos) fail("invalid devices '", text, "': nothing after ':'");

@@ -1,4 +1,5 @@
-// Device lists as users write them: "cpu", "cpu:0-3", "cuda:0", "cuda:0-7", "cuda:0,2,5".
+// Device lists as users write them: "cpu", "cpu:0-3", "cuda:0", "cuda:0-7", "cuda:0,2,5", and
+// "auto": the first CUDA device when this build has CUDA and one is visible, else the CPU.
 #pragma once
 #include <string>
 #include <vector>
@@ -12,6 +13,10 @@ struct DeviceSpec {
 
 // Parses a device list; errors name the text and the allowed forms.
 std::vector<DeviceSpec> parse_devices(const std::string& text);
+
+// What "auto" means here: "cuda:0" or "cpu", and why (the fallback's reason when it is the CPU:
+// no CUDA in this build, or none visible with CUDA_VISIBLE_DEVICES quoted).
+std::string auto_devices(std::string* why = nullptr);
 
 // The sequence-parallel layout of a device group: ulysses x ring ranks per CFG branch, and a
 // CFG factor of 2 when the conditional and unconditional passes run on two halves.

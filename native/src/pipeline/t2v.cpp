@@ -47,6 +47,14 @@ T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p, con
     : T2VEngine(load_model(model_dir, true), p, c) {}
 
 T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeOptions& c) : model_(std::move(model)) {
+  if (p.devices == "auto") {
+    std::string why;
+    const std::string chosen = auto_devices(&why);
+    devices_note_ = concat("auto: ", chosen, " (", why, ")");
+    // A CUDA build that finds no GPU is the surprising case: say so where the run is watched.
+    if (chosen == "cpu" && cuda_built()) log_warn("devices ", devices_note_, "; the DiT runs on the CPU in float32");
+    else log_info("devices ", devices_note_);
+  }
   const std::vector<DeviceSpec> devices = parse_devices(p.devices);
   bool any_cuda = false, any_cpu = false;
   for (const auto& d : devices) {
@@ -196,7 +204,8 @@ nlohmann::json T2VEngine::placement() const {
           {"vae", placement_name(vae_place_)},
           {"dit_resident_params", dits_.front()->resident_params()},
           {"dit_offloaded_params", dits_.front()->offloaded_params()},
-          {"dit_weight_shards", dits_.front()->weight_shards()}};
+          {"dit_weight_shards", dits_.front()->weight_shards()},
+          {"devices_note", devices_note_}};
 }
 
 at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,

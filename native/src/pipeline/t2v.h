@@ -56,7 +56,7 @@ struct Cancelled : Error {
 
 // Where the DiT runs: a device list and its sequence-parallel layout (parallel/devices.h).
 struct ParallelOptions {
-  std::string devices = "cpu";  // "cpu", "cpu:0-3", "cuda:0-7"
+  std::string devices = "cpu";  // "cpu", "cpu:0-3", "cuda:0-7", "auto" (parallel/devices.h)
   int ulysses = 0, ring = 0;    // 0 = choose (make_layout)
   bool cfg_parallel = false;    // cond/uncond on two halves of the devices
   double timeout_s = 300;       // every collective
@@ -127,6 +127,7 @@ class T2VEngine {
   // One per local device, in device-list order; with shard_weights one per local rank.
   std::vector<std::unique_ptr<WanDiT>> dits_;
   bool shard_weights_ = false;
+  std::string devices_note_;  // devices "auto": what it chose and why
   std::unique_ptr<WanVAE> vae_;
   Placement dit_place_, t5_place_, vae_place_;
   ParallelLayout layout_;
