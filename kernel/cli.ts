@@ -46,6 +46,8 @@ commands:
   kernel install [--user | --prefix P | --sys-prefix] [--name N] [--jupyter PATH | --no-jupyter] [--env K=V]...
   kernel uninstall [--name N] [--prefix P]   kernel list [--json]
                                 the Jupyter kernel "wanlab (TypeScript)" (tslab)
+  doctor [--json]               what this machine can run and where runs go (libtorch, CUDA devices checked by
+                                running each path, ffmpeg, the Jupyter kernel); exit 1 on a problem
   help                          this text
 
 Run \`wanlab COMMAND --help\` for a command's options.`;
@@ -563,7 +565,18 @@ async function cmdKernel(args: string[]): Promise<number> {
   throw new UsageError(`kernel needs install, uninstall or list (got '${what}')`);
 }
 
+/** `wanlab doctor [--json]`: kernel/doctor.ts; exit 1 when a problem is found. */
+async function cmdDoctor(args: string[]): Promise<number> {
+  const { values: v } = parse(args, { json: { type: "boolean" } }, []);
+  if (v.help) return help("doctor [--json]");
+  const { doctor, doctorText } = await import("./doctor.js");
+  const r = await doctor();
+  console.log(v.json ? JSON.stringify(r, null, 2) : doctorText(r));
+  return r.ok ? 0 : 1;
+}
+
 const commands: Record<string, (args: string[]) => Promise<number>> = {
+  doctor: cmdDoctor,
   kernel: cmdKernel,
   demo: cmdDemo,
   generate: cmdGenerate,

@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 
+#include "bench/doctor.h"
 #include "checkpoint/inspect.h"
 #include "checkpoint/load_bench.h"
 #include "checkpoint/make_model.h"
@@ -105,6 +106,13 @@ T get(const Napi::Object& o, const char* key, T fallback) {
     if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
     return static_cast<T>(v.As<Napi::Number>().DoubleValue());
   }
+}
+
+// doctor() -> Promise<json string>: bench/doctor.h (runs small checks on every CUDA device).
+Napi::Value Doctor(const Napi::CallbackInfo& info) {
+  auto* w = new PromiseWorker(info.Env(), [] { return wan::doctor_report().dump(); });
+  w->Queue();
+  return w->promise();
 }
 
 // inspect(dir, {devices, ulysses, ring, cfg, height, width, numFrames}) -> Promise<json string>
@@ -501,6 +509,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", engine);
   exports.Set("openEngine", Napi::Function::New(env, OpenEngine));
   exports.Set("inspect", Napi::Function::New(env, Inspect));
+  exports.Set("doctor", Napi::Function::New(env, Doctor));
   exports.Set("makeModel", Napi::Function::New(env, MakeModel));
   exports.Set("benchLoad", Napi::Function::New(env, BenchLoad));
   return exports;

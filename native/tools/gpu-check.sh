@@ -1,6 +1,6 @@
 #!/bin/bash
 # The CUDA checks on a GPU machine (Node not needed): builds wanlab-engine and wanlab-tests against
-# this machine's PyTorch, then runs the device tests (NCCL with one rank, flash attention parts,
+# this machine's PyTorch, then runs `wanlab-engine doctor`, the device tests (NCCL with one rank, flash attention parts,
 # the own kernels against their host emulations), parity of GPU bf16 against CPU float32 on the tiny
 # model, and the 1.3B benches (elementwise passes and the own kernels against ATen, the DiT
 # forward against DiffSynth-Studio when DIFFSYNTH_DIR is set and again with the own kernels off,
@@ -31,7 +31,8 @@ ninja -C "$B" wanlab-engine wanlab-tests > "$OUT/build.txt" 2>&1 || { grep -E "e
 echo "built ${SECONDS}s" | tee -a "$LOG"
 E=$B/wanlab-engine
 
-for t in nccl attention_parts _kernel bf16_path; do "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
+step doctor 60 "$E" doctor   # what the build links, what auto picks, each path checked on the GPU
+for t in nccl attention_parts _kernel bf16_path device_lists; do "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
 "$E" make-tiny "$OUT/tiny" > /dev/null
 step parity_tiny 90 "$E" parity "$OUT/tiny" --device cuda --persistent-params 0 --height 96 --width 160 --frames 17 --steps 4
 step elementwise_1.3B 90 "$E" bench elementwise --device cuda --dims 1.3B --tokens 32760

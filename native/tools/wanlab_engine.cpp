@@ -13,6 +13,7 @@
 #include "bench/bench_overlap.h"
 #include "bench/bench_pipeline.h"
 #include "bench/device_parity.h"
+#include "bench/doctor.h"
 #include "checkpoint/inspect.h"
 #include "checkpoint/load_bench.h"
 #include "checkpoint/make_model.h"
@@ -23,6 +24,10 @@ namespace {
 const char* kUsage = R"(usage: wanlab-engine COMMAND [options]
 
 commands:
+  doctor
+      what this build and machine can run, checked by running it: libtorch (CUDA, NCCL), what
+      --devices auto picks, each CUDA device's paths (bf16 matmul, SDPA, ring parts, own kernels);
+      JSON, exit 1 when a problem is found
   inspect DIR [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N]
               [--budget BYTES] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]
@@ -169,6 +174,13 @@ int main(int argc, char** argv) {
       o.tiled = a.options.count("--tiled") > 0;
       o.shard_weights = a.options.count("--shard-weights") > 0;
       std::cout << wan::inspect_model(a.positional[0], o).dump(2) << "\n";
+    } else if (cmd == "doctor") {
+      Args a = parse(argc, argv, {});
+      check_known(a, {});
+      if (!a.positional.empty()) usage("doctor takes no arguments");
+      const nlohmann::json r = wan::doctor_report();
+      std::cout << r.dump(2) << "\n";
+      return r["ok"].get<bool>() ? 0 : 1;
     } else if (cmd == "make-tiny") {
       Args a = parse(argc, argv, {});
       check_known(a, {"--layout", "--seed", "--dims"});

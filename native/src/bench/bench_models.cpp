@@ -18,6 +18,7 @@
 #include <functional>
 #include <sstream>
 
+#include "bench/doctor.h"
 #include "bench/median.h"
 #include "checkpoint/safetensors.h"
 #include "common/cuda.h"
@@ -319,14 +320,6 @@ void apply_threads(const BenchOptions& o) {
   if (o.warmup < 0 || o.iters < 1) fail("bench: need --warmup >= 0 and --iters >= 1, got ", o.warmup, " and ", o.iters);
 }
 
-std::string torch_version() {
-#ifdef TORCH_VERSION_MAJOR
-  return concat(TORCH_VERSION_MAJOR, ".", TORCH_VERSION_MINOR, ".", TORCH_VERSION_PATCH);
-#else
-  return "unknown";
-#endif
-}
-
 // The report both benches share: ours, the peer, the comparison.
 nlohmann::json report(const std::string& kind, const BenchOptions& o, const nlohmann::json& arch,
                       const nlohmann::json& input, double flops, const std::string& formula, const Timed& ours,
@@ -346,7 +339,7 @@ nlohmann::json report(const std::string& kind, const BenchOptions& o, const nloh
                        "the forwards; peak_rss_delta_bytes = peak - RSS before the forwards"}};
   j["ours"] = side_json(ours, flops);
   const Placement p = bench_placement(o);
-  j["ours"]["impl"] = concat("wanlab C++ (libtorch ", torch_version(), ", ", placement_name(p), ")");
+  j["ours"]["impl"] = concat("wanlab C++ (libtorch ", libtorch_version(), ", ", placement_name(p), ")");
   j["device"] = p.device.is_cuda() ? cuda_device_name(p.device) : "cpu";
   if (peer.json.is_null()) {
     j["peer"] = nullptr;

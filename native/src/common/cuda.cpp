@@ -85,6 +85,14 @@ DeviceMemory device_memory(const at::Device& d) {
           s.reserved_bytes[0].peak};
 }
 
+DeviceCapacity cuda_memory_info(const at::Device& d) {
+  if (!d.is_cuda()) fail("cuda_memory_info: ", d.str(), " is not a CUDA device");
+  c10::cuda::CUDAGuard guard(d.has_index() ? d.index() : 0);
+  size_t free = 0, total = 0;
+  C10_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return {int64_t(free), int64_t(total)};
+}
+
 void reset_device_peak(const at::Device& d) {
   if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.has_index() ? d.index() : 0);
 }
@@ -149,6 +157,7 @@ void device_synchronize(const at::Device& d) {
 std::shared_ptr<void> mark_stream(const at::Device&) { return nullptr; }
 void host_wait(const std::shared_ptr<void>&) {}
 DeviceMemory device_memory(const at::Device&) { return {}; }
+DeviceCapacity cuda_memory_info(const at::Device&) { no_cuda("cuda_memory_info"); }
 void reset_device_peak(const at::Device&) {}
 at::Generator seeded_generator(const at::Device& d, uint64_t seed) {
   if (d.is_cuda()) no_cuda("seeded_generator");

@@ -44,6 +44,11 @@ struct DeviceMemory {
   int64_t reserved = 0, peak_reserved = 0;    // bytes held from the driver (cudaMalloc'd)
 };
 DeviceMemory device_memory(const at::Device& d);
+// What the driver reports for the whole device (cudaMemGetInfo): free and total bytes.
+struct DeviceCapacity {
+  int64_t free = 0, total = 0;
+};
+DeviceCapacity cuda_memory_info(const at::Device& d);
 void reset_device_peak(const at::Device& d);
 
 // A generator on `d` seeded with `seed`, independent of the global default one. On CUDA it is

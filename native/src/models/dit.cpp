@@ -90,7 +90,7 @@ RopeTable WanDiT::rope_for(int64_t f, int64_t h, int64_t w) const {
   auto it = rope_cache_.find(key);
   if (it != rope_cache_.end()) return it->second;
   RopeTable t = rope_table(arch_.dim / arch_.num_heads, f, h, w);
-  if (!device_.is_cpu()) t = {t.cos.to(device_, at::kFloat), t.sin.to(device_, at::kFloat)};
+  if (!device_.is_cpu()) t = {t.cos.to(device_, at::kFloat), t.sin.to(device_, at::kFloat), {}};
   if (rope_cache_.size() >= 8) rope_cache_.clear();  // a sweep over many sizes does not grow it forever
   return rope_cache_.emplace(key, t).first->second;
 }
@@ -160,7 +160,7 @@ WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& 
     const std::string b = "blocks." + std::to_string(i) + ".";
     blocks.push_back(Block{attention(b + "self_attn"), attention(b + "cross_attn"), get(b + "norm3.weight", f32),
                            get(b + "norm3.bias", f32), linear(b + "ffn.0"), linear(b + "ffn.2"),
-                           get(b + "modulation", f32)});
+                           get(b + "modulation", f32), false, {}});
     Block& blk = blocks.back();
     int64_t params = 0;
     for (at::Tensor* t : blk.tensors()) params += t->numel();
@@ -301,7 +301,7 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     if (pad > 0) {
       x = at::cat({x, at::zeros({1, pad, D}, x.options())}, 1);
       rope = {at::cat({rope.cos, at::ones({pad, rope.cos.size(1)}, rope.cos.options())}),
-              at::cat({rope.sin, at::zeros({pad, rope.sin.size(1)}, rope.sin.options())})};
+              at::cat({rope.sin, at::zeros({pad, rope.sin.size(1)}, rope.sin.options())}), {}};
     }
     x = x.narrow(1, shard->rank * Ls, Ls).contiguous();  // [1, Ls, D]
     rope = rope_slice(rope, shard->rank * Ls, (shard->rank + 1) * Ls);

@@ -1,0 +1,116 @@
+// `wanlab doctor`: can this machine run wanlab, and where will runs go? The engine's own report
+// (native/src/bench/doctor.h: libtorch, CUDA, NCCL, what `--devices auto` picks, small runs of
+// every CUDA path on every visible GPU), plus what the TypeScript side needs: the addon loading,
+// ffmpeg (FFMPEG_PATH → ffmpeg-static → PATH) and the Jupyter kernel.
+import { listKernels } from "./jupyter/kernelspec.js";
+import { addonPath, native } from "./native.js";
+import { findFfmpeg, type Ffmpeg } from "./video/ffmpeg.js";
+
+/** One check on a CUDA device: a relative L2 against float32 on that device, or an own kernel's
+ * comparison with its host emulation, or why it could not run. */
+export interface DeviceCheck {
+  ok: boolean;
+  rel_l2?: number;
+  tolerance?: number;
+  values_differing_from_host_emulation?: number;
+  unavailable?: string;
+  error?: string;
+}
+
+export interface EngineReport {
+  libtorch: { version: string; cuda: boolean; c10d: { gloo: boolean; nccl: boolean }; config: string[] };
+  cpu: { threads: number; hardware_threads: number };
+  environment: Record<string, string>;
+  auto_devices: { chosen: string; why: string };
+  cuda_devices: { device: string; name: string; compute_capability: string; total_bytes: number; free_bytes: number;
+    checks: Record<string, DeviceCheck> }[];
+  runs_on: string;
+  problems: string[];
+  warnings: string[];
+  ok: boolean;
+  message: string;
+}
+
+export interface DoctorReport {
+  /** No problems: runs work (possibly on the CPU; `message` says where). */
+  ok: boolean;
+  runs_on: string;
+  message: string;
+  /** What stops a run or makes it wrong. */
+  problems: string[];
+  /** What makes it slower or less convenient. */
+  warnings: string[];
+  node: { version: string; platform: string; arch: string };
+  addon: { path: string; ok: boolean; error?: string };
+  engine?: EngineReport;
+  ffmpeg: { ok: boolean; error?: string } & Partial<Ffmpeg>;
+  jupyter: { kernels: { name: string; dir: string }[] };
+}
+
+export async function doctor(): Promise<DoctorReport> {
+  const problems: string[] = [], warnings: string[] = [];
+  let engine: EngineReport | undefined;
+  let addonError: string | undefined;
+  try {
+    engine = JSON.parse(await native().doctor()) as EngineReport;
+    problems.push(...engine.problems);
+    warnings.push(...engine.warnings);
+  } catch (e) {
+    addonError = (e as Error).message;
+    problems.push(`the native addon does not load (${addonError}): run \`npm run build\``);
+  }
+  let ffmpeg: DoctorReport["ffmpeg"];
+  try {
+    ffmpeg = { ok: true, ...(await findFfmpeg()) };
+  } catch (e) {
+    ffmpeg = { ok: false, error: (e as Error).message };
+    problems.push(`${ffmpeg.error} (videos are written and shown through it)`);
+  }
+  const kernels = listKernels().map((k) => ({ name: k.name, dir: k.dir }));
+  if (kernels.length === 0) warnings.push("the Jupyter kernel is not installed: wanlab kernel install");
+  return {
+    ok: problems.length === 0,
+    runs_on: engine?.runs_on ?? "nowhere (the engine does not load)",
+    message: engine?.message ?? "the engine does not load",
+    problems,
+    warnings,
+    node: { version: process.version, platform: process.platform, arch: process.arch },
+    addon: { path: addonPath, ok: addonError === undefined, ...(addonError ? { error: addonError } : {}) },
+    ...(engine ? { engine } : {}),
+    ffmpeg,
+    jupyter: { kernels },
+  };
+}
+
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+
+function checkText(name: string, c: DeviceCheck): string {
+  if (c.unavailable !== undefined) return `${name} unavailable`;
+  if (c.error !== undefined) return `${name} FAILED`;
+  const detail = c.rel_l2 !== undefined ? ` ${c.rel_l2.toExponential(1)}` : "";
+  return `${name} ${c.ok ? "ok" : "WRONG"}${detail}`;
+}
+
+/** The report as aligned terminal lines (the same facts as --json, less the build configuration). */
+export function doctorText(r: DoctorReport): string {
+  const rows: [string, string][] = [["node", `${r.node.version} (${r.node.platform} ${r.node.arch})`]];
+  rows.push(["addon", r.addon.ok ? r.addon.path : `does not load: ${r.addon.error}`]);
+  const e = r.engine;
+  if (e) {
+    const backends = ["gloo", ...(e.libtorch.c10d.nccl ? ["nccl"] : [])].join(", ");
+    rows.push(["libtorch", `${e.libtorch.version}, ${e.libtorch.cuda ? "CUDA" : "CPU only"}; c10d ${backends}; ${e.cpu.threads} of ${e.cpu.hardware_threads} CPU threads`]);
+    rows.push(["devices auto", `${e.auto_devices.chosen} (${e.auto_devices.why})`]);
+    for (const d of e.cuda_devices) {
+      rows.push([d.device, `${d.name}, compute ${d.compute_capability}, ${gib(d.total_bytes)} (${gib(d.free_bytes)} free)`]);
+      rows.push(["", Object.entries(d.checks).map(([n, c]) => checkText(n, c)).join(", ")]);
+    }
+  }
+  rows.push(["ffmpeg", r.ffmpeg.ok ? `${r.ffmpeg.path} (${r.ffmpeg.source}): ${r.ffmpeg.version}` : `not found: ${r.ffmpeg.error}`]);
+  rows.push(["jupyter", r.jupyter.kernels.length ? r.jupyter.kernels.map((k) => `kernel '${k.name}' in ${k.dir}`).join("; ") : "no wanlab kernel installed"]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const out = rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`);
+  for (const w of r.warnings) out.push(`warning: ${w}`);
+  for (const p of r.problems) out.push(`problem: ${p}`);
+  out.push(`${r.ok ? "ok" : "not ok"}: ${r.message}`);
+  return out.join("\n");
+}

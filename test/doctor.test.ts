@@ -1,0 +1,54 @@
+// `wanlab doctor` and `wanlab-engine doctor` on this CPU-only build: where runs go and why, the
+// engine's facts, ffmpeg found or named as the problem, exit codes. (On a CUDA build the same report
+// carries per-device checks; native/tools/gpu-check.sh runs `wanlab-engine doctor` first.)
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { test } from "node:test";
+import { defaultEnginePath } from "../kernel/bench.js";
+import type { DoctorReport, EngineReport } from "../kernel/doctor.js";
+import { wanlab } from "./helpers.js";
+
+test("wanlab doctor --json: CPU-only build, runs on the CPU in float32 and says how to get the GPU build", () => {
+  const r = wanlab(["doctor", "--json"]);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const d = JSON.parse(r.stdout) as DoctorReport;
+  assert.equal(d.ok, true);
+  assert.deepEqual(d.problems, []);
+  assert.equal(d.runs_on, "cpu f32");
+  assert.equal(d.addon.ok, true);
+  const e = d.engine!;
+  assert.equal(e.libtorch.cuda, false);
+  assert.match(e.libtorch.version, /^\d+\.\d+\.\d+$/);
+  assert.equal(e.libtorch.c10d.gloo, true);
+  assert.ok(e.libtorch.config.length > 0 && e.cpu.threads >= 1 && e.cpu.hardware_threads >= 1);
+  assert.deepEqual(e.auto_devices, { chosen: "cpu", why: "this wanlab build links a CPU-only libtorch" });
+  assert.deepEqual(e.cuda_devices, []);
+  assert.match(d.message, /^runs on the CPU in float32: this build links libtorch .* without CUDA\. .*WANLAB_TORCH_DIR.*npm run build:native/);
+  assert.equal(d.ffmpeg.ok, true);
+  assert.match(d.ffmpeg.version!, /^ffmpeg version/);
+});
+
+test("wanlab doctor: aligned lines, and a missing ffmpeg is a problem named with its fix (exit 1)", () => {
+  const ok = wanlab(["doctor"]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /^ {2}libtorch +\d+\.\d+\.\d+, CPU only; c10d gloo;/m);
+  assert.match(ok.stdout, /^ {2}devices auto +cpu \(this wanlab build links a CPU-only libtorch\)$/m);
+  assert.match(ok.stdout, /^ok: runs on the CPU in float32/m);
+  const bad = wanlab(["doctor"], { FFMPEG_PATH: "/nonexistent/ffmpeg", PATH: "/nonexistent" });
+  assert.equal(bad.status, 1, bad.stderr + bad.stdout);
+  assert.match(bad.stdout, /^ {2}ffmpeg +not found: /m);
+  assert.match(bad.stdout, /^problem: ffmpeg not found: FFMPEG_PATH \(\/nonexistent\/ffmpeg\): not found;.*Set FFMPEG_PATH/m);
+  assert.match(bad.stdout, /^not ok: runs on the CPU/m);
+});
+
+test("wanlab-engine doctor: the engine's half alone (for GPU machines without Node)", () => {
+  const r = spawnSync(defaultEnginePath, ["doctor"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const e = JSON.parse(r.stdout) as EngineReport;
+  assert.equal(e.ok, true);
+  assert.equal(e.runs_on, "cpu f32");
+  assert.deepEqual(e.warnings, []);
+  const extra = spawnSync(defaultEnginePath, ["doctor", "now"], { encoding: "utf8" });
+  assert.equal(extra.status, 2);
+  assert.match(extra.stderr, /doctor takes no arguments/);
+});
