@@ -198,6 +198,7 @@ interface NativeEngine {
   info(): string;
   close(): void;
   follow(): Promise<string>;
+  memory(): string;
   stopFollowing(): void;
   endRequests(): void;
 }
@@ -207,6 +208,18 @@ interface NativeResult {
   latents: Tensor;
   video: Tensor;
   timings: string;
+}
+
+/** A CUDA device the engine's models use, now (T2VEngine::device_memory): the driver's free and
+ * total bytes and the caching allocator's counters. */
+export interface DeviceMemoryNow {
+  device: string;
+  name: string;
+  total_bytes: number;
+  free_bytes: number;
+  allocated_bytes: number;
+  peak_allocated_bytes: number;
+  reserved_bytes: number;
 }
 
 export interface Lab {
@@ -225,6 +238,8 @@ export interface EngineLab extends Lab {
   stopFollowing(): void;
   /** Node 0: tell the following nodes there are no more requests. */
   endRequests(): void;
+  /** The CUDA devices the models use, now ([] on the CPU). */
+  deviceMemory(): DeviceMemoryNow[];
 }
 
 export interface FollowSummary {
@@ -335,5 +350,6 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   const follow = async (): Promise<FollowSummary> => JSON.parse(await engine.follow()) as FollowSummary;
   const stopFollowing = (): void => engine.stopFollowing();
   const endRequests = (): void => engine.endRequests();
-  return { info, generate, close, [Symbol.asyncDispose]: close, follow, stopFollowing, endRequests };
+  const deviceMemory = (): DeviceMemoryNow[] => (closed ? [] : (JSON.parse(engine.memory()) as DeviceMemoryNow[]));
+  return { info, generate, close, [Symbol.asyncDispose]: close, follow, stopFollowing, endRequests, deviceMemory };
 }

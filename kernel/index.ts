@@ -16,7 +16,8 @@ export {
   type MakeTinyOptions,
   type MemoryReport,
 } from "./models.js";
-export { CancelledError, defaultFps, open as openEngine, type EngineLab, type FollowSummary, type GenerateOptions, type GenerateResult, type Lab, type LoadEvent, type ModelInfo, type OpenOptions, type ProgressEvent, type RankTimings, type Tensor, type Video } from "./engine.js";
+export { doctor, doctorText, type DoctorReport, type EngineReport } from "./doctor.js";
+export { CancelledError, defaultFps, open as openEngine, type DeviceMemoryNow, type EngineLab, type FollowSummary, type GenerateOptions, type GenerateResult, type Lab, type LoadEvent, type ModelInfo, type OpenOptions, type ProgressEvent, type RankTimings, type Tensor, type Video } from "./engine.js";
 export { defaults, ParamError, parseSeed, randomSeed, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
 export { cleanPrompt, loadTokenizer, type EncodedPrompt, type PromptTokenizer } from "./tokenizer.js";
 export { findFfmpeg, writeMp4, writePngFrames } from "./video/ffmpeg.js";

@@ -6,14 +6,14 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { CancelledError, open, type Lab } from "../kernel/engine.js";
+import { CancelledError, open, type EngineLab } from "../kernel/engine.js";
 import { root, scratch, wanlab } from "./helpers.js";
 import { readSafetensors, relL2 } from "./safetensors.js";
 
 const dir = scratch();
 const model = join(dir, "tiny");
 const golden = readSafetensors(join(root, "test", "golden", "data", "t2v.safetensors"));
-let lab: Lab;
+let lab: EngineLab;
 
 before(async () => {
   const r = wanlab(["make-tiny", model]);
@@ -182,6 +182,7 @@ describe("compute options (--dtype, --t5-device, --vae-device, --persistent-para
     assert.deepEqual(lab.info.placement?.dit, ["cpu f32"]);
     // No devices given: "auto", which on this CPU-only build is the CPU, and says why.
     assert.equal(lab.info.placement?.devices_note, "auto: cpu (this wanlab build links a CPU-only libtorch)");
+    assert.deepEqual(lab.deviceMemory(), []);  // the CUDA devices in use: none
   });
 
   test("a CUDA device on a machine without one, and a parameter budget on the CPU, fail naming why", () => {

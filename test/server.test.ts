@@ -90,6 +90,7 @@ describe("contract", () => {
     assert.equal(typeof st.queueDepth, "number");
     assert.ok(st.engineLoad >= 0 && st.engineLoad <= 1);
     assert.ok(st.memory.process.rss > 0 && st.memory.devices[0].total > 0);
+    assert.deepEqual(st.memory.devices.map((d: { device: string }) => d.device), ["cpu"]);  // no CUDA device in use here
     assert.equal(typeof st.throughput.jobsPerSecond, "number");
     assert.deepEqual(st.model.placement.dit, ["cpu f32"]); // T2VEngine::placement()
     assert.equal((await s.api("/v1/jobs?state=bogus")).status, 400);

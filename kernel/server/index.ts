@@ -121,7 +121,10 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     stopping: () => stopping,
     memory: () => ({
       process: { ...process.memoryUsage(), rssAtStart: memoryAtStart },
-      devices: [{ device: "cpu", total: totalmem(), free: freemem() }],
+      // The host first (pinned offload and CPU ranks live there), then each CUDA device in use.
+      devices: [{ device: "cpu", total: totalmem(), free: freemem() },
+        ...lab.deviceMemory().map((d) => ({ device: d.device, name: d.name, total: d.total_bytes, free: d.free_bytes,
+          allocated: d.allocated_bytes, peakAllocated: d.peak_allocated_bytes, reserved: d.reserved_bytes }))],
     }),
   });
 

@@ -273,7 +273,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Engine",
                        {InstanceMethod("generate", &EngineWrap::Generate), InstanceMethod("cancel", &EngineWrap::Cancel),
-                        InstanceMethod("info", &EngineWrap::Info), InstanceMethod("close", &EngineWrap::Close),
+                        InstanceMethod("info", &EngineWrap::Info), InstanceMethod("memory", &EngineWrap::Memory),
+                        InstanceMethod("close", &EngineWrap::Close),
                         InstanceMethod("follow", &EngineWrap::Follow),
                         InstanceMethod("stopFollowing", &EngineWrap::StopFollowing),
                         InstanceMethod("endRequests", &EngineWrap::EndRequests)});
@@ -335,6 +336,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     engine()->end_requests();
     return info.Env().Undefined();
   }
+  // memory() -> json string: T2VEngine::memory_now() (cheap: driver and allocator counters).
+  Napi::Value Memory(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine()->memory_now().dump()); }
   Napi::Value Info(const Napi::CallbackInfo& info) {
     auto eng = engine();
     const auto& m = eng->model();

@@ -52,7 +52,7 @@ RopeTable rope_table(int64_t head_dim, int64_t f, int64_t h, int64_t w, double t
             rs[col] = std::sin(src[a][q]);
           }
       }
-  return {c, s};
+  return {c, s, {}};
 }
 
 RopeTable rope_slice(const RopeTable& t, int64_t begin, int64_t end) {

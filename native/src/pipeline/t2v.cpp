@@ -208,6 +208,24 @@ nlohmann::json T2VEngine::placement() const {
           {"devices_note", devices_note_}};
 }
 
+nlohmann::json T2VEngine::memory_now() const {
+  std::vector<at::Device> used;
+  auto add = [&](const at::Device& d) {
+    if (d.is_cuda() && std::find(used.begin(), used.end(), d) == used.end()) used.push_back(d);
+  };
+  for (const auto& d : dits_) add(d->device());
+  add(t5_place_.device), add(vae_place_.device);
+  nlohmann::json out = nlohmann::json::array();
+  for (const at::Device& d : used) {
+    const DeviceCapacity c = cuda_memory_info(d);
+    const DeviceMemory m = wan::device_memory(d);
+    out.push_back({{"device", d.str()}, {"name", cuda_device_name(d)}, {"total_bytes", c.total}, {"free_bytes", c.free},
+                   {"allocated_bytes", m.allocated}, {"peak_allocated_bytes", m.peak_allocated},
+                   {"reserved_bytes", m.reserved}});
+  }
+  return out;
+}
+
 at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
                                        const T2VRequest& r, const FlowMatchSchedule& sched, nlohmann::json& step_s,
                                        const std::function<void(int64_t, const at::Tensor&)>& on_step,

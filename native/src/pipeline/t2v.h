@@ -102,6 +102,9 @@ class T2VEngine {
   const WanVAE& vae() const { return *vae_; }
   // Where each model computes, e.g. {"dit": "cuda:0 bf16", "t5": "cuda:0 bf16", "vae": ...}.
   nlohmann::json placement() const;
+  // Each CUDA device the models use, now: [{device, name, total_bytes, free_bytes (the driver's),
+  // allocated_bytes, peak_allocated_bytes, reserved_bytes (the caching allocator's)}]; [] on the CPU.
+  nlohmann::json memory_now() const;
   // The device group (null with one device); tests inject faults and set timeouts through it.
   DeviceGroup* group() const { return group_.get(); }
 
