@@ -143,6 +143,7 @@ nlohmann::json bench_elementwise(const std::string& device, int64_t tokens, int6
       {"residual x += y (cross-attention)", LD * (4 + 2 + 4), 1, [&] { x.add_(y); }},
       {"ring merge_attention_part (bf16 part into the f32 result, per ring pass)", LD * (4 + 2 + 4) + double(L) * heads * 4 * 3,
        0, [&] {
+         // In place on acc, as in the ring; the two weights sum to 1, so repeated calls keep it bounded.
          at::Tensor a = acc, l = acc_lse;
          merge_attention_part(a, l, part);
        }},

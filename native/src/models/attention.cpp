@@ -74,7 +74,8 @@ AttentionPart attention_part(const at::Tensor& q, const at::Tensor& k, const at:
   const bool half = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
   if (q.is_cuda() && half && q.size(3) % 8 == 0 && q.size(3) <= 256) {
     auto r = at::_scaled_dot_product_flash_attention(q, k, v);
-    return {std::get<0>(r), std::get<1>(r)};  // out [B, H, Lq, d]; logsumexp [B, H, Lq] float32
+    // out [B, H, Lq, d]; logsumexp [B, H, Lq] float32 (narrowed: some kernels pad the rows).
+    return {std::get<0>(r), std::get<1>(r).narrow(2, 0, q.size(2))};
   }
 #endif
   AttentionPart p;
@@ -83,13 +84,16 @@ AttentionPart attention_part(const at::Tensor& q, const at::Tensor& k, const at:
 }
 
 void merge_attention_part(at::Tensor& acc, at::Tensor& lse, const AttentionPart& part) {
-  at::Tensor out = part.out.to(at::kFloat);
   if (!acc.defined()) {
-    acc = out, lse = part.lse;
+    acc = part.out.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);  // owned: merged into in place
+    lse = part.lse;
     return;
   }
-  at::Tensor merged = at::logaddexp(lse, part.lse);
-  acc = acc * (lse - merged).exp_().unsqueeze(-1) + out * (part.lse - merged).exp_().unsqueeze(-1);
+  const at::Tensor merged = at::logaddexp(lse, part.lse);  // [B, H, Lq]
+  // Two passes over acc, in place, reading the part in its own dtype: no float32 copy of it and no
+  // temporaries of acc's size (ATen's out-of-place form made five such passes).
+  acc.mul_((lse - merged).exp_().unsqueeze(-1));
+  acc.addcmul_(part.out, (part.lse - merged).exp_().unsqueeze(-1));
   lse = merged;
 }
 
