@@ -11,7 +11,7 @@ import { argv, fs, path } from "zx";
 import { connectClient as connect } from "wanlab";
 import { fail, numbers, plotlyHtml, spin, startServer, Usage } from "./lib/wanlab.mjs";
 
-const help = "usage: bench.mjs [--model DIR | --url URL --token T] [--sizes HxWxF,...] [--devices cpu,...] [--layouts 1x1,2x1,...] [--steps N] [--repeat N] [--out DIR]";
+const help = "usage: bench.mjs [--model DIR | --url URL --token T] [--sizes HxWxF,...] [--devices auto,cpu:0-3,cuda:0-1,...] [--layouts 1x1,2x1,...] [--steps N] [--repeat N] [--out DIR]";
 
 function parseList(flag, value, fallback, re) {
   const list = value === undefined ? fallback : String(value).split(",").map((s) => s.trim());
@@ -40,7 +40,7 @@ async function measure(lab, size, steps, repeat) {
 async function main() {
   if (argv.help) return console.log(help);
   const sizes = parseList("sizes", argv.sizes, ["16x16x1", "32x32x5"], /^\d+x\d+x\d+$/);
-  const devices = parseList("devices", argv.devices, ["cpu"], /^(cpu|cuda)(:[\d,-]+)?$/);
+  const devices = parseList("devices", argv.devices, ["auto"], /^(auto|(cpu|cuda)(:[\d,-]+)?)$/);
   const layouts = parseList("layouts", argv.layouts, ["1x1"], /^\d+x\d+$/);
   const [steps] = numbers("steps", argv.steps, [2]);
   const [repeat] = numbers("repeat", argv.repeat, [2]);

@@ -60,6 +60,7 @@ test("bench.mjs: sizes × layouts, a refused layout recorded as skipped", () => 
   assert.equal(r.status, 0, r.stderr);
   const b = JSON.parse(readFileSync(join(dir, "bench", "bench.json"), "utf8"));
   assert.equal(b.results[0].layout, "1x1");
+  assert.equal(b.results[0].devices, "auto");  // the default: cuda:0 with a GPU, here the CPU
   assert.ok(b.results[0].mean.step_s > 0);
   assert.match(b.results[1].skipped, /ulysses/);
   assert.ok(existsSync(join(dir, "bench", "bench.html")));
