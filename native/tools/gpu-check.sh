@@ -25,16 +25,19 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 extra=()
 [ -n "${WANLAB_JSON_INCLUDE:-}" ] && extra+=("-DWANLAB_JSON_INCLUDE=$WANLAB_JSON_INCLUDE")
 [ -n "${WANLAB_GLOO_INCLUDE:-}" ] && extra+=("-DWANLAB_GLOO_INCLUDE=$WANLAB_GLOO_INCLUDE")
+# Build logs and the tiny model stay beside the build: what comes back from a device run is a few
+# files (log.txt and one JSON per step: 7 in all).
+mkdir -p "$B"
 [ -f "$B/build.ninja" ] || cmake -S "$ROOT/native" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DWANLAB_TORCH_DIR="$TD" "${extra[@]}" > "$OUT/cmake.txt" 2>&1 || { tail -30 "$OUT/cmake.txt"; exit 1; }
-ninja -C "$B" wanlab-engine wanlab-tests > "$OUT/build.txt" 2>&1 || { grep -E "error" -A5 "$OUT/build.txt" | head -80; exit 1; }
+  -DWANLAB_TORCH_DIR="$TD" "${extra[@]}" > "$B/cmake.txt" 2>&1 || { tail -30 "$B/cmake.txt" | tee -a "$LOG"; exit 1; }
+ninja -C "$B" wanlab-engine wanlab-tests > "$B/build.txt" 2>&1 || { grep -E "error" -A5 "$B/build.txt" | head -80 | tee -a "$LOG"; exit 1; }
 echo "built ${SECONDS}s" | tee -a "$LOG"
 E=$B/wanlab-engine
 
 step doctor 60 "$E" doctor   # what the build links, what auto picks, each path checked on the GPU
 for t in nccl attention_parts _kernel bf16_path device_lists; do "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
-"$E" make-tiny "$OUT/tiny" > /dev/null
-step parity_tiny 90 "$E" parity "$OUT/tiny" --device cuda --persistent-params 0 --height 96 --width 160 --frames 17 --steps 4
+"$E" make-tiny "$B/tiny" > /dev/null
+step parity_tiny 90 "$E" parity "$B/tiny" --device cuda --persistent-params 0 --height 96 --width 160 --frames 17 --steps 4
 step elementwise_1.3B 90 "$E" bench elementwise --device cuda --dims 1.3B --tokens 32760
 step dit_1.3B_480p 150 "$E" bench dit --dims 1.3B --device cuda --frames 81 --height 480 --width 832 --warmup 1 --iters 3
 step dit_1.3B_480p_aten 120 env WANLAB_OWN_KERNELS=0 "$E" bench dit --dims 1.3B --device cuda --frames 81 --height 480 --width 832 \
