@@ -2,6 +2,7 @@
 // (native/src/bench/doctor.h: libtorch, CUDA, NCCL, what `--devices auto` picks, small runs of
 // every CUDA path on every visible GPU), plus what the TypeScript side needs: the addon loading,
 // ffmpeg (FFMPEG_PATH → ffmpeg-static → PATH) and the Jupyter kernel.
+import { inspect } from "node:util";
 import { listKernels } from "./jupyter/kernelspec.js";
 import { addonPath, native } from "./native.js";
 import { findFfmpeg, type Ffmpeg } from "./video/ffmpeg.js";
@@ -47,6 +48,7 @@ export interface DoctorReport {
   jupyter: { kernels: { name: string; dir: string }[] };
 }
 
+/** The report; printed (a notebook cell's last value, console.log) it reads as doctorText. */
 export async function doctor(): Promise<DoctorReport> {
   const problems: string[] = [], warnings: string[] = [];
   let engine: EngineReport | undefined;
@@ -68,7 +70,7 @@ export async function doctor(): Promise<DoctorReport> {
   }
   const kernels = listKernels().map((k) => ({ name: k.name, dir: k.dir }));
   if (kernels.length === 0) warnings.push("the Jupyter kernel is not installed: wanlab kernel install");
-  return {
+  const report: DoctorReport = {
     ok: problems.length === 0,
     runs_on: engine?.runs_on ?? "nowhere (the engine does not load)",
     message: engine?.message ?? "the engine does not load",
@@ -80,6 +82,8 @@ export async function doctor(): Promise<DoctorReport> {
     ffmpeg,
     jupyter: { kernels },
   };
+  Object.defineProperty(report, inspect.custom, { value: () => doctorText(report), enumerable: false });
+  return report;
 }
 
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;

@@ -41,6 +41,15 @@ test("wanlab doctor: aligned lines, and a missing ffmpeg is a problem named with
   assert.match(bad.stdout, /^not ok: runs on the CPU/m);
 });
 
+test("doctor() in a notebook: the same report, printed as its aligned text", async () => {
+  const { doctor, doctorText } = await import("../kernel/doctor.js");
+  const { inspect } = await import("node:util");
+  const r = await doctor();
+  assert.equal(inspect(r), doctorText(r));
+  assert.match(inspect(r), /^ {2}devices auto +cpu/m);
+  assert.equal(JSON.parse(JSON.stringify(r)).runs_on, "cpu f32");  // the display hook is not data
+});
+
 test("wanlab-engine doctor: the engine's half alone (for GPU machines without Node)", () => {
   const r = spawnSync(defaultEnginePath, ["doctor"], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
