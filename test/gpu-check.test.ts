@@ -1,0 +1,41 @@
+// native/tools/gpu-check.sh, the script a lent GPU machine runs first, exercised here with
+// stand-ins for nvidia-smi and python3 on this CPU-only build (its existing build directory, so
+// nothing is rebuilt): every step runs and is logged, the CUDA-only steps fail fast instead of
+// hanging, and what comes back from a device run (at most 8 files) is what it writes.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { root, scratch } from "./helpers.js";
+
+test("gpu-check.sh: doctor, the device tests and every step, logged; 7 files in OUT_DIR", () => {
+  const dir = scratch();
+  const bin = join(dir, "bin");
+  mkdirSync(bin);
+  for (const [name, line] of [["nvidia-smi", "stand-in GPU, 0 MiB"], ["python3", "stand-in python3"]] as const) {
+    writeFileSync(join(bin, name), `#!/bin/sh\necho "${line}"\n`);
+    chmodSync(join(bin, name), 0o755);
+  }
+  const build = join(root, "native", "build");
+  const out = join(dir, "out");
+  const r = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
+    encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT_DIR: out }, timeout: 300_000,
+  });
+  rmSync(join(build, "tiny"), { recursive: true, force: true });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const files = readdirSync(out).sort();
+  assert.deepEqual(files, ["dit_1.3B_480p.json", "dit_1.3B_480p_aten.json", "doctor.json", "elementwise_1.3B.json", "log.txt",
+    "parity_tiny.json", "t2v_1.3B_480p.json"]);
+  const doctor = JSON.parse(readFileSync(join(out, "doctor.json"), "utf8")) as { runs_on: string };
+  assert.equal(doctor.runs_on, "cpu f32");
+  const log = readFileSync(join(out, "log.txt"), "utf8");
+  assert.match(log, /^rc=0 doctor /m);
+  for (const t of ["nccl_one_rank_collectives", "attention_parts_merge_to_whole_attention_on_each_device",
+    "rope_kernel_on_cuda_equals_its_host_emulation", "bf16_path_tracks_float32_on_cpu", "device_lists_parse_and_auto_says_what_it_chose"])
+    assert.match(r.stdout + log, new RegExp(`ok {3}${t}`), t);
+  for (const step of ["parity_tiny", "elementwise_1.3B", "dit_1.3B_480p", "dit_1.3B_480p_aten", "t2v_1.3B_480p"])
+    assert.match(log, new RegExp(`^rc=1 ${step} `, "m"), `${step} fails fast without CUDA`);
+  assert.match(log, /^done \d+s$/m);
+  assert.ok(!existsSync(join(build, "tiny")));
+});
