@@ -8,7 +8,7 @@
 # OUT_DIR/log.txt.
 #
 #   native/tools/gpu-check.sh [BUILD_DIR]
-# Env: OUT_DIR; WANLAB_JSON_INCLUDE / WANLAB_GLOO_INCLUDE when nlohmann/json and Gloo headers are not
+# Env: OUT_DIR; GPU_CHECK_14B=1 adds the 14B 720p pipeline (about 3 more minutes); WANLAB_JSON_INCLUDE / WANLAB_GLOO_INCLUDE when nlohmann/json and Gloo headers are not
 # system-wide; DIFFSYNTH_DIR (a DiffSynth-Studio checkout) for the peer.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -43,4 +43,8 @@ step dit_1.3B_480p 150 "$E" bench dit --dims 1.3B --device cuda --frames 81 --he
 step dit_1.3B_480p_aten 120 env WANLAB_OWN_KERNELS=0 "$E" bench dit --dims 1.3B --device cuda --frames 81 --height 480 --width 832 \
   --warmup 1 --iters 3 --no-peer
 step t2v_1.3B_480p 150 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3
+# GPU_CHECK_14B=1: also the 14B at 1280x720 through the whole pipeline (2 steps; the 8th file).
+if [ "${GPU_CHECK_14B:-0}" = 1 ]; then
+  step t2v_14B_720p 300 "$E" bench t2v --random-weights 14B --device cuda --steps 2 --height 720 --width 1280
+fi
 echo "done ${SECONDS}s" | tee -a "$LOG"
