@@ -67,7 +67,8 @@ function parse(args: string[], options: Options, positionals: string[]): Parsed 
     throw new UsageError((e as Error).message);
   }
   if (!parsed.values.help && parsed.positionals.length !== positionals.length) {
-    throw new UsageError(`expected ${positionals.join(" ")}, got ${parsed.positionals.length ? parsed.positionals.join(" ") : "nothing"}`);
+    const got = parsed.positionals.length ? parsed.positionals.map((p) => `'${p}'`).join(" ") : "nothing";
+    throw new UsageError(positionals.length ? `expected ${positionals.join(" ")}, got ${got}` : `takes no arguments, got ${got}`);
   }
   return parsed;
 }

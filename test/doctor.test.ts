@@ -39,6 +39,9 @@ test("wanlab doctor: aligned lines, and a missing ffmpeg is a problem named with
   assert.match(bad.stdout, /^ {2}ffmpeg +not found: /m);
   assert.match(bad.stdout, /^problem: ffmpeg not found: FFMPEG_PATH \(\/nonexistent\/ffmpeg\): not found;.*Set FFMPEG_PATH/m);
   assert.match(bad.stdout, /^not ok: runs on the CPU/m);
+  const extra = wanlab(["doctor", "now"]);
+  assert.equal(extra.status, 2);
+  assert.match(extra.stderr, /^wanlab doctor: takes no arguments, got 'now'$/m);
 });
 
 test("doctor() in a notebook: the same report, printed as its aligned text", async () => {
