@@ -96,6 +96,9 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
     assert.ok(bar, "the progress bar's final state");
     assert.ok(bar.mimes!.includes("image/png") && bar.html!.length > 0, "a latent preview with the bar");
     assert.match(bar.text!, /latent preview at step 4/);
+    const doctor = all.find((o) => o.text?.includes("devices auto"));
+    assert.ok(doctor, "wan.doctor()'s report");
+    assert.match(doctor.text!, /^ok: runs on the CPU in float32/m);
   });
 
   test("03-parallel-layouts: parity on 1/2/4 ranks, per-rank progress, charts and the video", () => {
