@@ -54,7 +54,8 @@ nlohmann::json tokenizer_json(const std::string& dir) {
 // weights are replicated per rank (DiT in the compute dtype: bf16 on CUDA, f32 on CPU), the UMT5
 // and the VAE run on the first rank, DiT activations are per rank for its share of the tokens.
 nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
-  auto devices = parse_devices(o.devices);
+  const std::string list = o.devices == "auto" ? auto_devices() : o.devices;  // what the estimate is for
+  auto devices = parse_devices(list);
   ParallelLayout l =
       make_layout(static_cast<int>(devices.size()), o.ulysses, o.ring, o.cfg, static_cast<int>(a.dit.num_heads));
   const bool cuda = devices[0].type == "cuda";
@@ -68,12 +69,12 @@ nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
   mo.bytes_per_value = cuda ? 2 : 4;
   if (o.shard_weights && l.sequence_parallel() < 2)
     fail("--shard-weights needs ulysses x ring >= 2 ranks per CFG branch; the layout has ", l.sequence_parallel());
-  if (o.persistent_params >= 0 && !cuda) fail("--persistent-params streams DiT blocks to a CUDA device; devices are '", o.devices, "'");
+  if (o.persistent_params >= 0 && !cuda) fail("--persistent-params streams DiT blocks to a CUDA device; devices are '", list, "'");
   const MemoryPlan p = plan_memory(a, mo);
   const int64_t lat_t = (o.num_frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;
   const int64_t tokens = lat_t * (lat_h / a.dit.patch[1]) * (lat_w / a.dit.patch[2]) / a.dit.patch[0];
   const int64_t sp = l.sequence_parallel();
-  nlohmann::json j = {{"devices", o.devices},
+  nlohmann::json j = {{"devices", list},
                       {"device_count", devices.size()},
                       {"ulysses", l.ulysses},
                       {"ring", l.ring},

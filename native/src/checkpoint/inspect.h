@@ -7,7 +7,7 @@
 namespace wan {
 
 struct InspectOptions {
-  std::string devices = "cpu";  // device list (parallel/devices.h)
+  std::string devices = "auto";  // device list (parallel/devices.h); auto: as a load would pick
   int ulysses = 0, ring = 0, cfg = 1;  // 0: chosen (all remaining ranks to Ulysses)
   int height = 480, width = 832, num_frames = 81;  // the video the memory estimate is for
   // The memory plan's options (models/memory_model.h).
