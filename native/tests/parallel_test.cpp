@@ -112,7 +112,8 @@ TEST(device_lists_parse_and_auto_says_what_it_chose) {
   EXPECT_THROWS(wan::parse_devices("cpu:3-1"), "invalid device range '3-1'");
   // auto: the first GPU when one is visible, else the CPU with the reason.
   std::string why;
-  const std::string chosen = wan::auto_devices(&why);
+  EXPECT(wan::resolve_devices("cpu:0-3") == "cpu:0-3");  // a list stands for itself
+  const std::string chosen = wan::resolve_devices("auto", &why);
   if (wan::cuda_available()) {
     EXPECT(chosen == "cuda:0" && list("auto") == "cuda:0 " && why.find("is visible") != std::string::npos);
   } else {

@@ -123,7 +123,7 @@ nlohmann::json doctor_report() {
     if (const char* v = std::getenv(name)) env[name] = v;
   r["environment"] = env;
   std::string why;
-  const std::string chosen = auto_devices(&why);
+  const std::string chosen = resolve_devices("auto", &why);
   r["auto_devices"] = {{"chosen", chosen}, {"why", why}};
 
   std::vector<std::string> problems, warnings;

@@ -54,7 +54,7 @@ nlohmann::json tokenizer_json(const std::string& dir) {
 // weights are replicated per rank (DiT in the compute dtype: bf16 on CUDA, f32 on CPU), the UMT5
 // and the VAE run on the first rank, DiT activations are per rank for its share of the tokens.
 nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
-  const std::string list = o.devices == "auto" ? auto_devices() : o.devices;  // what the estimate is for
+  const std::string list = resolve_devices(o.devices);  // what the estimate is for
   auto devices = parse_devices(list);
   ParallelLayout l =
       make_layout(static_cast<int>(devices.size()), o.ulysses, o.ring, o.cfg, static_cast<int>(a.dit.num_heads));

@@ -18,7 +18,8 @@ int parse_index(const std::string& s, const std::string& text) {
 }
 }  // namespace
 
-std::string auto_devices(std::string* why) {
+std::string resolve_devices(const std::string& text, std::string* why) {
+  if (text != "auto") return text;
   if (cuda_available()) {
     if (why) *why = concat(cuda_device_name(at::Device(at::kCUDA, 0)), " is visible");
     return "cuda:0";
@@ -33,7 +34,7 @@ std::string auto_devices(std::string* why) {
 }
 
 std::vector<DeviceSpec> parse_devices(const std::string& text) {
-  if (text == "auto") return parse_devices(auto_devices());
+  if (text == "auto") return parse_devices(resolve_devices(text));
   std::string type = text, rest;
   size_t colon = text.find(':');
   if (colon != std::string::npos) type = text.substr(0, colon), rest = text.substr(colon + 1);

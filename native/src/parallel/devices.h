@@ -14,9 +14,10 @@ struct DeviceSpec {
 // Parses a device list; errors name the text and the allowed forms.
 std::vector<DeviceSpec> parse_devices(const std::string& text);
 
-// What "auto" means here: "cuda:0" or "cpu", and why (the fallback's reason when it is the CPU:
-// no CUDA in this build, or none visible with CUDA_VISIBLE_DEVICES quoted).
-std::string auto_devices(std::string* why = nullptr);
+// The device list `text` stands for: itself, or for "auto" "cuda:0" or "cpu" and (when `why` is
+// given) why: the GPU's name, or the fallback's reason (no CUDA in this build, or none visible, with
+// CUDA_VISIBLE_DEVICES quoted). parse_devices resolves through it.
+std::string resolve_devices(const std::string& text, std::string* why = nullptr);
 
 // The sequence-parallel layout of a device group: ulysses x ring ranks per CFG branch, and a
 // CFG factor of 2 when the conditional and unconditional passes run on two halves.

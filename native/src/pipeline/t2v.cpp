@@ -47,15 +47,15 @@ T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p, con
     : T2VEngine(load_model(model_dir, true), p, c) {}
 
 T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeOptions& c) : model_(std::move(model)) {
+  std::string why;
+  const std::string list = resolve_devices(p.devices, &why);  // "auto" resolved once
   if (p.devices == "auto") {
-    std::string why;
-    const std::string chosen = auto_devices(&why);
-    devices_note_ = concat("auto: ", chosen, " (", why, ")");
+    devices_note_ = concat("auto: ", list, " (", why, ")");
     // A CUDA build that finds no GPU is the surprising case: say so where the run is watched.
-    if (chosen == "cpu" && cuda_built()) log_warn("devices ", devices_note_, "; the DiT runs on the CPU in float32");
+    if (list == "cpu" && cuda_built()) log_warn("devices ", devices_note_, "; the DiT runs on the CPU in float32");
     else log_info("devices ", devices_note_);
   }
-  const std::vector<DeviceSpec> devices = parse_devices(p.devices);
+  const std::vector<DeviceSpec> devices = parse_devices(list);
   bool any_cuda = false, any_cpu = false;
   for (const auto& d : devices) {
     (d.type == "cuda" ? any_cuda : any_cpu) = true;
