@@ -25,9 +25,10 @@ commands:
            [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
            [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
            [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-           [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights]
+           [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES]
                                 text to video (DiffSynth-Studio's defaults; a random seed is printed;
-                                --devices defaults to auto: cuda:0 when a GPU is visible, else cpu)
+                                --devices defaults to auto: cuda:0 when a GPU is visible, else cpu;
+                                --budget 24G: the DiT blocks that fit beside this video stay on the GPU, the rest stream in)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu|cuda] [--tiled] [--shard-weights]
                                 layout, files, architecture, parameters, dtypes, memory per device
@@ -41,8 +42,9 @@ commands:
                                 compute/comm split, peak memory per rank, parity vs 1 rank (timings are no speed-up claim)
   serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
         [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-        [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights]
-                                load a model once and serve a job queue over HTTP (prints 'listening on URL')
+        [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES]
+                                load a model once and serve a job queue over HTTP (prints 'listening on URL';
+                                --budget plans for 480x832x81 and refuses jobs predicted to exceed it)
   kernel install [--user | --prefix P | --sys-prefix] [--name N] [--jupyter PATH | --no-jupyter] [--env K=V]...
   kernel uninstall [--name N] [--prefix P]   kernel list [--json]
                                 the Jupyter kernel "wanlab (TypeScript)" (tslab)
@@ -304,6 +306,7 @@ const computeOptions: Options = {
   "vae-device": { type: "string" },
   "persistent-params": { type: "string" },
   "shard-weights": { type: "boolean" },
+  budget: { type: "string" },
 };
 
 const computeDtypes = ["f32", "bf16", "f16"] as const;
@@ -314,9 +317,11 @@ function deviceOption(name: string, value: string | boolean | undefined): string
   return value;
 }
 
-/** --dtype f32|bf16|f16, --t5-device DEV, --vae-device DEV, --persistent-params N as OpenOptions fields. */
-export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtype" | "t5Device" | "vaeDevice" | "persistentParams" | "shardWeights"> {
+/** --dtype f32|bf16|f16, --t5-device DEV, --vae-device DEV, --persistent-params N, --shard-weights,
+ * --budget BYTES as OpenOptions fields. */
+export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtype" | "t5Device" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget"> {
   return {
+    budget: countOption("budget", v.budget as string | undefined),
     dtype: choice("dtype", v.dtype as string | undefined, computeDtypes),
     t5Device: deviceOption("t5-device", v["t5-device"]),
     vaeDevice: deviceOption("vae-device", v["vae-device"]),
@@ -388,7 +393,7 @@ interface RunOptions {
   server?: boolean;
   /** Sequence-parallel device group (local engine only). */
   parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"
-    | "dtype" | "t5Device" | "vaeDevice" | "persistentParams" | "shardWeights">;
+    | "dtype" | "t5Device" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget" | "budgetVideo">;
 }
 
 /** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */
@@ -455,7 +460,7 @@ async function runGenerate(o: RunOptions): Promise<number> {
 
 async function cmdGenerate(args: string[]): Promise<number> {
   const { values: v } = parse(args, generateOptions, []);
-  if (v.help) return help(usage.split("\n").slice(4, 10).join("\n").replace(/^ +generate/, "generate"));
+  if (v.help) return help(usageOf("generate"));
   if (typeof v.model !== "string" && !v.server) throw new UsageError("--model DIR is required (or --server)");
   if (typeof v.prompt !== "string") throw new UsageError("--prompt TEXT is required");
   if (v.server && (v.devices !== undefined || v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
@@ -483,7 +488,9 @@ async function cmdGenerate(args: string[]): Promise<number> {
     fps: intOption("fps", v.fps as string | undefined, 1, 240),
     crf: intOption("crf", v.crf as string | undefined, 0, 51),
     framesDir: v["frames-dir"] as string | undefined,
-    parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v) },
+    // A budget is planned for the one video this command makes.
+    parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v),
+      budgetVideo: { height: params.height, width: params.width, numFrames: params.numFrames, tiled: params.tiled } },
   });
 }
 
@@ -491,7 +498,7 @@ async function cmdServe(args: string[]): Promise<number> {
   const o: Options = { model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, outputs: { type: "string" },
     "allow-remote": { type: "boolean" }, grace: { type: "string" }, ...groupOptions, ...computeOptions };
   const { values: v } = parse(args, o, []);
-  if (v.help) return help(usage.split("\n").find((l) => l.trimStart().startsWith("serve"))!.trim());
+  if (v.help) return help(usageOf("serve"));
   if (v.devices === undefined && (v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
     throw new UsageError("--ulysses, --ring and --cfg-parallel need --devices listing the ranks (e.g. --devices cpu:0-3)");
   const { runServer } = await import("./server/index.js"); // fastify loads only for this command
@@ -517,6 +524,17 @@ async function cmdDemo(args: string[]): Promise<number> {
     params: { prompt: "A cat walks on the street at night, cinematic, detailed.", negativePrompt: "blurry, low quality, static", seed: 42, numInferenceSteps: 10, height: 128, width: 128, numFrames: 9 },
     output: (v.output as string | undefined) ?? "wanlab-demo.mp4",
   });
+}
+
+/** A command's block of the usage text (its option lines and what it does), aligned under
+ * help()'s "usage: wanlab " prefix. */
+function usageOf(command: string): string {
+  const lines = usage.split("\n");
+  const start = lines.findIndex((l) => l.startsWith(`  ${command} `));
+  let end = start + 1;
+  while (end < lines.length && /^ {3,}/.test(lines[end]!)) end++;
+  const pad = " ".repeat("usage: wanlab ".length - 2);
+  return lines.slice(start, end).map((l, i) => (i === 0 ? l.slice(2) : pad + l)).join("\n");
 }
 
 function help(line: string): number {

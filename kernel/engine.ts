@@ -52,6 +52,15 @@ export interface OpenOptions {
   /** Device groups: each rank keeps 1/(ulysses × ring) of every DiT block's weights and all-gathers
    * a block just before computing it (less memory per device, one all-gather per block). */
   shardWeights?: boolean;
+  /** Bytes of live tensors allowed per device (DiffSynth's vram_limit, as the memory model counts
+   * them: `wanlab inspect`). On CUDA the engine keeps as many DiT blocks resident as leave room for
+   * a `budgetVideo` generation (persistentParams chosen unless given); every generate whose
+   * predicted peak is over the budget is refused before any compute, naming what would fit.
+   * `info.placement.memory_budget_note` says what was chosen. Leave 1–2 GB of the card for the
+   * CUDA context and the allocator's cache. */
+  budget?: number;
+  /** The generation the budget is planned for; default DiffSynth's 480×832×81, untiled. */
+  budgetVideo?: { height?: number; width?: number; numFrames?: number; tiled?: boolean };
   /** Loading stages as they start and end (the notebook's load bar). */
   onLoad?: (event: LoadEvent) => void;
 }
@@ -131,6 +140,10 @@ export interface GenerateResult {
     encode_s: number; denoise_s: number; decode_s: number; step_s: number[];
     /** With a device group: per rank, time in collectives, bytes handed to them, their count. */
     ranks?: RankTimings[];
+    /** Live bytes per stage and device: measured (CUDA devices: the caching allocator's peak), and
+     * the memory model's prediction for the DiT's first device. */
+    device_peak_bytes?: Record<"encode" | "denoise" | "decode", Record<string, number>>;
+    predicted_peak_bytes: Record<"encode" | "denoise" | "decode", Record<string, number>>;
   };
   tensors?: { noise: Tensor; context: Tensor; latents: Tensor; video: Tensor };
 }
@@ -185,6 +198,9 @@ export interface Placement {
   dit_weight_shards: number;
   /** With devices "auto": what it chose and why, e.g. "auto: cpu (this wanlab build links a CPU-only libtorch)"; else "". */
   devices_note: string;
+  /** The budget option in bytes (-1: none), and what the engine chose for it ("" without one). */
+  memory_budget_bytes: number;
+  memory_budget_note: string;
 }
 
 /** Thrown when an AbortSignal stops a generation; the model stays loaded. */
@@ -199,6 +215,7 @@ interface NativeEngine {
   close(): void;
   follow(): Promise<string>;
   memory(): string;
+  plan(request: Record<string, unknown>): string;
   stopFollowing(): void;
   endRequests(): void;
 }
@@ -240,6 +257,30 @@ export interface EngineLab extends Lab {
   endRequests(): void;
   /** The CUDA devices the models use, now ([] on the CPU). */
   deviceMemory(): DeviceMemoryNow[];
+  /** What a generation would need on the DiT's first device (the memory model, as `wanlab inspect`
+   * predicts it for this engine's placement) and whether it fits the budget; nothing is computed. */
+  memoryPlan(params: Omit<GenerateParams, "prompt">): MemoryPlanReport;
+}
+
+/** Predicted live bytes per stage (models/memory_model.h): weights resident on the device, the
+ * streamed DiT blocks, each model's activations, and the stage peaks. */
+export interface MemoryPlanReport {
+  device: string;
+  dit_resident_bytes: number; dit_streamed_bytes: number; t5_bytes: number; vae_bytes: number;
+  t5_activation_bytes: number; dit_activation_bytes: number; vae_activation_bytes: number;
+  resident_bytes: number;
+  encode_peak_bytes: number; denoise_peak_bytes: number; decode_peak_bytes: number; peak_bytes: number;
+  /** The open option (-1: none); fits is true without one. */
+  budget_bytes: number;
+  fits: boolean;
+  /** Why it does not fit and what would: "" when it fits. */
+  problem: string;
+}
+
+/** Throws ParamError on field "budget" for a plan over the budget: generate() and the server's
+ * submit both refuse such a request before any work. */
+export function refuseOverBudget(plan: MemoryPlanReport): void {
+  if (!plan.fits) throw new ParamError("budget", plan.problem);
 }
 
 export interface FollowSummary {
@@ -272,7 +313,7 @@ function makeVideo(video: Tensor): Video {
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
 export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   const dir = options.model ?? (await defaultModel());
-  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights } = options;
+  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights, budget, budgetVideo } = options;
   const stage = async <T>(name: LoadEvent["stage"], work: () => Promise<T>): Promise<T> => {
     options.onLoad?.({ stage: name, state: "start" });
     const t0 = performance.now();
@@ -280,7 +321,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     options.onLoad?.({ stage: name, state: "done", seconds: (performance.now() - t0) / 1000 });
     return out;
   };
-  const engine = await stage("model", async () => (await native().openEngine(dir, { devices: devices ?? "auto", ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights })) as NativeEngine);
+  const engine = await stage("model", async () => (await native().openEngine(dir, { devices: devices ?? "auto", ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights, budget, budgetVideo })) as NativeEngine);
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {
@@ -298,6 +339,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     options.signal?.throwIfAborted();
     const every = options.preview?.every;
     if (every !== undefined && !(Number.isInteger(every) && every >= 1)) throw new ParamError("preview.every", `preview.every must be an integer >= 1, got ${every}`);
+    refuseOverBudget(planFor(p));
     const posi = tokenizer.encode(p.prompt, textLen);
     const nega = tokenizer.encode(p.negativePrompt, textLen);
     const onAbort = () => engine.cancel();
@@ -351,5 +393,11 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   const stopFollowing = (): void => engine.stopFollowing();
   const endRequests = (): void => engine.endRequests();
   const deviceMemory = (): DeviceMemoryNow[] => (closed ? [] : (JSON.parse(engine.memory()) as DeviceMemoryNow[]));
-  return { info, generate, close, [Symbol.asyncDispose]: close, follow, stopFollowing, endRequests, deviceMemory };
+  const planFor = (p: ResolvedParams): MemoryPlanReport =>
+    JSON.parse(engine.plan({ height: p.height, width: p.width, numFrames: p.numFrames, tiled: p.tiled, tileSize: p.tileSize })) as MemoryPlanReport;
+  function memoryPlan(params: Omit<GenerateParams, "prompt">): MemoryPlanReport {
+    if (closed) throw new Error("memoryPlan: the engine is closed");
+    return planFor(resolveParams({ ...params, prompt: "" }));
+  }
+  return { info, generate, close, [Symbol.asyncDispose]: close, follow, stopFollowing, endRequests, deviceMemory, memoryPlan };
 }

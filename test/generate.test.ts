@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CancelledError, open, type EngineLab } from "../kernel/engine.js";
+import { ParamError } from "../kernel/params.js";
 import { root, scratch, wanlab } from "./helpers.js";
 import { readSafetensors, relL2 } from "./safetensors.js";
 
@@ -183,6 +184,47 @@ describe("compute options (--dtype, --t5-device, --vae-device, --persistent-para
     // No devices given: "auto", which on this CPU-only build is the CPU, and says why.
     assert.equal(lab.info.placement?.devices_note, "auto: cpu (this wanlab build links a CPU-only libtorch)");
     assert.deepEqual(lab.deviceMemory(), []);  // the CUDA devices in use: none
+  });
+
+  test("open({ budget }): memoryPlan predicts, a request over it is refused naming 'budget' before any work, the next runs", async () => {
+    // Without a budget every plan fits; the plan is what generate reports as predicted.
+    const free = lab.memoryPlan({ height: 64, width: 64, numFrames: 9 });
+    assert.equal(free.fits, true);
+    assert.equal(free.budget_bytes, -1);
+    assert.equal(free.device, "cpu");
+    assert.equal(free.peak_bytes, Math.max(free.encode_peak_bytes, free.denoise_peak_bytes, free.decode_peak_bytes));
+    assert.equal(lab.info.placement?.memory_budget_bytes, -1);
+    const l = await open({ model, budget: free.peak_bytes, budgetVideo: { height: 64, width: 64, numFrames: 9 } });
+    try {
+      assert.match(l.info.placement!.memory_budget_note, /^99\.8 MB per device; 64x64x9 predicted at 99\.8 MB/);
+      const big = l.memoryPlan({ height: 480, width: 832, numFrames: 81 });
+      assert.equal(big.fits, false);
+      assert.match(big.problem, /480x832x81 generation is predicted to need 8\.\d\d GB on cpu .*over the budget of 99\.8 MB; try tiled decode \(2\.\d\d GB\)/);
+      await assert.rejects(l.generate({ prompt: "a cat", height: 480, width: 832, numFrames: 81, numInferenceSteps: 1 }),
+        (e: unknown) => e instanceof ParamError && e.field === "budget" && e.message === big.problem);
+      const r = await l.generate({ prompt: "a cat", seed: 1, height: 64, width: 64, numFrames: 9, numInferenceSteps: 1 });
+      assert.equal(r.video.numFrames, 9);
+      assert.equal(r.timings.predicted_peak_bytes.decode.cpu, free.decode_peak_bytes);
+    } finally {
+      await l.close();
+    }
+  });
+
+  test("--budget: a run over it fails before any compute, naming what it needs; weights over it fail the load; a bad value is a usage error", () => {
+    const out = join(dir, "budget.mp4");
+    let r = wanlab([...base(out), "--budget", "40M"]);
+    assert.equal(r.status, 2, r.stderr);  // the request cannot run as asked, like a size out of range
+    assert.match(r.stderr, /48x64x9 generation is predicted to need 78\.1 MB on cpu .*over the --budget of 40\.0 MB; try fewer frames/);
+    assert.ok(!existsSync(out));
+    r = wanlab([...base(out), "--budget", "1M"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /memory budget 1\.0 MB: the weights this engine keeps on cpu need 13\.0 MB/);
+    r = wanlab([...base(out), "--budget", "80M"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(out));
+    r = wanlab([...base(out), "--budget", "lots"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--budget must be a count like 24G/);
   });
 
   test("a CUDA device on a machine without one, and a parameter budget on the CPU, fail naming why", () => {

@@ -61,6 +61,15 @@ describe("in-process notebook lab", () => {
     for (const i of [0, 1, 100, t.data.length - 1]) assert.equal(t.data[i], Math.fround(r.video.frames[i]! / 255));
   });
 
+  test("memoryPlan(): the memory model for this placement; no budget, so it fits", async () => {
+    const p = await lab.memoryPlan({ height: 480, width: 832, numFrames: 81 });
+    assert.equal(p.device, "cpu");
+    assert.equal(p.budget_bytes, -1);
+    assert.equal(p.fits, true);
+    assert.equal(p.peak_bytes, Math.max(p.encode_peak_bytes, p.denoise_peak_bytes, p.decode_peak_bytes));
+    assert.ok((await lab.memoryPlan({ height: 480, width: 832, numFrames: 81, tiled: true })).decode_peak_bytes < p.decode_peak_bytes);
+  });
+
   test("stats() draws the last generation; one rank gives no per-rank charts and says why", async () => {
     const fig = lab.stats();
     assert.ok(fig.mimeBundle()["application/vnd.plotly.v1+json"]);
@@ -154,6 +163,10 @@ describe("the notebook lab attached to wanlab serve", () => {
     assert.equal(lab.history.length, 1);
     assert.ok(lab.stats().mimeBundle()["application/vnd.plotly.v1+json"]);
     assert.equal(typeof r.mimeBundle, "function");
+    // the server's prediction (POST /v1/plan) for the same engine placement
+    const plan = await lab.memoryPlan({ height: 32, width: 48, numFrames: 5 });
+    assert.equal(plan.device, "cpu");
+    assert.ok(plan.fits && plan.peak_bytes > 0);
     await lab.close();
     await assert.rejects(lab.generate(small), /closed/);
     // the server and its model are still there

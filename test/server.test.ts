@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { connect } from "../kernel/client/index.js";
-import { CancelledError } from "../kernel/engine.js";
+import { CancelledError, type MemoryPlanReport } from "../kernel/engine.js";
 import { ParamError } from "../kernel/params.js";
 import { scratch, wanlab } from "./helpers.js";
 import { long, startServer, tiny, waitFor, waitState, type RunningServer } from "./serve.js";
@@ -282,6 +282,46 @@ describe("the client", () => {
     assert.equal(done.state, "done");
     assert.equal((await lab.jobs("done")).some((j) => j.id === id), true);
     await lab.close();
+  });
+});
+
+describe("memory budget", () => {
+  test("serve --budget: a job predicted over it → 400 naming budget and what it needs, nothing queued; one that fits runs", async () => {
+    const a = await startServer(["--model", model, "--outputs", join(dir, "outputs-budget"), "--budget", "40M"], join(dir, "run-budget"));
+    try {
+      // planned for 480x832x81, which the tiny model's float32 decode on the CPU does not fit in 40 MB
+      assert.match(a.stderr(), /memory budget 40\.0 MB per device; 480x832x81 predicted at 8\.\d\d GB .*over it: such requests are refused/);
+      const res = await a.api("/v1/jobs", { method: "POST", json: { prompt: "x", height: 64, width: 64, numFrames: 9 } });
+      assert.equal(res.status, 400);
+      const j = (await res.json()) as { error: string; field: string };
+      assert.equal(j.field, "budget");
+      assert.match(j.error, /64x64x9 generation is predicted to need 99\.8 MB on cpu \(encode 34\.8 MB, denoise 13\.5 MB, decode 99\.8 MB\), over the budget of 40\.0 MB/);
+      assert.equal(((await (await a.api("/v1/jobs")).json()) as { jobs: unknown[] }).jobs.length, 0);
+      // POST /v1/plan: the same prediction without queueing (the prompt may be left out)
+      const planned = await a.api("/v1/plan", { method: "POST", json: { height: 64, width: 64, numFrames: 9 } });
+      assert.equal(planned.status, 200);
+      const plan = (await planned.json()) as MemoryPlanReport;
+      assert.equal(plan.fits, false);
+      assert.equal(plan.problem, j.error);
+      assert.equal(plan.budget_bytes, 40e6);
+      assert.equal(plan.peak_bytes, plan.decode_peak_bytes);
+      const bad = await a.api("/v1/plan", { method: "POST", json: { height: 100 } });
+      assert.equal(bad.status, 400);
+      assert.equal(((await bad.json()) as { field: string }).field, "height");
+      const client = await connect({ runtimeDir: join(dir, "run-budget") });
+      try {
+        const fits = await client.memoryPlan(tiny);
+        assert.equal(fits.fits, true);
+        assert.equal(fits.problem, "");
+      } finally {
+        await client.close();
+      }
+      const id = await submit(a, { prompt: "fits", ...tiny });
+      assert.equal((await waitState(a, id, ["done", "failed"])).state, "done");
+    } finally {
+      a.child.kill("SIGTERM");
+      await a.exited;
+    }
   });
 });
 

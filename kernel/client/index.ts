@@ -13,7 +13,7 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { tmpdir } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CancelledError, defaultFps, framesTensor, type GenerateOptions, type GenerateResult, type Lab, type ModelInfo, type ProgressEvent, type Video } from "../engine.js";
+import { CancelledError, defaultFps, framesTensor, type GenerateOptions, type GenerateResult, type Lab, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Video } from "../engine.js";
 import { ParamError, type GenerateParams, type ResolvedParams } from "../params.js";
 import { findFfmpeg, writeMp4, writePngFrames } from "../video/ffmpeg.js";
 import { readServerFile, runtimeDir } from "../server/runtime.js";
@@ -86,6 +86,9 @@ export interface Client extends Lab {
   download(id: string, name: string): Promise<Buffer>;
   health(): Promise<{ status: string; model: string; layout: string; fingerprint: string; version: string; info: ModelInfo }>;
   stats(): Promise<QueueStats & { memory: Record<string, unknown> }>;
+  /** What a job with these parameters would need per device and whether it fits the server's
+   * --budget (POST /v1/plan; nothing is queued). */
+  memoryPlan(params: Omit<GenerateParams, "prompt">): Promise<MemoryPlanReport>;
   /** Asks the server to stop gracefully. */
   shutdown(): Promise<void>;
 }
@@ -324,6 +327,7 @@ export async function connect(options: ConnectOptions = {}): Promise<Client> {
     download,
     health: () => json("GET", "/v1/health"),
     stats: () => json("GET", "/v1/stats"),
+    memoryPlan: (p) => json("POST", "/v1/plan", p),
     shutdown: async () => void (await http("POST", "/v1/shutdown")),
     close,
     [Symbol.asyncDispose]: close,

@@ -5,7 +5,7 @@
 // does not unload the model. Outside the kernel it behaves exactly like the engine (no display, no
 // SIGINT routing).
 import { connect as connectClient, connectFor, type Client, type ConnectOptions, type RemoteResult } from "../client/index.js";
-import { CancelledError, open as openEngine, type GenerateOptions, type GenerateResult, type Lab, type ModelInfo, type OpenOptions } from "../engine.js";
+import { CancelledError, open as openEngine, type EngineLab, type GenerateOptions, type GenerateResult, type Lab, type MemoryPlanReport, type ModelInfo, type OpenOptions } from "../engine.js";
 import { resolveParams, type GenerateParams } from "../params.js";
 import type { JobOptions } from "../server/schema.js";
 import { inKernel, interruptible } from "./interrupt.js";
@@ -35,6 +35,9 @@ export interface NotebookLab extends Lab {
   readonly history: readonly NotebookResult[];
   /** Time per denoising step and per component of the last generation (or `result`'s). */
   stats(result?: GenerateResult): Figure;
+  /** What a generation with these parameters would need per device (the memory model) and
+   * whether it fits the budget; nothing runs. */
+  memoryPlan(params: Omit<GenerateParams, "prompt">): Promise<MemoryPlanReport>;
 }
 
 /** A notebook lab attached to `wanlab serve`: close() detaches, the server keeps the model loaded. */
@@ -195,7 +198,7 @@ export async function open(options: NotebookOpenOptions = {}): Promise<NotebookL
       ])
     : undefined;
   const t0 = performance.now();
-  let lab: Lab;
+  let lab: EngineLab;
   try {
     lab = await openEngine({
       ...engineOptions,
@@ -217,6 +220,7 @@ export async function open(options: NotebookOpenOptions = {}): Promise<NotebookL
     history,
     generate: notebookGenerate(lab, { ranks: rankRows(p, devices), previews: true, history }),
     stats: statsOf(history),
+    memoryPlan: async (params) => lab.memoryPlan(params),
     close: lab.close,
     [Symbol.asyncDispose]: lab.close,
   };
@@ -249,6 +253,7 @@ export async function connect(options: ConnectOptions = {}, model?: string): Pro
     history,
     generate: notebookGenerate(client, { ranks: rankRows(p), previews: false, history }),
     stats: statsOf(history),
+    memoryPlan: (params) => client.memoryPlan(params),
     close: client.close,
     [Symbol.asyncDispose]: client.close,
   };

@@ -6,10 +6,10 @@ import { createReadStream } from "node:fs";
 import { basename } from "node:path";
 import type { ServerResponse } from "node:http";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
-import type { ModelInfo } from "../engine.js";
-import { ParamError } from "../params.js";
+import type { MemoryPlanReport, ModelInfo } from "../engine.js";
+import { ParamError, resolveParams, type GenerateParams } from "../params.js";
 import type { Job, JobEvent, Queue } from "./jobs.js";
-import { allowedFor, jobBodySchema, jobFields, type JobRequest } from "./schema.js";
+import { allowedFor, jobBodySchema, jobFields, planBodySchema, type JobRequest } from "./schema.js";
 
 export interface AppOptions {
   token: string;
@@ -21,6 +21,8 @@ export interface AppOptions {
   shutdown: () => void;
   stopping: () => boolean;
   memory: () => Record<string, unknown>;
+  /** The engine's memory prediction for a request (POST /v1/plan). */
+  plan: (params: GenerateParams) => MemoryPlanReport;
 }
 
 /** What GET /v1/jobs/ID answers: the contract's fields first. */
@@ -102,6 +104,11 @@ export function buildApp(o: AppOptions): FastifyInstance {
     const job = await o.queue.submit(req.body);
     return reply.code(202).header("location", `/v1/jobs/${job.id}`).send({ id: job.id, state: job.state });
   });
+
+  // What a job with these parameters would need per device and whether it fits the budget;
+  // nothing is queued or computed.
+  app.post<{ Body: Partial<JobRequest> }>("/v1/plan", { schema: { body: planBodySchema } }, async (req) =>
+    o.plan(resolveParams({ ...req.body, prompt: req.body.prompt ?? "" })));
 
   app.get<{ Querystring: { state?: string } }>("/v1/jobs", async (req, reply) => {
     const s = req.query.state;

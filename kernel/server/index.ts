@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { freemem, totalmem } from "node:os";
 import { join, resolve } from "node:path";
-import { open } from "../engine.js";
+import { open, refuseOverBudget, type OpenOptions } from "../engine.js";
 import { defaultModel, wanlabHome } from "../models.js";
 import { buildApp } from "./app.js";
 import { createQueue, parseFaults, type Faults, type RetryPolicy } from "./jobs.js";
@@ -45,8 +45,9 @@ export interface ServeOptions {
     /** Several nodes (one process each): node 0 serves HTTP and publishes every job to the others,
      * which run them in its device group (runServer makes nodes 1.. followers). */
     rendezvous?: string; nnodes?: number; nodeRank?: number;
-    /** Compute placement (OpenOptions dtype, t5Device, vaeDevice, persistentParams). */
-    dtype?: "f32" | "bf16" | "f16"; t5Device?: string; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean };
+    /** Compute placement and memory (OpenOptions dtype, t5Device, vaeDevice, persistentParams, budget). */
+    dtype?: "f32" | "bf16" | "f16"; t5Device?: string; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean;
+    budget?: number; budgetVideo?: OpenOptions["budgetVideo"] };
 }
 
 export interface Server {
@@ -102,6 +103,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     model: { dir: model, layout: lab.info.layout, fingerprint },
     retry: o.retry,
     faults: o.faults ?? parseFaults(process.env.WANLAB_TEST_FAULTS),
+    admit: (p) => refuseOverBudget(lab.memoryPlan(p)),
   });
   await queue.restore(replayed);
   const resumed = replayed.filter((j) => j.state === "queued" || j.state === "running").length;
@@ -119,6 +121,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     info: { ...lab.info, dir: model, fingerprint, version },
     shutdown: () => void close(),
     stopping: () => stopping,
+    plan: (p) => lab.memoryPlan(p),
     memory: () => ({
       process: { ...process.memoryUsage(), rssAtStart: memoryAtStart },
       // The host first (pinned offload and CPU ranks live there), then each CUDA device in use.

@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CancelledError, type Lab, type ProgressEvent } from "../engine.js";
-import { ParamError, resolveParams } from "../params.js";
+import { ParamError, resolveParams, type ResolvedParams } from "../params.js";
 import type { Journal, JobState, ReplayedJob } from "./journal.js";
 import { commitOutputs, confine, paramsToJson, scratchDir, type Manifest, type ResolvedJson } from "./outputs.js";
 import type { JobOptions, JobRequest } from "./schema.js";
@@ -78,6 +78,9 @@ export interface QueueOptions {
   version: string;
   retry?: Partial<RetryPolicy>;
   faults?: Faults;
+  /** Checks a request against the engine before it is queued (the memory budget); throws a
+   * ParamError to refuse it. */
+  admit?: (params: ResolvedParams) => void;
 }
 
 export interface QueueStats {
@@ -252,6 +255,7 @@ export function createQueue(o: QueueOptions): Queue {
     async submit(request) {
       const { output, fps, crf, saveTensors, ...params } = request;
       const resolved = resolveParams(params);
+      o.admit?.(resolved);
       const options: JobOptions = { output, fps, crf, saveTensors };
       confine(o.outputs, output);
       const job: Job = {

@@ -62,6 +62,9 @@ export const jobBodySchema: JsonSchema = {
   description: `GenerateParams (defaults: ${JSON.stringify(defaults)}) and job options`,
 };
 
+/** POST /v1/plan body: the parameters of a job that would be submitted (the prompt may be left out). */
+export const planBodySchema: JsonSchema = { ...jobBodySchema, required: [] };
+
 /** The allowed values of a field, for error messages. */
 export function allowedFor(field: string): string {
   const s = (paramSchemas as Record<string, JsonSchema>)[field] ?? (jobOptionSchemas as Record<string, JsonSchema>)[field];

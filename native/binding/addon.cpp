@@ -243,19 +243,12 @@ uint64_t seed_value(const Napi::Value& v) {
   throw Napi::TypeError::New(env, "seed must be a bigint, a decimal string or a number");
 }
 
-wan::T2VRequest request_from(const Napi::Object& req) {
+// The request's video and decode shape: all the memory plan needs.
+wan::T2VRequest request_shape_from(const Napi::Object& req) {
   wan::T2VRequest r;
-  r.prompt_ids = int64_tensor(req, "promptIds", true);
-  r.prompt_mask = int64_tensor(req, "promptMask", true);
-  r.negative_ids = int64_tensor(req, "negativeIds", false);
-  r.negative_mask = int64_tensor(req, "negativeMask", false);
-  r.seed = seed_value(req.Get("seed"));
   r.height = get<int64_t>(req, "height", r.height);
   r.width = get<int64_t>(req, "width", r.width);
   r.num_frames = get<int64_t>(req, "numFrames", r.num_frames);
-  r.num_inference_steps = get<int64_t>(req, "numInferenceSteps", r.num_inference_steps);
-  r.cfg_scale = get<double>(req, "cfgScale", r.cfg_scale);
-  r.sigma_shift = get<double>(req, "sigmaShift", r.sigma_shift);
   r.tiled = get<bool>(req, "tiled", r.tiled);
   for (const char* key : {"tileSize", "tileStride"}) {
     Napi::Value v = req.Get(key);
@@ -268,12 +261,26 @@ wan::T2VRequest request_from(const Napi::Object& req) {
   return r;
 }
 
+wan::T2VRequest request_from(const Napi::Object& req) {
+  wan::T2VRequest r = request_shape_from(req);
+  r.prompt_ids = int64_tensor(req, "promptIds", true);
+  r.prompt_mask = int64_tensor(req, "promptMask", true);
+  r.negative_ids = int64_tensor(req, "negativeIds", false);
+  r.negative_mask = int64_tensor(req, "negativeMask", false);
+  r.seed = seed_value(req.Get("seed"));
+  r.num_inference_steps = get<int64_t>(req, "numInferenceSteps", r.num_inference_steps);
+  r.cfg_scale = get<double>(req, "cfgScale", r.cfg_scale);
+  r.sigma_shift = get<double>(req, "sigmaShift", r.sigma_shift);
+  return r;
+}
+
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Engine",
                        {InstanceMethod("generate", &EngineWrap::Generate), InstanceMethod("cancel", &EngineWrap::Cancel),
                         InstanceMethod("info", &EngineWrap::Info), InstanceMethod("memory", &EngineWrap::Memory),
+                        InstanceMethod("plan", &EngineWrap::Plan),
                         InstanceMethod("close", &EngineWrap::Close),
                         InstanceMethod("follow", &EngineWrap::Follow),
                         InstanceMethod("stopFollowing", &EngineWrap::StopFollowing),
@@ -297,7 +304,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     auto eng = engine();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "request must be an object");
     wan::T2VRequest req = request_from(info[0].As<Napi::Object>());
-    eng->validate(req);  // bad parameters reject before any work is queued
+    try {
+      eng->validate(req);  // bad parameters (and a request over the memory budget) reject before any work is queued
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
     Napi::Function cb = info.Length() > 1 && info[1].IsFunction() ? info[1].As<Napi::Function>() : Napi::Function();
     std::string save = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
     const int64_t preview_every = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
@@ -338,6 +349,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
   // memory() -> json string: T2VEngine::memory_now() (cheap: driver and allocator counters).
   Napi::Value Memory(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine()->memory_now().dump()); }
+  // plan({height, width, numFrames, tiled, tileSize}) -> JSON: the memory model's stages for that
+  // video on this engine's placement, and whether it fits the budget (T2VEngine::memory_report).
+  Napi::Value Plan(const Napi::CallbackInfo& info) {
+    auto eng = engine();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "plan: request must be an object");
+    return Napi::String::New(info.Env(), eng->memory_report(request_shape_from(info[0].As<Napi::Object>())).dump());
+  }
   Napi::Value Info(const Napi::CallbackInfo& info) {
     auto eng = engine();
     const auto& m = eng->model();
@@ -448,7 +466,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 };
 
 // openEngine(dir, {devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel,
-//                  dtype, t5Device, vaeDevice, persistentParams})
+//                  dtype, t5Device, vaeDevice, persistentParams, shardWeights, budget,
+//                  budgetVideo: {height, width, numFrames, tiled}})
 // -> Promise<Engine>: loads and
 // validates the model on a worker thread; with several devices, starts the device group.
 Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
@@ -471,6 +490,15 @@ Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   compute.vae_device = get<std::string>(o, "vaeDevice", compute.vae_device);
   compute.persistent_params = static_cast<int64_t>(get<double>(o, "persistentParams", -1));
   compute.shard_weights = get<bool>(o, "shardWeights", false);
+  compute.memory_budget = static_cast<int64_t>(get<double>(o, "budget", -1));
+  if (o.Has("budgetVideo") && o.Get("budgetVideo").IsObject()) {
+    Napi::Object v = o.Get("budgetVideo").As<Napi::Object>();
+    auto& b = compute.budget_video;
+    b.height = static_cast<int64_t>(get<double>(v, "height", double(b.height)));
+    b.width = static_cast<int64_t>(get<double>(v, "width", double(b.width)));
+    b.num_frames = static_cast<int64_t>(get<double>(v, "numFrames", double(b.num_frames)));
+    b.tiled = get<bool>(v, "tiled", b.tiled);
+  }
   class OpenWorker : public Napi::AsyncWorker {
    public:
     OpenWorker(Napi::Env env, std::string dir, wan::ParallelOptions par, wan::ComputeOptions compute)

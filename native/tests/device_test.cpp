@@ -161,4 +161,11 @@ TEST(memory_model_accounts_like_the_engine) {
   o.persistent_params = p;
   EXPECT(p > 0 && wan::plan_memory(a, o).peak() <= int64_t(30e9));
   EXPECT(wan::persistent_params_for_budget(a, {}, int64_t(5e9)) == -2);
+  // The VAE on another device (--vae-device): neither its weights nor its decode are here.
+  o = {};
+  o.vae_on_device = false;
+  const wan::MemoryPlan no_vae = wan::plan_memory(a, o);
+  EXPECT(no_vae.vae == 0 && no_vae.vae_activations == 0 && no_vae.decode() == no_vae.resident());
+  EXPECT(all.resident() - no_vae.resident() == all.vae);
+  EXPECT(wan::gb_text(int64_t(24e9)) == "24.00 GB" && wan::gb_text(99787564) == "99.8 MB");
 }

@@ -120,3 +120,54 @@ TEST(t2v_bad_parameters_are_named_before_any_compute) {
   r = good, r.tiled = true, r.tile_stride = {40, 4};
   EXPECT_THROWS(engine().validate(r), "stride <= size");
 }
+
+TEST(t2v_memory_budget_refuses_what_does_not_fit_before_any_compute) {
+  T2VRequest small = request_for("cfg1_single_frame", {{"seed", "1"}, {"height", 32}, {"width", 32}, {"num_frames", 5},
+                                                       {"num_inference_steps", 1}, {"cfg_scale", 1.0},
+                                                       {"sigma_shift", 5.0}, {"tiled", false}});
+  auto sized = [&](int64_t h, int64_t w, int64_t f) {
+    T2VRequest r = small;
+    r.height = h, r.width = w, r.num_frames = f;
+    return r;
+  };
+  const T2VRequest smallest = sized(16, 16, 1), medium = sized(64, 64, 9), large = sized(480, 832, 81);
+  // Without a budget nothing is refused, and the plan is the memory model's for this placement.
+  EXPECT(engine().budget_problem(large).empty());
+  MemoryPlanOptions o;
+  o.height = 64, o.width = 64, o.num_frames = 9, o.bytes_per_value = 4;  // the CPU computes in float32
+  const int64_t floor = engine().memory_plan(smallest).peak(), fits = engine().memory_plan(medium).peak();
+  EXPECT(plan_memory(engine().model().arch, o).peak() == fits && fits > floor);
+
+  // A budget below what the engine keeps whatever the request (weights, the smallest video) fails
+  // the open, naming the parts.
+  ComputeOptions c;
+  c.budget_video = {64, 64, 9, false};
+  c.memory_budget = floor - 1;
+  EXPECT_ERROR(T2VEngine(wantest::tiny_model(), {}, c), "memory budget", "the weights this engine keeps on cpu need",
+               "text encoder", "VAE", "try");
+  c.memory_budget = 0;
+  EXPECT_ERROR(T2VEngine(wantest::tiny_model(), {}, c), "memory budget must be positive");
+  // A budget video over the budget opens (the note says so); such requests are refused.
+  c.memory_budget = floor;
+  EXPECT(T2VEngine(wantest::tiny_model(), {}, c).placement()["memory_budget_note"].get<std::string>().find(
+             "64x64x9 predicted at 99.8 MB") != std::string::npos);
+
+  c.memory_budget = fits;
+  const T2VEngine e(wantest::tiny_model(), {}, c);
+  EXPECT(e.placement()["memory_budget_bytes"] == fits);
+  EXPECT(e.placement()["memory_budget_note"].get<std::string>().find("over it") == std::string::npos);
+  // A request over the budget is refused by validate (generate's first step), naming what it
+  // needs, the budget and what would fit; the engine then runs one that fits.
+  EXPECT_ERROR(e.validate(sized(128, 128, 9)), "128x128x9 generation is predicted to need 360.0 MB on cpu",
+               "over the budget of 99.8 MB", "fewer frames or a smaller size");
+  EXPECT_ERROR(e.generate(large), "480x832x81 generation", "tiled decode (");
+  const nlohmann::json report = e.memory_report(large);
+  EXPECT(report["fits"] == false && report["budget_bytes"] == fits && report["device"] == "cpu");
+  EXPECT(report["peak_bytes"].get<int64_t>() == e.memory_plan(large).peak());
+  EXPECT(e.memory_report(medium)["fits"] == true && e.memory_report(medium)["problem"] == "");
+  const T2VResult ok = e.generate(small);
+  EXPECT(ok.video.size(1) == 5);
+  const MemoryPlan p = e.memory_plan(small);
+  EXPECT(ok.timings["predicted_peak_bytes"]["decode"]["cpu"] == p.decode());
+  EXPECT(ok.timings["predicted_peak_bytes"]["denoise"]["cpu"] == p.denoise());
+}

@@ -61,10 +61,12 @@ commands:
       communication, and the ratio
   bench t2v --random-weights 1.3B|14B [--device cuda] [--frames 81 --height 480 --width 832]
             [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda]
-            [--persistent-params N] [--attention auto|flash|cudnn|efficient|math] [--dtype ...]
+            [--persistent-params N] [--budget BYTES] [--attention auto|flash|cudnn|efficient|math]
+            [--dtype ...]
       the whole pipeline on random real-size weights held in memory (no files): seconds per
-      stage and step, peak device memory, TFLOP/s per step against the measured matmul peak, and
-      the full run's estimate against its FLOP bound
+      stage and step, peak device memory beside the memory model's prediction, TFLOP/s per step
+      against the measured matmul peak, and the full run's estimate against its FLOP bound.
+      --budget: the engine keeps the DiT blocks that fit beside this video (persistent params chosen)
   parity DIR [--device cuda] [--dtype bf16] [--height N --width N --frames N --steps N] [--cfg-scale X]
              [--persistent-params N]
       the engine on DEVICE/DTYPE against itself on the CPU in float32 (which matches
@@ -251,8 +253,8 @@ int main(int argc, char** argv) {
     } else if (cmd == "bench" && argc > 2 && std::string(argv[2]) == "t2v") {
       Args a = parse(argc, argv, {"--tiled"});
       check_known(a, {"--random-weights", "--device", "--dtype", "--frames", "--height", "--width", "--steps",
-                      "--full-steps", "--cfg-scale", "--tiled", "--t5-device", "--persistent-params", "--attention",
-                      "--seed", "--peak-tflops"});
+                      "--full-steps", "--cfg-scale", "--tiled", "--t5-device", "--persistent-params", "--budget",
+                      "--attention", "--seed", "--peak-tflops"});
       wan::PipelineBenchOptions o;
       if (!a.options.count("--random-weights")) usage("bench t2v needs --random-weights tiny|1.3B|14B");
       o.dims = a.options["--random-weights"];
@@ -261,6 +263,7 @@ int main(int argc, char** argv) {
       if (a.options.count("--t5-device")) o.t5_device = a.options["--t5-device"];
       if (a.options.count("--attention")) o.attention = a.options["--attention"];
       if (a.options.count("--persistent-params")) o.persistent_params = count_option(a, "--persistent-params");
+      if (a.options.count("--budget")) o.memory_budget = count_option(a, "--budget");
       o.frames = int_option(a, "--frames", o.frames);
       o.height = int_option(a, "--height", o.height);
       o.width = int_option(a, "--width", o.width);

@@ -44,6 +44,8 @@ nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
   comp.dtype = o.dtype;
   comp.t5_device = o.t5_device;
   comp.persistent_params = o.persistent_params;
+  comp.memory_budget = o.memory_budget;
+  comp.budget_video = {o.height, o.width, o.frames, o.tiled};
   T2VEngine engine(std::move(m), par, comp);
   device_synchronize(dev);
   const double weights_s = since(t_weights);
@@ -104,13 +106,7 @@ nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
   }
   if (!matmul.is_null()) j["matmul"] = matmul;
   // The memory model's prediction (models/memory_model.h) beside each measured stage peak.
-  MemoryPlanOptions mo;
-  mo.height = o.height, mo.width = o.width, mo.num_frames = o.frames;
-  mo.persistent_params = o.persistent_params;
-  mo.t5_on_device = o.t5_device.empty() || o.t5_device == o.device;
-  mo.tiled = o.tiled;
-  mo.bytes_per_value = dev.is_cuda() ? 2 : 4;
-  const MemoryPlan plan = plan_memory(arch, mo);
+  const MemoryPlan plan = engine.memory_plan(r);
   j["predicted"] = to_json(plan);
   if (t.contains("device_peak_bytes")) {
     const std::string d = dev.str();

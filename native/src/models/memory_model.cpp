@@ -1,6 +1,7 @@
 #include "models/memory_model.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace wan {
 
@@ -39,7 +40,7 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   }
   p.dit_resident = resident * B;
   p.t5 = o.t5_on_device ? count_params(t5_specs(a.t5)) * B : 0;
-  p.vae = count_params(vae_specs(a.vae)) * B;
+  p.vae = o.vae_on_device ? count_params(vae_specs(a.vae)) * B : 0;
 
   const int64_t Lt = a.dit.text_len;
   p.t5_activations = o.t5_on_device ? Lt * Lt * a.t5.num_heads * (B + B + 4 + 4 + B) + Lt * a.t5.dim_ffn * B * 3 : 0;
@@ -53,7 +54,7 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   p.dit_activations = int64_t(double(L) * D * std::max(attn, ffn));
 
   const int64_t th = o.tiled ? std::min<int64_t>(h, o.tile_h) : h, tw = o.tiled ? std::min<int64_t>(w, o.tile_w) : w;
-  p.vae_activations = int64_t(kVaeDecodeBytesPerPixelPerByte * B * double(th * 8) * double(tw * 8));
+  p.vae_activations = o.vae_on_device ? int64_t(kVaeDecodeBytesPerPixelPerByte * B * double(th * 8) * double(tw * 8)) : 0;
   return p;
 }
 
@@ -77,6 +78,17 @@ int64_t persistent_params_for_budget(const ModelArch& a, MemoryPlanOptions o, in
     if (plan_memory(a, o).peak() <= budget_bytes) return o.persistent_params;
   }
   return -2;
+}
+
+std::string gb_text(int64_t bytes) {
+  char buf[32];
+  if (bytes >= 1000000000) std::snprintf(buf, sizeof buf, "%.2f GB", double(bytes) / 1e9);
+  else std::snprintf(buf, sizeof buf, "%.1f MB", double(bytes) / 1e6);
+  return buf;
+}
+
+std::string stages_text(const MemoryPlan& p) {
+  return "encode " + gb_text(p.encode()) + ", denoise " + gb_text(p.denoise()) + ", decode " + gb_text(p.decode());
 }
 
 }  // namespace wan

@@ -4,7 +4,7 @@
 // that holds the DiT's first rank:
 //   resident  DiT weights kept on the device (all, or the persistent budget's blocks plus the
 //             embeddings and head, or with sharded weights 1/sp of each block plus those), the
-//             UMT5 when it runs there, the VAE
+//             UMT5 and the VAE when they run there
 //   encode    resident + UMT5 activations: per layer the position bias, scores and probabilities
 //             [heads, Lt, Lt] (bf16, float32 softmax) and the gated FFN [Lt, dim_ffn]
 //   denoise   resident + two streamed blocks when offloading or sharding (the one computing and
@@ -18,6 +18,7 @@
 // Weights are bf16 on CUDA (2 B/param); a CPU device computes in float32 (4 B).
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -31,6 +32,7 @@ struct MemoryPlanOptions {
   int64_t persistent_params = -1; // -1: every DiT weight resident
   bool shard_weights = false;     // each rank keeps 1/sequence_parallel of the blocks, gathers one at a time
   bool t5_on_device = true;       // false: --t5-device cpu
+  bool vae_on_device = true;      // false: --vae-device elsewhere (then nothing of the VAE is here)
   bool tiled = false;
   int tile_h = 30, tile_w = 52;   // latent units (tiled decode)
   int bytes_per_value = 2;        // 2: bf16 (CUDA), 4: float32 (CPU)
@@ -52,5 +54,10 @@ nlohmann::json to_json(const MemoryPlan& p);
 // The largest persistent-parameter count whose predicted peak fits `budget_bytes`, or -1 when
 // everything fits resident, or -2 when even no resident block fits.
 int64_t persistent_params_for_budget(const ModelArch& a, MemoryPlanOptions o, int64_t budget_bytes);
+
+// "12.35 GB" (10^9 bytes, as --budget 24G counts them; "99.8 MB" below 1 GB), and a plan's
+// stages: "encode 14.80 GB, denoise 15.70 GB, decode 18.80 GB".
+std::string gb_text(int64_t bytes);
+std::string stages_text(const MemoryPlan& p);
 
 }  // namespace wan

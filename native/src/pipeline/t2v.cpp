@@ -97,12 +97,14 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5, t5_place_);
   // CPU ranks are threads sharing one DiT; CUDA ranks each hold their own copy. Sharded weights:
   // one DiT per local rank, holding part (global rank mod sp) of each block.
-  DitOptions dit_options{dit_place_, c.persistent_params};
   const int sp = layout_.sequence_parallel();
   if (c.shard_weights && sp < 2)
     fail("shard weights needs a sequence-parallel group (ulysses x ring >= 2); the layout has ", sp, " rank",
          sp == 1 ? "" : "s", " per CFG branch");
   shard_weights_ = c.shard_weights;
+  persistent_params_ = c.persistent_params;
+  if (c.memory_budget != -1) apply_budget(c);
+  DitOptions dit_options{dit_place_, persistent_params_};
   for (size_t i = 0; i < devices.size(); ++i) {
     const auto& d = devices[i];
     if (d.type == "cuda") dit_options.placement.device = at::Device(at::kCUDA, c10::DeviceIndex(d.index));
@@ -205,7 +207,9 @@ nlohmann::json T2VEngine::placement() const {
           {"dit_resident_params", dits_.front()->resident_params()},
           {"dit_offloaded_params", dits_.front()->offloaded_params()},
           {"dit_weight_shards", dits_.front()->weight_shards()},
-          {"devices_note", devices_note_}};
+          {"devices_note", devices_note_},
+          {"memory_budget_bytes", memory_budget_},
+          {"memory_budget_note", budget_note_}};
 }
 
 nlohmann::json T2VEngine::memory_now() const {
@@ -306,6 +310,82 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
   return result;
 }
 
+MemoryPlanOptions T2VEngine::plan_options(const T2VRequest& r) const {
+  MemoryPlanOptions o;
+  o.height = int(r.height), o.width = int(r.width), o.num_frames = int(r.num_frames);
+  o.sequence_parallel = layout_.sequence_parallel();
+  o.persistent_params = persistent_params_;
+  o.shard_weights = shard_weights_;
+  o.t5_on_device = t5_place_.device == dit_place_.device;
+  o.vae_on_device = vae_place_.device == dit_place_.device;
+  o.tiled = r.tiled;
+  o.tile_h = int(r.tile_size[0]), o.tile_w = int(r.tile_size[1]);
+  o.bytes_per_value = int(c10::elementSize(dit_place_.dtype));
+  return o;
+}
+
+MemoryPlan T2VEngine::memory_plan(const T2VRequest& r) const { return plan_memory(model_.arch, plan_options(r)); }
+
+// What to try when a plan is over the budget, from what this engine and request could change;
+// `weights_only`: the smallest video is already too much, so only where the weights live helps.
+std::string T2VEngine::budget_hints(const T2VRequest& r, bool weights_only) const {
+  std::vector<std::string> h;
+  const MemoryPlan p = memory_plan(r);
+  const bool cuda = dit_place_.device.is_cuda();
+  if (!weights_only && !r.tiled) {
+    T2VRequest t = r;
+    t.tiled = true;
+    const int64_t tiled = memory_plan(t).peak();
+    if (tiled < p.peak()) h.push_back(concat("tiled decode (", gb_text(tiled), ")"));
+  }
+  if (cuda && p.t5 > 0) h.push_back("the text encoder on the CPU (t5Device 'cpu')");
+  if (cuda && weights_only && p.vae > 0) h.push_back("the VAE on another device (vaeDevice)");
+  if (cuda && persistent_params_ > 0) h.push_back("fewer persistent DiT parameters");
+  if (!weights_only) h.push_back("fewer frames or a smaller size");
+  if (!weights_only && p.denoise() >= std::max(p.encode(), p.decode()))
+    h.push_back("more devices (ulysses/ring split the DiT's tokens)");
+  if (!cuda) h.push_back("a larger budget (a CPU engine keeps every weight resident)");
+  std::string out;
+  for (const std::string& s : h) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+void T2VEngine::apply_budget(const ComputeOptions& c) {
+  memory_budget_ = c.memory_budget;
+  const auto& v = c.budget_video;
+  if (memory_budget_ <= 0) fail("memory budget must be positive bytes, got ", memory_budget_);
+  if (v.height < 16 || v.height % 16 || v.width < 16 || v.width % 16 || v.num_frames < 1 || (v.num_frames - 1) % 4)
+    fail("budget video must be multiples of 16 and 4k+1 frames, got ", v.height, "x", v.width, "x", v.num_frames);
+  T2VRequest probe;
+  probe.height = v.height, probe.width = v.width, probe.num_frames = v.num_frames, probe.tiled = v.tiled;
+  const std::string video = concat(v.height, "x", v.width, "x", v.num_frames, v.tiled ? " tiled" : "");
+  const bool choose = dit_place_.device.is_cuda() && c.persistent_params < 0 && !shard_weights_;
+  if (choose) {
+    // The most whole blocks, in order, that leave room for the budget video (models/dit.h); when
+    // even every block streamed is too much for it, stream them all and check requests one by one.
+    persistent_params_ = persistent_params_for_budget(model_.arch, plan_options(probe), memory_budget_);
+    if (persistent_params_ == -2) persistent_params_ = 0;
+  }
+  // What stays on the device whatever the request: the weights and the smallest video's activations.
+  T2VRequest smallest;
+  smallest.height = smallest.width = 8 * model_.arch.dit.patch[1], smallest.num_frames = 1;
+  const MemoryPlan floor = memory_plan(smallest);
+  if (floor.peak() > memory_budget_)
+    fail("memory budget ", gb_text(memory_budget_), ": the weights this engine keeps on ", dit_place_.device.str(),
+         " need ", gb_text(floor.resident()), " (DiT ", gb_text(floor.dit_resident + floor.dit_streamed), ", text encoder ",
+         gb_text(floor.t5), ", VAE ", gb_text(floor.vae), ") and even a ", smallest.height, "x", smallest.width,
+         "x1 video peaks at ", gb_text(floor.peak()), " (", stages_text(floor), ")",
+         choose ? " with every DiT block streamed from host memory" : "", "; try ", budget_hints(smallest, true));
+  const MemoryPlan p = memory_plan(probe);
+  budget_note_ = concat(gb_text(memory_budget_), " per device; ", video, " predicted at ", gb_text(p.peak()), " (",
+                        stages_text(p), ")", p.peak() > memory_budget_ ? ", over it: such requests are refused" : "",
+                        choose ? (persistent_params_ < 0 ? "; every DiT weight resident"
+                                                         : concat("; persistent_params ", persistent_params_, " chosen"))
+                               : "");
+  if (p.peak() > memory_budget_) log_warn("memory budget ", budget_note_);
+  else log_info("memory budget ", budget_note_);
+}
+
 void T2VEngine::validate(const T2VRequest& r) const {
   const DitArch& a = model_.arch.dit;
   const int64_t hw_factor = 8 * a.patch[1];  // VAE stride 8 × DiT patch 2 = 16 for Wan2.1
@@ -325,6 +405,26 @@ void T2VEngine::validate(const T2VRequest& r) const {
            r.tile_size[1], ") stride (", r.tile_stride[0], ", ", r.tile_stride[1], ")");
   check_prompt(r.prompt_ids, r.prompt_mask, "prompt", a.text_len);
   if (r.cfg_scale != 1.0) check_prompt(r.negative_ids, r.negative_mask, "negative prompt", a.text_len);
+  if (const std::string why = budget_problem(r); !why.empty()) fail(why);
+}
+
+std::string T2VEngine::budget_problem(const T2VRequest& r) const {
+  if (memory_budget_ <= 0) return "";
+  const MemoryPlan p = memory_plan(r);
+  if (p.peak() <= memory_budget_) return "";
+  return concat("a ", r.height, "x", r.width, "x", r.num_frames, r.tiled ? " tiled" : "",
+                " generation is predicted to need ", gb_text(p.peak()), " on ", dit_place_.device.str(), " (",
+                stages_text(p), "), over the budget of ", gb_text(memory_budget_), "; try ", budget_hints(r));
+}
+
+nlohmann::json T2VEngine::memory_report(const T2VRequest& r) const {
+  nlohmann::json j = to_json(memory_plan(r));
+  j["device"] = dit_place_.device.str();
+  j["budget_bytes"] = memory_budget_;
+  const std::string why = budget_problem(r);
+  j["fits"] = why.empty();
+  j["problem"] = why;
+  return j;
 }
 
 T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(const T2VEvent&)>& progress,
@@ -432,6 +532,11 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   out.timings["decode_s"] = seconds_since(t_decode);
   stage_end("decode");
   if (!stage_peaks.empty()) out.timings["device_peak_bytes"] = stage_peaks;
+  // The memory model's figures for the same stages and device (models/memory_model.h).
+  const MemoryPlan plan = memory_plan(r);
+  out.timings["predicted_peak_bytes"] = {{"encode", {{dev.str(), plan.encode()}}},
+                                         {"denoise", {{dev.str(), plan.denoise()}}},
+                                         {"decode", {{dev.str(), plan.decode()}}}};
   out.timings["placement"] = placement();
   return out;
 }

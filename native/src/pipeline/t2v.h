@@ -15,6 +15,7 @@
 #include "checkpoint/layout.h"
 #include "common/error.h"
 #include "models/dit.h"
+#include "models/memory_model.h"
 #include "pipeline/flow_match.h"
 #include "models/umt5.h"
 #include "models/vae.h"
@@ -81,6 +82,17 @@ struct ComputeOptions {
   // Device groups: each rank keeps 1/sp of every DiT block's weights and all-gathers a block just
   // before computing it (sp = ulysses x ring; models/dit.h DitOptions::weight_shards).
   bool shard_weights = false;
+  // Bytes of live tensors allowed per device (DiffSynth's vram_limit, counted as the memory
+  // model counts them: models/memory_model.h), -1: none. With a budget the engine keeps as many
+  // DiT blocks resident as leave room for a `budget_video` generation (CUDA, unless
+  // persistent_params is given; all streamed when even that is too much), fails to open when the
+  // weights it keeps do not fit, and refuses any request whose predicted peak exceeds the budget
+  // before computing anything.
+  int64_t memory_budget = -1;
+  struct BudgetVideo {
+    int64_t height = 480, width = 832, num_frames = 81;  // DiffSynth's defaults
+    bool tiled = false;
+  } budget_video;
 };
 
 // The loaded model, ready to generate: weights stay resident between requests. With more than
@@ -108,9 +120,17 @@ class T2VEngine {
   // The device group (null with one device); tests inject faults and set timeouts through it.
   DeviceGroup* group() const { return group_.get(); }
 
-  // Checks every parameter against the model before any compute; errors name the parameter and
-  // the allowed values.
+  // Checks every parameter against the model, and with a memory budget the predicted peak,
+  // before any compute; errors name the parameter and the allowed values.
   void validate(const T2VRequest& r) const;
+  // The predicted live bytes, per stage, on the DiT's first device for this request as this
+  // engine is placed (persistent blocks, shards, where the T5 and the VAE run, dtype).
+  MemoryPlan memory_plan(const T2VRequest& r) const;
+  // "" when the request fits the memory budget (or there is none), else what it needs, the
+  // budget and what would fit.
+  std::string budget_problem(const T2VRequest& r) const;
+  // memory_plan as JSON (models/memory_model.h to_json) with device, budget_bytes, fits, problem.
+  nlohmann::json memory_report(const T2VRequest& r) const;
 
   T2VResult generate(const T2VRequest& r, const std::function<void(const T2VEvent&)>& progress = {},
                      const std::atomic<bool>* cancel = nullptr) const;
@@ -130,6 +150,9 @@ class T2VEngine {
   // One per local device, in device-list order; with shard_weights one per local rank.
   std::vector<std::unique_ptr<WanDiT>> dits_;
   bool shard_weights_ = false;
+  int64_t persistent_params_ = -1;  // given, or chosen for the memory budget
+  int64_t memory_budget_ = -1;
+  std::string budget_note_;  // with a budget: what the engine chose for it
   std::string devices_note_;  // devices "auto": what it chose and why
   std::unique_ptr<WanVAE> vae_;
   Placement dit_place_, t5_place_, vae_place_;
@@ -140,6 +163,9 @@ class T2VEngine {
   mutable std::mutex requests_mu_;
   mutable int64_t published_ = 0;
   void publish(const T2VRequest& r) const;
+  void apply_budget(const ComputeOptions& c);
+  MemoryPlanOptions plan_options(const T2VRequest& r) const;
+  std::string budget_hints(const T2VRequest& r, bool weights_only = false) const;
   at::Tensor denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
                               const T2VRequest& r, const FlowMatchSchedule& sched, nlohmann::json& step_s,
                               const std::function<void(int64_t, const at::Tensor&)>& on_step,
