@@ -1,7 +1,8 @@
 // native/tools/gpu-check.sh, the script a lent GPU machine runs first, exercised here with
 // stand-ins for nvidia-smi and python3 on this CPU-only build (its existing build directory, so
 // nothing is rebuilt): every step runs and is logged, the CUDA-only steps fail fast instead of
-// hanging, and what comes back from a device run (at most 8 files) is what it writes.
+// hanging, and what comes back from a device run (at most 8 files) is what it writes: the log and
+// one archive of the steps' JSON.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -9,7 +10,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { root, scratch } from "./helpers.js";
 
-test("gpu-check.sh: doctor, the device tests and every step, logged; 7 files in OUT_DIR", () => {
+test("gpu-check.sh: doctor, the device tests and every step, logged; OUT_DIR holds log.txt and results.tgz", () => {
   const dir = scratch();
   const bin = join(dir, "bin");
   mkdirSync(bin);
@@ -22,20 +23,23 @@ test("gpu-check.sh: doctor, the device tests and every step, logged; 7 files in 
   const r = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
     encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT_DIR: out }, timeout: 300_000,
   });
-  rmSync(join(build, "tiny"), { recursive: true, force: true });
+  for (const made of ["tiny", "results"]) rmSync(join(build, made), { recursive: true, force: true });
   assert.equal(r.status, 0, r.stdout + r.stderr);
-  const files = readdirSync(out).sort();
-  assert.deepEqual(files, ["dit_1.3B_480p.json", "dit_1.3B_480p_aten.json", "doctor.json", "elementwise_1.3B.json", "log.txt",
-    "parity_tiny.json", "t2v_1.3B_480p.json"]);
-  const doctor = JSON.parse(readFileSync(join(out, "doctor.json"), "utf8")) as { runs_on: string };
+  assert.deepEqual(readdirSync(out).sort(), ["log.txt", "results.tgz"]);
+  const steps = ["parity_tiny", "elementwise_1.3B", "dit_1.3B_480p", "dit_1.3B_480p_aten", "t2v_1.3B_480p", "t2v_1.3B_480p_budget3G"];
+  const unpacked = join(dir, "results");
+  mkdirSync(unpacked);
+  const tar = spawnSync("tar", ["xzf", join(out, "results.tgz"), "-C", unpacked], { encoding: "utf8" });
+  assert.equal(tar.status, 0, tar.stderr);
+  assert.deepEqual(readdirSync(unpacked).sort(), ["doctor", ...steps].map((s) => `${s}.json`).sort());
+  const doctor = JSON.parse(readFileSync(join(unpacked, "doctor.json"), "utf8")) as { runs_on: string };
   assert.equal(doctor.runs_on, "cpu f32");
   const log = readFileSync(join(out, "log.txt"), "utf8");
   assert.match(log, /^rc=0 doctor /m);
   for (const t of ["nccl_one_rank_collectives", "attention_parts_merge_to_whole_attention_on_each_device",
     "rope_kernel_on_cuda_equals_its_host_emulation", "bf16_path_tracks_float32_on_cpu", "device_lists_parse_and_auto_says_what_it_chose"])
     assert.match(r.stdout + log, new RegExp(`ok {3}${t}`), t);
-  for (const step of ["parity_tiny", "elementwise_1.3B", "dit_1.3B_480p", "dit_1.3B_480p_aten", "t2v_1.3B_480p"])
-    assert.match(log, new RegExp(`^rc=1 ${step} `, "m"), `${step} fails fast without CUDA`);
+  for (const step of steps) assert.match(log, new RegExp(`^rc=1 ${step} `, "m"), `${step} fails fast without CUDA`);
   assert.match(log, /^done \d+s$/m);
   assert.ok(!existsSync(join(build, "tiny")));
 });

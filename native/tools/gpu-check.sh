@@ -4,20 +4,28 @@
 # the own kernels against their host emulations), parity of GPU bf16 against CPU float32 on the tiny
 # model, and the 1.3B benches (elementwise passes and the own kernels against ATen, the DiT
 # forward against DiffSynth-Studio when DIFFSYNTH_DIR is set and again with the own kernels off,
-# the whole pipeline). Each bench's JSON goes to OUT_DIR (default ./gpu-check), the log to
-# OUT_DIR/log.txt.
+# the whole pipeline, and again under a 3 GB memory budget with the text encoder on the CPU).
 #
 #   native/tools/gpu-check.sh [BUILD_DIR]
-# Env: OUT_DIR; GPU_CHECK_14B=1 adds the 14B 720p pipeline (about 3 more minutes); WANLAB_JSON_INCLUDE / WANLAB_GLOO_INCLUDE when nlohmann/json and Gloo headers are not
-# system-wide; DIFFSYNTH_DIR (a DiffSynth-Studio checkout) for the peer.
+# Env: OUT_DIR (default ./gpu-check); GPU_CHECK_14B=1 adds the 14B through the whole pipeline at
+# 1280x720 and at 480p under a 24 GB budget (about 5 more minutes); WANLAB_JSON_INCLUDE /
+# WANLAB_GLOO_INCLUDE when nlohmann/json and Gloo headers are not system-wide; DIFFSYNTH_DIR (a
+# DiffSynth-Studio checkout) for the peer.
+#
+# What comes back from a device run is two files, however many steps there are: OUT_DIR/log.txt
+# and OUT_DIR/results.tgz (one JSON per step, re-packed after every step so a run cut short still
+# returns what it finished). The JSONs also stay unpacked in BUILD_DIR/results, beside the build
+# logs and the tiny model.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=${1:-/tmp/wanlab-gpu-build}
 OUT=${OUT_DIR:-$PWD/gpu-check}
-mkdir -p "$OUT"
+R=$B/results
+mkdir -p "$OUT" "$R"
 LOG=$OUT/log.txt
 step() { local name=$1 limit=$2; shift 2; echo "=== $name ($(date +%T), t=${SECONDS}s)" | tee -a "$LOG";
-  timeout "$limit" "$@" > "$OUT/$name.json" 2>> "$LOG"; echo "rc=$? $name ${SECONDS}s" | tee -a "$LOG"; }
+  timeout "$limit" "$@" > "$R/$name.json" 2>> "$LOG"; echo "rc=$? $name ${SECONDS}s" | tee -a "$LOG";
+  tar czf "$OUT/results.tgz" -C "$R" .; }
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$LOG"
 TD=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') || exit 1
@@ -25,9 +33,6 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 extra=()
 [ -n "${WANLAB_JSON_INCLUDE:-}" ] && extra+=("-DWANLAB_JSON_INCLUDE=$WANLAB_JSON_INCLUDE")
 [ -n "${WANLAB_GLOO_INCLUDE:-}" ] && extra+=("-DWANLAB_GLOO_INCLUDE=$WANLAB_GLOO_INCLUDE")
-# Build logs and the tiny model stay beside the build: what comes back from a device run is a few
-# files (log.txt and one JSON per step: 7 in all).
-mkdir -p "$B"
 [ -f "$B/build.ninja" ] || cmake -S "$ROOT/native" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DWANLAB_TORCH_DIR="$TD" "${extra[@]}" > "$B/cmake.txt" 2>&1 || { tail -30 "$B/cmake.txt" | tee -a "$LOG"; exit 1; }
 ninja -C "$B" wanlab-engine wanlab-tests > "$B/build.txt" 2>&1 || { grep -E "error" -A5 "$B/build.txt" | head -80 | tee -a "$LOG"; exit 1; }
@@ -43,8 +48,11 @@ step dit_1.3B_480p 150 "$E" bench dit --dims 1.3B --device cuda --frames 81 --he
 step dit_1.3B_480p_aten 120 env WANLAB_OWN_KERNELS=0 "$E" bench dit --dims 1.3B --device cuda --frames 81 --height 480 --width 832 \
   --warmup 1 --iters 3 --no-peer
 step t2v_1.3B_480p 150 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3
-# GPU_CHECK_14B=1: also the 14B at 1280x720 through the whole pipeline (2 steps; the 8th file).
+# The budget's choice of resident blocks, its cost per step and its prediction against the
+# allocator; also the first timing of the text encoder on the CPU.
+step t2v_1.3B_480p_budget3G 180 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3 --t5-device cpu --tiled --budget 3G
 if [ "${GPU_CHECK_14B:-0}" = 1 ]; then
   step t2v_14B_720p 300 "$E" bench t2v --random-weights 14B --device cuda --steps 2 --height 720 --width 1280
+  step t2v_14B_480p_budget24G 240 "$E" bench t2v --random-weights 14B --device cuda --steps 2 --t5-device cpu --tiled --budget 24G
 fi
 echo "done ${SECONDS}s" | tee -a "$LOG"
