@@ -22,6 +22,13 @@ writeFileSync(new URL("01-quickstart.ipynb", import.meta.url), nb([
 Open a model once, generate, look at the video and where the time went. The tiny model makes noise-like
 videos in seconds; the same cells run a real Wan2.1 checkpoint.`),
   code(setup),
+  md(`Where it runs: \`devices\` defaults to \`"auto"\` (the first GPU when this build has CUDA and one is visible, else the CPU).
+\`wan.doctor()\` checks the machine by running each path: libtorch, what auto picked and why, every GPU, ffmpeg, this kernel.`),
+  code("await wan.doctor()"),
+  md(`Will it fit? \`lab.memoryPlan()\` predicts what a generation holds on its device per stage (the memory model, nothing runs):
+weights kept there, DiT blocks streamed in, activations. Here the tiny model's float32 decode of a full 480×832×81
+video dominates; \`tiled: true\` cuts it. Open with \`budget: 24e9\` and every request is checked against it before any compute.`),
+  code(`await lab.memoryPlan({ height: 480, width: 832, numFrames: 81, tiled: true })`),
   md("Generate. The bar above the result updates in place (step n/N, it/s, ETA) with a latent preview every 2 steps (a linear projection of the latents, no VAE); ■ stops at the next step."),
   code(`
 const r = await lab.generate({ prompt: "A cat walks on the street at night, cinematic", negativePrompt: "blurry", seed: 42, height: 64, width: 64, numFrames: 5, numInferenceSteps: 4 }, { preview: { every: 2 } });

@@ -68,6 +68,26 @@ describe("in-process notebook lab", () => {
     assert.equal(p.fits, true);
     assert.equal(p.peak_bytes, Math.max(p.encode_peak_bytes, p.denoise_peak_bytes, p.decode_peak_bytes));
     assert.ok((await lab.memoryPlan({ height: 480, width: 832, numFrames: 81, tiled: true })).decode_peak_bytes < p.decode_peak_bytes);
+    // shown as a chart: stacked weights and activations per stage
+    const bundle = p.mimeBundle();
+    const fig = bundle["application/vnd.plotly.v1+json"] as { data: { name: string; y: number[] }[] };
+    assert.deepEqual(fig.data.map((t) => t.name), ["DiT weights", "text encoder", "VAE", "activations"]);
+    const stacked = [0, 1, 2].map((i) => fig.data.reduce((a, t) => a + t.y[i]!, 0));
+    assert.ok(Math.abs(stacked[2]! - p.decode_peak_bytes / 1e9) < 1e-9, "the decode bar stacks to the decode peak");
+    assert.match(String(bundle["text/plain"]), /^predicted memory on cpu: peak \d+\.\d\d GB \(encode/);
+  });
+
+  test("plot.memoryPlan: the budget as a line, measured CUDA peaks as markers", () => {
+    const plan = { device: "cuda:0", dit_resident_bytes: 10e9, dit_streamed_bytes: 1.4e9, t5_bytes: 0, vae_bytes: 0.25e9,
+      t5_activation_bytes: 0, dit_activation_bytes: 4e9, vae_activation_bytes: 1e9, resident_bytes: 10.25e9,
+      encode_peak_bytes: 10.25e9, denoise_peak_bytes: 15.65e9, decode_peak_bytes: 11.25e9, peak_bytes: 15.65e9,
+      budget_bytes: 16e9, fits: true, problem: "" };
+    const timings = { encode_s: 0, denoise_s: 0, decode_s: 0, step_s: [], predicted_peak_bytes: { encode: {}, denoise: {}, decode: {} },
+      device_peak_bytes: { encode: { "cuda:0": 10.3e9 }, denoise: { "cuda:0": 15.5e9 }, decode: { "cuda:0": 11e9 } } };
+    const fig = wan.plot.memoryPlan(plan, timings);
+    assert.deepEqual(fig.data.map((t) => t.name), ["DiT weights", "DiT blocks streamed in", "VAE", "activations", "budget 16.00 GB", "measured peak"]);
+    assert.deepEqual(fig.data.at(-1)!.y, [10.3, 15.5, 11]);
+    assert.match(String(fig.mimeBundle()["text/plain"]), /peak 15\.65 GB .* — fits the budget$/);
   });
 
   test("stats() draws the last generation; one rank gives no per-rank charts and says why", async () => {

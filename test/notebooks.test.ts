@@ -80,7 +80,7 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
     });
   }
 
-  test("01-quickstart shows the video (mp4 + GIF) and the stats chart (plotly + HTML)", () => {
+  test("01-quickstart shows the video (mp4 + GIF), the stats chart (plotly + HTML), doctor's report and the memory plan", () => {
     const nb = outputs.get("01-quickstart.ipynb");
     assert.ok(nb, "01-quickstart ran");
     const all = nb.cells.flatMap((c) => c.outputs);
@@ -99,6 +99,9 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
     const doctor = all.find((o) => o.text?.includes("devices auto"));
     assert.ok(doctor, "wan.doctor()'s report");
     assert.match(doctor.text!, /^ok: runs on the CPU in float32/m);
+    const plan = all.find((o) => o.text?.startsWith("predicted memory on cpu: peak"));
+    assert.ok(plan, "lab.memoryPlan()'s chart");
+    assert.ok(plan.mimes!.includes("application/vnd.plotly.v1+json"), "drawn, not printed");
   });
 
   test("03-parallel-layouts: parity on 1/2/4 ranks, per-rank progress, charts and the video", () => {

@@ -4,6 +4,6 @@ export { display, isDisplayable, makeDisplayable, publish, type Displayable, typ
 export { connect, expandDevices, open, rankRows, statsFigure, type NotebookLab, type NotebookOpenOptions, type NotebookResult, type ServerLab } from "./notebook.js";
 export { notebookLoad, type NotebookLoad } from "./load.js";
 export { latentFrameToRgb, latentPreview, wan21LatentRgbBias, wan21LatentRgbFactors, type LatentPreview } from "./preview.js";
-export { bar, communication, emptyFigure, figure, heatmap, line, memory, type Figure, type Trace } from "./plot.js";
+export { bar, communication, emptyFigure, figure, heatmap, line, memory, memoryPlan, type Figure, type Trace } from "./plot.js";
 export { notebookProgress, progressText, type NotebookProgress, type ProgressOptions, type RankRow } from "./progress.js";
 export { displayConfig, encodeGif, encodeVideo, frameStrip, videoBundle, type EncodedVideo, type VideoFrames } from "./video.js";

@@ -11,7 +11,7 @@ import type { JobOptions } from "../server/schema.js";
 import { inKernel, interruptible } from "./interrupt.js";
 import { notebookLoad } from "./load.js";
 import { makeDisplayable, type Displayable } from "./mime.js";
-import { figure, type Figure } from "./plot.js";
+import { figure, memoryPlan as memoryPlanFigure, type Figure } from "./plot.js";
 import { notebookProgress, type RankRow } from "./progress.js";
 import { encodeVideo, videoBundle, type EncodedVideo } from "./video.js";
 
@@ -36,8 +36,8 @@ export interface NotebookLab extends Lab {
   /** Time per denoising step and per component of the last generation (or `result`'s). */
   stats(result?: GenerateResult): Figure;
   /** What a generation with these parameters would need per device (the memory model) and
-   * whether it fits the budget; nothing runs. */
-  memoryPlan(params: Omit<GenerateParams, "prompt">): Promise<MemoryPlanReport>;
+   * whether it fits the budget; nothing runs. As a cell's value it shows as its chart. */
+  memoryPlan(params: Omit<GenerateParams, "prompt">): Promise<MemoryPlanReport & Displayable>;
 }
 
 /** A notebook lab attached to `wanlab serve`: close() detaches, the server keeps the model loaded. */
@@ -45,6 +45,12 @@ export interface ServerLab extends NotebookLab {
   /** The server's client: jobs, queue, server stats, shutdown. */
   readonly client: Client;
   generate(params: GenerateParams & Pick<JobOptions, "output">, options?: GenerateOptions): Promise<NotebookResult & RemoteResult>;
+}
+
+/** A memory plan that shows itself as its chart; its fields stay a plain object. */
+function shownPlan(p: MemoryPlanReport): MemoryPlanReport & Displayable {
+  const fig = memoryPlanFigure(p);
+  return makeDisplayable(p, () => fig.mimeBundle(), () => String(fig.mimeBundle()["text/plain"]));
 }
 
 /** Charts of one generation's timings: seconds per denoising step, and encode / denoise / decode. */
@@ -220,7 +226,7 @@ export async function open(options: NotebookOpenOptions = {}): Promise<NotebookL
     history,
     generate: notebookGenerate(lab, { ranks: rankRows(p, devices), previews: true, history }),
     stats: statsOf(history),
-    memoryPlan: async (params) => lab.memoryPlan(params),
+    memoryPlan: async (params) => shownPlan(lab.memoryPlan(params)),
     close: lab.close,
     [Symbol.asyncDispose]: lab.close,
   };
@@ -253,7 +259,7 @@ export async function connect(options: ConnectOptions = {}, model?: string): Pro
     history,
     generate: notebookGenerate(client, { ranks: rankRows(p), previews: false, history }),
     stats: statsOf(history),
-    memoryPlan: (params) => client.memoryPlan(params),
+    memoryPlan: async (params) => shownPlan(await client.memoryPlan(params)),
     close: client.close,
     [Symbol.asyncDispose]: client.close,
   };

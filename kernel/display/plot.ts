@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
-import type { GenerateResult } from "../engine.js";
+import type { GenerateResult, MemoryPlanReport } from "../engine.js";
 import { makeDisplayable, type Displayable, type MimeBundle } from "./mime.js";
 
 export interface Trace {
@@ -131,4 +131,42 @@ export function memory(r: GenerateResult | Timings, layout: Record<string, unkno
     [{ type: "bar", name: method ? `peak (${method})` : "peak", x: ranks.map(rankLabel), y: ranks.map((c) => (c.peak_bytes as number) / 2 ** 20), marker: { color: "#5cb85c" } }],
     { title: { text: title }, yaxis: { title: { text: "MiB" } }, ...layout },
   );
+}
+
+// ---- the memory model's plan (lab.memoryPlan) ----
+
+const stages = ["encode", "denoise", "decode"] as const;
+const gb = (bytes: number) => bytes / 1e9;
+
+/**
+ * What a generation is predicted to hold on its device per stage (stacked: weights kept there, DiT
+ * blocks streamed in, activations), the budget as a line, and where a finished generation on a
+ * CUDA device is given, its measured peaks as markers (timings.device_peak_bytes).
+ */
+export function memoryPlan(plan: MemoryPlanReport, measured?: GenerateResult | Timings, layout: Record<string, unknown> = {}): Figure {
+  const x = stages.map((s) => s);
+  const each = (bytes: number) => x.map(() => gb(bytes));
+  const parts: [string, number[], string][] = [
+    ["DiT weights", each(plan.dit_resident_bytes), "#4a90d9"],
+    ["DiT blocks streamed in", [0, gb(plan.dit_streamed_bytes), 0], "#9cc3ec"],
+    ["text encoder", each(plan.t5_bytes), "#8e6bbf"],
+    ["VAE", each(plan.vae_bytes), "#5cb85c"],
+    ["activations", [plan.t5_activation_bytes, plan.dit_activation_bytes, plan.vae_activation_bytes].map(gb), "#f0ad4e"],
+  ];
+  const data: Trace[] = parts
+    .filter(([, y]) => y.some((v) => v > 0))
+    .map(([name, y, color]) => ({ type: "bar", name, x, y, marker: { color } }));
+  if (plan.budget_bytes > 0)
+    data.push({ type: "scatter", mode: "lines", name: `budget ${gb(plan.budget_bytes).toFixed(2)} GB`, x, y: each(plan.budget_bytes), line: { color: "#d9534f", dash: "dash" } });
+  const peaks = measured ? timingsOf(measured).device_peak_bytes : undefined;
+  if (peaks) {
+    const y = stages.map((s) => peaks[s]?.[plan.device]);
+    if (y.every((v) => typeof v === "number"))
+      data.push({ type: "scatter", mode: "markers", name: "measured peak", x, y: y.map((v) => gb(v!)), marker: { color: "#222", size: 10, symbol: "diamond" } });
+  }
+  const verdict = plan.budget_bytes > 0 ? (plan.fits ? " — fits the budget" : ` — ${plan.problem}`) : "";
+  const title = `predicted memory on ${plan.device}: peak ${gb(plan.peak_bytes).toFixed(2)} GB`;
+  const plain = `${title} (encode ${gb(plan.encode_peak_bytes).toFixed(2)}, denoise ${gb(plan.denoise_peak_bytes).toFixed(2)}, ` +
+    `decode ${gb(plan.decode_peak_bytes).toFixed(2)} GB)${verdict}`;
+  return figure(data, { title: { text: title }, barmode: "stack", yaxis: { title: { text: "GB (live tensors)" } }, ...layout }, plain);
 }
