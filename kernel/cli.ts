@@ -25,10 +25,11 @@ commands:
            [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
            [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
            [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-           [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES]
+           [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto]
                                 text to video (DiffSynth-Studio's defaults; a random seed is printed;
                                 --devices defaults to auto: cuda:0 when a GPU is visible, else cpu;
-                                --budget 24G: the DiT blocks that fit beside this video stay on the GPU, the rest stream in)
+                                --budget 24G: the DiT blocks that fit beside this video stay on the GPU, the rest stream in;
+                                auto: the GPU's memory less 1.5 GB)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu|cuda] [--tiled] [--shard-weights]
                                 layout, files, architecture, parameters, dtypes, memory per device
@@ -42,7 +43,7 @@ commands:
                                 compute/comm split, peak memory per rank, parity vs 1 rank (timings are no speed-up claim)
   serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
         [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-        [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES]
+        [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto]
                                 load a model once and serve a job queue over HTTP (prints 'listening on URL';
                                 --budget plans for 480x832x81 and refuses jobs predicted to exceed it)
   kernel install [--user | --prefix P | --sys-prefix] [--name N] [--jupyter PATH | --no-jupyter] [--env K=V]...
@@ -97,6 +98,14 @@ const layoutOptions: Options = {
   ring: { type: "string" },
   "cfg-parallel": { type: "boolean" },
 };
+
+/** --budget BYTES (24G, 7e9) or auto. */
+function budgetOption(value: string | boolean | undefined): number | "auto" | undefined {
+  if (value === "auto" || value === undefined) return value;
+  if (typeof value !== "string" || !/^\d+(\.\d+)?(e\d+)?[KMG]?$/i.test(value))
+    throw new UsageError(`--budget must be bytes like 24G, 7e9 or 7000000000, or auto, got '${value}'`);
+  return countOption("budget", value);
+}
 
 /** --devices, --ulysses, --ring, --cfg-parallel as OpenOptions fields. */
 function layoutOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel"> {
@@ -321,7 +330,7 @@ function deviceOption(name: string, value: string | boolean | undefined): string
  * --budget BYTES as OpenOptions fields. */
 export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtype" | "t5Device" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget"> {
   return {
-    budget: countOption("budget", v.budget as string | undefined),
+    budget: budgetOption(v.budget),
     dtype: choice("dtype", v.dtype as string | undefined, computeDtypes),
     t5Device: deviceOption("t5-device", v["t5-device"]),
     vaeDevice: deviceOption("vae-device", v["vae-device"]),

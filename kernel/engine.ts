@@ -57,8 +57,9 @@ export interface OpenOptions {
    * a `budgetVideo` generation (persistentParams chosen unless given); every generate whose
    * predicted peak is over the budget is refused before any compute, naming what would fit.
    * `info.placement.memory_budget_note` says what was chosen. Leave 1–2 GB of the card for the
-   * CUDA context and the allocator's cache. */
-  budget?: number;
+   * CUDA context and the allocator's cache: "auto" does (the device's total less 1.5 GB; on the CPU
+   * the host's available memory at load less 1 GB). */
+  budget?: number | "auto";
   /** The generation the budget is planned for; default DiffSynth's 480×832×81, untiled. */
   budgetVideo?: { height?: number; width?: number; numFrames?: number; tiled?: boolean };
   /** Loading stages as they start and end (the notebook's load bar). */

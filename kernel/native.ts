@@ -13,7 +13,7 @@ export interface NativeAddon {
   /** Loads a model into a resident engine (kernel/engine.ts wraps it). */
   openEngine(dir: string, options?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; rendezvous?: string; nnodes?: number; nodeRank?: number; logDir?: string; logLevel?: string;
     dtype?: string; t5Device?: string; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean;
-    budget?: number; budgetVideo?: { height?: number; width?: number; numFrames?: number; tiled?: boolean } }): Promise<unknown>;
+    budget?: number | "auto"; budgetVideo?: { height?: number; width?: number; numFrames?: number; tiled?: boolean } }): Promise<unknown>;
 }
 
 /** Where the build puts the addon (cmake-js --out native/build). */

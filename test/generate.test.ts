@@ -222,9 +222,14 @@ describe("compute options (--dtype, --t5-device, --vae-device, --persistent-para
     r = wanlab([...base(out), "--budget", "80M"]);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(existsSync(out));
+    r = wanlab([...base(join(dir, "budget-auto.mp4")), "--budget", "auto"]);
+    assert.equal(r.status, 0, r.stderr);
+    const meta = JSON.parse(readFileSync(join(dir, "budget-auto.mp4.json"), "utf8"));
+    assert.match(meta.timings.placement.memory_budget_note,
+      /^[\d.]+ GB per device \(auto: the host's available [\d.]+ GB less 1\.00 GB\); 48x64x9 predicted at 78\.1 MB/);
     r = wanlab([...base(out), "--budget", "lots"]);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /--budget must be a count like 24G/);
+    assert.match(r.stderr, /--budget must be bytes like 24G, 7e9 or 7000000000, or auto, got 'lots'/);
   });
 
   test("a CUDA device on a machine without one, and a parameter budget on the CPU, fail naming why", () => {

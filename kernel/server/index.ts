@@ -47,7 +47,7 @@ export interface ServeOptions {
     rendezvous?: string; nnodes?: number; nodeRank?: number;
     /** Compute placement and memory (OpenOptions dtype, t5Device, vaeDevice, persistentParams, budget). */
     dtype?: "f32" | "bf16" | "f16"; t5Device?: string; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean;
-    budget?: number; budgetVideo?: OpenOptions["budgetVideo"] };
+    budget?: OpenOptions["budget"]; budgetVideo?: OpenOptions["budgetVideo"] };
 }
 
 export interface Server {

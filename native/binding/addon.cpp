@@ -490,7 +490,12 @@ Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   compute.vae_device = get<std::string>(o, "vaeDevice", compute.vae_device);
   compute.persistent_params = static_cast<int64_t>(get<double>(o, "persistentParams", -1));
   compute.shard_weights = get<bool>(o, "shardWeights", false);
-  compute.memory_budget = static_cast<int64_t>(get<double>(o, "budget", -1));
+  if (o.Get("budget").IsString()) {
+    if (get<std::string>(o, "budget", "") != "auto") throw Napi::TypeError::New(info.Env(), "budget must be bytes or \"auto\"");
+    compute.memory_budget = wan::ComputeOptions::kAutoBudget;
+  } else {
+    compute.memory_budget = static_cast<int64_t>(get<double>(o, "budget", -1));
+  }
   if (o.Has("budgetVideo") && o.Get("budgetVideo").IsObject()) {
     Napi::Object v = o.Get("budgetVideo").As<Napi::Object>();
     auto& b = compute.budget_video;

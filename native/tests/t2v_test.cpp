@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/safetensors.h"
+#include "common/proc_status.h"
 #include "pipeline/t2v.h"
 #include "test.h"
 
@@ -170,4 +171,14 @@ TEST(t2v_memory_budget_refuses_what_does_not_fit_before_any_compute) {
   const MemoryPlan p = e.memory_plan(small);
   EXPECT(ok.timings["predicted_peak_bytes"]["decode"]["cpu"] == p.decode());
   EXPECT(ok.timings["predicted_peak_bytes"]["denoise"]["cpu"] == p.denoise());
+
+  // auto: on the CPU the host's available memory at load less 1 GB; a 4096x4096 untiled decode
+  // (float32, hundreds of GB) is refused, the small request fits.
+  c.memory_budget = ComputeOptions::kAutoBudget;
+  const T2VEngine a(wantest::tiny_model(), {}, c);
+  const int64_t budget = a.placement()["memory_budget_bytes"];
+  EXPECT(budget > 0 && budget < meminfo_bytes("MemTotal:"));
+  EXPECT(a.placement()["memory_budget_note"].get<std::string>().find("(auto: the host's available") != std::string::npos);
+  EXPECT(a.budget_problem(small).empty());
+  EXPECT_ERROR(a.validate(sized(4096, 4096, 81)), "4096x4096x81 generation is predicted to need", "tiled decode (");
 }

@@ -18,6 +18,7 @@
 #include "checkpoint/load_bench.h"
 #include "checkpoint/make_model.h"
 #include "common/error.h"
+#include "pipeline/t2v.h"
 
 namespace {
 
@@ -61,12 +62,13 @@ commands:
       communication, and the ratio
   bench t2v --random-weights 1.3B|14B [--device cuda] [--frames 81 --height 480 --width 832]
             [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda]
-            [--persistent-params N] [--budget BYTES] [--attention auto|flash|cudnn|efficient|math]
+            [--persistent-params N] [--budget BYTES|auto] [--attention auto|flash|cudnn|efficient|math]
             [--dtype ...]
       the whole pipeline on random real-size weights held in memory (no files): seconds per
       stage and step, peak device memory beside the memory model's prediction, TFLOP/s per step
       against the measured matmul peak, and the full run's estimate against its FLOP bound.
-      --budget: the engine keeps the DiT blocks that fit beside this video (persistent params chosen)
+      --budget: the engine keeps the DiT blocks that fit beside this video (persistent params chosen;
+      auto: the device's memory less 1.5 GB)
   parity DIR [--device cuda] [--dtype bf16] [--height N --width N --frames N --steps N] [--cfg-scale X]
              [--persistent-params N]
       the engine on DEVICE/DTYPE against itself on the CPU in float32 (which matches
@@ -263,7 +265,8 @@ int main(int argc, char** argv) {
       if (a.options.count("--t5-device")) o.t5_device = a.options["--t5-device"];
       if (a.options.count("--attention")) o.attention = a.options["--attention"];
       if (a.options.count("--persistent-params")) o.persistent_params = count_option(a, "--persistent-params");
-      if (a.options.count("--budget")) o.memory_budget = count_option(a, "--budget");
+      if (a.options.count("--budget"))
+        o.memory_budget = a.options["--budget"] == "auto" ? wan::ComputeOptions::kAutoBudget : count_option(a, "--budget");
       o.frames = int_option(a, "--frames", o.frames);
       o.height = int_option(a, "--height", o.height);
       o.width = int_option(a, "--width", o.width);

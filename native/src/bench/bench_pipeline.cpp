@@ -96,6 +96,11 @@ nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
       {"full_estimate_s", full_s},
       {"device_resident_bytes", resident.allocated},
       {"device_peak_bytes", t.value("device_peak_bytes", nlohmann::json())},
+      // What the caching allocator held at its largest per stage, and what the driver saw in use
+      // at the end (the CUDA context and libraries' workspaces too): the margin a budget needs.
+      {"device_peak_reserved_bytes", t.value("device_peak_reserved_bytes", nlohmann::json())},
+      {"device_driver_used_bytes", dev.is_cuda() ? [&] { const DeviceCapacity c = cuda_memory_info(dev); return c.total - c.free; }()
+                                                 : int64_t(-1)},
       {"peak_rss_bytes", proc_status_bytes("VmHWM:")},
       {"bench_wall_s", since(wall0)}};
   if (peak > 0) {

@@ -11,6 +11,7 @@
 #include "checkpoint/safetensors.h"
 #include "common/cuda.h"
 #include "common/log.h"
+#include "common/proc_status.h"
 #include "parallel/rank_memory.h"
 #include "parallel/sequence_parallel.h"
 #include "pipeline/flow_match.h"
@@ -352,6 +353,18 @@ std::string T2VEngine::budget_hints(const T2VRequest& r, bool weights_only) cons
 
 void T2VEngine::apply_budget(const ComputeOptions& c) {
   memory_budget_ = c.memory_budget;
+  std::string source;  // how an automatic budget was reached
+  if (c.memory_budget == ComputeOptions::kAutoBudget) {
+    const at::Device& d = dit_place_.device;
+    const int64_t have = d.is_cuda() ? cuda_memory_info(d).total : meminfo_bytes("MemAvailable:");
+    const int64_t reserve = d.is_cuda() ? ComputeOptions::kCudaReserveBytes : ComputeOptions::kHostReserveBytes;
+    if (have <= reserve)
+      fail("memory budget auto: ", d.str(), " has ", gb_text(have), d.is_cuda() ? "" : " available", ", not more than the ",
+           gb_text(reserve), " kept in reserve");
+    memory_budget_ = have - reserve;
+    source = concat(" (auto: ", d.is_cuda() ? "the device's " : "the host's available ", gb_text(have), " less ",
+                    gb_text(reserve), d.is_cuda() ? " for the CUDA context and the allocator's cache)" : ")");
+  }
   const auto& v = c.budget_video;
   if (memory_budget_ <= 0) fail("memory budget must be positive bytes, got ", memory_budget_);
   if (v.height < 16 || v.height % 16 || v.width < 16 || v.width % 16 || v.num_frames < 1 || (v.num_frames - 1) % 4)
@@ -377,7 +390,7 @@ void T2VEngine::apply_budget(const ComputeOptions& c) {
          "x1 video peaks at ", gb_text(floor.peak()), " (", stages_text(floor), ")",
          choose ? " with every DiT block streamed from host memory" : "", "; try ", budget_hints(smallest, true));
   const MemoryPlan p = memory_plan(probe);
-  budget_note_ = concat(gb_text(memory_budget_), " per device; ", video, " predicted at ", gb_text(p.peak()), " (",
+  budget_note_ = concat(gb_text(memory_budget_), " per device", source, "; ", video, " predicted at ", gb_text(p.peak()), " (",
                         stages_text(p), ")", p.peak() > memory_budget_ ? ", over it: such requests are refused" : "",
                         choose ? (persistent_params_ < 0 ? "; every DiT weight resident"
                                                          : concat("; persistent_params ", persistent_params_, " chosen"))
@@ -452,9 +465,14 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   auto stage_start = [&] {
     for (const at::Device& d : cuda_devices) device_synchronize(d), reset_device_peak(d);
   };
+  nlohmann::json reserved_peaks = nlohmann::json::object();  // the allocator's cache at its largest
   auto stage_end = [&](const char* stage) {
-    for (const at::Device& d : cuda_devices)
-      device_synchronize(d), stage_peaks[stage][d.str()] = device_memory(d).peak_allocated;
+    for (const at::Device& d : cuda_devices) {
+      device_synchronize(d);
+      const DeviceMemory m = device_memory(d);
+      stage_peaks[stage][d.str()] = m.peak_allocated;
+      reserved_peaks[stage][d.str()] = m.peak_reserved;
+    }
   };
   stage_start();
 
@@ -532,6 +550,7 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   out.timings["decode_s"] = seconds_since(t_decode);
   stage_end("decode");
   if (!stage_peaks.empty()) out.timings["device_peak_bytes"] = stage_peaks;
+  if (!reserved_peaks.empty()) out.timings["device_peak_reserved_bytes"] = reserved_peaks;
   // The memory model's figures for the same stages and device (models/memory_model.h).
   const MemoryPlan plan = memory_plan(r);
   out.timings["predicted_peak_bytes"] = {{"encode", {{dev.str(), plan.encode()}}},

@@ -87,7 +87,11 @@ struct ComputeOptions {
   // DiT blocks resident as leave room for a `budget_video` generation (CUDA, unless
   // persistent_params is given; all streamed when even that is too much), fails to open when the
   // weights it keeps do not fit, and refuses any request whose predicted peak exceeds the budget
-  // before computing anything.
+  // before computing anything. kAutoBudget: the device's memory less a reserve (CUDA: its total
+  // less kCudaReserveBytes for the context, the libraries' workspaces and the allocator's cache;
+  // CPU: the host's MemAvailable at load less kHostReserveBytes).
+  static constexpr int64_t kAutoBudget = -2;
+  static constexpr int64_t kCudaReserveBytes = 1500000000, kHostReserveBytes = 1000000000;
   int64_t memory_budget = -1;
   struct BudgetVideo {
     int64_t height = 480, width = 832, num_frames = 81;  // DiffSynth's defaults
