@@ -144,6 +144,8 @@ export interface GenerateResult {
     /** Live bytes per stage and device: measured (CUDA devices: the caching allocator's peak), and
      * the memory model's prediction for the DiT's first device. */
     device_peak_bytes?: Record<"encode" | "denoise" | "decode", Record<string, number>>;
+    /** CUDA devices: what the caching allocator held from the driver at its largest, per stage. */
+    device_peak_reserved_bytes?: Record<"encode" | "denoise" | "decode", Record<string, number>>;
     predicted_peak_bytes: Record<"encode" | "denoise" | "decode", Record<string, number>>;
   };
   tensors?: { noise: Tensor; context: Tensor; latents: Tensor; video: Tensor };
