@@ -79,6 +79,12 @@ export interface MemoryReport {
   stages: { encode: number; denoise: number; decode: number };
   rank0_peak_bytes: number;
   other_rank_peak_bytes: number;
+  /** Beside a GPU: host memory for the streamed DiT blocks (pinned) and a text encoder on the CPU
+   * (float32, with its activations); 0 when everything is on the device or the engine is on the CPU. */
+  host_bytes: number;
+  host_pinned_bytes: number;
+  host_t5_bytes: number;
+  host_activation_bytes: number;
   /** With budgetBytes: whether it fits; persistent_params -1 = all resident fits, -2 = nothing fits. */
   budget?: { bytes: number; fits: boolean; persistent_params: number; note: string };
 }

@@ -82,6 +82,15 @@ describe("make-tiny and inspect", () => {
     const streamed = run("--persistent-params", "0");
     assert.equal(resident.dit_streamed_bytes, 0);
     assert.ok(streamed.dit_streamed_bytes > 0 && streamed.dit_weights_bytes < resident.dit_weights_bytes);
+    // what leaves the GPU goes to host memory: the streamed blocks pinned in bf16, a CPU T5 in float32
+    assert.equal(resident.host_bytes, 0);
+    assert.equal(streamed.host_pinned_bytes, resident.dit_weights_bytes - streamed.dit_weights_bytes);
+    const t5cpu = run("--t5-device", "cpu");
+    assert.equal(t5cpu.t5_weights_bytes, 0);
+    assert.equal(t5cpu.host_t5_bytes, resident.t5_weights_bytes * 2);
+    assert.equal(t5cpu.host_bytes, t5cpu.host_t5_bytes + t5cpu.host_activation_bytes);
+    const shown = wanlab(args.filter((a) => a !== "--json").concat("--persistent-params", "0", "--t5-device", "cpu"));
+    assert.match(shown.stdout, /host memory beside the GPU +[\d.]+ [kMG]?B\n +streamed DiT blocks \(pinned\) +[\d.]+ [kMG]?B\n +T5 weights \(float32\) +[\d.]+ [kMG]?B\n +T5 activations \(float32\) +[\d.]+ [kMG]?B/);
     assert.ok(streamed.rank0_peak_bytes < resident.rank0_peak_bytes);
     // a budget between the streamed plan and the all-resident one
     const budget = Math.round((resident.rank0_peak_bytes + streamed.rank0_peak_bytes) / 2);

@@ -81,13 +81,14 @@ describe("in-process notebook lab", () => {
     const plan = { device: "cuda:0", dit_resident_bytes: 10e9, dit_streamed_bytes: 1.4e9, t5_bytes: 0, vae_bytes: 0.25e9,
       t5_activation_bytes: 0, dit_activation_bytes: 4e9, vae_activation_bytes: 1e9, resident_bytes: 10.25e9,
       encode_peak_bytes: 10.25e9, denoise_peak_bytes: 15.65e9, decode_peak_bytes: 11.25e9, peak_bytes: 15.65e9,
+      host_pinned_bytes: 9e9, host_t5_bytes: 0, host_vae_bytes: 0, host_activation_bytes: 0, host_bytes: 9e9,
       budget_bytes: 16e9, fits: true, problem: "" };
     const timings = { encode_s: 0, denoise_s: 0, decode_s: 0, step_s: [], predicted_peak_bytes: { encode: {}, denoise: {}, decode: {} },
       device_peak_bytes: { encode: { "cuda:0": 10.3e9 }, denoise: { "cuda:0": 15.5e9 }, decode: { "cuda:0": 11e9 } } };
     const fig = wan.plot.memoryPlan(plan, timings);
     assert.deepEqual(fig.data.map((t) => t.name), ["DiT weights", "DiT blocks streamed in", "VAE", "activations", "budget 16.00 GB", "measured peak"]);
     assert.deepEqual(fig.data.at(-1)!.y, [10.3, 15.5, 11]);
-    assert.match(String(fig.mimeBundle()["text/plain"]), /peak 15\.65 GB .* — fits the budget$/);
+    assert.match(String(fig.mimeBundle()["text/plain"]), /peak 15\.65 GB · host 9\.00 GB .* — fits the budget$/);
   });
 
   test("stats() draws the last generation; one rank gives no per-rank charts and says why", async () => {

@@ -165,7 +165,8 @@ export function memoryPlan(plan: MemoryPlanReport, measured?: GenerateResult | T
       data.push({ type: "scatter", mode: "markers", name: "measured peak", x, y: y.map((v) => gb(v!)), marker: { color: "#222", size: 10, symbol: "diamond" } });
   }
   const verdict = plan.budget_bytes > 0 ? (plan.fits ? " — fits the budget" : ` — ${plan.problem}`) : "";
-  const title = `predicted memory on ${plan.device}: peak ${gb(plan.peak_bytes).toFixed(2)} GB`;
+  const host = plan.host_bytes > 0 ? ` · host ${gb(plan.host_bytes).toFixed(2)} GB` : "";
+  const title = `predicted memory on ${plan.device}: peak ${gb(plan.peak_bytes).toFixed(2)} GB${host}`;
   const plain = `${title} (encode ${gb(plan.encode_peak_bytes).toFixed(2)}, denoise ${gb(plan.denoise_peak_bytes).toFixed(2)}, ` +
     `decode ${gb(plan.decode_peak_bytes).toFixed(2)} GB)${verdict}`;
   return figure(data, { title: { text: title }, barmode: "stack", yaxis: { title: { text: "GB (live tensors)" } }, ...layout }, plain);

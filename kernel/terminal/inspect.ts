@@ -48,6 +48,11 @@ export function formatInspect(r: InspectReport): string {
     ["  peak, rank 0", formatBytes(m.rank0_peak_bytes)],
   ];
   if (m.device_count > 1) mem.push(["  peak, other ranks", formatBytes(m.other_rank_peak_bytes)]);
+  if (m.host_bytes > 0) {
+    mem.push(["  host memory beside the GPU", formatBytes(m.host_bytes)]);
+    const parts = [[m.host_pinned_bytes, "streamed DiT blocks (pinned)"], [m.host_t5_bytes, "T5 weights (float32)"], [m.host_activation_bytes, "T5 activations (float32)"]] as const;
+    for (const [bytes, what] of parts) if (bytes > 0) mem.push([`    ${what}`, formatBytes(bytes)]);
+  }
   if (m.budget) {
     const b = m.budget;
     mem.push([

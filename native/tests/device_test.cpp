@@ -168,4 +168,18 @@ TEST(memory_model_accounts_like_the_engine) {
   EXPECT(no_vae.vae == 0 && no_vae.vae_activations == 0 && no_vae.decode() == no_vae.resident());
   EXPECT(all.resident() - no_vae.resident() == all.vae);
   EXPECT(wan::gb_text(int64_t(24e9)) == "24.00 GB" && wan::gb_text(99787564) == "99.8 MB");
+  // Host memory beside a GPU: the streamed blocks pinned in bf16 (--persistent-params 4G pinned
+  // 21 GB on the H200: the 10,541,829,120 parameters past the 3,746,662,464 kept), and a CPU text
+  // encoder in float32 with its activations; nothing on a CPU engine or with every weight resident.
+  o = {};
+  o.gpu = true;
+  EXPECT(wan::plan_memory(a, o).host() == 0);
+  o.persistent_params = 4000000000LL;
+  o.t5_on_device = false;
+  const wan::MemoryPlan offload = wan::plan_memory(a, o);
+  EXPECT(offload.host_pinned == (14288491584LL - 3746662464LL) * 2);
+  EXPECT(offload.host_t5 == wan::count_params(wan::t5_specs(a.t5)) * 4 && offload.host_activations > 0);
+  EXPECT(offload.t5 == 0 && offload.host() == offload.host_pinned + offload.host_t5 + offload.host_activations);
+  o.gpu = false;
+  EXPECT(wan::plan_memory(a, o).host() == 0);
 }

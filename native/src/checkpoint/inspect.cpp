@@ -67,6 +67,7 @@ nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
   mo.tiled = o.tiled;
   mo.shard_weights = o.shard_weights;
   mo.bytes_per_value = cuda ? 2 : 4;
+  mo.gpu = cuda;
   if (o.shard_weights && l.sequence_parallel() < 2)
     fail("--shard-weights needs ulysses x ring >= 2 ranks per CFG branch; the layout has ", l.sequence_parallel());
   if (o.persistent_params >= 0 && !cuda) fail("--persistent-params streams DiT blocks to a CUDA device; devices are '", list, "'");
@@ -91,6 +92,11 @@ nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
                       {"vae_decode_bytes", p.vae_activations},
                       {"stages", {{"encode", p.encode()}, {"denoise", p.denoise()}, {"decode", p.decode()}}},
                       {"rank0_peak_bytes", p.peak()},
+                      // Beside a GPU: the streamed DiT blocks (pinned) and a CPU text encoder in float32.
+                      {"host_bytes", p.host()},
+                      {"host_pinned_bytes", p.host_pinned},
+                      {"host_t5_bytes", p.host_t5},
+                      {"host_activation_bytes", p.host_activations},
                       {"other_rank_peak_bytes", devices.size() > 1 ? p.dit_resident + p.dit_streamed + p.dit_activations : 0}};
   if (o.budget_bytes > 0) {
     const int64_t need = persistent_params_for_budget(a, mo, o.budget_bytes);

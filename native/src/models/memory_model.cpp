@@ -39,11 +39,13 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
     if (kept < a.dit.num_layers) p.dit_streamed = 2 * per_block * B;
   }
   p.dit_resident = resident * B;
+  if (o.gpu && !(o.shard_weights && o.sequence_parallel > 1)) p.host_pinned = (dit_params - resident) * B;
   p.t5 = o.t5_on_device ? count_params(t5_specs(a.t5)) * B : 0;
   p.vae = o.vae_on_device ? count_params(vae_specs(a.vae)) * B : 0;
 
   const int64_t Lt = a.dit.text_len;
-  p.t5_activations = o.t5_on_device ? Lt * Lt * a.t5.num_heads * (B + B + 4 + 4 + B) + Lt * a.t5.dim_ffn * B * 3 : 0;
+  auto t5_activations = [&](int64_t b) { return Lt * Lt * a.t5.num_heads * (b + b + 4 + 4 + b) + Lt * a.t5.dim_ffn * b * 3; };
+  p.t5_activations = o.t5_on_device ? t5_activations(B) : 0;
 
   const int64_t f = (o.num_frames - 1) / 4 + 1, h = o.height / 8, w = o.width / 8;
   const int64_t tokens = (f / a.dit.patch[0]) * (h / a.dit.patch[1]) * (w / a.dit.patch[2]);
@@ -54,7 +56,13 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   p.dit_activations = int64_t(double(L) * D * std::max(attn, ffn));
 
   const int64_t th = o.tiled ? std::min<int64_t>(h, o.tile_h) : h, tw = o.tiled ? std::min<int64_t>(w, o.tile_w) : w;
-  p.vae_activations = o.vae_on_device ? int64_t(kVaeDecodeBytesPerPixelPerByte * B * double(th * 8) * double(tw * 8)) : 0;
+  auto vae_activations = [&](int64_t b) { return int64_t(kVaeDecodeBytesPerPixelPerByte * b * double(th * 8) * double(tw * 8)); };
+  p.vae_activations = o.vae_on_device ? vae_activations(B) : 0;
+  if (o.gpu) {  // what computes on the CPU beside the GPU does so in float32
+    p.host_t5 = o.t5_on_device ? 0 : count_params(t5_specs(a.t5)) * 4;
+    p.host_vae = o.vae_on_device ? 0 : count_params(vae_specs(a.vae)) * 4;
+    p.host_activations = std::max(o.t5_on_device ? 0 : t5_activations(4), o.vae_on_device ? 0 : vae_activations(4));
+  }
   return p;
 }
 
@@ -65,7 +73,10 @@ nlohmann::json to_json(const MemoryPlan& p) {
           {"vae_activation_bytes", p.vae_activations},
           {"resident_bytes", p.resident()},
           {"encode_peak_bytes", p.encode()},      {"denoise_peak_bytes", p.denoise()},
-          {"decode_peak_bytes", p.decode()},      {"peak_bytes", p.peak()}};
+          {"decode_peak_bytes", p.decode()},      {"peak_bytes", p.peak()},
+          {"host_pinned_bytes", p.host_pinned},   {"host_t5_bytes", p.host_t5},
+          {"host_vae_bytes", p.host_vae},         {"host_activation_bytes", p.host_activations},
+          {"host_bytes", p.host()}};
 }
 
 int64_t persistent_params_for_budget(const ModelArch& a, MemoryPlanOptions o, int64_t budget_bytes) {

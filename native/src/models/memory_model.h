@@ -16,6 +16,10 @@
 //   decode    resident + the VAE decoder's activations for a chunk of 4 frames, linear in the
 //             tile's pixels (untiled: the frame), 5.3 KiB per output pixel in bf16 (2 B/value)
 // Weights are bf16 on CUDA (2 B/param); a CPU device computes in float32 (4 B).
+// With the DiT on a GPU, host_* count what stays in the host's memory: the streamed DiT blocks,
+// pinned, in the compute dtype; a text encoder or VAE placed on the CPU, in float32 (4 B/param),
+// with the larger of their activations (UMT5's while encoding, the decoder's while decoding). On a
+// CPU engine every figure above is host memory already and host_* stay 0.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -36,11 +40,14 @@ struct MemoryPlanOptions {
   bool tiled = false;
   int tile_h = 30, tile_w = 52;   // latent units (tiled decode)
   int bytes_per_value = 2;        // 2: bf16 (CUDA), 4: float32 (CPU)
+  bool gpu = false;               // the DiT computes on a GPU (host_* are counted apart)
 };
 
 struct MemoryPlan {
   int64_t dit_resident = 0, dit_streamed = 0, t5 = 0, vae = 0;
   int64_t t5_activations = 0, dit_activations = 0, vae_activations = 0;
+  int64_t host_pinned = 0, host_t5 = 0, host_vae = 0, host_activations = 0;
+  int64_t host() const { return host_pinned + host_t5 + host_vae + host_activations; }
   int64_t resident() const { return dit_resident + t5 + vae; }
   int64_t encode() const { return resident() + t5_activations; }
   int64_t denoise() const { return resident() + dit_streamed + dit_activations; }

@@ -105,6 +105,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   shard_weights_ = c.shard_weights;
   persistent_params_ = c.persistent_params;
   if (c.memory_budget != -1) apply_budget(c);
+  check_host_memory();
   DitOptions dit_options{dit_place_, persistent_params_};
   for (size_t i = 0; i < devices.size(); ++i) {
     const auto& d = devices[i];
@@ -322,6 +323,7 @@ MemoryPlanOptions T2VEngine::plan_options(const T2VRequest& r) const {
   o.tiled = r.tiled;
   o.tile_h = int(r.tile_size[0]), o.tile_w = int(r.tile_size[1]);
   o.bytes_per_value = int(c10::elementSize(dit_place_.dtype));
+  o.gpu = dit_place_.device.is_cuda();
   return o;
 }
 
@@ -394,9 +396,26 @@ void T2VEngine::apply_budget(const ComputeOptions& c) {
                         stages_text(p), ")", p.peak() > memory_budget_ ? ", over it: such requests are refused" : "",
                         choose ? (persistent_params_ < 0 ? "; every DiT weight resident"
                                                          : concat("; persistent_params ", persistent_params_, " chosen"))
-                               : "");
+                               : "",
+                        p.host() > 0 ? concat("; host memory ", gb_text(p.host()), " (", gb_text(p.host_pinned),
+                                              " pinned DiT blocks)")
+                                     : "");
   if (p.peak() > memory_budget_) log_warn("memory budget ", budget_note_);
   else log_info("memory budget ", budget_note_);
+}
+
+// Streamed DiT blocks are pinned (page-locked) host memory: the kernel cannot swap them out, so
+// asking for more than the host has fails deep inside the CUDA allocator. Say so before.
+void T2VEngine::check_host_memory() const {
+  T2VRequest any;
+  const MemoryPlan p = memory_plan(any);
+  if (p.host_pinned == 0) return;
+  const int64_t available = meminfo_bytes("MemAvailable:");
+  if (available >= 0 && p.host_pinned > available)
+    fail("streaming the DiT blocks past ", persistent_params_, " persistent parameters keeps ", gb_text(p.host_pinned),
+         " pinned in host memory, but the host has ", gb_text(available), " available (MemAvailable); keep more blocks on ",
+         dit_place_.device.str(), " (a larger budget or persistent-params) or free host memory");
+  log_info("streamed DiT blocks: ", gb_text(p.host_pinned), " of pinned host memory (", gb_text(available), " available)");
 }
 
 void T2VEngine::validate(const T2VRequest& r) const {

@@ -168,6 +168,7 @@ class T2VEngine {
   mutable int64_t published_ = 0;
   void publish(const T2VRequest& r) const;
   void apply_budget(const ComputeOptions& c);
+  void check_host_memory() const;
   MemoryPlanOptions plan_options(const T2VRequest& r) const;
   std::string budget_hints(const T2VRequest& r, bool weights_only = false) const;
   at::Tensor denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
