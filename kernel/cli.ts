@@ -31,7 +31,7 @@ commands:
                                 --budget 24G: the DiT blocks that fit beside this video stay on the GPU, the rest stream in;
                                 auto: the GPU's memory less 1.5 GB)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
-              [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu|cuda] [--tiled] [--shard-weights]
+              [--height N] [--width N] [--num-frames N] [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu|cuda] [--tiled] [--shard-weights]
                                 layout, files, architecture, parameters, dtypes, memory per device
   make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
                                 write a deterministic random-weight Wan2.1 T2V model
@@ -141,13 +141,13 @@ export function countOption(name: string, value: string | undefined): number | u
 
 async function cmdInspect(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, inspectOptions, ["DIR"]);
-  if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N] [--budget BYTES] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]");
+  if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N] [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]");
   const report = await inspect(positionals[0]!, {
     ...layoutOpenOptions(v),
     height: intOption("height", v.height as string | undefined, 16, 8192),
     width: intOption("width", v.width as string | undefined, 16, 8192),
     numFrames: intOption("num-frames", v["num-frames"] as string | undefined, 1, 4097),
-    budgetBytes: countOption("budget", v.budget as string | undefined),
+    budget: budgetOption(v.budget),
     persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
     t5Device: choice("t5-device", v["t5-device"] as string | undefined, ["cpu", "cuda"] as const),
     tiled: v.tiled === true,

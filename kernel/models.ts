@@ -35,9 +35,10 @@ export interface InspectOptions {
   height?: number;
   width?: number;
   numFrames?: number;
-  /** Per-device budget in bytes: the report says whether the plan fits, and the largest
-   * persistentParams that does. */
-  budgetBytes?: number;
+  /** Per-device budget in bytes, or "auto" (the first device's memory less a reserve, read from
+   * this machine, as open({ budget: "auto" })): the report says whether the plan fits, and the
+   * largest persistentParams that does. */
+  budget?: number | "auto";
   /** DiT parameters kept on the device; the other blocks stream from pinned host memory (CUDA). */
   persistentParams?: number;
   /** "cpu" keeps the UMT5 off the device. */
@@ -85,8 +86,9 @@ export interface MemoryReport {
   host_pinned_bytes: number;
   host_t5_bytes: number;
   host_activation_bytes: number;
-  /** With budgetBytes: whether it fits; persistent_params -1 = all resident fits, -2 = nothing fits. */
-  budget?: { bytes: number; fits: boolean; persistent_params: number; note: string };
+  /** With a budget: whether it fits; persistent_params -1 = all resident fits, -2 = nothing fits;
+   * auto: how an automatic budget was reached ("" for bytes). */
+  budget?: { bytes: number; auto: string; fits: boolean; persistent_params: number; note: string };
 }
 
 export interface InspectReport {

@@ -117,7 +117,14 @@ describe("make-tiny and inspect", () => {
   test("--budget and --persistent-params usage errors", () => {
     let r = wanlab(["inspect", join(dir, "official"), "--devices", "cuda:0", "--budget", "12X"]);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /--budget must be a count like 24G, 7e9 or 7000000000, got '12X'/);
+    assert.match(r.stderr, /--budget must be bytes like 24G, 7e9 or 7000000000, or auto, got '12X'/);
+    // auto reads the device's memory from this machine: the host's here, no GPU to read
+    const auto = JSON.parse(wanlab(["inspect", join(dir, "official"), "--json", "--budget", "auto"]).stdout) as InspectReport;
+    assert.match(auto.memory.budget!.auto, /^auto: the host's available [\d.]+ GB less 1\.00 GB$/);
+    assert.ok(auto.memory.budget!.bytes > 0 && auto.memory.budget!.fits);
+    r = wanlab(["inspect", join(dir, "official"), "--devices", "cuda:0", "--budget", "auto"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--budget auto reads cuda:0's memory, and this machine sees 0 CUDA devices; give the budget in bytes/);
     r = wanlab(["inspect", join(dir, "official"), "--devices", "cuda:0", "--persistent-params=-1"]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--persistent-params must be a count/);

@@ -56,7 +56,7 @@ export function formatInspect(r: InspectReport): string {
   if (m.budget) {
     const b = m.budget;
     mem.push([
-      `  budget ${formatBytes(b.bytes)}`,
+      `  budget ${formatBytes(b.bytes)}${b.auto ? ` (${b.auto})` : ""}`,
       b.fits ? "fits" : b.persistent_params >= 0 ? `fits with --persistent-params ${b.persistent_params}` : b.note,
     ]);
   }

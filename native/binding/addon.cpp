@@ -93,6 +93,16 @@ Napi::Object object_arg(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::Object>();
 }
 template <typename T>
+T get(const Napi::Object& o, const char* key, T fallback);
+
+// `budget`: bytes, or "auto" (wan::kAutoBudget); -1 when absent.
+int64_t budget_option(const Napi::Object& o) {
+  if (!o.Get("budget").IsString()) return static_cast<int64_t>(get<double>(o, "budget", -1));
+  if (get<std::string>(o, "budget", "") != "auto") throw Napi::TypeError::New(o.Env(), "budget must be bytes or \"auto\"");
+  return wan::kAutoBudget;
+}
+
+template <typename T>
 T get(const Napi::Object& o, const char* key, T fallback) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined()) return fallback;
@@ -127,7 +137,7 @@ Napi::Value Inspect(const Napi::CallbackInfo& info) {
   opts.height = get<int>(o, "height", opts.height);
   opts.width = get<int>(o, "width", opts.width);
   opts.num_frames = get<int>(o, "numFrames", opts.num_frames);
-  opts.budget_bytes = static_cast<int64_t>(get<double>(o, "budgetBytes", -1));
+  opts.budget_bytes = budget_option(o);
   opts.persistent_params = static_cast<int64_t>(get<double>(o, "persistentParams", -1));
   opts.t5_device = get<std::string>(o, "t5Device", "");
   opts.tiled = get<bool>(o, "tiled", false);
@@ -490,12 +500,7 @@ Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   compute.vae_device = get<std::string>(o, "vaeDevice", compute.vae_device);
   compute.persistent_params = static_cast<int64_t>(get<double>(o, "persistentParams", -1));
   compute.shard_weights = get<bool>(o, "shardWeights", false);
-  if (o.Get("budget").IsString()) {
-    if (get<std::string>(o, "budget", "") != "auto") throw Napi::TypeError::New(info.Env(), "budget must be bytes or \"auto\"");
-    compute.memory_budget = wan::ComputeOptions::kAutoBudget;
-  } else {
-    compute.memory_budget = static_cast<int64_t>(get<double>(o, "budget", -1));
-  }
+  compute.memory_budget = budget_option(o);
   if (o.Has("budgetVideo") && o.Get("budgetVideo").IsObject()) {
     Napi::Object v = o.Get("budgetVideo").As<Napi::Object>();
     auto& b = compute.budget_video;

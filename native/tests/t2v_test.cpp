@@ -174,7 +174,7 @@ TEST(t2v_memory_budget_refuses_what_does_not_fit_before_any_compute) {
 
   // auto: on the CPU the host's available memory at load less 1 GB; a 4096x4096 untiled decode
   // (float32, hundreds of GB) is refused, the small request fits.
-  c.memory_budget = ComputeOptions::kAutoBudget;
+  c.memory_budget = kAutoBudget;
   const T2VEngine a(wantest::tiny_model(), {}, c);
   const int64_t budget = a.placement()["memory_budget_bytes"];
   EXPECT(budget > 0 && budget < meminfo_bytes("MemTotal:"));

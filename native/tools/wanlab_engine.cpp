@@ -31,7 +31,7 @@ commands:
       JSON, exit 1 when a problem is found
   inspect DIR [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N]
-              [--budget BYTES] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]
+              [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]
       layout, files, architecture, parameters, dtypes and memory per device, as JSON
   make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
       write a deterministic random-weight Wan2.1 T2V model in a published layout
@@ -172,7 +172,8 @@ int main(int argc, char** argv) {
       o.height = int_option(a, "--height", o.height);
       o.width = int_option(a, "--width", o.width);
       o.num_frames = int_option(a, "--num-frames", o.num_frames);
-      if (a.options.count("--budget")) o.budget_bytes = count_option(a, "--budget");
+      if (a.options.count("--budget"))
+        o.budget_bytes = a.options["--budget"] == "auto" ? wan::kAutoBudget : count_option(a, "--budget");
       if (a.options.count("--persistent-params")) o.persistent_params = count_option(a, "--persistent-params");
       if (a.options.count("--t5-device")) o.t5_device = a.options["--t5-device"];
       o.tiled = a.options.count("--tiled") > 0;
@@ -266,7 +267,7 @@ int main(int argc, char** argv) {
       if (a.options.count("--attention")) o.attention = a.options["--attention"];
       if (a.options.count("--persistent-params")) o.persistent_params = count_option(a, "--persistent-params");
       if (a.options.count("--budget"))
-        o.memory_budget = a.options["--budget"] == "auto" ? wan::ComputeOptions::kAutoBudget : count_option(a, "--budget");
+        o.memory_budget = a.options["--budget"] == "auto" ? wan::kAutoBudget : count_option(a, "--budget");
       o.frames = int_option(a, "--frames", o.frames);
       o.height = int_option(a, "--height", o.height);
       o.width = int_option(a, "--width", o.width);

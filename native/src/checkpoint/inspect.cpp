@@ -6,6 +6,7 @@
 #include <map>
 
 #include "checkpoint/layout.h"
+#include "common/cuda.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "parallel/devices.h"
@@ -98,10 +99,17 @@ nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
                       {"host_t5_bytes", p.host_t5},
                       {"host_activation_bytes", p.host_activations},
                       {"other_rank_peak_bytes", devices.size() > 1 ? p.dit_resident + p.dit_streamed + p.dit_activations : 0}};
-  if (o.budget_bytes > 0) {
-    const int64_t need = persistent_params_for_budget(a, mo, o.budget_bytes);
-    j["budget"] = {{"bytes", o.budget_bytes},
-                   {"fits", p.peak() <= o.budget_bytes},
+  if (o.budget_bytes > 0 || o.budget_bytes == kAutoBudget) {
+    std::string how;
+    const at::Device first = cuda ? at::Device(at::kCUDA, c10::DeviceIndex(devices[0].index)) : at::Device(at::kCPU);
+    if (o.budget_bytes == kAutoBudget && cuda && first.index() >= cuda_device_count())
+      fail("--budget auto reads ", first.str(), "'s memory, and this machine sees ", cuda_device_count(),
+           " CUDA devices; give the budget in bytes (24G) to inspect for a GPU that is elsewhere");
+    const int64_t bytes = o.budget_bytes == kAutoBudget ? auto_memory_budget(first, &how) : o.budget_bytes;
+    const int64_t need = persistent_params_for_budget(a, mo, bytes);
+    j["budget"] = {{"bytes", bytes},
+                   {"auto", how},
+                   {"fits", p.peak() <= bytes},
                    {"persistent_params", need},
                    {"note", need == -1 ? "fits with every DiT weight resident"
                             : need == -2 ? "does not fit even with every DiT block streamed (try --t5-device cpu, --tiled, more ranks)"

@@ -15,7 +15,8 @@ struct InspectOptions {
   std::string t5_device;           // "cpu": the UMT5 off the device; "": on it
   bool tiled = false;              // tiled VAE decode
   bool shard_weights = false;      // DiT blocks sharded over the sequence-parallel ranks
-  // > 0: the per-device budget in bytes; the report says whether the plan fits and the largest
+  // > 0: the per-device budget in bytes (kAutoBudget: the first device's memory less a reserve,
+  // read from this machine); the report says whether the plan fits and the largest
   // --persistent-params that does.
   int64_t budget_bytes = -1;
 };

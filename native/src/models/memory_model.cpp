@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "common/cuda.h"
+#include "common/error.h"
+#include "common/proc_status.h"
+
 namespace wan {
 
 namespace {
@@ -89,6 +93,18 @@ int64_t persistent_params_for_budget(const ModelArch& a, MemoryPlanOptions o, in
     if (plan_memory(a, o).peak() <= budget_bytes) return o.persistent_params;
   }
   return -2;
+}
+
+int64_t auto_memory_budget(const at::Device& d, std::string* how) {
+  const int64_t have = d.is_cuda() ? cuda_memory_info(d).total : meminfo_bytes("MemAvailable:");
+  const int64_t reserve = d.is_cuda() ? 1500000000 : 1000000000;
+  if (have <= reserve)
+    fail("memory budget auto: ", d.str(), " has ", gb_text(have), d.is_cuda() ? "" : " available", ", not more than the ",
+         gb_text(reserve), " kept in reserve");
+  if (how)
+    *how = concat("auto: ", d.is_cuda() ? "the device's " : "the host's available ", gb_text(have), " less ", gb_text(reserve),
+                  d.is_cuda() ? " for the CUDA context and the allocator's cache" : "");
+  return have - reserve;
 }
 
 std::string gb_text(int64_t bytes) {

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <string>
 
+#include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
 #include "models/arch.h"
@@ -61,6 +62,13 @@ nlohmann::json to_json(const MemoryPlan& p);
 // The largest persistent-parameter count whose predicted peak fits `budget_bytes`, or -1 when
 // everything fits resident, or -2 when even no resident block fits.
 int64_t persistent_params_for_budget(const ModelArch& a, MemoryPlanOptions o, int64_t budget_bytes);
+
+// --budget auto for the DiT's device `d`: a GPU's total memory less 1.5 GB (the CUDA context, the
+// libraries' workspaces and the allocator's cache: the budget holds activations too, so more than
+// DiffSynth's 0.5 GiB for weights alone), or on the CPU the host's MemAvailable less 1 GB; `how`
+// says which, for notes.
+constexpr int64_t kAutoBudget = -2;
+int64_t auto_memory_budget(const at::Device& d, std::string* how);
 
 // "12.35 GB" (10^9 bytes, as --budget 24G counts them; "99.8 MB" below 1 GB), and a plan's
 // stages: "encode 14.80 GB, denoise 15.70 GB, decode 18.80 GB".

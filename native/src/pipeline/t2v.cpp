@@ -356,16 +356,9 @@ std::string T2VEngine::budget_hints(const T2VRequest& r, bool weights_only) cons
 void T2VEngine::apply_budget(const ComputeOptions& c) {
   memory_budget_ = c.memory_budget;
   std::string source;  // how an automatic budget was reached
-  if (c.memory_budget == ComputeOptions::kAutoBudget) {
-    const at::Device& d = dit_place_.device;
-    const int64_t have = d.is_cuda() ? cuda_memory_info(d).total : meminfo_bytes("MemAvailable:");
-    const int64_t reserve = d.is_cuda() ? ComputeOptions::kCudaReserveBytes : ComputeOptions::kHostReserveBytes;
-    if (have <= reserve)
-      fail("memory budget auto: ", d.str(), " has ", gb_text(have), d.is_cuda() ? "" : " available", ", not more than the ",
-           gb_text(reserve), " kept in reserve");
-    memory_budget_ = have - reserve;
-    source = concat(" (auto: ", d.is_cuda() ? "the device's " : "the host's available ", gb_text(have), " less ",
-                    gb_text(reserve), d.is_cuda() ? " for the CUDA context and the allocator's cache)" : ")");
+  if (c.memory_budget == kAutoBudget) {
+    memory_budget_ = auto_memory_budget(dit_place_.device, &source);
+    source = " (" + source + ")";
   }
   const auto& v = c.budget_video;
   if (memory_budget_ <= 0) fail("memory budget must be positive bytes, got ", memory_budget_);

@@ -87,11 +87,8 @@ struct ComputeOptions {
   // DiT blocks resident as leave room for a `budget_video` generation (CUDA, unless
   // persistent_params is given; all streamed when even that is too much), fails to open when the
   // weights it keeps do not fit, and refuses any request whose predicted peak exceeds the budget
-  // before computing anything. kAutoBudget: the device's memory less a reserve (CUDA: its total
-  // less kCudaReserveBytes for the context, the libraries' workspaces and the allocator's cache;
-  // CPU: the host's MemAvailable at load less kHostReserveBytes).
-  static constexpr int64_t kAutoBudget = -2;
-  static constexpr int64_t kCudaReserveBytes = 1500000000, kHostReserveBytes = 1000000000;
+  // before computing anything. kAutoBudget (models/memory_model.h): the device's memory less a
+  // reserve.
   int64_t memory_budget = -1;
   struct BudgetVideo {
     int64_t height = 480, width = 832, num_frames = 81;  // DiffSynth's defaults
