@@ -199,6 +199,8 @@ export interface Placement {
   dit_offloaded_params: number;
   /** 1, or the ranks each DiT block's weights are split over (--shard-weights). */
   dit_weight_shards: number;
+  /** A float8 checkpoint: the block linear weights kept as float8 (1 B each, decoded at each use). */
+  dit_f8_params: number;
   /** With devices "auto": what it chose and why, e.g. "auto: cpu (this wanlab build links a CPU-only libtorch)"; else "". */
   devices_note: string;
   /** The budget option in bytes (-1: none), and what the engine chose for it ("" without one). */

@@ -26,7 +26,8 @@ test("gpu-check.sh: doctor, the device tests and every step, logged; OUT_DIR hol
   for (const made of ["tiny", "results"]) rmSync(join(build, made), { recursive: true, force: true });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.deepEqual(readdirSync(out).sort(), ["log.txt", "results.tgz"]);
-  const steps = ["parity_tiny", "elementwise_1.3B", "dit_1.3B_480p", "dit_1.3B_480p_aten", "t2v_1.3B_480p", "t2v_1.3B_480p_budget3G"];
+  const steps = ["parity_tiny", "elementwise_1.3B", "dit_1.3B_480p", "dit_1.3B_480p_aten", "t2v_1.3B_480p", "t2v_1.3B_480p_budget3G",
+    "t2v_1.3B_480p_f8"];
   const unpacked = join(dir, "results");
   mkdirSync(unpacked);
   const tar = spawnSync("tar", ["xzf", join(out, "results.tgz"), "-C", unpacked], { encoding: "utf8" });
@@ -37,9 +38,25 @@ test("gpu-check.sh: doctor, the device tests and every step, logged; OUT_DIR hol
   const log = readFileSync(join(out, "log.txt"), "utf8");
   assert.match(log, /^rc=0 doctor /m);
   for (const t of ["nccl_one_rank_collectives", "attention_parts_merge_to_whole_attention_on_each_device",
-    "rope_kernel_on_cuda_equals_its_host_emulation", "bf16_path_tracks_float32_on_cpu", "device_lists_parse_and_auto_says_what_it_chose"])
+    "rope_kernel_on_cuda_equals_its_host_emulation", "bf16_path_tracks_float32_on_cpu", "device_lists_parse_and_auto_says_what_it_chose",
+    "f8_block_linears_stay_f8_and_give_the_widened_latents"])
     assert.match(r.stdout + log, new RegExp(`ok {3}${t}`), t);
   for (const step of steps) assert.match(log, new RegExp(`^rc=1 ${step} `, "m"), `${step} fails fast without CUDA`);
   assert.match(log, /^done \d+s$/m);
   assert.ok(!existsSync(join(build, "tiny")));
+
+  // GPU_CHECK=14b: a second call, the 14B steps only (doctor first), on the build already there
+  const out14 = join(dir, "out14");
+  const r14 = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
+    encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT_DIR: out14, GPU_CHECK: "14b" }, timeout: 120_000,
+  });
+  for (const made of ["tiny", "results"]) rmSync(join(build, made), { recursive: true, force: true });
+  assert.equal(r14.status, 0, r14.stdout + r14.stderr);
+  const log14 = readFileSync(join(out14, "log.txt"), "utf8");
+  for (const step of ["t2v_14B_720p", "t2v_14B_480p_budget24G", "t2v_14B_480p_f8"]) assert.match(log14, new RegExp(`^rc=1 ${step} `, "m"));
+  assert.doesNotMatch(log14, /parity_tiny/);
+  const bad = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
+    encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT_DIR: join(dir, "bad"), GPU_CHECK: "all" } });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /GPU_CHECK must be base or 14b, got 'all'/);
 });

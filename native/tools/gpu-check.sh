@@ -4,11 +4,14 @@
 # the own kernels against their host emulations), parity of GPU bf16 against CPU float32 on the tiny
 # model, and the 1.3B benches (elementwise passes and the own kernels against ATen, the DiT
 # forward against DiffSynth-Studio when DIFFSYNTH_DIR is set and again with the own kernels off,
-# the whole pipeline, and again under a 3 GB memory budget with the text encoder on the CPU).
+# the whole pipeline, again under a 3 GB memory budget with the text encoder on the CPU, and again
+# with float8 block linears).
 #
 #   native/tools/gpu-check.sh [BUILD_DIR]
-# Env: OUT_DIR (default ./gpu-check); GPU_CHECK_14B=1 adds the 14B through the whole pipeline at
-# 1280x720 and at 480p under a 24 GB budget (about 5 more minutes); WANLAB_JSON_INCLUDE /
+# Env: OUT_DIR (default ./gpu-check); GPU_CHECK=14b runs, instead of the 1.3B set, the 14B through
+# the whole pipeline at 1280x720, at 480p under a 24 GB budget and at 480p with float8 block
+# linears (about 6 minutes; a second device call fits the device tool's 10 minutes a call, and on
+# a warm machine reuses BUILD_DIR); WANLAB_JSON_INCLUDE /
 # WANLAB_GLOO_INCLUDE when nlohmann/json and Gloo headers are not system-wide; DIFFSYNTH_DIR (a
 # DiffSynth-Studio checkout) for the peer.
 #
@@ -21,6 +24,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=${1:-/tmp/wanlab-gpu-build}
 OUT=${OUT_DIR:-$PWD/gpu-check}
 R=$B/results
+SET=${GPU_CHECK:-base}
+[ "$SET" = base ] || [ "$SET" = 14b ] || { echo "GPU_CHECK must be base or 14b, got '$SET'" >&2; exit 2; }
 mkdir -p "$OUT" "$R"
 LOG=$OUT/log.txt
 step() { local name=$1 limit=$2; shift 2; echo "=== $name ($(date +%T), t=${SECONDS}s)" | tee -a "$LOG";
@@ -40,7 +45,14 @@ echo "built ${SECONDS}s" | tee -a "$LOG"
 E=$B/wanlab-engine
 
 step doctor 60 "$E" doctor   # what the build links, what auto picks, each path checked on the GPU
-for t in nccl attention_parts _kernel bf16_path device_lists; do "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
+if [ "$SET" = 14b ]; then  # a second call on the same (warm) machine: the build is there already
+  step t2v_14B_720p 300 "$E" bench t2v --random-weights 14B --device cuda --steps 2 --height 720 --width 1280
+  step t2v_14B_480p_budget24G 240 "$E" bench t2v --random-weights 14B --device cuda --steps 2 --t5-device cpu --tiled --budget 24G
+  step t2v_14B_480p_f8 180 "$E" bench t2v --random-weights 14B --device cuda --steps 2 --dit-f8
+  echo "done ${SECONDS}s" | tee -a "$LOG"
+  exit 0
+fi
+for t in nccl attention_parts _kernel bf16_path device_lists f8_; do "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
 "$E" make-tiny "$B/tiny" > /dev/null
 step parity_tiny 90 "$E" parity "$B/tiny" --device cuda --persistent-params 0 --height 96 --width 160 --frames 17 --steps 4
 step elementwise_1.3B 90 "$E" bench elementwise --device cuda --dims 1.3B --tokens 32760
@@ -51,8 +63,6 @@ step t2v_1.3B_480p 150 "$E" bench t2v --random-weights 1.3B --device cuda --step
 # The budget's choice of resident blocks, its cost per step and its prediction against the
 # allocator; also the first timing of the text encoder on the CPU.
 step t2v_1.3B_480p_budget3G 180 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3 --t5-device cpu --tiled --budget 3G
-if [ "${GPU_CHECK_14B:-0}" = 1 ]; then
-  step t2v_14B_720p 300 "$E" bench t2v --random-weights 14B --device cuda --steps 2 --height 720 --width 1280
-  step t2v_14B_480p_budget24G 240 "$E" bench t2v --random-weights 14B --device cuda --steps 2 --t5-device cpu --tiled --budget 24G
-fi
+# Float8 block linears: their decode per use against t2v_1.3B_480p's bf16 weights.
+step t2v_1.3B_480p_f8 150 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3 --dit-f8
 echo "done ${SECONDS}s" | tee -a "$LOG"

@@ -63,12 +63,13 @@ commands:
   bench t2v --random-weights 1.3B|14B [--device cuda] [--frames 81 --height 480 --width 832]
             [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda]
             [--persistent-params N] [--budget BYTES|auto] [--attention auto|flash|cudnn|efficient|math]
-            [--dtype ...]
+            [--dtype ...] [--dit-f8]
       the whole pipeline on random real-size weights held in memory (no files): seconds per
       stage and step, peak device memory beside the memory model's prediction, TFLOP/s per step
       against the measured matmul peak, and the full run's estimate against its FLOP bound.
       --budget: the engine keeps the DiT blocks that fit beside this video (persistent params chosen;
-      auto: the device's memory less 1.5 GB)
+      auto: the device's memory less 1.5 GB); --dit-f8: the DiT's block linears as a float8 e4m3
+      checkpoint holds them (kept at 1 B per weight, decoded at each use; libtorch >= 2.1)
   parity DIR [--device cuda] [--dtype bf16] [--height N --width N --frames N --steps N] [--cfg-scale X]
              [--persistent-params N]
       the engine on DEVICE/DTYPE against itself on the CPU in float32 (which matches
@@ -254,10 +255,10 @@ int main(int argc, char** argv) {
                        .dump(2)
                 << "\n";
     } else if (cmd == "bench" && argc > 2 && std::string(argv[2]) == "t2v") {
-      Args a = parse(argc, argv, {"--tiled"});
+      Args a = parse(argc, argv, {"--tiled", "--dit-f8"});
       check_known(a, {"--random-weights", "--device", "--dtype", "--frames", "--height", "--width", "--steps",
                       "--full-steps", "--cfg-scale", "--tiled", "--t5-device", "--persistent-params", "--budget",
-                      "--attention", "--seed", "--peak-tflops"});
+                      "--attention", "--seed", "--peak-tflops", "--dit-f8"});
       wan::PipelineBenchOptions o;
       if (!a.options.count("--random-weights")) usage("bench t2v needs --random-weights tiny|1.3B|14B");
       o.dims = a.options["--random-weights"];
@@ -275,6 +276,7 @@ int main(int argc, char** argv) {
       o.full_steps = int_option(a, "--full-steps", o.full_steps);
       o.seed = static_cast<uint64_t>(int_option(a, "--seed", 0));
       o.tiled = a.options.count("--tiled") > 0;
+      o.dit_f8 = a.options.count("--dit-f8") > 0;
       if (a.options.count("--cfg-scale")) o.cfg_scale = std::stod(a.options["--cfg-scale"]);
       if (a.options.count("--peak-tflops")) o.peak_tflops = std::stod(a.options["--peak-tflops"]);
       std::cout << wan::bench_t2v(o).dump(2) << "\n";

@@ -36,7 +36,7 @@ nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
   set_attention_backend(o.attention);
 
   auto t_weights = std::chrono::steady_clock::now();
-  LoadedModel m = random_model(o.dims, o.seed, dev, at::kBFloat16);
+  LoadedModel m = random_model(o.dims, o.seed, dev, at::kBFloat16, o.dit_f8);
   const ModelArch arch = m.arch;
   ParallelOptions par;
   par.devices = dev.is_cuda() ? dev.str() : "cpu";

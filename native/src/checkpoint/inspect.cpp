@@ -9,6 +9,7 @@
 #include "common/cuda.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
+#include "models/dit.h"
 #include "parallel/devices.h"
 
 namespace fs = std::filesystem;
@@ -54,7 +55,7 @@ nlohmann::json tokenizer_json(const std::string& dir) {
 // Peak memory per device, by parts and stages, from the memory model (models/memory_model.h):
 // weights are replicated per rank (DiT in the compute dtype: bf16 on CUDA, f32 on CPU), the UMT5
 // and the VAE run on the first rank, DiT activations are per rank for its share of the tokens.
-nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
+nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions& o) {
   const std::string list = resolve_devices(o.devices);  // what the estimate is for
   auto devices = parse_devices(list);
   ParallelLayout l =
@@ -69,6 +70,7 @@ nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
   mo.shard_weights = o.shard_weights;
   mo.bytes_per_value = cuda ? 2 : 4;
   mo.gpu = cuda;
+  mo.dit_f8 = dit_f8;
   if (o.shard_weights && l.sequence_parallel() < 2)
     fail("--shard-weights needs ulysses x ring >= 2 ranks per CFG branch; the layout has ", l.sequence_parallel());
   if (o.persistent_params >= 0 && !cuda) fail("--persistent-params streams DiT blocks to a CUDA device; devices are '", list, "'");
@@ -84,7 +86,7 @@ nlohmann::json memory_json(const ModelArch& a, const InspectOptions& o) {
                       {"video", {{"height", o.height}, {"width", o.width}, {"num_frames", o.num_frames}}},
                       {"tokens", tokens},
                       {"tokens_per_rank", (tokens + sp - 1) / sp},
-                      {"weight_dtype", cuda ? "BF16" : "F32"},
+                      {"weight_dtype", std::string(cuda ? "BF16" : "F32") + (dit_f8 ? " + F8 block linears" : "")},
                       {"dit_weights_bytes", p.dit_resident},
                       {"dit_streamed_bytes", p.dit_streamed},
                       {"dit_activation_bytes", p.dit_activations},
@@ -136,7 +138,7 @@ nlohmann::json inspect_model(const std::string& dir, const InspectOptions& opts)
           {"components", {{"dit", dit}, {"t5", t5}, {"vae", vae}}},
           {"tokenizer", tokenizer_json(m.files.tokenizer_dir)},
           {"bytes_on_disk", disk},
-          {"memory", memory_json(m.arch, opts)}};
+          {"memory", memory_json(m.arch, dit_keeps_f8(m.dit), opts)}};
 }
 
 }  // namespace wan

@@ -1,5 +1,7 @@
 #include "common/dtype.h"
 
+#include <torch/version.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -67,13 +69,39 @@ std::optional<DType> dtype_from_scalar_type(at::ScalarType t) {
   return std::nullopt;
 }
 
+bool is_f8(DType t) { return t == DType::F8_E4M3 || t == DType::F8_E5M2; }
+
+namespace {
+// The table path: any libtorch, the table moved to the bytes' device (256 floats).
+at::Tensor f8_by_table(const at::Tensor& bytes, DType t) {
+  static const at::Tensor e4m3 = f8_table(DType::F8_E4M3), e5m2 = f8_table(DType::F8_E5M2);
+  const at::Tensor& lut = t == DType::F8_E4M3 ? e4m3 : e5m2;
+  return lut.to(bytes.device()).index_select(0, bytes.reshape({-1}).to(at::kInt)).reshape(bytes.sizes());
+}
+}  // namespace
+
 at::Tensor to_float32(const StoredTensor& t) {
-  if (t.dtype == DType::F8_E4M3 || t.dtype == DType::F8_E5M2) {
-    static const at::Tensor e4m3 = f8_table(DType::F8_E4M3), e5m2 = f8_table(DType::F8_E5M2);
-    const at::Tensor& lut = t.dtype == DType::F8_E4M3 ? e4m3 : e5m2;
-    return lut.index_select(0, t.data.reshape({-1}).to(at::kLong)).reshape(t.data.sizes());
-  }
+  if (is_f8(t.dtype)) return f8_by_table(t.data, t.dtype);
   return t.data.to(at::kFloat);
+}
+
+at::Tensor decode_f8(const at::Tensor& bytes, DType t, at::ScalarType out) {
+  if (!is_f8(t)) fail("decode_f8: ", dtype_name(t), " is not a float8 type");
+  if (bytes.scalar_type() != at::kByte) fail("decode_f8: float8 elements must be in uint8 storage, got ", bytes.scalar_type());
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  return bytes.view(t == DType::F8_E4M3 ? at::kFloat8_e4m3fn : at::kFloat8_e5m2).to(out);
+#else
+  return f8_by_table(bytes, t).to(out);
+#endif
+}
+
+at::Tensor encode_f8(const at::Tensor& x, DType t) {
+  if (!is_f8(t)) fail("encode_f8: ", dtype_name(t), " is not a float8 type");
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  return x.to(t == DType::F8_E4M3 ? at::kFloat8_e4m3fn : at::kFloat8_e5m2).contiguous().view(at::kByte);
+#else
+  fail("float8 weights are made by ATen's float8 cast, which this libtorch (", TORCH_VERSION, ") lacks: it needs 2.1 or later");
+#endif
 }
 
 StoredTensor stored(const at::Tensor& t) {

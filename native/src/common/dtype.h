@@ -30,6 +30,14 @@ using TensorMap = std::map<std::string, StoredTensor>;
 
 // Converts any floating dtype (f8 included) to float32; integer types are cast.
 at::Tensor to_float32(const StoredTensor& t);
+bool is_f8(DType t);
+// float8 elements (uint8 storage, any device) as `out` on the same device: ATen's float8 cast on
+// libtorch >= 2.1 (one elementwise pass), else the decoding table. Exact in bf16, f16 and f32,
+// which hold every e4m3 and e5m2 value.
+at::Tensor decode_f8(const at::Tensor& bytes, DType t, at::ScalarType out);
+// The other way, for float8 benchmarks: any float tensor rounded to `t` (ATen's cast, nearest
+// even; libtorch >= 2.1 only), as uint8 storage on the same device.
+at::Tensor encode_f8(const at::Tensor& x, DType t);
 // Wraps an ATen tensor of a supported scalar type.
 StoredTensor stored(const at::Tensor& t);
 

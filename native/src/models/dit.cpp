@@ -4,6 +4,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "common/cuda.h"
@@ -99,13 +100,15 @@ std::vector<DitShard::Waiter> WanDiT::start_gather(const Block& local, const Dit
   if (!shard.gather_weights)
     fail("WanDiT: weights are sharded ", weight_shards_, " ways; the forward needs its group's gather_weights");
   std::vector<DitShard::Waiter> w;
-  for (const at::Tensor& part : local.parts) w.push_back(shard.gather_weights(part));
+  for (const at::Tensor& part : local.parts)
+    w.push_back(part.defined() ? shard.gather_weights(part) : DitShard::Waiter([] { return at::Tensor(); }));
   return w;
 }
 
 WanDiT::Block WanDiT::gathered_block(const Block& local, const std::vector<DitShard::Waiter>& gathering) const {
-  std::array<at::Tensor, 2> full;
-  for (size_t g = 0; g < gathering.size(); ++g) full[g] = gathering[g]().reshape({-1});  // [N * S]
+  std::array<at::Tensor, 3> full;
+  for (size_t g = 0; g < gathering.size(); ++g)
+    if (at::Tensor t = gathering[g](); t.defined()) full[g] = t.reshape({-1});  // [N * S]
   Block b = local;
   std::vector<at::Tensor*> slots = b.tensors();
   for (size_t i = 0; i < slots.size(); ++i) {
@@ -136,9 +139,16 @@ WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& 
   c10::InferenceMode guard;
   const Placement compute = o.placement, f32{device_, at::kFloat};
   auto get = [&](const std::string& name, const Placement& p) { return place(weights.at(name), p); };
-  auto linear = [&](const std::string& name) { return Linear{get(name + ".weight", compute), get(name + ".bias", compute)}; };
+  auto linear = [&](const std::string& name) { return Linear{get(name + ".weight", compute), get(name + ".bias", compute), {}}; };
+  // A block's linear: float8 weights stay float8 bytes on the device (decoded per use, weight()).
+  auto block_linear = [&](const std::string& name) {
+    const StoredTensor& w = weights.at(name + ".weight");
+    if (!is_f8(w.dtype)) return linear(name);
+    f8_params_ += w.data.numel();
+    return Linear{w.data.to(device_).contiguous(), get(name + ".bias", compute), w.dtype};
+  };
   auto attention = [&](const std::string& p) {
-    return Attention{linear(p + ".q"), linear(p + ".k"), linear(p + ".v"), linear(p + ".o"),
+    return Attention{block_linear(p + ".q"), block_linear(p + ".k"), block_linear(p + ".v"), block_linear(p + ".o"),
                      get(p + ".norm_q.weight", compute), get(p + ".norm_k.weight", compute)};
   };
   patch_w = get("patch_embedding.weight", compute);
@@ -159,7 +169,7 @@ WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& 
   for (int64_t i = 0; i < arch.num_layers; ++i) {
     const std::string b = "blocks." + std::to_string(i) + ".";
     blocks.push_back(Block{attention(b + "self_attn"), attention(b + "cross_attn"), get(b + "norm3.weight", f32),
-                           get(b + "norm3.bias", f32), linear(b + "ffn.0"), linear(b + "ffn.2"),
+                           get(b + "norm3.bias", f32), block_linear(b + "ffn.0"), block_linear(b + "ffn.2"),
                            get(b + "modulation", f32), false, {}});
     Block& blk = blocks.back();
     int64_t params = 0;
@@ -169,13 +179,16 @@ WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& 
       std::vector<at::Tensor*> ts = blk.tensors();
       if (flat_layout_.empty()) {
         for (at::Tensor* t : ts) {
-          const int g = t->scalar_type() == dtype_ ? 0 : 1;
+          const int g = t->scalar_type() == dtype_ ? 0 : t->scalar_type() == at::kFloat ? 1 : 2;
           flat_layout_.push_back({g, flat_numel_[g], t->sizes().vec()});
           flat_numel_[g] += t->numel();
         }
       }
-      for (int g = 0; g < 2; ++g) {
-        if (flat_numel_[g] == 0) continue;
+      for (int g = 0; g < 3; ++g) {
+        if (flat_numel_[g] == 0) {
+          blk.parts.emplace_back();
+          continue;
+        }
         std::vector<at::Tensor> flat;
         for (size_t k = 0; k < ts.size(); ++k)
           if (flat_layout_[k].group == g) flat.push_back(ts[k]->reshape({-1}));
@@ -199,6 +212,22 @@ WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& 
   }
 }
 
+bool dit_keeps_f8(const TensorMap& weights) {
+  bool any = false;
+  for (const auto& [name, t] : weights) {
+    if (name.rfind("blocks.", 0) != 0) continue;
+    bool linear = false;
+    for (const char* end : {".q.weight", ".k.weight", ".v.weight", ".o.weight", "ffn.0.weight", "ffn.2.weight"})
+      linear = linear || (name.size() > strlen(end) && name.compare(name.size() - strlen(end), strlen(end), end) == 0);
+    if (!linear) continue;
+    if (!is_f8(t.dtype)) return false;
+    any = true;
+  }
+  return any;
+}
+
+at::Tensor WanDiT::weight(const Linear& l) const { return l.f8 ? decode_f8(l.w, *l.f8, dtype_) : l.w; }
+
 // DiffSynth RMSNorm: normalize in float32, cast back, then scale by the weight in the compute dtype.
 // bf16/f16 on libtorch >= 2.4: ATen's fused rms_norm (float32 statistics, one rounding).
 at::Tensor WanDiT::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
@@ -212,24 +241,24 @@ at::Tensor WanDiT::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
 at::Tensor WanDiT::self_attention(const Attention& a, const at::Tensor& x, const RopeTable& rope, const DitShard* shard,
                                   int64_t tokens) const {
   const int64_t L = x.size(1), H = arch_.num_heads, d = arch_.dim / H;
-  at::Tensor q = rms_norm(at::linear(x, a.q.w, a.q.b), a.norm_q).view({1, L, H, d});  // [1, L, H, d]
-  at::Tensor k = rms_norm(at::linear(x, a.k.w, a.k.b), a.norm_k).view({1, L, H, d});
-  at::Tensor v = at::linear(x, a.v.w, a.v.b).view({1, L, H, d});
+  at::Tensor q = rms_norm(at::linear(x, weight(a.q), a.q.b), a.norm_q).view({1, L, H, d});  // [1, L, H, d]
+  at::Tensor k = rms_norm(at::linear(x, weight(a.k), a.k.b), a.norm_k).view({1, L, H, d});
+  at::Tensor v = at::linear(x, weight(a.v), a.v.b).view({1, L, H, d});
   q = rope_apply(q, rope).transpose(1, 2);  // [1, H, L, d]
   k = rope_apply(k, rope).transpose(1, 2);
   at::Tensor o = shard ? shard->attention(q, k, v.transpose(1, 2), tokens)  // sequence-parallel
                        : attention(q, k, v.transpose(1, 2));
   o = o.transpose(1, 2).reshape({1, L, arch_.dim});  // [1, L, D]
-  return at::linear(o, a.o.w, a.o.b);
+  return at::linear(o, weight(a.o), a.o.b);
 }
 
 at::Tensor WanDiT::cross_attention(const Attention& a, const at::Tensor& x, const at::Tensor& ctx) const {
   const int64_t L = x.size(1), Lc = ctx.size(1), H = arch_.num_heads, d = arch_.dim / H;
-  at::Tensor q = rms_norm(at::linear(x, a.q.w, a.q.b), a.norm_q).view({1, L, H, d}).transpose(1, 2);      // [1, H, L, d]
-  at::Tensor k = rms_norm(at::linear(ctx, a.k.w, a.k.b), a.norm_k).view({1, Lc, H, d}).transpose(1, 2);   // [1, H, Lc, d]
-  at::Tensor v = at::linear(ctx, a.v.w, a.v.b).view({1, Lc, H, d}).transpose(1, 2);
+  at::Tensor q = rms_norm(at::linear(x, weight(a.q), a.q.b), a.norm_q).view({1, L, H, d}).transpose(1, 2);      // [1, H, L, d]
+  at::Tensor k = rms_norm(at::linear(ctx, weight(a.k), a.k.b), a.norm_k).view({1, Lc, H, d}).transpose(1, 2);   // [1, H, Lc, d]
+  at::Tensor v = at::linear(ctx, weight(a.v), a.v.b).view({1, Lc, H, d}).transpose(1, 2);
   at::Tensor o = attention(q, k, v).transpose(1, 2).reshape({1, L, arch_.dim});  // [1, L, D]
-  return at::linear(o, a.o.w, a.o.b);
+  return at::linear(o, weight(a.o), a.o.b);
 }
 
 at::Tensor WanDiT::forward(const at::Tensor& x, double timestep, const at::Tensor& context) const {
@@ -353,7 +382,7 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     x.addcmul_(self_attention(b.self_attn, h, rope, shard, tokens), m[2]);
     x.add_(cross_attention(b.cross_attn, norm_cast(x, b.norm3_w, b.norm3_b, A.eps, dtype_), ctx));
     h = norm_modulate(x, m[3], m[4], A.eps, dtype_);
-    h = at::linear(linear_gelu(h, b.ffn0.w, b.ffn0.b), b.ffn2.w, b.ffn2.b);
+    h = at::linear(linear_gelu(h, weight(b.ffn0), b.ffn0.b), weight(b.ffn2), b.ffn2.b);
     x.addcmul_(h, m[5]);
     if (offloaded_blocks_ > 0) done[i] = mark_stream(dev);
   }

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "common/dtype.h"
@@ -79,10 +80,15 @@ class WanDiT {
   int64_t offloaded_params() const { return offloaded_params_; }  // in pinned host memory
   int64_t offloaded_blocks() const { return offloaded_blocks_; }
   int weight_shards() const { return weight_shards_; }
+  // Block linear weights kept as float8 bytes (a float8 checkpoint), and their type.
+  int64_t f8_params() const { return f8_params_; }
 
  private:
   struct Linear {
     at::Tensor w, b;  // w: [out, in], b: [out]
+    // A float8 checkpoint's block linears keep their bytes (w in uint8 storage, 1 B per weight)
+    // and are decoded to the compute dtype at each use (common/dtype.h decode_f8).
+    std::optional<DType> f8;
   };
   struct Attention {
     Linear q, k, v, o;
@@ -95,7 +101,8 @@ class WanDiT {
     at::Tensor modulation;  // [1, 6, D] float32
     bool offloaded = false;  // the tensors above are in pinned host memory
     // Weight sharding: the tensors above are empty; parts[g] is this rank's slice of the flat
-    // buffer of dtype group g (0: the compute dtype, 1: float32 when that differs).
+    // buffer of dtype group g (0: the compute dtype, 1: float32 when that differs, 2: float8
+    // bytes), undefined where the group is empty.
     std::vector<at::Tensor> parts;
     std::vector<at::Tensor*> tensors();  // every tensor, in a fixed order
   };
@@ -120,6 +127,7 @@ class WanDiT {
   // x: [1, L, D], ctx: [1, Lc, D] -> [1, L, D]
   at::Tensor cross_attention(const Attention& a, const at::Tensor& x, const at::Tensor& ctx) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
+  at::Tensor weight(const Linear& l) const;  // in the compute dtype
   RopeTable rope_for(int64_t f, int64_t h, int64_t w) const;
 
   DitArch arch_;
@@ -127,8 +135,9 @@ class WanDiT {
   at::Device device_{at::kCPU};
   int64_t resident_params_ = 0, offloaded_params_ = 0, offloaded_blocks_ = 0;
   int weight_shards_ = 1;
+  int64_t f8_params_ = 0;
   std::vector<FlatSlot> flat_layout_;
-  std::array<int64_t, 2> flat_numel_{0, 0};  // per dtype group, before padding
+  std::array<int64_t, 3> flat_numel_{0, 0, 0};  // per dtype group, before padding
   at::Tensor patch_w, patch_b;  // [D, in_dim, pt, ph, pw], [D]
   Linear text0, text2, time0, time2, time_proj;
   std::vector<Block> blocks;
@@ -137,5 +146,9 @@ class WanDiT {
   mutable std::mutex rope_mu_;  // forward is const and may run on several rank threads at once
   mutable std::map<std::array<int64_t, 3>, RopeTable> rope_cache_;
 };
+
+// Whether every block linear weight of a DiT checkpoint is float8, so that WanDiT keeps them all
+// at 1 B per weight (what the memory model counts; a partly float8 one is counted as if widened).
+bool dit_keeps_f8(const TensorMap& weights);
 
 }  // namespace wan

@@ -21,6 +21,8 @@ int64_t block_params(const DitArch& a) {
   // FFN D -> F -> D with biases; modulation 6 D.
   return 2 * (4 * (D * D + D) + 2 * D) + 2 * D + (D * F + F) + (F * D + D) + 6 * D;
 }
+// Of those, the linear weights (what a float8 checkpoint keeps as float8).
+int64_t block_linear_weights(const DitArch& a) { return 2 * 4 * a.dim * a.dim + 2 * a.dim * a.ffn_dim; }
 }  // namespace
 
 int64_t MemoryPlan::peak() const { return std::max({encode(), denoise(), decode()}); }
@@ -31,19 +33,25 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   const int64_t dit_params = count_params(dit_specs(a.dit));
   const int64_t per_block = block_params(a.dit);
   const int64_t outside = dit_params - per_block * a.dit.num_layers;  // embeddings, head
-  int64_t resident = dit_params;
-  if (o.shard_weights && o.sequence_parallel > 1) {
+  const int64_t layers = a.dit.num_layers;
+  // One block's bytes: its linear weights at 1 B each when they stay float8, the rest at B.
+  const int64_t linear_w = block_linear_weights(a.dit);
+  const int64_t block_bytes = o.dit_f8 ? linear_w + (per_block - linear_w) * B : per_block * B;
+  const bool sharded = o.shard_weights && o.sequence_parallel > 1;
+  int64_t kept = layers;  // blocks resident (whole, in order)
+  if (sharded) {
     const int64_t n = o.sequence_parallel;
-    resident = outside + a.dit.num_layers * ((per_block + n - 1) / n);
-    p.dit_streamed = 2 * per_block * B;  // the block being computed and the next, gathered whole
-  } else if (o.persistent_params >= 0) {
-    resident = outside;
-    int64_t kept = 0;
-    for (int64_t i = 0; i < a.dit.num_layers && resident + per_block <= o.persistent_params; ++i) resident += per_block, ++kept;
-    if (kept < a.dit.num_layers) p.dit_streamed = 2 * per_block * B;
+    p.dit_resident = outside * B + layers * ((block_bytes + n - 1) / n);
+    p.dit_streamed = 2 * block_bytes;  // the block being computed and the next, gathered whole
+  } else {
+    if (o.persistent_params >= 0) {
+      kept = 0;
+      while (kept < layers && outside + (kept + 1) * per_block <= o.persistent_params) ++kept;
+      if (kept < layers) p.dit_streamed = 2 * block_bytes;
+    }
+    p.dit_resident = outside * B + kept * block_bytes;
+    if (o.gpu) p.host_pinned = (layers - kept) * block_bytes;
   }
-  p.dit_resident = resident * B;
-  if (o.gpu && !(o.shard_weights && o.sequence_parallel > 1)) p.host_pinned = (dit_params - resident) * B;
   p.t5 = o.t5_on_device ? count_params(t5_specs(a.t5)) * B : 0;
   p.vae = o.vae_on_device ? count_params(vae_specs(a.vae)) * B : 0;
 
@@ -58,6 +66,7 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   const double attn = 4 + B + 3 * B + B + 8 + B;          // per token x channel, see the header
   const double ffn = 4 + B + B + B * F / D;
   p.dit_activations = int64_t(double(L) * D * std::max(attn, ffn));
+  if (o.dit_f8) p.dit_activations += a.dit.ffn_dim * a.dit.dim * B;  // a float8 linear decoded for its use
 
   const int64_t th = o.tiled ? std::min<int64_t>(h, o.tile_h) : h, tw = o.tiled ? std::min<int64_t>(w, o.tile_w) : w;
   auto vae_activations = [&](int64_t b) { return int64_t(kVaeDecodeBytesPerPixelPerByte * b * double(th * 8) * double(tw * 8)); };

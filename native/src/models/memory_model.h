@@ -3,8 +3,9 @@
 // Bytes are the CUDA caching allocator's "allocated" (live tensors), per stage, for the device
 // that holds the DiT's first rank:
 //   resident  DiT weights kept on the device (all, or the persistent budget's blocks plus the
-//             embeddings and head, or with sharded weights 1/sp of each block plus those), the
-//             UMT5 and the VAE when they run there
+//             embeddings and head, or with sharded weights 1/sp of each block plus those; a
+//             float8 checkpoint's block linears at 1 B per weight), the UMT5 and the VAE when
+//             they run there
 //   encode    resident + UMT5 activations: per layer the position bias, scores and probabilities
 //             [heads, Lt, Lt] (bf16, float32 softmax) and the gated FFN [Lt, dim_ffn]
 //   denoise   resident + two streamed blocks when offloading or sharding (the one computing and
@@ -42,6 +43,7 @@ struct MemoryPlanOptions {
   int tile_h = 30, tile_w = 52;   // latent units (tiled decode)
   int bytes_per_value = 2;        // 2: bf16 (CUDA), 4: float32 (CPU)
   bool gpu = false;               // the DiT computes on a GPU (host_* are counted apart)
+  bool dit_f8 = false;            // the DiT's block linear weights stay float8 (1 B each), decoded per use
 };
 
 struct MemoryPlan {

@@ -43,7 +43,8 @@ at::Tensor random_tensor(const TensorSpec& spec, uint64_t seed, const at::Device
   return x.to(at::kBFloat16).to(at::kHalf).to(at::kFloat);
 }
 
-LoadedModel random_model(const std::string& dims, uint64_t seed, const at::Device& device, at::ScalarType dtype) {
+LoadedModel random_model(const std::string& dims, uint64_t seed, const at::Device& device, at::ScalarType dtype,
+                         bool dit_f8) {
   LoadedModel m;
   m.arch = preset_arch(dims);
   m.files.dir = "(random " + dims + " weights, seed " + std::to_string(seed) + ")";
@@ -51,6 +52,10 @@ LoadedModel random_model(const std::string& dims, uint64_t seed, const at::Devic
     for (const auto& s : specs) out[s.name] = stored(random_tensor(s, seed, device).to(dtype));
   };
   fill(m.dit, dit_specs(m.arch.dit));
+  if (dit_f8)
+    for (auto& [name, t] : m.dit)
+      if (name.rfind("blocks.", 0) == 0 && ends_with(name, ".weight") && t.data.dim() == 2)
+        t = {encode_f8(t.data, DType::F8_E4M3), DType::F8_E4M3};
   fill(m.t5, t5_specs(m.arch.t5));
   fill(m.vae, vae_specs(m.arch.vae));
   return m;

@@ -25,7 +25,9 @@ uint64_t name_seed(const std::string& name, uint64_t seed);
 
 // A whole T2V model of random weights in memory, no files (--random-weights 1.3B|14B): every
 // tensor of the preset architecture, generated on `device` and held there in `dtype`.
+// dit_f8: the DiT's block linear weights rounded to float8 e4m3 (a float8 checkpoint, which the
+// DiT keeps at 1 B per weight; common/dtype.h encode_f8 needs libtorch >= 2.1).
 LoadedModel random_model(const std::string& dims, uint64_t seed, const at::Device& device,
-                         at::ScalarType dtype = at::kBFloat16);
+                         at::ScalarType dtype = at::kBFloat16, bool dit_f8 = false);
 
 }  // namespace wan

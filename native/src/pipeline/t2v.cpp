@@ -104,6 +104,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
          sp == 1 ? "" : "s", " per CFG branch");
   shard_weights_ = c.shard_weights;
   persistent_params_ = c.persistent_params;
+  dit_f8_ = dit_keeps_f8(model_.dit);
   if (c.memory_budget != -1) apply_budget(c);
   check_host_memory();
   DitOptions dit_options{dit_place_, persistent_params_};
@@ -209,6 +210,7 @@ nlohmann::json T2VEngine::placement() const {
           {"dit_resident_params", dits_.front()->resident_params()},
           {"dit_offloaded_params", dits_.front()->offloaded_params()},
           {"dit_weight_shards", dits_.front()->weight_shards()},
+          {"dit_f8_params", dits_.front()->f8_params()},
           {"devices_note", devices_note_},
           {"memory_budget_bytes", memory_budget_},
           {"memory_budget_note", budget_note_}};
@@ -324,6 +326,7 @@ MemoryPlanOptions T2VEngine::plan_options(const T2VRequest& r) const {
   o.tile_h = int(r.tile_size[0]), o.tile_w = int(r.tile_size[1]);
   o.bytes_per_value = int(c10::elementSize(dit_place_.dtype));
   o.gpu = dit_place_.device.is_cuda();
+  o.dit_f8 = dit_f8_;
   return o;
 }
 
