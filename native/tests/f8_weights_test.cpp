@@ -6,8 +6,11 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <regex>
 
+#include "checkpoint/inspect.h"
+#include "checkpoint/safetensors.h"
 #include "models/dit.h"
 #include "models/memory_model.h"
 #include "pipeline/t2v.h"
@@ -90,4 +93,25 @@ TEST(memory_model_counts_f8_block_linears_at_one_byte) {
   o.dit_f8 = false;
   const MemoryPlan streamed_bf16 = plan_memory(a, o);
   EXPECT(streamed.dit_streamed < streamed_bf16.dit_streamed && streamed.host_pinned < streamed_bf16.host_pinned);
+}
+
+TEST(f8_checkpoint_from_disk_loads_f8_and_inspect_counts_it) {
+  // The official layout with its DiT file rewritten in float8: the loader maps it, the engine keeps
+  // the block linears float8, inspect names them and counts them at 1 B.
+  namespace fs = std::filesystem;
+  const std::string dir = wantest::scratch_dir() + "/tiny-official-f8";
+  if (!fs::exists(dir)) {
+    fs::copy(wantest::tiny_model(), dir, fs::copy_options::recursive);
+    save_safetensors(dir + "/diffusion_pytorch_model.safetensors", f8_model(false).dit);
+  }
+  const T2VEngine e(dir);
+  const int64_t f8 = e.placement()["dit_f8_params"];
+  EXPECT(f8 > 0);
+  InspectOptions o;
+  o.devices = "cuda:0";  // inspect needs no GPU
+  const nlohmann::json m = inspect_model(dir, o)["memory"], plain = inspect_model(wantest::tiny_model(), o)["memory"];
+  EXPECT(m["weight_dtype"] == "BF16 + F8 block linears" && plain["weight_dtype"] == "BF16");
+  EXPECT(plain["dit_weights_bytes"].get<int64_t>() - m["dit_weights_bytes"].get<int64_t>() == f8);
+  EXPECT(at::equal(e.generate(wantest::tiny_request(32, 32, 1, 1, 1.0, 3)).latents,
+                   T2VEngine(f8_model(false), {}).generate(wantest::tiny_request(32, 32, 1, 1, 1.0, 3)).latents));
 }
