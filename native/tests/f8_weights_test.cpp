@@ -115,3 +115,32 @@ TEST(f8_checkpoint_from_disk_loads_f8_and_inspect_counts_it) {
   EXPECT(at::equal(e.generate(wantest::tiny_request(32, 32, 1, 1, 1.0, 3)).latents,
                    T2VEngine(f8_model(false), {}).generate(wantest::tiny_request(32, 32, 1, 1, 1.0, 3)).latents));
 }
+
+TEST(memory_model_plans_the_budgets_gpu_check_runs) {
+  // What the next GPU run's budget steps should see (native/tools/gpu-check.sh): the text encoder
+  // on the CPU, a tiled decode, 480p, bf16; the choice is the largest whole-block count that fits.
+  struct Case {
+    const char* dims;
+    double budget;
+  } cases[] = {{"1.3B", 3e9}, {"14B", 24e9}};
+  for (const Case& c : cases) {
+    const ModelArch a = preset_arch(c.dims);
+    MemoryPlanOptions o;
+    o.gpu = true, o.t5_on_device = false, o.tiled = true;
+    const int64_t budget = int64_t(c.budget);
+    const int64_t pp = persistent_params_for_budget(a, o, budget);
+    EXPECT(pp > 0);
+    o.persistent_params = pp;
+    const MemoryPlan p = plan_memory(a, o);
+    const int64_t per_block = 2 * (4 * (a.dit.dim * a.dit.dim + a.dit.dim) + 2 * a.dit.dim) + 2 * a.dit.dim +
+                              2 * a.dit.dim * a.dit.ffn_dim + a.dit.ffn_dim + 7 * a.dit.dim;
+    const int64_t streamed_blocks = p.host_pinned / (per_block * 2);
+    std::printf("     %s, --budget %.0fG: persistent_params %lld, %lld of %lld blocks streamed, peak %.2f GB "
+                "(encode %.2f, denoise %.2f, decode %.2f), host %.2f GB\n",
+                c.dims, c.budget / 1e9, (long long)pp, (long long)streamed_blocks, (long long)a.dit.num_layers,
+                p.peak() / 1e9, p.encode() / 1e9, p.denoise() / 1e9, p.decode() / 1e9, p.host() / 1e9);
+    EXPECT(p.peak() <= budget && streamed_blocks > 0 && streamed_blocks < a.dit.num_layers);
+    o.persistent_params += per_block;  // one more block would not fit
+    EXPECT(plan_memory(a, o).peak() > budget);
+  }
+}
