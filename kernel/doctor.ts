@@ -23,6 +23,9 @@ export interface EngineReport {
   cpu: { threads: number; hardware_threads: number };
   environment: Record<string, string>;
   auto_devices: { chosen: string; why: string };
+  /** The host's memory, and what --budget auto allows where runs go (absent when it cannot). */
+  host_memory: { total_bytes: number; available_bytes: number };
+  budget_auto?: { device: string; bytes: number; how: string };
   cuda_devices: { device: string; name: string; compute_capability: string; total_bytes: number; free_bytes: number;
     checks: Record<string, DeviceCheck> }[];
   runs_on: string;
@@ -104,6 +107,10 @@ export function doctorText(r: DoctorReport): string {
     const backends = ["gloo", ...(e.libtorch.c10d.nccl ? ["nccl"] : [])].join(", ");
     rows.push(["libtorch", `${e.libtorch.version}, ${e.libtorch.cuda ? "CUDA" : "CPU only"}; c10d ${backends}; ${e.cpu.threads} of ${e.cpu.hardware_threads} CPU threads`]);
     rows.push(["devices auto", `${e.auto_devices.chosen} (${e.auto_devices.why})`]);
+    // In GB (10^9), as --budget 24G counts.
+    const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+    rows.push(["memory", `host ${gb(e.host_memory.total_bytes)} (${gb(e.host_memory.available_bytes)} available)` +
+      (e.budget_auto ? `; --budget auto: ${gb(e.budget_auto.bytes)} on ${e.budget_auto.device}` : "")]);
     for (const d of e.cuda_devices) {
       rows.push([d.device, `${d.name}, compute ${d.compute_capability}, ${gib(d.total_bytes)} (${gib(d.free_bytes)} free)`]);
       rows.push(["", Object.entries(d.checks).map(([n, c]) => checkText(n, c)).join(", ")]);

@@ -23,6 +23,10 @@ test("wanlab doctor --json: CPU-only build, runs on the CPU in float32 and says 
   assert.ok(e.libtorch.config.length > 0 && e.cpu.threads >= 1 && e.cpu.hardware_threads >= 1);
   assert.deepEqual(e.auto_devices, { chosen: "cpu", why: "this wanlab build links a CPU-only libtorch" });
   assert.deepEqual(e.cuda_devices, []);
+  // the host's memory, and what --budget auto allows on the CPU: available less 1 GB
+  assert.ok(e.host_memory.total_bytes >= e.host_memory.available_bytes && e.host_memory.available_bytes > 1e9);
+  assert.equal(e.budget_auto?.device, "cpu");
+  assert.match(e.budget_auto!.how, /^auto: the host's available [\d.]+ GB less 1\.00 GB$/);
   assert.match(d.message, /^runs on the CPU in float32: this build links libtorch .* without CUDA\. .*WANLAB_TORCH_DIR.*npm run build:native/);
   assert.equal(d.ffmpeg.ok, true);
   assert.match(d.ffmpeg.version!, /^ffmpeg version/);
@@ -33,6 +37,7 @@ test("wanlab doctor: aligned lines, and a missing ffmpeg is a problem named with
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /^ {2}libtorch +\d+\.\d+\.\d+, CPU only; c10d gloo;/m);
   assert.match(ok.stdout, /^ {2}devices auto +cpu \(this wanlab build links a CPU-only libtorch\)$/m);
+  assert.match(ok.stdout, /^ {2}memory +host [\d.]+ GB \([\d.]+ GB available\); --budget auto: [\d.]+ GB on cpu$/m);
   assert.match(ok.stdout, /^ok: runs on the CPU in float32/m);
   const bad = wanlab(["doctor"], { FFMPEG_PATH: "/nonexistent/ffmpeg", PATH: "/nonexistent" });
   assert.equal(bad.status, 1, bad.stderr + bad.stdout);

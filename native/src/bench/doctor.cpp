@@ -13,9 +13,11 @@
 
 #include "common/cuda.h"
 #include "common/error.h"
+#include "common/proc_status.h"
 #include "kernels/layer_norm.h"
 #include "kernels/rope.h"
 #include "models/attention.h"
+#include "models/memory_model.h"
 #include "models/rope.h"
 #include "parallel/devices.h"
 
@@ -172,6 +174,18 @@ nlohmann::json doctor_report() {
                          "and rebuild): CUDA ranks cannot form a device group");
   }
   r["runs_on"] = chosen == "cpu" ? "cpu f32" : concat(chosen, " bf16");
+  // What --budget auto would allow where runs go, and the host's memory (streamed blocks are
+  // pinned there; a CPU text encoder computes there).
+  r["host_memory"] = {{"total_bytes", meminfo_bytes("MemTotal:")}, {"available_bytes", meminfo_bytes("MemAvailable:")}};
+  const DeviceSpec first = parse_devices(chosen)[0];
+  const at::Device runs = first.type == "cuda" ? at::Device(at::kCUDA, c10::DeviceIndex(first.index)) : at::Device(at::kCPU);
+  try {
+    std::string how;
+    const int64_t bytes = auto_memory_budget(runs, &how);
+    r["budget_auto"] = {{"device", runs.str()}, {"bytes", bytes}, {"how", how}};
+  } catch (const Error& e) {
+    warnings.push_back(concat("--budget auto cannot be used here: ", e.what()));
+  }
   r["problems"] = problems;
   r["warnings"] = warnings;
   r["ok"] = problems.empty();
