@@ -88,7 +88,10 @@ export interface MemoryReport {
   host_activation_bytes: number;
   /** With a budget: whether it fits; persistent_params -1 = all resident fits, -2 = nothing fits;
    * auto: how an automatic budget was reached ("" for bytes). */
-  budget?: { bytes: number; auto: string; fits: boolean; persistent_params: number; note: string };
+  budget?: { bytes: number; auto: string; fits: boolean; persistent_params: number; note: string;
+    /** The longest video (4k + 1 frames, at most 1001; 0: none) within the budget at 480×832 and
+     * 720×1280, untiled and tiled: every DiT weight resident, and streaming blocks as needed. */
+    longest: { height: number; width: number; tiled: boolean; resident_frames: number; streamed_frames: number }[] };
 }
 
 export interface InspectReport {

@@ -59,6 +59,11 @@ export function formatInspect(r: InspectReport): string {
       `  budget ${formatBytes(b.bytes)}${b.auto ? ` (${b.auto})` : ""}`,
       b.fits ? "fits" : b.persistent_params >= 0 ? `fits with --persistent-params ${b.persistent_params}` : b.note,
     ]);
+    const streams = b.longest.some((l) => l.streamed_frames !== l.resident_frames);
+    for (const l of b.longest) {
+      const frames = streams ? `${l.resident_frames} frames resident, ${l.streamed_frames} streaming blocks` : `${l.resident_frames} frames`;
+      mem.push([`    longest ${l.height}×${l.width}${l.tiled ? " tiled" : ""}`, frames]);
+    }
   }
   out.push(table(mem, [1]));
   return out.join("\n");

@@ -144,3 +144,33 @@ TEST(memory_model_plans_the_budgets_gpu_check_runs) {
     EXPECT(plan_memory(a, o).peak() > budget);
   }
 }
+
+TEST(memory_model_longest_video_within_a_budget) {
+  // 14B on a 24 GB card's share, the text encoder on the CPU: how long a video fits.
+  const ModelArch a = preset_arch("14B");
+  MemoryPlanOptions o;
+  o.gpu = true, o.t5_on_device = false;
+  for (const auto& [h, w] : {std::pair{480, 832}, std::pair{720, 1280}}) {
+    o.height = h, o.width = w;
+    o.tiled = false;
+    const LongestVideo plain = longest_video(a, o, int64_t(24e9));
+    o.tiled = true;
+    const LongestVideo tiled = longest_video(a, o, int64_t(24e9));
+    o.dit_f8 = true;
+    const LongestVideo f8 = longest_video(a, o, int64_t(24e9));
+    o.dit_f8 = false;
+    std::printf("     14B in 24 GB, %dx%d: untiled %d frames resident / %d streaming; tiled %d / %d; "
+                "tiled with float8 linears %d / %d\n",
+                h, w, plain.resident, plain.streamed, tiled.resident, tiled.streamed, f8.resident, f8.streamed);
+    EXPECT(plain.streamed >= plain.resident && tiled.streamed >= plain.streamed && f8.resident >= tiled.resident);
+    // The answer is the boundary: it fits, four more frames do not.
+    o.tiled = true, o.num_frames = tiled.streamed;
+    EXPECT(tiled.streamed == 0 || persistent_params_for_budget(a, o, int64_t(24e9)) != -2);
+    o.num_frames = tiled.streamed + 4;
+    EXPECT(tiled.streamed == 1001 || persistent_params_for_budget(a, o, int64_t(24e9)) == -2);
+  }
+  // No GPU to stream to: streaming adds nothing.
+  o.gpu = false, o.bytes_per_value = 4;
+  const LongestVideo cpu = longest_video(a, o, int64_t(200e9));
+  EXPECT(cpu.streamed == cpu.resident);
+}

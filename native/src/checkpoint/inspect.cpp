@@ -116,6 +116,18 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
                    {"note", need == -1 ? "fits with every DiT weight resident"
                             : need == -2 ? "does not fit even with every DiT block streamed (try --t5-device cpu, --tiled, more ranks)"
                                          : "largest --persistent-params whose predicted peak fits"}};
+    // How long a video fits at the two sizes Wan2.1 is trained for (the orientation does not
+    // change the memory), untiled and tiled.
+    nlohmann::json longest = nlohmann::json::array();
+    for (const auto& [h, w] : {std::pair{480, 832}, std::pair{720, 1280}})
+      for (const bool tiled : {false, true}) {
+        MemoryPlanOptions lo = mo;
+        lo.height = h, lo.width = w, lo.tiled = tiled;
+        const LongestVideo v = longest_video(a, lo, bytes);
+        longest.push_back({{"height", h}, {"width", w}, {"tiled", tiled}, {"resident_frames", v.resident},
+                           {"streamed_frames", v.streamed}});
+      }
+    j["budget"]["longest"] = longest;
   }
   return j;
 }

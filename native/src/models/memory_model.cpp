@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 
 #include "common/cuda.h"
 #include "common/error.h"
@@ -102,6 +103,30 @@ int64_t persistent_params_for_budget(const ModelArch& a, MemoryPlanOptions o, in
     if (plan_memory(a, o).peak() <= budget_bytes) return o.persistent_params;
   }
   return -2;
+}
+
+LongestVideo longest_video(const ModelArch& a, MemoryPlanOptions o, int64_t budget_bytes) {
+  const bool can_stream = o.gpu && !(o.shard_weights && o.sequence_parallel > 1);
+  // Both tests only get harder with more frames: the largest k passing each, by bisection.
+  auto largest = [&](const std::function<bool(int)>& fits) {
+    int lo = -1, hi = 250;  // frames = 4k + 1; lo passes (or -1), hi + 1 fails
+    if (fits(hi)) return 4 * hi + 1;
+    while (hi - lo > 1) {
+      const int mid = (lo + hi) / 2;
+      (fits(mid) ? lo : hi) = mid;
+    }
+    return lo < 0 ? 0 : 4 * lo + 1;
+  };
+  LongestVideo v;
+  v.resident = largest([&](int k) {
+    o.num_frames = 4 * k + 1, o.persistent_params = -1;
+    return plan_memory(a, o).peak() <= budget_bytes;
+  });
+  v.streamed = can_stream ? largest([&](int k) {
+    o.num_frames = 4 * k + 1;
+    return persistent_params_for_budget(a, o, budget_bytes) != -2;
+  }) : v.resident;
+  return v;
 }
 
 int64_t auto_memory_budget(const at::Device& d, std::string* how) {

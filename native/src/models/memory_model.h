@@ -65,6 +65,14 @@ nlohmann::json to_json(const MemoryPlan& p);
 // everything fits resident, or -2 when even no resident block fits.
 int64_t persistent_params_for_budget(const ModelArch& a, MemoryPlanOptions o, int64_t budget_bytes);
 
+// The longest video (4k + 1 frames, at most 1001) whose predicted peak fits `budget_bytes` at
+// o's size and options: with every DiT weight resident, and with as many blocks streamed from
+// host memory as it takes (a GPU; elsewhere the same as resident). 0: not even one frame fits.
+struct LongestVideo {
+  int resident = 0, streamed = 0;
+};
+LongestVideo longest_video(const ModelArch& a, MemoryPlanOptions o, int64_t budget_bytes);
+
 // --budget auto for the DiT's device `d`: a GPU's total memory less 1.5 GB (the CUDA context, the
 // libraries' workspaces and the allocator's cache: the budget holds activations too, so more than
 // DiffSynth's 0.5 GiB for weights alone), or on the CPU the host's MemAvailable less 1 GB; `how`
