@@ -112,6 +112,12 @@ describe("make-tiny and inspect", () => {
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`^  budget ${(budget / 1e6).toFixed(2)} MB +fits with --persistent-params ${m.budget!.persistent_params}$`, "m"));
     assert.match(wanlab(args.filter((a) => a !== "--json").concat("--budget", "1G")).stdout, /^  budget 1\.00 GB +fits$/m);
+    // the longest video within the budget at Wan's two sizes: streaming never fits less, tiling neither
+    const six = run("--budget", "6G").budget!.longest;
+    assert.deepEqual(six.map((l) => `${l.height}x${l.width}${l.tiled ? " tiled" : ""}`), ["480x832", "480x832 tiled", "720x1280", "720x1280 tiled"]);
+    for (const l of six) assert.ok(l.streamed_frames >= l.resident_frames && (l.resident_frames - 1) % 4 === 0 || l.resident_frames === 0, JSON.stringify(l));
+    assert.ok(six[3]!.resident_frames >= six[2]!.resident_frames);
+    assert.match(wanlab(args.filter((a) => a !== "--json").concat("--budget", "6G")).stdout, /^ {4}longest 720×1280 tiled +\d+ frames/m);
   });
 
   test("--budget and --persistent-params usage errors", () => {
