@@ -8,9 +8,9 @@
 // Exit codes: 0 all done, 1 some job failed, 2 usage.
 import { argv, chalk, fs, path } from "zx";
 import { resolveParams } from "wanlab";
-import { fail, paramsFromFlags, spin, Usage, withServer } from "./lib/wanlab.mjs";
+import { assertFits, fail, paramsFromFlags, spin, Usage, withServer } from "./lib/wanlab.mjs";
 
-const help = "usage: batch.mjs --prompts FILE(.txt|.jsonl) [--out DIR] [--model DIR] [--outputs DIR] [--url URL --token T] [--steps N --height N --width N --num-frames N --seed N ...]";
+const help = "usage: batch.mjs --prompts FILE(.txt|.jsonl) [--out DIR] [--model DIR [--budget BYTES|auto]] [--outputs DIR] [--url URL --token T] [--steps N --height N --width N --num-frames N --seed N ...]";
 
 async function main() {
   if (argv.help) return console.log(help);
@@ -39,6 +39,7 @@ async function main() {
   await fs.mkdirp(out);
 
   const index = await withServer(argv, async (lab) => {
+    await assertFits(lab, requests, (r) => `${argv.prompts}:${r.line}`);
     // Submit everything first: each request is validated by the server (400 names the field).
     const jobs = [];
     for (const r of requests) {

@@ -7,9 +7,9 @@
 //
 // Writes OUT/sweep.json, OUT/contact-sheet.png, OUT/sweep.html. Exit: 0 ok, 1 a job failed, 2 usage.
 import { $, argv, fs, path } from "zx";
-import { fail, numbers, paramsFromFlags, plotlyHtml, spin, Usage, withServer } from "./lib/wanlab.mjs";
+import { assertFits, fail, numbers, paramsFromFlags, plotlyHtml, spin, Usage, withServer } from "./lib/wanlab.mjs";
 
-const help = "usage: sweep.mjs --prompt TEXT [--cfg 3,5,7] [--shift 3,5] [--steps 10,20] [--seeds 1,2] [--out DIR] [--model DIR | --url URL --token T] [--height N --width N --num-frames N]";
+const help = "usage: sweep.mjs --prompt TEXT [--cfg 3,5,7] [--shift 3,5] [--steps 10,20] [--seeds 1,2] [--out DIR] [--model DIR [--budget BYTES|auto] | --url URL --token T] [--height N --width N --num-frames N]";
 
 async function main() {
   if (argv.help) return console.log(help);
@@ -25,6 +25,7 @@ async function main() {
   await fs.mkdirp(out);
 
   const runs = await withServer(argv, async (lab) => {
+    await assertFits(lab, grid.map((params) => ({ params })), (r) => `cfg ${r.params.cfgScale}, shift ${r.params.sigmaShift}, ${r.params.numInferenceSteps} steps`);
     const ids = [];
     for (const p of grid) ids.push((await lab.submit(p)).id);
     return spin(`sweep of ${grid.length}`, () =>

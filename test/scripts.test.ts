@@ -43,6 +43,18 @@ test("batch.mjs: a prompts file and a JSONL file against the running server, wit
   assert.match(r.stderr, /--prompts FILE is required/);
 });
 
+test("batch.mjs --budget: a line the server predicts over its budget stops the batch before any job is submitted", () => {
+  writeFileSync(join(dir, "big.jsonl"), '{"prompt": "fits"}\n{"prompt": "too big", "height": 64, "width": 64, "numFrames": 9}\n');
+  const outputs = join(dir, "budget-out");
+  const r = script("batch.mjs", ["--prompts", "big.jsonl", "--out", "b3", "--steps", "1", "--model", model, "--outputs", outputs, "--budget", "40M", ...size],
+    { WANLAB_RUNTIME_DIR: join(dir, "none") });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /big\.jsonl:2: a 64x64x9 generation is predicted to need 99\.8 MB on cpu .*over the budget of 40\.0 MB/);
+  assert.ok(!existsSync(join(dir, "b3", "index.json")));
+  const journal = join(outputs, "journal.jsonl");
+  assert.ok(!existsSync(journal) || !readFileSync(journal, "utf8").includes('"t":"submit"'), "nothing was submitted");
+});
+
 test("sweep.mjs: a 2×2 grid on a server it starts; contact sheet and plotly report", () => {
   const r = script("sweep.mjs", ["--prompt", "a cat", "--cfg", "3,5", "--steps", "1,2", "--model", model, "--outputs", join(dir, "sweep-out"), "--out", "sw", ...size], { WANLAB_RUNTIME_DIR: join(dir, "none") });
   assert.equal(r.status, 0, r.stderr);

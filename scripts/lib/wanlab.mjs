@@ -13,8 +13,21 @@ export const cli = fileURLToPath(new URL("../../bin/wanlab.js", import.meta.url)
 export class Usage extends Error {}
 
 /**
+ * Asks the server whether each request fits its memory budget (POST /v1/plan) before any is
+ * submitted, so a request the server would refuse does not leave the ones before it running.
+ * `where(r)` names a request in the error.
+ */
+export async function assertFits(lab, requests, where) {
+  for (const r of requests) {
+    const plan = await lab.memoryPlan(r.params);
+    if (!plan.fits) throw new Usage(`${where(r)}: ${plan.problem}`);
+  }
+}
+
+/**
  * Runs `fn(client)` against the server named by --url/--token, the one in server.json, or
- * (with --model, or none running) one started here for the run and stopped after it.
+ * (with --model, or none running) one started here for the run and stopped after it (with
+ * --budget BYTES|auto when given).
  */
 export async function withServer(argv, fn, { serveArgs = [], log = (l) => console.error(l) } = {}) {
   if (argv.url) return run(await connect({ url: argv.url, token: argv.token ?? process.env.WANLAB_TOKEN }), fn);
@@ -23,7 +36,8 @@ export async function withServer(argv, fn, { serveArgs = [], log = (l) => consol
     log(`using the server at ${running.url} (${running.model})`);
     return run(await connect(), fn);
   }
-  const server = await startServer({ model: argv.model, outputs: argv.outputs, args: serveArgs, log });
+  const budget = argv.budget !== undefined ? ["--budget", String(argv.budget)] : [];
+  const server = await startServer({ model: argv.model, outputs: argv.outputs, args: [...budget, ...serveArgs], log });
   try {
     return await run(await connect({ runtimeDir: server.runtimeDir }), fn);
   } finally {
