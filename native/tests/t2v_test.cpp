@@ -182,3 +182,23 @@ TEST(t2v_memory_budget_refuses_what_does_not_fit_before_any_compute) {
   EXPECT(a.budget_problem(small).empty());
   EXPECT_ERROR(a.validate(sized(4096, 4096, 81)), "4096x4096x81 generation is predicted to need", "tiled decode (");
 }
+
+TEST(t2v_memory_plan_counts_cpu_ranks_sharing_the_host) {
+  // Two CPU ranks are threads of one host: their activations (and, sharded, their DiT shards) add
+  // up in its memory, where a GPU group's ranks each have their own.
+  ParallelOptions p;
+  p.devices = "cpu:0-1", p.ulysses = 2, p.timeout_s = 60;
+  ComputeOptions sharded;
+  sharded.shard_weights = true;
+  const T2VEngine group(wantest::tiny_model(), p), shards(wantest::tiny_model(), p, sharded);
+  T2VRequest r;
+  r.height = 64, r.width = 64, r.num_frames = 9;
+  MemoryPlanOptions o;
+  o.height = 64, o.width = 64, o.num_frames = 9, o.bytes_per_value = 4, o.sequence_parallel = 2;
+  const MemoryPlan per_rank = plan_memory(group.model().arch, o);
+  const MemoryPlan host = group.memory_plan(r);
+  EXPECT(host.dit_activations == 2 * per_rank.dit_activations && host.dit_resident == per_rank.dit_resident);
+  o.shard_weights = true;
+  const MemoryPlan shard_rank = plan_memory(group.model().arch, o), shard_host = shards.memory_plan(r);
+  EXPECT(shard_host.dit_resident == 2 * shard_rank.dit_resident && shard_host.dit_streamed == 2 * shard_rank.dit_streamed);
+}

@@ -68,6 +68,11 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   const double ffn = 4 + B + B + B * F / D;
   p.dit_activations = int64_t(double(L) * D * std::max(attn, ffn));
   if (o.dit_f8) p.dit_activations += a.dit.ffn_dim * a.dit.dim * B;  // a float8 linear decoded for its use
+  if (o.ranks_on_device > 1) {
+    const int64_t k = o.ranks_on_device;
+    p.dit_activations *= k, p.dit_streamed *= k;
+    if (sharded) p.dit_resident *= k;  // a DiT per rank, each holding its shard
+  }
 
   const int64_t th = o.tiled ? std::min<int64_t>(h, o.tile_h) : h, tw = o.tiled ? std::min<int64_t>(w, o.tile_w) : w;
   auto vae_activations = [&](int64_t b) { return int64_t(kVaeDecodeBytesPerPixelPerByte * b * double(th * 8) * double(tw * 8)); };

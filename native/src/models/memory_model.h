@@ -44,6 +44,10 @@ struct MemoryPlanOptions {
   int bytes_per_value = 2;        // 2: bf16 (CUDA), 4: float32 (CPU)
   bool gpu = false;               // the DiT computes on a GPU (host_* are counted apart)
   bool dit_f8 = false;            // the DiT's block linear weights stay float8 (1 B each), decoded per use
+  // Ranks of the group whose DiT work shares this device's memory: CPU ranks are threads of one
+  // host (their activations and gathered blocks add up, as do their shards with sharded weights;
+  // unsharded they share one DiT); a GPU holds one rank.
+  int ranks_on_device = 1;
 };
 
 struct MemoryPlan {

@@ -105,6 +105,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   shard_weights_ = c.shard_weights;
   persistent_params_ = c.persistent_params;
   dit_f8_ = dit_keeps_f8(model_.dit);
+  ranks_on_dit_device_ = first.is_cpu() ? int(devices.size()) : 1;
   if (c.memory_budget != -1) apply_budget(c);
   check_host_memory();
   DitOptions dit_options{dit_place_, persistent_params_};
@@ -327,6 +328,7 @@ MemoryPlanOptions T2VEngine::plan_options(const T2VRequest& r) const {
   o.bytes_per_value = int(c10::elementSize(dit_place_.dtype));
   o.gpu = dit_place_.device.is_cuda();
   o.dit_f8 = dit_f8_;
+  o.ranks_on_device = ranks_on_dit_device_;
   return o;
 }
 
