@@ -4,7 +4,8 @@
 //
 //   scripts/bench-report.mjs [DIR] [--baseline DIR] [--out DIR] [--label L] [--baseline-label L] [--inline]
 //
-// DIR defaults to bench/results/2026-11-26-h200; report.html is written there (or into --out).
+// DIR defaults to bench/results/2026-11-26-h200; report.html is written there (or into --out). DIR
+// may also be the results.tgz native/tools/gpu-check.sh returns (the report goes beside it).
 // Charts: (a) seconds per DiT forward, wanlab vs the DiffSynth-Studio peer (PyTorch eager), per
 // config and per run (baseline / optimised); (b) achieved TFLOP/s against the measured 8192³ bf16
 // matmul peak; (c) device peak memory per stage, predicted (the memory model) vs measured, per
@@ -14,16 +15,21 @@
 // Exit: 0 ok, 1 unreadable results, 2 usage.
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { fs, parseArgv, path } from "zx";
+import { $, fs, os, parseArgv, path } from "zx";
 
 const help = "usage: bench-report.mjs [DIR] [--baseline DIR] [--out DIR] [--label L] [--baseline-label L] [--inline]";
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 class Usage extends Error {}
 
-/** Every bench JSON of a results directory, by kind. */
+/** Every bench JSON of a results directory (or of the results.tgz gpu-check.sh returns), by kind. */
 async function readResults(dir) {
   if (!(await fs.pathExists(dir))) throw new Usage(`results directory ${dir} does not exist`);
+  if (dir.endsWith(".tgz")) {
+    const unpacked = await fs.mkdtemp(path.join(os.tmpdir(), "wanlab-results-"));
+    await $`tar xzf ${dir} -C ${unpacked}`;
+    return { ...(await readResults(unpacked)), dir };
+  }
   const out = { dir, dit: [], t2v: [], matmul: [] };
   for (const name of (await fs.readdir(dir)).filter((n) => n.endsWith(".json")).sort()) {
     let j;
@@ -45,10 +51,20 @@ async function readResults(dir) {
 const resolution = (h, w) => (h === 480 && w === 832 ? "480p" : h === 720 && w === 1280 ? "720p" : `${h}×${w}`);
 const ditConfig = (j) => `${j.dims} ${resolution(j.input.height, j.input.width)}`;
 const t2vConfig = (j) => `${j.dims} ${resolution(j.video.height, j.video.width)}`;
-/** A t2v run: its config and whether DiT blocks stream from the host (the persistent budget). */
+/** A t2v run: its config, whether DiT blocks stream from the host (the persistent budget), and
+ * what else sets it apart: a memory budget, float8 linears, the text encoder on the CPU, tiling. */
 const count = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : String(n));
-const t2vRun = (j) =>
-  `${t2vConfig(j)}, ${j.placement?.dit_offloaded_params > 0 ? `${count(j.placement.dit_resident_params)} params resident (rest streamed)` : "all resident"}`;
+const t2vRun = (j) => {
+  const p = j.placement ?? {};
+  const tags = [
+    p.memory_budget_bytes > 0 ? `budget ${(p.memory_budget_bytes / 1e9).toFixed(1)} GB` : "",
+    p.dit_f8_params > 0 ? "float8 linears" : "",
+    String(p.t5 ?? "").startsWith("cpu") ? "T5 on CPU" : "",
+    j.video?.tiled ? "tiled" : "",
+  ].filter(Boolean);
+  return `${t2vConfig(j)}, ${p.dit_offloaded_params > 0 ? `${count(p.dit_resident_params)} params resident (rest streamed)` : "all resident"}` +
+    (tags.length ? ` · ${tags.join(" · ")}` : "");
+};
 /** A run's name on a chart axis: two lines. */
 const axis = (k) => k.replace(", ", "<br>");
 const median = (xs) => {
@@ -123,6 +139,7 @@ function buildReport(runs) {
   const withPred = runs.flatMap((r) => r.results.t2v.filter((j) => j.predicted).map((j) => ({ r, j })));
   const cx = [withPred.flatMap(({ j }) => stages.map(() => t2vRun(j))), withPred.flatMap(() => stages)];
   const measured = (j, s) => { const d = j.device_peak_bytes?.[s]; return d ? Math.max(...Object.values(d)) : null; };
+  const reserved = (j, s) => { const d = j.device_peak_reserved_bytes?.[s]; return d ? Math.max(...Object.values(d)) : null; };
   const cTraces = [];
   const labels = [...new Set(withPred.map(({ r }) => r.label))];
   for (const label of labels) {
@@ -131,13 +148,16 @@ function buildReport(runs) {
     const sfx = labels.length > 1 ? ` (${label})` : "";
     cTraces.push({ type: "bar", name: `predicted (memory model)${sfx}`, x, y: sel.flatMap(({ j }) => stages.map((s) => j.predicted[`${s}_peak_bytes`] ?? null)) });
     cTraces.push({ type: "bar", name: `measured (CUDA allocator peak)${sfx}`, x, y: sel.flatMap(({ j }) => stages.map((s) => measured(j, s))) });
+    // What the allocator held from the driver at its largest: the slack a budget's reserve covers.
+    if (sel.some(({ j }) => j.device_peak_reserved_bytes))
+      cTraces.push({ type: "bar", name: `reserved (CUDA allocator cache)${sfx}`, x, y: sel.flatMap(({ j }) => stages.map((s) => reserved(j, s))) });
   }
   const cRows = withPred.flatMap(({ r, j }) => stages.map((s) => [t2vRun(j), r.label, s, fmt(gb(j.predicted[`${s}_peak_bytes`]), 4), fmt(gb(measured(j, s)), 4),
-    fmt(j.predicted_over_measured?.[s], 4)]));
+    fmt(j.predicted_over_measured?.[s], 4), fmt(gb(reserved(j, s) ?? undefined), 4)]));
   figs.push({
     title: "(c) device peak memory per stage: predicted (wanlab inspect's memory model) vs measured, per t2v run",
     data: cTraces, layout: { barmode: "group", xaxis: { type: "multicategory" }, yaxis: { title: { text: "bytes" }, tickformat: ".3s", ticksuffix: "B" } },
-    table: table(["run", "results", "stage", "predicted GB", "measured GB", "predicted / measured"], cRows),
+    table: table(["run", "results", "stage", "predicted GB", "measured GB", "predicted / measured", "reserved GB"], cRows),
     empty: cx[0].length ? undefined : "no t2v result carries `predicted`",
   });
 
@@ -187,11 +207,11 @@ async function main() {
   const dir = path.resolve(String(argv._[0] ?? path.join(root, "bench", "results", "2026-11-26-h200")));
   const runs = [];
   if (argv.baseline) runs.push({ label: argv["baseline-label"] ?? "baseline", results: await readResults(path.resolve(argv.baseline)) });
-  runs.push({ label: argv.label ?? (argv.baseline ? "optimised" : path.basename(dir)), results: await readResults(dir) });
+  runs.push({ label: argv.label ?? (argv.baseline ? "optimised" : path.basename(dir, ".tgz")), results: await readResults(dir) });
   const figs = buildReport(runs);
   const plotlyPath = createRequire(import.meta.url).resolve("plotly.js-dist-min");
   const version = JSON.parse(await fs.readFile(path.join(path.dirname(plotlyPath), "package.json"), "utf8")).version;
-  const out = path.resolve(argv.out ?? dir);
+  const out = path.resolve(argv.out ?? (dir.endsWith(".tgz") ? path.dirname(dir) : dir));
   await fs.mkdirp(out);
   const cdn = `https://cdn.plot.ly/plotly-${version}.min.js`;
   const plotlyTag = argv.inline

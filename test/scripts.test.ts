@@ -2,7 +2,7 @@
 // them: one against a running server found through server.json, the others starting their own.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { root, scratch, wanlab } from "./helpers.js";
@@ -120,6 +120,22 @@ test("bench-report.mjs: the committed GPU results as a plotly report, before/aft
   // the committed report is this one (but for where plotly.js is loaded from)
   const body = (s: string) => s.split("\n").filter((l) => !/^<script( src=|>if \(!window\.Plotly\))/.test(l)).join("\n");
   assert.equal(body(readFileSync(join(results, "report.html"), "utf8")), body(html), "regenerate: node scripts/bench-report.mjs --baseline bench/results/2026-11-26-h200-baseline");
+  // gpu-check's results.tgz: a run under a budget with float8 linears, the T5 on the CPU and a
+  // tiled decode is named so, and its reserved peaks are drawn; the report goes beside the archive
+  const run = json(results, "t2v_1.3B_480p.json");
+  run.placement = { ...run.placement, memory_budget_bytes: 3e9, dit_f8_params: 1, t5: "cpu f32", dit_offloaded_params: 5, dit_resident_params: 7e8 };
+  run.video.tiled = true;
+  run.device_peak_reserved_bytes = { encode: { "cuda:0": 2e9 }, denoise: { "cuda:0": 3.2e9 }, decode: { "cuda:0": 2.9e9 } };
+  mkdirSync(join(dir, "gpu-check", "r"), { recursive: true });
+  writeFileSync(join(dir, "gpu-check", "r", "t2v_1.3B_480p_budget3G.json"), JSON.stringify(run));
+  assert.equal(spawnSync("tar", ["czf", join(dir, "gpu-check", "results.tgz"), "-C", join(dir, "gpu-check", "r"), "."]).status, 0);
+  const packed = script("bench-report.mjs", [join(dir, "gpu-check", "results.tgz")]);
+  assert.equal(packed.status, 0, packed.stderr);
+  assert.equal(packed.stdout.trim(), join(dir, "gpu-check", "report.html"));
+  const page = readFileSync(join(dir, "gpu-check", "report.html"), "utf8");
+  const figs = JSON.parse(/const figs = (\[.*?\]);/s.exec(page)![1]!) as { data: { name: string; x: unknown[]; y: (number | null)[] }[] }[];
+  assert.equal((figs[2]!.data[0]!.x as string[][])[0]![0], "1.3B 480p<br>700.0M params resident (rest streamed) · budget 3.0 GB · float8 linears · T5 on CPU · tiled");
+  assert.deepEqual(figs[2]!.data.find((t) => t.name === "reserved (CUDA allocator cache)")!.y, [2e9, 3.2e9, 2.9e9]);
   // usage
   const bad = script("bench-report.mjs", [join(dir, "nope")]);
   assert.equal(bad.status, 2);
