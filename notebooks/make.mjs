@@ -33,7 +33,7 @@ video dominates; \`tiled: true\` cuts it. Open with \`budget: 24e9\` and every r
   code(`
 const r = await lab.generate({ prompt: "A cat walks on the street at night, cinematic", negativePrompt: "blurry", seed: 42, height: 64, width: 64, numFrames: 5, numInferenceSteps: 4 }, { preview: { every: 2 } });
 r`),
-  md("Time per denoising step and per component:"),
+  md("Time per denoising step and per component, and memory per stage (the memory model's prediction; on CUDA the measured peak beside it):"),
   code("lab.stats()"),
   md("The video object: frames as RGB bytes, saving an mp4 with its parameters."),
   code(`

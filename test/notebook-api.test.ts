@@ -85,6 +85,11 @@ describe("in-process notebook lab", () => {
       budget_bytes: 16e9, fits: true, problem: "" };
     const timings = { encode_s: 0, denoise_s: 0, decode_s: 0, step_s: [], predicted_peak_bytes: { encode: {}, denoise: {}, decode: {} },
       device_peak_bytes: { encode: { "cuda:0": 10.3e9 }, denoise: { "cuda:0": 15.5e9 }, decode: { "cuda:0": 11e9 } } };
+    // lab.stats() of a CUDA run: predicted and measured per stage side by side
+    const stats = wan.statsFigure({ timings: { ...timings, step_s: [1, 1], predicted_peak_bytes: { encode: { "cuda:0": 10e9 }, denoise: { "cuda:0": 15e9 }, decode: { "cuda:0": 11e9 } } },
+      params: { width: 832, height: 480, numFrames: 81, numInferenceSteps: 2, seed: 1n } } as unknown as wan.GenerateResult);
+    assert.deepEqual(stats.data.filter((t) => String(t.name).endsWith("cuda:0")).map((t) => [t.name, t.y]),
+      [["predicted, cuda:0", [10, 15, 11]], ["measured, cuda:0", [10.3, 15.5, 11]]]);
     const fig = wan.plot.memoryPlan(plan, timings);
     assert.deepEqual(fig.data.map((t) => t.name), ["DiT weights", "DiT blocks streamed in", "VAE", "activations", "budget 16.00 GB", "measured peak"]);
     assert.deepEqual(fig.data.at(-1)!.y, [10.3, 15.5, 11]);
@@ -94,6 +99,11 @@ describe("in-process notebook lab", () => {
   test("stats() draws the last generation; one rank gives no per-rank charts and says why", async () => {
     const fig = lab.stats();
     assert.ok(fig.mimeBundle()["application/vnd.plotly.v1+json"]);
+    // memory per stage: the prediction on the CPU (no measured allocator peak there)
+    const last = lab.history.at(-1)!;
+    const mem = fig.data.find((t) => t.name === "predicted, cpu")!;
+    assert.deepEqual(mem.y, (["encode", "denoise", "decode"] as const).map((s) => last.timings.predicted_peak_bytes[s].cpu! / 1e9));
+    assert.ok(!fig.data.some((t) => String(t.name).startsWith("measured")));
     const comm = wan.plot.communication(lab.history.at(-1)!);
     assert.equal(comm.data.length, 0);
     assert.match(String(comm.mimeBundle()["text/plain"]), /no per-rank timings: this generation ran on one rank/);

@@ -57,6 +57,19 @@ function shownPlan(p: MemoryPlanReport): MemoryPlanReport & Displayable {
 export function statsFigure(r: GenerateResult): Figure {
   const steps = r.timings.step_s;
   const p = r.params;
+  // Memory per stage on the DiT's device: the memory model's prediction, and on CUDA the
+  // allocator's measured peak beside it.
+  const stages = ["encode", "denoise", "decode"] as const;
+  const predicted = r.timings.predicted_peak_bytes, measured = r.timings.device_peak_bytes;
+  const device = predicted ? Object.keys(predicted.encode)[0] : undefined;
+  const memory = device
+    ? [
+      { type: "bar" as const, name: `predicted, ${device}`, x: [...stages], y: stages.map((s) => predicted![s][device]! / 1e9), xaxis: "x3", yaxis: "y3", marker: { color: "#9cc3ec" } },
+      ...(measured?.encode?.[device] !== undefined
+        ? [{ type: "bar" as const, name: `measured, ${device}`, x: [...stages], y: stages.map((s) => measured[s][device]! / 1e9), xaxis: "x3", yaxis: "y3", marker: { color: "#222" } }]
+        : []),
+    ]
+    : [];
   return figure(
     [
       { type: "bar", name: "s per step", x: steps.map((_, i) => i + 1), y: steps, xaxis: "x", yaxis: "y", marker: { color: "#4a90d9" } },
@@ -69,15 +82,17 @@ export function statsFigure(r: GenerateResult): Figure {
         yaxis: "y2",
         marker: { color: ["#f0ad4e", "#4a90d9", "#5cb85c"] },
       },
+      ...memory,
     ],
     {
       title: { text: `${p.width}×${p.height}, ${p.numFrames} frames, ${p.numInferenceSteps} steps, seed ${p.seed}` },
       showlegend: false,
-      grid: { rows: 1, columns: 2, pattern: "independent" },
-      xaxis: { title: { text: "denoising step" }, domain: [0, 0.55] },
+      barmode: "group",
+      xaxis: { title: { text: "denoising step" }, domain: memory.length ? [0, 0.42] : [0, 0.55] },
       yaxis: { title: { text: "seconds" } },
-      xaxis2: { domain: [0.65, 1] },
+      xaxis2: { domain: memory.length ? [0.5, 0.72] : [0.65, 1] },
       yaxis2: { anchor: "x2", title: { text: "seconds" } },
+      ...(memory.length ? { xaxis3: { domain: [0.8, 1] }, yaxis3: { anchor: "x3", title: { text: `GB (${memory.length > 1 ? "predicted | measured" : "predicted"})` } } } : {}),
     },
   );
 }
