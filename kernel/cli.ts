@@ -102,9 +102,12 @@ const layoutOptions: Options = {
 /** --budget BYTES (24G, 7e9) or auto. */
 function budgetOption(value: string | boolean | undefined): number | "auto" | undefined {
   if (value === "auto" || value === undefined) return value;
-  if (typeof value !== "string" || !/^\d+(\.\d+)?(e\d+)?[KMG]?$/i.test(value))
-    throw new UsageError(`--budget must be bytes like 24G, 7e9 or 7000000000, or auto, got '${value}'`);
-  return countOption("budget", value);
+  try {
+    return countOption("budget", value as string);
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(`--budget must be bytes like 24G, 7e9 or 7000000000, or auto, got '${value}'`);
+    throw e;
+  }
 }
 
 /** --devices, --ulysses, --ring, --cfg-parallel as OpenOptions fields. */

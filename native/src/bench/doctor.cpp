@@ -177,8 +177,7 @@ nlohmann::json doctor_report() {
   // What --budget auto would allow where runs go, and the host's memory (streamed blocks are
   // pinned there; a CPU text encoder computes there).
   r["host_memory"] = {{"total_bytes", meminfo_bytes("MemTotal:")}, {"available_bytes", meminfo_bytes("MemAvailable:")}};
-  const DeviceSpec first = parse_devices(chosen)[0];
-  const at::Device runs = first.type == "cuda" ? at::Device(at::kCUDA, c10::DeviceIndex(first.index)) : at::Device(at::kCPU);
+  const at::Device runs = aten_device(parse_devices(chosen)[0]);
   try {
     std::string how;
     const int64_t bytes = auto_memory_budget(runs, &how);

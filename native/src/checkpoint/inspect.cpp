@@ -103,7 +103,7 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
                       {"other_rank_peak_bytes", devices.size() > 1 ? p.dit_resident + p.dit_streamed + p.dit_activations : 0}};
   if (o.budget_bytes > 0 || o.budget_bytes == kAutoBudget) {
     std::string how;
-    const at::Device first = cuda ? at::Device(at::kCUDA, c10::DeviceIndex(devices[0].index)) : at::Device(at::kCPU);
+    const at::Device first = aten_device(devices[0]);
     if (o.budget_bytes == kAutoBudget && cuda && first.index() >= cuda_device_count())
       fail("--budget auto reads ", first.str(), "'s memory, and this machine sees ", cuda_device_count(),
            " CUDA devices; give the budget in bytes (24G) to inspect for a GPU that is elsewhere");

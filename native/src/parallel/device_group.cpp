@@ -54,7 +54,7 @@ DeviceGroup::DeviceGroup(const DeviceGroupOptions& o) : opts_(o) {
     const DeviceSpec& d = o.devices[i];
     s->ctx.rank = g;
     s->ctx.world = n;
-    s->ctx.device = d.type == "cuda" ? at::Device(at::kCUDA, d.index) : at::Device(at::kCPU);
+    s->ctx.device = aten_device(d);
     s->ctx.device_name = d.type + ":" + std::to_string(d.index);
     s->ctx.timeout = o.timeout;
     s->ctx.abort = &abort_;

@@ -33,6 +33,10 @@ std::string resolve_devices(const std::string& text, std::string* why) {
   return "cpu";
 }
 
+c10::Device aten_device(const DeviceSpec& d) {
+  return d.type == "cuda" ? c10::Device(c10::kCUDA, c10::DeviceIndex(d.index)) : c10::Device(c10::kCPU);
+}
+
 std::vector<DeviceSpec> parse_devices(const std::string& text) {
   if (text == "auto") return parse_devices(resolve_devices(text));
   std::string type = text, rest;

@@ -1,6 +1,8 @@
 // Device lists as users write them: "cpu", "cpu:0-3", "cuda:0", "cuda:0-7", "cuda:0,2,5", and
 // "auto": the first CUDA device when this build has CUDA and one is visible, else the CPU.
 #pragma once
+#include <c10/core/Device.h>
+
 #include <string>
 #include <vector>
 
@@ -13,6 +15,8 @@ struct DeviceSpec {
 
 // Parses a device list; errors name the text and the allowed forms.
 std::vector<DeviceSpec> parse_devices(const std::string& text);
+// The ATen device a spec names (a CPU rank's index numbers the rank, not a device: the CPU).
+c10::Device aten_device(const DeviceSpec& d);
 
 // The device list `text` stands for: itself, or for "auto" "cuda:0" or "cpu" and (when `why` is
 // given) why: the GPU's name, or the fallback's reason (no CUDA in this build, or none visible, with

@@ -63,7 +63,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
     if (d.type == "cuda") check_cuda_device(d.index, concat("devices '", p.devices, "'"));
   }
   if (any_cuda && any_cpu) fail("devices '", p.devices, "' mix CPU and CUDA ranks; use one kind");
-  const at::Device first = any_cuda ? at::Device(at::kCUDA, c10::DeviceIndex(devices[0].index)) : at::Device(at::kCPU);
+  const at::Device first = aten_device(devices[0]);  // one kind: checked above
   const at::ScalarType dtype = c.dtype.empty() ? default_compute_dtype(first) : parse_compute_dtype(c.dtype);
   dit_place_ = {first, dtype};
   auto aux_place = [&](const std::string& text, const char* what) {
@@ -111,7 +111,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   DitOptions dit_options{dit_place_, persistent_params_};
   for (size_t i = 0; i < devices.size(); ++i) {
     const auto& d = devices[i];
-    if (d.type == "cuda") dit_options.placement.device = at::Device(at::kCUDA, c10::DeviceIndex(d.index));
+    if (d.type == "cuda") dit_options.placement.device = aten_device(d);
     if (shard_weights_) {
       dit_options.weight_shards = sp;
       dit_options.weight_shard = int((p.node_rank * int(devices.size()) + int(i)) % sp);
@@ -367,8 +367,7 @@ void T2VEngine::apply_budget(const ComputeOptions& c) {
   }
   const auto& v = c.budget_video;
   if (memory_budget_ <= 0) fail("memory budget must be positive bytes, got ", memory_budget_);
-  if (v.height < 16 || v.height % 16 || v.width < 16 || v.width % 16 || v.num_frames < 1 || (v.num_frames - 1) % 4)
-    fail("budget video must be multiples of 16 and 4k+1 frames, got ", v.height, "x", v.width, "x", v.num_frames);
+  check_video_size(v.height, v.width, v.num_frames, "budget video ");
   T2VRequest probe;
   probe.height = v.height, probe.width = v.width, probe.num_frames = v.num_frames, probe.tiled = v.tiled;
   const std::string video = concat(v.height, "x", v.width, "x", v.num_frames, v.tiled ? " tiled" : "");
@@ -416,15 +415,20 @@ void T2VEngine::check_host_memory() const {
   log_info("streamed DiT blocks: ", gb_text(p.host_pinned), " of pinned host memory (", gb_text(available), " available)");
 }
 
+// `what` prefixes the parameter names ("budget video ").
+void T2VEngine::check_video_size(int64_t height, int64_t width, int64_t num_frames, const char* what) const {
+  const int64_t hw_factor = 8 * model_.arch.dit.patch[1];  // VAE stride 8 × DiT patch 2 = 16 for Wan2.1
+  if (height < hw_factor || height % hw_factor != 0 || height > 4096)
+    fail(what, "height must be a multiple of ", hw_factor, " between ", hw_factor, " and 4096, got ", height);
+  if (width < hw_factor || width % hw_factor != 0 || width > 4096)
+    fail(what, "width must be a multiple of ", hw_factor, " between ", hw_factor, " and 4096, got ", width);
+  if (num_frames < 1 || (num_frames - 1) % 4 != 0 || num_frames > 1001)
+    fail(what, "num_frames must be 4k+1 (1, 5, 9, ..., 81, ...) and at most 1001, got ", num_frames);
+}
+
 void T2VEngine::validate(const T2VRequest& r) const {
   const DitArch& a = model_.arch.dit;
-  const int64_t hw_factor = 8 * a.patch[1];  // VAE stride 8 × DiT patch 2 = 16 for Wan2.1
-  if (r.height < hw_factor || r.height % hw_factor != 0 || r.height > 4096)
-    fail("height must be a multiple of ", hw_factor, " between ", hw_factor, " and 4096, got ", r.height);
-  if (r.width < hw_factor || r.width % hw_factor != 0 || r.width > 4096)
-    fail("width must be a multiple of ", hw_factor, " between ", hw_factor, " and 4096, got ", r.width);
-  if (r.num_frames < 1 || (r.num_frames - 1) % 4 != 0 || r.num_frames > 1001)
-    fail("num_frames must be 4k+1 (1, 5, 9, ..., 81, ...) and at most 1001, got ", r.num_frames);
+  check_video_size(r.height, r.width, r.num_frames, "");
   if (r.num_inference_steps < 1 || r.num_inference_steps > 1000)
     fail("num_inference_steps must be between 1 and 1000, got ", r.num_inference_steps);
   if (!(r.cfg_scale >= 0.0 && r.cfg_scale <= 100.0)) fail("cfg_scale must be between 0 and 100, got ", r.cfg_scale);

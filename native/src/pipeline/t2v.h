@@ -167,6 +167,7 @@ class T2VEngine {
   mutable int64_t published_ = 0;
   void publish(const T2VRequest& r) const;
   void apply_budget(const ComputeOptions& c);
+  void check_video_size(int64_t height, int64_t width, int64_t num_frames, const char* what) const;
   void check_host_memory() const;
   MemoryPlanOptions plan_options(const T2VRequest& r) const;
   std::string budget_hints(const T2VRequest& r, bool weights_only = false) const;
