@@ -33,7 +33,7 @@ commands:
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N] [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu|cuda] [--tiled] [--shard-weights]
                                 layout, files, architecture, parameters, dtypes, memory per device
-  make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
+  make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]
                                 write a deterministic random-weight Wan2.1 T2V model
   bench dit|vae|t5 [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N] [--height N] [--width N] [--no-peer] [--device cpu|cuda[:N]] [--dtype f32|bf16|f16]
                                 time per forward, GFLOP/s, peak memory; PyTorch eager on DiffSynth's module as the peer
@@ -162,7 +162,7 @@ async function cmdInspect(args: string[]): Promise<number> {
 
 async function cmdMakeTiny(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, { layout: { type: "string" }, seed: { type: "string" }, dims: { type: "string" } }, ["OUT"]);
-  if (v.help) return help("make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]");
+  if (v.help) return help("make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]");
   const layout = choice<Layout>("layout", v.layout as string | undefined, layouts) ?? "official";
   const dims = choice<Dims>("dims", v.dims as string | undefined, dimsPresets) ?? "tiny";
   const seed = intOption("seed", v.seed as string | undefined, 0, Number.MAX_SAFE_INTEGER) ?? 0;

@@ -5,8 +5,11 @@ import { rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { native } from "./native.js";
 
-export type Layout = "official" | "sharded" | "diffusers" | "comfyui";
-export const layouts: readonly Layout[] = ["official", "sharded", "diffusers", "comfyui"];
+/** What make-tiny writes: the published layouts; "sharded" is the official one with its DiT in
+ * shards, "comfyui-fp8" ComfyUI's scaled-fp8 repacks (block linears float8 e4m3, each with its
+ * scale_weight). */
+export type Layout = "official" | "sharded" | "diffusers" | "comfyui" | "comfyui-fp8";
+export const layouts: readonly Layout[] = ["official", "sharded", "diffusers", "comfyui", "comfyui-fp8"];
 export type Dims = "tiny" | "1.3B" | "14B";
 export const dimsPresets: readonly Dims[] = ["tiny", "1.3B", "14B"];
 
@@ -54,6 +57,8 @@ export interface ComponentReport {
   tensors: number;
   params: number;
   dtypes: Record<string, number>;
+  /** float8 tensors that carry a scale (ComfyUI's scale_weight): each value is byte × scale. */
+  scaled_f8: number;
   bytes: number;
   files: { path: string; bytes: number }[];
   bytes_on_disk: number;

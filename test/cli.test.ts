@@ -10,7 +10,7 @@ import type { InspectReport } from "../kernel/index.js";
 const dir = scratch();
 
 describe("make-tiny and inspect", () => {
-  for (const layout of ["official", "sharded", "diffusers", "comfyui"]) {
+  for (const layout of ["official", "sharded", "diffusers", "comfyui", "comfyui-fp8"]) {
     test(`${layout} layout round trip`, () => {
       const out = join(dir, layout);
       const made = wanlab(["make-tiny", out, "--layout", layout, "--seed", "3"]);
@@ -19,7 +19,7 @@ describe("make-tiny and inspect", () => {
       const r = wanlab(["inspect", out, "--json"]);
       assert.equal(r.status, 0, r.stderr);
       const report = JSON.parse(r.stdout) as InspectReport;
-      assert.equal(report.layout, layout === "sharded" ? "official" : layout);
+      assert.equal(report.layout, layout === "sharded" ? "official" : layout === "comfyui-fp8" ? "comfyui" : layout);
       assert.equal(report.components.dit.arch.dim, 256);
       assert.equal(report.components.dit.arch.num_heads, 2);
       assert.equal(report.components.dit.arch.num_layers, 2);
@@ -46,6 +46,21 @@ describe("make-tiny and inspect", () => {
     assert.deepEqual(r.components.t5.files.map((f) => f.path), ["models_t5_umt5-xxl-enc-bf16.pth"]);
     assert.deepEqual(r.components.vae.files.map((f) => f.path), ["Wan2.1_VAE.pth"]);
     assert.equal(r.tokenizer.dir, join(out, "google", "umt5-xxl"));
+  });
+
+  test("comfyui-fp8 is ComfyUI's scaled-fp8 repack: float8 block linears, each with its scale", () => {
+    const out = join(dir, "comfyui-fp8");
+    const r = JSON.parse(wanlab(["inspect", out, "--json", "--devices", "cuda:0"]).stdout) as InspectReport;
+    assert.deepEqual(r.components.dit.files.map((f) => f.path), ["diffusion_models/wan2.1_t2v_tiny_fp8_scaled.safetensors"]);
+    assert.deepEqual(r.components.t5.files.map((f) => f.path), ["text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors"]);
+    // 2 blocks × 10 DiT linears, 2 × 7 UMT5 linears; the scales are consumed, not counted as tensors
+    assert.deepEqual(r.components.dit.dtypes, { BF16: 49, F8_E4M3: 20 });
+    assert.equal(r.components.dit.scaled_f8, 20);
+    assert.deepEqual(r.components.t5.dtypes, { F16: 8, F8_E4M3: 14 });
+    assert.equal(r.components.t5.scaled_f8, 14);
+    assert.equal(r.memory.weight_dtype, "BF16 + F8 block linears");
+    const text = wanlab(["inspect", out]).stdout;
+    assert.match(text, /BF16×49 F8_E4M3×20 \(20 scaled\)/);
   });
 
   test("text output is an aligned report", () => {
@@ -151,7 +166,7 @@ describe("bad input", () => {
   test("bad option values name the option and the allowed values", () => {
     let r = wanlab(["make-tiny", join(dir, "y"), "--layout", "gguf"]);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /--layout must be one of official, sharded, diffusers, comfyui, got 'gguf'/);
+    assert.match(r.stderr, /--layout must be one of official, sharded, diffusers, comfyui, comfyui-fp8, got 'gguf'/);
     r = wanlab(["make-tiny", join(dir, "y"), "--seed=-4"]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--seed must be between 0 and 9007199254740991, got -4/);

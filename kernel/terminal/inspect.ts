@@ -2,10 +2,11 @@
 import type { InspectReport } from "../models.js";
 import { formatBytes, formatCount, table } from "./format.js";
 
-function dtypes(d: Record<string, number>): string {
-  return Object.entries(d)
+function dtypes(d: Record<string, number>, scaled: number): string {
+  const s = Object.entries(d)
     .map(([k, n]) => `${k}×${n}`)
     .join(" ");
+  return scaled > 0 ? `${s} (${scaled} scaled)` : s;
 }
 
 export function formatInspect(r: InspectReport): string {
@@ -15,7 +16,7 @@ export function formatInspect(r: InspectReport): string {
   const rows = [["component", "params", "tensors", "dtypes", "on disk", "files"]];
   for (const [name, comp] of Object.entries(c)) {
     const files = comp.files.length > 2 ? `${comp.files[0]!.path} … (${comp.files.length} files)` : comp.files.map((f) => f.path).join(", ");
-    rows.push([name, formatCount(comp.params), String(comp.tensors), dtypes(comp.dtypes), formatBytes(comp.bytes_on_disk), files]);
+    rows.push([name, formatCount(comp.params), String(comp.tensors), dtypes(comp.dtypes, comp.scaled_f8), formatBytes(comp.bytes_on_disk), files]);
   }
   const tok = r.tokenizer;
   rows.push(["tokenizer", "", "", "", "", tok.found ? `${tok.dir}  (${tok.model}, ${tok.size} tokens)` : `${tok.dir}  (missing)`]);

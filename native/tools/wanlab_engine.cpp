@@ -33,7 +33,7 @@ commands:
               [--height N] [--width N] [--num-frames N]
               [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]
       layout, files, architecture, parameters, dtypes and memory per device, as JSON
-  make-tiny OUT [--layout official|sharded|diffusers|comfyui] [--seed N] [--dims tiny|1.3B|14B]
+  make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]
       write a deterministic random-weight Wan2.1 T2V model in a published layout
   bench-load DIR [--copy] [--touch]
       load time and resident memory of the whole model (mmap by default), as JSON

@@ -21,9 +21,10 @@ namespace {
 nlohmann::json component_json(const TensorMap& t, const nlohmann::json& arch, const ComponentFiles& files,
                               const std::string& dir) {
   std::map<std::string, int64_t> dtypes;
-  int64_t params = 0, bytes = 0;
+  int64_t params = 0, bytes = 0, scaled = 0;
   for (const auto& [_, v] : t) {
     dtypes[dtype_name(v.dtype)] += 1;
+    scaled += v.scale != 1.0f;
     params += v.data.numel();
     bytes += v.data.numel() * static_cast<int64_t>(dtype_size(v.dtype));
   }
@@ -34,7 +35,7 @@ nlohmann::json component_json(const TensorMap& t, const nlohmann::json& arch, co
     disk += n;
     f.push_back({{"path", fs::relative(p, dir).string()}, {"bytes", n}});
   }
-  return {{"arch", arch},   {"tensors", t.size()}, {"params", params}, {"dtypes", dtypes},
+  return {{"arch", arch},   {"tensors", t.size()}, {"params", params}, {"dtypes", dtypes}, {"scaled_f8", scaled},
           {"bytes", bytes}, {"files", f},          {"bytes_on_disk", disk}};
 }
 

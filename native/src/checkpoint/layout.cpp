@@ -1,6 +1,8 @@
 #include "checkpoint/layout.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -212,6 +214,7 @@ std::string to_canonical(Layout layout, Component c, const std::string& key, con
     case Component::DiT: {
       std::string k = key;
       if (k.compare(0, strlen(kComfyDitPrefix), kComfyDitPrefix) == 0) k = k.substr(strlen(kComfyDitPrefix));
+      if (layout == Layout::ComfyUI && k == "scaled_fp8") return "";  // marker: its dtype names the float8 type
       if (layout != Layout::Diffusers) return k;  // official names (validated against the spec later)
       if (split_block(k, "blocks.", i, rest)) {
         std::string r = lookup(dit_diffusers_block(), rest, false);
@@ -348,18 +351,32 @@ TensorMap load_component(const ModelFiles& m, Component c, bool mmap) {
     raw = load_safetensors_component(files, mmap);
   }
   TensorMap out;
+  auto ends_with = [](const std::string& k, const char* end) {
+    const size_t n = strlen(end);
+    return k.size() > n && k.compare(k.size() - n, n, end) == 0;
+  };
   for (auto& [key, t] : raw) {
-    // ComfyUI scaled fp8: X.weight (f8) * X.scale_weight (f32 scalar); the scales themselves are consumed.
-    if (key.size() > 13 && key.compare(key.size() - 13, 13, ".scale_weight") == 0) continue;
-    if (key.size() > 12 && key.compare(key.size() - 12, 12, ".scale_input") == 0) continue;
+    // ComfyUI scaled fp8: X.weight (float8) is worth X.weight * X.scale_weight (a float32
+    // scalar), attached to the weight below. X.scale_input only matters to float8 matmuls of
+    // the activations, which this engine does not do.
+    if (ends_with(key, ".scale_weight") || ends_with(key, ".scale_input")) continue;
     std::string name = to_canonical(m.layout, c, key, file);
     if (name.empty()) continue;
     if (out.count(name)) fail(file, ": tensors ", key, " and another both map to ", name);
     StoredTensor v = t;
-    if (key.size() > 7 && key.compare(key.size() - 7, 7, ".weight") == 0) {
-      auto sc = raw.find(key.substr(0, key.size() - 7) + ".scale_weight");
-      if (sc != raw.end())
-        v = stored((to_float32(t) * to_float32(sc->second)).to(at::kBFloat16));
+    auto sc = ends_with(key, ".weight") ? raw.find(key.substr(0, key.size() - 7) + ".scale_weight") : raw.end();
+    if (sc != raw.end()) {
+      const StoredTensor& s = sc->second;
+      if (s.data.numel() != 1 || !s.data.is_floating_point() || is_f8(s.dtype))
+        fail(file, ": ", sc->first, " must be one float32 scale, got ", dtype_name(s.dtype), " of ", s.data.numel(),
+             " elements");
+      const float scale = s.data.to(at::kFloat).item<float>();
+      if (!std::isfinite(scale)) fail(file, ": ", sc->first, " is ", scale, ", not a finite scale");
+      if (is_f8(t.dtype)) {
+        v.scale = scale;  // stays float8: the DiT keeps its block linears that way (models/dit.h)
+      } else {
+        v = stored(t.data.to(at::kFloat) * scale);
+      }
     }
     out.emplace(std::move(name), std::move(v));
   }

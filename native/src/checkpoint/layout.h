@@ -42,7 +42,8 @@ struct ModelFiles {
 ModelFiles detect_layout(const std::string& dir);
 
 // Loads one component and renames its keys to the canonical set. Unknown keys are errors naming
-// the key and the file. ComfyUI scaled-fp8 weights are dequantized (weight * scale_weight) to bf16.
+// the key and the file. A ComfyUI scaled-fp8 weight stays float8 with its scale_weight attached
+// (StoredTensor::scale).
 TensorMap load_component(const ModelFiles& m, Component c, bool mmap = true);
 
 // The component's config.json in official key names (diffusers keys translated), or null.

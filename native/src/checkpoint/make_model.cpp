@@ -40,11 +40,30 @@ struct Writer {
   const MakeModelOptions& opts;
   int64_t total_params, done_params = 0;
 
-  // Random canonical tensors of `specs`, renamed for the layout and cast to `dtype`.
-  TensorMap tensors(Component c, const std::vector<TensorSpec>& specs, at::ScalarType dtype) {
+  // Random canonical tensors of `specs`, renamed for the layout and cast to `dtype`. With
+  // `scaled_f8`, the blocks' linear weights are written as ComfyUI's scaled fp8 writes them:
+  // e4m3 bytes of w / scale, scale = max|w| / 448 (e4m3's largest value) stored beside the weight
+  // as X.scale_weight (float32, shape []), and the `scaled_fp8` marker whose dtype names the type.
+  TensorMap tensors(Component c, const std::vector<TensorSpec>& specs, at::ScalarType dtype, bool scaled_f8 = false) {
     TensorMap out;
-    for (const auto& s : specs) out[layout_key(layout, c, s.name)] = stored(random_tensor(s, seed).to(dtype));
+    for (const auto& s : specs) {
+      const std::string key = layout_key(layout, c, s.name);
+      at::Tensor w = random_tensor(s, seed);
+      if (!scaled_f8 || !is_block_linear_weight(s)) {
+        out[key] = stored(w.to(dtype));
+        continue;
+      }
+      const float scale = w.abs().max().item<float>() / 448.0f;
+      out[key] = {encode_f8((w / scale).clamp(-448.0f, 448.0f), DType::F8_E4M3), DType::F8_E4M3};
+      out[key.substr(0, key.size() - 7) + ".scale_weight"] = stored(at::scalar_tensor(scale, at::kFloat));
+    }
+    if (scaled_f8) out[c == Component::DiT ? layout_key(layout, c, "scaled_fp8") : "scaled_fp8"] =
+        {at::empty({0}, at::kByte), DType::F8_E4M3};
     return out;
+  }
+  static bool is_block_linear_weight(const TensorSpec& s) {
+    return s.name.rfind("blocks.", 0) == 0 && s.shape.size() == 2 && s.name.find("pos_embedding") == std::string::npos &&
+           s.name.compare(s.name.size() - 7, 7, ".weight") == 0;
   }
   void progress(const fs::path& file, const std::vector<TensorSpec>& specs) {
     if (opts.progress) opts.progress(file.string(), static_cast<double>(done_params) / total_params);
@@ -160,7 +179,7 @@ nlohmann::json diffusers_scheduler_config() {
 
 void make_model(const std::string& out_dir, const MakeModelOptions& opts) {
   Layout layout;
-  bool sharded = false;
+  bool sharded = false, scaled_f8 = false;
   if (opts.layout == "official") {
     layout = Layout::Official;
   } else if (opts.layout == "sharded") {
@@ -169,8 +188,10 @@ void make_model(const std::string& out_dir, const MakeModelOptions& opts) {
     layout = Layout::Diffusers;
   } else if (opts.layout == "comfyui") {
     layout = Layout::ComfyUI;
+  } else if (opts.layout == "comfyui-fp8") {
+    layout = Layout::ComfyUI, scaled_f8 = true;
   } else {
-    fail("unknown layout '", opts.layout, "' (allowed: official, sharded, diffusers, comfyui)");
+    fail("unknown layout '", opts.layout, "' (allowed: official, sharded, diffusers, comfyui, comfyui-fp8)");
   }
   ModelArch arch = preset_arch(opts.dims);
   fs::path out(out_dir);
@@ -217,15 +238,18 @@ void make_model(const std::string& out_dir, const MakeModelOptions& opts) {
       w.safetensors(out / "vae", "diffusion_pytorch_model", w.tensors(Component::VAE, vae, at::kFloat), ~0ull);
       break;
     }
-    case Layout::ComfyUI: {  // one file per component: DiT bf16, UMT5 fp16 (HF names), VAE f32
-      const std::string name = "wan2.1_t2v_" + opts.dims + "_bf16.safetensors";
-      w.progress(out / "diffusion_models" / name, dit);
+    case Layout::ComfyUI: {
+      // One file per component, as Comfy-Org repacks them: DiT bf16, UMT5 fp16 (HF names), VAE
+      // f32; comfyui-fp8: the DiT and UMT5 files of their scaled-fp8 repacks (block linears e4m3).
+      const std::string dit_name = "wan2.1_t2v_" + opts.dims + (scaled_f8 ? "_fp8_scaled" : "_bf16") + ".safetensors";
+      const std::string t5_name = scaled_f8 ? "umt5_xxl_fp8_e4m3fn_scaled.safetensors" : "umt5_xxl_fp16.safetensors";
+      w.progress(out / "diffusion_models" / dit_name, dit);
       fs::create_directories(out / "diffusion_models");
-      save_safetensors((out / "diffusion_models" / name).string(), w.tensors(Component::DiT, dit, at::kBFloat16));
-      w.progress(out / "text_encoders" / "umt5_xxl_fp16.safetensors", t5);
+      save_safetensors((out / "diffusion_models" / dit_name).string(),
+                       w.tensors(Component::DiT, dit, at::kBFloat16, scaled_f8));
+      w.progress(out / "text_encoders" / t5_name, t5);
       fs::create_directories(out / "text_encoders");
-      save_safetensors((out / "text_encoders" / "umt5_xxl_fp16.safetensors").string(),
-                       w.tensors(Component::T5, t5, at::kHalf));
+      save_safetensors((out / "text_encoders" / t5_name).string(), w.tensors(Component::T5, t5, at::kHalf, scaled_f8));
       w.progress(out / "vae" / "wan_2.1_vae.safetensors", vae);
       fs::create_directories(out / "vae");
       save_safetensors((out / "vae" / "wan_2.1_vae.safetensors").string(), w.tensors(Component::VAE, vae, at::kFloat));

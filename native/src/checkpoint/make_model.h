@@ -9,7 +9,9 @@
 namespace wan {
 
 struct MakeModelOptions {
-  std::string layout = "official";  // official | sharded (official, DiT in 3 shards) | diffusers | comfyui
+  // official | sharded (official, DiT in 3 shards) | diffusers | comfyui | comfyui-fp8 (ComfyUI's
+  // scaled-fp8 repacks of the DiT and UMT5: block linears e4m3 with a scale_weight each)
+  std::string layout = "official";
   std::string dims = "tiny";        // tiny | 1.3B | 14B
   uint64_t seed = 0;
   // Called before each file is written: (file name, fraction done by parameter count).

@@ -199,6 +199,8 @@ void save_pth(const std::string& path, const TensorMap& tensors) {
     if (t.data.scalar_type() != storage_type(t.dtype))
       fail("cannot save ", path, ": tensor ", name, " is declared ", dtype_name(t.dtype), " but holds ",
            t.data.scalar_type(), " data");
+    if (t.scale != 1.0f)
+      fail("cannot save ", path, ": tensor ", name, " carries a float8 scale (", t.scale, ") that would be lost");
     specs.push_back({name, t.dtype, t.data.sizes().vec()});
   }
   std::string pkl = pickle::pickle_state_dict(specs);

@@ -329,6 +329,8 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
     if (t.data.scalar_type() != storage_type(t.dtype))
       fail_tensor(path, name, "dtype ", dtype_name(t.dtype), " needs storage ", storage_type(t.dtype), " but has ",
                   t.data.scalar_type());
+    if (t.scale != 1.0f)
+      fail_tensor(path, name, "carries a float8 scale (", t.scale, ") that would be lost: write it as a tensor of its own");
   }
 
   // Data order: element size descending, then name, as the Python package does. With the

@@ -81,8 +81,9 @@ at::Tensor f8_by_table(const at::Tensor& bytes, DType t) {
 }  // namespace
 
 at::Tensor to_float32(const StoredTensor& t) {
-  if (is_f8(t.dtype)) return f8_by_table(t.data, t.dtype);
-  return t.data.to(at::kFloat);
+  if (!is_f8(t.dtype)) return t.data.to(at::kFloat);
+  at::Tensor v = f8_by_table(t.data, t.dtype);
+  return t.scale == 1.0f ? v : v.mul_(t.scale);
 }
 
 at::Tensor decode_f8(const at::Tensor& bytes, DType t, at::ScalarType out) {
@@ -97,11 +98,25 @@ at::Tensor decode_f8(const at::Tensor& bytes, DType t, at::ScalarType out) {
 
 at::Tensor encode_f8(const at::Tensor& x, DType t) {
   if (!is_f8(t)) fail("encode_f8: ", dtype_name(t), " is not a float8 type");
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
-  return x.to(t == DType::F8_E4M3 ? at::kFloat8_e4m3fn : at::kFloat8_e5m2).contiguous().view(at::kByte);
-#else
-  fail("float8 weights are made by ATen's float8 cast, which this libtorch (", TORCH_VERSION, ") lacks: it needs 2.1 or later");
-#endif
+  // The non-negative finite codes 0 .. top decode to increasing values: search them for |x|.
+  const int64_t top = t == DType::F8_E4M3 ? 0x7E : 0x7B;
+  const at::Tensor values = f8_table(t).narrow(0, 0, top + 1).to(x.device());
+  const at::Tensor a = x.to(at::kFloat).abs().reshape({-1});
+  const float max_finite = values[top].item<float>();
+  if (a.numel() > 0) {
+    if (at::isnan(a).any().item<bool>()) fail("encode_f8: the tensor holds NaN");
+    const float amax = a.max().item<float>();
+    if (amax > max_finite)
+      fail("encode_f8: |x| reaches ", amax, ", beyond ", dtype_name(t), "'s largest finite value ", max_finite,
+           ": scale it first");
+  }
+  const at::Tensor hi = at::searchsorted(values, a).clamp_max(top);  // first value >= |x|
+  const at::Tensor lo = (hi - 1).clamp_min(0);
+  const at::Tensor d_hi = values.index_select(0, hi) - a, d_lo = a - values.index_select(0, lo);
+  const at::Tensor tie_lo = d_lo.eq(d_hi).logical_and(lo.remainder(2).eq(0));
+  const at::Tensor code = at::where(d_lo.lt(d_hi).logical_or(tie_lo), lo, hi);
+  const at::Tensor sign = at::signbit(x.to(at::kFloat).reshape({-1})).to(at::kLong) * 128;
+  return (code + sign).to(at::kByte).reshape(x.sizes());
 }
 
 StoredTensor stored(const at::Tensor& t) {

@@ -23,20 +23,25 @@ std::optional<DType> dtype_from_scalar_type(at::ScalarType t);
 struct StoredTensor {
   at::Tensor data;
   DType dtype;
+  // float8 only: each value is its decoded byte times `scale` (ComfyUI's scaled fp8 keeps one
+  // float32 `scale_weight` per weight; checkpoint/layout.cpp attaches it here).
+  float scale = 1.0f;
 };
 
 // Name -> tensor, sorted by name so every listing and comparison is deterministic.
 using TensorMap = std::map<std::string, StoredTensor>;
 
-// Converts any floating dtype (f8 included) to float32; integer types are cast.
+// Converts any floating dtype to float32 (float8: decoded, times its scale); integer types are cast.
 at::Tensor to_float32(const StoredTensor& t);
 bool is_f8(DType t);
 // float8 elements (uint8 storage, any device) as `out` on the same device: ATen's float8 cast on
 // libtorch >= 2.1 (one elementwise pass), else the decoding table. Exact in bf16, f16 and f32,
 // which hold every e4m3 and e5m2 value.
 at::Tensor decode_f8(const at::Tensor& bytes, DType t, at::ScalarType out);
-// The other way, for float8 benchmarks: any float tensor rounded to `t` (ATen's cast, nearest
-// even; libtorch >= 2.1 only), as uint8 storage on the same device.
+// The other way, for float8 checkpoints and benchmarks: a float tensor rounded to the nearest
+// value of `t` (ties to the even code, as ATen's cast), as uint8 storage on the same device. Any
+// libtorch: the search runs over the decoding table. Values beyond the largest finite one (448
+// for e4m3, 57344 for e5m2) and NaNs are errors: scale first.
 at::Tensor encode_f8(const at::Tensor& x, DType t);
 // Wraps an ATen tensor of a supported scalar type.
 StoredTensor stored(const at::Tensor& t);

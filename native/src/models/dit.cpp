@@ -145,7 +145,7 @@ WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& 
     const StoredTensor& w = weights.at(name + ".weight");
     if (!is_f8(w.dtype)) return linear(name);
     f8_params_ += w.data.numel();
-    return Linear{w.data.to(device_).contiguous(), get(name + ".bias", compute), w.dtype};
+    return Linear{w.data.to(device_).contiguous(), get(name + ".bias", compute), w.dtype, w.scale};
   };
   auto attention = [&](const std::string& p) {
     return Attention{block_linear(p + ".q"), block_linear(p + ".k"), block_linear(p + ".v"), block_linear(p + ".o"),
@@ -226,7 +226,17 @@ bool dit_keeps_f8(const TensorMap& weights) {
   return any;
 }
 
-at::Tensor WanDiT::weight(const Linear& l) const { return l.f8 ? decode_f8(l.w, *l.f8, dtype_) : l.w; }
+// A scaled float8 weight is worth round(float32(byte value) * scale) in the compute dtype, as
+// place() widens it (common/dtype.h to_float32). CUDA's elementwise multiply of a bf16/f16 tensor
+// by a scalar computes in float32 and rounds once, so the decoded weight is scaled in place;
+// libtorch's CPU kernels round the scalar to the tensor's dtype first, so there it is scaled in
+// float32.
+at::Tensor WanDiT::weight(const Linear& l) const {
+  if (!l.f8) return l.w;
+  if (l.scale == 1.0f) return decode_f8(l.w, *l.f8, dtype_);
+  if (l.w.is_cuda() || dtype_ == at::kFloat) return decode_f8(l.w, *l.f8, dtype_).mul_(l.scale);
+  return decode_f8(l.w, *l.f8, at::kFloat).mul_(l.scale).to(dtype_);
+}
 
 // DiffSynth RMSNorm: normalize in float32, cast back, then scale by the weight in the compute dtype.
 // bf16/f16 on libtorch >= 2.4: ATen's fused rms_norm (float32 statistics, one rounding).

@@ -87,8 +87,10 @@ class WanDiT {
   struct Linear {
     at::Tensor w, b;  // w: [out, in], b: [out]
     // A float8 checkpoint's block linears keep their bytes (w in uint8 storage, 1 B per weight)
-    // and are decoded to the compute dtype at each use (common/dtype.h decode_f8).
+    // and are decoded to the compute dtype at each use (common/dtype.h decode_f8), times
+    // `scale` (ComfyUI's scaled fp8; 1 otherwise).
     std::optional<DType> f8;
+    float scale = 1.0f;
   };
   struct Attention {
     Linear q, k, v, o;
