@@ -139,6 +139,9 @@ export interface GenerateResult {
   promptTokens: number;
   timings: {
     encode_s: number; denoise_s: number; decode_s: number; step_s: number[];
+    /** How many of the request's prompts (1, or 2 with CFG) came from the engine's prompt cache
+     * instead of the text encoder: a sweep that keeps its prompts encodes them once. */
+    encode_cached?: number;
     /** With a device group: per rank, time in collectives, bytes handed to them, their count. */
     ranks?: RankTimings[];
     /** Live bytes per stage and device: measured (CUDA devices: the caching allocator's peak), and

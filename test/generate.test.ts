@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CancelledError, open, type EngineLab } from "../kernel/engine.js";
+import { statsFigure } from "../kernel/display/notebook.js";
 import { ParamError } from "../kernel/params.js";
 import { root, scratch, wanlab } from "./helpers.js";
 import { readSafetensors, relL2 } from "./safetensors.js";
@@ -91,6 +92,18 @@ describe("API behaviour", () => {
     const a = await lab.generate({ prompt: "x", height: 16, width: 16, numFrames: 1, numInferenceSteps: 1 });
     const b = await lab.generate({ prompt: "x", height: 16, width: 16, numFrames: 1, numInferenceSteps: 1 });
     assert.notEqual(a.params.seed, b.params.seed);
+  });
+
+  test("a seed sweep encodes its prompts once: the next requests take them from the cache", async () => {
+    const p = { prompt: "a lighthouse in a storm, seen from the sea", negativePrompt: "static", height: 16, width: 16, numFrames: 1, numInferenceSteps: 1 };
+    const runs = [];
+    for (const seed of [1, 2, 3]) runs.push(await lab.generate({ ...p, seed }));
+    assert.deepEqual(runs.map((r) => r.timings.encode_cached), [0, 2, 2]);
+    // a new negative prompt is encoded, the prompt is not; CFG 1 needs the prompt alone
+    assert.equal((await lab.generate({ ...p, negativePrompt: "blurry, static", seed: 1 })).timings.encode_cached, 1);
+    assert.equal((await lab.generate({ ...p, cfgScale: 1, seed: 1 })).timings.encode_cached, 1);
+    const label = statsFigure(runs[1]!).data[1]!.x as string[];
+    assert.equal(label[0], "text encoder (2 cached)");
   });
 });
 

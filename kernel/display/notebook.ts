@@ -76,7 +76,7 @@ export function statsFigure(r: GenerateResult): Figure {
       {
         type: "bar",
         name: "s per component",
-        x: ["text encoder", "DiT (denoise)", "VAE decode"],
+        x: [r.timings.encode_cached ? `text encoder (${r.timings.encode_cached} cached)` : "text encoder", "DiT (denoise)", "VAE decode"],
         y: [r.timings.encode_s, r.timings.denoise_s, r.timings.decode_s],
         xaxis: "x2",
         yaxis: "y2",

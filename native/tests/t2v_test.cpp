@@ -202,3 +202,53 @@ TEST(t2v_memory_plan_counts_cpu_ranks_sharing_the_host) {
   const MemoryPlan shard_rank = plan_memory(group.model().arch, o), shard_host = shards.memory_plan(r);
   EXPECT(shard_host.dit_resident == 2 * shard_rank.dit_resident && shard_host.dit_streamed == 2 * shard_rank.dit_streamed);
 }
+
+TEST(t2v_prompts_are_encoded_once_per_engine_and_reused) {
+  // A seed sweep keeps its prompts: the second request takes both embeddings from the cache and
+  // gives what an engine without the cache gives, bit for bit.
+  ComputeOptions no_cache;
+  no_cache.prompt_cache_bytes = 0;
+  const T2VEngine cached(wantest::tiny_model()), plain(wantest::tiny_model(), {}, no_cache);
+  const T2VRequest r1 = wantest::tiny_request(32, 32, 5, 2, 5.0, 1), r2 = wantest::tiny_request(32, 32, 5, 2, 5.0, 2);
+  const T2VResult a = cached.generate(r1), b = cached.generate(r2);
+  EXPECT(a.timings["encode_cached"] == 0 && b.timings["encode_cached"] == 2);
+  const T2VResult pb = plain.generate(r2);
+  EXPECT(pb.timings["encode_cached"] == 0 && plain.generate(r2).timings["encode_cached"] == 0);
+  EXPECT(at::equal(b.context, pb.context) && at::equal(b.latents, pb.latents));
+  std::printf("     encode: %.4f s encoded, %.4f s from the cache\n", a.timings["encode_s"].get<double>(),
+              b.timings["encode_s"].get<double>());
+  // A result's context is its own: changing it leaves the cache as it was.
+  T2VResult c = cached.generate(r1);
+  c.context.zero_();
+  EXPECT(at::equal(cached.generate(r1).context, a.context));
+  // A new negative prompt is encoded; the prompt still comes from the cache. CFG 1: one prompt.
+  T2VRequest r3 = r1;
+  r3.negative_ids = at::remainder(r1.negative_ids + 1, 380);
+  EXPECT(cached.generate(r3).timings["encode_cached"] == 1);
+  r3.cfg_scale = 1.0;
+  EXPECT(cached.generate(r3).timings["encode_cached"] == 1);
+  const PromptCache::Stats s = cached.prompt_cache_stats();
+  EXPECT(s.entries == 3 && s.misses == 3 && s.hits == 8 && s.bytes == 3 * int64_t(a.context.nbytes()));
+}
+
+TEST(prompt_cache_drops_the_least_recently_used_beyond_its_capacity) {
+  const at::Tensor e = at::zeros({4, 8});  // 128 bytes
+  PromptCache cache(3 * int64_t(e.nbytes()));
+  auto ids = [](int64_t k) { return at::full({6}, k, at::kLong); };
+  const at::Tensor mask = at::ones({6}, at::kLong);
+  for (int64_t k = 0; k < 3; ++k) cache.put(ids(k), mask, e + float(k));
+  EXPECT(cache.find(ids(0), mask).defined());  // 0 is now the most recent: 1 goes first
+  cache.put(ids(3), mask, e + 3.0f);
+  EXPECT(!cache.find(ids(1), mask).defined());
+  EXPECT(cache.find(ids(0), mask)[0][0].item<float>() == 0.0f && cache.find(ids(3), mask)[0][0].item<float>() == 3.0f);
+  EXPECT(cache.find(ids(2), mask).defined());
+  // The same ids under another mask are another prompt.
+  EXPECT(!cache.find(ids(0), at::zeros({6}, at::kLong)).defined());
+  EXPECT(cache.stats().entries == 3 && cache.stats().bytes == 3 * int64_t(e.nbytes()));
+  // Larger than the whole capacity: not kept. Capacity 0: nothing kept, nothing counted.
+  cache.put(ids(9), mask, at::zeros({100}));
+  EXPECT(!cache.find(ids(9), mask).defined());
+  PromptCache off(0);
+  off.put(ids(0), mask, e);
+  EXPECT(!off.find(ids(0), mask).defined() && off.stats().misses == 0);
+}

@@ -47,7 +47,8 @@ void check_cuda_device(int index, const std::string& what) {
 T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p, const ComputeOptions& c)
     : T2VEngine(load_model(model_dir, true), p, c) {}
 
-T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeOptions& c) : model_(std::move(model)) {
+T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeOptions& c)
+    : model_(std::move(model)), prompt_cache_(c.prompt_cache_bytes) {
   std::string why;
   const std::string list = resolve_devices(p.devices, &why);  // "auto" resolved once
   if (p.devices == "auto") {
@@ -500,12 +501,14 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   // 1. prompts → embeddings [text_len, dim], zero past each prompt's length
   auto t_encode = Clock::now();
   report("encode", 0, cfg ? 2 : 1, t_encode);
-  out.context = t5_->encode_prompt(r.prompt_ids.unsqueeze(0), r.prompt_mask.unsqueeze(0)).squeeze(0).to(at::kCPU);
+  int cached = 0;
+  out.context = encode(r.prompt_ids, r.prompt_mask, cached);
   at::Tensor negative;
-  if (cfg) negative = t5_->encode_prompt(r.negative_ids.unsqueeze(0), r.negative_mask.unsqueeze(0)).squeeze(0).to(dev);
+  if (cfg) negative = encode(r.negative_ids, r.negative_mask, cached).to(dev);
   const at::Tensor context = out.context.to(dev);  // [text_len, text_dim] float32, where the DiT runs
   report("encode", cfg ? 2 : 1, cfg ? 2 : 1, t_encode);
   out.timings["encode_s"] = seconds_since(t_encode);
+  out.timings["encode_cached"] = cached;
 
   // 2. noise [1, z, f, h, w] exactly as DiffSynth draws it, then batch 1 dropped
   const int64_t f = (r.num_frames - 1) / 4 + 1, h = r.height / 8, w = r.width / 8;
@@ -579,6 +582,16 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
                                          {"decode", {{dev.str(), plan.decode()}}}};
   out.timings["placement"] = placement();
   return out;
+}
+
+at::Tensor T2VEngine::encode(const at::Tensor& ids, const at::Tensor& mask, int& cached) const {
+  if (at::Tensor hit = prompt_cache_.find(ids, mask); hit.defined()) {
+    ++cached;
+    return hit;
+  }
+  at::Tensor e = t5_->encode_prompt(ids.unsqueeze(0), mask.unsqueeze(0)).squeeze(0).to(at::kCPU);
+  prompt_cache_.put(ids, mask, e);
+  return e;
 }
 
 void save_result_tensors(const std::string& path, const T2VResult& result, const T2VRequest& request) {

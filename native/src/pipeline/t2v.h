@@ -17,6 +17,7 @@
 #include "models/dit.h"
 #include "models/memory_model.h"
 #include "pipeline/flow_match.h"
+#include "pipeline/prompt_cache.h"
 #include "models/umt5.h"
 #include "models/vae.h"
 #include "parallel/device_group.h"
@@ -47,7 +48,9 @@ struct T2VResult {
   at::Tensor context;  // [text_len, text_dim] float32: the positive prompt embedding
   at::Tensor latents;  // [16, f, h, w] float32: before the VAE
   at::Tensor video;    // [3, F, H, W] float32 in [-1, 1]
-  nlohmann::json timings;  // seconds per stage and per step
+  // Seconds per stage and per step; encode_cached: how many of the request's prompts (1, or 2
+  // with CFG) came from the engine's prompt cache instead of the text encoder.
+  nlohmann::json timings;
 };
 
 // Thrown when the cancel flag is seen at a step boundary; the engine stays usable.
@@ -94,6 +97,9 @@ struct ComputeOptions {
     int64_t height = 480, width = 832, num_frames = 81;  // DiffSynth's defaults
     bool tiled = false;
   } budget_video;
+  // Host bytes of prompt embeddings kept for re-use (pipeline/prompt_cache.h; umt5-xxl: 8 MB per
+  // prompt in float32); 0: encode every prompt every time.
+  int64_t prompt_cache_bytes = 256LL << 20;
 };
 
 // The loaded model, ready to generate: weights stay resident between requests. With more than
@@ -127,6 +133,8 @@ class T2VEngine {
   // The predicted live bytes, per stage, on the DiT's first device for this request as this
   // engine is placed (persistent blocks, shards, where the T5 and the VAE run, dtype).
   MemoryPlan memory_plan(const T2VRequest& r) const;
+  // The prompt cache's entries, bytes, capacity, hits and misses so far.
+  PromptCache::Stats prompt_cache_stats() const { return prompt_cache_.stats(); }
   // "" when the request fits the memory budget (or there is none), else what it needs, the
   // budget and what would fit.
   std::string budget_problem(const T2VRequest& r) const;
@@ -158,6 +166,9 @@ class T2VEngine {
   std::string budget_note_;  // with a budget: what the engine chose for it
   std::string devices_note_;  // devices "auto": what it chose and why
   std::unique_ptr<WanVAE> vae_;
+  mutable PromptCache prompt_cache_;
+  // [text_len, dim] on the CPU: from the cache, else encoded (and kept); `cached` counts hits.
+  at::Tensor encode(const at::Tensor& ids, const at::Tensor& mask, int& cached) const;
   Placement dit_place_, t5_place_, vae_place_;
   ParallelLayout layout_;
   std::unique_ptr<DeviceGroup> group_;
