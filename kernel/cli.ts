@@ -25,13 +25,13 @@ commands:
            [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
            [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
            [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-           [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto]
+           [--dtype f32|bf16|f16] [--t5-device DEV] [--t5-offload] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto]
                                 text to video (DiffSynth-Studio's defaults; a random seed is printed;
                                 --devices defaults to auto: cuda:0 when a GPU is visible, else cpu;
                                 --budget 24G: the DiT blocks that fit beside this video stay on the GPU, the rest stream in;
                                 auto: the GPU's memory less 1.5 GB)
   inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
-              [--height N] [--width N] [--num-frames N] [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu|cuda] [--tiled] [--shard-weights]
+              [--height N] [--width N] [--num-frames N] [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu|cuda] [--t5-offload] [--tiled] [--shard-weights]
                                 layout, files, architecture, parameters, dtypes, memory per device
   make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]
                                 write a deterministic random-weight Wan2.1 T2V model
@@ -43,7 +43,7 @@ commands:
                                 compute/comm split, peak memory per rank, parity vs 1 rank (timings are no speed-up claim)
   serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
         [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-        [--dtype f32|bf16|f16] [--t5-device DEV] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto]
+        [--dtype f32|bf16|f16] [--t5-device DEV] [--t5-offload] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto]
                                 load a model once and serve a job queue over HTTP (prints 'listening on URL';
                                 --budget plans for 480x832x81 and refuses jobs predicted to exceed it)
   kernel install [--user | --prefix P | --sys-prefix] [--name N] [--jupyter PATH | --no-jupyter] [--env K=V]...
@@ -129,6 +129,7 @@ const inspectOptions: Options = {
   budget: { type: "string" },
   "persistent-params": { type: "string" },
   "t5-device": { type: "string" },
+  "t5-offload": { type: "boolean" },
   tiled: { type: "boolean" },
   "shard-weights": { type: "boolean" },
 };
@@ -144,7 +145,7 @@ export function countOption(name: string, value: string | undefined): number | u
 
 async function cmdInspect(args: string[]): Promise<number> {
   const { values: v, positionals } = parse(args, inspectOptions, ["DIR"]);
-  if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N] [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]");
+  if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N] [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu] [--t5-offload] [--tiled] [--shard-weights]");
   const report = await inspect(positionals[0]!, {
     ...layoutOpenOptions(v),
     height: intOption("height", v.height as string | undefined, 16, 8192),
@@ -153,6 +154,7 @@ async function cmdInspect(args: string[]): Promise<number> {
     budget: budgetOption(v.budget),
     persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
     t5Device: choice("t5-device", v["t5-device"] as string | undefined, ["cpu", "cuda"] as const),
+    t5Offload: v["t5-offload"] === true,
     tiled: v.tiled === true,
     shardWeights: v["shard-weights"] === true,
   });
@@ -315,6 +317,7 @@ const logLevels = ["error", "warn", "info", "debug"] as const;
 const computeOptions: Options = {
   dtype: { type: "string" },
   "t5-device": { type: "string" },
+  "t5-offload": { type: "boolean" },
   "vae-device": { type: "string" },
   "persistent-params": { type: "string" },
   "shard-weights": { type: "boolean" },
@@ -329,13 +332,14 @@ function deviceOption(name: string, value: string | boolean | undefined): string
   return value;
 }
 
-/** --dtype f32|bf16|f16, --t5-device DEV, --vae-device DEV, --persistent-params N, --shard-weights,
- * --budget BYTES as OpenOptions fields. */
-export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtype" | "t5Device" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget"> {
+/** --dtype f32|bf16|f16, --t5-device DEV, --t5-offload, --vae-device DEV, --persistent-params N,
+ * --shard-weights, --budget BYTES as OpenOptions fields. */
+export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtype" | "t5Device" | "t5Offload" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget"> {
   return {
     budget: budgetOption(v.budget),
     dtype: choice("dtype", v.dtype as string | undefined, computeDtypes),
     t5Device: deviceOption("t5-device", v["t5-device"]),
+    t5Offload: v["t5-offload"] === true ? true : undefined,
     vaeDevice: deviceOption("vae-device", v["vae-device"]),
     persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
     shardWeights: v["shard-weights"] === true ? true : undefined,
@@ -405,7 +409,7 @@ interface RunOptions {
   server?: boolean;
   /** Sequence-parallel device group (local engine only). */
   parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"
-    | "dtype" | "t5Device" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget" | "budgetVideo">;
+    | "dtype" | "t5Device" | "t5Offload" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget" | "budgetVideo">;
 }
 
 /** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */

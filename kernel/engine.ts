@@ -45,6 +45,10 @@ export interface OpenOptions {
   dtype?: "f32" | "bf16" | "f16";
   /** Where the text encoder and the VAE run: "cpu" | "cuda" | "cuda:N"; default the DiT's first device. */
   t5Device?: string;
+  /** A CUDA text encoder's weights stay in pinned host memory and come to the device only to encode
+   * a prompt the engine has not encoded before (DiffSynth's text-encoder offload): denoising and
+   * decoding get its 11.4 GB (umt5-xxl, bf16). Costs one host→device copy of them per new prompt. */
+  t5Offload?: boolean;
   vaeDevice?: string;
   /** CUDA: parameters of the DiT kept resident per device (the other blocks stream in from pinned
    * host memory, one block ahead); default all resident. */
@@ -275,6 +279,8 @@ export interface EngineLab extends Lab {
 export interface MemoryPlanReport {
   device: string;
   dit_resident_bytes: number; dit_streamed_bytes: number; t5_bytes: number; vae_bytes: number;
+  /** An offloaded text encoder's weights (t5Offload): on the device while encoding only. */
+  t5_streamed_bytes: number;
   t5_activation_bytes: number; dit_activation_bytes: number; vae_activation_bytes: number;
   resident_bytes: number;
   encode_peak_bytes: number; denoise_peak_bytes: number; decode_peak_bytes: number; peak_bytes: number;
@@ -324,7 +330,7 @@ function makeVideo(video: Tensor): Video {
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
 export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   const dir = options.model ?? (await defaultModel());
-  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights, budget, budgetVideo } = options;
+  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo } = options;
   const stage = async <T>(name: LoadEvent["stage"], work: () => Promise<T>): Promise<T> => {
     options.onLoad?.({ stage: name, state: "start" });
     const t0 = performance.now();
@@ -332,7 +338,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     options.onLoad?.({ stage: name, state: "done", seconds: (performance.now() - t0) / 1000 });
     return out;
   };
-  const engine = await stage("model", async () => (await native().openEngine(dir, { devices: devices ?? "auto", ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, vaeDevice, persistentParams, shardWeights, budget, budgetVideo })) as NativeEngine);
+  const engine = await stage("model", async () => (await native().openEngine(dir, { devices: devices ?? "auto", ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo })) as NativeEngine);
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {

@@ -46,6 +46,8 @@ export interface InspectOptions {
   persistentParams?: number;
   /** "cpu" keeps the UMT5 off the device. */
   t5Device?: string;
+  /** The text encoder's weights on the device only while encoding (OpenOptions.t5Offload). */
+  t5Offload?: boolean;
   /** Tiled VAE decode. */
   tiled?: boolean;
   /** DiT blocks sharded over the sequence-parallel ranks (each block gathered while the one before it computes). */
@@ -79,6 +81,8 @@ export interface MemoryReport {
   dit_streamed_bytes: number;
   dit_activation_bytes: number;
   t5_weights_bytes: number;
+  /** An offloaded text encoder (--t5-offload): on the device while encoding only. */
+  t5_streamed_bytes: number;
   vae_weights_bytes: number;
   vae_decode_bytes: number;
   /** Predicted peak of rank 0 per stage (models/memory_model.h). */

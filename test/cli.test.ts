@@ -107,6 +107,15 @@ describe("make-tiny and inspect", () => {
     const shown = wanlab(args.filter((a) => a !== "--json").concat("--persistent-params", "0", "--t5-device", "cpu"));
     assert.match(shown.stdout, /host memory beside the GPU +[\d.]+ [kMG]?B\n +streamed DiT blocks \(pinned\) +[\d.]+ [kMG]?B\n +T5 weights \(float32\) +[\d.]+ [kMG]?B\n +T5 activations \(float32\) +[\d.]+ [kMG]?B/);
     assert.ok(streamed.rank0_peak_bytes < resident.rank0_peak_bytes);
+    // --t5-offload: the text encoder's weights on the GPU while encoding only, pinned on the host between prompts
+    const offload = run("--t5-offload");
+    assert.deepEqual([offload.t5_weights_bytes, offload.t5_streamed_bytes], [0, resident.t5_weights_bytes]);
+    assert.equal(offload.stages.encode, resident.stages.encode);
+    assert.equal(resident.stages.denoise - offload.stages.denoise, resident.t5_weights_bytes);
+    assert.equal(offload.host_pinned_bytes, resident.t5_weights_bytes);
+    const shownOffload = wanlab(args.filter((a) => a !== "--json").concat("--t5-offload"));
+    assert.match(shownOffload.stdout, /T5 weights \(rank 0\), while encoding only \(offloaded\) +[\d.]+ [kMG]?B/);
+    assert.match(shownOffload.stdout, /the offloaded T5 \(pinned\) +[\d.]+ [kMG]?B/);
     // a budget between the streamed plan and the all-resident one
     const budget = Math.round((resident.rank0_peak_bytes + streamed.rank0_peak_bytes) / 2);
     const m = run("--budget", String(budget));

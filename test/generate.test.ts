@@ -255,7 +255,10 @@ describe("compute options (--dtype, --t5-device, --vae-device, --persistent-para
     r = wanlab([...base(join(dir, "pp.mp4")), "--persistent-params", "1G"]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /persistent-parameter budget \(1000000000\) needs a CUDA device/);
-    assert.ok(!existsSync(join(dir, "t5.mp4")) && !existsSync(join(dir, "pp.mp4")));
+    r = wanlab([...base(join(dir, "offload.mp4")), "--t5-offload"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /t5 offload keeps the text encoder's weights in host memory between prompts on a CUDA device; the text encoder runs on cpu/);
+    assert.ok(!existsSync(join(dir, "t5.mp4")) && !existsSync(join(dir, "pp.mp4")) && !existsSync(join(dir, "offload.mp4")));
   });
 
   test("bad values are usage errors naming the flag and the allowed values", () => {

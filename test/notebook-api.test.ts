@@ -78,7 +78,7 @@ describe("in-process notebook lab", () => {
   });
 
   test("plot.memoryPlan: the budget as a line, measured CUDA peaks as markers", () => {
-    const plan = { device: "cuda:0", dit_resident_bytes: 10e9, dit_streamed_bytes: 1.4e9, t5_bytes: 0, vae_bytes: 0.25e9,
+    const plan = { device: "cuda:0", dit_resident_bytes: 10e9, dit_streamed_bytes: 1.4e9, t5_bytes: 0, t5_streamed_bytes: 0, vae_bytes: 0.25e9,
       t5_activation_bytes: 0, dit_activation_bytes: 4e9, vae_activation_bytes: 1e9, resident_bytes: 10.25e9,
       encode_peak_bytes: 10.25e9, denoise_peak_bytes: 15.65e9, decode_peak_bytes: 11.25e9, peak_bytes: 15.65e9,
       host_pinned_bytes: 9e9, host_t5_bytes: 0, host_vae_bytes: 0, host_activation_bytes: 0, host_bytes: 9e9,
@@ -94,6 +94,9 @@ describe("in-process notebook lab", () => {
     assert.deepEqual(fig.data.map((t) => t.name), ["DiT weights", "DiT blocks streamed in", "VAE", "activations", "budget 16.00 GB", "measured peak"]);
     assert.deepEqual(fig.data.at(-1)!.y, [10.3, 15.5, 11]);
     assert.match(String(fig.mimeBundle()["text/plain"]), /peak 15\.65 GB · host 9\.00 GB .* — fits the budget$/);
+    // an offloaded text encoder is on the device while encoding only
+    const offloaded = wan.plot.memoryPlan({ ...plan, t5_streamed_bytes: 11.4e9 });
+    assert.deepEqual(offloaded.data.find((t) => t.name === "text encoder brought in")!.y, [11.4, 0, 0]);
   });
 
   test("stats() draws the last generation; one rank gives no per-rank charts and says why", async () => {

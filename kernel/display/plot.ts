@@ -140,7 +140,7 @@ const gb = (bytes: number) => bytes / 1e9;
 
 /**
  * What a generation is predicted to hold on its device per stage (stacked: weights kept there, DiT
- * blocks streamed in, activations), the budget as a line, and where a finished generation on a
+ * blocks streamed in, an offloaded text encoder brought in to encode, activations), the budget as a line, and where a finished generation on a
  * CUDA device is given, its measured peaks as markers (timings.device_peak_bytes).
  */
 export function memoryPlan(plan: MemoryPlanReport, measured?: GenerateResult | Timings, layout: Record<string, unknown> = {}): Figure {
@@ -150,6 +150,7 @@ export function memoryPlan(plan: MemoryPlanReport, measured?: GenerateResult | T
     ["DiT weights", each(plan.dit_resident_bytes), "#4a90d9"],
     ["DiT blocks streamed in", [0, gb(plan.dit_streamed_bytes), 0], "#9cc3ec"],
     ["text encoder", each(plan.t5_bytes), "#8e6bbf"],
+    ["text encoder brought in", [gb(plan.t5_streamed_bytes ?? 0), 0, 0], "#c4b0e0"],
     ["VAE", each(plan.vae_bytes), "#5cb85c"],
     ["activations", [plan.t5_activation_bytes, plan.dit_activation_bytes, plan.vae_activation_bytes].map(gb), "#f0ad4e"],
   ];

@@ -45,8 +45,8 @@ export interface ServeOptions {
     /** Several nodes (one process each): node 0 serves HTTP and publishes every job to the others,
      * which run them in its device group (runServer makes nodes 1.. followers). */
     rendezvous?: string; nnodes?: number; nodeRank?: number;
-    /** Compute placement and memory (OpenOptions dtype, t5Device, vaeDevice, persistentParams, budget). */
-    dtype?: "f32" | "bf16" | "f16"; t5Device?: string; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean;
+    /** Compute placement and memory (OpenOptions dtype, t5Device, t5Offload, vaeDevice, persistentParams, budget). */
+    dtype?: "f32" | "bf16" | "f16"; t5Device?: string; t5Offload?: boolean; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean;
     budget?: OpenOptions["budget"]; budgetVideo?: OpenOptions["budgetVideo"] };
 }
 

@@ -42,7 +42,9 @@ export function formatInspect(r: InspectReport): string {
     [`  DiT weights on the device (${m.weight_dtype}, every rank)`, formatBytes(m.dit_weights_bytes)],
     ...(m.dit_streamed_bytes > 0 ? [["  DiT blocks streaming in (two)", formatBytes(m.dit_streamed_bytes)]] : []),
     ["  DiT activations (per rank)", formatBytes(m.dit_activation_bytes)],
-    ["  T5 weights (rank 0)", formatBytes(m.t5_weights_bytes)],
+    m.t5_streamed_bytes > 0
+      ? ["  T5 weights (rank 0), while encoding only (offloaded)", formatBytes(m.t5_streamed_bytes)]
+      : ["  T5 weights (rank 0)", formatBytes(m.t5_weights_bytes)],
     ["  VAE weights (rank 0)", formatBytes(m.vae_weights_bytes)],
     ["  VAE decode activations (rank 0)", formatBytes(m.vae_decode_bytes)],
     ["  peak while encoding / denoising / decoding", `${formatBytes(m.stages.encode)} / ${formatBytes(m.stages.denoise)} / ${formatBytes(m.stages.decode)}`],
@@ -51,7 +53,8 @@ export function formatInspect(r: InspectReport): string {
   if (m.device_count > 1) mem.push(["  peak, other ranks", formatBytes(m.other_rank_peak_bytes)]);
   if (m.host_bytes > 0) {
     mem.push(["  host memory beside the GPU", formatBytes(m.host_bytes)]);
-    const parts = [[m.host_pinned_bytes, "streamed DiT blocks (pinned)"], [m.host_t5_bytes, "T5 weights (float32)"], [m.host_activation_bytes, "T5 activations (float32)"]] as const;
+    const pinned = m.t5_streamed_bytes > 0 ? (m.dit_streamed_bytes > 0 ? "streamed DiT blocks and the offloaded T5 (pinned)" : "the offloaded T5 (pinned)") : "streamed DiT blocks (pinned)";
+    const parts = [[m.host_pinned_bytes, pinned], [m.host_t5_bytes, "T5 weights (float32)"], [m.host_activation_bytes, "T5 activations (float32)"]] as const;
     for (const [bytes, what] of parts) if (bytes > 0) mem.push([`    ${what}`, formatBytes(bytes)]);
   }
   if (m.budget) {

@@ -140,6 +140,7 @@ Napi::Value Inspect(const Napi::CallbackInfo& info) {
   opts.budget_bytes = budget_option(o);
   opts.persistent_params = static_cast<int64_t>(get<double>(o, "persistentParams", -1));
   opts.t5_device = get<std::string>(o, "t5Device", "");
+  opts.t5_offload = get<bool>(o, "t5Offload", false);
   opts.tiled = get<bool>(o, "tiled", false);
   opts.shard_weights = get<bool>(o, "shardWeights", false);
   auto* w = new PromiseWorker(info.Env(), [dir, opts] { return wan::inspect_model(dir, opts).dump(); });
@@ -476,7 +477,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 };
 
 // openEngine(dir, {devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel,
-//                  dtype, t5Device, vaeDevice, persistentParams, shardWeights, budget,
+//                  dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget,
 //                  budgetVideo: {height, width, numFrames, tiled}})
 // -> Promise<Engine>: loads and
 // validates the model on a worker thread; with several devices, starts the device group.
@@ -497,6 +498,7 @@ Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   wan::ComputeOptions compute;
   compute.dtype = get<std::string>(o, "dtype", compute.dtype);
   compute.t5_device = get<std::string>(o, "t5Device", compute.t5_device);
+  compute.t5_offload = get<bool>(o, "t5Offload", false);
   compute.vae_device = get<std::string>(o, "vaeDevice", compute.vae_device);
   compute.persistent_params = static_cast<int64_t>(get<double>(o, "persistentParams", -1));
   compute.shard_weights = get<bool>(o, "shardWeights", false);

@@ -1,10 +1,12 @@
 // UMT5 encoder: the tiny model's encoder against DiffSynth's WanTextEncoder on the same weights
 // (test/golden/make_t5.py), the prompt zeroing of encode_prompt, and input errors.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "checkpoint/layout.h"
 #include "checkpoint/safetensors.h"
+#include "common/cuda.h"
 #include "common/error.h"
 #include "models/umt5.h"
 #include "test.h"
@@ -116,4 +118,31 @@ TEST(umt5_rejects_bad_weights) {
   T5Arch a = m.arch.t5;
   a.shared_pos = true;
   EXPECT_THROWS(Umt5Encoder(m.t5, a), "shared_pos");
+}
+
+TEST(umt5_offloaded_weights_give_the_resident_output) {
+  // Offloaded, the weights live in host memory and come to the device for each forward; the
+  // output is the resident encoder's, bit for bit. On a GPU the device holds none of them
+  // between calls (the CPU half checks the bookkeeping; the CUDA half runs where there is one).
+  const LoadedModel m = load_model(wantest::tiny_model());
+  const at::Tensor ids = at::remainder(at::arange(40, at::kLong) * 7 + 3, 380).view({1, -1});
+  const at::Tensor mask = (at::arange(40, at::kLong) < 12).to(at::kLong).view({1, -1});
+  std::vector<Placement> places{{at::kCPU, at::kFloat}};
+  if (cuda_available()) places.push_back({at::Device(at::kCUDA, 0), at::kBFloat16});
+  for (const Placement& p : places) {
+    const Umt5Encoder resident(m.t5, m.arch.t5, p);
+    const at::Tensor want = resident.encode_prompt(ids, mask);
+    const int64_t before = p.device.is_cuda() ? device_memory(p.device).allocated : 0;
+    const Umt5Encoder offloaded(m.t5, m.arch.t5, p, true);
+    EXPECT(offloaded.offloaded() && offloaded.device() == p.device);
+    EXPECT(p.device.is_cpu() || device_memory(p.device).allocated == before);  // nothing on the device yet
+    const at::Tensor got = offloaded.encode_prompt(ids, mask);
+    EXPECT(got.device() == p.device && at::equal(got, want));
+    if (p.device.is_cuda()) {
+      const int64_t after = device_memory(p.device).allocated - int64_t(got.nbytes());
+      std::printf("     %s: offloaded output equal; device bytes held between prompts %lld (before %lld)\n",
+                  p.device.str().c_str(), (long long)after, (long long)before);
+      EXPECT(std::llabs(after - before) < 65536);  // the allocator's rounding; the weights are 214 kB
+    }
+  }
 }

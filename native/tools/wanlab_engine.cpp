@@ -31,7 +31,7 @@ commands:
       JSON, exit 1 when a problem is found
   inspect DIR [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
               [--height N] [--width N] [--num-frames N]
-              [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu] [--tiled] [--shard-weights]
+              [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu] [--t5-offload] [--tiled] [--shard-weights]
       layout, files, architecture, parameters, dtypes and memory per device, as JSON
   make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]
       write a deterministic random-weight Wan2.1 T2V model in a published layout
@@ -61,7 +61,7 @@ commands:
       beside compute) against the sequential one in the same command: time per call, exposed
       communication, and the ratio
   bench t2v --random-weights 1.3B|14B [--device cuda] [--frames 81 --height 480 --width 832]
-            [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda]
+            [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda] [--t5-offload]
             [--persistent-params N] [--budget BYTES|auto] [--attention auto|flash|cudnn|efficient|math]
             [--dtype ...] [--dit-f8]
       the whole pipeline on random real-size weights held in memory (no files): seconds per
@@ -161,9 +161,9 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   try {
     if (cmd == "inspect") {
-      Args a = parse(argc, argv, {"--cfg-parallel", "--json", "--tiled", "--shard-weights"});
+      Args a = parse(argc, argv, {"--cfg-parallel", "--json", "--tiled", "--shard-weights", "--t5-offload"});
       check_known(a, {"--devices", "--ulysses", "--ring", "--cfg-parallel", "--height", "--width", "--num-frames", "--json",
-                      "--budget", "--persistent-params", "--t5-device", "--tiled", "--shard-weights"});
+                      "--budget", "--persistent-params", "--t5-device", "--t5-offload", "--tiled", "--shard-weights"});
       if (a.positional.size() != 1) usage("inspect needs exactly one model directory");
       wan::InspectOptions o;
       if (a.options.count("--devices")) o.devices = a.options["--devices"];
@@ -177,6 +177,7 @@ int main(int argc, char** argv) {
         o.budget_bytes = a.options["--budget"] == "auto" ? wan::kAutoBudget : count_option(a, "--budget");
       if (a.options.count("--persistent-params")) o.persistent_params = count_option(a, "--persistent-params");
       if (a.options.count("--t5-device")) o.t5_device = a.options["--t5-device"];
+      o.t5_offload = a.options.count("--t5-offload") > 0;
       o.tiled = a.options.count("--tiled") > 0;
       o.shard_weights = a.options.count("--shard-weights") > 0;
       std::cout << wan::inspect_model(a.positional[0], o).dump(2) << "\n";
@@ -255,9 +256,9 @@ int main(int argc, char** argv) {
                        .dump(2)
                 << "\n";
     } else if (cmd == "bench" && argc > 2 && std::string(argv[2]) == "t2v") {
-      Args a = parse(argc, argv, {"--tiled", "--dit-f8"});
+      Args a = parse(argc, argv, {"--tiled", "--dit-f8", "--t5-offload"});
       check_known(a, {"--random-weights", "--device", "--dtype", "--frames", "--height", "--width", "--steps",
-                      "--full-steps", "--cfg-scale", "--tiled", "--t5-device", "--persistent-params", "--budget",
+                      "--full-steps", "--cfg-scale", "--tiled", "--t5-device", "--t5-offload", "--persistent-params", "--budget",
                       "--attention", "--seed", "--peak-tflops", "--dit-f8"});
       wan::PipelineBenchOptions o;
       if (!a.options.count("--random-weights")) usage("bench t2v needs --random-weights tiny|1.3B|14B");
@@ -265,6 +266,7 @@ int main(int argc, char** argv) {
       if (a.options.count("--device")) o.device = a.options["--device"];
       if (a.options.count("--dtype")) o.dtype = a.options["--dtype"];
       if (a.options.count("--t5-device")) o.t5_device = a.options["--t5-device"];
+      o.t5_offload = a.options.count("--t5-offload") > 0;
       if (a.options.count("--attention")) o.attention = a.options["--attention"];
       if (a.options.count("--persistent-params")) o.persistent_params = count_option(a, "--persistent-params");
       if (a.options.count("--budget"))

@@ -43,6 +43,7 @@ nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
   ComputeOptions comp;
   comp.dtype = o.dtype;
   comp.t5_device = o.t5_device;
+  comp.t5_offload = o.t5_offload;
   comp.persistent_params = o.persistent_params;
   comp.memory_budget = o.memory_budget;
   comp.budget_video = {o.height, o.width, o.frames, o.tiled};

@@ -17,10 +17,11 @@ struct PipelineBenchOptions {
   std::string device = "cuda";
   std::string dtype;           // "": the device's default
   std::string t5_device;       // "": the DiT's device
+  bool t5_offload = false;     // the text encoder's weights on the device only while encoding
   std::string attention = "auto";
   int64_t persistent_params = -1;
-  int64_t memory_budget = -1;
-  bool dit_f8 = false;           // the DiT's block linears as float8 e4m3 (kept at 1 B, decoded per use)  // bytes per device; the engine plans for this bench's video (T2V ComputeOptions)
+  int64_t memory_budget = -1;  // bytes per device; the engine plans for this bench's video (T2V ComputeOptions)
+  bool dit_f8 = false;         // the DiT's block linears as float8 e4m3 (kept at 1 B, decoded per use)
   int frames = 81, height = 480, width = 832;
   int steps = 3, full_steps = 50;
   double cfg_scale = 5.0;

@@ -67,6 +67,7 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
   mo.sequence_parallel = l.sequence_parallel();
   mo.persistent_params = o.persistent_params;
   mo.t5_on_device = o.t5_device.empty() || o.t5_device != "cpu";
+  mo.t5_offload = o.t5_offload;
   mo.tiled = o.tiled;
   mo.shard_weights = o.shard_weights;
   mo.bytes_per_value = cuda ? 2 : 4;
@@ -92,11 +93,13 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
                       {"dit_streamed_bytes", p.dit_streamed},
                       {"dit_activation_bytes", p.dit_activations},
                       {"t5_weights_bytes", p.t5},
+                      {"t5_streamed_bytes", p.t5_streamed},
                       {"vae_weights_bytes", p.vae},
                       {"vae_decode_bytes", p.vae_activations},
                       {"stages", {{"encode", p.encode()}, {"denoise", p.denoise()}, {"decode", p.decode()}}},
                       {"rank0_peak_bytes", p.peak()},
-                      // Beside a GPU: the streamed DiT blocks (pinned) and a CPU text encoder in float32.
+                      // Beside a GPU: the streamed DiT blocks and an offloaded text encoder (pinned), a
+                      // CPU text encoder in float32.
                       {"host_bytes", p.host()},
                       {"host_pinned_bytes", p.host_pinned},
                       {"host_t5_bytes", p.host_t5},
@@ -115,7 +118,7 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
                    {"fits", p.peak() <= bytes},
                    {"persistent_params", need},
                    {"note", need == -1 ? "fits with every DiT weight resident"
-                            : need == -2 ? "does not fit even with every DiT block streamed (try --t5-device cpu, --tiled, more ranks)"
+                            : need == -2 ? "does not fit even with every DiT block streamed (try --t5-device cpu or --t5-offload, --tiled, more ranks)"
                                          : "largest --persistent-params whose predicted peak fits"}};
     // How long a video fits at the two sizes Wan2.1 is trained for (the orientation does not
     // change the memory), untiled and tiled.

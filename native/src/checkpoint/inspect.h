@@ -13,6 +13,7 @@ struct InspectOptions {
   // The memory plan's options (models/memory_model.h).
   int64_t persistent_params = -1;  // DiT parameters kept on the device (-1: all)
   std::string t5_device;           // "cpu": the UMT5 off the device; "": on it
+  bool t5_offload = false;         // the UMT5's weights on the device only while encoding
   bool tiled = false;              // tiled VAE decode
   bool shard_weights = false;      // DiT blocks sharded over the sequence-parallel ranks
   // > 0: the per-device budget in bytes (kAutoBudget: the first device's memory less a reserve,

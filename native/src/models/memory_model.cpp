@@ -54,6 +54,10 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
     if (o.gpu) p.host_pinned = (layers - kept) * block_bytes;
   }
   p.t5 = o.t5_on_device ? count_params(t5_specs(a.t5)) * B : 0;
+  if (o.t5_offload && o.t5_on_device) {
+    p.t5_streamed = p.t5, p.t5 = 0;
+    if (o.gpu) p.host_pinned += p.t5_streamed;
+  }
   p.vae = o.vae_on_device ? count_params(vae_specs(a.vae)) * B : 0;
 
   const int64_t Lt = a.dit.text_len;
@@ -87,7 +91,8 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
 
 nlohmann::json to_json(const MemoryPlan& p) {
   return {{"dit_resident_bytes", p.dit_resident}, {"dit_streamed_bytes", p.dit_streamed},
-          {"t5_bytes", p.t5},                     {"vae_bytes", p.vae},
+          {"t5_bytes", p.t5},                     {"t5_streamed_bytes", p.t5_streamed},
+          {"vae_bytes", p.vae},
           {"t5_activation_bytes", p.t5_activations}, {"dit_activation_bytes", p.dit_activations},
           {"vae_activation_bytes", p.vae_activations},
           {"resident_bytes", p.resident()},

@@ -16,9 +16,10 @@
 //             times the rank's tokens L/sp and the model dim D
 //   decode    resident + the VAE decoder's activations for a chunk of 4 frames, linear in the
 //             tile's pixels (untiled: the frame), 5.3 KiB per output pixel in bf16 (2 B/value)
-// Weights are bf16 on CUDA (2 B/param); a CPU device computes in float32 (4 B).
-// With the DiT on a GPU, host_* count what stays in the host's memory: the streamed DiT blocks,
-// pinned, in the compute dtype; a text encoder or VAE placed on the CPU, in float32 (4 B/param),
+// Weights are bf16 on CUDA (2 B/param); a CPU device computes in float32 (4 B). An offloaded
+// text encoder (--t5-offload) holds its weights on the device in the encode stage only.
+// With the DiT on a GPU, host_* count what stays in the host's memory: the streamed DiT blocks
+// and an offloaded text encoder, pinned, in the compute dtype; a text encoder or VAE placed on the CPU, in float32 (4 B/param),
 // with the larger of their activations (UMT5's while encoding, the decoder's while decoding). On a
 // CPU engine every figure above is host memory already and host_* stay 0.
 #pragma once
@@ -38,6 +39,7 @@ struct MemoryPlanOptions {
   int64_t persistent_params = -1; // -1: every DiT weight resident
   bool shard_weights = false;     // each rank keeps 1/sequence_parallel of the blocks, gathers one at a time
   bool t5_on_device = true;       // false: --t5-device cpu
+  bool t5_offload = false;        // the text encoder's weights come to the device only to encode (--t5-offload)
   bool vae_on_device = true;      // false: --vae-device elsewhere (then nothing of the VAE is here)
   bool tiled = false;
   int tile_h = 30, tile_w = 52;   // latent units (tiled decode)
@@ -52,11 +54,12 @@ struct MemoryPlanOptions {
 
 struct MemoryPlan {
   int64_t dit_resident = 0, dit_streamed = 0, t5 = 0, vae = 0;
+  int64_t t5_streamed = 0;  // an offloaded text encoder's weights: on the device while encoding only
   int64_t t5_activations = 0, dit_activations = 0, vae_activations = 0;
   int64_t host_pinned = 0, host_t5 = 0, host_vae = 0, host_activations = 0;
   int64_t host() const { return host_pinned + host_t5 + host_vae + host_activations; }
   int64_t resident() const { return dit_resident + t5 + vae; }
-  int64_t encode() const { return resident() + t5_activations; }
+  int64_t encode() const { return resident() + t5_streamed + t5_activations; }
   int64_t denoise() const { return resident() + dit_streamed + dit_activations; }
   int64_t decode() const { return resident() + vae_activations; }
   int64_t peak() const;

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <limits>
 
+#include "common/cuda.h"
 #include "common/error.h"
 
 namespace wan {
@@ -68,8 +69,8 @@ at::Tensor t5_position_buckets(int64_t L, int64_t num_buckets) {
   return buckets + at::where(dist.lt(max_exact), dist, large);
 }
 
-Umt5Encoder::Umt5Encoder(const TensorMap& weights, const T5Arch& arch, const Placement& p)
-    : arch_(arch), dtype_(p.dtype) {
+Umt5Encoder::Umt5Encoder(const TensorMap& weights, const T5Arch& arch, const Placement& p, bool offload)
+    : arch_(arch), dtype_(p.dtype), device_(p.device), offload_(offload) {
   if (arch.shared_pos) fail("umt5: shared_pos=true (one position table for all layers) is not supported");
   if (arch.num_heads <= 0 || arch.dim_attn % arch.num_heads != 0)
     fail("umt5: dim_attn ", arch.dim_attn, " is not a multiple of num_heads ", arch.num_heads);
@@ -77,8 +78,12 @@ Umt5Encoder::Umt5Encoder(const TensorMap& weights, const T5Arch& arch, const Pla
   // check_specs has named anything missing or misshapen, so at() cannot throw below.
   // bf16/f16/f8 weights are converted (a copy); float32 ones may keep aliasing the read-only
   // mapped checkpoint, which is fine as weights are never written.
-  auto get = [&](const std::string& name) { return place(weights.at(name), p); };
-  token_embedding_ = get("token_embedding.weight");
+  const Placement where = offload ? Placement{at::kCPU, p.dtype} : p;
+  auto get = [&](const std::string& name) {
+    at::Tensor t = place(weights.at(name), where);
+    return offload && device_.is_cuda() ? pinned_copy(t) : t;
+  };
+  weights_.token_embedding = get("token_embedding.weight");
   for (int64_t i = 0; i < arch.num_layers; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
     Block b;
@@ -92,9 +97,24 @@ Umt5Encoder::Umt5Encoder(const TensorMap& weights, const T5Arch& arch, const Pla
     b.fc1 = get(p + "ffn.fc1.weight");
     b.fc2 = get(p + "ffn.fc2.weight");
     b.pos = get(p + "pos_embedding.embedding.weight");
-    blocks_.push_back(std::move(b));
+    weights_.blocks.push_back(std::move(b));
   }
-  norm_ = get("norm.weight");
+  weights_.norm = get("norm.weight");
+}
+
+std::vector<at::Tensor*> Umt5Encoder::Weights::tensors() {
+  std::vector<at::Tensor*> t{&token_embedding, &norm};
+  for (Block& b : blocks)
+    for (at::Tensor* x : {&b.norm1, &b.q, &b.k, &b.v, &b.o, &b.norm2, &b.gate, &b.fc1, &b.fc2, &b.pos}) t.push_back(x);
+  return t;
+}
+
+Umt5Encoder::Weights Umt5Encoder::on_device() const {
+  Weights w = weights_;
+  if (!offload_) return w;
+  // Pinned host memory: the copies run at full PCIe rate; they are freed when `w` goes.
+  for (at::Tensor* t : w.tensors()) *t = t->to(device_, t->scalar_type(), /*non_blocking=*/true);
+  return w;
 }
 
 void Umt5Encoder::check_inputs(const at::Tensor& ids, const at::Tensor& mask) const {
@@ -128,7 +148,8 @@ void Umt5Encoder::check_inputs(const at::Tensor& ids, const at::Tensor& mask) co
 at::Tensor Umt5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask_in) const {
   c10::NoGradGuard no_grad;
   check_inputs(ids_in, mask_in);
-  const at::Device device = token_embedding_.device();
+  const at::Device device = device_;
+  const Weights w = on_device();
   at::Tensor ids = ids_in.to(device);
   at::Tensor keep = mask_in.to(device).ne(0);  // [B, L] bool
   const int64_t B = ids.size(0), L = ids.size(1);
@@ -142,8 +163,8 @@ at::Tensor Umt5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask
   at::Tensor buckets = t5_position_buckets(L, arch_.num_buckets).to(device);
 
   // x: [B, L, dim]
-  at::Tensor x = at::embedding(token_embedding_, ids);
-  for (const Block& blk : blocks_) {
+  at::Tensor x = at::embedding(w.token_embedding, ids);
+  for (const Block& blk : w.blocks) {
     // bias: [B, n, L, L] = table[buckets] -> [L, L, n] -> [1, n, L, L], then masked per batch
     at::Tensor bias = at::embedding(blk.pos, buckets).permute({2, 0, 1}).unsqueeze(0);
     bias = bias.expand({B, n, L, L}).masked_fill(key_masked, lowest(bias.scalar_type()));
@@ -165,7 +186,7 @@ at::Tensor Umt5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask
     x = x + at::linear(at::linear(h, blk.fc1) * gelu_tanh(at::linear(h, blk.gate)), blk.fc2);
     // (The reference clamps to the float16 range here, a no-op for float32 and bfloat16.)
   }
-  return rms_norm(x, norm_).to(at::kFloat);
+  return rms_norm(x, w.norm).to(at::kFloat);
 }
 
 at::Tensor Umt5Encoder::encode_prompt(const at::Tensor& ids, const at::Tensor& mask) const {

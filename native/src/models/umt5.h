@@ -16,8 +16,10 @@ namespace wan {
 class Umt5Encoder {
  public:
   // Checks `weights` against t5_specs(arch) (missing/extra/wrong-shape tensors are named) and
-  // converts them once to the placement's dtype on its device.
-  Umt5Encoder(const TensorMap& weights, const T5Arch& arch, const Placement& placement = {});
+  // converts them once to the placement's dtype on its device. `offload`: they stay in host
+  // memory (pinned, in the compute dtype) and each forward copies them to the device and frees
+  // them after it, so a CUDA text encoder holds device memory only while it encodes.
+  Umt5Encoder(const TensorMap& weights, const T5Arch& arch, const Placement& placement = {}, bool offload = false);
 
   // ids:  [B, L] int64 token ids in [0, vocab)
   // mask: [B, L] 0/1 (int64, int32 or bool); 0 marks padding, which no position attends to
@@ -31,7 +33,8 @@ class Umt5Encoder {
 
   const T5Arch& arch() const { return arch_; }
   at::ScalarType dtype() const { return dtype_; }
-  at::Device device() const { return token_embedding_.device(); }
+  at::Device device() const { return device_; }
+  bool offloaded() const { return offload_; }
 
  private:
   struct Block {
@@ -39,13 +42,21 @@ class Umt5Encoder {
     at::Tensor norm2, gate, fc1, fc2;  // gate, fc1: [dim_ffn, dim]; fc2: [dim, dim_ffn]
     at::Tensor pos;                    // [num_buckets, num_heads]
   };
+  struct Weights {
+    at::Tensor token_embedding;  // [vocab, dim]
+    std::vector<Block> blocks;
+    at::Tensor norm;             // [dim]
+    std::vector<at::Tensor*> tensors();  // every tensor, in a fixed order
+  };
   void check_inputs(const at::Tensor& ids, const at::Tensor& mask) const;
+  // The weights on the device: the resident ones, or with offload a copy made for this call.
+  Weights on_device() const;
 
   T5Arch arch_;
   at::ScalarType dtype_ = at::kFloat;  // compute dtype of every weight and activation
-  at::Tensor token_embedding_;         // [vocab, dim]
-  std::vector<Block> blocks_;
-  at::Tensor norm_;                    // [dim]
+  at::Device device_{at::kCPU};
+  bool offload_ = false;
+  Weights weights_;  // on device_, or with offload in pinned host memory
 };
 
 // T5's bidirectional relative-position buckets for a length-L self-attention: [L, L] int64,

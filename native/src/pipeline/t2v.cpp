@@ -96,7 +96,10 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   const int world = int(devices.size()) * p.nnodes;
   layout_ = make_layout(world, p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(model_.arch.dit.num_heads));
   c10::NoGradGuard no_grad;
-  t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5, t5_place_);
+  if (c.t5_offload && !t5_place_.device.is_cuda())
+    fail("t5 offload keeps the text encoder's weights in host memory between prompts on a CUDA device; the text "
+         "encoder runs on ", t5_place_.device.str(), ", where they are in host memory already");
+  t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5, t5_place_, c.t5_offload);
   // CPU ranks are threads sharing one DiT; CUDA ranks each hold their own copy. Sharded weights:
   // one DiT per local rank, holding part (global rank mod sp) of each block.
   const int sp = layout_.sequence_parallel();
@@ -208,6 +211,7 @@ nlohmann::json T2VEngine::placement() const {
   for (const auto& d : dits_) dit.push_back(placement_name({d->device(), d->compute_dtype()}));
   return {{"dit", dit},
           {"t5", placement_name(t5_place_)},
+          {"t5_offload", t5_->offloaded()},
           {"vae", placement_name(vae_place_)},
           {"dit_resident_params", dits_.front()->resident_params()},
           {"dit_offloaded_params", dits_.front()->offloaded_params()},
@@ -323,6 +327,7 @@ MemoryPlanOptions T2VEngine::plan_options(const T2VRequest& r) const {
   o.persistent_params = persistent_params_;
   o.shard_weights = shard_weights_;
   o.t5_on_device = t5_place_.device == dit_place_.device;
+  o.t5_offload = t5_->offloaded();
   o.vae_on_device = vae_place_.device == dit_place_.device;
   o.tiled = r.tiled;
   o.tile_h = int(r.tile_size[0]), o.tile_w = int(r.tile_size[1]);
@@ -347,7 +352,9 @@ std::string T2VEngine::budget_hints(const T2VRequest& r, bool weights_only) cons
     const int64_t tiled = memory_plan(t).peak();
     if (tiled < p.peak()) h.push_back(concat("tiled decode (", gb_text(tiled), ")"));
   }
-  if (cuda && p.t5 > 0) h.push_back("the text encoder on the CPU (t5Device 'cpu')");
+  // Offloaded, the text encoder leaves denoising and decoding; on the CPU, every stage.
+  if (cuda && p.t5 > 0) h.push_back("the text encoder offloaded between prompts (t5Offload) or on the CPU (t5Device 'cpu')");
+  if (cuda && p.t5_streamed > 0) h.push_back("the text encoder on the CPU (t5Device 'cpu')");
   if (cuda && weights_only && p.vae > 0) h.push_back("the VAE on another device (vaeDevice)");
   if (cuda && persistent_params_ > 0) h.push_back("fewer persistent DiT parameters");
   if (!weights_only) h.push_back("fewer frames or a smaller size");

@@ -78,6 +78,10 @@ struct ParallelOptions {
 struct ComputeOptions {
   std::string dtype;       // "f32" | "bf16" | "f16"; "": float32 on the CPU, bfloat16 on CUDA
   std::string t5_device;   // "cpu" | "cuda:N"; "": the DiT's first device (a CPU T5 computes in float32)
+  // A CUDA text encoder's weights stay in pinned host memory and come to the device only to
+  // encode a prompt the prompt cache lacks (DiffSynth's offload of the text encoder): the
+  // denoising and decoding stages then have its bytes (11.4 GB for umt5-xxl) to themselves.
+  bool t5_offload = false;
   std::string vae_device;  // same, for the VAE
   // CUDA: parameters of the DiT kept resident per device; the other blocks stream in from pinned
   // host memory (models/dit.h DitOptions). -1: all resident.
