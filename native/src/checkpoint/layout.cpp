@@ -367,7 +367,7 @@ TensorMap load_component(const ModelFiles& m, Component c, bool mmap) {
     auto sc = ends_with(key, ".weight") ? raw.find(key.substr(0, key.size() - 7) + ".scale_weight") : raw.end();
     if (sc != raw.end()) {
       const StoredTensor& s = sc->second;
-      if (s.data.numel() != 1 || !s.data.is_floating_point() || is_f8(s.dtype))
+      if (s.data.numel() != 1 || !s.data.is_floating_point())  // float8 sits in uint8 storage
         fail(file, ": ", sc->first, " must be one float32 scale, got ", dtype_name(s.dtype), " of ", s.data.numel(),
              " elements");
       const float scale = s.data.to(at::kFloat).item<float>();
