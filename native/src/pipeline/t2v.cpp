@@ -99,7 +99,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   if (c.t5_offload && !t5_place_.device.is_cuda())
     fail("t5 offload keeps the text encoder's weights in host memory between prompts on a CUDA device; the text "
          "encoder runs on ", t5_place_.device.str(), ", where they are in host memory already");
-  t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5, t5_place_, c.t5_offload);
+  t5_offload_ = c.t5_offload;
   // CPU ranks are threads sharing one DiT; CUDA ranks each hold their own copy. Sharded weights:
   // one DiT per local rank, holding part (global rank mod sp) of each block.
   const int sp = layout_.sequence_parallel();
@@ -112,6 +112,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   ranks_on_dit_device_ = first.is_cpu() ? int(devices.size()) : 1;
   if (c.memory_budget != -1) apply_budget(c);
   check_host_memory();
+  t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5, t5_place_, t5_offload_);
   DitOptions dit_options{dit_place_, persistent_params_};
   for (size_t i = 0; i < devices.size(); ++i) {
     const auto& d = devices[i];
@@ -211,7 +212,7 @@ nlohmann::json T2VEngine::placement() const {
   for (const auto& d : dits_) dit.push_back(placement_name({d->device(), d->compute_dtype()}));
   return {{"dit", dit},
           {"t5", placement_name(t5_place_)},
-          {"t5_offload", t5_->offloaded()},
+          {"t5_offload", t5_offload_},
           {"vae", placement_name(vae_place_)},
           {"dit_resident_params", dits_.front()->resident_params()},
           {"dit_offloaded_params", dits_.front()->offloaded_params()},
@@ -327,7 +328,7 @@ MemoryPlanOptions T2VEngine::plan_options(const T2VRequest& r) const {
   o.persistent_params = persistent_params_;
   o.shard_weights = shard_weights_;
   o.t5_on_device = t5_place_.device == dit_place_.device;
-  o.t5_offload = t5_->offloaded();
+  o.t5_offload = t5_offload_;
   o.vae_on_device = vae_place_.device == dit_place_.device;
   o.tiled = r.tiled;
   o.tile_h = int(r.tile_size[0]), o.tile_w = int(r.tile_size[1]);
@@ -416,11 +417,16 @@ void T2VEngine::check_host_memory() const {
   const MemoryPlan p = memory_plan(any);
   if (p.host_pinned == 0) return;
   const int64_t available = meminfo_bytes("MemAvailable:");
+  const std::string what = concat(p.t5_streamed ? concat("the offloaded text encoder (", gb_text(p.t5_streamed), ")") : "",
+                                  p.t5_streamed && p.dit_streamed ? " and " : "",
+                                  p.dit_streamed ? concat("the DiT blocks streamed past ", persistent_params_,
+                                                          " persistent parameters (", gb_text(p.host_pinned - p.t5_streamed), ")")
+                                                 : "");
   if (available >= 0 && p.host_pinned > available)
-    fail("streaming the DiT blocks past ", persistent_params_, " persistent parameters keeps ", gb_text(p.host_pinned),
-         " pinned in host memory, but the host has ", gb_text(available), " available (MemAvailable); keep more blocks on ",
-         dit_place_.device.str(), " (a larger budget or persistent-params) or free host memory");
-  log_info("streamed DiT blocks: ", gb_text(p.host_pinned), " of pinned host memory (", gb_text(available), " available)");
+    fail(what, " keep ", gb_text(p.host_pinned), " pinned in host memory, but the host has ", gb_text(available),
+         " available (MemAvailable); keep more on ", dit_place_.device.str(),
+         " (a larger budget or persistent-params, no t5 offload) or free host memory");
+  log_info(what, ": ", gb_text(p.host_pinned), " of pinned host memory (", gb_text(available), " available)");
 }
 
 // `what` prefixes the parameter names ("budget video ").

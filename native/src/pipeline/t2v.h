@@ -165,6 +165,7 @@ class T2VEngine {
   bool shard_weights_ = false;
   int64_t persistent_params_ = -1;  // given, or chosen for the memory budget
   bool dit_f8_ = false;             // the DiT's block linears stay float8 (models/dit.h dit_keeps_f8)
+  bool t5_offload_ = false;         // the text encoder's weights pinned on the host between prompts
   int ranks_on_dit_device_ = 1;     // local CPU ranks share the host's memory
   int64_t memory_budget_ = -1;
   std::string budget_note_;  // with a budget: what the engine chose for it
