@@ -228,6 +228,7 @@ interface NativeEngine {
   follow(): Promise<string>;
   memory(): string;
   plan(request: Record<string, unknown>): string;
+  promptCache(): string;
   stopFollowing(): void;
   endRequests(): void;
 }
@@ -272,6 +273,18 @@ export interface EngineLab extends Lab {
   /** What a generation would need on the DiT's first device (the memory model, as `wanlab inspect`
    * predicts it for this engine's placement) and whether it fits the budget; nothing is computed. */
   memoryPlan(params: Omit<GenerateParams, "prompt">): MemoryPlanReport;
+  /** The engine's prompt-embedding cache: a sweep that keeps its prompts encodes them once. */
+  promptCache(): PromptCacheStats;
+}
+
+/** Embeddings held (host bytes, at most capacity_bytes; least recently used out first), and how
+ * many prompts were looked up and found (hits) or encoded (misses) since the engine opened. */
+export interface PromptCacheStats {
+  entries: number;
+  bytes: number;
+  capacity_bytes: number;
+  hits: number;
+  misses: number;
 }
 
 /** Predicted live bytes per stage (models/memory_model.h): weights resident on the device, the
@@ -416,5 +429,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     if (closed) throw new Error("memoryPlan: the engine is closed");
     return planFor(resolveParams({ ...params, prompt: "" }));
   }
-  return { info, generate, close, [Symbol.asyncDispose]: close, follow, stopFollowing, endRequests, deviceMemory, memoryPlan };
+  const promptCache = (): PromptCacheStats =>
+    closed ? { entries: 0, bytes: 0, capacity_bytes: 0, hits: 0, misses: 0 } : (JSON.parse(engine.promptCache()) as PromptCacheStats);
+  return { info, generate, close, [Symbol.asyncDispose]: close, follow, stopFollowing, endRequests, deviceMemory, memoryPlan, promptCache };
 }

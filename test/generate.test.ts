@@ -96,6 +96,7 @@ describe("API behaviour", () => {
 
   test("a seed sweep encodes its prompts once: the next requests take them from the cache", async () => {
     const p = { prompt: "a lighthouse in a storm, seen from the sea", negativePrompt: "static", height: 16, width: 16, numFrames: 1, numInferenceSteps: 1 };
+    const before = lab.promptCache();
     const runs = [];
     for (const seed of [1, 2, 3]) runs.push(await lab.generate({ ...p, seed }));
     assert.deepEqual(runs.map((r) => r.timings.encode_cached), [0, 2, 2]);
@@ -104,6 +105,10 @@ describe("API behaviour", () => {
     assert.equal((await lab.generate({ ...p, cfgScale: 1, seed: 1 })).timings.encode_cached, 1);
     const label = statsFigure(runs[1]!).data[1]!.x as string[];
     assert.equal(label[0], "text encoder (2 cached)");
+    // the cache's own count: 3 embeddings more (the prompt, two negatives); of these 9 lookups 6 found
+    const after = lab.promptCache();
+    assert.deepEqual([after.entries - before.entries, after.hits - before.hits, after.misses - before.misses], [3, 6, 3]);
+    assert.equal(after.bytes, after.entries * 512 * 64 * 4);  // [text_len, dim] float32 each (tiny T5: dim 64)
   });
 });
 

@@ -93,6 +93,10 @@ describe("contract", () => {
     assert.deepEqual(st.memory.devices.map((d: { device: string }) => d.device), ["cpu"]);  // no CUDA device in use here
     assert.equal(typeof st.throughput.jobsPerSecond, "number");
     assert.deepEqual(st.model.placement.dit, ["cpu f32"]); // T2VEngine::placement()
+    // the prompt cache: host bytes of embeddings held, and the prompts found there or encoded
+    const pc = st.memory.promptCache as { entries: number; bytes: number; capacity_bytes: number; hits: number; misses: number };
+    assert.ok(pc.entries >= 1 && pc.bytes > 0 && pc.bytes <= pc.capacity_bytes && pc.misses >= pc.entries, JSON.stringify(pc));
+    assert.equal(pc.capacity_bytes, 256 * 2 ** 20);
     assert.equal((await s.api("/v1/jobs?state=bogus")).status, 400);
   });
 });

@@ -128,6 +128,8 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
       devices: [{ device: "cpu", total: totalmem(), free: freemem() },
         ...lab.deviceMemory().map((d) => ({ device: d.device, name: d.name, total: d.total_bytes, free: d.free_bytes,
           allocated: d.allocated_bytes, peakAllocated: d.peak_allocated_bytes, reserved: d.reserved_bytes }))],
+      // Host memory held by prompt embeddings, and how often a request found its prompts there.
+      promptCache: lab.promptCache(),
     }),
   });
 

@@ -292,6 +292,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                        {InstanceMethod("generate", &EngineWrap::Generate), InstanceMethod("cancel", &EngineWrap::Cancel),
                         InstanceMethod("info", &EngineWrap::Info), InstanceMethod("memory", &EngineWrap::Memory),
                         InstanceMethod("plan", &EngineWrap::Plan),
+                        InstanceMethod("promptCache", &EngineWrap::PromptCache),
                         InstanceMethod("close", &EngineWrap::Close),
                         InstanceMethod("follow", &EngineWrap::Follow),
                         InstanceMethod("stopFollowing", &EngineWrap::StopFollowing),
@@ -357,6 +358,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value EndRequests(const Napi::CallbackInfo& info) {
     engine()->end_requests();
     return info.Env().Undefined();
+  }
+  // promptCache() -> json string: the engine's prompt-embedding cache (pipeline/prompt_cache.h).
+  Napi::Value PromptCache(const Napi::CallbackInfo& info) {
+    const wan::PromptCache::Stats s = engine()->prompt_cache_stats();
+    const nlohmann::json j = {{"entries", s.entries}, {"bytes", s.bytes}, {"capacity_bytes", s.capacity_bytes},
+                              {"hits", s.hits}, {"misses", s.misses}};
+    return Napi::String::New(info.Env(), j.dump());
   }
   // memory() -> json string: T2VEngine::memory_now() (cheap: driver and allocator counters).
   Napi::Value Memory(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine()->memory_now().dump()); }
