@@ -63,9 +63,8 @@ step t2v_1.3B_480p 150 "$E" bench t2v --random-weights 1.3B --device cuda --step
 # The budget's choice of resident blocks, its cost per step and its prediction against the
 # allocator; also the first timing of the text encoder on the CPU.
 step t2v_1.3B_480p_budget3G 180 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3 --t5-device cpu --tiled --budget 3G
-# Float8 block linears: their decode per use against t2v_1.3B_480p's bf16 weights.
-step t2v_1.3B_480p_f8 150 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3 --dit-f8
-# The text encoder offloaded: its copy in per prompt (encode_s against t2v_1.3B_480p's) and the
-# denoise/decode peaks without its 11.4 GB.
-step t2v_1.3B_480p_t5_offload 150 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3 --t5-offload
+# Float8 block linears (their decode per use: step_s against t2v_1.3B_480p's bf16 weights) and
+# the text encoder offloaded (its copy in per prompt: encode_s against t2v_1.3B_480p's; the
+# denoise/decode peaks without its 11.4 GB), in one run to stay within the device time.
+step t2v_1.3B_480p_f8_t5_offload 150 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3 --dit-f8 --t5-offload
 echo "done ${SECONDS}s" | tee -a "$LOG"
