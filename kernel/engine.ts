@@ -297,8 +297,9 @@ export interface MemoryPlanReport {
   t5_activation_bytes: number; dit_activation_bytes: number; vae_activation_bytes: number;
   resident_bytes: number;
   encode_peak_bytes: number; denoise_peak_bytes: number; decode_peak_bytes: number; peak_bytes: number;
-  /** Beside a GPU, host memory: streamed DiT blocks (pinned), a text encoder or VAE on the CPU in
-   * float32 and the larger of their activations; 0 on a CPU engine (every figure is host memory). */
+  /** Beside a GPU, host memory: streamed DiT blocks (pinned), the text encoder offloaded (pinned,
+   * bf16) or on the CPU (float32), a VAE on the CPU (float32), and the larger of the CPU models'
+   * activations; 0 on a CPU engine (every figure is host memory). */
   host_pinned_bytes: number; host_t5_bytes: number; host_vae_bytes: number; host_activation_bytes: number; host_bytes: number;
   /** The open option (-1: none); fits is true without one. */
   budget_bytes: number;

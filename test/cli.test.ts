@@ -112,10 +112,13 @@ describe("make-tiny and inspect", () => {
     assert.deepEqual([offload.t5_weights_bytes, offload.t5_streamed_bytes], [0, resident.t5_weights_bytes]);
     assert.equal(offload.stages.encode, resident.stages.encode);
     assert.equal(resident.stages.denoise - offload.stages.denoise, resident.t5_weights_bytes);
-    assert.equal(offload.host_pinned_bytes, resident.t5_weights_bytes);
+    assert.deepEqual([offload.host_t5_bytes, offload.host_pinned_bytes], [resident.t5_weights_bytes, 0]);
     const shownOffload = wanlab(args.filter((a) => a !== "--json").concat("--t5-offload"));
     assert.match(shownOffload.stdout, /T5 weights \(rank 0\), while encoding only \(offloaded\) +[\d.]+ [kMG]?B/);
-    assert.match(shownOffload.stdout, /the offloaded T5 \(pinned\) +[\d.]+ [kMG]?B/);
+    assert.match(shownOffload.stdout, /T5 weights \(offloaded, pinned\) +[\d.]+ [kMG]?B/);
+    const cpuOffload = wanlab(["inspect", join(dir, "official"), "--t5-offload", "--t5-device", "cpu", "--devices", "cuda:0"]);
+    assert.equal(cpuOffload.status, 1);
+    assert.match(cpuOffload.stderr, /--t5-offload keeps a CUDA text encoder's weights in host memory between prompts; here it runs on the CPU \(devices 'cuda:0', --t5-device cpu\)/);
     // a budget between the streamed plan and the all-resident one
     const budget = Math.round((resident.rank0_peak_bytes + streamed.rank0_peak_bytes) / 2);
     const m = run("--budget", String(budget));

@@ -53,8 +53,8 @@ export function formatInspect(r: InspectReport): string {
   if (m.device_count > 1) mem.push(["  peak, other ranks", formatBytes(m.other_rank_peak_bytes)]);
   if (m.host_bytes > 0) {
     mem.push(["  host memory beside the GPU", formatBytes(m.host_bytes)]);
-    const pinned = m.t5_streamed_bytes > 0 ? (m.dit_streamed_bytes > 0 ? "streamed DiT blocks and the offloaded T5 (pinned)" : "the offloaded T5 (pinned)") : "streamed DiT blocks (pinned)";
-    const parts = [[m.host_pinned_bytes, pinned], [m.host_t5_bytes, "T5 weights (float32)"], [m.host_activation_bytes, "T5 activations (float32)"]] as const;
+    const t5 = m.t5_streamed_bytes > 0 ? "T5 weights (offloaded, pinned)" : "T5 weights (float32)";
+    const parts = [[m.host_pinned_bytes, "streamed DiT blocks (pinned)"], [m.host_t5_bytes, t5], [m.host_activation_bytes, "T5 activations (float32)"]] as const;
     for (const [bytes, what] of parts) if (bytes > 0) mem.push([`    ${what}`, formatBytes(bytes)]);
   }
   if (m.budget) {

@@ -195,12 +195,14 @@ TEST(memory_model_t5_offload_holds_the_text_encoder_while_encoding_only) {
   EXPECT(resident.t5 == t5 && offloaded.t5 == 0 && offloaded.t5_streamed == t5);
   EXPECT(offloaded.encode() == resident.encode());
   EXPECT(resident.denoise() - offloaded.denoise() == t5 && resident.decode() - offloaded.decode() == t5);
-  EXPECT(offloaded.host_pinned - resident.host_pinned == t5);  // pinned on the host between prompts
+  EXPECT(offloaded.host_t5 == t5 && resident.host_t5 == 0);  // pinned on the host between prompts
+  EXPECT(offloaded.host_pinned == resident.host_pinned && offloaded.host_activations == 0);
   std::printf("     14B 480p: denoise %.2f -> %.2f GB with the text encoder offloaded (%.2f GB pinned on the host)\n",
-              resident.denoise() / 1e9, offloaded.denoise() / 1e9, offloaded.host_pinned / 1e9);
-  // A text encoder on the CPU has nothing to offload.
+              resident.denoise() / 1e9, offloaded.denoise() / 1e9, offloaded.host_t5 / 1e9);
+  // Offloaded to encode on another GPU: pinned on the host all the same, nothing on this one.
   o.t5_on_device = false;
-  EXPECT(wan::plan_memory(a, o).t5_streamed == 0);
+  const wan::MemoryPlan elsewhere = wan::plan_memory(a, o);
+  EXPECT(elsewhere.t5 == 0 && elsewhere.t5_streamed == 0 && elsewhere.host_t5 == t5 && elsewhere.host_activations == 0);
   // The engine: offload is for a CUDA text encoder; on the CPU it is refused, naming why.
   wan::ComputeOptions c;
   c.t5_offload = true;

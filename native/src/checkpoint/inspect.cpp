@@ -75,6 +75,9 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
   mo.dit_f8 = dit_f8;
   if (o.shard_weights && l.sequence_parallel() < 2)
     fail("--shard-weights needs ulysses x ring >= 2 ranks per CFG branch; the layout has ", l.sequence_parallel());
+  if (o.t5_offload && (!cuda || o.t5_device == "cpu"))
+    fail("--t5-offload keeps a CUDA text encoder's weights in host memory between prompts; here it runs on the CPU (devices '",
+         list, "'", o.t5_device == "cpu" ? ", --t5-device cpu" : "", ")");
   if (o.persistent_params >= 0 && !cuda) fail("--persistent-params streams DiT blocks to a CUDA device; devices are '", list, "'");
   const MemoryPlan p = plan_memory(a, mo);
   const int64_t lat_t = (o.num_frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;

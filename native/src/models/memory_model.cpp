@@ -53,11 +53,12 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
     p.dit_resident = outside * B + kept * block_bytes;
     if (o.gpu) p.host_pinned = (layers - kept) * block_bytes;
   }
-  p.t5 = o.t5_on_device ? count_params(t5_specs(a.t5)) * B : 0;
-  if (o.t5_offload && o.t5_on_device) {
-    p.t5_streamed = p.t5, p.t5 = 0;
-    if (o.gpu) p.host_pinned += p.t5_streamed;
-  }
+  // An offloaded text encoder (a CUDA one: the engine refuses it elsewhere) is pinned on the host
+  // whichever GPU it encodes on, and on this one only while it encodes.
+  const int64_t t5_bytes = count_params(t5_specs(a.t5)) * B;
+  p.t5 = o.t5_on_device && !o.t5_offload ? t5_bytes : 0;
+  p.t5_streamed = o.t5_on_device && o.t5_offload ? t5_bytes : 0;
+
   p.vae = o.vae_on_device ? count_params(vae_specs(a.vae)) * B : 0;
 
   const int64_t Lt = a.dit.text_len;
@@ -82,9 +83,9 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   auto vae_activations = [&](int64_t b) { return int64_t(kVaeDecodeBytesPerPixelPerByte * b * double(th * 8) * double(tw * 8)); };
   p.vae_activations = o.vae_on_device ? vae_activations(B) : 0;
   if (o.gpu) {  // what computes on the CPU beside the GPU does so in float32
-    p.host_t5 = o.t5_on_device ? 0 : count_params(t5_specs(a.t5)) * 4;
+    p.host_t5 = o.t5_offload ? t5_bytes : o.t5_on_device ? 0 : count_params(t5_specs(a.t5)) * 4;
     p.host_vae = o.vae_on_device ? 0 : count_params(vae_specs(a.vae)) * 4;
-    p.host_activations = std::max(o.t5_on_device ? 0 : t5_activations(4), o.vae_on_device ? 0 : vae_activations(4));
+    p.host_activations = std::max(o.t5_on_device || o.t5_offload ? 0 : t5_activations(4), o.vae_on_device ? 0 : vae_activations(4));
   }
   return p;
 }

@@ -18,9 +18,10 @@
 //             tile's pixels (untiled: the frame), 5.3 KiB per output pixel in bf16 (2 B/value)
 // Weights are bf16 on CUDA (2 B/param); a CPU device computes in float32 (4 B). An offloaded
 // text encoder (--t5-offload) holds its weights on the device in the encode stage only.
-// With the DiT on a GPU, host_* count what stays in the host's memory: the streamed DiT blocks
-// and an offloaded text encoder, pinned, in the compute dtype; a text encoder or VAE placed on the CPU, in float32 (4 B/param),
-// with the larger of their activations (UMT5's while encoding, the decoder's while decoding). On a
+// With the DiT on a GPU, host_* count what stays in the host's memory: the streamed DiT blocks,
+// pinned, in the compute dtype (host_pinned); an offloaded text encoder, pinned, in the compute
+// dtype (host_t5); a text encoder or VAE placed on the CPU, in float32 (4 B/param), with the
+// larger of their activations (UMT5's while encoding, the decoder's while decoding). On a
 // CPU engine every figure above is host memory already and host_* stay 0.
 #pragma once
 #include <cstdint>

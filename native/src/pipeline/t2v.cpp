@@ -415,18 +415,19 @@ void T2VEngine::apply_budget(const ComputeOptions& c) {
 void T2VEngine::check_host_memory() const {
   T2VRequest any;
   const MemoryPlan p = memory_plan(any);
-  if (p.host_pinned == 0) return;
+  const int64_t t5 = t5_offload_ ? p.host_t5 : 0, pinned = p.host_pinned + t5;
+  if (pinned == 0) return;
   const int64_t available = meminfo_bytes("MemAvailable:");
-  const std::string what = concat(p.t5_streamed ? concat("the offloaded text encoder (", gb_text(p.t5_streamed), ")") : "",
-                                  p.t5_streamed && p.dit_streamed ? " and " : "",
-                                  p.dit_streamed ? concat("the DiT blocks streamed past ", persistent_params_,
-                                                          " persistent parameters (", gb_text(p.host_pinned - p.t5_streamed), ")")
-                                                 : "");
-  if (available >= 0 && p.host_pinned > available)
-    fail(what, " keep ", gb_text(p.host_pinned), " pinned in host memory, but the host has ", gb_text(available),
+  const std::string what =
+      concat(t5 ? concat("the offloaded text encoder (", gb_text(t5), ")") : "", t5 && p.host_pinned ? " and " : "",
+             p.host_pinned ? concat("the DiT blocks streamed past ", persistent_params_, " persistent parameters (",
+                                    gb_text(p.host_pinned), ")")
+                           : "");
+  if (available >= 0 && pinned > available)
+    fail(what, " keep ", gb_text(pinned), " pinned in host memory, but the host has ", gb_text(available),
          " available (MemAvailable); keep more on ", dit_place_.device.str(),
          " (a larger budget or persistent-params, no t5 offload) or free host memory");
-  log_info(what, ": ", gb_text(p.host_pinned), " of pinned host memory (", gb_text(available), " available)");
+  log_info(what, ": ", gb_text(pinned), " of pinned host memory (", gb_text(available), " available)");
 }
 
 // `what` prefixes the parameter names ("budget video ").
