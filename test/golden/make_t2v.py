@@ -45,13 +45,9 @@ CASES = [
 ]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--diffsynth")
-    ap.add_argument("--engine", default=os.path.join(ROOT, "native", "build", "wanlab-engine"))
-    ap.add_argument("--out", default=os.path.join(ROOT, "test", "golden", "data", "t2v.safetensors"))
-    args = ap.parse_args()
-    root = reference.diffsynth_dir(args.diffsynth)
+def load_tiny(root, engine):
+    """DiffSynth's modules on the tiny model (make-tiny, official layout, seed 0), float32 on the CPU:
+    (dit, model_fn, flow_match module, vae, tokens(prompt) -> (ids, mask), encode(ids, mask) -> context)."""
     dit_mod = reference.import_diffsynth(root, "models.wan_video_dit")
     te_mod = reference.import_diffsynth(root, "models.wan_video_text_encoder")
     vae_mod = reference.import_diffsynth(root, "models.wan_video_vae")
@@ -59,7 +55,7 @@ def main():
     model_fn = make_dit.load_model_fn(root, dit_mod, reference.import_diffsynth(root, "core.gradient"))
 
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([args.engine, "make-tiny", tmp], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([engine, "make-tiny", tmp], check=True, stdout=subprocess.DEVNULL)
         dit_sd, t5_sd, vae_sd = reference.load_official(tmp)
         config = json.load(open(os.path.join(tmp, "config.json")))
         tok = Tokenizer.from_file(os.path.join(tmp, "google", "umt5-xxl", "tokenizer.json"))
@@ -88,6 +84,17 @@ def main():
 
     def encode(ids, mask):
         return make_t5.encode_prompt_body(t5, ids[None], mask[None])  # [1, text_len, dim]
+
+    return dit, model_fn, fm, vae, tokens, encode
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--diffsynth")
+    ap.add_argument("--engine", default=os.path.join(ROOT, "native", "build", "wanlab-engine"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "test", "golden", "data", "t2v.safetensors"))
+    args = ap.parse_args()
+    dit, model_fn, fm, vae, tokens, encode = load_tiny(reference.diffsynth_dir(args.diffsynth), args.engine)
 
     out, meta = {}, {"diffsynth_commit": "fed7b18f", "torch": torch.__version__}
     with torch.no_grad():

@@ -271,20 +271,36 @@ at::Tensor WanDiT::cross_attention(const Attention& a, const at::Tensor& x, cons
   return at::linear(o, weight(a.o), a.o.b);
 }
 
-at::Tensor WanDiT::forward(const at::Tensor& x, double timestep, const at::Tensor& context) const {
-  return forward_impl(x, timestep, context, nullptr);
+at::Tensor WanDiT::forward(const at::Tensor& x, double timestep, const at::Tensor& context, BlockSkip* skip) const {
+  return forward_impl(x, timestep, context, nullptr, skip);
 }
 
 at::Tensor WanDiT::forward(const at::Tensor& x, double timestep, const at::Tensor& context,
-                           const DitShard& shard) const {
+                           const DitShard& shard, BlockSkip* skip) const {
   if (shard.size < 1 || shard.rank < 0 || shard.rank >= shard.size)
     fail("WanDiT: shard ", shard.rank, " of ", shard.size, " is not a valid rank");
   if (shard.size > 1 && (!shard.attention || !shard.gather)) fail("WanDiT: a shard needs attention and gather");
-  return forward_impl(x, timestep, context, shard.size > 1 ? &shard : nullptr);
+  return forward_impl(x, timestep, context, shard.size > 1 ? &shard : nullptr, skip);
 }
 
+// Time: a float32 value, as the float32 pipeline passes it. (DiffSynth's bf16 pipeline rounds the
+// timestep to bf16 first, 833.3 -> 832: a different point of the schedule, not a rounding of the
+// result; we keep the schedule's value.) The sinusoid is cast to the compute dtype for the MLP;
+// t and t_mod are then float32, as is all modulation.
+std::pair<at::Tensor, at::Tensor> WanDiT::time_embedding(double timestep) const {
+  if (!std::isfinite(timestep)) fail("WanDiT: timestep ", timestep, " is not finite");
+  c10::InferenceMode guard;
+  const double ts = at::scalar_tensor(timestep, at::kDouble).to(at::kFloat).item<double>();
+  at::Tensor t = at::linear(sinusoid(arch_.freq_dim, ts, dtype_).to(device_), time0.w, time0.b);  // [1, D]
+  t = at::linear(at::silu(t), time2.w, time2.b);                                                  // [1, D]
+  at::Tensor t_mod = at::linear(at::silu(t), time_proj.w, time_proj.b).view({1, 6, arch_.dim}).to(at::kFloat);
+  return {t.to(at::kFloat), t_mod};
+}
+
+at::Tensor WanDiT::time_modulation(double timestep) const { return time_embedding(timestep).second; }
+
 at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const at::Tensor& context,
-                                const DitShard* shard) const {
+                                const DitShard* shard, BlockSkip* skip) const {
   const auto& A = arch_;
   const int64_t pt = A.patch[0], ph = A.patch[1], pw = A.patch[2], D = A.dim;
   if (x_in.dim() != 4) fail("WanDiT: latents x must be [in_dim, f, h, w], got ", shape_str(x_in.sizes()));
@@ -300,20 +316,12 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     fail("WanDiT: context width ", context.size(1), " does not match the model's text_dim ", A.text_dim);
   if (!x_in.is_floating_point()) fail("WanDiT: latents x must be floating point, got ", x_in.scalar_type());
   if (!context.is_floating_point()) fail("WanDiT: context must be floating point, got ", context.scalar_type());
-  if (!std::isfinite(timestep)) fail("WanDiT: timestep ", timestep, " is not finite");
+  if (skip && skip->skip && !skip->residual.defined())
+    fail("WanDiT: asked to reuse the blocks' residual before any step computed one");
 
   c10::InferenceMode guard;
   const auto dev = device_;
-
-  // Time: a float32 value, as the float32 pipeline passes it. (DiffSynth's bf16 pipeline rounds the
-  // timestep to bf16 first, 833.3 -> 832: a different point of the schedule, not a rounding of the
-  // result; we keep the schedule's value.) The sinusoid is cast to the compute dtype for the MLP;
-  // t and t_mod are then float32, as is all modulation below.
-  const double ts = at::scalar_tensor(timestep, at::kDouble).to(at::kFloat).item<double>();
-  at::Tensor t = at::linear(sinusoid(A.freq_dim, ts, dtype_).to(dev), time0.w, time0.b);     // [1, D]
-  t = at::linear(at::silu(t), time2.w, time2.b);                                               // [1, D]
-  at::Tensor t_mod = at::linear(at::silu(t), time_proj.w, time_proj.b).view({1, 6, D}).to(at::kFloat);  // [1, 6, D]
-  t = t.to(at::kFloat);
+  const auto [t, t_mod] = time_embedding(timestep);  // [1, D], [1, 6, D] float32
 
   // Text: [Lc, text_dim] -> [1, Lc, D]
   at::Tensor ctx = context.to(dev, dtype_).unsqueeze(0);
@@ -357,6 +365,17 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     for (at::Tensor* w : b.tensors()) host.push_back(*w);
     prefetch = copy_to_device_async(host, dev);
   };
+  if (skip && skip->skip) {  // TeaCache: the last computed step's residual instead of the blocks
+    if (!skip->residual.sizes().equals(x.sizes()))
+      fail("WanDiT: the kept residual ", shape_str(skip->residual.sizes()), " does not fit these tokens ",
+           shape_str(x.sizes()));
+    x.add_(skip->residual);
+    return head_and_unpatchify(x, t, shard, tokens, F, H, W);
+  }
+  // Computing: the old residual goes now, and the input's copy becomes the new one in place
+  // (-input + output, bitwise output - input), so a branch holds one [1, L, D] float32 at a time.
+  if (skip) skip->residual = at::Tensor();
+  at::Tensor x_before = skip ? x.clone() : at::Tensor();
   if (!blocks.empty() && blocks[0].offloaded) start_copy(0);
   // Sharded blocks: block i+1's all-gather runs while block i computes.
   std::vector<DitShard::Waiter> gathering;
@@ -396,10 +415,17 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     x.addcmul_(h, m[5]);
     if (offloaded_blocks_ > 0) done[i] = mark_stream(dev);
   }
+  if (skip) skip->residual = x_before.neg_().add_(x);
+  return head_and_unpatchify(x, t, shard, tokens, F, H, W);
+}
 
+at::Tensor WanDiT::head_and_unpatchify(const at::Tensor& x_blocks, const at::Tensor& t, const DitShard* shard,
+                                       int64_t tokens, int64_t F, int64_t H, int64_t W) const {
+  const auto& A = arch_;
+  const int64_t pt = A.patch[0], ph = A.patch[1], pw = A.patch[2];
   // Head: modulated by t (before the 6-way projection), not t_mod.
   std::vector<at::Tensor> hm = (head_modulation + t.unsqueeze(1)).chunk(2, 1);  // shift, scale: [1, 1, D]
-  x = at::linear(norm_modulate(x, hm[0], hm[1], A.eps, dtype_), head.w, head.b);  // [1, L, pt*ph*pw*C]
+  at::Tensor x = at::linear(norm_modulate(x_blocks, hm[0], hm[1], A.eps, dtype_), head.w, head.b);  // [1, L, pt*ph*pw*C]
   if (shard) x = shard->gather(x).narrow(1, 0, tokens);  // [1, Ls, C'] -> [1, L, C']: the one all-gather
 
   // Unpatchify: 'b (f h w) (x y z c) -> b c (f x) (h y) (w z)'

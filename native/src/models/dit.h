@@ -41,6 +41,15 @@ struct DitShard {
   std::function<Waiter(const at::Tensor& part)> gather_weights;
 };
 
+// Reusing the blocks' residual (TeaCache, pipeline/tea_cache.h): one per CFG branch and rank, as
+// the residual is of that branch's tokens. With `skip` the forward adds `residual` to the
+// patchified tokens instead of running the blocks; otherwise it runs them and keeps their
+// residual here for a later skipped step.
+struct BlockSkip {
+  bool skip = false;
+  at::Tensor residual;  // [1, L or Ls, D] float32: the blocks' output minus their input
+};
+
 struct DitOptions {
   Placement placement;  // device and compute dtype (CPU: float32; CUDA: bfloat16)
   // CUDA only: how many parameters stay resident on the device (DiffSynth's
@@ -68,10 +77,14 @@ class WanDiT {
   //   timestep: in [0, 1000], taken as float32 whatever the compute dtype
   //   context: [Lc, text_dim] text embeddings (the pipeline's zero-padded T5 output)
   // -> [out_dim, f, h, w] float32 (the flow-matching velocity)
-  at::Tensor forward(const at::Tensor& x, double timestep, const at::Tensor& context) const;
+  // `skip` (optional): TeaCache's residual, used or refreshed (BlockSkip).
+  at::Tensor forward(const at::Tensor& x, double timestep, const at::Tensor& context, BlockSkip* skip = nullptr) const;
   // The same evaluation, sequence-parallel: called SPMD on every rank of the shard's group, each
   // returns the whole [out_dim, f, h, w] result.
-  at::Tensor forward(const at::Tensor& x, double timestep, const at::Tensor& context, const DitShard& shard) const;
+  at::Tensor forward(const at::Tensor& x, double timestep, const at::Tensor& context, const DitShard& shard,
+                     BlockSkip* skip = nullptr) const;
+  // The blocks' time modulation t_mod for `timestep`: [1, 6, D] float32 (what TeaCache compares).
+  at::Tensor time_modulation(double timestep) const;
 
   const DitArch& arch() const { return arch_; }
   at::ScalarType compute_dtype() const { return dtype_; }
@@ -122,7 +135,14 @@ class WanDiT {
   Block staged_block(const Block& host, const std::vector<at::Tensor>& device_tensors) const;
 
   // shard null: one rank. Else this rank's tokens of a padded sequence of `tokens` real ones.
-  at::Tensor forward_impl(const at::Tensor& x, double timestep, const at::Tensor& context, const DitShard* shard) const;
+  at::Tensor forward_impl(const at::Tensor& x, double timestep, const at::Tensor& context, const DitShard* shard,
+                          BlockSkip* skip) const;
+  // The time embedding t [1, D] and the blocks' modulation t_mod [1, 6, D], float32.
+  std::pair<at::Tensor, at::Tensor> time_embedding(double timestep) const;
+  // x_blocks: [1, L or Ls, D] the blocks' output -> [out_dim, f, h, w] float32 (with a shard, after
+  // the one all-gather of the group).
+  at::Tensor head_and_unpatchify(const at::Tensor& x_blocks, const at::Tensor& t, const DitShard* shard, int64_t tokens,
+                                 int64_t F, int64_t H, int64_t W) const;
   // x: [1, L, D] -> [1, L, D]
   at::Tensor self_attention(const Attention& a, const at::Tensor& x, const RopeTable& rope, const DitShard* shard,
                             int64_t tokens) const;

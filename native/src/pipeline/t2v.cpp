@@ -16,6 +16,7 @@
 #include "parallel/sequence_parallel.h"
 #include "pipeline/flow_match.h"
 #include "pipeline/noise.h"
+#include "pipeline/tea_cache.h"
 
 namespace wan {
 
@@ -242,7 +243,8 @@ nlohmann::json T2VEngine::memory_now() const {
 }
 
 at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
-                                       const T2VRequest& r, const FlowMatchSchedule& sched, nlohmann::json& step_s,
+                                       const T2VRequest& r, const FlowMatchSchedule& sched,
+                                       const std::vector<bool>& skips, nlohmann::json& step_s,
                                        const std::function<void(int64_t, const at::Tensor&)>& on_step,
                                        const std::atomic<bool>* cancel) const {
   const bool cfg = r.cfg_scale != 1.0;
@@ -263,7 +265,10 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
       const bool uncond_branch = cfg && s.cfg && s.cfg_index == 1;
       const at::Tensor& ctx = uncond_branch ? negative : context;
       at::Tensor x = noise.to(s.ctx.device);
+      BlockSkip cond_skip, uncond_skip;  // TeaCache: this rank's residual per branch
+      const bool tea = !skips.empty();
       for (int64_t i = 0; i < steps; ++i) {
+        if (tea) cond_skip.skip = uncond_skip.skip = skips[size_t(i)];
         s.step = i;
         s.ctx.where = concat("step ", i + 1, "/", steps);
         auto t_step = Clock::now();
@@ -286,12 +291,12 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
           }
         }
         const double t = sched.timesteps[i].item<float>();
-        at::Tensor v = net.forward(x, t, ctx, shard);
+        at::Tensor v = net.forward(x, t, ctx, shard, tea ? (uncond_branch ? &uncond_skip : &cond_skip) : nullptr);
         if (cfg && s.cfg) {
           at::Tensor g = s.cfg->all_gather(v, "cfg velocity");  // [2, ...]: cond, uncond
           v = g[1] + r.cfg_scale * (g[0] - g[1]);
         } else if (cfg) {
-          at::Tensor v_neg = net.forward(x, t, negative, shard);
+          at::Tensor v_neg = net.forward(x, t, negative, shard, tea ? &uncond_skip : nullptr);
           v = v_neg + r.cfg_scale * (v - v_neg);
         }
         x = sched.step(x, v, i);
@@ -452,6 +457,11 @@ void T2VEngine::validate(const T2VRequest& r) const {
     if (r.tile_size[i] < 1 || r.tile_stride[i] < 1 || r.tile_stride[i] > r.tile_size[i])
       fail("tile_size and tile_stride must be positive with stride <= size, got size (", r.tile_size[0], ", ",
            r.tile_size[1], ") stride (", r.tile_stride[0], ", ", r.tile_stride[1], ")");
+  if (!(r.tea_cache_l1_thresh >= 0.0 && r.tea_cache_l1_thresh <= 10.0))
+    fail("tea_cache_l1_thresh must be between 0 (off) and 10, got ", r.tea_cache_l1_thresh);
+  if (r.tea_cache_l1_thresh > 0) tea_cache_model(a, r.tea_cache_model_id);
+  else if (!r.tea_cache_model_id.empty())
+    fail("tea_cache_model_id '", r.tea_cache_model_id, "' is given without tea_cache_l1_thresh, which turns TeaCache on");
   check_prompt(r.prompt_ids, r.prompt_mask, "prompt", a.text_len);
   if (r.cfg_scale != 1.0) check_prompt(r.negative_ids, r.negative_mask, "negative prompt", a.text_len);
   if (const std::string why = budget_problem(r); !why.empty()) fail(why);
@@ -530,6 +540,16 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
 
   // 3. flow-match sampling with CFG
   FlowMatchSchedule sched = wan_schedule(r.num_inference_steps, 1.0, r.sigma_shift);
+  // TeaCache: which steps skip the blocks depends on the timesteps alone, so it is decided here,
+  // once, for both CFG branches and every rank.
+  std::vector<bool> skips;
+  if (r.tea_cache_l1_thresh > 0) {
+    skips = tea_cache_skips(*dits_.front(), sched, r.tea_cache_l1_thresh, r.tea_cache_model_id);
+    nlohmann::json skipped = nlohmann::json::array();
+    for (size_t i = 0; i < skips.size(); ++i)
+      if (skips[i]) skipped.push_back(i);
+    out.timings["tea_cache_skipped_steps"] = skipped;
+  }
   at::Tensor x = out.noise.to(dev);  // float32 latents: the sampler's state stays in float32
   stage_end("encode");
   stage_start();
@@ -537,16 +557,19 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   nlohmann::json step_s = nlohmann::json::array();
   report("denoise", 0, sched.steps(), t_denoise);
   if (group_) {
-    x = denoise_parallel(x, context, negative, r, sched, step_s,
+    x = denoise_parallel(x, context, negative, r, sched, skips, step_s,
                          [&](int64_t done, const at::Tensor& xs) { report("denoise", done, sched.steps(), t_denoise, xs); }, cancel);
   }
+  BlockSkip cond_skip, uncond_skip;  // TeaCache: the residual per CFG branch
+  const bool tea = !skips.empty();
   for (int64_t i = 0; i < sched.steps() && !group_; ++i) {
     if (cancel && cancel->load()) fail_cancelled(i, sched.steps());
     auto t_step = Clock::now();
     const double t = sched.timesteps[i].item<float>();
-    at::Tensor v = dits_.front()->forward(x, t, context);
+    if (tea) cond_skip.skip = uncond_skip.skip = skips[size_t(i)];
+    at::Tensor v = dits_.front()->forward(x, t, context, tea ? &cond_skip : nullptr);
     if (cfg) {
-      at::Tensor v_neg = dits_.front()->forward(x, t, negative);
+      at::Tensor v_neg = dits_.front()->forward(x, t, negative, tea ? &uncond_skip : nullptr);
       v = v_neg + r.cfg_scale * (v - v_neg);
     }
     x = sched.step(x, v, i);

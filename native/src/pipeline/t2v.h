@@ -32,6 +32,10 @@ struct T2VRequest {
   double cfg_scale = 5.0, sigma_shift = 5.0;
   bool tiled = false;
   std::array<int64_t, 2> tile_size{30, 52}, tile_stride{15, 26};  // latent units, DiffSynth's defaults
+  // TeaCache (pipeline/tea_cache.h): 0 off; DiffSynth's tea_cache_l1_thresh (0.05 .. 0.3 typical)
+  // and tea_cache_model_id ("": the calibration that fits the DiT).
+  double tea_cache_l1_thresh = 0;
+  std::string tea_cache_model_id;
 };
 
 struct T2VEvent {
@@ -49,7 +53,8 @@ struct T2VResult {
   at::Tensor latents;  // [16, f, h, w] float32: before the VAE
   at::Tensor video;    // [3, F, H, W] float32 in [-1, 1]
   // Seconds per stage and per step; encode_cached: how many of the request's prompts (1, or 2
-  // with CFG) came from the engine's prompt cache instead of the text encoder.
+  // with CFG) came from the engine's prompt cache instead of the text encoder; with TeaCache,
+  // tea_cache_skipped_steps: the steps whose blocks were skipped (0-based).
   nlohmann::json timings;
 };
 
@@ -188,7 +193,8 @@ class T2VEngine {
   MemoryPlanOptions plan_options(const T2VRequest& r) const;
   std::string budget_hints(const T2VRequest& r, bool weights_only = false) const;
   at::Tensor denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
-                              const T2VRequest& r, const FlowMatchSchedule& sched, nlohmann::json& step_s,
+                              const T2VRequest& r, const FlowMatchSchedule& sched, const std::vector<bool>& skips,
+                              nlohmann::json& step_s,
                               const std::function<void(int64_t, const at::Tensor&)>& on_step,
                               const std::atomic<bool>* cancel) const;
 };
