@@ -22,6 +22,7 @@ commands:
   demo [--output out.mp4]       the main job: a short video from the embedded default (a tiny generated model)
   generate --model DIR --prompt TEXT [--negative-prompt TEXT] [--seed N] [--num-inference-steps N]
            [--cfg-scale X] [--sigma-shift X] [--height N] [--width N] [--num-frames N] [--tiled]
+           [--tea-cache-l1-thresh X [--tea-cache-model-id ID]]
            [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
            [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
            [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
@@ -375,6 +376,8 @@ const generateOptions: Options = {
   width: { type: "string" },
   "num-frames": { type: "string" },
   tiled: { type: "boolean" },
+  "tea-cache-l1-thresh": { type: "string" },
+  "tea-cache-model-id": { type: "string" },
   output: { type: "string" },
   "save-tensors": { type: "string" },
   fps: { type: "string" },
@@ -494,6 +497,8 @@ async function cmdGenerate(args: string[]): Promise<number> {
     width: numberOption("width", v.width),
     numFrames: numberOption("num-frames", v["num-frames"]),
     tiled: v.tiled === true,
+    teaCacheL1Thresh: numberOption("tea-cache-l1-thresh", v["tea-cache-l1-thresh"]),
+    teaCacheModelId: v["tea-cache-model-id"] as string | undefined,
   };
   return runGenerate({
     model: (v.model as string | undefined) ?? "",

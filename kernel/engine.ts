@@ -146,6 +146,8 @@ export interface GenerateResult {
     /** How many of the request's prompts (1, or 2 with CFG) came from the engine's prompt cache
      * instead of the text encoder: a sweep that keeps its prompts encodes them once. */
     encode_cached?: number;
+    /** TeaCache (teaCacheL1Thresh): the steps (0-based) that reused the blocks' residual. */
+    tea_cache_skipped_steps?: number[];
     /** With a device group: per rank, time in collectives, bytes handed to them, their count. */
     ranks?: RankTimings[];
     /** Live bytes per stage and device: measured (CUDA devices: the caching allocator's peak), and
@@ -393,6 +395,8 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
           tiled: p.tiled,
           tileSize: p.tileSize,
           tileStride: p.tileStride,
+          teaCacheL1Thresh: p.teaCacheL1Thresh,
+          teaCacheModelId: p.teaCacheModelId,
         },
         options.onProgress,
         options.saveTensors,
@@ -424,8 +428,16 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   const stopFollowing = (): void => engine.stopFollowing();
   const endRequests = (): void => engine.endRequests();
   const deviceMemory = (): DeviceMemoryNow[] => (closed ? [] : (JSON.parse(engine.memory()) as DeviceMemoryNow[]));
-  const planFor = (p: ResolvedParams): MemoryPlanReport =>
-    JSON.parse(engine.plan({ height: p.height, width: p.width, numFrames: p.numFrames, tiled: p.tiled, tileSize: p.tileSize })) as MemoryPlanReport;
+  const planFor = (p: ResolvedParams): MemoryPlanReport => {
+    try {
+      return JSON.parse(engine.plan({ height: p.height, width: p.width, numFrames: p.numFrames, tiled: p.tiled, tileSize: p.tileSize,
+        cfgScale: p.cfgScale, teaCacheL1Thresh: p.teaCacheL1Thresh, teaCacheModelId: p.teaCacheModelId })) as MemoryPlanReport;
+    } catch (e) {  // no TeaCache calibration fits this model: the engine names it
+      const m = /^tea_cache_model_id(.*)$/s.exec((e as Error).message);
+      if (m) throw new ParamError("teaCacheModelId", `teaCacheModelId${m[1]}`);
+      throw e;
+    }
+  };
   function memoryPlan(params: Omit<GenerateParams, "prompt">): MemoryPlanReport {
     if (closed) throw new Error("memoryPlan: the engine is closed");
     return planFor(resolveParams({ ...params, prompt: "" }));

@@ -21,7 +21,16 @@ export interface GenerateParams {
   /** Tile size and stride in latent units [height, width]. */
   tileSize?: [number, number];
   tileStride?: [number, number];
+  /** TeaCache (DiffSynth's tea_cache_l1_thresh): steps whose time modulation moved less than this
+   * (accumulated, rescaled) since the last computed step reuse its residual instead of running
+   * the DiT's blocks. 0 or absent: off; 0.05 .. 0.3 typical (more skips, less fidelity). */
+  teaCacheL1Thresh?: number;
+  /** The calibration: "Wan2.1-T2V-1.3B" | "Wan2.1-T2V-14B"; default the one that fits the model. */
+  teaCacheModelId?: string;
 }
+
+/** TeaCache calibrations the engine has (DiffSynth's text-to-video ones). */
+export const teaCacheModelIds = ["Wan2.1-T2V-1.3B", "Wan2.1-T2V-14B"] as const;
 
 export interface ResolvedParams {
   prompt: string;
@@ -36,6 +45,10 @@ export interface ResolvedParams {
   tiled: boolean;
   tileSize: [number, number];
   tileStride: [number, number];
+  /** 0: off. */
+  teaCacheL1Thresh: number;
+  /** "": the calibration that fits the model (only with teaCacheL1Thresh > 0). */
+  teaCacheModelId: string;
 }
 
 export const defaults = {
@@ -49,6 +62,8 @@ export const defaults = {
   tiled: false,
   tileSize: [30, 52] as [number, number],
   tileStride: [15, 26] as [number, number],
+  teaCacheL1Thresh: 0,
+  teaCacheModelId: "",
 };
 
 /** A parameter outside its allowed values; `field` names it (camelCase). */
@@ -119,7 +134,13 @@ export function resolveParams(p: GenerateParams): ResolvedParams {
     tiled: p.tiled ?? defaults.tiled,
     tileSize: pair("tileSize", p.tileSize ?? defaults.tileSize),
     tileStride: pair("tileStride", p.tileStride ?? defaults.tileStride),
+    teaCacheL1Thresh: num("teaCacheL1Thresh", p.teaCacheL1Thresh ?? defaults.teaCacheL1Thresh, 0, 10),
+    teaCacheModelId: p.teaCacheModelId ?? defaults.teaCacheModelId,
   };
+  if (r.teaCacheModelId !== "" && !(teaCacheModelIds as readonly string[]).includes(r.teaCacheModelId))
+    throw new ParamError("teaCacheModelId", `teaCacheModelId must be one of ${teaCacheModelIds.join(", ")}, got '${r.teaCacheModelId}'`);
+  if (r.teaCacheModelId !== "" && r.teaCacheL1Thresh === 0)
+    throw new ParamError("teaCacheModelId", "teaCacheModelId is given without teaCacheL1Thresh, which turns TeaCache on");
   if (typeof r.tiled !== "boolean") throw new ParamError("tiled", "tiled must be a boolean");
   if (r.tileStride[0] > r.tileSize[0] || r.tileStride[1] > r.tileSize[1]) throw new ParamError("tileStride", "tileStride must not exceed tileSize");
   return r;

@@ -94,6 +94,24 @@ describe("API behaviour", () => {
     assert.notEqual(a.params.seed, b.params.seed);
   });
 
+  test("TeaCache: the steps it skips reuse the blocks' residual; no calibration for the model is a ParamError before any work", async () => {
+    const p = { prompt: "a dog", seed: 5, height: 16, width: 16, numFrames: 1, numInferenceSteps: 8 };
+    await assert.rejects(lab.generate({ ...p, teaCacheL1Thresh: 0.1 }),
+      (e: unknown) => e instanceof ParamError && e.field === "teaCacheModelId" && /is neither Wan2\.1-T2V-1\.3B nor 14B/.test(e.message));
+    await assert.rejects(lab.generate({ ...p, teaCacheModelId: "Wan2.1-T2V-14B" }), /teaCacheModelId is given without teaCacheL1Thresh/);
+    const full = await lab.generate(p);
+    const tea = await lab.generate({ ...p, teaCacheL1Thresh: 0.1, teaCacheModelId: "Wan2.1-T2V-1.3B" });
+    // The tiny model's random time MLP moves t_mod by 60-130 % a step, where the 1.3B calibration
+    // is far negative: every step but the first and the last reuses (tea_cache_test.cpp checks
+    // the decisions and the latents against DiffSynth's own TeaCache on a smoother tiny model).
+    assert.deepEqual(tea.timings.tea_cache_skipped_steps, [1, 2, 3, 4, 5, 6]);
+    assert.equal(full.timings.tea_cache_skipped_steps, undefined);
+    assert.deepEqual([tea.params.teaCacheL1Thresh, tea.params.teaCacheModelId], [0.1, "Wan2.1-T2V-1.3B"]);
+    assert.notDeepEqual(tea.video.frames, full.video.frames);
+    const bars = statsFigure(tea).data[0]!;
+    assert.deepEqual((bars.marker as { color: string[] }).color.map((c) => c === "#bbb"), [false, true, true, true, true, true, true, false]);
+  });
+
   test("a seed sweep encodes its prompts once: the next requests take them from the cache", async () => {
     const p = { prompt: "a lighthouse in a storm, seen from the sea", negativePrompt: "static", height: 16, width: 16, numFrames: 1, numInferenceSteps: 1 };
     const before = lab.promptCache();
@@ -162,6 +180,15 @@ describe("CLI generate", () => {
     assert.match(r.stderr, /--num-inference-steps must be an integer from 1 to 1000, got 0/);
     r = wanlab([...base, "--cfg-scale", "lots"]);
     assert.match(r.stderr, /--cfg-scale must be a number, got 'lots'/);
+    r = wanlab([...base, "--tea-cache-l1-thresh", "0.2", "--num-inference-steps", "2", "--height", "16", "--width", "16", "--num-frames", "1"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--tea-cache-model-id: this DiT \(dim 256, 2 layers\) is neither Wan2\.1-T2V-1\.3B nor 14B/);
+    const out = join(dir, "tea.mp4");
+    r = wanlab([...base, "--tea-cache-l1-thresh", "0.2", "--tea-cache-model-id", "Wan2.1-T2V-14B", "--num-inference-steps", "4",
+      "--height", "16", "--width", "16", "--num-frames", "1", "--seed", "1", "--output", out]);
+    assert.equal(r.status, 0, r.stderr);
+    const meta = JSON.parse(readFileSync(`${out}.json`, "utf8"));
+    assert.deepEqual([meta.params.teaCacheL1Thresh, meta.params.teaCacheModelId, meta.timings.tea_cache_skipped_steps], [0.2, "Wan2.1-T2V-14B", [1, 2]]);
     r = wanlab(["generate", "--prompt", "x"]);
     assert.match(r.stderr, /--model DIR is required/);
     r = wanlab(["generate", "--model", join(dir, "nope"), "--prompt", "x"]);

@@ -127,6 +127,10 @@ describe("refusals", () => {
       [{ prompt: "x", steps: 3 }, "steps", /unknown parameter 'steps'; allowed: prompt, negativePrompt/],
       [{ height: 16 }, "prompt", /prompt is required/],
       [{ prompt: "x", fps: 0 }, "fps", /fps must be an integer from 1 to 240/],
+      // TeaCache: no calibration fits the tiny DiT (the engine says so at submit); a wrong id; a bad threshold
+      [{ prompt: "x", teaCacheL1Thresh: 0.1 }, "teaCacheModelId", /teaCacheModelId: this DiT \(dim 256, 2 layers\) is neither Wan2\.1-T2V-1\.3B nor 14B; give the calibration to use \(Wan2\.1-T2V-1\.3B, Wan2\.1-T2V-14B\)/],
+      [{ prompt: "x", teaCacheL1Thresh: 0.1, teaCacheModelId: "Wan2.1-I2V-14B-480P" }, "teaCacheModelId", /teaCacheModelId must be one of Wan2\.1-T2V-1\.3B, Wan2\.1-T2V-14B, got 'Wan2\.1-I2V-14B-480P'/],
+      [{ prompt: "x", teaCacheL1Thresh: -1 }, "teaCacheL1Thresh", /teaCacheL1Thresh must be a number in \[0, 10\], got -1/],
     ];
     for (const [body, field, message] of cases) {
       const res = await s.api("/v1/jobs", { method: "POST", json: body });

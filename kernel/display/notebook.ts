@@ -56,6 +56,7 @@ function shownPlan(p: MemoryPlanReport): MemoryPlanReport & Displayable {
 /** Charts of one generation's timings: seconds per denoising step, and encode / denoise / decode. */
 export function statsFigure(r: GenerateResult): Figure {
   const steps = r.timings.step_s;
+  const skipped = new Set(r.timings.tea_cache_skipped_steps ?? []);
   const p = r.params;
   // Memory per stage on the DiT's device: the memory model's prediction, and on CUDA the
   // allocator's measured peak beside it.
@@ -72,7 +73,9 @@ export function statsFigure(r: GenerateResult): Figure {
     : [];
   return figure(
     [
-      { type: "bar", name: "s per step", x: steps.map((_, i) => i + 1), y: steps, xaxis: "x", yaxis: "y", marker: { color: "#4a90d9" } },
+      // TeaCache's skipped steps (the blocks' residual reused) in grey
+      { type: "bar", name: "s per step", x: steps.map((_, i) => i + 1), y: steps, xaxis: "x", yaxis: "y",
+        marker: { color: steps.map((_, i) => (skipped.has(i) ? "#bbb" : "#4a90d9")) } },
       {
         type: "bar",
         name: "s per component",
@@ -88,7 +91,8 @@ export function statsFigure(r: GenerateResult): Figure {
       title: { text: `${p.width}×${p.height}, ${p.numFrames} frames, ${p.numInferenceSteps} steps, seed ${p.seed}` },
       showlegend: false,
       barmode: "group",
-      xaxis: { title: { text: "denoising step" }, domain: memory.length ? [0, 0.42] : [0, 0.55] },
+      xaxis: { title: { text: skipped.size ? `denoising step (${skipped.size} skipped by TeaCache, grey)` : "denoising step" },
+        domain: memory.length ? [0, 0.42] : [0, 0.55] },
       yaxis: { title: { text: "seconds" } },
       xaxis2: { domain: memory.length ? [0.5, 0.72] : [0.65, 1] },
       yaxis2: { anchor: "x2", title: { text: "seconds" } },

@@ -30,6 +30,8 @@ export const paramSchemas: { [K in keyof Required<GenerateParams>]: JsonSchema }
   tiled: { type: "boolean" },
   tileSize: pair,
   tileStride: pair,
+  teaCacheL1Thresh: number,
+  teaCacheModelId: { type: "string", maxLength: 64 },
 };
 
 /** What a job adds to the parameters: where and how its outputs are written. */

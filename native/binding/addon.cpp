@@ -254,9 +254,12 @@ uint64_t seed_value(const Napi::Value& v) {
   throw Napi::TypeError::New(env, "seed must be a bigint, a decimal string or a number");
 }
 
-// The request's video and decode shape: all the memory plan needs.
+// The request's video and decode shape, CFG and TeaCache: all the memory plan needs.
 wan::T2VRequest request_shape_from(const Napi::Object& req) {
   wan::T2VRequest r;
+  r.cfg_scale = get<double>(req, "cfgScale", r.cfg_scale);
+  r.tea_cache_l1_thresh = get<double>(req, "teaCacheL1Thresh", r.tea_cache_l1_thresh);
+  r.tea_cache_model_id = get<std::string>(req, "teaCacheModelId", r.tea_cache_model_id);
   r.height = get<int64_t>(req, "height", r.height);
   r.width = get<int64_t>(req, "width", r.width);
   r.num_frames = get<int64_t>(req, "numFrames", r.num_frames);
@@ -280,7 +283,6 @@ wan::T2VRequest request_from(const Napi::Object& req) {
   r.negative_mask = int64_tensor(req, "negativeMask", false);
   r.seed = seed_value(req.Get("seed"));
   r.num_inference_steps = get<int64_t>(req, "numInferenceSteps", r.num_inference_steps);
-  r.cfg_scale = get<double>(req, "cfgScale", r.cfg_scale);
   r.sigma_shift = get<double>(req, "sigmaShift", r.sigma_shift);
   return r;
 }
@@ -373,7 +375,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Plan(const Napi::CallbackInfo& info) {
     auto eng = engine();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "plan: request must be an object");
-    return Napi::String::New(info.Env(), eng->memory_report(request_shape_from(info[0].As<Napi::Object>())).dump());
+    const wan::T2VRequest r = request_shape_from(info[0].As<Napi::Object>());
+    try {
+      return Napi::String::New(info.Env(), eng->memory_report(r).dump());
+    } catch (const std::exception& e) {  // e.g. no TeaCache calibration fits this DiT
+      throw Napi::Error::New(info.Env(), e.what());
+    }
   }
   Napi::Value Info(const Napi::CallbackInfo& info) {
     auto eng = engine();

@@ -120,3 +120,23 @@ TEST(tea_cache_parameters_are_checked_before_any_compute) {
   EXPECT(tea_cache_model(preset_arch("1.3B").dit, "") == "Wan2.1-T2V-1.3B");
   EXPECT(tea_cache_model(preset_arch("14B").dit, "") == "Wan2.1-T2V-14B");
 }
+
+TEST(memory_model_counts_tea_cache_residuals) {
+  // 1.3B at 480p, one GPU: a [32760, 1536] float32 residual per CFG branch, 201 MB each.
+  const ModelArch a = preset_arch("1.3B");
+  MemoryPlanOptions o;
+  o.gpu = true;
+  const MemoryPlan off = plan_memory(a, o);
+  o.block_residuals = 2;
+  const MemoryPlan on = plan_memory(a, o);
+  EXPECT(on.dit_activations - off.dit_activations == 2 * int64_t(32760) * 1536 * 4);
+  // The engine asks for two with CFG, one without (or on a CFG-parallel half).
+  const T2VEngine e(smooth_time_model(), {});
+  T2VRequest r = golden_cases().front().second.request;
+  const int64_t L = (r.num_frames - 1) / 4 + 1, tokens = L * (r.height / 16) * (r.width / 16), D = e.model().arch.dit.dim;
+  T2VRequest plain = r;
+  plain.tea_cache_l1_thresh = 0, plain.tea_cache_model_id.clear();
+  EXPECT(e.memory_plan(r).dit_activations - e.memory_plan(plain).dit_activations == 2 * tokens * D * 4);
+  r.cfg_scale = plain.cfg_scale = 1.0;
+  EXPECT(e.memory_plan(r).dit_activations - e.memory_plan(plain).dit_activations == tokens * D * 4);
+}

@@ -73,6 +73,7 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   const double ffn = 4 + B + B + B * F / D;
   p.dit_activations = int64_t(double(L) * D * std::max(attn, ffn));
   if (o.dit_f8) p.dit_activations += a.dit.ffn_dim * a.dit.dim * B;  // a float8 linear decoded for its use
+  p.dit_activations += int64_t(o.block_residuals) * L * a.dit.dim * 4;
   if (o.ranks_on_device > 1) {
     const int64_t k = o.ranks_on_device;
     p.dit_activations *= k, p.dit_streamed *= k;

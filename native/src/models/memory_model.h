@@ -13,7 +13,8 @@
 //             sublayer, per token and channel: the float32 residual (4 B), the modulated input
 //             (2), q, k, v (6), k before RoPE (2), RoPE's float32 complex in and
 //             out (8) and its result (2) = 24 B; in the FFN 4 + 2 + 2 + 2 F/D; whichever is larger,
-//             times the rank's tokens L/sp and the model dim D
+//             times the rank's tokens L/sp and the model dim D; with TeaCache 4 B more per CFG
+//             branch (one branch's kept residual while the other's input is copied)
 //   decode    resident + the VAE decoder's activations for a chunk of 4 frames, linear in the
 //             tile's pixels (untiled: the frame), 5.3 KiB per output pixel in bf16 (2 B/value)
 // Weights are bf16 on CUDA (2 B/param); a CPU device computes in float32 (4 B). An offloaded
@@ -47,6 +48,9 @@ struct MemoryPlanOptions {
   int bytes_per_value = 2;        // 2: bf16 (CUDA), 4: float32 (CPU)
   bool gpu = false;               // the DiT computes on a GPU (host_* are counted apart)
   bool dit_f8 = false;            // the DiT's block linear weights stay float8 (1 B each), decoded per use
+  // TeaCache: the CFG branches whose blocks' residual ([L/sp, D] float32) this rank keeps between
+  // steps (pipeline/tea_cache.h); 0: off.
+  int block_residuals = 0;
   // Ranks of the group whose DiT work shares this device's memory: CPU ranks are threads of one
   // host (their activations and gathered blocks add up, as do their shards with sharded weights;
   // unsharded they share one DiT); a GPU holds one rank.

@@ -159,7 +159,8 @@ void T2VEngine::publish(const T2VRequest& r) const {
   nlohmann::json j = {{"seed", std::to_string(r.seed)}, {"height", r.height}, {"width", r.width},
                       {"num_frames", r.num_frames}, {"steps", r.num_inference_steps}, {"cfg_scale", r.cfg_scale},
                       {"sigma_shift", r.sigma_shift}, {"tiled", r.tiled}, {"tile_size", r.tile_size},
-                      {"tile_stride", r.tile_stride}, {"prompt_ids", int_list(r.prompt_ids)},
+                      {"tile_stride", r.tile_stride}, {"tea_cache_l1_thresh", r.tea_cache_l1_thresh},
+                      {"tea_cache_model_id", r.tea_cache_model_id}, {"prompt_ids", int_list(r.prompt_ids)},
                       {"prompt_mask", int_list(r.prompt_mask)}};
   if (r.negative_ids.defined()) j["negative_ids"] = int_list(r.negative_ids), j["negative_mask"] = int_list(r.negative_mask);
   std::lock_guard<std::mutex> lock(requests_mu_);
@@ -191,6 +192,8 @@ void T2VEngine::follow(const std::atomic<bool>& stop,
       r.height = j["height"], r.width = j["width"], r.num_frames = j["num_frames"];
       r.num_inference_steps = j["steps"], r.cfg_scale = j["cfg_scale"], r.sigma_shift = j["sigma_shift"];
       r.tiled = j["tiled"], r.tile_size = j["tile_size"], r.tile_stride = j["tile_stride"];
+      // Every node skips the steps node 0 skips, or their collectives would not meet.
+      r.tea_cache_l1_thresh = j["tea_cache_l1_thresh"], r.tea_cache_model_id = j["tea_cache_model_id"];
       r.prompt_ids = int_tensor(j["prompt_ids"]), r.prompt_mask = int_tensor(j["prompt_mask"]);
       if (j.contains("negative_ids")) r.negative_ids = int_tensor(j["negative_ids"]), r.negative_mask = int_tensor(j["negative_mask"]);
       generate(r);
@@ -340,6 +343,7 @@ MemoryPlanOptions T2VEngine::plan_options(const T2VRequest& r) const {
   o.bytes_per_value = int(c10::elementSize(dit_place_.dtype));
   o.gpu = dit_place_.device.is_cuda();
   o.dit_f8 = dit_f8_;
+  o.block_residuals = r.tea_cache_l1_thresh > 0 ? (r.cfg_scale != 1.0 && layout_.cfg == 1 ? 2 : 1) : 0;
   o.ranks_on_device = ranks_on_dit_device_;
   return o;
 }
@@ -477,6 +481,9 @@ std::string T2VEngine::budget_problem(const T2VRequest& r) const {
 }
 
 nlohmann::json T2VEngine::memory_report(const T2VRequest& r) const {
+  // The plan is asked before a request is taken: a TeaCache calibration that does not exist or
+  // fit this DiT is named here already.
+  if (r.tea_cache_l1_thresh > 0) tea_cache_model(model_.arch.dit, r.tea_cache_model_id);
   nlohmann::json j = to_json(memory_plan(r));
   j["device"] = dit_place_.device.str();
   j["budget_bytes"] = memory_budget_;

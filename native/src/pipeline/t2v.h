@@ -147,7 +147,8 @@ class T2VEngine {
   // "" when the request fits the memory budget (or there is none), else what it needs, the
   // budget and what would fit.
   std::string budget_problem(const T2VRequest& r) const;
-  // memory_plan as JSON (models/memory_model.h to_json) with device, budget_bytes, fits, problem.
+  // memory_plan as JSON (models/memory_model.h to_json) with device, budget_bytes, fits, problem;
+  // a TeaCache calibration that does not fit is an error (tea_cache_model_id ...).
   nlohmann::json memory_report(const T2VRequest& r) const;
 
   T2VResult generate(const T2VRequest& r, const std::function<void(const T2VEvent&)>& progress = {},
