@@ -88,6 +88,19 @@ def load_tiny(root, engine):
     return dit, model_fn, fm, vae, tokens, encode
 
 
+def prepare(fm, tokens, encode, prompt, negative, seed, height, width, frames, steps, shift):
+    """What WanVideoPipeline sets up before denoising: the prompts' ids, masks and embeddings, the
+    scheduler (denoising strength 1) and the seeded noise [1, 16, f, h, w]."""
+    ids, mask = tokens(prompt)
+    nids, nmask = tokens(negative)
+    posi, nega = encode(ids, mask), encode(nids, nmask)
+    sched = fm.FlowMatchScheduler("Wan")
+    sched.set_timesteps(steps, denoising_strength=1.0, shift=shift)
+    g = torch.Generator("cpu").manual_seed(seed)
+    noise = torch.randn((1, 16, (frames - 1) // 4 + 1, height // 8, width // 8), generator=g, dtype=torch.float32)
+    return (ids, mask), (nids, nmask), posi, nega, sched, noise
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--diffsynth")
@@ -99,13 +112,8 @@ def main():
     out, meta = {}, {"diffsynth_commit": "fed7b18f", "torch": torch.__version__}
     with torch.no_grad():
         for name, prompt, negative, seed, height, width, frames, steps, cfg, shift, tiles in CASES:
-            ids, mask = tokens(prompt)
-            nids, nmask = tokens(negative)
-            posi, nega = encode(ids, mask), encode(nids, nmask)
-            sched = fm.FlowMatchScheduler("Wan")
-            sched.set_timesteps(steps, denoising_strength=1.0, shift=shift)
-            g = torch.Generator("cpu").manual_seed(seed)
-            noise = torch.randn((1, 16, (frames - 1) // 4 + 1, height // 8, width // 8), generator=g, dtype=torch.float32)
+            (ids, mask), (nids, nmask), posi, nega, sched, noise = prepare(
+                fm, tokens, encode, prompt, negative, seed, height, width, frames, steps, shift)
             latents = noise
             for i, t in enumerate(sched.timesteps):
                 timestep = t.unsqueeze(0).to(dtype=torch.float32)

@@ -59,13 +59,8 @@ def load_tea_cache(root):
 
 def run(dit, model_fn, fm, tokens, encode, TeaCache, case, thresh):
     name, prompt, negative, seed, height, width, frames, steps, cfg, shift, _, model_id = case
-    ids, mask = tokens(prompt)
-    nids, nmask = tokens(negative)
-    posi, nega = encode(ids, mask), encode(nids, nmask)
-    sched = fm.FlowMatchScheduler("Wan")
-    sched.set_timesteps(steps, denoising_strength=1.0, shift=shift)
-    g = torch.Generator("cpu").manual_seed(seed)
-    latents = torch.randn((1, 16, (frames - 1) // 4 + 1, height // 8, width // 8), generator=g, dtype=torch.float32)
+    (ids, mask), (nids, nmask), posi, nega, sched, latents = make_t2v.prepare(
+        fm, tokens, encode, prompt, negative, seed, height, width, frames, steps, shift)
     cache_posi = TeaCache(steps, rel_l1_thresh=thresh, model_id=model_id)
     cache_nega = TeaCache(steps, rel_l1_thresh=thresh, model_id=model_id)
     decisions = {id(cache_posi): [], id(cache_nega): []}
