@@ -263,6 +263,29 @@ wan::T2VRequest request_shape_from(const Napi::Object& req) {
   r.height = get<int64_t>(req, "height", r.height);
   r.width = get<int64_t>(req, "width", r.width);
   r.num_frames = get<int64_t>(req, "numFrames", r.num_frames);
+  r.denoising_strength = get<double>(req, "denoisingStrength", r.denoising_strength);
+  // inputVideo: {data: Float32Array [3 * numFrames * height * width], shape} for a generation;
+  // `true` for a memory plan, which only needs to know that a video will be encoded.
+  Napi::Value video = req.Get("inputVideo");
+  if (video.IsBoolean()) {
+    if (video.As<Napi::Boolean>().Value()) r.input_video = at::empty({0});
+  } else if (video.IsObject()) {
+    Napi::Object o = video.As<Napi::Object>();
+    Napi::Value data = o.Get("data"), shape = o.Get("shape");
+    if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !shape.IsArray())
+      throw Napi::TypeError::New(req.Env(), "inputVideo must be {data: Float32Array, shape: [3, F, H, W]}");
+    std::vector<int64_t> dims;
+    Napi::Array a = shape.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) dims.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+    Napi::Float32Array f = data.As<Napi::Float32Array>();
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    if (n != int64_t(f.ElementLength()))
+      throw Napi::RangeError::New(req.Env(), "inputVideo: shape and data length disagree");
+    r.input_video = at::from_blob(f.Data(), dims, at::kFloat).clone();
+  } else if (!video.IsUndefined() && !video.IsNull()) {
+    throw Napi::TypeError::New(req.Env(), "inputVideo must be {data, shape} or true");
+  }
   r.tiled = get<bool>(req, "tiled", r.tiled);
   for (const char* key : {"tileSize", "tileStride"}) {
     Napi::Value v = req.Get(key);

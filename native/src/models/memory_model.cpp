@@ -83,6 +83,7 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   const int64_t th = o.tiled ? std::min<int64_t>(h, o.tile_h) : h, tw = o.tiled ? std::min<int64_t>(w, o.tile_w) : w;
   auto vae_activations = [&](int64_t b) { return int64_t(kVaeDecodeBytesPerPixelPerByte * b * double(th * 8) * double(tw * 8)); };
   p.vae_activations = o.vae_on_device ? vae_activations(B) : 0;
+  p.vae_encode_activations = o.encode_video ? p.vae_activations : 0;
   if (o.gpu) {  // what computes on the CPU beside the GPU does so in float32
     p.host_t5 = o.t5_offload ? t5_bytes : o.t5_on_device ? 0 : count_params(t5_specs(a.t5)) * 4;
     p.host_vae = o.vae_on_device ? 0 : count_params(vae_specs(a.vae)) * 4;
@@ -96,7 +97,7 @@ nlohmann::json to_json(const MemoryPlan& p) {
           {"t5_bytes", p.t5},                     {"t5_streamed_bytes", p.t5_streamed},
           {"vae_bytes", p.vae},
           {"t5_activation_bytes", p.t5_activations}, {"dit_activation_bytes", p.dit_activations},
-          {"vae_activation_bytes", p.vae_activations},
+          {"vae_activation_bytes", p.vae_activations}, {"vae_encode_activation_bytes", p.vae_encode_activations},
           {"resident_bytes", p.resident()},
           {"encode_peak_bytes", p.encode()},      {"denoise_peak_bytes", p.denoise()},
           {"decode_peak_bytes", p.decode()},      {"peak_bytes", p.peak()},

@@ -17,6 +17,8 @@
 //             branch (one branch's kept residual while the other's input is copied)
 //   decode    resident + the VAE decoder's activations for a chunk of 4 frames, linear in the
 //             tile's pixels (untiled: the frame), 5.3 KiB per output pixel in bf16 (2 B/value)
+//   (video-to-video: the encode stage also encodes the input video, after the prompts; its
+//   activations are taken as the decoder's for the same pixels, an estimate not yet measured)
 // Weights are bf16 on CUDA (2 B/param); a CPU device computes in float32 (4 B). An offloaded
 // text encoder (--t5-offload) holds its weights on the device in the encode stage only.
 // With the DiT on a GPU, host_* count what stays in the host's memory: the streamed DiT blocks,
@@ -25,6 +27,7 @@
 // larger of their activations (UMT5's while encoding, the decoder's while decoding). On a
 // CPU engine every figure above is host memory already and host_* stay 0.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -51,6 +54,8 @@ struct MemoryPlanOptions {
   // TeaCache: the CFG branches whose blocks' residual ([L/sp, D] float32) this rank keeps between
   // steps (pipeline/tea_cache.h); 0: off.
   int block_residuals = 0;
+  // Video-to-video: the input video is VAE-encoded in the encode stage (after the prompts).
+  bool encode_video = false;
   // Ranks of the group whose DiT work shares this device's memory: CPU ranks are threads of one
   // host (their activations and gathered blocks add up, as do their shards with sharded weights;
   // unsharded they share one DiT); a GPU holds one rank.
@@ -61,10 +66,11 @@ struct MemoryPlan {
   int64_t dit_resident = 0, dit_streamed = 0, t5 = 0, vae = 0;
   int64_t t5_streamed = 0;  // an offloaded text encoder's weights: on the device while encoding only
   int64_t t5_activations = 0, dit_activations = 0, vae_activations = 0;
+  int64_t vae_encode_activations = 0;  // video-to-video: while the input video is encoded
   int64_t host_pinned = 0, host_t5 = 0, host_vae = 0, host_activations = 0;
   int64_t host() const { return host_pinned + host_t5 + host_vae + host_activations; }
   int64_t resident() const { return dit_resident + t5 + vae; }
-  int64_t encode() const { return resident() + t5_streamed + t5_activations; }
+  int64_t encode() const { return resident() + std::max(t5_streamed + t5_activations, vae_encode_activations); }
   int64_t denoise() const { return resident() + dit_streamed + dit_activations; }
   int64_t decode() const { return resident() + vae_activations; }
   int64_t peak() const;

@@ -343,6 +343,7 @@ MemoryPlanOptions T2VEngine::plan_options(const T2VRequest& r) const {
   o.bytes_per_value = int(c10::elementSize(dit_place_.dtype));
   o.gpu = dit_place_.device.is_cuda();
   o.dit_f8 = dit_f8_;
+  o.encode_video = r.input_video.defined();
   o.block_residuals = r.tea_cache_l1_thresh > 0 ? (r.cfg_scale != 1.0 && layout_.cfg == 1 ? 2 : 1) : 0;
   o.ranks_on_device = ranks_on_dit_device_;
   return o;
@@ -466,6 +467,19 @@ void T2VEngine::validate(const T2VRequest& r) const {
   if (r.tea_cache_l1_thresh > 0) tea_cache_model(a, r.tea_cache_model_id);
   else if (!r.tea_cache_model_id.empty())
     fail("tea_cache_model_id '", r.tea_cache_model_id, "' is given without tea_cache_l1_thresh, which turns TeaCache on");
+  if (!(r.denoising_strength > 0.0 && r.denoising_strength <= 1.0))
+    fail("denoising_strength must be in (0, 1], got ", r.denoising_strength);
+  if (r.input_video.defined()) {
+    const at::Tensor& v = r.input_video;
+    if (v.dim() != 4 || v.size(0) != 3 || v.size(1) != r.num_frames || v.size(2) != r.height || v.size(3) != r.width)
+      fail("input_video must be [3, num_frames, height, width] = [3, ", r.num_frames, ", ", r.height, ", ", r.width,
+           "], got ", v.sizes());
+    if (!v.is_floating_point()) fail("input_video must be floating point in [-1, 1], got ", v.scalar_type());
+    if (!at::isfinite(v).all().item<bool>()) fail("input_video holds values that are not finite");
+    if (nnodes_ > 1) fail("input_video: video-to-video on an engine of several nodes is not supported yet");
+  } else if (r.denoising_strength != 1.0) {
+    fail("denoising_strength ", r.denoising_strength, " < 1 starts from a noised input video; give input_video");
+  }
   check_prompt(r.prompt_ids, r.prompt_mask, "prompt", a.text_len);
   if (r.cfg_scale != 1.0) check_prompt(r.negative_ids, r.negative_mask, "negative prompt", a.text_len);
   if (const std::string why = budget_problem(r); !why.empty()) fail(why);
@@ -537,7 +551,21 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   at::Tensor negative;
   if (cfg) negative = encode(r.negative_ids, r.negative_mask, cached).to(dev);
   const at::Tensor context = out.context.to(dev);  // [text_len, text_dim] float32, where the DiT runs
-  report("encode", cfg ? 2 : 1, cfg ? 2 : 1, t_encode);
+  // The input video's latents, its encode chunks counted in the encode stage after the prompts.
+  const int prompts = cfg ? 2 : 1;
+  at::Tensor input_latents;  // [16, f, h, w] float32 on the CPU
+  if (r.input_video.defined()) {
+    const auto t_video = Clock::now();
+    VaeEncodeOptions enc;
+    enc.tiled = r.tiled;
+    enc.tile_size = r.tile_size;
+    enc.tile_stride = r.tile_stride;
+    enc.progress = [&](int done, int total) { report("encode", prompts + done, prompts + total, t_encode); };
+    input_latents = vae_->encode(r.input_video.to(at::kFloat), enc);
+    out.timings["video_encode_s"] = seconds_since(t_video);
+  } else {
+    report("encode", prompts, prompts, t_encode);
+  }
   out.timings["encode_s"] = seconds_since(t_encode);
   out.timings["encode_cached"] = cached;
 
@@ -546,7 +574,7 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   out.noise = initial_noise(r.seed, {1, model_.arch.vae.z_dim, f, h, w}).squeeze(0);
 
   // 3. flow-match sampling with CFG
-  FlowMatchSchedule sched = wan_schedule(r.num_inference_steps, 1.0, r.sigma_shift);
+  FlowMatchSchedule sched = wan_schedule(r.num_inference_steps, r.denoising_strength, r.sigma_shift);
   // TeaCache: which steps skip the blocks depends on the timesteps alone, so it is decided here,
   // once, for both CFG branches and every rank.
   std::vector<bool> skips;
@@ -557,7 +585,14 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
       if (skips[i]) skipped.push_back(i);
     out.timings["tea_cache_skipped_steps"] = skipped;
   }
-  at::Tensor x = out.noise.to(dev);  // float32 latents: the sampler's state stays in float32
+  // float32 latents: the sampler's state stays in float32. Video-to-video: DiffSynth's add_noise,
+  // (1 - sigma_0) * input latents + sigma_0 * noise.
+  at::Tensor x = out.noise;
+  if (input_latents.defined()) {
+    const at::Tensor sigma = sched.sigmas[0];
+    x = (1 - sigma) * input_latents + sigma * out.noise;
+  }
+  x = x.to(dev);
   stage_end("encode");
   stage_start();
   auto t_denoise = Clock::now();

@@ -1,6 +1,7 @@
 // Text-to-video as DiffSynth-Studio's WanVideoPipeline runs it: prompt embeddings (UMT5, zeroed
 // past each prompt's length) → seeded noise → flow-match sampling with classifier-free guidance
 // (nega + cfg_scale · (posi − nega); the unconditional pass is skipped at cfg_scale 1) → VAE decode.
+// With an input video (video-to-video), the sampler starts from its latents noised part-way.
 // Tokenization happens in the caller (kernel/tokenizer.ts), which hands over ids and masks.
 #pragma once
 #include <array>
@@ -36,6 +37,11 @@ struct T2VRequest {
   // and tea_cache_model_id ("": the calibration that fits the DiT).
   double tea_cache_l1_thresh = 0;
   std::string tea_cache_model_id;
+  // Video-to-video (DiffSynth's input_video, denoising_strength): [3, num_frames, height, width]
+  // float32 in [-1, 1]. Its latents (VAE encode, tiled as the decode is) noised to the schedule's
+  // first sigma start the sampler, whose sigmas start at denoising_strength instead of 1.
+  at::Tensor input_video;
+  double denoising_strength = 1.0;
 };
 
 struct T2VEvent {
@@ -54,7 +60,8 @@ struct T2VResult {
   at::Tensor video;    // [3, F, H, W] float32 in [-1, 1]
   // Seconds per stage and per step; encode_cached: how many of the request's prompts (1, or 2
   // with CFG) came from the engine's prompt cache instead of the text encoder; with TeaCache,
-  // tea_cache_skipped_steps: the steps whose blocks were skipped (0-based).
+  // tea_cache_skipped_steps: the steps whose blocks were skipped (0-based); with an input video,
+  // video_encode_s (inside encode_s).
   nlohmann::json timings;
 };
 
