@@ -9,6 +9,7 @@ import { resolve as resolvePath } from "node:path";
 import { CancelledError, open, type GenerateResult, type OpenOptions, type ProgressEvent } from "./engine.js";
 import { defaultModel, dimsPresets, inspect, layouts, makeTiny, type Dims, type Layout } from "./models.js";
 import { ParamError, type GenerateParams } from "./params.js";
+import { paramSchemas } from "./server/schema.js";
 import { benchModel, type BenchKind, type BenchSide } from "./bench.js";
 import { formatBytes, table } from "./terminal/format.js";
 import { formatInspect } from "./terminal/inspect.js";
@@ -22,7 +23,7 @@ commands:
   demo [--output out.mp4]       the main job: a short video from the embedded default (a tiny generated model)
   generate --model DIR --prompt TEXT [--negative-prompt TEXT] [--seed N] [--num-inference-steps N]
            [--cfg-scale X] [--sigma-shift X] [--height N] [--width N] [--num-frames N] [--tiled]
-           [--tea-cache-l1-thresh X [--tea-cache-model-id ID]]
+           [--tea-cache-l1-thresh X [--tea-cache-model-id ID]] [--input-video FILE [--denoising-strength X]]
            [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
            [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
            [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
@@ -378,6 +379,8 @@ const generateOptions: Options = {
   tiled: { type: "boolean" },
   "tea-cache-l1-thresh": { type: "string" },
   "tea-cache-model-id": { type: "string" },
+  "input-video": { type: "string" },
+  "denoising-strength": { type: "string" },
   output: { type: "string" },
   "save-tensors": { type: "string" },
   fps: { type: "string" },
@@ -499,6 +502,9 @@ async function cmdGenerate(args: string[]): Promise<number> {
     tiled: v.tiled === true,
     teaCacheL1Thresh: numberOption("tea-cache-l1-thresh", v["tea-cache-l1-thresh"]),
     teaCacheModelId: v["tea-cache-model-id"] as string | undefined,
+    // An absolute path: a server (--server) reads it on its own, from another working directory.
+    inputVideo: typeof v["input-video"] === "string" ? resolvePath(v["input-video"]) : undefined,
+    denoisingStrength: numberOption("denoising-strength", v["denoising-strength"]),
   };
   return runGenerate({
     model: (v.model as string | undefined) ?? "",
@@ -645,8 +651,12 @@ export async function main(argv: string[]): Promise<number> {
     return await run(args);
   } catch (e) {
     if (e instanceof ParamError) {
-      const flag = "--" + e.field.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
-      console.error(`wanlab ${cmd}: ${e.message.replace(e.field, flag)}`);
+      // Parameter names become their flags: the field, and any other camelCase one the message names.
+      const field = e.field;
+      const flag = (name: string) => "--" + name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+      const named = Object.keys(paramSchemas).filter((k) => /[A-Z]/.test(k) && k !== field);
+      const text = e.message.replace(field, flag(field)).replace(new RegExp(`\\b(${named.join("|")})\\b`, "g"), flag);
+      console.error(`wanlab ${cmd}: ${text}`);
       return 2;
     }
     if (e instanceof UsageError) {

@@ -11,6 +11,7 @@
 import { defaultModel } from "./models.js";
 import { native } from "./native.js";
 import { ParamError, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+import { readInputVideo } from "./video/read.js";
 import { loadTokenizer, type PromptTokenizer } from "./tokenizer.js";
 import { videoToUint8 } from "./video/convert.js";
 import { writeMp4, writePngFrames } from "./video/ffmpeg.js";
@@ -373,6 +374,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     const every = options.preview?.every;
     if (every !== undefined && !(Number.isInteger(every) && every >= 1)) throw new ParamError("preview.every", `preview.every must be an integer >= 1, got ${every}`);
     refuseOverBudget(planFor(p));
+    const inputVideo = p.inputVideo ? await readInputVideo(p.inputVideo, p.numFrames, p.height, p.width) : undefined;
     const posi = tokenizer.encode(p.prompt, textLen);
     const nega = tokenizer.encode(p.negativePrompt, textLen);
     const onAbort = () => engine.cancel();
@@ -397,6 +399,8 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
           tileStride: p.tileStride,
           teaCacheL1Thresh: p.teaCacheL1Thresh,
           teaCacheModelId: p.teaCacheModelId,
+          inputVideo,
+          denoisingStrength: p.denoisingStrength,
         },
         options.onProgress,
         options.saveTensors,
@@ -431,7 +435,8 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   const planFor = (p: ResolvedParams): MemoryPlanReport => {
     try {
       return JSON.parse(engine.plan({ height: p.height, width: p.width, numFrames: p.numFrames, tiled: p.tiled, tileSize: p.tileSize,
-        cfgScale: p.cfgScale, teaCacheL1Thresh: p.teaCacheL1Thresh, teaCacheModelId: p.teaCacheModelId })) as MemoryPlanReport;
+        cfgScale: p.cfgScale, teaCacheL1Thresh: p.teaCacheL1Thresh, teaCacheModelId: p.teaCacheModelId,
+        inputVideo: p.inputVideo !== "", denoisingStrength: p.denoisingStrength })) as MemoryPlanReport;
     } catch (e) {  // no TeaCache calibration fits this model: the engine names it
       const m = /^tea_cache_model_id(.*)$/s.exec((e as Error).message);
       if (m) throw new ParamError("teaCacheModelId", `teaCacheModelId${m[1]}`);

@@ -27,6 +27,12 @@ export interface GenerateParams {
   teaCacheL1Thresh?: number;
   /** The calibration: "Wan2.1-T2V-1.3B" | "Wan2.1-T2V-14B"; default the one that fits the model. */
   teaCacheModelId?: string;
+  /** Video-to-video (DiffSynth's input_video): a video file ffmpeg reads; its first numFrames
+   * frames, scaled to width × height, are encoded and noised to start the sampler. */
+  inputVideo?: string;
+  /** How much of the schedule runs from the input video: sigmas start here instead of 1 (0, 1];
+   * lower keeps more of the input. Below 1 it needs inputVideo. */
+  denoisingStrength?: number;
 }
 
 /** TeaCache calibrations the engine has (DiffSynth's text-to-video ones). */
@@ -49,6 +55,9 @@ export interface ResolvedParams {
   teaCacheL1Thresh: number;
   /** "": the calibration that fits the model (only with teaCacheL1Thresh > 0). */
   teaCacheModelId: string;
+  /** "": text to video. */
+  inputVideo: string;
+  denoisingStrength: number;
 }
 
 export const defaults = {
@@ -64,6 +73,8 @@ export const defaults = {
   tileStride: [15, 26] as [number, number],
   teaCacheL1Thresh: 0,
   teaCacheModelId: "",
+  inputVideo: "",
+  denoisingStrength: 1.0,
 };
 
 /** A parameter outside its allowed values; `field` names it (camelCase). */
@@ -136,7 +147,12 @@ export function resolveParams(p: GenerateParams): ResolvedParams {
     tileStride: pair("tileStride", p.tileStride ?? defaults.tileStride),
     teaCacheL1Thresh: num("teaCacheL1Thresh", p.teaCacheL1Thresh ?? defaults.teaCacheL1Thresh, 0, 10),
     teaCacheModelId: p.teaCacheModelId ?? defaults.teaCacheModelId,
+    inputVideo: p.inputVideo ?? defaults.inputVideo,
+    denoisingStrength: num("denoisingStrength", p.denoisingStrength ?? defaults.denoisingStrength, 0, 1, true),
   };
+  if (typeof r.inputVideo !== "string") throw new ParamError("inputVideo", "inputVideo must be a path to a video file");
+  if (r.denoisingStrength < 1 && r.inputVideo === "")
+    throw new ParamError("denoisingStrength", `denoisingStrength ${r.denoisingStrength} < 1 starts from a noised input video; give inputVideo`);
   if (r.teaCacheModelId !== "" && !(teaCacheModelIds as readonly string[]).includes(r.teaCacheModelId))
     throw new ParamError("teaCacheModelId", `teaCacheModelId must be one of ${teaCacheModelIds.join(", ")}, got '${r.teaCacheModelId}'`);
   if (r.teaCacheModelId !== "" && r.teaCacheL1Thresh === 0)

@@ -3,12 +3,13 @@
 // engine and the output files, end to end.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CancelledError, open, type EngineLab } from "../kernel/engine.js";
 import { statsFigure } from "../kernel/display/notebook.js";
 import { ParamError } from "../kernel/params.js";
+import { readInputVideo } from "../kernel/video/read.js";
 import { root, scratch, wanlab } from "./helpers.js";
 import { readSafetensors, relL2 } from "./safetensors.js";
 
@@ -127,6 +128,51 @@ describe("API behaviour", () => {
     const after = lab.promptCache();
     assert.deepEqual([after.entries - before.entries, after.hits - before.hits, after.misses - before.misses], [3, 6, 3]);
     assert.equal(after.bytes, after.entries * 512 * 64 * 4);  // [text_len, dim] float32 each (tiny T5: dim 64)
+  });
+});
+
+describe("video-to-video", () => {
+  const v2v = readSafetensors(join(root, "test", "golden", "data", "v2v.safetensors"));
+  const name = "cfg_strength_0.7";
+  const p = JSON.parse(v2v.metadata[name]!);
+  // The golden input frames as a lossless file (raw RGB in NUT), which ffmpeg reads back exactly.
+  const input = join(dir, "input.nut");
+  before(() => {
+    const frames = v2v.tensors[`${name}.frames`]!.u8!;
+    const r = spawnSync("ffmpeg", ["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", `${p.width}x${p.height}`, "-r", "15",
+      "-i", "-", "-c:v", "rawvideo", "-pix_fmt", "rgb24", input], { input: frames });
+    assert.equal(r.status, 0, String(r.stderr));
+  });
+
+  test("the input frames become DiffSynth's preprocessed video, bit for bit", async () => {
+    const v = await readInputVideo(input, p.num_frames, p.height, p.width);
+    assert.deepEqual(v.shape, [3, p.num_frames, p.height, p.width]);
+    assert.deepEqual(v.data, v2v.tensors[`${name}.input_video`]!.f32);
+  });
+
+  test("inputVideo + denoisingStrength match DiffSynth's pipeline", async () => {
+    const r = await lab.generate({ prompt: p.prompt, negativePrompt: p.negative_prompt, seed: BigInt(p.seed), height: p.height, width: p.width,
+      numFrames: p.num_frames, numInferenceSteps: p.num_inference_steps, cfgScale: p.cfg_scale, sigmaShift: p.sigma_shift,
+      inputVideo: input, denoisingStrength: p.denoising_strength }, { returnTensors: true });
+    const lat = relL2(r.tensors!.latents.data, v2v.tensors[`${name}.latents`]!.f32!);
+    assert.ok(lat <= 1e-4, `latents rel L2 ${lat}`);
+    assert.deepEqual([r.params.inputVideo, r.params.denoisingStrength], [input, 0.7]);
+    assert.ok((r.timings as { video_encode_s?: number }).video_encode_s! > 0);
+  });
+
+  test("bad input videos and strengths are refused naming the field, before any work", async () => {
+    const base = { prompt: "x", height: p.height, width: p.width, numFrames: 5, numInferenceSteps: 2 };
+    await assert.rejects(lab.generate({ ...base, denoisingStrength: 0.5 }),
+      (e: unknown) => e instanceof ParamError && e.field === "denoisingStrength" && /< 1 starts from a noised input video; give inputVideo/.test(e.message));
+    await assert.rejects(lab.generate({ ...base, inputVideo: join(dir, "nope.mp4") }), /inputVideo .*nope\.mp4 does not exist/);
+    await assert.rejects(lab.generate({ ...base, inputVideo: dir }), /is not a regular file/);
+    await assert.rejects(lab.generate({ ...base, numFrames: 9, inputVideo: input }), /has 5 frames; numFrames needs 9/);
+    const junk = join(dir, "junk.mp4");
+    writeFileSync(junk, "not a video");
+    await assert.rejects(lab.generate({ ...base, inputVideo: junk }), /ffmpeg could not read it/);
+    const r = wanlab(["generate", "--model", model, "--prompt", "x", "--denoising-strength", "0.5"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--denoising-strength 0\.5 < 1 starts from a noised input video; give --input-video/);
   });
 });
 

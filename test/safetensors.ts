@@ -6,6 +6,7 @@ export interface TestTensor {
   shape: number[];
   f32?: Float32Array;
   i64?: BigInt64Array;
+  u8?: Uint8Array;
 }
 
 export function readSafetensors(path: string): { tensors: Record<string, TestTensor>; metadata: Record<string, string> } {
@@ -23,6 +24,7 @@ export function readSafetensors(path: string): { tensors: Record<string, TestTen
     const t: TestTensor = { dtype: e.dtype, shape: e.shape };
     if (e.dtype === "F32") t.f32 = new Float32Array(copy);
     if (e.dtype === "I64") t.i64 = new BigInt64Array(copy);
+    if (e.dtype === "U8") t.u8 = new Uint8Array(copy);
     tensors[name] = t;
   }
   return { tensors, metadata: (header.__metadata__ ?? {}) as Record<string, string> };

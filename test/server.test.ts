@@ -131,6 +131,9 @@ describe("refusals", () => {
       [{ prompt: "x", teaCacheL1Thresh: 0.1 }, "teaCacheModelId", /teaCacheModelId: this DiT \(dim 256, 2 layers\) is neither Wan2\.1-T2V-1\.3B nor 14B; give the calibration to use \(Wan2\.1-T2V-1\.3B, Wan2\.1-T2V-14B\)/],
       [{ prompt: "x", teaCacheL1Thresh: 0.1, teaCacheModelId: "Wan2.1-I2V-14B-480P" }, "teaCacheModelId", /teaCacheModelId must be one of Wan2\.1-T2V-1\.3B, Wan2\.1-T2V-14B, got 'Wan2\.1-I2V-14B-480P'/],
       [{ prompt: "x", teaCacheL1Thresh: -1 }, "teaCacheL1Thresh", /teaCacheL1Thresh must be a number in \[0, 10\], got -1/],
+      // video-to-video: the file is checked on the server's machine at submit
+      [{ prompt: "x", inputVideo: "/nonexistent/in.mp4", denoisingStrength: 0.5 }, "inputVideo", /inputVideo \/nonexistent\/in\.mp4 does not exist/],
+      [{ prompt: "x", denoisingStrength: 0.5 }, "denoisingStrength", /denoisingStrength 0\.5 < 1 starts from a noised input video; give inputVideo/],
     ];
     for (const [body, field, message] of cases) {
       const res = await s.api("/v1/jobs", { method: "POST", json: body });

@@ -15,6 +15,7 @@ import { createQueue, parseFaults, type Faults, type RetryPolicy } from "./jobs.
 import { openJournal, readJournal, replay } from "./journal.js";
 import { modelFingerprint } from "./outputs.js";
 import { alive, readServerFile, removeServerFile, runtimeDir, writeServerFile } from "./runtime.js";
+import { checkInputVideoPath } from "../video/read.js";
 
 export { runtimeDir, readServerFile, serverFile, type ServerInfo } from "./runtime.js";
 export { jobBodySchema, paramSchemas, type JobOptions, type JobRequest } from "./schema.js";
@@ -103,7 +104,10 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     model: { dir: model, layout: lab.info.layout, fingerprint },
     retry: o.retry,
     faults: o.faults ?? parseFaults(process.env.WANLAB_TEST_FAULTS),
-    admit: (p) => refuseOverBudget(lab.memoryPlan(p)),
+    admit: (p) => {
+      if (p.inputVideo) checkInputVideoPath(p.inputVideo);  // read on this machine, when the job runs
+      refuseOverBudget(lab.memoryPlan(p));
+    },
   });
   await queue.restore(replayed);
   const resumed = replayed.filter((j) => j.state === "queued" || j.state === "running").length;

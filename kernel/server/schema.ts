@@ -32,6 +32,8 @@ export const paramSchemas: { [K in keyof Required<GenerateParams>]: JsonSchema }
   tileStride: pair,
   teaCacheL1Thresh: number,
   teaCacheModelId: { type: "string", maxLength: 64 },
+  inputVideo: { type: "string", minLength: 1, maxLength: 4096 },
+  denoisingStrength: number,
 };
 
 /** What a job adds to the parameters: where and how its outputs are written. */
