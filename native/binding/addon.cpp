@@ -392,7 +392,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Napi::String::New(info.Env(), j.dump());
   }
   // memory() -> json string: T2VEngine::memory_now() (cheap: driver and allocator counters).
-  Napi::Value Memory(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine()->memory_now().dump()); }
+  Napi::Value Memory(const Napi::CallbackInfo& info) {
+    auto eng = engine();
+    try {
+      return Napi::String::New(info.Env(), eng->memory_now().dump());
+    } catch (const std::exception& e) {  // a CUDA error reading the counters: a JS error, not an abort
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
   // plan({height, width, numFrames, tiled, tileSize}) -> JSON: the memory model's stages for that
   // video on this engine's placement, and whether it fits the budget (T2VEngine::memory_report).
   Napi::Value Plan(const Napi::CallbackInfo& info) {
