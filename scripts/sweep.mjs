@@ -1,31 +1,38 @@
 #!/usr/bin/env zx
-// A parameter sweep: the grid cfg × shift × steps × seeds for one prompt, run on a wanlab
-// server, then a contact sheet (the first frame of every run, tiled by ffmpeg) and a plotly
-// page of the timings.
+// A parameter sweep: the grid cfg × shift × steps × TeaCache threshold × denoising strength ×
+// seeds for one prompt, run on a wanlab server, then a contact sheet (the first frame of every
+// run, tiled by ffmpeg) and a plotly page of the timings.
 //
 //   scripts/sweep.mjs --prompt "a cat" --cfg 3,5,7 --shift 3,5 --steps 10,20 --seeds 1,2 --out runs/sweep
+//   scripts/sweep.mjs --prompt "a cat" --tea-cache 0,0.1,0.2 --seeds 1,2          (speed against fidelity)
+//   scripts/sweep.mjs --prompt "a cat" --input-video in.mp4 --strength 0.4,0.7,1   (video-to-video)
 //
 // Writes OUT/sweep.json, OUT/contact-sheet.png, OUT/sweep.html. Exit: 0 ok, 1 a job failed, 2 usage.
 import { $, argv, fs, path } from "zx";
 import { assertFits, fail, numbers, paramsFromFlags, plotlyHtml, spin, Usage, withServer } from "./lib/wanlab.mjs";
 
-const help = "usage: sweep.mjs --prompt TEXT [--cfg 3,5,7] [--shift 3,5] [--steps 10,20] [--seeds 1,2] [--out DIR] [--model DIR [--budget BYTES|auto] | --url URL --token T] [--height N --width N --num-frames N]";
+const help = "usage: sweep.mjs --prompt TEXT [--cfg 3,5,7] [--shift 3,5] [--steps 10,20] [--tea-cache 0,0.1 [--tea-cache-model-id ID]] [--input-video FILE --strength 0.5,0.8] [--seeds 1,2] [--out DIR] [--model DIR [--budget BYTES|auto] | --url URL --token T] [--height N --width N --num-frames N]";
 
 async function main() {
   if (argv.help) return console.log(help);
   if (typeof argv.prompt !== "string") throw new Usage(`--prompt TEXT is required\n${help}`);
+  if (argv.strength !== undefined && argv["input-video"] === undefined) throw new Usage(`--strength needs --input-video FILE\n${help}`);
   const base = paramsFromFlags({ ...argv, steps: undefined, seed: undefined }); // lists here, not numbers
   const grid = [];
   for (const cfgScale of numbers("cfg", argv.cfg, [5]))
     for (const sigmaShift of numbers("shift", argv.shift, [5]))
       for (const numInferenceSteps of numbers("steps", argv.steps, [base.numInferenceSteps ?? 50]))
-        for (const seed of numbers("seeds", argv.seeds, [0]))
-          grid.push({ ...base, prompt: argv.prompt, cfgScale, sigmaShift, numInferenceSteps, seed });
+        for (const teaCacheL1Thresh of numbers("tea-cache", argv["tea-cache"], [0]))
+          for (const denoisingStrength of numbers("strength", argv.strength, [1]))
+            for (const seed of numbers("seeds", argv.seeds, [0]))
+              grid.push({ ...base, prompt: argv.prompt, cfgScale, sigmaShift, numInferenceSteps, seed, denoisingStrength,
+                teaCacheL1Thresh, ...(teaCacheL1Thresh > 0 ? {} : { teaCacheModelId: undefined }) });
   const out = path.resolve(argv.out ?? "sweep");
   await fs.mkdirp(out);
 
   const runs = await withServer(argv, async (lab) => {
-    await assertFits(lab, grid.map((params) => ({ params })), (r) => `cfg ${r.params.cfgScale}, shift ${r.params.sigmaShift}, ${r.params.numInferenceSteps} steps`);
+    await assertFits(lab, grid.map((params) => ({ params })), (r) => `cfg ${r.params.cfgScale}, shift ${r.params.sigmaShift}, ${r.params.numInferenceSteps} steps` +
+      `${r.params.teaCacheL1Thresh ? `, TeaCache ${r.params.teaCacheL1Thresh}` : ""}${r.params.inputVideo ? `, strength ${r.params.denoisingStrength}` : ""}`);
     const ids = [];
     for (const p of grid) ids.push((await lab.submit(p)).id);
     return spin(`sweep of ${grid.length}`, () =>

@@ -67,6 +67,25 @@ test("sweep.mjs: a 2×2 grid on a server it starts; contact sheet and plotly rep
   assert.ok(!existsSync(join(dir, "none", "server.json")), "the server it started is gone");
 });
 
+test("sweep.mjs: TeaCache thresholds and video-to-video strengths as axes", () => {
+  const input = join(dir, "in.mp4");
+  const made = spawnSync("ffmpeg", ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=32x32:rate=15", "-frames:v", "5", "-pix_fmt", "yuv420p", input]);
+  assert.equal(made.status, 0, String(made.stderr));
+  const r = script("sweep.mjs", ["--prompt", "a cat", "--steps", "4", "--tea-cache", "0,0.1", "--tea-cache-model-id", "Wan2.1-T2V-1.3B",
+    "--input-video", input, "--strength", "0.5,1", "--model", model, "--outputs", join(dir, "sweep-tea-out"), "--out", "sw-tea",
+    "--height", "16", "--width", "16", "--num-frames", "5"], { WANLAB_RUNTIME_DIR: join(dir, "none") });
+  assert.equal(r.status, 0, r.stderr);
+  const runs = JSON.parse(readFileSync(join(dir, "sw-tea", "sweep.json"), "utf8")).runs as
+    { state: string; teaCacheL1Thresh: number; denoisingStrength: number; inputVideo: string; timings: { engine: { tea_cache_skipped_steps?: number[]; video_encode_s?: number } } }[];
+  assert.deepEqual(runs.map((x) => [x.teaCacheL1Thresh, x.denoisingStrength, x.state]), [[0, 0.5, "done"], [0, 1, "done"], [0.1, 0.5, "done"], [0.1, 1, "done"]]);
+  assert.ok(runs.every((x) => x.inputVideo === input && x.timings.engine.video_encode_s! > 0));
+  // TeaCache on: the tiny model's middle steps reuse the residual (tea_cache_test.cpp checks the decisions)
+  assert.deepEqual(runs.map((x) => x.timings.engine.tea_cache_skipped_steps ?? null), [null, null, [1, 2], [1, 2]]);
+  const bad = script("sweep.mjs", ["--prompt", "a cat", "--strength", "0.5", "--model", model], { WANLAB_RUNTIME_DIR: join(dir, "none") });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--strength needs --input-video FILE/);
+});
+
 test("bench.mjs: sizes × layouts, a refused layout recorded as skipped", () => {
   const r = script("bench.mjs", ["--model", model, "--sizes", "16x16x1", "--layouts", "1x1,2x1", "--steps", "1", "--repeat", "1", "--out", "bench"], { WANLAB_RUNTIME_DIR: join(dir, "none") });
   assert.equal(r.status, 0, r.stderr);

@@ -2,7 +2,7 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectClient as connect, readServerFile, runtimeDir } from "wanlab";
 import { spinner } from "zx";
@@ -87,7 +87,8 @@ export async function startServer({ model, outputs, args = [], env = {}, log = (
 
 export { runtimeDir };
 
-const numberFlags = { "num-inference-steps": "numInferenceSteps", steps: "numInferenceSteps", "cfg-scale": "cfgScale", "sigma-shift": "sigmaShift", height: "height", width: "width", "num-frames": "numFrames", seed: "seed" };
+const numberFlags = { "num-inference-steps": "numInferenceSteps", steps: "numInferenceSteps", "cfg-scale": "cfgScale", "sigma-shift": "sigmaShift", height: "height", width: "width", "num-frames": "numFrames", seed: "seed",
+  "tea-cache-l1-thresh": "teaCacheL1Thresh", "denoising-strength": "denoisingStrength" };
 
 /** GenerateParams from the flags a script shares with `wanlab generate`. */
 export function paramsFromFlags(argv) {
@@ -100,6 +101,9 @@ export function paramsFromFlags(argv) {
   }
   if (argv["negative-prompt"] !== undefined) p.negativePrompt = String(argv["negative-prompt"]);
   if (argv.tiled) p.tiled = true;
+  if (argv["tea-cache-model-id"] !== undefined) p.teaCacheModelId = String(argv["tea-cache-model-id"]);
+  // The server reads the file: an absolute path, whatever its working directory.
+  if (argv["input-video"] !== undefined) p.inputVideo = resolve(String(argv["input-video"]));
   return p;
 }
 
