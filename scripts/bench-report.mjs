@@ -53,7 +53,7 @@ const ditConfig = (j) => `${j.dims} ${resolution(j.input.height, j.input.width)}
 const t2vConfig = (j) => `${j.dims} ${resolution(j.video.height, j.video.width)}`;
 /** A t2v run: its config, whether DiT blocks stream from the host (the persistent budget), and
  * what else sets it apart: a memory budget, float8 linears, the text encoder on the CPU or
- * offloaded, tiling. */
+ * offloaded, tiling, video-to-video. */
 const count = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : String(n));
 const t2vRun = (j) => {
   const p = j.placement ?? {};
@@ -62,6 +62,7 @@ const t2vRun = (j) => {
     p.dit_f8_params > 0 ? "float8 linears" : "",
     String(p.t5 ?? "").startsWith("cpu") ? "T5 on CPU" : p.t5_offload ? "T5 offloaded" : "",
     j.video?.tiled ? "tiled" : "",
+    j.v2v_strength > 0 ? `video-to-video ${j.v2v_strength}` : "",
   ].filter(Boolean);
   return `${t2vConfig(j)}, ${p.dit_offloaded_params > 0 ? `${count(p.dit_resident_params)} params resident (rest streamed)` : "all resident"}` +
     (tags.length ? ` · ${tags.join(" · ")}` : "");

@@ -138,6 +138,13 @@ describe("device benches on the CPU", () => {
     assert.ok(Math.abs(r.full_over_flop_bound - r.full_estimate_s / (r.flops.full / 1e12)) < 1e-9);
     assert.deepEqual(r.placement.dit, ["cpu f32"]);
     assert.ok(r.predicted.peak_bytes >= r.predicted.resident_bytes);
+    assert.deepEqual([r.v2v_strength, r.video_encode_s, r.predicted.vae_encode_activation_bytes], [0, 0, 0]);
+    // video-to-video from the synthetic input: the encode is timed and planned
+    const v = run(["bench", "t2v", "--random-weights", "tiny", "--device", "cpu", "--steps", "2", "--frames", "5",
+      "--height", "64", "--width", "64", "--v2v-strength", "0.6"]);
+    assert.equal(v.v2v_strength, 0.6);
+    assert.ok(v.video_encode_s > 0 && v.video_encode_s <= v.encode_s);
+    assert.equal(v.predicted.vae_encode_activation_bytes, v.predicted.vae_activation_bytes);
     const bad = spawnSync(engine ?? defaultEnginePath, ["bench", "t2v", "--random-weights", "tiny", "--device", "cpu", "--steps", "1"], { encoding: "utf8" });
     assert.notEqual(bad.status, 0);
     assert.match(bad.stderr, /--steps must be at least 2/);

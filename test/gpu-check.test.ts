@@ -27,7 +27,7 @@ test("gpu-check.sh: doctor, the device tests and every step, logged; OUT_DIR hol
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.deepEqual(readdirSync(out).sort(), ["log.txt", "results.tgz"]);
   const steps = ["parity_tiny", "elementwise_1.3B", "dit_1.3B_480p", "dit_1.3B_480p_aten", "t2v_1.3B_480p", "t2v_1.3B_480p_budget3G",
-    "t2v_1.3B_480p_f8_t5_offload"];
+    "t2v_1.3B_480p_f8_t5_offload_v2v"];
   const unpacked = join(dir, "results");
   mkdirSync(unpacked);
   const tar = spawnSync("tar", ["xzf", join(out, "results.tgz"), "-C", unpacked], { encoding: "utf8" });
@@ -40,7 +40,8 @@ test("gpu-check.sh: doctor, the device tests and every step, logged; OUT_DIR hol
   for (const t of ["nccl_one_rank_collectives", "attention_parts_merge_to_whole_attention_on_each_device",
     "rope_kernel_on_cuda_equals_its_host_emulation", "bf16_path_tracks_float32_on_cpu", "device_lists_parse_and_auto_says_what_it_chose",
     "f8_block_linears_stay_f8_and_give_the_widened_latents", "f8_scaled_block_linears_give_the_dequantized_latents",
-    "umt5_offloaded_weights_give_the_resident_output", "memory_model_t5_offload_holds_the_text_encoder_while_encoding_only"])
+    "umt5_offloaded_weights_give_the_resident_output", "memory_model_t5_offload_holds_the_text_encoder_while_encoding_only",
+    "tea_cache_skips_the_steps_diffsynth_skips_and_matches_its_latents", "v2v_matches_diffsynth_input_video_and_denoising_strength"])
     assert.match(r.stdout + log, new RegExp(`ok {3}${t}`), t);
   for (const step of steps) assert.match(log, new RegExp(`^rc=1 ${step} `, "m"), `${step} fails fast without CUDA`);
   assert.match(log, /^done \d+s$/m);

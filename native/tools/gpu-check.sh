@@ -52,7 +52,7 @@ if [ "$SET" = 14b ]; then  # a second call on the same (warm) machine: the build
   echo "done ${SECONDS}s" | tee -a "$LOG"
   exit 0
 fi
-for t in nccl attention_parts _kernel bf16_path device_lists f8_ offload; do "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
+for t in nccl attention_parts _kernel bf16_path device_lists f8_ offload tea_cache v2v; do "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
 "$E" make-tiny "$B/tiny" > /dev/null
 step parity_tiny 90 "$E" parity "$B/tiny" --device cuda --persistent-params 0 --height 96 --width 160 --frames 17 --steps 4
 step elementwise_1.3B 90 "$E" bench elementwise --device cuda --dims 1.3B --tokens 32760
@@ -63,8 +63,11 @@ step t2v_1.3B_480p 150 "$E" bench t2v --random-weights 1.3B --device cuda --step
 # The budget's choice of resident blocks, its cost per step and its prediction against the
 # allocator; also the first timing of the text encoder on the CPU.
 step t2v_1.3B_480p_budget3G 180 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3 --t5-device cpu --tiled --budget 3G
-# Float8 block linears (their decode per use: step_s against t2v_1.3B_480p's bf16 weights) and
-# the text encoder offloaded (its copy in per prompt: encode_s against t2v_1.3B_480p's; the
-# denoise/decode peaks without its 11.4 GB), in one run to stay within the device time.
-step t2v_1.3B_480p_f8_t5_offload 150 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3 --dit-f8 --t5-offload
+# In one run, to stay within the device time: float8 block linears (their decode per use:
+# step_s against t2v_1.3B_480p's bf16 weights), the text encoder offloaded (its copy in per
+# prompt: encode_s - video_encode_s against t2v_1.3B_480p's encode_s; denoise/decode peaks
+# without its 11.4 GB) and video-to-video (video_encode_s, the VAE encode on the GPU; the encode
+# stage's peak is the larger of the offloaded text encoder's and the VAE encode's).
+step t2v_1.3B_480p_f8_t5_offload_v2v 180 "$E" bench t2v --random-weights 1.3B --device cuda --steps 3 --dit-f8 --t5-offload \
+  --v2v-strength 0.7
 echo "done ${SECONDS}s" | tee -a "$LOG"

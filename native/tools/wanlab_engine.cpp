@@ -62,6 +62,7 @@ commands:
       communication, and the ratio
   bench t2v --random-weights 1.3B|14B [--device cuda] [--frames 81 --height 480 --width 832]
             [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda] [--t5-offload]
+            [--v2v-strength S]
             [--persistent-params N] [--budget BYTES|auto] [--attention auto|flash|cudnn|efficient|math]
             [--dtype ...] [--dit-f8]
       the whole pipeline on random real-size weights held in memory (no files): seconds per
@@ -259,6 +260,7 @@ int main(int argc, char** argv) {
       Args a = parse(argc, argv, {"--tiled", "--dit-f8", "--t5-offload"});
       check_known(a, {"--random-weights", "--device", "--dtype", "--frames", "--height", "--width", "--steps",
                       "--full-steps", "--cfg-scale", "--tiled", "--t5-device", "--t5-offload", "--persistent-params", "--budget",
+                      "--v2v-strength",
                       "--attention", "--seed", "--peak-tflops", "--dit-f8"});
       wan::PipelineBenchOptions o;
       if (!a.options.count("--random-weights")) usage("bench t2v needs --random-weights tiny|1.3B|14B");
@@ -281,6 +283,7 @@ int main(int argc, char** argv) {
       o.dit_f8 = a.options.count("--dit-f8") > 0;
       if (a.options.count("--cfg-scale")) o.cfg_scale = std::stod(a.options["--cfg-scale"]);
       if (a.options.count("--peak-tflops")) o.peak_tflops = std::stod(a.options["--peak-tflops"]);
+      if (a.options.count("--v2v-strength")) o.v2v_strength = std::stod(a.options["--v2v-strength"]);
       std::cout << wan::bench_t2v(o).dump(2) << "\n";
     } else if (cmd == "bench") {
       Args a = parse(argc, argv, {"--no-peer"});

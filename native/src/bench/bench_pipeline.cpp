@@ -60,6 +60,14 @@ nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
   r.num_inference_steps = o.steps;
   r.cfg_scale = o.cfg_scale;
   r.tiled = o.tiled;
+  if (o.v2v_strength > 0) {  // [3, F, H, W] in [-1, 1]: bands moving one pixel a frame
+    const at::Tensor fi = at::arange(o.frames, at::kFloat).view({1, -1, 1, 1});
+    const at::Tensor yi = at::arange(o.height, at::kFloat).view({1, 1, -1, 1});
+    const at::Tensor xi = at::arange(o.width, at::kFloat).view({1, 1, 1, -1});
+    const at::Tensor ci = at::arange(3, at::kFloat).view({-1, 1, 1, 1});
+    r.input_video = at::sin((xi + 2 * yi + 3 * fi) / 9.0 + ci).contiguous();
+    r.denoising_strength = o.v2v_strength;
+  }
   T2VResult res = engine.generate(r);
   const nlohmann::json& t = res.timings;
 
@@ -91,6 +99,8 @@ nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
       {"step_median_s", step_s},
       {"decode_s", decode_s},
       {"run_s", encode_s + t["denoise_s"].get<double>() + decode_s},
+      {"v2v_strength", o.v2v_strength},
+      {"video_encode_s", t.value("video_encode_s", 0.0)},
       {"flops", {{"dit_forward", dit}, {"step", per_step}, {"t5", t5}, {"vae_decode", vae}, {"full", full_flops}}},
       {"step_tflops_per_s", per_step / step_s / 1e12},
       {"full_steps", o.full_steps},

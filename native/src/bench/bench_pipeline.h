@@ -22,6 +22,9 @@ struct PipelineBenchOptions {
   int64_t persistent_params = -1;
   int64_t memory_budget = -1;  // bytes per device; the engine plans for this bench's video (T2V ComputeOptions)
   bool dit_f8 = false;         // the DiT's block linears as float8 e4m3 (kept at 1 B, decoded per use)
+  // Video-to-video from a synthetic input video (moving colour bands) at this denoising strength;
+  // 0: text to video. Times the VAE encode and checks its predicted activations.
+  double v2v_strength = 0;
   int frames = 81, height = 480, width = 832;
   int steps = 3, full_steps = 50;
   double cfg_scale = 5.0;
