@@ -8,7 +8,8 @@ import { writeFile, rename } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import { CancelledError, open, type GenerateResult, type OpenOptions, type ProgressEvent } from "./engine.js";
 import { defaultModel, dimsPresets, inspect, layouts, makeTiny, type Dims, type Layout } from "./models.js";
-import { ParamError, type GenerateParams } from "./params.js";
+import { ParamError, resolveParams, type GenerateParams } from "./params.js";
+import { checkInputVideoPath } from "./video/read.js";
 import { paramSchemas } from "./server/schema.js";
 import { benchModel, type BenchKind, type BenchSide } from "./bench.js";
 import { formatBytes, table } from "./terminal/format.js";
@@ -420,6 +421,9 @@ interface RunOptions {
 
 /** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */
 async function runGenerate(o: RunOptions): Promise<number> {
+  // What can be checked without the model is checked before loading it (a bad value costs no load).
+  const checked = resolveParams(o.params);
+  if (checked.inputVideo && !o.server) checkInputVideoPath(checked.inputVideo);
   const loading = terminalProgress("loading");
   loading.update(0, o.model);
   const lab = o.server ? await (await import("./client/index.js")).connectFor(o.model) : await open({ model: o.model, ...o.parallel });

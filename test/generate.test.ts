@@ -220,6 +220,7 @@ describe("CLI generate", () => {
     let r = wanlab([...base, "--height", "100"]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /--height must be a multiple of 16, got 100/);
+    assert.doesNotMatch(r.stderr, /loading/, "refused before the model loads");
     r = wanlab([...base, "--num-frames", "8"]);
     assert.match(r.stderr, /--num-frames must be 4k\+1/);
     r = wanlab([...base, "--num-inference-steps", "0"]);
