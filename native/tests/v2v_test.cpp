@@ -1,11 +1,14 @@
 // Video-to-video against DiffSynth-Studio's WanVideoPipeline with input_video and
 // denoising_strength (test/golden/make_v2v.py, PyTorch 2.13) on the tiny model: the input's
 // latents noised to the first sigma, the shortened schedule, the text-to-video loop and decode.
+#include <atomic>
 #include <cstdio>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/safetensors.h"
+#include "parallel/process_group.h"
 #include "pipeline/t2v.h"
 #include "test.h"
 
@@ -68,4 +71,60 @@ TEST(v2v_parameters_are_checked_before_any_compute) {
   const MemoryPlan without = e.memory_plan(r);
   EXPECT(with.vae_encode_activations == with.vae_activations && without.vae_encode_activations == 0);
   EXPECT(with.encode() >= without.encode());
+}
+
+TEST(v2v_on_two_nodes_sends_the_encoded_input_to_the_follower) {
+  // Node 0 encodes the input video and publishes its latents with the request; node 1 follows
+  // without the video. Both run the group's steps and give one node's result.
+  const std::string path = wantest::source_dir() + kGolden;
+  const TensorMap g = load_safetensors(path, false);
+  const std::string n = "cfg_strength_0.7";
+  const nlohmann::json p = nlohmann::json::parse(read_safetensors_header(path).metadata.at(n));
+  T2VRequest r;
+  r.prompt_ids = g.at(n + ".prompt_ids").data, r.prompt_mask = g.at(n + ".prompt_mask").data;
+  r.negative_ids = g.at(n + ".negative_ids").data, r.negative_mask = g.at(n + ".negative_mask").data;
+  r.seed = std::stoull(p["seed"].get<std::string>());
+  r.height = p["height"], r.width = p["width"], r.num_frames = p["num_frames"];
+  r.num_inference_steps = p["num_inference_steps"], r.cfg_scale = p["cfg_scale"], r.sigma_shift = p["sigma_shift"];
+  r.input_video = g.at(n + ".input_video").data;
+  r.denoising_strength = p["denoising_strength"];
+
+  const uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
+  std::unique_ptr<T2VEngine> nodes[2];
+  std::string err[2];
+  auto both = [&](const std::function<void(int)>& fn) {
+    std::thread t0(fn, 0), t1(fn, 1);
+    t0.join(), t1.join();
+  };
+  both([&](int k) {
+    try {
+      ParallelOptions o;
+      o.devices = "cpu:0-1", o.ulysses = 2, o.ring = 2, o.timeout_s = 30;
+      o.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), o.nnodes = 2, o.node_rank = k;
+      nodes[k] = std::make_unique<T2VEngine>(wantest::tiny_model(), o);
+    } catch (const std::exception& e) {
+      err[k] = e.what();
+    }
+  });
+  if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{err[0] + " | " + err[1]};
+  at::Tensor latents;
+  std::vector<std::string> followed;
+  std::atomic<bool> stop{false};
+  both([&](int k) {
+    try {
+      if (k == 0) {
+        latents = nodes[0]->generate(r).latents;
+        nodes[0]->end_requests();
+      } else {
+        nodes[1]->follow(stop, [&](int64_t, const std::string& e) { followed.push_back(e); });
+      }
+    } catch (const std::exception& e) {
+      err[k] = e.what();
+    }
+  });
+  if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{err[0] + " | " + err[1]};
+  const double e = wantest::rel_l2(latents, g.at(n + ".latents").data);
+  std::printf("     2 nodes x 2 ranks, video-to-video: latents rel L2 vs DiffSynth %.2e (node 1 followed %zu request)\n", e,
+              followed.size());
+  EXPECT(followed.size() == 1 && followed[0].empty() && e <= 1e-4);
 }

@@ -3,6 +3,7 @@
 #include <c10/core/GradMode.h>
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include <c10/core/InferenceMode.h>
 
@@ -155,7 +156,7 @@ std::vector<int64_t> int_list(const at::Tensor& t) {
 at::Tensor int_tensor(const nlohmann::json& j) { return at::tensor(j.get<std::vector<int64_t>>(), at::kLong); }
 }  // namespace
 
-void T2VEngine::publish(const T2VRequest& r) const {
+void T2VEngine::publish(const T2VRequest& r, const at::Tensor& input_latents) const {
   nlohmann::json j = {{"seed", std::to_string(r.seed)}, {"height", r.height}, {"width", r.width},
                       {"num_frames", r.num_frames}, {"steps", r.num_inference_steps}, {"cfg_scale", r.cfg_scale},
                       {"sigma_shift", r.sigma_shift}, {"tiled", r.tiled}, {"tile_size", r.tile_size},
@@ -164,7 +165,14 @@ void T2VEngine::publish(const T2VRequest& r) const {
                       {"prompt_mask", int_list(r.prompt_mask)}};
   if (r.negative_ids.defined()) j["negative_ids"] = int_list(r.negative_ids), j["negative_mask"] = int_list(r.negative_mask);
   std::lock_guard<std::mutex> lock(requests_mu_);
-  requests_->set(concat(kRequestKey, ++published_), j.dump());
+  const int64_t n = ++published_;
+  if (input_latents.defined()) {  // video-to-video: the encoded input, raw float32, under its own key first
+    const at::Tensor c = input_latents.to(at::kFloat).contiguous();
+    j["input_latents_shape"] = c.sizes().vec(), j["denoising_strength"] = r.denoising_strength;
+    requests_->set(concat(kRequestKey, n, "/input_latents"),
+                   std::string(static_cast<const char*>(c.data_ptr()), size_t(c.nbytes())));
+  }
+  requests_->set(concat(kRequestKey, n), j.dump());
 }
 
 void T2VEngine::end_requests() const {
@@ -196,6 +204,15 @@ void T2VEngine::follow(const std::atomic<bool>& stop,
       r.tea_cache_l1_thresh = j["tea_cache_l1_thresh"], r.tea_cache_model_id = j["tea_cache_model_id"];
       r.prompt_ids = int_tensor(j["prompt_ids"]), r.prompt_mask = int_tensor(j["prompt_mask"]);
       if (j.contains("negative_ids")) r.negative_ids = int_tensor(j["negative_ids"]), r.negative_mask = int_tensor(j["negative_mask"]);
+      if (j.contains("input_latents_shape")) {  // video-to-video: node 0's encoded input
+        const std::string bytes = requests_->get(concat(key, "/input_latents"));
+        const std::vector<int64_t> shape = j["input_latents_shape"];
+        r.input_latents = at::empty(shape, at::kFloat);
+        if (size_t(r.input_latents.nbytes()) != bytes.size())
+          fail("request ", n, ": input latents of ", bytes.size(), " bytes for shape ", r.input_latents.sizes());
+        std::memcpy(r.input_latents.data_ptr(), bytes.data(), bytes.size());
+        r.denoising_strength = j["denoising_strength"];
+      }
       generate(r);
     } catch (const std::exception& e) {
       error = e.what();  // node 0 reports the request's failure; this node serves the next one
@@ -343,7 +360,7 @@ MemoryPlanOptions T2VEngine::plan_options(const T2VRequest& r) const {
   o.bytes_per_value = int(c10::elementSize(dit_place_.dtype));
   o.gpu = dit_place_.device.is_cuda();
   o.dit_f8 = dit_f8_;
-  o.encode_video = r.input_video.defined();
+  o.encode_video = r.input_video.defined() && !r.input_latents.defined();
   o.block_residuals = r.tea_cache_l1_thresh > 0 ? (r.cfg_scale != 1.0 && layout_.cfg == 1 ? 2 : 1) : 0;
   o.ranks_on_device = ranks_on_dit_device_;
   return o;
@@ -476,7 +493,11 @@ void T2VEngine::validate(const T2VRequest& r) const {
            "], got ", v.sizes());
     if (!v.is_floating_point()) fail("input_video must be floating point in [-1, 1], got ", v.scalar_type());
     if (!at::isfinite(v).all().item<bool>()) fail("input_video holds values that are not finite");
-    if (nnodes_ > 1) fail("input_video: video-to-video on an engine of several nodes is not supported yet");
+  } else if (r.input_latents.defined()) {
+    const int64_t f = (r.num_frames - 1) / 4 + 1, z = model_.arch.vae.z_dim;
+    const at::Tensor& l = r.input_latents;
+    if (l.dim() != 4 || l.size(0) != z || l.size(1) != f || l.size(2) != r.height / 8 || l.size(3) != r.width / 8)
+      fail("input_latents must be [", z, ", ", f, ", ", r.height / 8, ", ", r.width / 8, "], got ", l.sizes());
   } else if (r.denoising_strength != 1.0) {
     fail("denoising_strength ", r.denoising_strength, " < 1 starts from a noised input video; give input_video");
   }
@@ -510,7 +531,6 @@ nlohmann::json T2VEngine::memory_report(const T2VRequest& r) const {
 T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(const T2VEvent&)>& progress,
                               const std::atomic<bool>* cancel) const {
   validate(r);
-  if (requests_ && node_rank_ == 0) publish(r);  // nodes 1.. running follow() run it too
   c10::NoGradGuard no_grad;
   auto report = [&](const char* stage, int64_t step, int64_t total, Clock::time_point t0,
                     const at::Tensor& latents = at::Tensor()) {
@@ -543,29 +563,30 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   };
   stage_start();
 
-  // 1. prompts → embeddings [text_len, dim], zero past each prompt's length
+  // 1. the input video's latents (video-to-video; a follower node gets node 0's), then the
+  //    prompts → embeddings [text_len, dim], zero past each prompt's length
   auto t_encode = Clock::now();
-  report("encode", 0, cfg ? 2 : 1, t_encode);
-  int cached = 0;
-  out.context = encode(r.prompt_ids, r.prompt_mask, cached);
-  at::Tensor negative;
-  if (cfg) negative = encode(r.negative_ids, r.negative_mask, cached).to(dev);
-  const at::Tensor context = out.context.to(dev);  // [text_len, text_dim] float32, where the DiT runs
-  // The input video's latents, its encode chunks counted in the encode stage after the prompts.
   const int prompts = cfg ? 2 : 1;
-  at::Tensor input_latents;  // [16, f, h, w] float32 on the CPU
-  if (r.input_video.defined()) {
+  int encode_total = prompts;  // and the video's chunks
+  report("encode", 0, prompts, t_encode);
+  at::Tensor input_latents = r.input_latents;  // [16, f, h, w] float32 on the CPU
+  if (!input_latents.defined() && r.input_video.defined()) {
     const auto t_video = Clock::now();
     VaeEncodeOptions enc;
     enc.tiled = r.tiled;
     enc.tile_size = r.tile_size;
     enc.tile_stride = r.tile_stride;
-    enc.progress = [&](int done, int total) { report("encode", prompts + done, prompts + total, t_encode); };
+    enc.progress = [&](int done, int total) { report("encode", done, encode_total = total + prompts, t_encode); };
     input_latents = vae_->encode(r.input_video.to(at::kFloat), enc);
     out.timings["video_encode_s"] = seconds_since(t_video);
-  } else {
-    report("encode", prompts, prompts, t_encode);
   }
+  if (requests_ && node_rank_ == 0) publish(r, input_latents);  // nodes 1.. running follow() run it too
+  int cached = 0;
+  out.context = encode(r.prompt_ids, r.prompt_mask, cached);
+  at::Tensor negative;
+  if (cfg) negative = encode(r.negative_ids, r.negative_mask, cached).to(dev);
+  const at::Tensor context = out.context.to(dev);  // [text_len, text_dim] float32, where the DiT runs
+  report("encode", encode_total, encode_total, t_encode);
   out.timings["encode_s"] = seconds_since(t_encode);
   out.timings["encode_cached"] = cached;
 

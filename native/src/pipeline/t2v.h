@@ -42,6 +42,9 @@ struct T2VRequest {
   // first sigma start the sampler, whose sigmas start at denoising_strength instead of 1.
   at::Tensor input_video;
   double denoising_strength = 1.0;
+  // Or the input's latents already encoded, [z_dim, f, h/8, w/8] float32: what follower nodes of
+  // a multi-node engine receive from node 0.
+  at::Tensor input_latents;
 };
 
 struct T2VEvent {
@@ -194,7 +197,8 @@ class T2VEngine {
   std::shared_ptr<Rendezvous> requests_;  // own store client for the request stream (nnodes > 1)
   mutable std::mutex requests_mu_;
   mutable int64_t published_ = 0;
-  void publish(const T2VRequest& r) const;
+  // `input_latents`: video-to-video's encoded input, sent along so followers need not encode it.
+  void publish(const T2VRequest& r, const at::Tensor& input_latents) const;
   void apply_budget(const ComputeOptions& c);
   void check_video_size(int64_t height, int64_t width, int64_t num_frames, const char* what) const;
   void check_host_memory() const;
