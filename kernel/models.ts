@@ -85,6 +85,9 @@ export interface MemoryReport {
   t5_streamed_bytes: number;
   vae_weights_bytes: number;
   vae_decode_bytes: number;
+  /** CPU device lists of several ranks: what the ranks (threads of one host) hold together, the
+   * figure a budget is held to. */
+  host_ranks_peak_bytes?: number;
   /** Predicted peak of rank 0 per stage (models/memory_model.h). */
   stages: { encode: number; denoise: number; decode: number };
   rank0_peak_bytes: number;

@@ -82,6 +82,12 @@ describe("make-tiny and inspect", () => {
     assert.equal(four.memory.ring, 2);
     assert.ok(four.memory.dit_activation_bytes < one.memory.dit_activation_bytes);
     assert.equal(four.memory.dit_weights_bytes, one.memory.dit_weights_bytes);
+    // four CPU ranks are threads of one host: together they hold four ranks' DiT activations, the
+    // figure a --budget is held to, as the engine holds it (t2v_memory_plan_counts_cpu_ranks_sharing_the_host
+    // checks the arithmetic; the tiny model's peak is its VAE decode, which one rank runs)
+    assert.equal(one.memory.host_ranks_peak_bytes, undefined);
+    assert.ok(four.memory.host_ranks_peak_bytes! >= four.memory.rank0_peak_bytes);
+    assert.match(wanlab(["inspect", join(dir, "official"), "--devices", "cpu:0-3"]).stdout, /peak, the 4 CPU ranks together \(one host\) +[\d.]+ [kMG]?B/);
   });
 
   test("--budget: the largest --persistent-params that fits, -1 when all fits, -2 when nothing does", () => {

@@ -51,6 +51,7 @@ export function formatInspect(r: InspectReport): string {
     ["  peak, rank 0", formatBytes(m.rank0_peak_bytes)],
   ];
   if (m.device_count > 1) mem.push(["  peak, other ranks", formatBytes(m.other_rank_peak_bytes)]);
+  if (m.host_ranks_peak_bytes !== undefined) mem.push([`  peak, the ${m.device_count} CPU ranks together (one host)`, formatBytes(m.host_ranks_peak_bytes)]);
   if (m.host_bytes > 0) {
     mem.push(["  host memory beside the GPU", formatBytes(m.host_bytes)]);
     const t5 = m.t5_streamed_bytes > 0 ? "T5 weights (offloaded, pinned)" : "T5 weights (float32)";

@@ -108,6 +108,12 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
                       {"host_t5_bytes", p.host_t5},
                       {"host_activation_bytes", p.host_activations},
                       {"other_rank_peak_bytes", devices.size() > 1 ? p.dit_resident + p.dit_streamed + p.dit_activations : 0}};
+  // CPU ranks are threads of one host: what they hold together is what a budget is held to, as
+  // the engine counts it (T2VEngine: ranks_on_dit_device).
+  MemoryPlanOptions host = mo;
+  host.ranks_on_device = cuda ? 1 : int(devices.size());
+  const MemoryPlan hp = plan_memory(a, host);
+  if (!cuda && devices.size() > 1) j["host_ranks_peak_bytes"] = hp.peak();
   if (o.budget_bytes > 0 || o.budget_bytes == kAutoBudget) {
     std::string how;
     const at::Device first = aten_device(devices[0]);
@@ -115,10 +121,10 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
       fail("--budget auto reads ", first.str(), "'s memory, and this machine sees ", cuda_device_count(),
            " CUDA devices; give the budget in bytes (24G) to inspect for a GPU that is elsewhere");
     const int64_t bytes = o.budget_bytes == kAutoBudget ? auto_memory_budget(first, &how) : o.budget_bytes;
-    const int64_t need = persistent_params_for_budget(a, mo, bytes);
+    const int64_t need = persistent_params_for_budget(a, host, bytes);
     j["budget"] = {{"bytes", bytes},
                    {"auto", how},
-                   {"fits", p.peak() <= bytes},
+                   {"fits", hp.peak() <= bytes},
                    {"persistent_params", need},
                    {"note", need == -1 ? "fits with every DiT weight resident"
                             : need == -2 ? "does not fit even with every DiT block streamed (try --t5-device cpu or --t5-offload, --tiled, more ranks)"
@@ -128,7 +134,7 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
     nlohmann::json longest = nlohmann::json::array();
     for (const auto& [h, w] : {std::pair{480, 832}, std::pair{720, 1280}})
       for (const bool tiled : {false, true}) {
-        MemoryPlanOptions lo = mo;
+        MemoryPlanOptions lo = host;
         lo.height = h, lo.width = w, lo.tiled = tiled;
         const LongestVideo v = longest_video(a, lo, bytes);
         longest.push_back({{"height", h}, {"width", w}, {"tiled", tiled}, {"resident_frames", v.resident},
