@@ -298,6 +298,8 @@ export interface MemoryPlanReport {
   /** An offloaded text encoder's weights (t5Offload): on the device while encoding only. */
   t5_streamed_bytes: number;
   t5_activation_bytes: number; dit_activation_bytes: number; vae_activation_bytes: number;
+  /** Video-to-video: the input video's encode, in the encode stage (an estimate: as a decode). */
+  vae_encode_activation_bytes: number;
   resident_bytes: number;
   encode_peak_bytes: number; denoise_peak_bytes: number; decode_peak_bytes: number; peak_bytes: number;
   /** Beside a GPU, host memory: streamed DiT blocks (pinned), the text encoder offloaded (pinned,

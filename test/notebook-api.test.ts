@@ -79,7 +79,7 @@ describe("in-process notebook lab", () => {
 
   test("plot.memoryPlan: the budget as a line, measured CUDA peaks as markers", () => {
     const plan = { device: "cuda:0", dit_resident_bytes: 10e9, dit_streamed_bytes: 1.4e9, t5_bytes: 0, t5_streamed_bytes: 0, vae_bytes: 0.25e9,
-      t5_activation_bytes: 0, dit_activation_bytes: 4e9, vae_activation_bytes: 1e9, resident_bytes: 10.25e9,
+      t5_activation_bytes: 0, dit_activation_bytes: 4e9, vae_activation_bytes: 1e9, vae_encode_activation_bytes: 0, resident_bytes: 10.25e9,
       encode_peak_bytes: 10.25e9, denoise_peak_bytes: 15.65e9, decode_peak_bytes: 11.25e9, peak_bytes: 15.65e9,
       host_pinned_bytes: 9e9, host_t5_bytes: 0, host_vae_bytes: 0, host_activation_bytes: 0, host_bytes: 9e9,
       budget_bytes: 16e9, fits: true, problem: "" };
