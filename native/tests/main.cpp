@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "checkpoint/make_model.h"
 #include "common/error.h"
 #include "common/fs.h"
@@ -37,6 +39,26 @@ std::string tiny_model(const std::string& layout, uint64_t seed) {
   return dir;
 }
 std::string source_dir() { return WANLAB_SOURCE_DIR; }
+
+wan::T2VRequest golden_request(const wan::TensorMap& g, const std::string& name, const std::string& metadata) {
+  const nlohmann::json p = nlohmann::json::parse(metadata);
+  wan::T2VRequest r;
+  r.prompt_ids = g.at(name + ".prompt_ids").data, r.prompt_mask = g.at(name + ".prompt_mask").data;
+  r.negative_ids = g.at(name + ".negative_ids").data, r.negative_mask = g.at(name + ".negative_mask").data;
+  r.seed = std::stoull(p["seed"].get<std::string>());
+  r.height = p["height"], r.width = p["width"], r.num_frames = p["num_frames"];
+  r.num_inference_steps = p["num_inference_steps"];
+  r.cfg_scale = p["cfg_scale"], r.sigma_shift = p["sigma_shift"];
+  r.tiled = p.value("tiled", false);
+  if (r.tiled) {
+    r.tile_size = {p["tile_size"][0], p["tile_size"][1]};
+    r.tile_stride = {p["tile_stride"][0], p["tile_stride"][1]};
+  }
+  r.tea_cache_l1_thresh = p.value("tea_cache_l1_thresh", 0.0);
+  r.tea_cache_model_id = p.value("tea_cache_model_id", std::string());
+  r.denoising_strength = p.value("denoising_strength", 1.0);
+  return r;
+}
 
 wan::T2VRequest tiny_request(int64_t height, int64_t width, int64_t frames, int64_t steps, double cfg_scale,
                              uint64_t seed) {

@@ -26,22 +26,9 @@ const T2VEngine& engine() {
   static const T2VEngine e(wantest::tiny_model());
   return e;
 }
+// A golden case's prompts with other parameters.
 T2VRequest request_for(const std::string& name, const nlohmann::json& p) {
-  T2VRequest r;
-  r.prompt_ids = G(name + ".prompt_ids");
-  r.prompt_mask = G(name + ".prompt_mask");
-  r.negative_ids = G(name + ".negative_ids");
-  r.negative_mask = G(name + ".negative_mask");
-  r.seed = std::stoull(p["seed"].get<std::string>());
-  r.height = p["height"], r.width = p["width"], r.num_frames = p["num_frames"];
-  r.num_inference_steps = p["num_inference_steps"];
-  r.cfg_scale = p["cfg_scale"], r.sigma_shift = p["sigma_shift"];
-  r.tiled = p["tiled"];
-  if (r.tiled) {
-    r.tile_size = {p["tile_size"][0], p["tile_size"][1]};
-    r.tile_stride = {p["tile_stride"][0], p["tile_stride"][1]};
-  }
-  return r;
+  return wantest::golden_request(golden(), name, p.dump());
 }
 }  // namespace
 
@@ -51,7 +38,7 @@ TEST(t2v_whole_generations_match_diffsynth) {
   EXPECT(cases.size() == 4);
   for (const auto& c : cases) {
     const std::string name = c.get<std::string>();
-    T2VRequest r = request_for(name, nlohmann::json::parse(h.metadata.at(name)));
+    T2VRequest r = wantest::golden_request(golden(), name, h.metadata.at(name));
     T2VResult out = engine().generate(r);
     EXPECT(at::equal(out.noise, G(name + ".noise")));
     double ctx = wantest::rel_l2(out.context, G(name + ".context"));

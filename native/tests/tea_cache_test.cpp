@@ -36,17 +36,8 @@ std::vector<std::pair<std::string, Case>> golden_cases() {
   std::vector<std::pair<std::string, Case>> out;
   for (const auto& name : nlohmann::json::parse(h.metadata.at("cases"))) {
     const std::string n = name.get<std::string>();
-    const nlohmann::json p = nlohmann::json::parse(h.metadata.at(n));
     Case c;
-    T2VRequest& r = c.request;
-    r.prompt_ids = g.at(n + ".prompt_ids").data, r.prompt_mask = g.at(n + ".prompt_mask").data;
-    r.negative_ids = g.at(n + ".negative_ids").data, r.negative_mask = g.at(n + ".negative_mask").data;
-    r.seed = std::stoull(p["seed"].get<std::string>());
-    r.height = p["height"], r.width = p["width"], r.num_frames = p["num_frames"];
-    r.num_inference_steps = p["num_inference_steps"];
-    r.cfg_scale = p["cfg_scale"], r.sigma_shift = p["sigma_shift"];
-    r.tea_cache_l1_thresh = p["tea_cache_l1_thresh"];
-    r.tea_cache_model_id = p["tea_cache_model_id"];
+    c.request = wantest::golden_request(g, n, h.metadata.at(n));
     c.latents = g.at(n + ".latents").data;
     c.skipped = g.at(n + ".skipped").data;
     out.emplace_back(n, c);

@@ -49,6 +49,10 @@ void expect_error(const std::function<void()>& fn, std::initializer_list<std::st
 // 512), the video size, `steps` steps, CFG `cfg_scale`. (Include pipeline/t2v.h to use it.)
 wan::T2VRequest tiny_request(int64_t height, int64_t width, int64_t frames, int64_t steps = 2, double cfg_scale = 5.0,
                              uint64_t seed = 7);
+// A request from a case of a golden generation file (test/golden/make_t2v.py and friends): the
+// tensors <name>.prompt_ids/.prompt_mask/.negative_ids/.negative_mask of `g` and the case's JSON
+// metadata (seed, size, steps, cfg, shift; tiling, TeaCache, denoising strength where present).
+wan::T2VRequest golden_request(const wan::TensorMap& g, const std::string& name, const std::string& metadata);
 // Same dtype, shape and bytes (bitwise, so NaN payloads and f8 patterns count).
 bool same(const wan::StoredTensor& a, const wan::StoredTensor& b);
 }  // namespace wantest

@@ -25,18 +25,8 @@ TEST(v2v_matches_diffsynth_input_video_and_denoising_strength) {
   const T2VEngine e(wantest::tiny_model());
   for (const auto& c : nlohmann::json::parse(h.metadata.at("cases"))) {
     const std::string n = c.get<std::string>();
-    const nlohmann::json p = nlohmann::json::parse(h.metadata.at(n));
-    T2VRequest r;
-    r.prompt_ids = g.at(n + ".prompt_ids").data, r.prompt_mask = g.at(n + ".prompt_mask").data;
-    r.negative_ids = g.at(n + ".negative_ids").data, r.negative_mask = g.at(n + ".negative_mask").data;
-    r.seed = std::stoull(p["seed"].get<std::string>());
-    r.height = p["height"], r.width = p["width"], r.num_frames = p["num_frames"];
-    r.num_inference_steps = p["num_inference_steps"];
-    r.cfg_scale = p["cfg_scale"], r.sigma_shift = p["sigma_shift"];
-    r.tiled = p["tiled"];
-    if (r.tiled) r.tile_size = {p["tile_size"][0], p["tile_size"][1]}, r.tile_stride = {p["tile_stride"][0], p["tile_stride"][1]};
+    T2VRequest r = wantest::golden_request(g, n, h.metadata.at(n));
     r.input_video = g.at(n + ".input_video").data;
-    r.denoising_strength = p["denoising_strength"];
     const T2VResult out = e.generate(r);
     const double lat = wantest::rel_l2(out.latents, g.at(n + ".latents").data);
     const double vid = wantest::rel_l2(out.video, g.at(n + ".video").data);
@@ -79,15 +69,8 @@ TEST(v2v_on_two_nodes_sends_the_encoded_input_to_the_follower) {
   const std::string path = wantest::source_dir() + kGolden;
   const TensorMap g = load_safetensors(path, false);
   const std::string n = "cfg_strength_0.7";
-  const nlohmann::json p = nlohmann::json::parse(read_safetensors_header(path).metadata.at(n));
-  T2VRequest r;
-  r.prompt_ids = g.at(n + ".prompt_ids").data, r.prompt_mask = g.at(n + ".prompt_mask").data;
-  r.negative_ids = g.at(n + ".negative_ids").data, r.negative_mask = g.at(n + ".negative_mask").data;
-  r.seed = std::stoull(p["seed"].get<std::string>());
-  r.height = p["height"], r.width = p["width"], r.num_frames = p["num_frames"];
-  r.num_inference_steps = p["num_inference_steps"], r.cfg_scale = p["cfg_scale"], r.sigma_shift = p["sigma_shift"];
+  T2VRequest r = wantest::golden_request(g, n, read_safetensors_header(path).metadata.at(n));
   r.input_video = g.at(n + ".input_video").data;
-  r.denoising_strength = p["denoising_strength"];
 
   const uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
   std::unique_ptr<T2VEngine> nodes[2];

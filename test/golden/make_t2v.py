@@ -101,6 +101,19 @@ def prepare(fm, tokens, encode, prompt, negative, seed, height, width, frames, s
     return (ids, mask), (nids, nmask), posi, nega, sched, noise
 
 
+def denoise(dit, model_fn, sched, latents, posi, nega, cfg):
+    """WanVideoPipeline's loop: model_fn for the prompt (and the negative prompt when cfg != 1),
+    nega + cfg * (posi - nega), scheduler.step; the timestep a [1] float32 tensor."""
+    for i, t in enumerate(sched.timesteps):
+        timestep = t.unsqueeze(0).to(dtype=torch.float32)
+        v = model_fn(dit, latents=latents, timestep=timestep, context=posi)
+        if cfg != 1.0:
+            vn = model_fn(dit, latents=latents, timestep=timestep, context=nega)
+            v = vn + cfg * (v - vn)
+        latents = sched.step(v, sched.timesteps[i], latents)
+    return latents
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--diffsynth")
@@ -114,14 +127,7 @@ def main():
         for name, prompt, negative, seed, height, width, frames, steps, cfg, shift, tiles in CASES:
             (ids, mask), (nids, nmask), posi, nega, sched, noise = prepare(
                 fm, tokens, encode, prompt, negative, seed, height, width, frames, steps, shift)
-            latents = noise
-            for i, t in enumerate(sched.timesteps):
-                timestep = t.unsqueeze(0).to(dtype=torch.float32)
-                v = model_fn(dit, latents=latents, timestep=timestep, context=posi)
-                if cfg != 1.0:
-                    vn = model_fn(dit, latents=latents, timestep=timestep, context=nega)
-                    v = vn + cfg * (v - vn)
-                latents = sched.step(v, sched.timesteps[i], latents)
+            latents = denoise(dit, model_fn, sched, noise, posi, nega, cfg)
             kw = {"tiled": tiles is not None}
             if tiles:
                 kw.update(tile_size=tiles[0], tile_stride=tiles[1])

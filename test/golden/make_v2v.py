@@ -76,13 +76,7 @@ def main():
                 kw.update(tile_size=tiles[0], tile_stride=tiles[1])
             input_latents = vae.encode(video_in, device="cpu", **kw).to(dtype=torch.float32)
             latents = sched.add_noise(input_latents, noise, timestep=sched.timesteps[0])
-            for i, t in enumerate(sched.timesteps):
-                timestep = t.unsqueeze(0).to(dtype=torch.float32)
-                v = model_fn(dit, latents=latents, timestep=timestep, context=posi)
-                if cfg != 1.0:
-                    vn = model_fn(dit, latents=latents, timestep=timestep, context=nega)
-                    v = vn + cfg * (v - vn)
-                latents = sched.step(v, sched.timesteps[i], latents)
+            latents = make_t2v.denoise(dit, model_fn, sched, latents, posi, nega, cfg)
             video = vae.decode(latents, device="cpu", **kw)[0]
             p = name + "."
             out[p + "frames"] = torch.from_numpy(rgb).contiguous()
