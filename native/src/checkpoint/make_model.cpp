@@ -49,7 +49,7 @@ struct Writer {
     for (const auto& s : specs) {
       const std::string key = layout_key(layout, c, s.name);
       at::Tensor w = random_tensor(s, seed);
-      if (!scaled_f8 || !is_block_linear_weight(s)) {
+      if (!scaled_f8 || !is_block_linear_weight(s.name, int64_t(s.shape.size()))) {
         out[key] = stored(w.to(dtype));
         continue;
       }
@@ -60,10 +60,6 @@ struct Writer {
     if (scaled_f8) out[c == Component::DiT ? layout_key(layout, c, "scaled_fp8") : "scaled_fp8"] =
         {at::empty({0}, at::kByte), DType::F8_E4M3};
     return out;
-  }
-  static bool is_block_linear_weight(const TensorSpec& s) {
-    return s.name.rfind("blocks.", 0) == 0 && s.shape.size() == 2 && s.name.find("pos_embedding") == std::string::npos &&
-           s.name.compare(s.name.size() - 7, 7, ".weight") == 0;
   }
   void progress(const fs::path& file, const std::vector<TensorSpec>& specs) {
     if (opts.progress) opts.progress(file.string(), static_cast<double>(done_params) / total_params);

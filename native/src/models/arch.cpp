@@ -313,6 +313,12 @@ ModelArch preset_arch(const std::string& name) {
   return m;
 }
 
+bool is_block_linear_weight(const std::string& name, int64_t dims) {
+  const std::string end = ".weight";
+  return dims == 2 && name.rfind("blocks.", 0) == 0 && name.find("pos_embedding") == std::string::npos &&
+         name.size() > end.size() && name.compare(name.size() - end.size(), end.size(), end) == 0;
+}
+
 int64_t count_params(const std::vector<TensorSpec>& specs) {
   int64_t n = 0;
   for (const auto& s : specs) {

@@ -69,4 +69,9 @@ ModelArch preset_arch(const std::string& name);
 
 int64_t count_params(const std::vector<TensorSpec>& specs);
 
+// A linear layer's weight inside a block (canonical names: the DiT's attention q/k/v/o and FFN,
+// UMT5's attention and FFN): blocks.N.….weight with 2 dims, UMT5's position tables excepted. What
+// float8 checkpoints store as float8.
+bool is_block_linear_weight(const std::string& name, int64_t dims);
+
 }  // namespace wan

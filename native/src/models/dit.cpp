@@ -4,7 +4,6 @@
 #include <torch/version.h>
 
 #include <cmath>
-#include <cstring>
 #include <string>
 
 #include "common/cuda.h"
@@ -215,11 +214,7 @@ WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& 
 bool dit_keeps_f8(const TensorMap& weights) {
   bool any = false;
   for (const auto& [name, t] : weights) {
-    if (name.rfind("blocks.", 0) != 0) continue;
-    bool linear = false;
-    for (const char* end : {".q.weight", ".k.weight", ".v.weight", ".o.weight", "ffn.0.weight", "ffn.2.weight"})
-      linear = linear || (name.size() > strlen(end) && name.compare(name.size() - strlen(end), strlen(end), end) == 0);
-    if (!linear) continue;
+    if (!is_block_linear_weight(name, t.data.dim())) continue;
     if (!is_f8(t.dtype)) return false;
     any = true;
   }

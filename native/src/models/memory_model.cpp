@@ -55,7 +55,7 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   }
   // An offloaded text encoder (a CUDA one: the engine refuses it elsewhere) is pinned on the host
   // whichever GPU it encodes on, and on this one only while it encodes.
-  const int64_t t5_bytes = count_params(t5_specs(a.t5)) * B;
+  const int64_t t5_params = count_params(t5_specs(a.t5)), t5_bytes = t5_params * B;
   p.t5 = o.t5_on_device && !o.t5_offload ? t5_bytes : 0;
   p.t5_streamed = o.t5_on_device && o.t5_offload ? t5_bytes : 0;
 
@@ -85,7 +85,7 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   p.vae_activations = o.vae_on_device ? vae_activations(B) : 0;
   p.vae_encode_activations = o.encode_video ? p.vae_activations : 0;
   if (o.gpu) {  // what computes on the CPU beside the GPU does so in float32
-    p.host_t5 = o.t5_offload ? t5_bytes : o.t5_on_device ? 0 : count_params(t5_specs(a.t5)) * 4;
+    p.host_t5 = o.t5_offload ? t5_bytes : o.t5_on_device ? 0 : t5_params * 4;
     p.host_vae = o.vae_on_device ? 0 : count_params(vae_specs(a.vae)) * 4;
     p.host_activations = std::max(o.t5_on_device || o.t5_offload ? 0 : t5_activations(4), o.vae_on_device ? 0 : vae_activations(4));
   }

@@ -54,7 +54,7 @@ LoadedModel random_model(const std::string& dims, uint64_t seed, const at::Devic
   fill(m.dit, dit_specs(m.arch.dit));
   if (dit_f8)
     for (auto& [name, t] : m.dit)
-      if (name.rfind("blocks.", 0) == 0 && ends_with(name, ".weight") && t.data.dim() == 2)
+      if (is_block_linear_weight(name, t.data.dim()))
         t = {encode_f8(t.data, DType::F8_E4M3), DType::F8_E4M3};
   fill(m.t5, t5_specs(m.arch.t5));
   fill(m.vae, vae_specs(m.arch.vae));
