@@ -18,18 +18,9 @@ const std::map<std::string, std::array<double, 5>>& coefficients() {
 }
 }  // namespace
 
-const std::vector<std::string>& tea_cache_model_ids() {
-  static const std::vector<std::string> ids = [] {
-    std::vector<std::string> v;
-    for (const auto& [id, _] : coefficients()) v.push_back(id);
-    return v;
-  }();
-  return ids;
-}
-
 std::string tea_cache_model(const DitArch& a, const std::string& model_id) {
   std::string allowed;
-  for (const std::string& id : tea_cache_model_ids()) allowed += (allowed.empty() ? "" : ", ") + id;
+  for (const auto& [id, _] : coefficients()) allowed += (allowed.empty() ? "" : ", ") + id;
   if (!model_id.empty()) {
     if (!coefficients().count(model_id)) fail("tea_cache_model_id must be one of ", allowed, ", got '", model_id, "'");
     return model_id;
