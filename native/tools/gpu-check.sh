@@ -52,7 +52,9 @@ if [ "$SET" = 14b ]; then  # a second call on the same (warm) machine: the build
   echo "done ${SECONDS}s" | tee -a "$LOG"
   exit 0
 fi
-for t in nccl attention_parts _kernel bf16_path device_lists f8_ offload tea_cache v2v; do "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
+# Each filter under a time limit: a hung collective must not eat the device time of the steps after it.
+for t in nccl attention_parts _kernel bf16_path device_lists f8_ offload tea_cache v2v; do
+  timeout 180 "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
 "$E" make-tiny "$B/tiny" > /dev/null
 step parity_tiny 90 "$E" parity "$B/tiny" --device cuda --persistent-params 0 --height 96 --width 160 --frames 17 --steps 4
 step elementwise_1.3B 90 "$E" bench elementwise --device cuda --dims 1.3B --tokens 32760
