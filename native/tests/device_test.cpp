@@ -2,6 +2,7 @@
 // bf16 compute path, run on the CPU (the same code a CUDA device runs) against float32.
 #include <cmath>
 
+#include "bench/doctor.h"
 #include "bench/device_parity.h"
 #include "common/cuda.h"
 #include "models/attention.h"
@@ -129,8 +130,25 @@ TEST(attention_parts_merge_to_whole_attention_on_each_device) {
         at::logsumexp(at::matmul(q.to(at::kFloat), k.to(at::kFloat).transpose(-2, -1)) / std::sqrt(128.0), -1);
     const double e_out = wantest::rel_l2(acc.cpu(), whole.cpu()), e_lse = wantest::rel_l2(lse.cpu(), want_lse.cpu());
     std::cout << "    " << dev << " " << dt << ": merged parts vs whole rel L2 " << e_out << ", lse " << e_lse << "\n";
-    // bf16: the output is rounded to 8 bits of mantissa; the log-sum-exp stays float32.
-    EXPECT(e_out < (dt == at::kFloat ? 1e-6 : 1e-2) && e_lse < (dt == at::kFloat ? 1e-6 : 1e-3));
+    // bf16: the output is rounded to 8 bits of mantissa; the log-sum-exp stays float32. float32:
+    // the whole attention and the parts sum in different orders (3.1e-6 on the H200 machine's 16
+    // cores with libtorch 2.11).
+    EXPECT(e_out < (dt == at::kFloat ? 1e-5 : 1e-2) && e_lse < (dt == at::kFloat ? 1e-5 : 1e-3));
+  }
+}
+
+TEST(doctor_device_checks_run_on_the_cpu) {
+  // The checks doctor runs on each GPU, here on the CPU: every numeric check passes and the own
+  // kernels say why they are unavailable, so a mistake in a check's own setup (such as a RoPE
+  // table DiffSynth's split cannot make) fails here rather than first on a lent GPU.
+  const nlohmann::json c = wan::device_checks(at::Device(at::kCPU));
+  for (const char* name : {"matmul_bf16", "attention_bf16", "ring_attention_part_bf16"}) {
+    EXPECT(c.contains(name));
+    EXPECT(c[name].value("ok", false));
+  }
+  for (const char* name : {"own_kernel_rope", "own_kernel_layer_norm"}) {
+    EXPECT(c.contains(name) && !c[name].contains("error"));
+    EXPECT(c[name].value("unavailable", std::string()).find("CUDA") != std::string::npos);
   }
 }
 

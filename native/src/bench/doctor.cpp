@@ -68,8 +68,9 @@ nlohmann::json own_kernel_check(const std::function<at::Tensor(std::string*)>& o
   }
 }
 
-// The DiT's CUDA paths on device `d`, at small sizes (well under a second once compiled).
-nlohmann::json cuda_device_checks(const at::Device& d) {
+}  // namespace
+
+nlohmann::json device_checks(const at::Device& d) {
   c10::InferenceMode guard;
   at::Generator g = seeded_generator(d, 1);
   const auto f32 = at::TensorOptions().device(d).dtype(at::kFloat);
@@ -91,8 +92,9 @@ nlohmann::json cuda_device_checks(const at::Device& d) {
     return std::max(rel_l2(p.out, ref), rel_l2(p.lse, ref_lse));
   }, 2e-2);
   // Own kernels at the DiT's layouts: RoPE on [1, L, H, d] bf16, LayerNorm on [L, D] float32.
-  const RopeTable t = rope_table(64, 1, 8, 8);  // 64 tokens, [64, 32]
-  const at::Tensor x = at::randn({1, 64, 2, 64}, g, f32).to(at::kBFloat16);
+  // head_dim 128, the DiT's: DiffSynth's 3-D split (dim // 3 per spatial axis) needs even axis dims.
+  const RopeTable t = rope_table(128, 1, 8, 8);  // 64 tokens, [64, 64]
+  const at::Tensor x = at::randn({1, 64, 2, 128}, g, f32).to(at::kBFloat16);
   const at::Tensor cos = t.cos.to(d, at::kFloat), sin = t.sin.to(d, at::kFloat);
   c["own_kernel_rope"] = own_kernel_check([&](std::string* why) { return kernels::try_rope_bf16(x, cos, sin, why); },
                                           [&] { return kernels::rope_bf16_host(x.cpu(), cos.cpu(), sin.cpu()); });
@@ -102,6 +104,8 @@ nlohmann::json cuda_device_checks(const at::Device& d) {
       [&] { return kernels::layer_norm_bf16_host(h.cpu(), w.cpu(), b.cpu(), 1e-6); });
   return c;
 }
+
+namespace {
 
 std::vector<std::string> lines(const std::string& s) {
   std::vector<std::string> out;
@@ -138,7 +142,7 @@ nlohmann::json doctor_report() {
     nlohmann::json dev = {{"device", d.str()}, {"name", cuda_device_name(d)},
                           {"compute_capability", concat(cc / 10, ".", cc % 10)},
                           {"total_bytes", m.total}, {"free_bytes", m.free}};
-    dev["checks"] = cuda_device_checks(d);
+    dev["checks"] = device_checks(d);
     for (const auto& [name, c] : dev["checks"].items()) {
       if (c["ok"].get<bool>()) continue;
       if (c.contains("unavailable"))

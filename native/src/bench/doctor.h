@@ -9,6 +9,8 @@
 // GPU); `warnings` what makes it slower (own kernels unavailable, no NCCL for device groups);
 // `message` says where runs go and, when they fall back to the CPU, how to get the GPU build.
 #pragma once
+#include <c10/core/Device.h>
+
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +18,11 @@
 namespace wan {
 
 nlohmann::json doctor_report();
+
+// The DiT's paths on device `d` at small sizes (well under a second once compiled): name -> {ok,
+// rel_l2 | error | unavailable, ...}. doctor_report runs it on each CUDA device; on the CPU the
+// own kernels are unavailable and the rest runs as it would there.
+nlohmann::json device_checks(const at::Device& d);
 
 // "2.11.0": the libtorch this engine was compiled against.
 std::string libtorch_version();
