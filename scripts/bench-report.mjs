@@ -4,7 +4,7 @@
 //
 //   scripts/bench-report.mjs [DIR] [--baseline DIR] [--out DIR] [--label L] [--baseline-label L] [--inline]
 //
-// DIR defaults to bench/results/2026-11-26-h200; report.html is written there (or into --out). DIR
+// DIR defaults to bench/results/2026-11-26-h200-kernels (the newest); report.html is written there (or into --out). DIR
 // may also be the results.tgz native/tools/gpu-check.sh returns (the report goes beside it).
 // Charts: (a) seconds per DiT forward, wanlab vs the DiffSynth-Studio peer (PyTorch eager), per
 // config and per run (baseline / optimised); (b) achieved TFLOP/s against the measured 8192³ bf16
@@ -111,17 +111,17 @@ function buildReport(runs) {
   const b = [];
   const bRows = [];
   const t2vConfigs = (r) => r.results.t2v.filter((j) => !(j.placement?.dit_offloaded_params > 0));
-  const xs = [...configs, ...new Set(runs.flatMap((r) => t2vConfigs(r).map((j) => `${t2vConfig(j)} t2v step`)))];
+  const xs = [...configs, ...new Set(runs.flatMap((r) => t2vConfigs(r).map((j) => axis(`${t2vRun(j)}: t2v step`))))];
   for (const r of runs) {
     b.push({ type: "bar", name: `wanlab DiT forward (${r.label})`, x: configs, y: configs.map((c) => { const j = dit(r, c); return j ? j.flops / j.ours.median_s / 1e12 : null; }) });
     b.push({ type: "bar", name: `DiffSynth-Studio peer DiT forward (${r.label})`, x: configs, y: configs.map((c) => { const j = dit(r, c); return j?.peer ? j.flops / j.peer.median_s / 1e12 : null; }) });
     const steps = t2vConfigs(r);
-    if (steps.length) b.push({ type: "bar", name: `wanlab t2v step, cond + uncond (${r.label})`, x: steps.map((j) => `${t2vConfig(j)} t2v step`), y: steps.map((j) => j.step_tflops_per_s) });
+    if (steps.length) b.push({ type: "bar", name: `wanlab t2v step, cond + uncond (${r.label})`, x: steps.map((j) => axis(`${t2vRun(j)}: t2v step`)), y: steps.map((j) => j.step_tflops_per_s) });
     for (const c of configs) {
       const j = dit(r, c);
       if (j) bRows.push([`${c} DiT forward`, r.label, fmt(j.flops / j.ours.median_s / 1e12, 4), j.peer ? fmt(j.flops / j.peer.median_s / 1e12, 4) : "–"]);
     }
-    for (const j of steps) bRows.push([`${t2vConfig(j)} t2v step`, r.label, fmt(j.step_tflops_per_s, 4), "–", fmt(j.peak_tflops_per_s, 4), `${(100 * j.step_fraction_of_peak).toFixed(1)} %`]);
+    for (const j of steps) bRows.push([`${t2vRun(j)}: t2v step`, r.label, fmt(j.step_tflops_per_s, 4), "–", fmt(j.peak_tflops_per_s, 4), `${(100 * j.step_fraction_of_peak).toFixed(1)} %`]);
   }
   const peaks = runs.map((r) => ({ label: r.label, ms: r.results.matmul.map((m) => m.tflops_per_s) })).filter((p) => p.ms.length);
   for (const p of peaks) {
@@ -206,7 +206,7 @@ async function main() {
   for (const k of Object.keys(argv)) if (!known.has(k)) throw new Usage(`unknown option --${k}\n${help}`);
   if (argv._.length > 1) throw new Usage(`expected at most one results directory, got ${argv._.join(" ")}\n${help}`);
   for (const k of ["baseline", "out", "label", "baseline-label"]) if (argv[k] !== undefined && (typeof argv[k] !== "string" || !argv[k])) throw new Usage(`--${k} needs a value`);
-  const dir = path.resolve(String(argv._[0] ?? path.join(root, "bench", "results", "2026-11-26-h200")));
+  const dir = path.resolve(String(argv._[0] ?? path.join(root, "bench", "results", "2026-11-26-h200-kernels")));
   const runs = [];
   if (argv.baseline) runs.push({ label: argv["baseline-label"] ?? "baseline", results: await readResults(path.resolve(argv.baseline)) });
   runs.push({ label: argv.label ?? (argv.baseline ? "optimised" : path.basename(dir, ".tgz")), results: await readResults(dir) });

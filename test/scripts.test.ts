@@ -161,3 +161,20 @@ test("bench-report.mjs: the committed GPU results as a plotly report, before/aft
   assert.match(bad.stderr, /results directory .*nope does not exist/);
   assert.equal(script("bench-report.mjs", ["--bogus"]).status, 2);
 });
+
+test("bench-report.mjs: the own-kernel H200 run against the ATen one; each t2v run its own bar; the committed report is current", () => {
+  const results = join(root, "bench", "results", "2026-11-26-h200-kernels");
+  const labels = ["--baseline-label", "fused ATen elementwise", "--label", "own RoPE and LayerNorm kernels"];
+  const r = script("bench-report.mjs", ["--baseline", join(root, "bench", "results", "2026-11-26-h200"), ...labels, "--out", "report-kernels"]);
+  assert.equal(r.status, 0, r.stderr);
+  const html = readFileSync(join(dir, "report-kernels", "report.html"), "utf8");
+  const spec = JSON.parse(/const figs = (\[.*?\]);/s.exec(html)![1]!) as { data: { name: string; x: string[]; y: (number | null)[] }[] }[];
+  // (b): the two resident 1.3B runs (bf16; float8 + T5 offloaded + video-to-video) are two bars
+  const steps = spec[1]!.data.find((t) => t.name === "wanlab t2v step, cond + uncond (own RoPE and LayerNorm kernels)")!;
+  assert.equal(new Set(steps.x).size, steps.x.length, steps.x.join(" | "));
+  const f8 = JSON.parse(readFileSync(join(results, "t2v_1.3B_480p_f8_t5_offload_v2v.json"), "utf8"));
+  assert.equal(steps.y[steps.x.indexOf("1.3B 480p<br>all resident · float8 linears · T5 offloaded · video-to-video 0.7: t2v step")], f8.step_tflops_per_s);
+  const body = (s: string) => s.split("\n").filter((l) => !/^<script( src=|>if \(!window\.Plotly\))/.test(l)).join("\n");
+  assert.equal(body(readFileSync(join(results, "report.html"), "utf8")), body(html),
+    `regenerate: node scripts/bench-report.mjs --baseline bench/results/2026-11-26-h200 ${labels.map((l) => (l.includes(" ") ? `"${l}"` : l)).join(" ")}`);
+});
