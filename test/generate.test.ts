@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CancelledError, open, type EngineLab } from "../kernel/engine.js";
 import { statsFigure } from "../kernel/display/notebook.js";
-import { ParamError } from "../kernel/params.js";
+import { ParamError, teaCacheModelIds } from "../kernel/params.js";
 import { readInputVideo } from "../kernel/video/read.js";
 import { root, scratch, wanlab } from "./helpers.js";
 import { readSafetensors, relL2 } from "./safetensors.js";
@@ -97,8 +97,10 @@ describe("API behaviour", () => {
 
   test("TeaCache: the steps it skips reuse the blocks' residual; no calibration for the model is a ParamError before any work", async () => {
     const p = { prompt: "a dog", seed: 5, height: 16, width: 16, numFrames: 1, numInferenceSteps: 8 };
+    // The engine names its calibrations: the same ids as the API's own check (params.ts) accepts.
     await assert.rejects(lab.generate({ ...p, teaCacheL1Thresh: 0.1 }),
-      (e: unknown) => e instanceof ParamError && e.field === "teaCacheModelId" && /is neither Wan2\.1-T2V-1\.3B nor 14B/.test(e.message));
+      (e: unknown) => e instanceof ParamError && e.field === "teaCacheModelId" && /is neither Wan2\.1-T2V-1\.3B nor 14B/.test(e.message) &&
+        e.message.endsWith(`give the calibration to use (${teaCacheModelIds.join(", ")})`));
     await assert.rejects(lab.generate({ ...p, teaCacheModelId: "Wan2.1-T2V-14B" }), /teaCacheModelId is given without teaCacheL1Thresh/);
     const full = await lab.generate(p);
     const tea = await lab.generate({ ...p, teaCacheL1Thresh: 0.1, teaCacheModelId: "Wan2.1-T2V-1.3B" });

@@ -11,6 +11,7 @@
 #include "checkpoint/safetensors.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
+#include "common/strings.h"
 
 namespace fs = std::filesystem;
 
@@ -345,16 +346,12 @@ TensorMap load_component(const ModelFiles& m, Component c, bool mmap) {
   const ComponentFiles& files = m.component(c);
   const std::string& file = files.index.empty() ? files.files.at(0) : files.index;
   TensorMap raw;
-  if (file.size() > 4 && file.compare(file.size() - 4, 4, ".pth") == 0) {
+  if (ends_with(file, ".pth")) {
     raw = load_pth(file, mmap);
   } else {
     raw = load_safetensors_component(files, mmap);
   }
   TensorMap out;
-  auto ends_with = [](const std::string& k, const char* end) {
-    const size_t n = strlen(end);
-    return k.size() > n && k.compare(k.size() - n, n, end) == 0;
-  };
   for (auto& [key, t] : raw) {
     // ComfyUI scaled fp8: X.weight (float8) is worth X.weight * X.scale_weight (a float32
     // scalar), attached to the weight below. X.scale_input only matters to float8 matmuls of

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/strings.h"
 
 namespace wan::pickle {
 
@@ -190,7 +191,7 @@ Value* Machine::resolve(const std::string& module, const std::string& name) {
     if (name == "_rebuild_tensor_v3") return global(Global::RebuildTensorV3);
     if (name == "_rebuild_parameter") return global(Global::RebuildParameter);
     if (name == "_rebuild_parameter_with_state") return global(Global::RebuildParameterWithState);
-    if (name.rfind("_rebuild_", 0) == 0)
+    if (starts_with(name, "_rebuild_"))
       fail("unsupported tensor kind torch._utils.", name, " in ", ctx_, " (only dense CPU/CUDA tensors load)");
   }
   if (module == "torch._tensor" && name == "_rebuild_from_type_v2") return global(Global::RebuildFromTypeV2);
@@ -207,7 +208,7 @@ Value* Machine::resolve(const std::string& module, const std::string& name) {
     if (module == "torch")
       for (const auto& t : kDTypes)
         if (name == t.name) return global(Global::DTypeValue, t.dtype);
-    if (name.size() > 7 && name.compare(name.size() - 7, 7, "Storage") == 0)
+    if (name.size() > 7 && ends_with(name, "Storage"))
       fail("unsupported storage type ", module, ".", name, " in ", ctx_);
   }
   fail("refusing global ", module, ".", name, " in ", ctx_,

@@ -17,6 +17,7 @@
 #include "checkpoint/zip.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
+#include "common/strings.h"
 
 namespace wan {
 
@@ -165,7 +166,7 @@ TensorMap load_pth(const std::string& path, bool mmap) {
   std::string prefix = first.substr(0, slash);
 
   for (const ZipEntry& e : zip.entries())
-    if (e.name == prefix + "/constants.pkl" || e.name.rfind(prefix + "/code/", 0) == 0)
+    if (e.name == prefix + "/constants.pkl" || starts_with(e.name, prefix + "/code/"))
       fail(path, " is a TorchScript archive (torch.jit.save), not a torch.save state dict");
   if (const ZipEntry* bo = zip.find(prefix + "/byteorder")) {
     std::string order = record_text(zip, *bo);

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/strings.h"
 
 namespace wan {
 
@@ -314,9 +315,8 @@ ModelArch preset_arch(const std::string& name) {
 }
 
 bool is_block_linear_weight(const std::string& name, int64_t dims) {
-  const std::string end = ".weight";
-  return dims == 2 && name.rfind("blocks.", 0) == 0 && name.find("pos_embedding") == std::string::npos &&
-         name.size() > end.size() && name.compare(name.size() - end.size(), end.size(), end) == 0;
+  return dims == 2 && starts_with(name, "blocks.") && name.find("pos_embedding") == std::string::npos &&
+         ends_with(name, ".weight");
 }
 
 int64_t count_params(const std::vector<TensorSpec>& specs) {

@@ -1,13 +1,14 @@
 #include "models/placement.h"
 
 #include "common/error.h"
+#include "common/strings.h"
 
 namespace wan {
 
 at::Device parse_device(const std::string& text) {
   if (text == "cpu") return at::Device(at::kCPU);
   if (text == "cuda") return at::Device(at::kCUDA, 0);
-  if (text.rfind("cuda:", 0) == 0) {
+  if (starts_with(text, "cuda:")) {
     const std::string idx = text.substr(5);
     if (!idx.empty() && idx.size() <= 3 && idx.find_first_not_of("0123456789") == std::string::npos)
       return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(std::stoi(idx)));
