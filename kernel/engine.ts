@@ -10,7 +10,7 @@
 // step boundary with the model still loaded.
 import { defaultModel } from "./models.js";
 import { native } from "./native.js";
-import { ParamError, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+import { ParamError, paramErrorFromEngine, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
 import { readInputVideo } from "./video/read.js";
 import { loadTokenizer, type PromptTokenizer } from "./tokenizer.js";
 import { videoToUint8 } from "./video/convert.js";
@@ -410,7 +410,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
       );
     } catch (e) {
       if ((e as { code?: string }).code === "WANLAB_CANCELLED") throw new CancelledError((e as Error).message);
-      throw e;
+      throw paramErrorFromEngine(e) ?? e;
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
@@ -439,10 +439,8 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
       return JSON.parse(engine.plan({ height: p.height, width: p.width, numFrames: p.numFrames, tiled: p.tiled, tileSize: p.tileSize,
         cfgScale: p.cfgScale, teaCacheL1Thresh: p.teaCacheL1Thresh, teaCacheModelId: p.teaCacheModelId,
         inputVideo: p.inputVideo !== "", denoisingStrength: p.denoisingStrength })) as MemoryPlanReport;
-    } catch (e) {  // no TeaCache calibration fits this model: the engine names it
-      const m = /^tea_cache_model_id(.*)$/s.exec((e as Error).message);
-      if (m) throw new ParamError("teaCacheModelId", `teaCacheModelId${m[1]}`);
-      throw e;
+    } catch (e) {  // e.g. no TeaCache calibration fits this model: the engine names the field
+      throw paramErrorFromEngine(e) ?? e;
     }
   };
   function memoryPlan(params: Omit<GenerateParams, "prompt">): MemoryPlanReport {

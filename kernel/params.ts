@@ -88,6 +88,24 @@ export class ParamError extends Error {
   }
 }
 
+/** The request fields as the engine names them in its errors (native/src/pipeline/t2v.cpp):
+ * snake_case of the API's camelCase, "teaCacheL1Thresh" -> "tea_cache_l1_thresh". */
+const engineNames = new Map(
+  [...Object.keys(defaults), "prompt", "seed"].map((k) => [k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase()), k] as const),
+);
+
+/** The engine's error about a request field as a ParamError on that field, its fields renamed
+ * as the API spells them; undefined for any other error. The engine checks every request
+ * again (and checks what only it knows, such as which TeaCache calibration fits its DiT). */
+export function paramErrorFromEngine(e: unknown): ParamError | undefined {
+  const message = (e as Error)?.message ?? "";
+  const first = /^[a-z0-9_]+\b/.exec(message)?.[0];
+  const field = first === undefined ? undefined : engineNames.get(first);
+  if (field === undefined) return undefined;
+  const names = [...engineNames.keys()].filter((n) => n.includes("_"));
+  return new ParamError(field, message.replace(new RegExp(`\\b(${names.join("|")})\\b`, "g"), (n) => engineNames.get(n)!));
+}
+
 const maxSeed = (1n << 64n) - 1n;
 
 export function parseSeed(value: bigint | number | string): bigint {
