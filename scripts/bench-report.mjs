@@ -9,7 +9,9 @@
 // Charts: (a) seconds per DiT forward, wanlab vs the DiffSynth-Studio peer (PyTorch eager), per
 // config and per run (baseline / optimised); (b) achieved TFLOP/s against the measured 8192³ bf16
 // matmul peak; (c) device peak memory per stage, predicted (the memory model) vs measured, per
-// t2v run; (d) the full 50-step estimate against the FLOP bound. Every figure also comes as a
+// t2v run; (d) the full 50-step estimate against the FLOP bound; (e) the DiT block's elementwise
+// passes (bench elementwise): ATen, the own kernel replacing one, one pass at the measured copy
+// bandwidth. Every figure also comes as a
 // table, so the page reads without JavaScript. plotly.js: --inline embeds plotly.js-dist-min
 // (4.8 MB); otherwise the page loads it from this checkout's node_modules, then from the plotly CDN.
 // Exit: 0 ok, 1 unreadable results, 2 usage.
@@ -30,7 +32,7 @@ async function readResults(dir) {
     await $`tar xzf ${dir} -C ${unpacked}`;
     return { ...(await readResults(unpacked)), dir };
   }
-  const out = { dir, dit: [], t2v: [], matmul: [] };
+  const out = { dir, dit: [], t2v: [], matmul: [], elementwise: [] };
   for (const name of (await fs.readdir(dir)).filter((n) => n.endsWith(".json")).sort()) {
     let j;
     try {
@@ -42,6 +44,7 @@ async function readResults(dir) {
     if (j.bench === "dit" && j.ours) out.dit.push(j);
     else if (j.bench === "t2v") out.t2v.push(j);
     else if (j.bench === "matmul") out.matmul.push(j);
+    else if (j.bench === "elementwise" && j.ops) out.elementwise.push(j);
     if (j.bench === "t2v" && j.matmul) out.matmul.push({ ...j.matmul, file: `${name} (matmul)` });
   }
   if (!out.dit.length && !out.t2v.length) throw new Error(`${dir} holds no bench dit or t2v JSON`);
@@ -177,6 +180,34 @@ function buildReport(runs) {
     title: "(d) a full video (50 steps): estimate (encode + 50 × median step + decode) vs the FLOP bound",
     data: d, layout: { barmode: "group", yaxis: { title: { text: "seconds" } } },
     table: table(["run", "results", "steps", "s/step", "encode s", "decode s", "estimate s", "FLOP bound s", "estimate / bound"], dRows),
+  });
+
+  // (e) the DiT block's elementwise passes: ATen, the own kernel that replaces one, and one pass
+  // at the copy bandwidth measured in the same call (what any kernel could reach)
+  const ewConfig = (j) => `${j.dim === 1536 ? "1.3B" : j.dim === 5120 ? "14B" : `dim ${j.dim}`}, ${j.tokens} tokens`;
+  const ewRuns = runs.filter((r) => r.results.elementwise.length);
+  const e = [];
+  const eRows = [];
+  for (const r of ewRuns)
+    for (const j of r.results.elementwise) {
+      const passes = j.ops.filter((o) => o.fused_at_copy_bandwidth_s !== undefined);
+      const own = (o) => (j.own_kernels ?? []).find((k) => k.replaces === o.op);
+      if (r === ewRuns[ewRuns.length - 1]) {
+        const sfx = ` (${ewConfig(j)}${ewRuns.length > 1 ? `, ${r.label}` : ""})`;
+        const x = passes.map((o) => o.op);
+        e.push({ type: "bar", name: `ATen${sfx}`, x, y: passes.map((o) => o.median_s * 1e3) });
+        if (passes.some(own)) e.push({ type: "bar", name: `own kernel${sfx}`, x, y: passes.map((o) => (own(o) ? own(o).median_s * 1e3 : null)) });
+        e.push({ type: "bar", name: `one pass at copy bandwidth${sfx}`, x, y: passes.map((o) => o.fused_at_copy_bandwidth_s * 1e3) });
+      }
+      for (const o of passes)
+        eRows.push([o.op, ewConfig(j), r.label, String(o.per_block), fmt(o.median_s * 1e3, 3), fmt(own(o) ? own(o).median_s * 1e3 : undefined, 3),
+          fmt(o.fused_at_copy_bandwidth_s * 1e3, 3), fmt(o.achieved_gb_per_s, 4), fmt(own(o)?.achieved_gb_per_s, 4), fmt(j.copy_gb_per_s, 4)]);
+    }
+  figs.push({
+    title: "(e) the DiT block's elementwise passes (bench elementwise): ATen, own kernel, one pass at the measured copy bandwidth",
+    data: e, layout: { barmode: "group", yaxis: { title: { text: "ms per call" } } },
+    table: table(["pass", "config", "run", "per block", "ATen ms", "own kernel ms", "at copy bandwidth ms", "ATen GB/s", "own GB/s", "copy GB/s"], eRows),
+    empty: e.length ? undefined : "no bench elementwise JSON in these results",
   });
   return figs;
 }

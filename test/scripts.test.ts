@@ -105,7 +105,7 @@ test("bench-report.mjs: the committed GPU results as a plotly report, before/aft
   assert.equal(r.stdout.trim(), join(dir, "report", "report.html"));
   const html = readFileSync(join(dir, "report", "report.html"), "utf8");
   const spec = JSON.parse(/const figs = (\[.*?\]);/s.exec(html)![1]!) as { data: { name: string; x: unknown[]; y: (number | null)[] }[] }[];
-  assert.equal(spec.length, 4);
+  assert.equal(spec.length, 5);
   const names = spec.flatMap((f) => f.data.map((t) => t.name));
   for (const n of ["wanlab (baseline)", "wanlab (optimised)", "DiffSynth-Studio peer, PyTorch eager (baseline)", "DiffSynth-Studio peer, PyTorch eager (optimised)",
     "wanlab DiT forward (optimised)", "predicted (memory model)", "measured (CUDA allocator peak)", "wanlab full-run estimate (baseline)",
@@ -174,6 +174,16 @@ test("bench-report.mjs: the own-kernel H200 run against the ATen one; each t2v r
   assert.equal(new Set(steps.x).size, steps.x.length, steps.x.join(" | "));
   const f8 = JSON.parse(readFileSync(join(results, "t2v_1.3B_480p_f8_t5_offload_v2v.json"), "utf8"));
   assert.equal(steps.y[steps.x.indexOf("1.3B 480p<br>all resident · float8 linears · T5 offloaded · video-to-video 0.7: t2v step")], f8.step_tflops_per_s);
+  // (e): ATen, the own kernel and one pass at copy bandwidth per elementwise pass, in milliseconds
+  const ew = JSON.parse(readFileSync(join(results, "elementwise_1.3B.json"), "utf8")) as
+    { ops: { op: string; median_s: number; fused_at_copy_bandwidth_s?: number }[]; own_kernels: { replaces: string; median_s: number }[] };
+  const trace = (name: string) => spec[4]!.data.find((t) => t.name === `${name} (1.3B, 32760 tokens, own RoPE and LayerNorm kernels)`)!;
+  const rope = "rope complex64 (bf16 in/out)";
+  const at = trace("ATen").x.indexOf(rope);
+  assert.equal(trace("ATen").y[at], ew.ops.find((o) => o.op === rope)!.median_s * 1e3);
+  assert.equal(trace("own kernel").y[at], ew.own_kernels.find((k) => k.replaces === rope)!.median_s * 1e3);
+  assert.equal(trace("one pass at copy bandwidth").y[at], ew.ops.find((o) => o.op === rope)!.fused_at_copy_bandwidth_s! * 1e3);
+  assert.equal(trace("own kernel").y[trace("ATen").x.indexOf("rms_norm (bf16)")], null);
   const body = (s: string) => s.split("\n").filter((l) => !/^<script( src=|>if \(!window\.Plotly\))/.test(l)).join("\n");
   assert.equal(body(readFileSync(join(results, "report.html"), "utf8")), body(html),
     `regenerate: node scripts/bench-report.mjs --baseline bench/results/2026-11-26-h200 ${labels.map((l) => (l.includes(" ") ? `"${l}"` : l)).join(" ")}`);
