@@ -93,6 +93,8 @@ export class ParamError extends Error {
 const engineNames = new Map(
   [...Object.keys(defaults), "prompt", "seed"].map((k) => [k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase()), k] as const),
 );
+/** The engine's names that the API spells otherwise (one-word names are the same in both). */
+const engineOnlyNames = new RegExp(`\\b(${[...engineNames.keys()].filter((n) => n.includes("_")).join("|")})\\b`, "g");
 
 /** The engine's error about a request field as a ParamError on that field, its fields renamed
  * as the API spells them; undefined for any other error. The engine checks every request
@@ -102,8 +104,7 @@ export function paramErrorFromEngine(e: unknown): ParamError | undefined {
   const first = /^[a-z0-9_]+\b/.exec(message)?.[0];
   const field = first === undefined ? undefined : engineNames.get(first);
   if (field === undefined) return undefined;
-  const names = [...engineNames.keys()].filter((n) => n.includes("_"));
-  return new ParamError(field, message.replace(new RegExp(`\\b(${names.join("|")})\\b`, "g"), (n) => engineNames.get(n)!));
+  return new ParamError(field, message.replace(engineOnlyNames, (n) => engineNames.get(n)!));
 }
 
 const maxSeed = (1n << 64n) - 1n;

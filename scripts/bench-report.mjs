@@ -114,17 +114,18 @@ function buildReport(runs) {
   const b = [];
   const bRows = [];
   const t2vConfigs = (r) => r.results.t2v.filter((j) => !(j.placement?.dit_offloaded_params > 0));
-  const xs = [...configs, ...new Set(runs.flatMap((r) => t2vConfigs(r).map((j) => axis(`${t2vRun(j)}: t2v step`))))];
+  const stepName = (j) => `${t2vRun(j)}: t2v step`;
+  const xs = [...configs, ...new Set(runs.flatMap((r) => t2vConfigs(r).map((j) => axis(stepName(j)))))];
   for (const r of runs) {
     b.push({ type: "bar", name: `wanlab DiT forward (${r.label})`, x: configs, y: configs.map((c) => { const j = dit(r, c); return j ? j.flops / j.ours.median_s / 1e12 : null; }) });
     b.push({ type: "bar", name: `DiffSynth-Studio peer DiT forward (${r.label})`, x: configs, y: configs.map((c) => { const j = dit(r, c); return j?.peer ? j.flops / j.peer.median_s / 1e12 : null; }) });
     const steps = t2vConfigs(r);
-    if (steps.length) b.push({ type: "bar", name: `wanlab t2v step, cond + uncond (${r.label})`, x: steps.map((j) => axis(`${t2vRun(j)}: t2v step`)), y: steps.map((j) => j.step_tflops_per_s) });
+    if (steps.length) b.push({ type: "bar", name: `wanlab t2v step, cond + uncond (${r.label})`, x: steps.map((j) => axis(stepName(j))), y: steps.map((j) => j.step_tflops_per_s) });
     for (const c of configs) {
       const j = dit(r, c);
       if (j) bRows.push([`${c} DiT forward`, r.label, fmt(j.flops / j.ours.median_s / 1e12, 4), j.peer ? fmt(j.flops / j.peer.median_s / 1e12, 4) : "–"]);
     }
-    for (const j of steps) bRows.push([`${t2vRun(j)}: t2v step`, r.label, fmt(j.step_tflops_per_s, 4), "–", fmt(j.peak_tflops_per_s, 4), `${(100 * j.step_fraction_of_peak).toFixed(1)} %`]);
+    for (const j of steps) bRows.push([stepName(j), r.label, fmt(j.step_tflops_per_s, 4), "–", fmt(j.peak_tflops_per_s, 4), `${(100 * j.step_fraction_of_peak).toFixed(1)} %`]);
   }
   const peaks = runs.map((r) => ({ label: r.label, ms: r.results.matmul.map((m) => m.tflops_per_s) })).filter((p) => p.ms.length);
   for (const p of peaks) {
@@ -190,18 +191,19 @@ function buildReport(runs) {
   const eRows = [];
   for (const r of ewRuns)
     for (const j of r.results.elementwise) {
-      const passes = j.ops.filter((o) => o.fused_at_copy_bandwidth_s !== undefined);
-      const own = (o) => (j.own_kernels ?? []).find((k) => k.replaces === o.op);
+      // each pass with the own kernel that replaces it, if any
+      const passes = j.ops.filter((o) => o.fused_at_copy_bandwidth_s !== undefined)
+        .map((o) => ({ o, k: (j.own_kernels ?? []).find((k) => k.replaces === o.op) }));
       if (r === ewRuns[ewRuns.length - 1]) {
         const sfx = ` (${ewConfig(j)}${ewRuns.length > 1 ? `, ${r.label}` : ""})`;
-        const x = passes.map((o) => o.op);
-        e.push({ type: "bar", name: `ATen${sfx}`, x, y: passes.map((o) => o.median_s * 1e3) });
-        if (passes.some(own)) e.push({ type: "bar", name: `own kernel${sfx}`, x, y: passes.map((o) => (own(o) ? own(o).median_s * 1e3 : null)) });
-        e.push({ type: "bar", name: `one pass at copy bandwidth${sfx}`, x, y: passes.map((o) => o.fused_at_copy_bandwidth_s * 1e3) });
+        const x = passes.map(({ o }) => o.op);
+        e.push({ type: "bar", name: `ATen${sfx}`, x, y: passes.map(({ o }) => o.median_s * 1e3) });
+        if (passes.some(({ k }) => k)) e.push({ type: "bar", name: `own kernel${sfx}`, x, y: passes.map(({ k }) => (k ? k.median_s * 1e3 : null)) });
+        e.push({ type: "bar", name: `one pass at copy bandwidth${sfx}`, x, y: passes.map(({ o }) => o.fused_at_copy_bandwidth_s * 1e3) });
       }
-      for (const o of passes)
-        eRows.push([o.op, ewConfig(j), r.label, String(o.per_block), fmt(o.median_s * 1e3, 3), fmt(own(o) ? own(o).median_s * 1e3 : undefined, 3),
-          fmt(o.fused_at_copy_bandwidth_s * 1e3, 3), fmt(o.achieved_gb_per_s, 4), fmt(own(o)?.achieved_gb_per_s, 4), fmt(j.copy_gb_per_s, 4)]);
+      for (const { o, k } of passes)
+        eRows.push([o.op, ewConfig(j), r.label, String(o.per_block), fmt(o.median_s * 1e3, 3), fmt(k ? k.median_s * 1e3 : undefined, 3),
+          fmt(o.fused_at_copy_bandwidth_s * 1e3, 3), fmt(o.achieved_gb_per_s, 4), fmt(k?.achieved_gb_per_s, 4), fmt(j.copy_gb_per_s, 4)]);
     }
   figs.push({
     title: "(e) the DiT block's elementwise passes (bench elementwise): ATen, own kernel, one pass at the measured copy bandwidth",
