@@ -1,0 +1,67 @@
+// The hostile-input suite (issue 17's proof): corrupted copies of the tiny model, hostile
+// pickles, deep JSON, outputs over special files, malformed command lines and bad HTTP bodies,
+// each run as a child process under a memory cap (the resident memory of its process tree) and
+// a time limit. A hostile case must be refused with an error naming the culprit; a control must
+// run normally; none may exceed its cap, crash, hang or exit 0 with a wrong result. The table of
+// every case's outcome is printed at the end (and written as JSON to $WANLAB_HOSTILE_REPORT).
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import { scratch } from "./helpers.js";
+import { caps, cases } from "./hostile/cases.js";
+import { MiB, outcomeTable, type CaseResult } from "./hostile/harness.js";
+import { HttpSuite, httpCases } from "./hostile/http.js";
+import { makeModels, runCase, type Models } from "./hostile/suite.js";
+
+const root = scratch("wanlab-hostile-");
+let models: Models;
+const results: CaseResult[] = [];
+
+before(() => {
+  models = makeModels(root);
+});
+
+after(() => {
+  console.log(`\nhostile-input suite:\n${outcomeTable(results)}`);
+  if (process.env.WANLAB_HOSTILE_REPORT) writeFileSync(process.env.WANLAB_HOSTILE_REPORT, JSON.stringify(results, null, 2) + "\n");
+});
+
+function record(r: CaseResult): CaseResult {
+  results.push(r);
+  return r;
+}
+
+function verdict(r: CaseResult): string {
+  return `${r.name}: ${r.outcome} (expected ${r.expect})${r.problem ? `: ${r.problem}` : ""}; exit ${r.signal ?? r.code}, ` +
+    `peak ${(r.peakRssBytes / MiB).toFixed(0)} MiB of ${(r.capBytes / MiB).toFixed(0)}, ${r.seconds.toFixed(1)} s; ${r.error}`;
+}
+
+describe("corrupted models, hostile pickles, deep JSON, special outputs, bad command lines", () => {
+  for (const c of cases) {
+    test(c.name, { skip: c.skip?.() }, async () => {
+      const r = record(await runCase(c, models, root));
+      assert.ok(r.pass, verdict(r));
+      if (c.name === "control_generate_on_the_pristine_tiny_model_writes_a_video")
+        assert.ok(r.peakRssBytes < caps.generate / 2, `a normal generate peaks at ${(r.peakRssBytes / MiB).toFixed(0)} MiB, too close to the ${caps.generate / MiB} MiB cap`);
+    });
+  }
+});
+
+describe("bad HTTP bodies against a running server", () => {
+  let http: HttpSuite;
+  before(async () => {
+    http = new HttpSuite(models.official, root, caps.server);
+    await http.start();
+  });
+  after(() => http.stop());
+  for (const c of httpCases) {
+    test(c.name, async () => {
+      const r = record(await http.run(c));
+      assert.ok(r.pass, verdict(r));
+    });
+  }
+  test("http_server_serves_a_normal_small_job_after_all_hostile_bodies", async () => {
+    const r = record(await http.control("http_server_serves_a_normal_small_job_after_all_hostile_bodies"));
+    assert.ok(r.pass, verdict(r));
+  });
+});
