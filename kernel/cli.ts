@@ -4,12 +4,14 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { writeFile, rename } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import { CancelledError, open, type GenerateResult, type OpenOptions, type ProgressEvent } from "./engine.js";
 import { defaultModel, dimsPresets, inspect, layouts, makeTiny, type Dims, type Layout } from "./models.js";
-import { ParamError, resolveParams, type GenerateParams } from "./params.js";
+import { ParamError, paramRanges, rangeText, resolveParams, type GenerateParams } from "./params.js";
 import { checkInputVideoPath } from "./video/read.js";
+import { writePngFrames } from "./video/ffmpeg.js";
+import { checkDistinct, checkOutputDir, checkOutputFile, commitFile, OutputError, tempBeside, type OutputFileOptions } from "./fs/safe-output.js";
 import { paramSchemas } from "./server/schema.js";
 import { benchModel, type BenchKind, type BenchSide } from "./bench.js";
 import { formatBytes, table } from "./terminal/format.js";
@@ -21,15 +23,18 @@ export class UsageError extends Error {}
 const usage = `usage: wanlab COMMAND [options]
 
 commands:
-  demo [--output out.mp4]       the main job: a short video from the embedded default (a tiny generated model)
+  demo [--output out.mp4]       the main job: a short video from the embedded default (a tiny generated model);
+                                each run replaces its output (a regular file) and its .json
   generate --model DIR --prompt TEXT [--negative-prompt TEXT] [--seed N] [--num-inference-steps N]
            [--cfg-scale X] [--sigma-shift X] [--height N] [--width N] [--num-frames N] [--tiled]
            [--tea-cache-l1-thresh X [--tea-cache-model-id ID]] [--input-video FILE [--denoising-strength X]]
-           [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--server]
+           [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--overwrite] [--server]
            [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
            [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
            [--dtype f32|bf16|f16] [--t5-device DEV] [--t5-offload] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto]
                                 text to video (DiffSynth-Studio's defaults; a random seed is printed;
+                                outputs (the mp4, its .json, tensors, frames) are new paths or regular files, checked
+                                before the model loads in folders that exist; existing files are kept unless --overwrite;
                                 --devices defaults to auto: cuda:0 when a GPU is visible, else cpu;
                                 --budget 24G: the DiT blocks that fit beside this video stay on the GPU, the rest stream in;
                                 auto: the GPU's memory less 1.5 GB)
@@ -41,14 +46,16 @@ commands:
   bench dit|vae|t5 [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N] [--height N] [--width N] [--no-peer] [--device cpu|cuda[:N]] [--dtype f32|bf16|f16]
                                 time per forward, GFLOP/s, peak memory; PyTorch eager on DiffSynth's module as the peer
   bench load DIR [--touch]      load time and resident memory, mmap vs copy (JSON)
-  bench parallel [--json] [--html FILE] [--model DIR] [--height N] [--width N] [--num-frames N] [--steps N] [--layouts A,B]
+  bench parallel [--json] [--html FILE [--overwrite]] [--model DIR] [--height N] [--width N] [--num-frames N] [--steps N] [--layouts A,B]
                                 every sequence-parallel layout on CPU ranks: bytes per step vs the analytic formula,
                                 compute/comm split, peak memory per rank, parity vs 1 rank (timings are no speed-up claim)
   serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
         [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-        [--dtype f32|bf16|f16] [--t5-device DEV] [--t5-offload] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto]
+        [--dtype f32|bf16|f16] [--t5-device DEV] [--t5-offload] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto|none]
                                 load a model once and serve a job queue over HTTP (prints 'listening on URL';
-                                --budget plans for 480x832x81 and refuses jobs predicted to exceed it)
+                                --budget plans for 480x832x81 and refuses jobs predicted to exceed it; without it
+                                jobs predicted beyond the device's (or the host's) memory are refused;
+                                --budget none: no budget and no such guard)
   kernel install [--user | --prefix P | --sys-prefix] [--name N] [--jupyter PATH | --no-jupyter] [--env K=V]...
   kernel uninstall [--name N] [--prefix P]   kernel list [--json]
                                 the Jupyter kernel "wanlab (TypeScript)" (tslab)
@@ -56,6 +63,8 @@ commands:
                                 running each path, ffmpeg, the Jupyter kernel); exit 1 on a problem
   help                          this text
 
+Numbers are decimal (an integer is digits only: no 0x, 1e0, 64.0, +64 or spaces); each flag is given once
+(--env may repeat). Exit status: 0 done, 1 failed, 2 a usage error (a flag, a value or an output target).
 Run \`wanlab COMMAND --help\` for a command's options.`;
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -67,10 +76,20 @@ interface Parsed {
 
 function parse(args: string[], options: Options, positionals: string[]): Parsed {
   let parsed: Parsed;
+  let tokens: { kind: string; name?: string }[];
   try {
-    parsed = parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true }) as Parsed;
+    const r = parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true, tokens: true });
+    parsed = r as unknown as Parsed;
+    tokens = r.tokens ?? [];
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+  // A flag given twice would silently keep the last value: an error unless it is repeatable.
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (t.kind !== "option" || t.name === undefined || t.name === "help" || options[t.name]?.multiple) continue;
+    if (seen.has(t.name)) throw new UsageError(`--${t.name} is given more than once; give it once`);
+    seen.add(t.name);
   }
   if (!parsed.values.help && parsed.positionals.length !== positionals.length) {
     const got = parsed.positionals.length ? parsed.positionals.map((p) => `'${p}'`).join(" ") : "nothing";
@@ -79,13 +98,27 @@ function parse(args: string[], options: Options, positionals: string[]): Parsed 
   return parsed;
 }
 
-/** Parses an integer option; errors name the option and the allowed range. */
+/** A decimal integer, nothing else: no sign but '-', no spaces, hex, exponent or fraction. */
+const decimalInteger = /^-?\d+$/;
+/** A decimal number: digits with an optional fraction and exponent; no '+', spaces, hex or Infinity. */
+const decimalNumber = /^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
+
+/** Parses an integer option; errors name the option, the value and the allowed range. */
 export function intOption(name: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^-?\d+$/.test(value)) throw new UsageError(`--${name} must be an integer, got '${value}'`);
+  if (!decimalInteger.test(value)) throw new UsageError(`--${name} must be an integer, got '${value}' (a decimal integer from ${min} to ${max})`);
   const n = Number(value);
   if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${value}`);
   return n;
+}
+
+/** The syntax of an integer option whose range a later check holds (resolveParams): the number,
+ * or a usage error naming the option, the value and the range. */
+export function intSyntax(name: string, value: string | boolean | undefined, range: readonly [number, number]): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !decimalInteger.test(value))
+    throw new UsageError(`--${name} must be an integer, got '${value}' (a decimal integer from ${range[0]} to ${range[1]})`);
+  return Number(value);
 }
 
 function choice<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
@@ -143,7 +176,9 @@ export function countOption(name: string, value: string | undefined): number | u
   const m = /^(\d+(?:\.\d+)?(?:e\d+)?)([KMG]?)$/i.exec(value);
   if (!m) throw new UsageError(`--${name} must be a count like 24G, 7e9 or 7000000000, got '${value}'`);
   const scale = { "": 1, K: 1e3, M: 1e6, G: 1e9 }[m[2]!.toUpperCase() as "" | "K" | "M" | "G"];
-  return Math.round(Number(m[1]) * scale);
+  const n = Math.round(Number(m[1]) * scale);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} must be a count like 24G, 7e9 or 7000000000, at most 2^53, got '${value}'`);
+  return n;
 }
 
 async function cmdInspect(args: string[]): Promise<number> {
@@ -162,7 +197,9 @@ async function cmdInspect(args: string[]): Promise<number> {
     shardWeights: v["shard-weights"] === true,
   });
   console.log(v.json ? JSON.stringify(report, null, 2) : formatInspect(report));
-  return 0;
+  // What generate would refuse (a tokenizer.json missing or bad) is a problem here too.
+  for (const p of report.problems) console.error(`wanlab inspect: ${p}`);
+  return report.problems.length ? 1 : 0;
 }
 
 async function cmdMakeTiny(args: string[]): Promise<number> {
@@ -248,8 +285,12 @@ async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
 /** `wanlab bench parallel`: kernel/bench-parallel.ts; JSON on stdout, a plotly page with --html. */
 async function cmdBenchParallel(args: string[]): Promise<number> {
   const { values: v } = parse(args, { json: { type: "boolean" }, html: { type: "string" }, model: { type: "string" }, height: { type: "string" },
-    width: { type: "string" }, "num-frames": { type: "string" }, steps: { type: "string" }, layouts: { type: "string" }, "work-dir": { type: "string" } }, []);
-  if (v.help) return help("bench parallel [--json] [--html FILE] [--model DIR] [--height N] [--width N] [--num-frames N] [--steps N] [--layouts A,B] [--work-dir DIR]");
+    width: { type: "string" }, "num-frames": { type: "string" }, steps: { type: "string" }, layouts: { type: "string" }, "work-dir": { type: "string" },
+    overwrite: { type: "boolean" } }, []);
+  if (v.help) return help("bench parallel [--json] [--html FILE [--overwrite]] [--model DIR] [--height N] [--width N] [--num-frames N] [--steps N] [--layouts A,B] [--work-dir DIR]");
+  // The page's target is checked before the benchmark runs, as generate checks its outputs.
+  const htmlFile = { flag: "--html", overwrite: v.overwrite === true };
+  const html = typeof v.html === "string" ? checkOutputFile(v.html, htmlFile) : undefined;
   const { benchParallel, benchParallelHtml } = await import("./bench-parallel.js");
   const progress = terminalProgress("bench parallel");
   const report = await benchParallel({
@@ -263,7 +304,15 @@ async function cmdBenchParallel(args: string[]): Promise<number> {
     onLayout: (name, index, count) => progress.update(index / count, `${name} (${index + 1}/${count})`),
   });
   progress.done(`${report.layouts.length} layouts`);
-  if (v.html) await writeFile(v.html as string, benchParallelHtml(report));
+  if (html) {
+    const tmp = tempBeside(html);
+    try {
+      await writeFile(tmp, benchParallelHtml(report), { flag: "wx" });
+      await commitFile(tmp, html, htmlFile);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
   if (v.json) {
     console.log(JSON.stringify(report, null, 2));
     return 0;
@@ -353,7 +402,7 @@ export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtyp
  * (seconds, > 0), --log-dir DIR, --log-level LEVEL as OpenOptions fields. */
 export function groupOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel"
   | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"> {
-  const timeoutS = numberOption("timeout", v.timeout);
+  const timeoutS = numberOption("timeout", v.timeout, "(0, 86400]");
   if (timeoutS !== undefined && !(timeoutS > 0 && timeoutS <= 86400)) throw new UsageError(`--timeout must be seconds in (0, 86400], got ${v.timeout}`);
   return {
     ...layoutOpenOptions(v),
@@ -387,16 +436,19 @@ const generateOptions: Options = {
   fps: { type: "string" },
   crf: { type: "string" },
   "frames-dir": { type: "string" },
+  overwrite: { type: "boolean" },
   server: { type: "boolean" },
   ...groupOptions,
   ...computeOptions,
 };
 
-/** A decimal option; errors name the option. */
-function numberOption(name: string, value: string | boolean | undefined): number | undefined {
+/** A decimal number option (finite); errors name the option, the value and, given, the range
+ * (which a later check holds). */
+export function numberOption(name: string, value: string | boolean | undefined, range?: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${value}'`);
+  if (typeof value !== "string" || !decimalNumber.test(value) || !Number.isFinite(n))
+    throw new UsageError(`--${name} must be a number, got '${value}' (a decimal number${range ? ` in ${range}` : ""})`);
   return n;
 }
 
@@ -412,18 +464,46 @@ interface RunOptions {
   fps?: number;
   crf?: number;
   framesDir?: string;
-  /** Run on the `wanlab serve` found through server.json instead of loading the model here. */
+  /** Existing regular files among the outputs may be replaced (--overwrite; demo: always). */
+  overwrite?: boolean;
+  /** Run on the \`wanlab serve\` found through server.json instead of loading the model here. */
   server?: boolean;
   /** Sequence-parallel device group (local engine only). */
   parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"
     | "dtype" | "t5Device" | "t5Offload" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget" | "budgetVideo">;
 }
 
+/** Where each output goes, checked before the model loads: the real paths, and how to write them. */
+interface OutputPlan {
+  video: string;
+  sidecar: string;
+  tensors?: string;
+  framesDir?: string;
+}
+
+/** Every output target (video, its .json, tensors, frames) checked before any compute: a new
+ * path or a regular file (kept unless --overwrite) in a folder that exists and can be written;
+ * anything else is refused naming the flag and the path. */
+function planOutputs(o: RunOptions, numFrames: number): OutputPlan {
+  const file = (flag: string): OutputFileOptions => ({ flag, overwrite: o.overwrite === true });
+  const video = checkOutputFile(o.output, file("--output"));
+  const sidecar = checkOutputFile(`${video}.json`, file("--output (its .json)"));
+  const tensors = o.saveTensors === undefined ? undefined : checkOutputFile(o.saveTensors, file("--save-tensors"));
+  const framesDir = o.framesDir === undefined ? undefined
+    : checkOutputDir(o.framesDir, { ...file("--frames-dir"), files: Array.from({ length: numFrames }, (_, f) => `${f}.png`) });
+  checkDistinct([{ flag: "--output", path: video }, { flag: "--output (its .json)", path: sidecar },
+    ...(tensors ? [{ flag: "--save-tensors", path: tensors }] : [])]);
+  return { video, sidecar, tensors, framesDir };
+}
+
 /** Loads, generates with a progress bar, writes the mp4 and its metadata; Ctrl-C cancels at the next step. */
 async function runGenerate(o: RunOptions): Promise<number> {
-  // What can be checked without the model is checked before loading it (a bad value costs no load).
+  // What can be checked without the model is checked before loading it (a bad value or output
+  // target costs no load). Nodes 1.. write nothing.
   const checked = resolveParams(o.params);
   if (checked.inputVideo && !o.server) checkInputVideoPath(checked.inputVideo);
+  const writes = !o.parallel?.nodeRank;
+  const plan = writes ? planOutputs(o, checked.numFrames) : undefined;
   const loading = terminalProgress("loading");
   loading.update(0, o.model);
   const lab = o.server ? await (await import("./client/index.js")).connectFor(o.model) : await open({ model: o.model, ...o.parallel });
@@ -433,11 +513,13 @@ async function runGenerate(o: RunOptions): Promise<number> {
   const onSigint = () => controller.abort();
   process.once("SIGINT", onSigint);
   const bar = terminalProgress("generate");
+  // The tensors are written aside by the engine, then put in place as the other outputs are.
+  const tensorsTmp = plan?.tensors ? tempBeside(plan.tensors) : undefined;
   let result: GenerateResult;
   try {
     result = await lab.generate(o.params, {
       signal: controller.signal,
-      saveTensors: o.parallel?.nodeRank ? undefined : o.saveTensors,
+      saveTensors: tensorsTmp,
       onProgress: (e) => {
         // one bar over the whole job: encode 0-2%, denoise 2-90%, decode 90-100%
         const base = e.stage === "encode" ? 0 : e.stage === "denoise" ? 0.02 : 0.9;
@@ -446,6 +528,7 @@ async function runGenerate(o: RunOptions): Promise<number> {
       },
     });
   } catch (e) {
+    if (tensorsTmp) await rm(tensorsTmp, { force: true });
     if (e instanceof CancelledError) {
       bar.done(e.message);
       await lab.close();
@@ -456,28 +539,47 @@ async function runGenerate(o: RunOptions): Promise<number> {
     process.off("SIGINT", onSigint);
   }
   bar.done(`seed ${result.params.seed}`);
-  if (o.parallel?.nodeRank) {
+  if (!plan) {
     // Every node ran the same request; node 0 writes the outputs.
     await lab.close();
-    console.error(`node ${o.parallel.nodeRank} of ${o.parallel.nnodes}: done (node 0 writes the outputs)`);
+    console.error(`node ${o.parallel!.nodeRank} of ${o.parallel!.nnodes}: done (node 0 writes the outputs)`);
     return 0;
   }
   const out = resolvePath(o.output);
-  await result.video.save(out, { fps: o.fps, crf: o.crf });
-  // Everything needed to make the same video again, beside it (written aside, then renamed).
-  const meta = {
-    producer: "wanlab",
-    model: resolvePath(o.model),
-    params: { ...result.params, seed: result.params.seed.toString() },
-    fps: o.fps ?? result.video.fps,
-    frames: result.video.numFrames,
-    timings: result.timings,
-    saveTensors: o.saveTensors ? resolvePath(o.saveTensors) : undefined,
-  };
-  await writeFile(`${out}.json.tmp`, JSON.stringify(meta, null, 2) + "\n");
-  await rename(`${out}.json.tmp`, `${out}.json`);
-  if (o.framesDir) await result.video.saveFrames(o.framesDir);
-  await lab.close();
+  const overwrite = o.overwrite === true;
+  try {
+    if (tensorsTmp) await commitFile(tensorsTmp, plan.tensors!, { flag: "--save-tensors", overwrite });
+    const videoTmp = tempBeside(plan.video);
+    try {
+      await result.video.save(videoTmp, { fps: o.fps, crf: o.crf });
+      await commitFile(videoTmp, plan.video, { flag: "--output", overwrite });
+    } finally {
+      await rm(videoTmp, { force: true });
+    }
+    // Everything needed to make the same video again, beside it (written aside, then put in place).
+    const meta = {
+      producer: "wanlab",
+      model: resolvePath(o.model),
+      params: { ...result.params, seed: result.params.seed.toString() },
+      fps: o.fps ?? result.video.fps,
+      frames: result.video.numFrames,
+      timings: result.timings,
+      saveTensors: o.saveTensors ? resolvePath(o.saveTensors) : undefined,
+    };
+    const metaTmp = tempBeside(plan.sidecar);
+    try {
+      await writeFile(metaTmp, JSON.stringify(meta, null, 2) + "\n", { flag: "wx" });
+      await commitFile(metaTmp, plan.sidecar, { flag: "--output (its .json)", overwrite });
+    } finally {
+      await rm(metaTmp, { force: true });
+    }
+    const v = result.video;
+    if (plan.framesDir)
+      await writePngFrames(v.frames, { width: v.width, height: v.height, frames: v.numFrames, dir: plan.framesDir, overwrite, flag: "--frames-dir" });
+  } finally {
+    if (tensorsTmp) await rm(tensorsTmp, { force: true });
+    await lab.close();
+  }
   console.log(out);
   console.error(`wrote ${out} (${result.video.numFrames} frames, ${result.video.width}×${result.video.height}, seed ${result.params.seed})` +
     (o.saveTensors ? `, tensors ${resolvePath(o.saveTensors)}` : "") + (o.framesDir ? `, frames in ${resolvePath(o.framesDir)}` : ""));
@@ -493,22 +595,25 @@ async function cmdGenerate(args: string[]): Promise<number> {
     throw new UsageError("--devices, --ulysses, --ring and --cfg-parallel apply to a local engine, not --server");
   for (const k of Object.keys(computeOptions))
     if (v.server && v[k] !== undefined) throw new UsageError(`--${k} applies to a local engine (or to wanlab serve), not --server`);
+  // Numbers are decimal (an integer flag takes digits only); the ranges are resolveParams' checks.
+  if (typeof v.seed === "string" && !/^\d+$/.test(v.seed))
+    throw new UsageError(`--seed must be an integer, got '${v.seed}' (a decimal integer from 0 to 18446744073709551615)`);
   const params: GenerateParams = {
     prompt: v.prompt,
     negativePrompt: v["negative-prompt"] as string | undefined,
     seed: v.seed as string | undefined,
-    numInferenceSteps: numberOption("num-inference-steps", v["num-inference-steps"]),
-    cfgScale: numberOption("cfg-scale", v["cfg-scale"]),
-    sigmaShift: numberOption("sigma-shift", v["sigma-shift"]),
-    height: numberOption("height", v.height),
-    width: numberOption("width", v.width),
-    numFrames: numberOption("num-frames", v["num-frames"]),
+    numInferenceSteps: intSyntax("num-inference-steps", v["num-inference-steps"], paramRanges.numInferenceSteps),
+    cfgScale: numberOption("cfg-scale", v["cfg-scale"], rangeText("cfgScale")),
+    sigmaShift: numberOption("sigma-shift", v["sigma-shift"], rangeText("sigmaShift")),
+    height: intSyntax("height", v.height, paramRanges.height),
+    width: intSyntax("width", v.width, paramRanges.width),
+    numFrames: intSyntax("num-frames", v["num-frames"], paramRanges.numFrames),
     tiled: v.tiled === true,
-    teaCacheL1Thresh: numberOption("tea-cache-l1-thresh", v["tea-cache-l1-thresh"]),
+    teaCacheL1Thresh: numberOption("tea-cache-l1-thresh", v["tea-cache-l1-thresh"], rangeText("teaCacheL1Thresh")),
     teaCacheModelId: v["tea-cache-model-id"] as string | undefined,
     // An absolute path: a server (--server) reads it on its own, from another working directory.
     inputVideo: typeof v["input-video"] === "string" ? resolvePath(v["input-video"]) : undefined,
-    denoisingStrength: numberOption("denoising-strength", v["denoising-strength"]),
+    denoisingStrength: numberOption("denoising-strength", v["denoising-strength"], rangeText("denoisingStrength")),
   };
   return runGenerate({
     model: (v.model as string | undefined) ?? "",
@@ -519,6 +624,7 @@ async function cmdGenerate(args: string[]): Promise<number> {
     fps: intOption("fps", v.fps as string | undefined, 1, 240),
     crf: intOption("crf", v.crf as string | undefined, 0, 51),
     framesDir: v["frames-dir"] as string | undefined,
+    overwrite: v.overwrite === true,
     // A budget is planned for the one video this command makes.
     parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v),
       budgetVideo: { height: params.height, width: params.width, numFrames: params.numFrames, tiled: params.tiled } },
@@ -532,16 +638,22 @@ async function cmdServe(args: string[]): Promise<number> {
   if (v.help) return help(usageOf("serve"));
   if (v.devices === undefined && (v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
     throw new UsageError("--ulysses, --ring and --cfg-parallel need --devices listing the ranks (e.g. --devices cpu:0-3)");
+  // --budget none: no engine budget and no host guard (the server's default refuses jobs
+  // predicted beyond the device's or the host's memory).
+  const none = v.budget === "none";
+  const compute = computeOpenOptions(none ? { ...v, budget: undefined } : v);
   const { runServer } = await import("./server/index.js"); // fastify loads only for this command
-  return runServer({
+  const options: Parameters<typeof runServer>[0] & { guard?: boolean } = {
     model: v.model as string | undefined,
     host: v.host as string | undefined,
     port: intOption("port", v.port as string | undefined, 0, 65535),
     outputs: v.outputs as string | undefined,
     allowRemote: v["allow-remote"] === true,
     graceMs: (intOption("grace", v.grace as string | undefined, 0, 86400) ?? 30) * 1000,
-    parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v) },
-  });
+    parallel: { ...groupOpenOptions(v), ...compute },
+    ...(none ? { guard: false } : {}),
+  };
+  return runServer(options);
 }
 
 async function cmdDemo(args: string[]): Promise<number> {
@@ -554,6 +666,8 @@ async function cmdDemo(args: string[]): Promise<number> {
     model: dir,
     params: { prompt: "A cat walks on the street at night, cinematic, detailed.", negativePrompt: "blurry, low quality, static", seed: 42, numInferenceSteps: 10, height: 128, width: 128, numFrames: 9 },
     output: (v.output as string | undefined) ?? "wanlab-demo.mp4",
+    // The demo's video is its own: each run replaces it (a regular file only), so \`npm start\` runs again.
+    overwrite: true,
   });
 }
 
@@ -663,7 +777,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`wanlab ${cmd}: ${text}`);
       return 2;
     }
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof OutputError) {
       console.error(`wanlab ${cmd}: ${e.message}`);
       return 2;
     }

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { native } from "./native.js";
+import { loadTokenizer } from "./tokenizer.js";
 
 /** What make-tiny writes: the published layouts; "sharded" is the official one with its DiT in
  * shards, "comfyui-fp8" ComfyUI's scaled-fp8 repacks (block linears float8 e4m3, each with its
@@ -113,13 +114,24 @@ export interface InspectReport {
   tokenizer: { dir: string; found: boolean; model?: string; pieces?: number; size?: number };
   bytes_on_disk: number;
   memory: MemoryReport;
+  /** What generate would refuse that the weights' check does not see (the tokenizer: missing,
+   * over its limits, malformed), as generate would say it; empty when the model can run. */
+  problems: string[];
 }
 
-/** Reads and validates a model directory (memory-mapped, nothing copied) and reports on it. */
+/** Reads and validates a model directory (memory-mapped, nothing copied) and reports on it; the
+ * tokenizer is loaded as open() loads it, so a model generate would refuse is not reported clean. */
 export async function inspect(dir: string, options: InspectOptions = {}): Promise<InspectReport> {
   const { cfgParallel, ...rest } = options;
   const json = await native().inspect(dir, { ...rest, cfg: cfgParallel ? 2 : 1 });
-  return JSON.parse(json) as InspectReport;
+  const report = JSON.parse(json) as InspectReport;
+  report.problems = [];
+  try {
+    await loadTokenizer(report.tokenizer.dir);
+  } catch (e) {
+    report.problems.push(`tokenizer: ${(e as Error).message}`);
+  }
+  return report;
 }
 
 export interface LoadBenchResult {

@@ -77,6 +77,26 @@ export const defaults = {
   denoisingStrength: 1.0,
 };
 
+/** The allowed ranges of the numeric parameters (integers: numInferenceSteps, height, width,
+ * numFrames; the others are numbers, sigmaShift and denoisingStrength exclusive of 0). One table
+ * for resolveParams and for the CLI's messages. */
+export const paramRanges = {
+  numInferenceSteps: [1, 1000],
+  height: [16, 4096],
+  width: [16, 4096],
+  numFrames: [1, 1001],
+  cfgScale: [0, 100],
+  sigmaShift: [0, 100],
+  teaCacheL1Thresh: [0, 10],
+  denoisingStrength: [0, 1],
+} as const satisfies Record<string, readonly [number, number]>;
+
+/** A range as a message writes it: "[0, 100]", "(0, 1]" for the ones exclusive of 0. */
+export function rangeText(field: keyof typeof paramRanges): string {
+  const [min, max] = paramRanges[field];
+  return `${field === "sigmaShift" || field === "denoisingStrength" ? "(" : "["}${min}, ${max}]`;
+}
+
 /** A parameter outside its allowed values; `field` names it (camelCase). */
 export class ParamError extends Error {
   constructor(
@@ -155,19 +175,19 @@ export function resolveParams(p: GenerateParams): ResolvedParams {
     prompt: p.prompt,
     negativePrompt: p.negativePrompt ?? defaults.negativePrompt,
     seed: p.seed === undefined ? randomSeed() : parseSeed(p.seed),
-    numInferenceSteps: int("numInferenceSteps", p.numInferenceSteps ?? defaults.numInferenceSteps, 1, 1000),
-    cfgScale: num("cfgScale", p.cfgScale ?? p.guidanceScale ?? defaults.cfgScale, 0, 100),
-    sigmaShift: num("sigmaShift", p.sigmaShift ?? defaults.sigmaShift, 0, 100, true),
-    height: int("height", p.height ?? defaults.height, 16, 4096, (n) => (n % 16 ? "must be a multiple of 16" : undefined)),
-    width: int("width", p.width ?? defaults.width, 16, 4096, (n) => (n % 16 ? "must be a multiple of 16" : undefined)),
-    numFrames: int("numFrames", p.numFrames ?? defaults.numFrames, 1, 1001, (n) => ((n - 1) % 4 ? "must be 4k+1 (1, 5, 9, ..., 81)" : undefined)),
+    numInferenceSteps: int("numInferenceSteps", p.numInferenceSteps ?? defaults.numInferenceSteps, ...paramRanges.numInferenceSteps),
+    cfgScale: num("cfgScale", p.cfgScale ?? p.guidanceScale ?? defaults.cfgScale, ...paramRanges.cfgScale),
+    sigmaShift: num("sigmaShift", p.sigmaShift ?? defaults.sigmaShift, ...paramRanges.sigmaShift, true),
+    height: int("height", p.height ?? defaults.height, ...paramRanges.height, (n) => (n % 16 ? "must be a multiple of 16" : undefined)),
+    width: int("width", p.width ?? defaults.width, ...paramRanges.width, (n) => (n % 16 ? "must be a multiple of 16" : undefined)),
+    numFrames: int("numFrames", p.numFrames ?? defaults.numFrames, ...paramRanges.numFrames, (n) => ((n - 1) % 4 ? "must be 4k+1 (1, 5, 9, ..., 81)" : undefined)),
     tiled: p.tiled ?? defaults.tiled,
     tileSize: pair("tileSize", p.tileSize ?? defaults.tileSize),
     tileStride: pair("tileStride", p.tileStride ?? defaults.tileStride),
-    teaCacheL1Thresh: num("teaCacheL1Thresh", p.teaCacheL1Thresh ?? defaults.teaCacheL1Thresh, 0, 10),
+    teaCacheL1Thresh: num("teaCacheL1Thresh", p.teaCacheL1Thresh ?? defaults.teaCacheL1Thresh, ...paramRanges.teaCacheL1Thresh),
     teaCacheModelId: p.teaCacheModelId ?? defaults.teaCacheModelId,
     inputVideo: p.inputVideo ?? defaults.inputVideo,
-    denoisingStrength: num("denoisingStrength", p.denoisingStrength ?? defaults.denoisingStrength, 0, 1, true),
+    denoisingStrength: num("denoisingStrength", p.denoisingStrength ?? defaults.denoisingStrength, ...paramRanges.denoisingStrength, true),
   };
   if (typeof r.inputVideo !== "string") throw new ParamError("inputVideo", "inputVideo must be a path to a video file");
   if (r.denoisingStrength < 1 && r.inputVideo === "")

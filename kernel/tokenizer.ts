@@ -9,13 +9,21 @@
 // match the Rust `tokenizers` library: the Precompiled normalizer (the library approximates the
 // SentencePiece charsmap with NFKC; here the charsmap itself is read) and Unigram byte fallback.
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { decodeHTML, decodeHTMLStrict } from "entities";
+import { readJsonFile } from "./fs/json.js";
 
 /** DiffSynth's text_len for Wan2.1: every prompt becomes exactly this many ids. */
 export const defaultTextLen = 512;
+
+/** The most ids a prompt may be padded to (a model's text_len beyond it is refused, not allocated). */
+export const maxTextLen = 65536;
+
+/** tokenizer.json: the real umt5-xxl one is 16.8 MB and nests 6 deep. */
+export const tokenizerJsonLimits = { maxBytes: 64e6, maxDepth: 64 };
+/** tokenizer_config.json. */
+export const tokenizerConfigLimits = { maxBytes: 16e6, maxDepth: 64 };
 
 export interface EncodedPrompt {
   /**
@@ -296,6 +304,43 @@ interface TokenizerJson {
   added_tokens?: { content: string; id: number }[];
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function typeName(v: unknown): string {
+  return v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : `a ${typeof v} (${JSON.stringify(v)?.slice(0, 40)})`;
+}
+
+/** The parts of tokenizer.json this module reads, checked; errors name the file and the key. */
+export function checkTokenizerJson(j: unknown, file: string): TokenizerJson {
+  const bad = (key: string, want: string, got: unknown) => new Error(`${file}: ${key} must be ${want}, got ${typeName(got)}`);
+  if (!isObject(j)) throw new Error(`${file} must hold a JSON object, got ${typeName(j)}`);
+  const model = j.model;
+  if (!isObject(model)) throw bad("model", "an object", model);
+  if (model.type !== "Unigram") throw new Error(`${file} has a ${typeof model.type === "string" ? model.type : "missing"} model; UMT5 needs Unigram`);
+  if (!Array.isArray(model.vocab)) throw bad("model.vocab", "an array of [piece, score]", model.vocab);
+  model.vocab.forEach((e: unknown, i: number) => {
+    if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== "string" || typeof e[1] !== "number")
+      throw bad(`model.vocab[${i}]`, "[piece, score]", e);
+  });
+  const n = model.vocab.length;
+  if (model.unk_id !== undefined && model.unk_id !== null && !(Number.isInteger(model.unk_id) && (model.unk_id as number) >= 0 && (model.unk_id as number) < n))
+    throw bad("model.unk_id", `null or an index into model.vocab (0 to ${n - 1})`, model.unk_id);
+  if (model.byte_fallback !== undefined && typeof model.byte_fallback !== "boolean") throw bad("model.byte_fallback", "a boolean", model.byte_fallback);
+  if (j.added_tokens !== undefined) {
+    if (!Array.isArray(j.added_tokens)) throw bad("added_tokens", "an array", j.added_tokens);
+    j.added_tokens.forEach((t: unknown, i: number) => {
+      if (!isObject(t)) throw bad(`added_tokens[${i}]`, "an object", t);
+      if (typeof t.content !== "string") throw bad(`added_tokens[${i}].content`, "a string", t.content);
+      if (!Number.isSafeInteger(t.id) || (t.id as number) < 0) throw bad(`added_tokens[${i}].id`, "a non-negative integer", t.id);
+    });
+  }
+  for (const key of ["normalizer", "pre_tokenizer", "post_processor", "decoder"])
+    if (j[key] !== undefined && j[key] !== null && !isObject(j[key])) throw bad(key, "an object or null", j[key]);
+  return j as TokenizerJson;
+}
+
 // Swaps the library's NFKC stand-in for the charsmap itself, wherever a Precompiled sits.
 function patchPrecompiled(normalizer: unknown, config: unknown): void {
   if (!normalizer || !config || typeof config !== "object") return;
@@ -323,23 +368,35 @@ export async function loadTokenizer(dir: string): Promise<PromptTokenizer> {
   if (!existsSync(file)) throw new Error(`loadTokenizer: no tokenizer.json in ${dir}`);
   let json: TokenizerJson;
   try {
-    json = JSON.parse(await readFile(file, "utf8")) as TokenizerJson;
+    json = checkTokenizerJson(await readJsonFile(file, tokenizerJsonLimits), file);
   } catch (e) {
-    throw new Error(`loadTokenizer: ${file} is not valid JSON: ${(e as Error).message}`);
-  }
-  if (json.model?.type !== "Unigram") {
-    throw new Error(`loadTokenizer: ${file} has a ${json.model?.type ?? "missing"} model; UMT5 needs Unigram`);
+    throw new Error(`loadTokenizer: ${(e as Error).message}`);
   }
   const configFile = join(dir, "tokenizer_config.json");
-  const config = existsSync(configFile) ? (JSON.parse(await readFile(configFile, "utf8")) as object) : {};
-  const tok = new Tokenizer(json, config);
-  patchPrecompiled(tok.normalizer, json.normalizer);
+  let config: object = {};
+  if (existsSync(configFile)) {
+    try {
+      const c = await readJsonFile(configFile, tokenizerConfigLimits);
+      if (!isObject(c)) throw new Error(`${configFile} must hold a JSON object, got ${typeName(c)}`);
+      config = c;
+    } catch (e) {
+      throw new Error(`loadTokenizer: ${(e as Error).message}`);
+    }
+  }
+  let tok: Tokenizer;
+  try {
+    tok = new Tokenizer(json, config);
+    patchPrecompiled(tok.normalizer, json.normalizer);
+  } catch (e) {
+    throw new Error(`loadTokenizer: ${file}: ${(e as Error).message}`);
+  }
+  const model = json.model!;
 
   const vocab = new Map<string, number>();
-  (json.model.vocab ?? []).forEach(([piece], i) => vocab.set(piece, i));
+  (model.vocab ?? []).forEach(([piece], i) => vocab.set(piece, i));
   for (const t of json.added_tokens ?? []) vocab.set(t.content, t.id);
-  const unkId = json.model.unk_id ?? undefined;
-  const byteFallback = json.model.byte_fallback === true;
+  const unkId = model.unk_id ?? undefined;
+  const byteFallback = model.byte_fallback === true;
   const utf8 = new TextEncoder();
 
   // A piece the vocabulary lacks is an unknown run (fused, as Rust's Unigram fuses them): with
@@ -386,8 +443,8 @@ export async function loadTokenizer(dir: string): Promise<PromptTokenizer> {
     dir,
     tokenize: (prompt) => encodeIds(cleanPrompt(prompt), Number.MAX_SAFE_INTEGER),
     encode(prompt, textLen = defaultTextLen) {
-      if (!Number.isInteger(textLen) || textLen < added + 1) {
-        throw new Error(`encode: textLen must be an integer ≥ ${added + 1}, got ${textLen}`);
+      if (!Number.isInteger(textLen) || textLen < added + 1 || textLen > maxTextLen) {
+        throw new Error(`encode: textLen (a model's text_len) must be an integer from ${added + 1} to ${maxTextLen}, got ${textLen}`);
       }
       const real = encodeIds(cleanPrompt(prompt), textLen);
       const ids = new BigInt64Array(textLen).fill(padId);

@@ -71,5 +71,6 @@ export function formatInspect(r: InspectReport): string {
     }
   }
   out.push(table(mem, [1]));
+  if (r.problems?.length) out.push("", "problems (generate would refuse this model)", ...r.problems.map((p) => `  ${p}`));
   return out.join("\n");
 }

@@ -1,10 +1,10 @@
 // MP4 and PNG output. ffmpeg is found, in order, at $FFMPEG_PATH, in the optional `ffmpeg-static`
 // package, and as `ffmpeg` on PATH; the first that answers `-version` is used.
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { deflateSync } from "node:zlib";
+import { checkOutputDir, checkOutputFile, commitFile, OutputError, tempBeside } from "../fs/safe-output.js";
 
 export type FfmpegSource = "FFMPEG_PATH" | "ffmpeg-static" | "PATH";
 
@@ -83,6 +83,10 @@ export interface Mp4Options {
   out: string;
   /** Environment to find ffmpeg in (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** An existing regular file at `out` is replaced (default true); anything else never is. */
+  overwrite?: boolean;
+  /** The option that named `out`, for errors (default "writeMp4: out"). */
+  flag?: string;
 }
 
 function checkFrames(fn: string, frames: Uint8Array, o: { width: number; height: number; frames: number }): void {
@@ -95,24 +99,24 @@ function checkFrames(fn: string, frames: Uint8Array, o: { width: number; height:
   }
 }
 
-function tempBeside(out: string): string {
-  return join(dirname(out), `.${randomBytes(6).toString("hex")}.partial`);
-}
 
 /**
  * Encodes [F, H, W, 3] RGB bytes to an H.264 yuv420p MP4 with the index up front (+faststart),
  * like DiffSynth's save_video (imageio-ffmpeg: libx264, yuv420p, rawvideo rgb24 on stdin). The
- * file is written aside and renamed, so `out` is either the old file or the whole new one.
+ * file is written aside and renamed, so `out` is either the old file or the whole new one; only a
+ * regular file (or a link to one, written through) is ever replaced: a device node, FIFO, socket
+ * or folder at `out` is refused before encoding and again at the rename (kernel/fs/safe-output.ts).
  * yuv420p needs even sizes; imageio would rescale odd ones, this refuses them.
  */
 export async function writeMp4(frames: Uint8Array, options: Mp4Options): Promise<Ffmpeg> {
-  const { width, height, frames: count, fps = 15, crf = 5, out, env } = options;
+  const { width, height, frames: count, fps = 15, crf = 5, env, overwrite = true, flag = "writeMp4: out" } = options;
   checkFrames("writeMp4", frames, options);
   if (width % 2 || height % 2) throw new Error(`writeMp4: width and height must be even for yuv420p, got ${width}×${height}`);
   if (!(fps > 0 && fps <= 1000)) throw new Error(`writeMp4: fps must be in (0, 1000], got ${fps}`);
   if (!Number.isInteger(crf) || crf < 0 || crf > 51) throw new Error(`writeMp4: crf must be an integer from 0 to 51, got ${crf}`);
   const ffmpeg = await findFfmpeg(env);
-  await mkdir(dirname(out), { recursive: true });
+  await mkdir(dirname(options.out), { recursive: true });
+  const out = checkOutputFile(options.out, { flag, overwrite });
   const tmp = tempBeside(out);
   const args = [
     "-hide_banner", "-loglevel", "error", "-y",
@@ -140,7 +144,7 @@ export async function writeMp4(frames: Uint8Array, options: Mp4Options): Promise
       };
       pump();
     });
-    await rename(tmp, out);
+    await commitFile(tmp, out, { flag, overwrite });
   } finally {
     await rm(tmp, { force: true });
   }
@@ -194,21 +198,29 @@ export interface PngFramesOptions {
   frames: number;
   /** Directory for the frames, named 0.png, 1.png, … as DiffSynth's save_frames names them. */
   dir: string;
+  /** Existing regular files among the frames are replaced (default true); anything else never is. */
+  overwrite?: boolean;
+  /** The option that named `dir`, for errors (default "writePngFrames: dir"). */
+  flag?: string;
 }
 
-/** Writes [F, H, W, 3] RGB bytes as one PNG per frame (each written aside and renamed); returns the paths. */
+/** Writes [F, H, W, 3] RGB bytes as one PNG per frame (each written aside and renamed; only a
+ * regular file is ever replaced); returns the paths. */
 export async function writePngFrames(frames: Uint8Array, options: PngFramesOptions): Promise<string[]> {
-  const { width, height, frames: count, dir } = options;
+  const { width, height, frames: count, overwrite = true, flag = "writePngFrames: dir" } = options;
   checkFrames("writePngFrames", frames, options);
-  await mkdir(dir, { recursive: true });
+  await mkdir(options.dir, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+    throw e.code === "EEXIST" || e.code === "ENOTDIR" ? new OutputError(flag, `${flag} ${options.dir} is not a folder`) : e;
+  });
+  const dir = checkOutputDir(options.dir, { flag, overwrite });
   const paths: string[] = [];
   const frameBytes = width * height * 3;
   for (let f = 0; f < count; f++) {
-    const path = join(dir, `${f}.png`);
+    const path = checkOutputFile(join(dir, `${f}.png`), { flag, overwrite });
     const tmp = tempBeside(path);
     try {
-      await writeFile(tmp, encodePng(frames.subarray(f * frameBytes, (f + 1) * frameBytes), width, height));
-      await rename(tmp, path);
+      await writeFile(tmp, encodePng(frames.subarray(f * frameBytes, (f + 1) * frameBytes), width, height), { flag: "wx" });
+      await commitFile(tmp, path, { flag, overwrite });
     } finally {
       await rm(tmp, { force: true });
     }
