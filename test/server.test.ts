@@ -47,9 +47,10 @@ describe("contract", () => {
     assert.equal(statSync(file).mode & 0o777, 0o600);
     assert.equal(statSync(runtime).mode & 0o077, 0, "the runtime directory is private");
     const info = JSON.parse(readFileSync(file, "utf8"));
-    assert.deepEqual(Object.keys(info).sort(), ["model", "pid", "token", "url"]);
+    assert.deepEqual(Object.keys(info).sort(), ["model", "pid", "pidStart", "token", "url"]);
     assert.equal(info.url, s.url);
     assert.equal(info.pid, s.child.pid);
+    assert.match(info.pidStart, /^\d+$/, "the process's start time: a reused pid is told apart");
     assert.equal(info.model, model);
     assert.ok(info.token.length >= 32);
     assert.equal((await s.api("/v1/health")).status, 200);
@@ -242,7 +243,7 @@ describe("events and cancel", () => {
     assert.ok(["queued", "started", "progress", "done"].every((t) => seen.includes(t)), seen.join(","));
   });
 
-  test("cancel: a queued job leaves the queue at once, a running one stops at the next step", async () => {
+  test("cancel: a queued job leaves the queue at once, a running one is cancelled in the engine and journalled before the answer", async () => {
     const running = await submit(s, { prompt: "long", ...long });
     const queued = await submit(s, { prompt: "queued", ...tiny });
     await waitFor("a step of the long job", async () => {
@@ -253,7 +254,10 @@ describe("events and cancel", () => {
     assert.equal(q.status, 200);
     assert.equal(((await q.json()) as { state: string }).state, "cancelled");
     const r = await s.api(`/v1/jobs/${running}`, { method: "DELETE" });
-    assert.equal(r.status, 202);
+    // 200 once the engine stopped (within 2 s), else 202 with cancelling: true
+    const answer = (await r.json()) as { state: string; cancelling?: boolean };
+    assert.ok(r.status === 200 ? answer.state === "cancelled" : r.status === 202 && answer.cancelling === true, `${r.status} ${JSON.stringify(answer)}`);
+    assert.match(readFileSync(join(outputs, "journal.jsonl"), "utf8"), new RegExp(`"t":"cancel","id":"${running}"`), "journalled before the answer");
     const j = await waitState(s, running, ["cancelled"], 30_000);
     assert.match(j.error, /cancelled at step \d+\/1000/);
     assert.ok(j.step < 1000);

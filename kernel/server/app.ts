@@ -2,7 +2,8 @@
 // against the schema derived from params.ts and then by resolveParams, and handlers only read
 // state or enqueue; compute happens in the queue's single consumer.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { constants } from "node:fs";
+import { open as openFile } from "node:fs/promises";
 import { basename } from "node:path";
 import type { ServerResponse } from "node:http";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
@@ -51,6 +52,36 @@ function eventData(e: JobEvent) {
 const digest = (s: string) => createHash("sha256").update(s).digest();
 const idPattern = /^[a-z0-9-]{1,64}$/;
 
+/** Deepest nesting a request body may have (a job is flat: tileSize is the deepest, 2 levels). */
+export const maxBodyDepth = 16;
+
+/** The nesting depth of a JSON text, counted without parsing (so no input can recurse deeply). */
+export function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) max = depth;
+      if (max > limit) return max;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
+const badRequest = (message: string, field?: string) => Object.assign(new Error(message), { statusCode: 400, field });
+
+/** The token of an Authorization header: the scheme is case-insensitive (RFC 7235). */
+function bearerToken(header: string | undefined): string | undefined {
+  const m = header === undefined ? null : /^bearer +(\S+) *$/i.exec(header);
+  return m?.[1];
+}
+
 export function buildApp(o: AppOptions): FastifyInstance {
   const app = Fastify({
     bodyLimit: o.bodyLimit ?? 64 * 1024,
@@ -58,12 +89,32 @@ export function buildApp(o: AppOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
     logger: false,
   });
-  const expected = digest(`Bearer ${o.token}`);
+  const expected = digest(o.token);
   const streams = new Set<ServerResponse>();
+
+  // JSON bodies: an empty one is no body (DELETE with a JSON content type), deeper nesting than
+  // a job has is refused before parsing, anything but an object is refused naming the body.
+  app.removeContentTypeParser(["application/json"]);
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    const text = body as string;
+    if (text.trim() === "") return done(null, undefined);
+    if (jsonDepth(text, maxBodyDepth) > maxBodyDepth) return done(badRequest(`the request body nests deeper than ${maxBodyDepth} levels; a job is a flat JSON object`, "body"), undefined);
+    let value: unknown;
+    try {
+      value = JSON.parse(text, (k, v) => (k === "__proto__" || k === "constructor" ? undefined : v));
+    } catch (e) {
+      return done(badRequest(`the request body is not valid JSON: ${(e as Error).message}`, "body"), undefined);
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      return done(badRequest(`the request body must be a JSON object, got ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value}`, "body"), undefined);
+    }
+    done(null, value);
+  });
 
   app.addHook("onRequest", async (req, reply) => {
     const given = req.headers.authorization;
-    if (typeof given !== "string" || !timingSafeEqual(digest(given), expected)) {
+    const token = bearerToken(given);
+    if (token === undefined || !timingSafeEqual(digest(token), expected)) {
       reply.header("www-authenticate", 'Bearer realm="wanlab"');
       return reply.code(401).send({ error: given ? "invalid bearer token" : "missing Authorization: Bearer TOKEN (the token is in server.json)" });
     }
@@ -73,6 +124,9 @@ export function buildApp(o: AppOptions): FastifyInstance {
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err.validation && err.validation[0]?.instancePath === "" && err.validation[0]?.keyword === "type") {
+      return reply.code(400).send({ error: "the request body must be a JSON object", field: "body" });
+    }
     if (err.validation) {
       const v = err.validation[0]!;
       const p = v.params as Record<string, string>;
@@ -86,6 +140,8 @@ export function buildApp(o: AppOptions): FastifyInstance {
     }
     if (err instanceof ParamError) return reply.code(400).send({ error: err.message, field: err.field });
     if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send({ error: `request body too large (limit ${app.initialConfig.bodyLimit} bytes)` });
+    const field = (err as { field?: string }).field;
+    if (err.statusCode === 400 && field) return reply.code(400).send({ error: err.message, field });
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) console.error(`wanlab serve: ${req.method} ${req.url}: ${err.stack ?? err.message}`);
     return reply.code(status).send({ error: err.message });
@@ -132,8 +188,9 @@ export function buildApp(o: AppOptions): FastifyInstance {
     const job = findJob(req.params.id);
     if (!job) return reply.code(404).send({ error: `no job ${req.params.id}` });
     if (terminal.has(job.state)) return reply.code(409).send({ error: `job ${job.id} is already ${job.state}`, ...jobView(job) });
+    // journalled before it is answered; a queued job is cancelled now, a running one is cancelled
+    // in the engine and awaited briefly: 200 once it is cancelled, else 202 (cancelling: true)
     await o.queue.cancel(job.id);
-    // a queued job is cancelled now (200); a running one stops at its next step (202)
     return reply.code(job.state === "cancelled" ? 200 : 202).send(jobView(job));
   });
 
@@ -142,7 +199,15 @@ export function buildApp(o: AppOptions): FastifyInstance {
     const file = job?.outputs?.find((p) => basename(p) === req.params.name);
     if (!file) return reply.code(404).send({ error: `job ${req.params.id} has no output '${req.params.name}'` });
     const type = file.endsWith(".mp4") ? "video/mp4" : file.endsWith(".json") ? "application/json" : "application/octet-stream";
-    return reply.type(type).send(createReadStream(file));
+    let fh;
+    try {
+      fh = await openFile(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") return reply.code(404).send({ error: `job ${job!.id}'s output '${req.params.name}' is no longer on the server (${file} ${code === "ELOOP" ? "is now a symbolic link" : "was removed"})` });
+      throw e;
+    }
+    return reply.type(type).send(fh.createReadStream());
   });
 
   function stream(raw: ServerResponse, initial: JobEvent[], accept: (e: JobEvent) => boolean, endOn?: (e: JobEvent) => boolean): void {

@@ -8,13 +8,15 @@ import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { freemem, totalmem } from "node:os";
 import { join, resolve } from "node:path";
-import { open, refuseOverBudget, type OpenOptions } from "../engine.js";
+import { open, refuseOverBudget, type DeviceMemoryNow, type MemoryPlanReport, type OpenOptions } from "../engine.js";
 import { defaultModel, wanlabHome } from "../models.js";
+import { ParamError, resolveParams, type ResolvedParams } from "../params.js";
+import { formatBytes } from "../terminal/format.js";
 import { buildApp } from "./app.js";
 import { createQueue, parseFaults, type Faults, type RetryPolicy } from "./jobs.js";
-import { openJournal, readJournal, replay } from "./journal.js";
+import { openJournal, readJournal, repairJournal, replay } from "./journal.js";
 import { modelFingerprint } from "./outputs.js";
-import { alive, readServerFile, removeServerFile, runtimeDir, writeServerFile } from "./runtime.js";
+import { checkRuntimeDir, processStart, readServerFile, removeServerFile, runtimeDir, serverFile, staleReason, writeServerFile } from "./runtime.js";
 import { checkInputVideoPath } from "../video/read.js";
 
 export { runtimeDir, readServerFile, serverFile, type ServerInfo } from "./runtime.js";
@@ -35,6 +37,13 @@ export interface ServeOptions {
   runtimeDir?: string;
   /** How long shutdown waits for the running job before re-queueing it (default 30 s). */
   graceMs?: number;
+  /**
+   * Without a budget (parallel.budget), refuse at submit every job whose predicted peak is over
+   * the device's memory (CUDA: the card's total) or the host's (a CPU engine, and the host part
+   * beside a GPU: MemAvailable when the server started, before it loaded the model, capped by
+   * the cgroup's memory.max). Default true; false is `serve --budget none`.
+   */
+  guard?: boolean;
   retry?: Partial<RetryPolicy>;
   bodyLimit?: number;
   /** Test hook; default from $WANLAB_TEST_FAULTS. */
@@ -59,8 +68,60 @@ export interface Server {
   runtimeFile: string;
   /** Graceful: stop accepting, finish or re-queue the running job, remove server.json. */
   close(options?: { graceMs?: number }): Promise<void>;
-  /** Resolves once the server has stopped (by close() or POST /v1/shutdown). */
-  readonly closed: Promise<void>;
+  /** Resolves once the server has stopped (by close() or POST /v1/shutdown); engineBusy: the
+   * engine did not return within 2 s of its cancel (a forced stop), so it was not closed and
+   * the process should exit (runServer does). */
+  readonly closed: Promise<{ engineBusy: boolean }>;
+}
+
+/** The host memory a CPU engine may use: MemAvailable now (MemTotal-free memory the kernel can
+ * give without swapping), capped by the cgroup v2 limit when there is one. */
+export function hostMemoryLimit(): { bytes: number; what: string } {
+  let bytes = freemem();
+  let what = "the host's available memory";
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync("/proc/meminfo", "utf8"));
+    if (m) {
+      bytes = Number(m[1]) * 1024;
+      what = "the host's available memory (MemAvailable when the server started)";
+    }
+  } catch {
+    /* not Linux: os.freemem() */
+  }
+  try {
+    const max = readFileSync("/sys/fs/cgroup/memory.max", "utf8").trim();
+    if (/^\d+$/.test(max) && Number(max) < bytes) {
+      bytes = Number(max);
+      what = "this container's memory limit (cgroup memory.max)";
+    }
+  } catch {
+    /* no cgroup v2 limit */
+  }
+  return { bytes, what };
+}
+
+/**
+ * The default guard of a server without a budget: why a plan is over the memory the job would
+ * run in, or "" when it fits. `devices` are the CUDA devices in use (none on a CPU engine).
+ */
+export function guardProblem(p: Pick<ResolvedParams, "height" | "width" | "numFrames">, plan: MemoryPlanReport, host: { bytes: number; what: string }, devices: DeviceMemoryNow[]): string {
+  const video = `${p.height}x${p.width}x${p.numFrames}`;
+  const stages = `encode ${formatBytes(plan.encode_peak_bytes)}, denoise ${formatBytes(plan.denoise_peak_bytes)}, decode ${formatBytes(plan.decode_peak_bytes)}`;
+  const optOut = "make the video smaller (or tiled), or start the server with --budget BYTES to plan for it, or --budget none to accept such jobs anyway";
+  const card = devices.find((d) => d.device === plan.device) ?? (plan.device.startsWith("cuda") ? devices[0] : undefined);
+  if (card) {
+    if (plan.peak_bytes > card.total_bytes) {
+      return `a ${video} generation is predicted to need ${formatBytes(plan.peak_bytes)} on ${plan.device} (${stages}), more than the device's ${formatBytes(card.total_bytes)} (${card.name}); ${optOut}`;
+    }
+    if (plan.host_bytes > host.bytes) {
+      return `a ${video} generation is predicted to need ${formatBytes(plan.host_bytes)} of host memory beside ${plan.device}, more than ${host.what}, ${formatBytes(host.bytes)}; ${optOut}`;
+    }
+    return "";
+  }
+  if (plan.peak_bytes > host.bytes) {
+    return `a ${video} generation is predicted to need ${formatBytes(plan.peak_bytes)} on ${plan.device} (${stages}), more than ${host.what}, ${formatBytes(host.bytes)}; ${optOut}`;
+  }
+  return "";
 }
 
 const loopback = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -81,13 +142,18 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     log(`wanlab serve: WARNING: listening on ${host}, not loopback: any machine that can reach it and has the token can run jobs and read outputs`);
   }
   const rtDir = o.runtimeDir ?? runtimeDir();
+  await checkRuntimeDir(rtDir);
   const existing = await readServerFile(rtDir).catch(() => undefined);
-  if (existing && existing.pid !== process.pid && alive(existing.pid)) {
-    throw new Error(`another wanlab server (pid ${existing.pid}) is running at ${existing.url}; stop it, or set WANLAB_RUNTIME_DIR to run a second one`);
+  if (existing && existing.pid !== process.pid) {
+    const stale = staleReason(existing);
+    if (!stale) throw new Error(`another wanlab server (pid ${existing.pid}) is running at ${existing.url}; stop it, or set WANLAB_RUNTIME_DIR to run a second one`);
+    log(`wanlab serve: ${serverFile(rtDir)} is stale (${stale}); replacing it`);
   }
   const model = resolve(o.model ?? (await defaultModel()));
   const outputs = resolve(o.outputs ?? join(wanlabHome(), "outputs"));
   await mkdir(outputs, { recursive: true });
+  // measured before the model is loaded: the plans count the model's weights
+  const hostLimit = hostMemoryLimit();
 
   log(`wanlab serve: loading ${model}`);
   const t0 = Date.now();
@@ -95,7 +161,17 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   const fingerprint = await modelFingerprint(model);
   log(`wanlab serve: ${lab.info.layout} model loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s (${fingerprint.slice(0, 19)}…)`);
 
+  const guard = o.guard !== false && o.parallel?.budget === undefined;
+  const guarded = (p: Pick<ResolvedParams, "height" | "width" | "numFrames">, plan: MemoryPlanReport): MemoryPlanReport => {
+    if (!guard || !plan.fits) return plan;
+    const problem = guardProblem(p, plan, hostLimit, lab.deviceMemory());
+    return problem ? { ...plan, fits: false, problem } : plan;
+  };
+  if (guard) log(`wanlab serve: no --budget: jobs predicted over ${lab.deviceMemory().length ? "the device's memory or " : ""}${hostLimit.what} (${formatBytes(hostLimit.bytes)}) are refused at submit; --budget none accepts them`);
+
   const journalPath = join(outputs, "journal.jsonl");
+  const torn = await repairJournal(journalPath);
+  if (torn) log(`wanlab serve: ${journalPath} ended in a torn record (${torn.bytes} bytes: a crash while it was written, never acknowledged); cut off, the bytes kept in ${torn.aside}`);
   const replayed = replay(await readJournal(journalPath));
   const journal = await openJournal(journalPath);
   const version = packageVersion();
@@ -104,9 +180,13 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     model: { dir: model, layout: lab.info.layout, fingerprint },
     retry: o.retry,
     faults: o.faults ?? parseFaults(process.env.WANLAB_TEST_FAULTS),
+    log,
     admit: (p) => {
       if (p.inputVideo) checkInputVideoPath(p.inputVideo);  // read on this machine, when the job runs
-      refuseOverBudget(lab.memoryPlan(p));
+      const plan = lab.memoryPlan(p);
+      refuseOverBudget(plan);
+      const g = guarded(p, plan);
+      if (!g.fits) throw new ParamError("budget", g.problem);
     },
   });
   await queue.restore(replayed);
@@ -116,8 +196,8 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   const token = randomBytes(32).toString("base64url");
   let stopping = false;
   let closing: Promise<void> | undefined;
-  let resolveClosed!: () => void;
-  const closed = new Promise<void>((r) => (resolveClosed = r));
+  let resolveClosed!: (v: { engineBusy: boolean }) => void;
+  const closed = new Promise<{ engineBusy: boolean }>((r) => (resolveClosed = r));
   const memoryAtStart = process.memoryUsage().rss;
 
   const app = buildApp({
@@ -125,7 +205,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     info: { ...lab.info, dir: model, fingerprint, version },
     shutdown: () => void close(),
     stopping: () => stopping,
-    plan: (p) => lab.memoryPlan(p),
+    plan: (p) => guarded(resolveParams(p), lab.memoryPlan(p)),
     memory: () => ({
       process: { ...process.memoryUsage(), rssAtStart: memoryAtStart },
       // The host first (pinned offload and CPU ranks live there), then each CUDA device in use.
@@ -144,15 +224,25 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     }
     closing = (async () => {
       stopping = true;
-      log("wanlab serve: stopping");
-      await queue.drain(options.graceMs ?? o.graceMs ?? 30_000);
+      const graceMs = options.graceMs ?? o.graceMs ?? 30_000;
+      const running = queue.list().find((j) => j.state === "running");
+      log(running && graceMs > 0
+        ? `wanlab serve: stopping: job ${running.id} gets up to ${graceMs / 1000} s to finish (--grace), then it is cancelled and re-queued; a second signal does that now`
+        : "wanlab serve: stopping");
+      const { abandoned } = await queue.drain(graceMs);
+      if (running && running.state === "queued") log(`wanlab serve: job ${running.id} re-queued in the journal; it runs again when the server restarts`);
       await app.close();
       await journal.close();
-      lab.endRequests(); // the following nodes (multi-node serve) return
-      await lab.close();
+      if (abandoned) {
+        // the engine is still inside a step: closing it now would wait for it; the process exits
+        log(`wanlab serve: the engine did not stop within 2 s of its cancel; stopping without it`);
+      } else {
+        lab.endRequests(); // the following nodes (multi-node serve) return
+        await lab.close();
+      }
       await removeServerFile(rtDir);
       log("wanlab serve: stopped");
-      resolveClosed();
+      resolveClosed({ engineBusy: abandoned !== undefined });
     })();
     return closing;
   }
@@ -168,7 +258,11 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   const port = (app.server.address() as { port: number }).port;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   void address;
-  const runtimeFile = await writeServerFile({ url, token, pid: process.pid, model }, rtDir);
+  const runtimeFile = await writeServerFile({ url, token, pid: process.pid, pidStart: processStart(process.pid), model }, rtDir);
+  // A fatal signal inside the engine (SIGBUS: a mapped weights file truncated underneath)
+  // removes server.json on the way down (kernel/native.ts, where the engine provides it).
+  const nativeModule = (await import("../native.js")) as Record<string, unknown>;
+  if (typeof nativeModule.registerFatalCleanup === "function") (nativeModule.registerFatalCleanup as (paths: string[]) => void)([runtimeFile]);
   return { url, token, model, outputs, runtimeFile, close, closed };
 }
 
@@ -184,14 +278,17 @@ export async function runServer(o: ServeOptions): Promise<number> {
   let signals = 0;
   const onSignal = () => {
     signals++;
+    if (signals > 1) console.error("wanlab serve: second signal: cancelling and re-queueing the running job now");
     void server.close({ graceMs: signals > 1 ? 0 : undefined });
-    if (signals > 1) console.error("wanlab serve: re-queueing the running job");
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  await server.closed;
+  const { engineBusy } = await server.closed;
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
+  // The engine's worker thread would keep the process alive until its step ends: the journal
+  // and server.json are done with, so exit now.
+  if (engineBusy) process.exit(0);
   return 0;
 }
 

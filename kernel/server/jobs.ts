@@ -2,13 +2,12 @@
 // change is journalled before it is announced, so what a client saw survives a crash.
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CancelledError, type Lab, type ProgressEvent } from "../engine.js";
 import { ParamError, resolveParams, type ResolvedParams } from "../params.js";
 import type { Journal, JobState, ReplayedJob } from "./journal.js";
-import { commitOutputs, confine, paramsToJson, scratchDir, type Manifest, type ResolvedJson } from "./outputs.js";
+import { checkOutputFolders, commitOutputs, confine, openJobPlace, paramsToJson, removeScratch, type JobPlace, type Manifest, type ResolvedJson } from "./outputs.js";
 import type { JobOptions, JobRequest } from "./schema.js";
 
 export interface Job {
@@ -81,6 +80,14 @@ export interface QueueOptions {
   /** Checks a request against the engine before it is queued (the memory budget); throws a
    * ParamError to refuse it. */
   admit?: (params: ResolvedParams) => void;
+  /** How long DELETE of a running job waits for the engine to stop before answering 202
+   * (cancelling) instead of 200 (cancelled); default 2 s. */
+  cancelWaitMs?: number;
+  /** How long a forced stop (grace over, or a second signal) waits for the engine after its
+   * cancel before giving up on it; default 2 s. */
+  stopWaitMs?: number;
+  /** Log lines (failed jobs, journal errors); default stderr. */
+  log?: (line: string) => void;
 }
 
 export interface QueueStats {
@@ -102,13 +109,16 @@ export interface Queue {
   get(id: string): Job | undefined;
   list(): Job[];
   queued(): Job[];
-  /** Queued: leaves the queue now. Running: stops at the next step boundary. */
+  /** Queued: leaves the queue now. Running: journals the request, cancels the engine and waits
+   * up to cancelWaitMs for it to stop. A second call while one is under way shares its answer. */
   cancel(id: string): Promise<Job | undefined>;
   /** Puts journalled jobs back: queued ones in order, an interrupted one once. */
   restore(jobs: ReplayedJob[]): Promise<void>;
   stats(): QueueStats;
-  /** Stops taking jobs; the running one gets `graceMs` to finish, then is re-queued. */
-  drain(graceMs: number): Promise<void>;
+  /** Stops taking jobs; the running one gets `graceMs` to finish, then is re-queued in the
+   * journal and cancelled in the engine, which gets stopWaitMs to stop. Calling it again while
+   * it waits ends the grace now. Resolves with the job the engine still runs, if it did not stop. */
+  drain(graceMs: number): Promise<{ abandoned?: Job }>;
 }
 
 const newId = () => `${Date.now().toString(36)}-${randomBytes(5).toString("hex")}`;
@@ -119,8 +129,14 @@ export function createQueue(o: QueueOptions): Queue {
   events.setMaxListeners(0);
   const jobs = new Map<string, Job>();
   const waiting: Job[] = [];
-  let current: { job: Job; controller: AbortController; requeue: boolean; finished: Promise<void> } | undefined;
+  let current: { job: Job; controller: AbortController; requeue: boolean; forced: boolean; finished: Promise<void> } | undefined;
   let stopping = false;
+  let draining: Promise<{ abandoned?: Job }> | undefined;
+  let forceNow: (() => void) | undefined;
+  const cancelling = new Map<string, Promise<Job>>();
+  const log = o.log ?? ((line: string) => console.error(line));
+  const cancelWaitMs = o.cancelWaitMs ?? 2000;
+  const stopWaitMs = o.stopWaitMs ?? 2000;
   const started = Date.now();
   let busyMs = 0;
   let retries = 0;
@@ -128,15 +144,32 @@ export function createQueue(o: QueueOptions): Queue {
   const latencies: number[] = [];
 
   const emit = (e: JobEvent) => events.emit("event", e);
-  const finalDir = (job: Job) => join(confine(o.outputs, job.options.output), job.id);
 
   function end(job: Job, state: "done" | "failed" | "cancelled", extra: Partial<Job> = {}): void {
     Object.assign(job, { state, endedAt: Date.now(), cancelling: undefined }, extra);
     if (state === "done") doneTimes.push(job.endedAt!);
+    if (state === "failed") log(`wanlab serve: job ${job.id} failed: ${job.error}`);
     emit({ type: state, job });
   }
 
-  async function run(job: Job, controller: AbortController, self: { requeue: boolean }): Promise<void> {
+  /** Resolves once the job is done, failed or cancelled, or after `ms`. */
+  function settled(job: Job, ms: number): Promise<void> {
+    if (["done", "failed", "cancelled"].includes(job.state)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        events.off("event", listener);
+        resolve();
+      };
+      const listener = (e: JobEvent) => {
+        if (e.job === job && (e.type === "done" || e.type === "failed" || e.type === "cancelled" || e.type === "requeued")) finish();
+      };
+      const timer = setTimeout(finish, ms);
+      events.on("event", listener);
+    });
+  }
+
+  async function run(job: Job, controller: AbortController, self: { requeue: boolean; forced: boolean }): Promise<void> {
     const t0 = Date.now();
     job.attempts++;
     job.state = "running";
@@ -144,11 +177,11 @@ export function createQueue(o: QueueOptions): Queue {
     latencies.push((t0 - job.submittedAt) / 1000);
     await o.journal.append({ t: "start", id: job.id, at: t0, attempt: job.attempts });
     emit({ type: "started", job });
-    const dir = finalDir(job);
     for (let tries = 0; ; tries++) {
-      let tmp: string | undefined;
+      let place: JobPlace | undefined;
       try {
-        tmp = await scratchDir(dir);
+        place = await openJobPlace(o.outputs, job.options.output, job.id);
+        const tmp = place.scratch;
         if (o.faults) {
           const r = Math.random();
           if (r < o.faults.fatal) throw new Error("injected engine failure (WANLAB_TEST_FAULTS)");
@@ -169,7 +202,7 @@ export function createQueue(o: QueueOptions): Queue {
         );
         const tw = Date.now();
         const at = (ms: number) => new Date(ms).toISOString();
-        const outputs = await commitOutputs(tmp, dir, result, (files): Manifest => ({
+        const outputs = await commitOutputs(place, result, (files): Manifest => ({
           producer: "wanlab",
           id: job.id,
           model: o.model,
@@ -190,9 +223,10 @@ export function createQueue(o: QueueOptions): Queue {
         end(job, "done", { outputs, step: job.totalSteps });
         return;
       } catch (e) {
-        if (tmp) await rm(tmp, { recursive: true, force: true });
+        if (place) await place.discard().catch(() => undefined);
         const message = (e as Error)?.message ?? String(e);
         if (controller.signal.aborted || e instanceof CancelledError) {
+          if (self.forced) return; // a forced stop journalled it as re-queued already
           if (self.requeue) {
             await o.journal.append({ t: "requeue", id: job.id, at: Date.now(), reason: "server shutdown" });
             Object.assign(job, { state: "queued", step: 0, stage: undefined, cancelling: undefined });
@@ -220,6 +254,8 @@ export function createQueue(o: QueueOptions): Queue {
         await o.journal.append({ t: "failed", id: job.id, at: Date.now(), error });
         end(job, "failed", { error });
         return;
+      } finally {
+        await place?.close();
       }
     }
   }
@@ -229,12 +265,12 @@ export function createQueue(o: QueueOptions): Queue {
     const job = waiting.shift();
     if (!job) return;
     const controller = new AbortController();
-    const self = { job, controller, requeue: false, finished: Promise.resolve() };
+    const self = { job, controller, requeue: false, forced: false, finished: Promise.resolve() };
     const t0 = Date.now();
     self.finished = run(job, controller, self)
       .catch((e) => {
         // the journal itself failed (disk full?): the job cannot be recorded, say so loudly
-        console.error(`wanlab serve: job ${job.id}: ${(e as Error).message}`);
+        log(`wanlab serve: job ${job.id}: ${(e as Error).message}`);
         if (job.state === "running") end(job, "failed", { error: `server error: ${(e as Error).message}` });
       })
       .finally(() => {
@@ -258,6 +294,7 @@ export function createQueue(o: QueueOptions): Queue {
       o.admit?.(resolved);
       const options: JobOptions = { output, fps, crf, saveTensors };
       confine(o.outputs, output);
+      await checkOutputFolders(o.outputs, output);
       const job: Job = {
         id: newId(), state: "queued", step: 0, totalSteps: resolved.numInferenceSteps,
         params: paramsToJson(resolved), options, submittedAt: Date.now(), attempts: 0,
@@ -271,19 +308,31 @@ export function createQueue(o: QueueOptions): Queue {
     get: (id) => jobs.get(id),
     list: () => [...jobs.values()],
     queued: () => [...waiting],
-    async cancel(id) {
+    cancel(id) {
       const job = jobs.get(id);
-      if (!job) return undefined;
-      const i = waiting.indexOf(job);
-      if (i >= 0) {
-        waiting.splice(i, 1);
-        await o.journal.append({ t: "cancelled", id, at: Date.now(), reason: "cancelled while queued" });
-        end(job, "cancelled", { error: "cancelled while queued" });
-      } else if (current?.job === job && job.state === "running") {
-        job.cancelling = true;
-        current.controller.abort();
-      }
-      return job;
+      if (!job) return Promise.resolve(undefined);
+      const under = cancelling.get(id);
+      if (under) return under; // a second DELETE while the first is journalled gets the same answer
+      const c = current;
+      const work = (async () => {
+        const i = waiting.indexOf(job);
+        if (i >= 0) {
+          waiting.splice(i, 1);
+          job.cancelling = true;
+          await o.journal.append({ t: "cancelled", id, at: Date.now(), reason: "cancelled while queued" });
+          end(job, "cancelled", { error: "cancelled while queued" });
+        } else if (c?.job === job && job.state === "running") {
+          job.cancelling = true;
+          c.controller.abort(); // the engine's cancel, at once
+          // journalled before it is answered: after a crash the job stays cancelled
+          await o.journal.append({ t: "cancel", id, at: Date.now() });
+          await settled(job, cancelWaitMs);
+        }
+        return job;
+      })();
+      cancelling.set(id, work);
+      void work.finally(() => cancelling.delete(id)).catch(() => undefined);
+      return work;
     },
     async restore(replayed) {
       for (const r of replayed) {
@@ -292,7 +341,17 @@ export function createQueue(o: QueueOptions): Queue {
           params: r.params, options: r.options, submittedAt: r.submittedAt, startedAt: r.startedAt, endedAt: r.endedAt,
           attempts: r.attempts, error: r.error, outputs: r.outputs,
         };
-        if (r.state === "queued") enqueue(job);
+        // a crash while it ran leaves its scratch folder; it is rewritten by a retry, removed otherwise
+        if (r.state === "running" || (r.state === "queued" && r.startedAt !== undefined)) {
+          await removeScratch(o.outputs, r.options.output, r.id).catch((e) => log(`wanlab serve: job ${r.id}: could not remove its scratch folder: ${(e as Error).message}`));
+        }
+        if (r.cancelRequested && (r.state === "queued" || r.state === "running")) {
+          // cancelled by a DELETE that was acknowledged; the server stopped before the engine did
+          const error = "cancelled while running (the server stopped before the engine did; not run again)";
+          await o.journal.append({ t: "cancelled", id: r.id, at: Date.now(), reason: error });
+          Object.assign(job, { state: "cancelled", error, endedAt: Date.now() });
+          jobs.set(job.id, job);
+        } else if (r.state === "queued") enqueue(job);
         else if (r.state === "running") {
           // The server stopped while this job ran: one more try, then it is failed with the reason.
           if (r.interrupted <= 1) {
@@ -331,16 +390,42 @@ export function createQueue(o: QueueOptions): Queue {
         retries,
       };
     },
-    async drain(graceMs) {
+    drain(graceMs) {
+      if (draining) {
+        if (graceMs === 0) forceNow?.();
+        return draining;
+      }
       stopping = true;
-      const c = current;
-      if (!c) return;
-      const timer = setTimeout(() => {
+      draining = (async () => {
+        const c = current;
+        if (!c) return {};
+        let timer: NodeJS.Timeout | undefined;
+        const forced = new Promise<"forced">((resolve) => {
+          forceNow = () => resolve("forced");
+          timer = setTimeout(forceNow, graceMs);
+        });
+        const outcome = await Promise.race([c.finished.then(() => "finished" as const), forced]);
+        clearTimeout(timer);
+        forceNow = undefined;
+        if (outcome === "finished") return {};
+        // The grace is over (or a second signal came): the job goes back to the queue in the
+        // journal (it runs again when the server restarts), the engine is told to cancel, and it
+        // gets stopWaitMs to return before the server stops without it.
         c.requeue = true;
+        c.forced = true;
         c.controller.abort();
-      }, graceMs);
-      await c.finished;
-      clearTimeout(timer);
+        const job = c.job;
+        try {
+          await o.journal.append({ t: "requeue", id: job.id, at: Date.now(), reason: "server shutdown: the grace period ended while it ran" });
+          Object.assign(job, { state: "queued", step: 0, stage: undefined, cancelling: undefined });
+          emit({ type: "requeued", job });
+        } catch (e) {
+          log(`wanlab serve: job ${job.id}: could not journal its re-queueing: ${(e as Error).message}`);
+        }
+        const stopped = await Promise.race([c.finished.then(() => true), sleep(stopWaitMs).then(() => false)]);
+        return stopped ? {} : { abandoned: job };
+      })();
+      return draining;
     },
   };
 }

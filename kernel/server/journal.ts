@@ -1,8 +1,10 @@
 // The job journal: an append-only JSONL file, fsync'd before a request is answered, so an
 // accepted job survives a crash. Appends are group-committed: records that arrive while a
 // sync is in flight share the next write + fsync, so a burst of submissions costs a few
-// syncs, not one each.
-import { open, readFile, type FileHandle } from "node:fs/promises";
+// syncs, not one each. A record is never written after a partial line: a torn tail left by a
+// crash is cut off at start (repairJournal, the bytes kept aside), and a failed write is
+// truncated back to the last whole record before the next one.
+import { open, readFile, rename, writeFile, type FileHandle } from "node:fs/promises";
 import type { ResolvedJson } from "./outputs.js";
 import type { JobOptions } from "./schema.js";
 
@@ -14,7 +16,10 @@ export type JournalRecord =
   | { t: "requeue"; id: string; at: number; reason: string; interrupted?: boolean }
   | { t: "done"; id: string; at: number; outputs: string[] }
   | { t: "failed"; id: string; at: number; error: string }
-  | { t: "cancelled"; id: string; at: number; reason?: string };
+  | { t: "cancelled"; id: string; at: number; reason?: string }
+  /** DELETE of a running job, journalled before it is answered: a crash before the engine
+   * stops leaves the job cancelled on restart, never run again. */
+  | { t: "cancel"; id: string; at: number };
 
 export interface Journal {
   readonly path: string;
@@ -25,6 +30,10 @@ export interface Journal {
 
 export async function openJournal(path: string): Promise<Journal> {
   const handle: FileHandle = await open(path, "a", 0o600);
+  // The length of the whole records on disk: a write that fails half-way is cut back to it.
+  let size = (await handle.stat()).size;
+  let broken: Error | undefined;
+  let closed = false;
   let pending: { line: string; done: () => void; fail: (e: Error) => void }[] = [];
   let flushing: Promise<void> | undefined;
 
@@ -32,11 +41,22 @@ export async function openJournal(path: string): Promise<Journal> {
     while (pending.length) {
       const batch = pending;
       pending = [];
+      if (broken) {
+        for (const b of batch) b.fail(broken);
+        continue;
+      }
+      const text = batch.map((b) => b.line).join("");
       try {
-        await handle.appendFile(batch.map((b) => b.line).join(""));
+        await handle.appendFile(text);
         await handle.sync();
+        size += Buffer.byteLength(text);
         for (const b of batch) b.done();
       } catch (e) {
+        try {
+          await handle.truncate(size); // no partial line for the next record to be glued onto
+        } catch (t) {
+          broken = new Error(`${path}: a write failed (${(e as Error).message}) and could not be cut back to the last whole record (${(t as Error).message}); no more records are written`);
+        }
         for (const b of batch) b.fail(e as Error);
       }
     }
@@ -46,12 +66,15 @@ export async function openJournal(path: string): Promise<Journal> {
   return {
     path,
     append(record) {
+      if (closed) return Promise.reject(new Error(`${path}: the journal is closed`));
       return new Promise<void>((done, fail) => {
         pending.push({ line: JSON.stringify(record) + "\n", done, fail });
         flushing ??= flush();
       });
     },
     async close() {
+      if (closed) return;
+      closed = true;
       await flushing;
       await handle.close();
     },
@@ -59,8 +82,55 @@ export async function openJournal(path: string): Promise<Journal> {
 }
 
 /**
+ * A crash mid-append leaves a last line without its newline (or one that does not parse). It
+ * was never acknowledged, so it is cut off here, before anything is appended after it; the
+ * damaged bytes are kept in PATH.torn-<time> (returned, for the log). Damage before the last
+ * line is not a torn tail and is left for readJournal to refuse.
+ */
+export async function repairJournal(path: string, now = new Date()): Promise<{ aside: string; bytes: number } | undefined> {
+  let data: Buffer;
+  try {
+    data = await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+  if (data.length === 0) return undefined;
+  let keep: number;
+  if (data[data.length - 1] !== 0x0a) {
+    keep = data.lastIndexOf(0x0a) + 1; // 0 when the only line is torn
+  } else {
+    // a whole last line that is still not a record (e.g. zeros a crashed filesystem left)
+    const prev = data.lastIndexOf(0x0a, data.length - 2) + 1;
+    const last = data.subarray(prev, data.length - 1).toString("utf8");
+    if (!last.trim()) return undefined;
+    try {
+      const r = JSON.parse(last) as { t?: unknown };
+      if (r && typeof r === "object" && typeof r.t === "string") return undefined;
+    } catch {
+      /* torn */
+    }
+    keep = prev;
+  }
+  const aside = `${path}.torn-${now.toISOString().replace(/[:.]/g, "-")}`;
+  await writeFile(aside, data.subarray(keep), { mode: 0o600, flag: "wx" });
+  // rewrite the whole records aside and rename, so a crash here loses nothing either
+  const tmp = `${path}.repair.tmp`;
+  const fh = await open(tmp, "w", 0o600);
+  try {
+    await fh.writeFile(data.subarray(0, keep));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  return { aside, bytes: data.length - keep };
+}
+
+/**
  * Reads the journal back. A torn last line (the process died mid-write, before the fsync that
- * would have acknowledged it) is skipped: its job was never accepted.
+ * would have acknowledged it) is skipped: its job was never accepted (serve() cuts it off with
+ * repairJournal before appending).
  */
 export async function readJournal(path: string): Promise<JournalRecord[]> {
   let text: string;
@@ -97,6 +167,8 @@ export interface ReplayedJob {
   endedAt?: number;
   /** Starts that never ended (the server stopped while the job ran). */
   interrupted: number;
+  /** A DELETE was accepted while it ran (it is cancelled on restore, never run again). */
+  cancelRequested?: boolean;
   attempts: number;
   error?: string;
   outputs?: string[];
@@ -133,6 +205,9 @@ export function replay(records: JournalRecord[]): ReplayedJob[] {
         break;
       case "cancelled":
         Object.assign(j, { state: "cancelled", endedAt: r.at, error: r.reason });
+        break;
+      case "cancel":
+        j.cancelRequested = true;
         break;
     }
   }
