@@ -10,6 +10,7 @@ import { CancelledError, open, type GenerateResult, type OpenOptions, type Progr
 import { defaultModel, dimsPresets, inspect, layouts, makeTiny, type Dims, type Layout } from "./models.js";
 import { ParamError, paramRanges, rangeText, resolveParams, type GenerateParams } from "./params.js";
 import { checkInputVideoPath } from "./video/read.js";
+import type { ServeOptions } from "./server/index.js";
 import { writePngFrames } from "./video/ffmpeg.js";
 import { checkDistinct, checkOutputDir, checkOutputFile, commitFile, OutputError, tempBeside, type OutputFileOptions } from "./fs/safe-output.js";
 import { paramSchemas } from "./server/schema.js";
@@ -136,12 +137,12 @@ const layoutOptions: Options = {
 };
 
 /** --budget BYTES (24G, 7e9) or auto. */
-function budgetOption(value: string | boolean | undefined): number | "auto" | undefined {
+function budgetOption(value: string | boolean | undefined, orNone = false): number | "auto" | undefined {
   if (value === "auto" || value === undefined) return value;
   try {
     return countOption("budget", value as string);
   } catch (e) {
-    if (e instanceof UsageError) throw new UsageError(`--budget must be bytes like 24G, 7e9 or 7000000000, or auto, got '${value}'`);
+    if (e instanceof UsageError) throw new UsageError(`--budget must be bytes like 24G, 7e9 or 7000000000, ${orNone ? "auto or none" : "or auto"}, got '${value}'`);
     throw e;
   }
 }
@@ -487,7 +488,7 @@ interface OutputPlan {
 function planOutputs(o: RunOptions, numFrames: number): OutputPlan {
   const file = (flag: string): OutputFileOptions => ({ flag, overwrite: o.overwrite === true });
   const video = checkOutputFile(o.output, file("--output"));
-  const sidecar = checkOutputFile(`${video}.json`, file("--output (its .json)"));
+  const sidecar = checkOutputFile(`${resolvePath(o.output)}.json`, file("--output (its .json)"));
   const tensors = o.saveTensors === undefined ? undefined : checkOutputFile(o.saveTensors, file("--save-tensors"));
   const framesDir = o.framesDir === undefined ? undefined
     : checkOutputDir(o.framesDir, { ...file("--frames-dir"), files: Array.from({ length: numFrames }, (_, f) => `${f}.png`) });
@@ -641,18 +642,18 @@ async function cmdServe(args: string[]): Promise<number> {
   // --budget none: no engine budget and no host guard (the server's default refuses jobs
   // predicted beyond the device's or the host's memory).
   const none = v.budget === "none";
-  const compute = computeOpenOptions(none ? { ...v, budget: undefined } : v);
-  const { runServer } = await import("./server/index.js"); // fastify loads only for this command
-  const options: Parameters<typeof runServer>[0] & { guard?: boolean } = {
+  budgetOption(none ? undefined : v.budget, true);
+  const options: ServeOptions & { guard?: boolean } = {
     model: v.model as string | undefined,
     host: v.host as string | undefined,
     port: intOption("port", v.port as string | undefined, 0, 65535),
     outputs: v.outputs as string | undefined,
     allowRemote: v["allow-remote"] === true,
     graceMs: (intOption("grace", v.grace as string | undefined, 0, 86400) ?? 30) * 1000,
-    parallel: { ...groupOpenOptions(v), ...compute },
+    parallel: { ...groupOpenOptions(v), ...computeOpenOptions(none ? { ...v, budget: undefined } : v) },
     ...(none ? { guard: false } : {}),
   };
+  const { runServer } = await import("./server/index.js"); // fastify loads only for this command
   return runServer(options);
 }
 

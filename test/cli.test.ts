@@ -1,7 +1,7 @@
 // The wanlab CLI as a user runs it: make-tiny in every layout, inspect (text and JSON),
 // the embedded default, and clear errors for bad input.
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { scratch, wanlab } from "./helpers.js";
@@ -219,6 +219,33 @@ describe("bad input", () => {
     const r = wanlab(["make-tiny", join(dir, "official")]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /already exists and is not an empty directory/);
+  });
+
+  test("inspect_reports_a_missing_tokenizer_json_as_a_problem_as_generate_refuses_the_model", () => {
+    const out = join(dir, "no-tokenizer");
+    assert.equal(wanlab(["make-tiny", out]).status, 0);
+    const tokenizer = join(out, "google", "umt5-xxl", "tokenizer.json");
+    rmSync(tokenizer);
+    const r = wanlab(["inspect", out]);
+    assert.equal(r.status, 1, r.stderr);
+    const problem = `tokenizer: loadTokenizer: no tokenizer.json in ${join(out, "google", "umt5-xxl")}`;
+    assert.equal(r.stderr.trim(), `wanlab inspect: ${problem}`);
+    assert.match(r.stdout, /problems \(generate would refuse this model\)\n {2}tokenizer: loadTokenizer: no tokenizer\.json in/);
+    const json = wanlab(["inspect", out, "--json"]);
+    assert.equal(json.status, 1);
+    assert.deepEqual((JSON.parse(json.stdout) as InspectReport).problems, [problem]);
+    // generate refuses it with the same words
+    const g = wanlab(["generate", "--model", out, "--prompt", "x", "--height", "16", "--width", "16", "--num-frames", "1", "--num-inference-steps", "1",
+      "--output", join(dir, "no-tokenizer.mp4")]);
+    assert.equal(g.status, 1);
+    assert.match(g.stderr, /loadTokenizer: no tokenizer\.json in/);
+    // a tokenizer.json that is no JSON object: both refuse it naming the file
+    writeFileSync(tokenizer, "[1]");
+    const bad = wanlab(["inspect", out]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /tokenizer: loadTokenizer: .*tokenizer\.json must hold a JSON object, got an array/);
+    // a clean model has no problems
+    assert.deepEqual((JSON.parse(wanlab(["inspect", join(dir, "official"), "--json"]).stdout) as InspectReport).problems, []);
   });
 
   test("a truncated checkpoint is named", () => {

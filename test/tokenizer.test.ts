@@ -1,7 +1,8 @@
 // Prompt tokens against golden ids made by Python (ftfy, html, the Rust `tokenizers` library) on
 // the tiny model's tokenizer.json: test/golden/make_tokens.py wrote test/golden/data/tokens.json.
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { root, scratch, wanlab } from "./helpers.js";
@@ -93,6 +94,61 @@ describe("errors", () => {
   });
 
   test("textLen must leave room for </s>", () => {
-    assert.throws(() => tok.encode("a cat", 1), /textLen must be an integer ≥ 2, got 1/);
+    assert.throws(() => tok.encode("a cat", 1), /textLen \(a model's text_len\) must be an integer from 2 to 65536, got 1/);
+  });
+
+  test("a text_len beyond the limit is refused by name, never allocated (no 'Invalid typed array length', no 8 GB fill)", () => {
+    for (const n of [1e9, 1e10, 65537])
+      assert.throws(() => tok.encode("a cat", n), new RegExp(`^Error: encode: textLen \\(a model's text_len\\) must be an integer from 2 to 65536, got ${n}$`));
+    assert.equal(tok.encode("a cat", 65536).ids.length, 65536);
+  });
+});
+
+describe("tokenizer.json and tokenizer_config.json are read within limits; errors name the file and the key", () => {
+  const copy = (name: string, edit: (json: Record<string, any>) => void): string => {
+    const d = join(dir, name);
+    mkdirSync(d);
+    const json = JSON.parse(readFileSync(join(tokenizerDir, "tokenizer.json"), "utf8"));
+    edit(json);
+    writeFileSync(join(d, "tokenizer.json"), JSON.stringify(json));
+    return d;
+  };
+
+  test("a tokenizer.json over 64 MB is refused before it is read", async () => {
+    const d = join(dir, "huge");
+    mkdirSync(d);
+    const f = join(d, "tokenizer.json");
+    writeFileSync(f, "");
+    truncateSync(f, 65e6); // sparse: the size alone refuses it
+    await assert.rejects(loadTokenizer(d), new RegExp(`^Error: loadTokenizer: ${f} is 65\\.0 MB, over the 64\\.0 MB this file may have$`));
+  });
+
+  test("deep nesting is refused before parsing, naming the file", async () => {
+    const d = join(dir, "deep");
+    mkdirSync(d);
+    writeFileSync(join(d, "tokenizer.json"), `{"model":${"[".repeat(100000)}${"]".repeat(100000)}}`);
+    await assert.rejects(loadTokenizer(d), /loadTokenizer: .*deep\/tokenizer\.json nests arrays and objects more than 64 deep; refused/);
+    const c = copy("deep-config", () => {});
+    writeFileSync(join(c, "tokenizer_config.json"), "[".repeat(70) + "]".repeat(70));
+    await assert.rejects(loadTokenizer(c), /loadTokenizer: .*deep-config\/tokenizer_config\.json nests arrays and objects more than 64 deep/);
+  });
+
+  test("a FIFO as tokenizer.json is refused at once, not waited on", async () => {
+    const d = join(dir, "fifo");
+    mkdirSync(d);
+    execFileSync("mkfifo", [join(d, "tokenizer.json")]);
+    await assert.rejects(loadTokenizer(d), /loadTokenizer: .*fifo\/tokenizer\.json is not a regular file/);
+  });
+
+  test("wrong types name the key", async () => {
+    await assert.rejects(loadTokenizer(copy("vocab", (j) => (j.model.vocab[3] = [5, "x"]))), /tokenizer\.json: model\.vocab\[3\] must be \[piece, score\], got an array/);
+    await assert.rejects(loadTokenizer(copy("vocab-type", (j) => (j.model.vocab = "all"))), /tokenizer\.json: model\.vocab must be an array of \[piece, score\], got a string/);
+    await assert.rejects(loadTokenizer(copy("unk", (j) => (j.model.unk_id = 1e9))), /tokenizer\.json: model\.unk_id must be null or an index into model\.vocab \(0 to \d+\), got a number \(1000000000\)/);
+    await assert.rejects(loadTokenizer(copy("added", (j) => (j.added_tokens = [{ content: 1, id: 0 }]))), /tokenizer\.json: added_tokens\[0\]\.content must be a string, got a number/);
+    await assert.rejects(loadTokenizer(copy("model", (j) => (j.model = 7))), /tokenizer\.json: model must be an object, got a number \(7\)/);
+    await assert.rejects(loadTokenizer(copy("bpe", (j) => (j.model.type = "BPE"))), /tokenizer\.json has a BPE model; UMT5 needs Unigram/);
+    const c = copy("config-array", () => {});
+    writeFileSync(join(c, "tokenizer_config.json"), "[]");
+    await assert.rejects(loadTokenizer(c), /tokenizer_config\.json must hold a JSON object, got an array/);
   });
 });
