@@ -3,7 +3,7 @@
 // torn tail, and shutdown within its grace. All against the tiny model, loopback only.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { MemoryPlanReport } from "../kernel/engine.js";
@@ -248,7 +248,7 @@ describe("journal", () => {
     assert.equal(await repairJournal(p), undefined);
     appendFileSync(p, '{"t":"submit","id":"b","at":2,"par');
     const r = await repairJournal(p, new Date(0));
-    assert.deepEqual(r, { aside: `${p}.torn-1970-01-01T00-00-00-000Z`, bytes: 33 });
+    assert.deepEqual(r, { aside: `${p}.torn-1970-01-01T00-00-00-000Z`, bytes: 34 });
     assert.equal(readFileSync(p, "utf8"), '{"t":"cancel","id":"a","at":1}\n');
     assert.equal(readFileSync(r!.aside, "utf8"), '{"t":"submit","id":"b","at":2,"par');
     appendFileSync(p, "\0\0\0\0\n"); // a whole line of zeros a crashed filesystem left
@@ -320,5 +320,56 @@ describe("shutdown", () => {
     assert.match(a.stderr(), /second signal: cancelling and re-queueing the running job now/);
     assert.deepEqual(journalOf(out).filter((r) => r.id === id).map((r) => r.t), ["submit", "start", "requeue"]);
     assert.ok(!existsSync(join(rt, "server.json")));
+  });
+});
+
+describe("weights changed underneath", () => {
+  /** The tiny model's DiT weights (memory-mapped by the engine). */
+  const weightsOf = (m: string) => {
+    const files = readdirSync(m).filter((f) => f.endsWith(".safetensors")).map((f) => join(m, f));
+    files.sort((a, b) => statSync(b).size - statSync(a).size);
+    assert.ok(files.length > 0, `no .safetensors in ${m}`);
+    return files[0]!;
+  };
+
+  test("a model file changed since load: the next job fails naming it, the failure is logged and the server stays healthy", async () => {
+    const m = join(dir, "tiny-changed");
+    assert.equal(wanlab(["make-tiny", m]).status, 0);
+    const a = await startServer(["--model", m, "--outputs", join(dir, "outputs-changed")], join(dir, "run-changed"));
+    try {
+      const ok = await submit(a, { prompt: "before", ...tiny });
+      assert.equal((await waitState(a, ok, ["done", "failed"])).state, "done");
+      const file = weightsOf(m);
+      appendFileSync(file, Buffer.alloc(64)); // size and mtime change; nothing mapped is cut off
+      const id = await submit(a, { prompt: "after", ...tiny });
+      const j = await waitState(a, id, ["done", "failed"]);
+      assert.equal(j.state, "failed");
+      assert.ok(j.error.includes(file.split("/").pop()!), j.error);
+      assert.match(a.stderr(), new RegExp(`job ${id} failed: .*changed`));
+      assert.equal((await a.api("/v1/health")).status, 200);
+    } finally {
+      a.child.kill("SIGKILL");
+      await a.exited;
+    }
+  });
+
+  test("a model file truncated while a job reads it: the server dies naming it (status 135) and removes server.json", async () => {
+    const m = join(dir, "tiny-truncated");
+    assert.equal(wanlab(["make-tiny", m]).status, 0);
+    const rt = join(dir, "run-truncated");
+    const a = await startServer(["--model", m, "--outputs", join(dir, "outputs-truncated")], rt);
+    try {
+      const id = await submit(a, { prompt: "long", ...long });
+      await waitState(a, id, ["running"]);
+      const file = weightsOf(m);
+      truncateSync(file, 0);
+      const code = await Promise.race([a.exited, new Promise((r) => setTimeout(() => r("alive"), 30_000))]);
+      assert.equal(code, 135, a.stderr());
+      assert.ok(a.stderr().includes(file), a.stderr());
+      assert.ok(!existsSync(join(rt, "server.json")), "server.json removed");
+    } finally {
+      if (a.child.exitCode === null) a.child.kill("SIGKILL");
+      await a.exited;
+    }
   });
 });

@@ -196,6 +196,16 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   const token = randomBytes(32).toString("base64url");
   let stopping = false;
   let closing: Promise<void> | undefined;
+  // kernel/native.ts registerFatalCleanup, where this build of the engine has it
+  const nativeModule = (await import("../native.js")) as Record<string, unknown>;
+  const fatalCleanup = typeof nativeModule.registerFatalCleanup === "function" ? (nativeModule.registerFatalCleanup as (paths: string[]) => void) : undefined;
+  const clearFatalCleanup = () => {
+    try {
+      fatalCleanup?.([]);
+    } catch {
+      /* an engine without it */
+    }
+  };
   let resolveClosed!: (v: { engineBusy: boolean }) => void;
   const closed = new Promise<{ engineBusy: boolean }>((r) => (resolveClosed = r));
   const memoryAtStart = process.memoryUsage().rss;
@@ -241,6 +251,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
         await lab.close();
       }
       await removeServerFile(rtDir);
+      clearFatalCleanup();
       log("wanlab serve: stopped");
       resolveClosed({ engineBusy: abandoned !== undefined });
     })();
@@ -261,8 +272,11 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   const runtimeFile = await writeServerFile({ url, token, pid: process.pid, pidStart: processStart(process.pid), model }, rtDir);
   // A fatal signal inside the engine (SIGBUS: a mapped weights file truncated underneath)
   // removes server.json on the way down (kernel/native.ts, where the engine provides it).
-  const nativeModule = (await import("../native.js")) as Record<string, unknown>;
-  if (typeof nativeModule.registerFatalCleanup === "function") (nativeModule.registerFatalCleanup as (paths: string[]) => void)([runtimeFile]);
+  try {
+    fatalCleanup?.([runtimeFile]);
+  } catch (e) {
+    log(`wanlab serve: WARNING: a fatal engine signal would leave ${runtimeFile} behind: ${(e as Error).message}`);
+  }
   return { url, token, model, outputs, runtimeFile, close, closed };
 }
 

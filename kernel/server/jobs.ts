@@ -407,7 +407,7 @@ export function createQueue(o: QueueOptions): Queue {
         const outcome = await Promise.race([c.finished.then(() => "finished" as const), forced]);
         clearTimeout(timer);
         forceNow = undefined;
-        if (outcome === "finished") return {};
+        if (outcome === "finished" || ["done", "failed", "cancelled"].includes(c.job.state)) return {};
         // The grace is over (or a second signal came): the job goes back to the queue in the
         // journal (it runs again when the server restarts), the engine is told to cancel, and it
         // gets stopWaitMs to return before the server stops without it.

@@ -113,7 +113,7 @@ async function openOutputFolder(root: string, output: string | undefined, create
       logical = join(logical, seg);
       if (create) {
         try {
-          await mkdir(path, { mode: 0o755 });
+          await mkdir(path);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
         }
@@ -150,7 +150,7 @@ export async function openJobPlace(root: string, output: string | undefined, id:
   let scratch: FileHandle | undefined;
   try {
     await rm(at(tmpName), { recursive: true, force: true }); // a retry clears the last try's
-    await mkdir(at(tmpName), { mode: 0o700 });
+    await mkdir(at(tmpName)); // becomes the job's folder: the usual mode
     scratch = await openFile(at(tmpName), dirFlags);
   } catch (e) {
     await parent.close();
