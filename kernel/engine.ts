@@ -6,8 +6,9 @@
 //   await lab.close();
 //
 // Compute runs on a native worker thread: the event loop (and a notebook kernel) stays free,
-// progress arrives per denoising step and per VAE chunk, and an AbortSignal cancels at the next
-// step boundary with the model still loaded.
+// progress arrives per denoising step and per VAE chunk, and an AbortSignal cancels within
+// seconds (the engine checks between DiT blocks, attention chunks, VAE chunks and text-encoder
+// layers) with the model still loaded; the CancelledError says where it stopped.
 import { defaultModel } from "./models.js";
 import { native } from "./native.js";
 import { ParamError, paramErrorFromEngine, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
@@ -218,9 +219,57 @@ export interface Placement {
   memory_budget_note: string;
 }
 
-/** Thrown when an AbortSignal stops a generation; the model stays loaded. */
-export class CancelledError extends Error {
+/** Where a cancelled generation stopped (native/src/pipeline/t2v.h Cancelled). */
+export interface CancelledAt {
+  /** "encode", "denoise" or "decode". */
+  stage?: string;
+  /** The denoising step in progress (1-based) and the step count; also set when stopped before decode. */
+  step?: number;
+  steps?: number;
+  /** The DiT block (1-based) that did not run, of `blocks`, when stopped inside a step. */
+  block?: number;
+  blocks?: number;
+  /** The VAE chunk (1-based) that did not run, of `chunks` (decode, or encode of an input video). */
+  chunk?: number;
+  chunks?: number;
+  /** The text-encoder layer (1-based) that did not run, of `layers` (encode). */
+  layer?: number;
+  layers?: number;
+}
+
+/**
+ * Thrown when an AbortSignal stops a generation; the model stays loaded. The message says where
+ * it stopped ("cancelled at step 3/50, block 12/30", "cancelled during decode, chunk 5/21"), and
+ * the fields the same as numbers.
+ */
+export class CancelledError extends Error implements CancelledAt {
   override name = "CancelledError";
+  stage?: string;
+  step?: number;
+  steps?: number;
+  block?: number;
+  blocks?: number;
+  chunk?: number;
+  chunks?: number;
+  layer?: number;
+  layers?: number;
+  constructor(message: string, at: CancelledAt = {}) {
+    super(message);
+    for (const k of ["stage", "step", "steps", "block", "blocks", "chunk", "chunks", "layer", "layers"] as const) {
+      const v = at[k];
+      if (v !== undefined) (this as Record<string, unknown>)[k] = v;
+    }
+  }
+}
+
+/** The fields of CancelledAt the native error carries. */
+function cancelledAt(e: unknown): CancelledAt {
+  const o = e as Record<string, unknown>;
+  const at: CancelledAt = {};
+  if (typeof o.stage === "string") at.stage = o.stage;
+  for (const k of ["step", "steps", "block", "blocks", "chunk", "chunks", "layer", "layers"] as const)
+    if (typeof o[k] === "number") at[k] = o[k] as number;
+  return at;
 }
 
 interface NativeEngine {
@@ -409,7 +458,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
         every ?? 0,
       );
     } catch (e) {
-      if ((e as { code?: string }).code === "WANLAB_CANCELLED") throw new CancelledError((e as Error).message);
+      if ((e as { code?: string }).code === "WANLAB_CANCELLED") throw new CancelledError((e as Error).message, cancelledAt(e));
       throw paramErrorFromEngine(e) ?? e;
     } finally {
       options.signal?.removeEventListener("abort", onAbort);

@@ -10,6 +10,8 @@ export interface NativeAddon {
   doctor(): Promise<string>;
   makeModel(out: string, options: Record<string, unknown>, onProgress?: (message: string, fraction: number) => void): Promise<string>;
   benchLoad(dir: string, options: { mmap: boolean; touch: boolean }): Promise<string>;
+  /** Synchronous; see registerFatalCleanup below. */
+  registerFatalCleanup(paths: string[]): void;
   /** Loads a model into a resident engine (kernel/engine.ts wraps it). */
   openEngine(dir: string, options?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; rendezvous?: string; nnodes?: number; nodeRank?: number; logDir?: string; logLevel?: string;
     dtype?: string; t5Device?: string; t5Offload?: boolean; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean;
@@ -28,4 +30,18 @@ export function native(): NativeAddon {
   }
   addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
   return addon;
+}
+
+/**
+ * The files to remove if the process dies of a fatal SIGBUS: a memory-mapped model file truncated
+ * under a running engine (native/src/common/mapped_file.h). The engine then writes one line to
+ * stderr naming the file, unlinks these paths and exits with status 135. Each call replaces the
+ * earlier list ([] clears it); at most 8 paths; relative ones are resolved against the current
+ * working directory at the call. A server registers its server.json.
+ */
+export function registerFatalCleanup(paths: string[]): void {
+  if (!Array.isArray(paths) || !paths.every((p) => typeof p === "string")) {
+    throw new TypeError("registerFatalCleanup: paths must be an array of strings");
+  }
+  native().registerFatalCleanup(paths);
 }

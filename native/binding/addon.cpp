@@ -18,6 +18,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <vector>
 
 namespace {
 
@@ -116,6 +118,30 @@ T get(const Napi::Object& o, const char* key, T fallback) {
     if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
     return static_cast<T>(v.As<Napi::Number>().DoubleValue());
   }
+}
+
+// registerFatalCleanup(paths: string[]) -> undefined, synchronous: the files to remove when a
+// fatal SIGBUS ends the process (a memory-mapped model file truncated under a running engine:
+// common/mapped_file.h logs the file on stderr, unlinks these, exits with status 135). Replaces
+// the earlier list; [] clears it. Relative paths are resolved against the working directory now.
+Napi::Value RegisterFatalCleanup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray())
+    throw Napi::TypeError::New(env, "registerFatalCleanup: paths must be an array of strings");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<std::string> paths;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsString())
+      throw Napi::TypeError::New(env, "registerFatalCleanup: paths[" + std::to_string(i) + "] must be a string");
+    paths.push_back(v.As<Napi::String>().Utf8Value());
+  }
+  try {
+    wan::set_fatal_cleanup(paths);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string("registerFatalCleanup: ") + e.what());
+  }
+  return env.Undefined();
 }
 
 // doctor() -> Promise<json string>: bench/doctor.h (runs small checks on every CUDA device).
@@ -427,7 +453,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Napi::String::New(info.Env(), j.dump());
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    cancel_->store(true);  // a running generation stops at its next step and frees the model after
+    cancel_->store(true);  // a running generation stops within seconds (pipeline/t2v.h Cancelled) and frees the model after
     engine_.reset();
     return info.Env().Undefined();
   }
@@ -466,6 +492,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         if (!save_.empty()) wan::save_result_tensors(save_, result_, req_);
       } catch (const wan::Cancelled& e) {
         cancelled_ = true;
+        stopped_ = e;
         SetError(e.what());
       } catch (const std::exception& e) {
         SetError(e.what());
@@ -496,7 +523,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     void OnError(const Napi::Error& e) override {
       Napi::Object err = e.Value();
-      if (cancelled_) err.Set("code", "WANLAB_CANCELLED");
+      if (cancelled_) {  // where it stopped (pipeline/t2v.h Cancelled); absent fields do not apply
+        err.Set("code", "WANLAB_CANCELLED");
+        err.Set("stage", stopped_->stage);
+        if (stopped_->step > 0) err.Set("step", double(stopped_->step)), err.Set("steps", double(stopped_->steps));
+        if (stopped_->part > 0) {
+          err.Set(stopped_->unit, double(stopped_->part));
+          err.Set(stopped_->unit + "s", double(stopped_->parts));
+        }
+      }
       deferred_.Reject(err);
     }
 
@@ -514,6 +549,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Promise::Deferred deferred_;
     wan::T2VResult result_;
     bool cancelled_ = false;
+    std::optional<wan::Cancelled> stopped_;
   };
 
   std::shared_ptr<wan::T2VEngine> engine_;
@@ -600,6 +636,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("doctor", Napi::Function::New(env, Doctor));
   exports.Set("makeModel", Napi::Function::New(env, MakeModel));
   exports.Set("benchLoad", Napi::Function::New(env, BenchLoad));
+  exports.Set("registerFatalCleanup", Napi::Function::New(env, RegisterFatalCleanup));
   return exports;
 }
 

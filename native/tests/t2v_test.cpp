@@ -80,7 +80,7 @@ TEST(t2v_cancel_stops_at_a_step_boundary_and_the_engine_stays_usable) {
     engine().generate(r, [&](const T2VEvent& e) { if (e.stage == "denoise" && e.step == 2) cancel = true; }, &cancel);
   } catch (const Cancelled& e) {
     thrown = true;
-    EXPECT(std::string(e.what()) == "cancelled at step 2/5");
+    EXPECT(std::string(e.what()) == "cancelled at step 3/5");  // steps 1, 2 ran
   }
   EXPECT(thrown);
   cancel = false;

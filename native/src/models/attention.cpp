@@ -34,7 +34,12 @@ void check_shapes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)
          v.scalar_type(), ")");
 }
 
+thread_local const std::function<void()>* t_check = nullptr;
+
 }  // namespace
+
+AttentionCheckScope::AttentionCheckScope(const std::function<void()>* check) : previous_(t_check) { t_check = check; }
+AttentionCheckScope::~AttentionCheckScope() { t_check = previous_; }
 
 namespace detail {
 
@@ -55,6 +60,7 @@ at::Tensor attention_chunked(const at::Tensor& q, const at::Tensor& k, const at:
   at::Tensor out = at::empty(q.sizes(), q.options());  // [B, H, Lq, d]
   if (lse) *lse = at::empty({q.size(0), q.size(1), Lq}, q.options().dtype(at::kFloat));  // [B, H, Lq]
   for (int64_t r = 0; r < Lq; r += chunk_rows) {
+    if (r > 0 && t_check && *t_check) (*t_check)();  // the engine's cancel point (AttentionCheckScope)
     const int64_t n = std::min(chunk_rows, Lq - r);
     at::Tensor qc = q.narrow(2, r, n).to(at::kFloat);      // [B, H, n, d]
     at::Tensor s = at::matmul(qc, kt).mul_(scale);         // [B, H, n, Lk]; (q k^T) * scale, as SDPA's math path

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace wan {
@@ -34,6 +35,22 @@ void merge_attention_part(at::Tensor& acc, at::Tensor& lse, const AttentionPart&
 // A named backend is enabled alone with math as the fallback for shapes it cannot take.
 // libtorch 1.13 has one path: only "auto" and "math" are accepted there.
 void set_attention_backend(const std::string& name);
+
+// A check that the chunked path runs between its query chunks, so a cancel is seen within one
+// chunk of a long attention (the tiny model's self-attention over a 480x832x81 video takes tens
+// of seconds on a CPU; the fused kernels of libtorch 2.x run whole). Thread-local: the DiT installs
+// the engine's check for the duration of a forward (AttentionCheckScope); none by default. The
+// check may throw to stop the attention.
+class AttentionCheckScope {
+ public:
+  explicit AttentionCheckScope(const std::function<void()>* check);
+  ~AttentionCheckScope();
+  AttentionCheckScope(const AttentionCheckScope&) = delete;
+  AttentionCheckScope& operator=(const AttentionCheckScope&) = delete;
+
+ private:
+  const std::function<void()>* previous_;
+};
 
 namespace detail {
 // The libtorch 1.13 path, compiled on every version so tests can run it: queries in chunks of

@@ -266,16 +266,17 @@ at::Tensor WanDiT::cross_attention(const Attention& a, const at::Tensor& x, cons
   return at::linear(o, weight(a.o), a.o.b);
 }
 
-at::Tensor WanDiT::forward(const at::Tensor& x, double timestep, const at::Tensor& context, BlockSkip* skip) const {
-  return forward_impl(x, timestep, context, nullptr, skip);
+at::Tensor WanDiT::forward(const at::Tensor& x, double timestep, const at::Tensor& context, BlockSkip* skip,
+                           const DitHooks* hooks) const {
+  return forward_impl(x, timestep, context, nullptr, skip, hooks);
 }
 
 at::Tensor WanDiT::forward(const at::Tensor& x, double timestep, const at::Tensor& context,
-                           const DitShard& shard, BlockSkip* skip) const {
+                           const DitShard& shard, BlockSkip* skip, const DitHooks* hooks) const {
   if (shard.size < 1 || shard.rank < 0 || shard.rank >= shard.size)
     fail("WanDiT: shard ", shard.rank, " of ", shard.size, " is not a valid rank");
   if (shard.size > 1 && (!shard.attention || !shard.gather)) fail("WanDiT: a shard needs attention and gather");
-  return forward_impl(x, timestep, context, shard.size > 1 ? &shard : nullptr, skip);
+  return forward_impl(x, timestep, context, shard.size > 1 ? &shard : nullptr, skip, hooks);
 }
 
 // Time: a float32 value, as the float32 pipeline passes it. (DiffSynth's bf16 pipeline rounds the
@@ -295,7 +296,7 @@ std::pair<at::Tensor, at::Tensor> WanDiT::time_embedding(double timestep) const 
 at::Tensor WanDiT::time_modulation(double timestep) const { return time_embedding(timestep).second; }
 
 at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const at::Tensor& context,
-                                const DitShard* shard, BlockSkip* skip) const {
+                                const DitShard* shard, BlockSkip* skip, const DitHooks* hooks) const {
   const auto& A = arch_;
   const int64_t pt = A.patch[0], ph = A.patch[1], pw = A.patch[2], D = A.dim;
   if (x_in.dim() != 4) fail("WanDiT: latents x must be [in_dim, f, h, w], got ", shape_str(x_in.sizes()));
@@ -378,37 +379,52 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
     if (!shard) fail("WanDiT: weights are sharded ", weight_shards_, " ways; the forward must run on its group");
     if (!blocks.empty()) gathering = start_gather(blocks[0], *shard);
   }
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    Block staged;
-    const Block* bp = &blocks[i];
-    if (!bp->parts.empty()) {  // sharded: this block's weights from every rank
-      std::vector<DitShard::Waiter> next;
-      if (i + 1 < blocks.size()) next = start_gather(blocks[i + 1], *shard);
-      staged = gathered_block(*bp, gathering);
-      gathering = std::move(next);
-      bp = &staged;
+  // The engine's check (DitHooks::in_block) before each block and inside its attentions.
+  size_t block_now = 0;
+  const std::function<void()> check_in_block = [&] { hooks->in_block(int64_t(block_now), int64_t(blocks.size())); };
+  AttentionCheckScope check_scope(hooks && hooks->in_block ? &check_in_block : nullptr);
+  try {
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      block_now = i;
+      if (hooks && hooks->in_block) check_in_block();
+      Block staged;
+      const Block* bp = &blocks[i];
+      if (!bp->parts.empty()) {  // sharded: this block's weights from every rank
+        std::vector<DitShard::Waiter> next;
+        if (i + 1 < blocks.size()) next = start_gather(blocks[i + 1], *shard);
+        staged = gathered_block(*bp, gathering);
+        gathering = std::move(next);
+        bp = &staged;
+      }
+      if (bp->offloaded) {
+        prefetch.wait();
+        staged = staged_block(*bp, prefetch.tensors);
+        bp = &staged;
+        prefetch = AsyncCopy();
+      }
+      if (i + 1 < blocks.size() && blocks[i + 1].offloaded) {
+        if (i > 0) host_wait(done[i - 1]);
+        start_copy(i + 1);
+      }
+      const Block& b = *bp;
+      // [1, 6, D] -> six [1, 1, D] float32: shift/scale/gate for attention, then for the FFN.
+      // The residual x is updated in place (x += gate * y): one pass instead of two, no new tensor.
+      std::vector<at::Tensor> m = (b.modulation + t_mod).chunk(6, 1);
+      at::Tensor h = norm_modulate(x, m[0], m[1], A.eps, dtype_);
+      x.addcmul_(self_attention(b.self_attn, h, rope, shard, tokens), m[2]);
+      x.add_(cross_attention(b.cross_attn, norm_cast(x, b.norm3_w, b.norm3_b, A.eps, dtype_), ctx));
+      h = norm_modulate(x, m[3], m[4], A.eps, dtype_);
+      h = at::linear(linear_gelu(h, weight(b.ffn0), b.ffn0.b), weight(b.ffn2), b.ffn2.b);
+      x.addcmul_(h, m[5]);
+      if (hooks && hooks->block_sums) hooks->block_sums->push_back(x.sum());  // [] float32, no host sync
+      if (offloaded_blocks_ > 0) done[i] = mark_stream(dev);
     }
-    if (bp->offloaded) {
-      prefetch.wait();
-      staged = staged_block(*bp, prefetch.tensors);
-      bp = &staged;
-      prefetch = AsyncCopy();
-    }
-    if (i + 1 < blocks.size() && blocks[i + 1].offloaded) {
-      if (i > 0) host_wait(done[i - 1]);
-      start_copy(i + 1);
-    }
-    const Block& b = *bp;
-    // [1, 6, D] -> six [1, 1, D] float32: shift/scale/gate for attention, then for the FFN.
-    // The residual x is updated in place (x += gate * y): one pass instead of two, no new tensor.
-    std::vector<at::Tensor> m = (b.modulation + t_mod).chunk(6, 1);
-    at::Tensor h = norm_modulate(x, m[0], m[1], A.eps, dtype_);
-    x.addcmul_(self_attention(b.self_attn, h, rope, shard, tokens), m[2]);
-    x.add_(cross_attention(b.cross_attn, norm_cast(x, b.norm3_w, b.norm3_b, A.eps, dtype_), ctx));
-    h = norm_modulate(x, m[3], m[4], A.eps, dtype_);
-    h = at::linear(linear_gelu(h, weight(b.ffn0), b.ffn0.b), weight(b.ffn2), b.ffn2.b);
-    x.addcmul_(h, m[5]);
-    if (offloaded_blocks_ > 0) done[i] = mark_stream(dev);
+  } catch (...) {
+    // Stopped (a cancel, an error): a block copy still in flight on the side stream must land
+    // before its device memory goes back to the allocator. (A sharded block's all-gather may be
+    // dropped unwaited: the device group is rebuilt after any failure.)
+    if (prefetch.event) prefetch.wait();
+    throw;
   }
   if (skip) skip->residual = x_before.neg_().add_(x);
   return head_and_unpatchify(x, t, shard, tokens, F, H, W);

@@ -50,6 +50,18 @@ struct BlockSkip {
   at::Tensor residual;  // [1, L or Ls, D] float32: the blocks' output minus their input
 };
 
+// What the engine watches inside one forward (pipeline/t2v.cpp); both optional.
+//  - in_block(i, n): runs before block i (0-based) of n and, within it, between the query chunks
+//    of its attentions (models/attention.h AttentionCheckScope): the engine's cancel point. It
+//    may throw to stop the forward; nothing the forward holds outlives the throw.
+//  - block_sums: gets one float32 scalar per computed block, the sum of the block's output (a
+//    NaN or Inf anywhere makes it non-finite), queued on the device without a host sync. The
+//    engine reads them only when a step's result is not finite, to name the first bad block.
+struct DitHooks {
+  std::function<void(int64_t block, int64_t blocks)> in_block;
+  std::vector<at::Tensor>* block_sums = nullptr;
+};
+
 struct DitOptions {
   Placement placement;  // device and compute dtype (CPU: float32; CUDA: bfloat16)
   // CUDA only: how many parameters stay resident on the device (DiffSynth's
@@ -78,11 +90,12 @@ class WanDiT {
   //   context: [Lc, text_dim] text embeddings (the pipeline's zero-padded T5 output)
   // -> [out_dim, f, h, w] float32 (the flow-matching velocity)
   // `skip` (optional): TeaCache's residual, used or refreshed (BlockSkip).
-  at::Tensor forward(const at::Tensor& x, double timestep, const at::Tensor& context, BlockSkip* skip = nullptr) const;
+  at::Tensor forward(const at::Tensor& x, double timestep, const at::Tensor& context, BlockSkip* skip = nullptr,
+                     const DitHooks* hooks = nullptr) const;
   // The same evaluation, sequence-parallel: called SPMD on every rank of the shard's group, each
   // returns the whole [out_dim, f, h, w] result.
   at::Tensor forward(const at::Tensor& x, double timestep, const at::Tensor& context, const DitShard& shard,
-                     BlockSkip* skip = nullptr) const;
+                     BlockSkip* skip = nullptr, const DitHooks* hooks = nullptr) const;
   // The blocks' time modulation t_mod for `timestep`: [1, 6, D] float32 (what TeaCache compares).
   at::Tensor time_modulation(double timestep) const;
 
@@ -136,7 +149,7 @@ class WanDiT {
 
   // shard null: one rank. Else this rank's tokens of a padded sequence of `tokens` real ones.
   at::Tensor forward_impl(const at::Tensor& x, double timestep, const at::Tensor& context, const DitShard* shard,
-                          BlockSkip* skip) const;
+                          BlockSkip* skip, const DitHooks* hooks) const;
   // The time embedding t [1, D] and the blocks' modulation t_mod [1, 6, D], float32.
   std::pair<at::Tensor, at::Tensor> time_embedding(double timestep) const;
   // x_blocks: [1, L or Ls, D] the blocks' output -> [out_dim, f, h, w] float32 (with a shard, after

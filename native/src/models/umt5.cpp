@@ -145,7 +145,7 @@ void Umt5Encoder::check_inputs(const at::Tensor& ids, const at::Tensor& mask) co
   }
 }
 
-at::Tensor Umt5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask_in) const {
+at::Tensor Umt5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask_in, const LayerHook& before_layer) const {
   c10::NoGradGuard no_grad;
   check_inputs(ids_in, mask_in);
   const at::Device device = device_;
@@ -164,7 +164,9 @@ at::Tensor Umt5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask
 
   // x: [B, L, dim]
   at::Tensor x = at::embedding(w.token_embedding, ids);
-  for (const Block& blk : w.blocks) {
+  for (size_t layer = 0; layer < w.blocks.size(); ++layer) {
+    if (before_layer) before_layer(int64_t(layer), int64_t(w.blocks.size()));
+    const Block& blk = w.blocks[layer];
     // bias: [B, n, L, L] = table[buckets] -> [L, L, n] -> [1, n, L, L], then masked per batch
     at::Tensor bias = at::embedding(blk.pos, buckets).permute({2, 0, 1}).unsqueeze(0);
     bias = bias.expand({B, n, L, L}).masked_fill(key_masked, lowest(bias.scalar_type()));
@@ -189,7 +191,7 @@ at::Tensor Umt5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask
   return rms_norm(x, w.norm).to(at::kFloat);
 }
 
-at::Tensor Umt5Encoder::encode_prompt(const at::Tensor& ids, const at::Tensor& mask) const {
+at::Tensor Umt5Encoder::encode_prompt(const at::Tensor& ids, const at::Tensor& mask, const LayerHook& before_layer) const {
   c10::NoGradGuard no_grad;
   check_inputs(ids, mask);
   // lens: [B], the prompt length of each row (its </s> included)
@@ -203,7 +205,7 @@ at::Tensor Umt5Encoder::encode_prompt(const at::Tensor& ids, const at::Tensor& m
     fail("umt5: encode_prompt needs each mask row to be 1s then 0s (tokenizer padding); row ", b,
          " is not");
   }
-  at::Tensor out = forward(ids, mask);
+  at::Tensor out = forward(ids, mask, before_layer);
   // DiffSynth zeroes out[:, len:] in a loop over the batch, which for the batch of 1 it always
   // passes is this per-row zeroing (for several rows its loop would zero past the shortest).
   for (int64_t b = 0; b < B; ++b) {

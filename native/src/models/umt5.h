@@ -5,6 +5,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <vector>
 
 #include "common/dtype.h"
@@ -24,12 +25,14 @@ class Umt5Encoder {
   // ids:  [B, L] int64 token ids in [0, vocab)
   // mask: [B, L] 0/1 (int64, int32 or bool); 0 marks padding, which no position attends to
   // -> [B, L, dim] float32 on the model's device. Padded positions get values too (they still
-  // attend to the prompt).
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask) const;
+  // attend to the prompt). `before_layer(i, n)` (optional) runs before layer i (0-based) of n: the
+  // engine's cancel point, which may throw to stop the forward.
+  using LayerHook = std::function<void(int64_t layer, int64_t layers)>;
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, const LayerHook& before_layer = {}) const;
 
   // forward, then every position at or past the prompt's length (the row's mask sum) set to 0,
   // as DiffSynth's encode_prompt does. The mask must be 1s then 0s, as a tokenizer pads.
-  at::Tensor encode_prompt(const at::Tensor& ids, const at::Tensor& mask) const;
+  at::Tensor encode_prompt(const at::Tensor& ids, const at::Tensor& mask, const LayerHook& before_layer = {}) const;
 
   const T5Arch& arch() const { return arch_; }
   at::ScalarType dtype() const { return dtype_; }

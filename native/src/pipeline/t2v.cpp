@@ -33,8 +33,42 @@ void check_prompt(const at::Tensor& ids, const at::Tensor& mask, const char* whi
   if (ids.scalar_type() != at::kLong) fail(which, " token ids must be int64");
 }
 
-[[noreturn]] void fail_cancelled(int64_t step, int64_t total) {
-  throw Cancelled(concat("cancelled at step ", step, "/", total));
+// A cancel seen in the denoising stage: at the start of step `step` (1-based) of `steps`, or
+// before its block `block` (1-based) of `blocks`.
+[[noreturn]] void cancelled_in_step(int64_t step, int64_t steps, int64_t block = 0, int64_t blocks = 0) {
+  std::string what = concat("cancelled at step ", step, "/", steps);
+  if (block > 0) what += concat(", block ", block, "/", blocks);
+  throw Cancelled("denoise", step, steps, block > 0 ? "block" : "", block, blocks, what);
+}
+// A cancel seen between the units of the encode or decode stage: before unit `part` of `parts`.
+[[noreturn]] void cancelled_in(const char* stage, const char* what, const char* unit, int64_t part, int64_t parts) {
+  throw Cancelled(stage, 0, 0, unit, part, parts, concat("cancelled during ", stage, ", ", what, " ", part, "/", parts));
+}
+bool cancel_set(const std::atomic<bool>* cancel) { return cancel && cancel->load(std::memory_order_relaxed); }
+
+// Non-finite results (NaN/Inf) are errors naming the stage, never a black video. Each check is a
+// reduction over a stage's (small) output: the latents per step, the embeddings, the video.
+bool all_finite(const at::Tensor& t) { return at::isfinite(t).all().item<bool>(); }
+const char* kNonFiniteCause =
+    "; a NaN or Inf in the model's weights, or a config value such as eps out of range, is the likely cause";
+// The first block (1-based) whose output sum (DitHooks::block_sums) is not finite; 0: none.
+int64_t first_nonfinite_block(const std::vector<at::Tensor>& sums) {
+  if (sums.empty()) return 0;
+  const at::Tensor bad = at::isfinite(at::stack(sums).to(at::kCPU)).logical_not().nonzero();  // [k, 1]
+  return bad.size(0) > 0 ? bad[0][0].item<int64_t>() + 1 : 0;
+}
+// `sums` per DiT pass of the step: {name, block sums}.
+[[noreturn]] void fail_nonfinite_step(int64_t step, int64_t steps, int64_t blocks,
+                                      const std::vector<std::pair<const char*, const std::vector<at::Tensor>*>>& sums) {
+  std::string where;
+  for (const auto& [pass, v] : sums)
+    if (const int64_t b = first_nonfinite_block(*v); b > 0) {
+      where = concat(": the DiT's output first went non-finite in block ", b, "/", blocks, *pass ? " of the " : "", pass,
+                     *pass ? " pass" : "");
+      break;
+    }
+  fail("denoising produced non-finite values (NaN or Inf) in the latents at step ", step, "/", steps, where,
+       kNonFiniteCause);
 }
 }  // namespace
 
@@ -51,6 +85,14 @@ T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p, con
 
 T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeOptions& c)
     : model_(std::move(model)), prompt_cache_(c.prompt_cache_bytes) {
+  // The files the weights alias (a model loaded with mmap), as they were when mapped.
+  for (const TensorMap* m : {&model_.dit, &model_.t5, &model_.vae})
+    for (const auto& [name, t] : *m) {
+      FileStamp st;
+      if (!t.data.defined() || t.data.numel() == 0 || !mapped_file_stamp(t.data.data_ptr(), &st)) continue;
+      if (std::none_of(mapped_files_.begin(), mapped_files_.end(), [&](const FileStamp& f) { return f.path == st.path; }))
+        mapped_files_.push_back(st);
+    }
   std::string why;
   const std::string list = resolve_devices(p.devices, &why);  // "auto" resolved once
   if (p.devices == "auto") {
@@ -271,7 +313,26 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
   const int64_t steps = sched.steps();
   const DitArch& A = model_.arch.dit;
   at::Tensor result;
-  std::atomic<int64_t> cancelled_at{-1};
+  // Cancel on a device group. Every rank of this process reads the same flag (`cancel`) between
+  // DiT blocks, and the first to see it throws RankCancelled. The ranks then agree through the
+  // group's failure path rather than through a vote: the throwing rank sets the group's abort
+  // flag, which every collective of this process polls, and closes its process groups, so a peer
+  // blocked on it (on this node or another) fails at once instead of at its timeout; run() then
+  // rebuilds every rank's groups, and the next request starts clean. A vote before each block (a
+  // broadcast of rank 0's flag) would make every job pay a collective, and on CUDA a host sync,
+  // per block to spare only cancelled jobs that rebuild. Ranks may stop a block apart; the error
+  // names where the first one stopped. At each step's start rank 0 still broadcasts its flag, so
+  // the ranks of other nodes (followers, which do not see this process's flag) stop there too
+  // when their work meets no collective with a stopped rank first.
+  struct Stop {
+    std::mutex mu;
+    bool set = false;
+    int64_t step = 0, block = 0, blocks = 0;
+    void record(int64_t st, int64_t b, int64_t n) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!set) set = true, step = st, block = b, blocks = n;
+    }
+  } stop;
   try {
     group_->run([&](RankState& s) {
       c10::InferenceMode guard;
@@ -287,7 +348,19 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
       at::Tensor x = noise.to(s.ctx.device);
       BlockSkip cond_skip, uncond_skip;  // TeaCache: this rank's residual per branch
       const bool tea = !skips.empty();
+      int64_t step = 0;  // 1-based, the step in progress
+      std::vector<at::Tensor> sums, uncond_sums;  // this rank's block output sums, this step
+      DitHooks hooks, uncond_hooks;
+      hooks.in_block = [&](int64_t b, int64_t n) {
+        if (!cancel_set(cancel)) return;
+        stop.record(step, b + 1, n);
+        throw RankCancelled(concat("cancelled at step ", step, "/", steps, ", block ", b + 1, "/", n));
+      };
+      uncond_hooks.in_block = hooks.in_block;
+      hooks.block_sums = &sums, uncond_hooks.block_sums = &uncond_sums;
       for (int64_t i = 0; i < steps; ++i) {
+        step = i + 1;
+        sums.clear(), uncond_sums.clear();
         if (tea) cond_skip.skip = uncond_skip.skip = skips[size_t(i)];
         s.step = i;
         s.ctx.where = concat("step ", i + 1, "/", steps);
@@ -298,8 +371,8 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
         at::Tensor flag = at::full({1}, (s.ctx.rank == 0 && cancel && cancel->load()) ? 1 : 0, at::kInt);
         flag = s.world->broadcast(flag, 0, "cancel flag");
         if (flag.item<int>() != 0) {
-          if (s.ctx.rank == 0) cancelled_at = i;
-          throw RankCancelled("cancelled");
+          stop.record(step, 0, 0);
+          throw RankCancelled(concat("cancelled at step ", step, "/", steps));
         }
         const FaultInjection& f = s.fault;  // test-only, off by default
         if (f.kind != FaultInjection::None && f.rank == s.ctx.rank && f.step == i) {
@@ -311,15 +384,20 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
           }
         }
         const double t = sched.timesteps[i].item<float>();
-        at::Tensor v = net.forward(x, t, ctx, shard, tea ? (uncond_branch ? &uncond_skip : &cond_skip) : nullptr);
+        at::Tensor v = net.forward(x, t, ctx, shard, tea ? (uncond_branch ? &uncond_skip : &cond_skip) : nullptr, &hooks);
         if (cfg && s.cfg) {
           at::Tensor g = s.cfg->all_gather(v, "cfg velocity");  // [2, ...]: cond, uncond
           v = g[1] + r.cfg_scale * (g[0] - g[1]);
         } else if (cfg) {
-          at::Tensor v_neg = net.forward(x, t, negative, shard, tea ? &uncond_skip : nullptr);
+          at::Tensor v_neg = net.forward(x, t, negative, shard, tea ? &uncond_skip : nullptr, &uncond_hooks);
           v = v_neg + r.cfg_scale * (v - v_neg);
         }
         x = sched.step(x, v, i);
+        // Every rank holds the same x, so every rank fails here together (no collective waits).
+        if (!all_finite(x)) {
+          const char* pass = !cfg ? "" : s.cfg ? (uncond_branch ? "unconditional" : "conditional") : "conditional";
+          fail_nonfinite_step(step, steps, A.num_layers, {{pass, &sums}, {"unconditional", &uncond_sums}});
+        }
         s.step_s.push_back(seconds_since(t_step));
         s.step_comm_s.push_back(s.ctx.stats.comm_s - comm0);
         s.step_bytes.push_back(s.ctx.stats.bytes_sent - bytes0);
@@ -340,7 +418,10 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
       if (s.ctx.rank == group_->first_rank()) result = x.to(at::kCPU);  // every rank holds the same x
     });
   } catch (const Error&) {
-    if (cancelled_at.load() >= 0) fail_cancelled(cancelled_at.load(), steps);
+    if (stop.set) {
+      if (stop.block > 0) cancelled_in_step(stop.step, steps, stop.block, stop.blocks);
+      cancelled_in_step(stop.step, steps);
+    }
     throw;
   }
   return result;
@@ -468,7 +549,16 @@ void T2VEngine::check_video_size(int64_t height, int64_t width, int64_t num_fram
     fail(what, "num_frames must be 4k+1 (1, 5, 9, ..., 81, ...) and at most 1001, got ", num_frames);
 }
 
+void T2VEngine::check_model_files() const {
+  for (const FileStamp& f : mapped_files_)
+    if (const std::string change = file_change(f); !change.empty())
+      fail("model file ", f.path, " ", change, " since the engine loaded it; the engine reads its weights from that "
+           "file while it is open, so it refuses to run: restore the file, or reopen the model (a new engine) to use "
+           "the file as it is now");
+}
+
 void T2VEngine::validate(const T2VRequest& r) const {
+  check_model_files();
   const DitArch& a = model_.arch.dit;
   check_video_size(r.height, r.width, r.num_frames, "");
   if (r.num_inference_steps < 1 || r.num_inference_steps > 1000)
@@ -518,6 +608,7 @@ std::string T2VEngine::budget_problem(const T2VRequest& r) const {
 nlohmann::json T2VEngine::memory_report(const T2VRequest& r) const {
   // The plan is asked before a request is taken: a TeaCache calibration that does not exist or
   // fit this DiT is named here already.
+  check_model_files();
   if (r.tea_cache_l1_thresh > 0) tea_cache_model(model_.arch.dit, r.tea_cache_model_id);
   nlohmann::json j = to_json(memory_plan(r));
   j["device"] = dit_place_.device.str();
@@ -576,15 +667,21 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
     enc.tiled = r.tiled;
     enc.tile_size = r.tile_size;
     enc.tile_stride = r.tile_stride;
-    enc.progress = [&](int done, int total) { report("encode", done, encode_total = total + prompts, t_encode); };
+    enc.progress = [&](int done, int total) {
+      report("encode", done, encode_total = total + prompts, t_encode);
+      if (done < total && cancel_set(cancel)) cancelled_in("encode", "input video chunk", "chunk", done + 1, total);
+    };
+    if (cancel_set(cancel)) cancelled_in("encode", "input video chunk", "chunk", 1, encode_total);
     input_latents = vae_->encode(r.input_video.to(at::kFloat), enc);
+    if (!all_finite(input_latents))
+      fail("encoding the input video produced non-finite latents (NaN or Inf)", kNonFiniteCause, " (the VAE's)");
     out.timings["video_encode_s"] = seconds_since(t_video);
   }
   if (requests_ && node_rank_ == 0) publish(r, input_latents);  // nodes 1.. running follow() run it too
   int cached = 0;
-  out.context = encode(r.prompt_ids, r.prompt_mask, cached);
+  out.context = encode(r.prompt_ids, r.prompt_mask, cached, cancel);
   at::Tensor negative;
-  if (cfg) negative = encode(r.negative_ids, r.negative_mask, cached).to(dev);
+  if (cfg) negative = encode(r.negative_ids, r.negative_mask, cached, cancel).to(dev);
   const at::Tensor context = out.context.to(dev);  // [text_len, text_dim] float32, where the DiT runs
   report("encode", encode_total, encode_total, t_encode);
   out.timings["encode_s"] = seconds_since(t_encode);
@@ -625,20 +722,33 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   }
   BlockSkip cond_skip, uncond_skip;  // TeaCache: the residual per CFG branch
   const bool tea = !skips.empty();
-  for (int64_t i = 0; i < sched.steps() && !group_; ++i) {
-    if (cancel && cancel->load()) fail_cancelled(i, sched.steps());
+  const int64_t steps = sched.steps(), blocks = model_.arch.dit.num_layers;
+  int64_t step = 0;  // 1-based, the step in progress
+  std::vector<at::Tensor> cond_sums, uncond_sums;  // per block, this step (DitHooks)
+  DitHooks cond_hooks, uncond_hooks;
+  cond_hooks.in_block = [&](int64_t b, int64_t n) {
+    if (cancel_set(cancel)) cancelled_in_step(step, steps, b + 1, n);
+  };
+  uncond_hooks.in_block = cond_hooks.in_block;
+  cond_hooks.block_sums = &cond_sums, uncond_hooks.block_sums = &uncond_sums;
+  for (int64_t i = 0; i < steps && !group_; ++i) {
+    step = i + 1;
+    if (cancel_set(cancel)) cancelled_in_step(step, steps);
     auto t_step = Clock::now();
     const double t = sched.timesteps[i].item<float>();
     if (tea) cond_skip.skip = uncond_skip.skip = skips[size_t(i)];
-    at::Tensor v = dits_.front()->forward(x, t, context, tea ? &cond_skip : nullptr);
+    cond_sums.clear(), uncond_sums.clear();
+    at::Tensor v = dits_.front()->forward(x, t, context, tea ? &cond_skip : nullptr, &cond_hooks);
     if (cfg) {
-      at::Tensor v_neg = dits_.front()->forward(x, t, negative, tea ? &uncond_skip : nullptr);
+      at::Tensor v_neg = dits_.front()->forward(x, t, negative, tea ? &uncond_skip : nullptr, &uncond_hooks);
       v = v_neg + r.cfg_scale * (v - v_neg);
     }
     x = sched.step(x, v, i);
     device_synchronize(dev);  // CUDA queues asynchronously: the step is done when the device is
+    if (!all_finite(x))
+      fail_nonfinite_step(step, steps, blocks, {{cfg ? "conditional" : "", &cond_sums}, {"unconditional", &uncond_sums}});
     step_s.push_back(seconds_since(t_step));
-    report("denoise", i + 1, sched.steps(), t_denoise, x);
+    report("denoise", i + 1, steps, t_denoise, x);
   }
   out.latents = x.to(at::kCPU);
   out.timings["denoise_s"] = seconds_since(t_denoise);
@@ -661,7 +771,9 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   }
 
   // 4. decode
-  if (cancel && cancel->load()) fail_cancelled(sched.steps(), sched.steps());
+  if (cancel_set(cancel))
+    throw Cancelled("decode", sched.steps(), sched.steps(), "", 0, 0,
+                    concat("cancelled before decode, after step ", sched.steps(), "/", sched.steps()));
   stage_end("denoise");
   stage_start();
   auto t_decode = Clock::now();
@@ -669,8 +781,13 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   dec.tiled = r.tiled;
   dec.tile_size = r.tile_size;
   dec.tile_stride = r.tile_stride;
-  dec.progress = [&](int done, int total) { report("decode", done, total, t_decode); };
+  dec.progress = [&](int done, int total) {
+    report("decode", done, total, t_decode);
+    if (done < total && cancel_set(cancel)) cancelled_in("decode", "chunk", "chunk", done + 1, total);
+  };
   out.video = vae_->decode(x, dec);
+  if (!all_finite(out.video))
+    fail("decoding produced non-finite values (NaN) in the video from finite latents", kNonFiniteCause, " (the VAE's)");
   out.timings["decode_s"] = seconds_since(t_decode);
   stage_end("decode");
   if (!stage_peaks.empty()) out.timings["device_peak_bytes"] = stage_peaks;
@@ -684,12 +801,19 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   return out;
 }
 
-at::Tensor T2VEngine::encode(const at::Tensor& ids, const at::Tensor& mask, int& cached) const {
+at::Tensor T2VEngine::encode(const at::Tensor& ids, const at::Tensor& mask, int& cached,
+                             const std::atomic<bool>* cancel) const {
   if (at::Tensor hit = prompt_cache_.find(ids, mask); hit.defined()) {
     ++cached;
     return hit;
   }
-  at::Tensor e = t5_->encode_prompt(ids.unsqueeze(0), mask.unsqueeze(0)).squeeze(0).to(at::kCPU);
+  auto before_layer = [&](int64_t l, int64_t n) {
+    if (cancel_set(cancel)) cancelled_in("encode", "text encoder layer", "layer", l + 1, n);
+  };
+  at::Tensor e = t5_->encode_prompt(ids.unsqueeze(0), mask.unsqueeze(0), before_layer).squeeze(0).to(at::kCPU);
+  if (!all_finite(e))  // not kept in the prompt cache either
+    fail("the text encoder produced non-finite values (NaN or Inf) in the prompt embedding", kNonFiniteCause,
+         " (the T5's)");
   prompt_cache_.put(ids, mask, e);
   return e;
 }

@@ -15,6 +15,7 @@
 
 #include "checkpoint/layout.h"
 #include "common/error.h"
+#include "common/mapped_file.h"
 #include "models/dit.h"
 #include "models/memory_model.h"
 #include "pipeline/flow_match.h"
@@ -68,9 +69,26 @@ struct T2VResult {
   nlohmann::json timings;
 };
 
-// Thrown when the cancel flag is seen at a step boundary; the engine stays usable.
+// Thrown when generate() sees its cancel flag; the engine stays usable (the next generate gives
+// what a fresh engine gives). The flag is read between the units of every stage, so a cancel
+// acts within one unit's time: between text-encoder layers and input-video chunks (encode); at
+// each step, between DiT blocks and between the query chunks of their attentions (denoise; on
+// every rank of a device group); between VAE chunks (decode). what() says where it stopped,
+// naming the unit that did not complete:
+//   "cancelled during encode, text encoder layer 3/24"
+//   "cancelled during encode, input video chunk 2/6"
+//   "cancelled at step 3/50"              (before the step's first block, or a TeaCache-skipped step)
+//   "cancelled at step 3/50, block 12/30" (blocks 1..11 of step 3 ran; block 12 stopped or never began)
+//   "cancelled before decode, after step 50/50"
+//   "cancelled during decode, chunk 5/21" (chunks 1..4 ran)
 struct Cancelled : Error {
-  using Error::Error;
+  std::string stage;           // "encode", "denoise" or "decode"
+  int64_t step = 0, steps = 0;  // denoise and before decode: the step (1-based) of steps; else 0
+  std::string unit;            // "block", "layer", "chunk", or "" at a step or stage boundary
+  int64_t part = 0, parts = 0;  // the unit (1-based) that did not run, of how many; 0 without a unit
+  Cancelled(std::string stage, int64_t step, int64_t steps, std::string unit, int64_t part, int64_t parts,
+            const std::string& what)
+      : Error(what), stage(std::move(stage)), step(step), steps(steps), unit(std::move(unit)), part(part), parts(parts) {}
 };
 
 // Where the DiT runs: a device list and its sequence-parallel layout (parallel/devices.h).
@@ -121,7 +139,18 @@ struct ComputeOptions {
   int64_t prompt_cache_bytes = 256LL << 20;
 };
 
-// The loaded model, ready to generate: weights stay resident between requests. With more than
+// The loaded model, ready to generate: weights stay resident between requests.
+//
+// Model files changed underneath: the weights of a model loaded from a directory alias its
+// memory-mapped files (common/mapped_file.h), which must not change while the engine lives. The
+// engine remembers each mapped file's size, mtime and inode as they were when it was mapped, and
+// before every job (validate(), so generate(); and memory_report()) checks them again: a file
+// that was truncated, grew, was rewritten, replaced or removed makes the job fail before any
+// compute, with an error naming the file, what changed, and that the model must be reopened (a
+// new engine). Nothing is reloaded silently: a half-written checkpoint must not be picked up. A
+// file truncated while a job reads it raises SIGBUS, which the fatal-signal handler of
+// common/mapped_file.h turns into a logged exit (status 135) that removes the registered cleanup
+// files. With more than
 // one device the DiT's denoising loop runs SPMD on a device group (one thread per device) that
 // lives as long as the engine, with one copy of the DiT per local device; the text encoder and
 // the VAE run on the calling thread.
@@ -187,9 +216,13 @@ class T2VEngine {
   std::string budget_note_;  // with a budget: what the engine chose for it
   std::string devices_note_;  // devices "auto": what it chose and why
   std::unique_ptr<WanVAE> vae_;
+  // The files the weights were mapped from, as they were then (see the class comment).
+  std::vector<FileStamp> mapped_files_;
+  void check_model_files() const;
   mutable PromptCache prompt_cache_;
   // [text_len, dim] on the CPU: from the cache, else encoded (and kept); `cached` counts hits.
-  at::Tensor encode(const at::Tensor& ids, const at::Tensor& mask, int& cached) const;
+  // `cancel`: checked between the text encoder's layers (throws Cancelled).
+  at::Tensor encode(const at::Tensor& ids, const at::Tensor& mask, int& cached, const std::atomic<bool>* cancel = nullptr) const;
   Placement dit_place_, t5_place_, vae_place_;
   ParallelLayout layout_;
   std::unique_ptr<DeviceGroup> group_;
