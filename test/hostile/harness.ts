@@ -187,7 +187,7 @@ export function crashTrace(stderr: string): string | undefined {
 /** The first line that says something: the error a user reads (progress bars and blank lines skipped). */
 export function firstErrorLine(stderr: string): string {
   const lines = stderr.split(/\r?\n|\r/).map((l) => l.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").trim()).filter(Boolean);
-  return lines.find((l) => /error|refus|must|cannot|not |invalid|too |exceed|wanlab \w+:/i.test(l)) ?? lines[0] ?? "";
+  return lines.find((l) => /^wanlab(-engine)? [\w-]+: /.test(l)) ?? lines.find((l) => /error|refus|must|cannot|invalid|exceed/i.test(l)) ?? lines[lines.length - 1] ?? "";
 }
 
 export interface Judgement {

@@ -1,12 +1,12 @@
 // Running the hostile-input suite: the tiny models made once, each case on its own copy, in its
 // own scratch folder, as a child process under the harness's limits.
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cliPath } from "../helpers.js";
 import { caps, generateArgs, timeouts, type Case } from "./cases.js";
-import { judgeProcess, runLimited, type CaseResult } from "./harness.js";
+import { firstErrorLine, judgeProcess, runLimited, type CaseResult } from "./harness.js";
 
 export const enginePath = fileURLToPath(new URL("../../../native/build/wanlab-engine", import.meta.url));
 
@@ -67,10 +67,11 @@ export async function runCase(c: Case, models: Models, root: string): Promise<Ca
     c.mutate?.(dir, scratch);
     const [cmd, args] = command(c, dir, scratch);
     const r = await runLimited(cmd, args, { capBytes, timeoutMs: c.timeoutMs ?? timeouts[capKey] }, { cwd: scratch });
-    const j = judgeProcess(r, c.expect, c.error ?? [], c.check ? () => c.check!(dir, scratch) : undefined);
+    const named = existsSync(join(scratch, "culprit.txt")) ? [new RegExp(readFileSync(join(scratch, "culprit.txt"), "utf8").replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))] : [];
+    const j = judgeProcess(r, c.expect, [...(c.error ?? []), ...named], c.check ? () => c.check!(dir, scratch) : undefined);
     const later = c.after?.(dir, scratch);
     const problem = j.problem ?? later;
-    const error = (r.stderr.split("\n").map((l) => l.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").trim()).filter((l) => /^wanlab|error|refus/i.test(l))[0] ?? r.stderr.trim().split("\n").pop() ?? "");
+    const error = firstErrorLine(r.stderr);
     return { ...base, outcome: j.outcome, pass: j.outcome === c.expect && !problem, problem, code: r.code, signal: r.signal, peakRssBytes: r.peakRssBytes, seconds: r.seconds, error };
   } catch (e) {
     return { ...base, outcome: "crash", pass: false, problem: `the case itself failed: ${(e as Error).message}`, code: null, signal: null, peakRssBytes: 0, seconds: 0, error: "" };
