@@ -142,7 +142,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
     if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send({ error: `request body too large (limit ${app.initialConfig.bodyLimit} bytes)` });
     const field = (err as { field?: string }).field;
     if (err.statusCode === 400 && field) return reply.code(400).send({ error: err.message, field });
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    const status = err.statusCode && err.statusCode >= 400 && (err.statusCode < 500 || err.statusCode === 503) ? err.statusCode : 500;
     if (status === 500) console.error(`wanlab serve: ${req.method} ${req.url}: ${err.stack ?? err.message}`);
     return reply.code(status).send({ error: err.message });
   });

@@ -183,7 +183,16 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     log,
     admit: (p) => {
       if (p.inputVideo) checkInputVideoPath(p.inputVideo);  // read on this machine, when the job runs
-      const plan = lab.memoryPlan(p);
+      let plan: MemoryPlanReport;
+      try {
+        plan = lab.memoryPlan(p);
+      } catch (e) {
+        if (e instanceof ParamError) throw e;
+        // not the request's fault: the engine cannot take jobs now (e.g. a model file changed
+        // since it was loaded); 503 with the engine's reason, logged, and the server stays up
+        log(`wanlab serve: refused a job: ${(e as Error).message}`);
+        throw Object.assign(new Error((e as Error).message), { statusCode: 503 });
+      }
       refuseOverBudget(plan);
       const g = guarded(p, plan);
       if (!g.fits) throw new ParamError("budget", g.problem);

@@ -128,7 +128,9 @@ async function openOutputFolder(root: string, output: string | undefined, create
           await h.close();
           return undefined;
         }
-        const what = code === "ELOOP" ? "is a symbolic link" : code === "ENOTDIR" ? "is not a folder" : `cannot be opened (${(e as Error).message})`;
+        // O_DIRECTORY|O_NOFOLLOW on a link answers ENOTDIR on Linux: lstat tells which it is
+        const link = code === "ELOOP" || (code === "ENOTDIR" && (await lstat(path).then((st) => st.isSymbolicLink(), () => false)));
+        const what = link ? "is a symbolic link" : code === "ENOTDIR" ? "is not a folder" : `cannot be opened (${(e as Error).message})`;
         throw new Error(`output folder ${logical} ${what}; the job's files are written only into real folders inside the outputs directory ${root}`);
       }
       await h.close();
