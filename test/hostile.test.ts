@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { scratch } from "./helpers.js";
 import { caps, cases } from "./hostile/cases.js";
-import { MiB, outcomeTable, type CaseResult } from "./hostile/harness.js";
+import { judgeProcess, MiB, outcomeTable, runLimited, type CaseResult } from "./hostile/harness.js";
 import { HttpSuite, httpCases } from "./hostile/http.js";
 import { makeModels, runCase, type Models } from "./hostile/suite.js";
 
@@ -35,6 +35,39 @@ function verdict(r: CaseResult): string {
   return `${r.name}: ${r.outcome} (expected ${r.expect})${r.problem ? `: ${r.problem}` : ""}; exit ${r.signal ?? r.code}, ` +
     `peak ${(r.peakRssBytes / MiB).toFixed(0)} MiB of ${(r.capBytes / MiB).toFixed(0)}, ${r.seconds.toFixed(1)} s; ${r.error}`;
 }
+
+// The gate itself can fail: each way a case can go wrong is recognised (small, synthetic processes).
+describe("the harness", () => {
+  const node = (code: string) => [process.execPath, ["-e", code]] as const;
+  const limits = { capBytes: 200 * MiB, timeoutMs: 3000 };
+  const judged = async (code: string, expect: "refused" | "ok" = "refused", errorMatches: RegExp[] = []) => {
+    const [cmd, args] = node(code);
+    const r = await runLimited(cmd, [...args], limits);
+    return { r, j: judgeProcess(r, expect, errorMatches) };
+  };
+  test("a process tree growing past its cap is killed and judged over-cap, children included", async () => {
+    const hog = "const a = []; for (;;) a.push(Buffer.alloc(32 * 2 ** 20, 1));";
+    const { r, j } = await judged(`require("node:child_process").spawnSync(process.execPath, ["-e", ${JSON.stringify(hog)}], { stdio: "inherit" })`);
+    assert.equal(j.outcome, "over-cap", JSON.stringify(j));
+    assert.ok(r.peakRssBytes > limits.capBytes && r.peakRssBytes < limits.capBytes + 256 * MiB, String(r.peakRssBytes));
+  });
+  test("a process past its time limit is killed and judged a hang", async () => {
+    const { r, j } = await judged("setInterval(() => {}, 1000)");
+    assert.equal(j.outcome, "hang");
+    assert.ok(r.seconds >= 3 && r.seconds < 6, String(r.seconds));
+  });
+  test("a signal or an uncaught exception is a crash", async () => {
+    assert.equal((await judged('process.kill(process.pid, "SIGSEGV")')).j.outcome, "crash");
+    assert.equal((await judged('throw new Error("boom")')).j.outcome, "crash");
+  });
+  test("exit 0 where a refusal is due is wrong-ok; a refusal must name its culprit", async () => {
+    assert.equal((await judged("0")).j.outcome, "wrong-ok");
+    const named = await judged('console.error("wanlab inspect: m/config.json: text_len 1e9"); process.exit(1)', "refused", [/config\.json/, /text_len/]);
+    assert.deepEqual(named.j, { outcome: "refused", problem: undefined });
+    const vague = await judged('console.error("wanlab inspect: type must be string"); process.exit(1)', "refused", [/config\.json/]);
+    assert.match(vague.j.problem ?? "", /does not name the culprit/);
+  });
+});
 
 describe("corrupted models, hostile pickles, deep JSON, special outputs, bad command lines", () => {
   for (const c of cases) {
