@@ -124,7 +124,7 @@ TEST(layout_config_disagreeing_with_shapes_names_both_values) {
   auto j = nlohmann::json::parse(read_text_file(d + "/config.json"));
   j["ffn_dim"] = 9999;
   write(d + "/config.json", j.dump());
-  EXPECT_THROWS(load_model(d), "config.json says ffn_dim = 9999 but the tensor shapes give 512");
+  EXPECT_THROWS(load_model(d), "config.json says \"ffn_dim\" = 9999 but the tensor shapes give 512");
   j = nlohmann::json::parse(read_text_file(d + "/config.json"));
   j["ffn_dim"] = 512;
   j["num_heads"] = 3;
@@ -137,7 +137,7 @@ TEST(layout_diffusers_config_disagreeing_is_refused) {
   auto j = nlohmann::json::parse(read_text_file(d + "/text_encoder/config.json"));
   j["num_layers"] = 24;
   write(d + "/text_encoder/config.json", j.dump());
-  EXPECT_THROWS(load_model(d), "config.json says num_layers = 24 but the tensor shapes give 2");
+  EXPECT_THROWS(load_model(d), "config.json says \"num_layers\" = 24 but the tensor shapes give 2");
 }
 
 TEST(layout_wrong_shape_and_unexpected_tensor_are_named) {

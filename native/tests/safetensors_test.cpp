@@ -313,6 +313,34 @@ TEST(safetensors_error_invalid_json) {
   EXPECT_ERROR(load_safetensors(q), q, "not a JSON object");
 }
 
+TEST(safetensors_header_nested_beyond_the_depth_limit_is_refused_before_it_is_built) {
+  // 8 MiB of "[": nlohmann would build 8 million nested arrays (gigabytes); the limit stops at 64.
+  std::string deep = "{\"x\":" + std::string(8u << 20, '[');
+  std::string p = st_write("deep.safetensors", deep, "");
+  EXPECT_ERROR(read_safetensors_header(p), p, "safetensors header", "nests deeper than the limit of 64");
+  // 64 levels are fine as far as JSON goes (the entry is then refused for what it is).
+  std::string ok = "{\"x\":" + std::string(63, '[') + std::string(63, ']') + "}";
+  std::string q = st_write("deep64.safetensors", ok, "");
+  EXPECT_ERROR(read_safetensors_header(q), q, "\"x\"", "not an object");
+}
+
+TEST(safetensors_header_with_too_many_values_is_refused) {
+  std::string many = "{\"__metadata__\":{},\"x\":[";
+  for (int i = 0; i < 1000001; ++i) many += "0,";
+  many += "0]}";
+  std::string p = st_write("many.safetensors", many, "");
+  EXPECT_ERROR(read_safetensors_header(p), p, "safetensors header", "more than the limit of 1000000 values");
+}
+
+TEST(safetensors_index_nested_beyond_the_depth_limit_is_refused) {
+  std::string p = scratch("deep.safetensors.index.json");
+  write_bytes(p, "{\"weight_map\":" + std::string(1u << 20, '['));
+  EXPECT_ERROR(load_safetensors_index(p), p, "safetensors index", "nests deeper than the limit of 64");
+  std::string q = scratch("big.safetensors.index.json");
+  write_bytes(q, "{\"metadata\":{\"pad\":\"" + std::string((16u << 20) + 1, 'x') + "\"}}");
+  EXPECT_ERROR(load_safetensors_index(q), q, "over the 16 MiB limit");
+}
+
 TEST(safetensors_error_duplicate_tensor_name) {
   std::string p = st_write("dup.safetensors",
                            R"({"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"

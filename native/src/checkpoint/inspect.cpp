@@ -8,6 +8,7 @@
 #include "checkpoint/layout.h"
 #include "common/cuda.h"
 #include "common/error.h"
+#include "common/json_limits.h"
 #include "common/mapped_file.h"
 #include "models/dit.h"
 #include "parallel/devices.h"
@@ -42,14 +43,29 @@ nlohmann::json component_json(const TensorMap& t, const nlohmann::json& arch, co
 nlohmann::json tokenizer_json(const std::string& dir) {
   fs::path p = fs::path(dir) / "tokenizer.json";
   if (!fs::is_regular_file(p)) return {{"dir", dir}, {"found", false}};
-  auto j = nlohmann::json::parse(read_text_file(p.string()), nullptr, false);
-  if (j.is_discarded()) fail(p.string(), ": not valid JSON");
+  const std::string file = p.string();
+  const nlohmann::json j = read_json_file(file, kTokenizerJson);
   int64_t vocab = 0;
-  if (j.contains("model") && j["model"].contains("vocab")) vocab = static_cast<int64_t>(j["model"]["vocab"].size());
+  std::string type;
+  if (j.contains("model")) {
+    const nlohmann::json& model = j["model"];
+    if (!model.is_object()) fail(file, ": \"model\" must be an object, got ", json_describe(model));
+    if (model.contains("vocab")) {
+      if (!model["vocab"].is_array() && !model["vocab"].is_object())
+        fail(file, ": \"model.vocab\" must be a list or an object, got ", json_describe(model["vocab"]));
+      vocab = static_cast<int64_t>(model["vocab"].size());
+    }
+    if (model.contains("type")) type = json_string(model, "type", file + " (model)");
+  }
   int64_t size = vocab;
-  if (j.contains("added_tokens"))
-    for (const auto& t : j["added_tokens"]) size = std::max<int64_t>(size, t.value("id", int64_t(0)) + 1);
-  std::string type = j.contains("model") ? j["model"].value("type", "") : "";
+  if (j.contains("added_tokens")) {
+    const nlohmann::json& added = j["added_tokens"];
+    if (!added.is_array()) fail(file, ": \"added_tokens\" must be a list, got ", json_describe(added));
+    for (size_t i = 0; i < added.size(); ++i)
+      if (added[i].is_object() && added[i].contains("id"))
+        size = std::max<int64_t>(size, json_int(added[i], "id", concat(file, " (added_tokens[", i, "])"), 0,
+                                                int64_t(1) << 31) + 1);
+  }
   return {{"dir", dir}, {"found", true}, {"model", type}, {"pieces", vocab}, {"size", size}};
 }
 

@@ -10,6 +10,7 @@
 #include "checkpoint/pth.h"
 #include "checkpoint/safetensors.h"
 #include "common/error.h"
+#include "common/json_limits.h"
 #include "common/mapped_file.h"
 #include "common/strings.h"
 
@@ -49,11 +50,16 @@ ComponentFiles safetensors_component(const fs::path& dir, const std::string& nam
   if (!config.empty() && is_file(dir / config)) c.config = join(dir, config);
   if (is_file(dir / (name + ".safetensors.index.json"))) {
     c.index = join(dir, name + ".safetensors.index.json");
-    auto j = nlohmann::json::parse(read_text_file(c.index), nullptr, false);
-    if (j.is_discarded() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    const nlohmann::json j = read_json_file(c.index, kSafetensorsIndexJson);
+    if (!j.contains("weight_map") || !j["weight_map"].is_object())
       fail(c.index, ": not a safetensors index (no weight_map object)");
     std::vector<std::string> shards;
-    for (const auto& [_, file] : j["weight_map"].items()) shards.push_back(join(dir, file.get<std::string>()));
+    for (const auto& [tensor, file] : j["weight_map"].items()) {
+      if (!file.is_string())
+        fail(c.index, ": weight_map entry for tensor \"", tensor, "\" must be a shard's file name (a string), got ",
+             json_describe(file));
+      shards.push_back(join(dir, file.get<std::string>()));
+    }
     std::sort(shards.begin(), shards.end());
     shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
     c.files = shards;
@@ -67,11 +73,6 @@ TensorMap load_safetensors_component(const ComponentFiles& c, bool mmap) {
   return c.index.empty() ? load_safetensors(c.files.at(0), mmap) : load_safetensors_index(c.index, mmap);
 }
 
-nlohmann::json read_json(const std::string& path) {
-  auto j = nlohmann::json::parse(read_text_file(path), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) fail(path, ": not a JSON object");
-  return j;
-}
 
 // ---- key names ---------------------------------------------------------------------------------
 
@@ -144,7 +145,8 @@ bool split_block(const std::string& key, const std::string& prefix, int64_t& ind
   size_t dot = key.find('.', prefix.size());
   if (dot == std::string::npos || dot == prefix.size()) return false;
   std::string num = key.substr(prefix.size(), dot - prefix.size());
-  if (!std::all_of(num.begin(), num.end(), ::isdigit)) return false;
+  // More digits than any model has layers: not a block key (then refused as an unexpected tensor).
+  if (num.size() > 6 || !std::all_of(num.begin(), num.end(), ::isdigit)) return false;
   index = std::stoll(num);
   rest = key.substr(dot + 1);
   return true;
@@ -380,18 +382,32 @@ TensorMap load_component(const ModelFiles& m, Component c, bool mmap) {
   return out;
 }
 
-nlohmann::json load_component_config(const ModelFiles& m, Component c) {
+ComponentConfig load_component_config(const ModelFiles& m, Component c) {
   const ComponentFiles& f = m.component(c);
-  if (f.config.empty()) return nullptr;
-  nlohmann::json j = read_json(f.config);
-  if (m.layout != Layout::Diffusers) return j;
-  nlohmann::json o = nlohmann::json::object();
+  ComponentConfig out;
+  out.values = nullptr;
+  if (f.config.empty()) return out;
+  out.file = f.config;
+  nlohmann::json j = read_json_file(f.config, kConfigJson);
+  if (m.layout != Layout::Diffusers) {
+    out.values = std::move(j);
+    return out;
+  }
+  nlohmann::json& o = out.values = nlohmann::json::object();
   auto copy = [&](const char* from, const char* to) {
-    if (j.contains(from) && !j[from].is_null()) o[to] = j[from];
+    if (j.contains(from) && !j[from].is_null()) {
+      o[to] = j[from];
+      out.file_keys[to] = from;
+    }
   };
   if (c == Component::DiT) {
-    if (j.contains("num_attention_heads") && j.contains("attention_head_dim"))
-      o["dim"] = j["num_attention_heads"].get<int64_t>() * j["attention_head_dim"].get<int64_t>();
+    if (j.contains("num_attention_heads") && j.contains("attention_head_dim")) {
+      // Both bounded so that their product cannot overflow; the shapes then check it.
+      const int64_t heads = json_int(j, "num_attention_heads", f.config, 1, 1 << 20);
+      const int64_t head_dim = json_int(j, "attention_head_dim", f.config, 1, 1 << 20);
+      o["dim"] = heads * head_dim;
+      out.file_keys["dim"] = "num_attention_heads x attention_head_dim";
+    }
     copy("num_attention_heads", "num_heads");
     copy("ffn_dim", "ffn_dim");
     copy("freq_dim", "freq_dim");
@@ -399,6 +415,7 @@ nlohmann::json load_component_config(const ModelFiles& m, Component c) {
     copy("out_channels", "out_dim");
     copy("num_layers", "num_layers");
     copy("text_dim", "text_dim");
+    copy("patch_size", "patch_size");
     copy("eps", "eps");
   } else if (c == Component::T5) {
     copy("d_model", "dim");
@@ -410,20 +427,12 @@ nlohmann::json load_component_config(const ModelFiles& m, Component c) {
   } else {
     copy("base_dim", "dim");
     copy("z_dim", "z_dim");
+    copy("dim_mult", "dim_mult");
+    copy("num_res_blocks", "num_res_blocks");
+    copy("temperal_downsample", "temporal_downsample");  // sic: diffusers' AutoencoderKLWan spelling
   }
-  return o;
+  return out;
 }
-
-namespace {
-// config.json values (official key names) must agree with the architecture read from shapes.
-void check_against(const nlohmann::json& config, const nlohmann::json& arch, const std::string& what) {
-  if (!config.is_object()) return;
-  for (const auto& [k, v] : config.items()) {
-    if (!arch.contains(k) || !v.is_number_integer()) continue;
-    if (arch[k] != v) fail(what, ": config.json says ", k, " = ", v.dump(), " but the tensor shapes give ", arch[k].dump());
-  }
-}
-}  // namespace
 
 LoadedModel load_model(const std::string& dir, bool mmap) {
   LoadedModel m;
@@ -432,14 +441,18 @@ LoadedModel load_model(const std::string& dir, bool mmap) {
     const auto& f = m.files.component(c);
     return f.index.empty() ? f.files.at(0) : f.index;
   };
+  // Configs first: they are small, and a bad one is refused before any weight file is opened.
+  const ComponentConfig dit_config = load_component_config(m.files, Component::DiT);
+  const ComponentConfig t5_config = load_component_config(m.files, Component::T5);
+  const ComponentConfig vae_config = load_component_config(m.files, Component::VAE);
   m.dit = load_component(m.files, Component::DiT, mmap);
-  m.arch.dit = infer_dit(m.dit, load_component_config(m.files, Component::DiT), where(Component::DiT));
+  m.arch.dit = infer_dit(m.dit, dit_config, where(Component::DiT));
   m.t5 = load_component(m.files, Component::T5, mmap);
   m.arch.t5 = infer_t5(m.t5, where(Component::T5));
-  check_against(load_component_config(m.files, Component::T5), to_json(m.arch.t5), where(Component::T5));
+  check_config_against(t5_config, to_json(m.arch.t5), where(Component::T5));
   m.vae = load_component(m.files, Component::VAE, mmap);
   m.arch.vae = infer_vae(m.vae, where(Component::VAE));
-  check_against(load_component_config(m.files, Component::VAE), to_json(m.arch.vae), where(Component::VAE));
+  check_config_against(vae_config, to_json(m.arch.vae), where(Component::VAE));
   if (m.arch.dit.text_dim != m.arch.t5.dim)
     fail(dir, ": the DiT expects text_dim ", m.arch.dit.text_dim, " but the T5 encoder has dim ", m.arch.t5.dim);
   if (m.arch.dit.in_dim != m.arch.vae.z_dim)

@@ -46,8 +46,9 @@ ModelFiles detect_layout(const std::string& dir);
 // (StoredTensor::scale).
 TensorMap load_component(const ModelFiles& m, Component c, bool mmap = true);
 
-// The component's config.json in official key names (diffusers keys translated), or null.
-nlohmann::json load_component_config(const ModelFiles& m, Component c);
+// The component's config.json (read within kConfigJson's limits) in official key names
+// (diffusers keys translated, with their file names kept for errors); values null if it has none.
+ComponentConfig load_component_config(const ModelFiles& m, Component c);
 
 // Key name of canonical tensor `canonical` in `layout` (the inverse of what load_component does).
 std::string layout_key(Layout layout, Component c, const std::string& canonical);

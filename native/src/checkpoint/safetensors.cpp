@@ -13,6 +13,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_limits.h"
 #include "common/mapped_file.h"
 
 // The length prefix and every tensor's bytes are little-endian in the file; we alias and
@@ -26,7 +27,8 @@ namespace {
 using json = nlohmann::json;
 
 // The Python package refuses headers over 100 MB; a bigger length prefix means the file is
-// not a safetensors file at all, and we would rather say so than parse 100 MB of noise.
+// not a safetensors file at all, and we would rather say so than parse 100 MB of noise. Within
+// that, kSafetensorsHeaderJson bounds the nesting and the values (common/json_limits.h).
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
 template <typename... Args>
@@ -38,34 +40,6 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
-}
-
-// Parses JSON and reports duplicate keys in any object. nlohmann silently keeps the last of
-// two equal keys, so a header naming a tensor twice (or an index assigning one tensor to two
-// shards) would otherwise load whichever came last without a word.
-json parse_json(const char* begin, const char* end, const std::string& path, const char* what) {
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) {
-    if (ev == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (ev == json::parse_event_t::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (ev == json::parse_event_t::key && !open_objects.empty()) {
-      if (!open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty())
-        duplicate = parsed.get<std::string>();
-    }
-    return true;
-  };
-  json j;
-  try {
-    j = json::parse(begin, end, cb);
-  } catch (const json::exception& e) {
-    fail(path, ": ", what, " is not valid JSON: ", e.what());
-  }
-  if (!duplicate.empty()) fail(path, ": ", what, " has the key \"", duplicate, "\" twice");
-  if (!j.is_object()) fail(path, ": ", what, " is not a JSON object");
-  return j;
 }
 
 // A non-negative JSON integer. nlohmann stores those as number_unsigned; negative ones are
@@ -143,7 +117,7 @@ SafetensorsHeader parse_header(const MappedFile& file) {
   const uint64_t data_size = h.file_size - h.data_offset;
 
   const char* text = reinterpret_cast<const char*>(file.data() + 8);
-  json j = parse_json(text, text + n, path, "header");
+  json j = parse_json_limited(text, text + n, path, kSafetensorsHeaderJson);
 
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() == "__metadata__") {
@@ -266,8 +240,7 @@ SafetensorsHeader read_safetensors_header(const std::string& path) {
 TensorMap load_safetensors(const std::string& path, bool mmap) { return load_opened(open_safetensors(path), mmap); }
 
 TensorMap load_safetensors_index(const std::string& index_path, bool mmap) {
-  std::string text = read_text_file(index_path);
-  json j = parse_json(text.data(), text.data() + text.size(), index_path, "index");
+  json j = read_json_file(index_path, kSafetensorsIndexJson);
   if (j.contains("metadata") && !j["metadata"].is_object() && !j["metadata"].is_null())
     fail(index_path, ": \"metadata\" is not an object");
   auto wm = j.find("weight_map");

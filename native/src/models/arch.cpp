@@ -1,9 +1,12 @@
 #include "models/arch.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <set>
 
 #include "common/error.h"
+#include "common/json_limits.h"
 #include "common/strings.h"
 
 namespace wan {
@@ -24,7 +27,7 @@ at::Tensor need(const TensorMap& t, const std::string& name, const std::string& 
   return it->second.data;
 }
 
-int64_t count_blocks(const TensorMap& t, const std::string& prefix) {
+int64_t count_blocks(const TensorMap& t, const std::string& prefix, const std::string& what) {
   // prefix "blocks." -> number of distinct N in "blocks.N.*"; they must be 0..N-1.
   std::set<int64_t> ids;
   for (const auto& [name, _] : t) {
@@ -32,11 +35,22 @@ int64_t count_blocks(const TensorMap& t, const std::string& prefix) {
     size_t dot = name.find('.', prefix.size());
     std::string num = name.substr(prefix.size(), dot - prefix.size());
     if (num.empty() || !std::all_of(num.begin(), num.end(), ::isdigit)) continue;
+    if (num.size() > 6) fail(what, ": tensor ", name, " has the layer index ", num, ", beyond any model (at most 999999)");
     ids.insert(std::stoll(num));
   }
   if (!ids.empty() && *ids.rbegin() != static_cast<int64_t>(ids.size()) - 1)
-    fail("layer indices under ", prefix, " are not contiguous (highest ", *ids.rbegin(), ", count ", ids.size(), ")");
+    fail(what, ": layer indices under ", prefix, " are not contiguous (highest ", *ids.rbegin(), ", count ", ids.size(),
+         ")");
   return static_cast<int64_t>(ids.size());
+}
+
+bool is_weight_dtype(DType d) {
+  switch (d) {
+    case DType::BF16: case DType::F16: case DType::F32: case DType::F64: case DType::F8_E4M3: case DType::F8_E5M2:
+      return true;
+    default:
+      return false;
+  }
 }
 
 std::string shape_str(at::IntArrayRef s) {
@@ -45,12 +59,29 @@ std::string shape_str(at::IntArrayRef s) {
   return r + "]";
 }
 
-// A config.json value must agree with what the shapes say.
-void check_config(const nlohmann::json& config, const char* key, int64_t from_shapes, const std::string& what) {
-  if (config.is_object() && config.contains(key) && config[key].is_number_integer() &&
-      config[key].get<int64_t>() != from_shapes)
-    fail(what, ": config.json says ", key, " = ", config[key].get<int64_t>(), " but the tensor shapes give ",
-         from_shapes);
+// A tensor the architecture is read from, with `dims` dimensions, each positive: an empty or
+// oddly shaped one would give a zero (or a division by zero) where a dimension is expected.
+at::Tensor need_shape(const TensorMap& t, const std::string& name, int64_t dims, const std::string& what) {
+  at::Tensor x = need(t, name, what);
+  if (x.dim() != dims) fail(what, ": tensor ", name, " must be ", dims, "-D, has shape ", shape_str(x.sizes()));
+  for (int64_t d : x.sizes())
+    if (d <= 0) fail(what, ": tensor ", name, " has shape ", shape_str(x.sizes()), ", whose dims must all be positive");
+  return x;
+}
+
+// The integer a config gives for official key `key`, in [lo, hi]; errors name the key as the file spells it.
+int64_t config_int(const ComponentConfig& c, const std::string& key, int64_t lo, int64_t hi, const std::string& why = "") {
+  const std::string file_key = c.key(key);
+  return json_int(nlohmann::json{{file_key, c.values.at(key)}}, file_key, c.file, lo, hi, why);
+}
+
+// A config count (official key `key`) must be a positive integer equal to what the shapes say.
+void check_config(const ComponentConfig& c, const char* key, int64_t from_shapes, const std::string& what) {
+  if (!c.values.is_object() || !c.values.contains(key)) return;
+  const int64_t v = config_int(c, key, 1, std::numeric_limits<int64_t>::max());
+  if (v != from_shapes)
+    fail(c.file, ": config.json says \"", c.key(key), "\" = ", v, " but the tensor shapes give ", from_shapes, " (", what,
+         ")");
 }
 
 // The residual block of the Wan VAE (RMS norm, SiLU, causal conv, twice; 1x1x1 shortcut if dims differ).
@@ -198,34 +229,40 @@ void check_specs(const TensorMap& t, const std::vector<TensorSpec>& specs, const
     if (it->second.data.sizes() != at::IntArrayRef(s.shape))
       fail(what, ": tensor ", s.name, " has shape ", shape_str(it->second.data.sizes()), ", expected ",
            shape_str(s.shape));
+    if (!is_weight_dtype(it->second.dtype))
+      fail(what, ": tensor ", s.name, " has the dtype ", dtype_name(it->second.dtype),
+           "; a weight must be floating point (F32, BF16, F16, F64 or float8)");
   }
   for (const auto& [name, _] : t)
     if (!expected.count(name)) fail(what, ": unexpected tensor ", name);
 }
 
-DitArch infer_dit(const TensorMap& t, const nlohmann::json& config, const std::string& what) {
+std::string ComponentConfig::key(const std::string& official) const {
+  auto it = file_keys.find(official);
+  return it == file_keys.end() ? official : it->second;
+}
+
+DitArch infer_dit(const TensorMap& t, const ComponentConfig& config, const std::string& what) {
   DitArch a;
-  at::Tensor pe = need(t, "patch_embedding.weight", what);
-  if (pe.dim() != 5) fail(what, ": patch_embedding.weight must be 5-D, has shape ", shape_str(pe.sizes()));
+  const nlohmann::json& c = config.values;
+  if (!c.is_null() && !c.is_object()) fail(config.file, ": not a JSON object");
+  const bool has_config = c.is_object();
+  at::Tensor pe = need_shape(t, "patch_embedding.weight", 5, what);  // [dim, in_dim, pt, ph, pw]
   a.dim = pe.size(0);
   a.in_dim = pe.size(1);
   a.patch = {pe.size(2), pe.size(3), pe.size(4)};
-  a.text_dim = need(t, "text_embedding.0.weight", what).size(1);
-  a.freq_dim = need(t, "time_embedding.0.weight", what).size(1);
-  a.num_layers = count_blocks(t, "blocks.");
+  a.text_dim = need_shape(t, "text_embedding.0.weight", 2, what).size(1);  // [dim, text_dim]
+  a.freq_dim = need_shape(t, "time_embedding.0.weight", 2, what).size(1);  // [dim, freq_dim]
+  a.num_layers = count_blocks(t, "blocks.", what);
   if (a.num_layers == 0) fail(what, ": no transformer blocks (blocks.N.*) found");
-  a.ffn_dim = need(t, "blocks.0.ffn.0.weight", what).size(0);
-  a.out_dim = need(t, "head.head.weight", what).size(0) / (a.patch[0] * a.patch[1] * a.patch[2]);
-  // Head count is invisible in the shapes (q/k norms span all heads): config.json, else head_dim 128.
-  if (config.is_object() && config.contains("num_heads")) {
-    a.num_heads = config["num_heads"].get<int64_t>();
-  } else {
-    a.num_heads = a.dim / 128;
-  }
-  if (a.num_heads <= 0 || a.dim % a.num_heads != 0)
-    fail(what, ": dim ", a.dim, " is not divisible by num_heads ", a.num_heads);
-  if ((a.dim / a.num_heads) % 2 != 0) fail(what, ": head dim ", a.dim / a.num_heads, " must be even for RoPE");
-  if (config.is_object()) {
+  a.ffn_dim = need_shape(t, "blocks.0.ffn.0.weight", 2, what).size(0);  // [ffn_dim, dim]
+  at::Tensor head = need_shape(t, "head.head.weight", 2, what);         // [out_dim * pt * ph * pw, dim]
+  const int64_t patch_volume = a.patch[0] * a.patch[1] * a.patch[2];
+  if (head.size(0) % patch_volume != 0)
+    fail(what, ": tensor head.head.weight has shape ", shape_str(head.sizes()), ", whose ", head.size(0),
+         " outputs are not a multiple of the patch's ", patch_volume, " (", shape_str(a.patch), ")");
+  a.out_dim = head.size(0) / patch_volume;
+  if (has_config) {
     check_config(config, "dim", a.dim, what);
     check_config(config, "ffn_dim", a.ffn_dim, what);
     check_config(config, "freq_dim", a.freq_dim, what);
@@ -233,11 +270,54 @@ DitArch infer_dit(const TensorMap& t, const nlohmann::json& config, const std::s
     check_config(config, "out_dim", a.out_dim, what);
     check_config(config, "num_layers", a.num_layers, what);
     check_config(config, "text_dim", a.text_dim, what);
-    if (config.contains("eps") && config["eps"].is_number()) a.eps = config["eps"].get<double>();
-    if (config.contains("text_len") && config["text_len"].is_number_integer())
-      a.text_len = config["text_len"].get<int64_t>();
-    if (config.contains("model_type") && config["model_type"] != "t2v")
-      fail(what, ": model_type ", config["model_type"].dump(), " is not supported (only t2v)");
+    if (c.contains("patch_size")) {
+      const nlohmann::json& p = c["patch_size"];
+      if (!p.is_array() || p.size() != 3 || !std::all_of(p.begin(), p.end(), [](const nlohmann::json& x) {
+            return x.is_number_integer();
+          }))
+        fail(config.file, ": \"", config.key("patch_size"), "\" must be a list of 3 integers, got ", json_describe(p),
+             " ", p.dump().substr(0, 60));
+      if (p != nlohmann::json(a.patch))
+        fail(config.file, ": config.json says \"", config.key("patch_size"), "\" = ", p.dump(),
+             " but the tensor shapes give ", nlohmann::json(a.patch).dump(), " (", what, ")");
+    }
+    if (c.contains("model_type") && json_string(c, "model_type", config.file) != "t2v")
+      fail(config.file, ": \"", config.key("model_type"), "\" is ", c["model_type"].dump(),
+           ", which is not supported (only t2v)");
+  }
+  // Head count is invisible in the shapes (q/k norms span all heads): config.json, else head_dim 128.
+  if (has_config && c.contains("num_heads")) {
+    a.num_heads = config_int(config, "num_heads", 1, a.dim, concat("a count of heads, at most the model's dim ", a.dim));
+    if (a.dim % a.num_heads != 0)
+      fail(config.file, ": \"", config.key("num_heads"), "\" = ", a.num_heads, " but the dim ", a.dim,
+           " of the tensor shapes is not divisible by num_heads ", a.num_heads, " (", what, ")");
+  } else {
+    if (a.dim % 128 != 0)
+      fail(what, ": dim ", a.dim, " is not a multiple of Wan's head dim 128 and no config.json gives num_heads");
+    a.num_heads = a.dim / 128;
+  }
+  // The engine's 3-D RoPE (models/rope.cpp, as DiffSynth) splits each head into frame, height and
+  // width parts of head_dim - 2 (head_dim / 3), head_dim / 3 and head_dim / 3 channels, each rotated
+  // in pairs: all three must be even.
+  const int64_t head_dim = a.dim / a.num_heads, third = head_dim / 3;
+  if (head_dim % 2 != 0 || third % 2 != 0 || third == 0)
+    fail(has_config && c.contains("num_heads") ? config.file + ": \"" + config.key("num_heads") + "\"" : what,
+         ": dim ", a.dim, " / num_heads ", a.num_heads, " gives the head dim ", head_dim,
+         ", which the 3-D RoPE cannot split into even frame, height and width parts (", head_dim - 2 * third, ", ",
+         third, ", ", third, "); head dims such as 96 or 128 can");
+  if (has_config) {
+    if (c.contains("text_len"))
+      a.text_len = config_int(config, "text_len", 1, kMaxTextLen,
+                              concat("the prompt length in tokens: UMT5's relative positions imply no length, so it is "
+                                   "bounded at ", kMaxTextLen, "; Wan2.1 uses 512"));
+    if (c.contains("eps")) {
+      const nlohmann::json& e = c["eps"];
+      const double v = e.is_number() ? e.get<double>() : NAN;
+      if (!std::isfinite(v) || !(v > 0) || v > kMaxEps)
+        fail(config.file, ": \"", config.key("eps"), "\" must be a finite number in (0, ", kMaxEps, "], got ",
+             json_describe(e), " (the norms' epsilon; Wan2.1 uses 1e-06)");
+      a.eps = v;
+    }
   }
   check_specs(t, dit_specs(a), what);
   return a;
@@ -245,18 +325,23 @@ DitArch infer_dit(const TensorMap& t, const nlohmann::json& config, const std::s
 
 T5Arch infer_t5(const TensorMap& t, const std::string& what) {
   T5Arch a;
-  at::Tensor emb = need(t, "token_embedding.weight", what);
+  at::Tensor emb = need_shape(t, "token_embedding.weight", 2, what);  // [vocab, dim]
   a.vocab = emb.size(0);
   a.dim = emb.size(1);
-  a.num_layers = count_blocks(t, "blocks.");
+  a.num_layers = count_blocks(t, "blocks.", what);
   if (a.num_layers == 0) fail(what, ": no encoder blocks (blocks.N.*) found");
-  a.dim_attn = need(t, "blocks.0.attn.q.weight", what).size(0);
-  a.dim_ffn = need(t, "blocks.0.ffn.fc1.weight", what).size(0);
+  a.dim_attn = need_shape(t, "blocks.0.attn.q.weight", 2, what).size(0);  // [dim_attn, dim]
+  a.dim_ffn = need_shape(t, "blocks.0.ffn.fc1.weight", 2, what).size(0);  // [dim_ffn, dim]
   a.shared_pos = t.count("pos_embedding.embedding.weight") > 0;
-  at::Tensor rel =
-      need(t, a.shared_pos ? "pos_embedding.embedding.weight" : "blocks.0.pos_embedding.embedding.weight", what);
+  if (a.shared_pos)
+    fail(what, ": tensor pos_embedding.embedding.weight is one relative-position table for all layers (T5's "
+         "shared_pos); the engine runs UMT5, with one table per layer (blocks.N.pos_embedding.embedding.weight)");
+  at::Tensor rel = need_shape(t, "blocks.0.pos_embedding.embedding.weight", 2, what);  // [num_buckets, num_heads]
   a.num_buckets = rel.size(0);
   a.num_heads = rel.size(1);
+  if (a.num_buckets < 4 || a.num_buckets % 2 != 0)
+    fail(what, ": tensor blocks.0.pos_embedding.embedding.weight has shape ", shape_str(rel.sizes()), ": its ",
+         a.num_buckets, " relative-position buckets must be even and at least 4 (UMT5 has 32)");
   if (a.dim_attn % a.num_heads != 0)
     fail(what, ": attention dim ", a.dim_attn, " is not divisible by the ", a.num_heads,
          " heads of the relative-position table");
@@ -267,13 +352,35 @@ T5Arch infer_t5(const TensorMap& t, const std::string& what) {
 VaeArch infer_vae(const TensorMap& t, const std::string& what) {
   // Every Wan2.1 VAE has this structure; the base dim and latent channels come from the shapes.
   VaeArch a;
-  a.dim = need(t, "encoder.conv1.weight", what).size(0);
-  a.z_dim = need(t, "conv2.weight", what).size(0);
+  a.dim = need_shape(t, "encoder.conv1.weight", 5, what).size(0);  // [dim, 3, 3, 3, 3]
+  a.z_dim = need_shape(t, "conv2.weight", 5, what).size(0);        // [z_dim, z_dim, 1, 1, 1]
+  if (a.z_dim != 16)
+    fail(what, ": tensor conv2.weight gives z_dim ", a.z_dim,
+         ", but the Wan2.1 latent statistics (mean/std) the VAE decodes with have 16 channels");
   a.dim_mult = {1, 2, 4, 4};
   a.num_res_blocks = 2;
   a.temporal_downsample = {false, true, true};
   check_specs(t, vae_specs(a), what);
   return a;
+}
+
+void check_config_against(const ComponentConfig& config, const nlohmann::json& arch, const std::string& what) {
+  const nlohmann::json& c = config.values;
+  if (c.is_null()) return;
+  if (!c.is_object()) fail(config.file, ": not a JSON object");
+  for (const auto& [k, v] : c.items()) {
+    if (!arch.contains(k)) continue;
+    const nlohmann::json& want = arch[k];
+    if (want.is_number_integer()) {
+      const int64_t got = config_int(config, k, 1, std::numeric_limits<int64_t>::max());
+      if (got != want.get<int64_t>())
+        fail(config.file, ": config.json says \"", config.key(k), "\" = ", got, " but the tensor shapes give ", want.dump(),
+             " (", what, ")");
+    } else if (v != want) {
+      fail(config.file, ": config.json says \"", config.key(k), "\" = ", v.dump().substr(0, 80), " but the engine's ",
+           "architecture for these tensors has ", want.dump(), " (", what, ")");
+    }
+  }
 }
 
 nlohmann::json to_json(const DitArch& a) {

@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,16 +43,43 @@ std::vector<TensorSpec> dit_specs(const DitArch& a);
 std::vector<TensorSpec> t5_specs(const T5Arch& a);
 std::vector<TensorSpec> vae_specs(const VaeArch& a);
 
-// Architecture from canonical tensors. `config` (config.json, may be null) supplies what shapes
-// cannot (the DiT's head count; without it, Wan's head_dim of 128 is assumed as ComfyUI does) and
-// is checked against the shapes: a disagreement names the key and both values. The tensor set
-// must then match the architecture's spec exactly (missing/unexpected/wrong-shape tensors named).
-// `what` names the source (a file or directory) in errors.
-DitArch infer_dit(const TensorMap& t, const nlohmann::json& config, const std::string& what);
+// A component's config.json as the architecture reads it: `values` in official key names (a
+// diffusers config translated; null: no config), `file` its path, and for each official key the
+// key as the file spells it (errors name that one), e.g. "num_heads" -> "num_attention_heads".
+struct ComponentConfig {
+  nlohmann::json values;
+  std::string file;
+  std::map<std::string, std::string> file_keys;
+  std::string key(const std::string& official) const;  // the file's name for `official`
+};
+
+// Bounds on what only a config gives, no tensor shape implies:
+// text_len, the prompt length in tokens: UMT5's relative position buckets take any length, so the
+// weights bound nothing; [1, 4096] (Wan2.1 uses 512; the text encoder's attention grows with its
+// square).
+constexpr int64_t kMaxTextLen = 4096;
+// eps, the DiT's norm epsilon: finite, in (0, 0.01] (Wan2.1 uses 1e-6; <= 0 or NaN gives NaNs).
+constexpr double kMaxEps = 1e-2;
+
+// Architecture from canonical tensors, validated in full before anything is allocated from it:
+// every dimension positive and consistent with the tensor shapes, the DiT's heads splittable by
+// the engine's 3-D RoPE, every tensor a floating-point weight, and whatever the engine's models
+// would refuse (UMT5 buckets, a shared position table, the VAE's 16 latent channels) refused here,
+// so `inspect` and a load agree. `config` supplies what shapes cannot (the DiT's head count;
+// without it Wan's head_dim of 128 is assumed as ComfyUI does; text_len; eps) and every value it
+// gives is checked: type (a count is a positive integer), bounds, agreement with the shapes; each
+// error names the config file and key, the value, and the range or the shape that contradicts it.
+// The tensor set must then match the architecture's spec exactly (missing/unexpected/wrong-shape
+// tensors named). `what` names the weights (a file or directory) in errors.
+DitArch infer_dit(const TensorMap& t, const ComponentConfig& config, const std::string& what);
 T5Arch infer_t5(const TensorMap& t, const std::string& what);
 VaeArch infer_vae(const TensorMap& t, const std::string& what);
+// A T5 or VAE config (official key names) against the architecture read from the shapes: every
+// key the architecture has must be there with the same value (integers: integers; lists: equal).
+void check_config_against(const ComponentConfig& config, const nlohmann::json& arch, const std::string& what);
 
-// Checks `t` against `specs`: every spec present with its shape, nothing else.
+// Checks `t` against `specs`: every spec present with its shape and a floating-point dtype
+// (float8 included), nothing else.
 void check_specs(const TensorMap& t, const std::vector<TensorSpec>& specs, const std::string& what);
 
 nlohmann::json to_json(const DitArch& a);
