@@ -6,7 +6,7 @@
 // it at once): the time from the first SIGTERM (and from the second) until the process exits.
 // Prints one JSON object; everything it started is killed on the way out, even on error.
 //
-//   node scripts/cancel-latency.mjs [--model DIR] [--height 480 --width 832 --frames 81] [--settle 5] [--limit 600] [--grace 0]
+//   node scripts/cancel-latency.mjs [--model DIR] [--height 480 --width 832 --frames 81] [--steps 50] [--settle 5] [--limit 600] [--grace 0] [--verbose]
 //
 // Exit: 0 measured, 1 something failed (the JSON says what).
 import { spawn, spawnSync } from "node:child_process";
@@ -21,6 +21,7 @@ const { values: v } = parseArgs({
   options: {
     model: { type: "string" }, height: { type: "string" }, width: { type: "string" }, frames: { type: "string" },
     settle: { type: "string" }, limit: { type: "string" }, grace: { type: "string" }, steps: { type: "string" },
+    verbose: { type: "boolean" },
   },
 });
 const num = (name, fallback) => {
@@ -66,7 +67,10 @@ async function startServer(model, name) {
   });
   children.add(child);
   let err = "";
-  child.stderr.on("data", (d) => (err += d));
+  child.stderr.on("data", (d) => {
+    err += d;
+    if (v.verbose) for (const line of String(d).trimEnd().split("\n")) log(`  server: ${line}`);
+  });
   const exited = new Promise((r) => child.on("exit", (code, signal) => r({ code, signal, at: t() })));
   const url = await new Promise((resolve, reject) => {
     let out = "";

@@ -321,6 +321,22 @@ describe("shutdown", () => {
     assert.deepEqual(journalOf(out).filter((r) => r.id === id).map((r) => r.t), ["submit", "start", "requeue"]);
     assert.ok(!existsSync(join(rt, "server.json")));
   });
+
+  test("an engine that does not return after its cancel does not hold the stop: the server exits 0 without it", async () => {
+    const out = join(dir, "outputs-busy");
+    const rt = join(dir, "run-busy");
+    // the test hook: give the engine no time at all after its cancel
+    const a = await startServer(["--model", model, "--outputs", out, "--grace", "0"], rt, { WANLAB_TEST_STOP_WAIT_MS: "0" });
+    const id = await submit(a, { prompt: "big", height: 256, width: 256, numFrames: 33, numInferenceSteps: 50 });
+    await waitState(a, id, ["running"]);
+    const t0 = Date.now();
+    a.child.kill("SIGTERM");
+    assert.equal(await a.exited, 0, a.stderr());
+    assert.ok(Date.now() - t0 < 3000, `stopped in ${Date.now() - t0} ms`);
+    assert.match(a.stderr(), /the engine did not return within 0 s of its cancel; stopping without it/);
+    assert.deepEqual(journalOf(out).filter((r) => r.id === id).map((r) => r.t), ["submit", "start", "requeue"]);
+    assert.ok(!existsSync(join(rt, "server.json")));
+  });
 });
 
 describe("weights changed underneath", () => {

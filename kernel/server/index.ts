@@ -44,6 +44,10 @@ export interface ServeOptions {
    * the cgroup's memory.max). Default true; false is `serve --budget none`.
    */
   guard?: boolean;
+  /** How long a forced stop (the grace over, or a second signal) waits for the engine to return
+   * after its cancel before the server stops without it (default 2 s; test hook
+   * $WANLAB_TEST_STOP_WAIT_MS). */
+  stopWaitMs?: number;
   retry?: Partial<RetryPolicy>;
   bodyLimit?: number;
   /** Test hook; default from $WANLAB_TEST_FAULTS. */
@@ -169,6 +173,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   };
   if (guard) log(`wanlab serve: no --budget: jobs predicted over ${lab.deviceMemory().length ? "the device's memory or " : ""}${hostLimit.what} (${formatBytes(hostLimit.bytes)}) are refused at submit; --budget none accepts them`);
 
+  const stopWaitMs = o.stopWaitMs ?? (process.env.WANLAB_TEST_STOP_WAIT_MS ? Number(process.env.WANLAB_TEST_STOP_WAIT_MS) : 2000);
   const journalPath = join(outputs, "journal.jsonl");
   const torn = await repairJournal(journalPath);
   if (torn) log(`wanlab serve: ${journalPath} ended in a torn record (${torn.bytes} bytes: a crash while it was written, never acknowledged); cut off, the bytes kept in ${torn.aside}`);
@@ -181,6 +186,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     retry: o.retry,
     faults: o.faults ?? parseFaults(process.env.WANLAB_TEST_FAULTS),
     log,
+    stopWaitMs,
     admit: (p) => {
       if (p.inputVideo) checkInputVideoPath(p.inputVideo);  // read on this machine, when the job runs
       let plan: MemoryPlanReport;
@@ -250,11 +256,16 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
         : "wanlab serve: stopping");
       const { abandoned } = await queue.drain(graceMs);
       if (running && running.state === "queued") log(`wanlab serve: job ${running.id} re-queued in the journal; it runs again when the server restarts`);
-      await app.close();
+      // requests in flight get half a second to be answered; then every connection is closed
+      // (an event stream or a keep-alive socket would hold close() for seconds)
+      const appClosed = app.close();
+      const cut = setTimeout(() => app.server.closeAllConnections(), 250);
+      await appClosed;
+      clearTimeout(cut);
       await journal.close();
       if (abandoned) {
         // the engine is still inside a step: closing it now would wait for it; the process exits
-        log(`wanlab serve: the engine did not stop within 2 s of its cancel; stopping without it`);
+        log(`wanlab serve: the engine did not return within ${stopWaitMs / 1000} s of its cancel; stopping without it`);
       } else {
         lab.endRequests(); // the following nodes (multi-node serve) return
         await lab.close();
