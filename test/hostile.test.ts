@@ -5,7 +5,8 @@
 // run normally; none may exceed its cap, crash, hang or exit 0 with a wrong result. The table of
 // every case's outcome is printed at the end (and written as JSON to $WANLAB_HOSTILE_REPORT).
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { cpSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { scratch } from "./helpers.js";
 import { caps, cases } from "./hostile/cases.js";
@@ -95,6 +96,22 @@ describe("bad HTTP bodies against a running server", () => {
   }
   test("http_server_serves_a_normal_small_job_after_all_hostile_bodies", async () => {
     const r = record(await http.control("http_server_serves_a_normal_small_job_after_all_hostile_bodies"));
+    assert.ok(r.pass, verdict(r));
+  });
+});
+
+describe("a model file changed under a running server", () => {
+  let http: HttpSuite;
+  before(async () => {
+    const dir = join(root, "changed");
+    cpSync(models.official, join(dir, "model"), { recursive: true });
+    http = new HttpSuite(join(dir, "model"), dir, caps.server);
+    await http.start();
+  });
+  after(() => http.stop());
+  const name = "http_dit_file_truncated_under_the_server_fails_the_next_job_naming_it_without_sigbus";
+  test(name, async () => {
+    const r = record(await http.modelChanged(name, "diffusion_pytorch_model.safetensors"));
     assert.ok(r.pass, verdict(r));
   });
 });

@@ -4,7 +4,9 @@
 // runs (`wanlab inspect`, `wanlab generate` on the smallest video, or `wanlab-engine inspect`),
 // what must happen (a refusal whose error names the culprit, or a normal run) and its limits.
 // The HTTP cases are in http.ts.
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   deepJson, deepObjects, editSafetensors, pickleBuildSetstate, pickleCall, pickleCallInDict, pickleDeepList, pickleInst, pickleLaughs, pickleObj,
@@ -99,7 +101,6 @@ function charDevice(scratch: string, name: string): string {
   if (status !== 0) throw new Error(`mknod ${p} failed`);
   return p;
 }
-import { spawnSync } from "node:child_process";
 function spawnMknod(p: string) {
   return spawnSync("mknod", [p, "c", "1", "3"], { stdio: "ignore" });
 }
@@ -329,6 +330,21 @@ export const cases: Case[] = [
   { name: "save_tensors_into_a_missing_folder_is_refused_naming_it", run: "generate", base: "official",
     args: (_d, s) => ["--save-tensors", join(s, "missing", "t.safetensors")], expect: "refused", error: [/missing/],
     after: (_d, s) => (existsSync(join(s, "out.mp4")) ? "the video was written although the command failed" : undefined) },
+
+  { name: "output_through_a_symlink_to_a_character_device_is_refused_and_the_device_kept", run: "generate", base: "official", skip: needsRoot,
+    args: (_d, s) => { symlinkSync(charDevice(s, "dev"), join(s, "link.mp4")); return ["--output", join(s, "link.mp4")]; }, expect: "refused", error: [/link\.mp4|dev/],
+    after: (_d, s) => stillCharDevice(join(s, "dev")) },
+
+  // --- input videos that are not files: refused before anything reads them endlessly
+  { name: "input_video_that_is_a_zero_device_is_refused_without_reading_it", run: "generate", base: "official", skip: needsRoot, timeoutMs: 60_000,
+    args: (_d, s) => { const p = join(s, "zero"); if (spawnSync("mknod", [p, "c", "1", "5"]).status !== 0) throw new Error("mknod failed"); return ["--input-video", p, "--denoising-strength", "0.5"]; },
+    expect: "refused", error: [/input-video|inputVideo/, /zero/] },
+  { name: "input_video_that_is_a_fifo_is_refused_without_blocking", run: "generate", base: "official", timeoutMs: 60_000,
+    args: (_d, s) => { spawnSync("mkfifo", [join(s, "in.fifo")]); return ["--input-video", join(s, "in.fifo"), "--denoising-strength", "0.5"]; },
+    expect: "refused", error: [/input-video|inputVideo/, /in\.fifo/] },
+  { name: "input_video_of_random_bytes_is_refused_naming_it", run: "generate", base: "official",
+    args: (_d, s) => { writeFileSync(join(s, "noise.mp4"), randomBytes(64 * 1024)); return ["--input-video", join(s, "noise.mp4"), "--denoising-strength", "0.5"]; },
+    expect: "refused", error: [/input-video|inputVideo/, /noise\.mp4/] },
 
   // --- strict numbers on the command line (H4)
   ...([["hex_0x40", "0x40"], ["with_a_leading_space", " 64"], ["in_exponent_form_1e0", "1e0"], ["with_a_fraction_64_0", "64.0"]] as const).map(([what, v]): Case => ({

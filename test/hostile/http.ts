@@ -2,7 +2,7 @@
 // `wanlab serve` (loopback, the tiny model), started under the harness's memory cap. Each must
 // get a 4xx naming the problem, never a 5xx, never 2xx; the server must stay alive throughout
 // and serve a normal small job afterwards.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync } from "node:fs";
 import { join } from "node:path";
 import { cliPath } from "../helpers.js";
 import { addressSpaceBackstop, firstErrorLine, MiB, watch, type CaseResult, type Watched } from "./harness.js";
@@ -19,6 +19,10 @@ export interface HttpCase {
   error?: RegExp[];
   /** The allowed statuses (default: any 4xx). */
   status?: number[];
+  /** Prepares the case in the server's outputs folder (`outputs`) or in `scratch`. */
+  setup?: (outputs: string, scratch: string) => void;
+  /** A check afterwards, whatever the answer (nothing written outside, say). */
+  verify?: (outputs: string, scratch: string) => string | undefined;
 }
 
 const tiny = { height: 16, width: 16, numFrames: 1, numInferenceSteps: 1 };
@@ -47,6 +51,10 @@ export const httpCases: HttpCase[] = [
   { name: "http_proto_key_is_a_400_naming_it", body: `{"prompt":"x","height":16,"width":16,"numFrames":1,"numInferenceSteps":1,"__proto__":{"height":4096}}`, error: [/__proto__/] },
   { name: "http_output_naming_a_300_byte_segment_is_a_400_naming_output", body: { prompt: "x", ...tiny, output: "a".repeat(300) }, error: [/output/] },
   { name: "http_output_named_journal_jsonl_is_a_400_naming_output", body: { prompt: "x", ...tiny, output: "journal.jsonl" }, error: [/output/] },
+  { name: "http_output_through_a_symlink_out_of_the_outputs_folder_is_a_400_and_nothing_is_written_there", body: { prompt: "x", ...tiny, output: "elsewhere-link" },
+    setup: (outputs, scratch) => { mkdirSync(join(scratch, "elsewhere"), { recursive: true }); symlinkSync(join(scratch, "elsewhere"), join(outputs, "elsewhere-link")); },
+    verify: (_o, scratch) => { const f = readdirSync(join(scratch, "elsewhere")); return f.length ? `the job wrote outside the outputs folder: ${f.join(", ")}` : undefined; },
+    error: [/output/] },
   // last: where it is wrongly accepted, the job's allocation may take the server down
   { name: "http_job_of_4096x4096x1001_frames_without_a_budget_is_refused_at_submit", body: { prompt: "x", height: 4096, width: 4096, numFrames: 1001, numInferenceSteps: 1 },
     error: [/memory|budget|GB|GiB|predict/i] },
@@ -101,6 +109,7 @@ async function send(s: Server, c: HttpCase): Promise<{ status: number; text: str
 export class HttpSuite {
   private server?: Server;
   private startError?: string;
+  /** `model` is the folder it serves (a private copy where a case changes it), `scratch` its own folder. */
   constructor(private model: string, private scratch: string, private capBytes: number) {}
 
   async start(): Promise<void> {
@@ -127,7 +136,15 @@ export class HttpSuite {
     const dead = this.broken(c.name, t0);
     if (dead) return dead;
     const s = this.server!;
+    const outputs = join(this.scratch, "outputs");
+    try {
+      c.setup?.(outputs, this.scratch);
+    } catch (e) {
+      return { name: c.name, kind: "http", expect: "refused", outcome: "crash", pass: false, problem: `the case itself failed: ${(e as Error).message}`, code: null, signal: null,
+        capBytes: this.capBytes, seconds: 0, peakRssBytes: s.watched.peak(), error: "" };
+    }
     const r = await send(s, c);
+    const later = await this.settle(c, outputs);
     const seconds = (Date.now() - t0) / 1000;
     const base = { name: c.name, kind: "http", expect: "refused" as const, code: null, signal: null, capBytes: this.capBytes, seconds, peakRssBytes: s.watched.peak() };
     const after = this.broken(c.name, t0);
@@ -142,6 +159,7 @@ export class HttpSuite {
       /* not JSON */
     }
     const res = { ...base, code: r.status, error: `${r.status} ${error}`.split("\n")[0]! };
+    if (later && r.status < 500) return { ...res, outcome: r.status < 400 ? "wrong-ok" : "refused", pass: false, problem: later };
     if (r.status >= 500) return { ...res, outcome: "crash", pass: false, problem: `answered ${r.status}` };
     if (r.status < 400) {
       // accepted: cancel it so a wrongly accepted job cannot occupy the server
@@ -153,6 +171,15 @@ export class HttpSuite {
     if (missing.length) return { ...res, outcome: "refused", pass: false, problem: `the answer does not name the culprit (${missing.join(", ")})` };
     if (/^\s*must be|^: /.test(json.error ?? "")) return { ...res, outcome: "refused", pass: false, problem: "the error names an empty field" };
     return { ...res, outcome: "refused", pass: true };
+  }
+
+  /** The case's own check once any job it started had time to run (a tiny job takes about a second). */
+  private async settle(c: HttpCase, outputs: string): Promise<string | undefined> {
+    if (!c.verify) return undefined;
+    const first = c.verify(outputs, this.scratch);
+    if (first) return first;
+    await new Promise((r) => setTimeout(r, 3000));
+    return c.verify(outputs, this.scratch);
   }
 
   /** The control: a normal small job, done, with its video, after all the hostile bodies. */
@@ -183,6 +210,46 @@ export class HttpSuite {
       }
       if (j.state === "failed" || j.state === "cancelled") return result("wrong-ok", `the job ended ${j.state}: ${j.error}`, j.error);
       if (Date.now() > end) return result("hang", "the job did not finish in 120 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** A model file truncated under the running server (its weights memory-mapped): the next job
+   * is refused (4xx, or 503 while the model is unusable) or fails naming the file, and the
+   * server lives on (no SIGBUS). */
+  async modelChanged(name: string, file: string): Promise<CaseResult> {
+    const t0 = Date.now();
+    const dead = this.broken(name, t0);
+    if (dead) return dead;
+    const s = this.server!;
+    const result = (outcome: CaseResult["outcome"], pass: boolean, problem: string | undefined, error = "", code: number | null = null): CaseResult => ({
+      name, kind: "http", expect: "refused", outcome, pass, problem, code, signal: null, capBytes: this.capBytes,
+      seconds: (Date.now() - t0) / 1000, peakRssBytes: s.watched.peak(), error,
+    });
+    const path = join(this.model, file);
+    truncateSync(path, Math.floor(statSync(path).size / 2));
+    const names = (text: string) => text.includes(file);
+    const sub = await send(s, { name, body: { prompt: "a cat", seed: 1, ...tiny } });
+    const gone = this.broken(name, t0);
+    if (gone) return gone;
+    if ("failed" in sub) return result(sub.timedOut ? "hang" : "crash", false, sub.failed);
+    // 503 is a deliberate refusal here (the server cannot serve until the model is restored); any other 5xx is a fault
+    if (sub.status >= 500 && sub.status !== 503) return result("crash", false, `POST /v1/jobs answered ${sub.status}`, sub.text, sub.status);
+    if (sub.status >= 400) return result("refused", names(sub.text), names(sub.text) ? undefined : `the refusal does not name ${file}`, sub.text, sub.status);
+    const id = (JSON.parse(sub.text) as { id: string }).id;
+    const end = Date.now() + 60_000;
+    for (;;) {
+      const gone2 = this.broken(name, t0);
+      if (gone2) return gone2;
+      const g = await send(s, { name, method: "GET", path: `/v1/jobs/${id}` });
+      if ("failed" in g) return result("crash", false, g.failed);
+      const j = JSON.parse(g.text) as { state: string; error?: string };
+      if (j.state === "done") return result("wrong-ok", false, "the job ran to done on a truncated model file");
+      if (j.state === "failed" || j.state === "cancelled") {
+        const e = j.error ?? "";
+        return result("refused", names(e), names(e) ? undefined : `the job's error does not name ${file}`, e);
+      }
+      if (Date.now() > end) return result("hang", false, "the job did not end in 60 s");
       await new Promise((r) => setTimeout(r, 100));
     }
   }
