@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { scratch, wanlab } from "./helpers.js";
+import { startServer } from "./serve.js";
 
 const dir = scratch();
 // Refusals come before the model is read: a path that is no model shows it.
@@ -78,12 +79,26 @@ describe("a flag is given once unless it repeats", () => {
 });
 
 describe("serve --budget", () => {
-  test("none is accepted (no budget, no host guard); a bad value names auto and none", () => {
+  test("a bad value names auto and none", () => {
     usage(["serve", "--model", model, "--budget", "lots"], /--budget must be bytes like 24G, 7e9 or 7000000000, auto or none, got 'lots'/);
-    // none passes the parsing: what fails next is the missing model, not the flag
-    const r = wanlab(["serve", "--model", model, "--budget", "none", "--port", "0"], { WANLAB_RUNTIME_DIR: join(dir, "run"), WANLAB_HOME: join(dir, "home") });
-    assert.equal(r.status, 1, r.stderr);
-    assert.doesNotMatch(r.stderr, /--budget/);
-    assert.match(r.stderr, /no-model/);
+  });
+
+  test("serve_budget_none_turns_the_default_host_guard_off: a job predicted beyond the host is refused without it, planned as fitting with it", async () => {
+    const tiny = join(dir, "tiny");
+    assert.equal(wanlab(["make-tiny", tiny]).status, 0);
+    const huge = { prompt: "x", height: 4096, width: 4096, numFrames: 1001 };
+    for (const none of [false, true]) {
+      const s = await startServer(["--model", tiny, "--port", "0", "--outputs", join(dir, `out-${none}`), ...(none ? ["--budget", "none"] : [])],
+        join(dir, `run-${none}`), { WANLAB_HOME: join(dir, "home") });
+      try {
+        const plan = (await (await s.api("/v1/plan", { method: "POST", json: huge })).json()) as { fits: boolean };
+        assert.equal(plan.fits, none, JSON.stringify(plan));
+        if (none) assert.doesNotMatch(s.stderr(), /no --budget: jobs predicted over/);
+        else assert.match(s.stderr(), /no --budget: jobs predicted over .* are refused at submit; --budget none accepts them/);
+      } finally {
+        s.child.kill("SIGTERM");
+        await s.exited;
+      }
+    }
   });
 });
