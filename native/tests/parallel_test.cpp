@@ -212,6 +212,55 @@ TEST(parallel_cancel_inside_a_step_stops_every_rank_within_seconds_and_the_group
   EXPECT(at::equal(e.generate(small, {}, &cancel).latents, ref));
 }
 
+// Two nodes (two engines in this process, as above), one CFG branch each: node 1's forward
+// meets node 0 only at the step's end, so it learns of node 0's cancel from the store key that
+// the stopping rank sets (polled between blocks), not from a collective. Both stop within seconds
+// and both serve the next request.
+TEST(parallel_cancel_on_node_0_stops_a_follower_node_inside_its_step) {
+  uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();
+  std::unique_ptr<T2VEngine> nodes[2];
+  std::string err[2], what[2];
+  double latency[2] = {0, 0};
+  at::Tensor again[2];
+  const T2VRequest big = wantest::tiny_request(480, 832, 81, 50, 5.0), small = request(32, 32, 1);
+  const std::string model = wantest::tiny_model();
+  std::atomic<bool> cancel{false};
+  std::atomic<int> ready{0};
+  std::atomic<std::chrono::steady_clock::rep> set_at{0};  // when the flag was set (steady clock ticks)
+  auto node = [&](int k) {
+    try {
+      ParallelOptions p;
+      p.devices = "cpu:0", p.cfg_parallel = true, p.timeout_s = 60;
+      p.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), p.nnodes = 2, p.node_rank = k;
+      nodes[k] = std::make_unique<T2VEngine>(model, p);
+      ++ready;
+      try {
+        nodes[k]->generate(big, {}, k == 0 ? &cancel : nullptr);
+      } catch (const Cancelled& c) {
+        what[k] = c.what();
+      }
+      const std::chrono::steady_clock::duration since(std::chrono::steady_clock::now().time_since_epoch().count() - set_at);
+      latency[k] = std::chrono::duration<double>(since).count();
+      again[k] = nodes[k]->generate(small).latents;
+    } catch (const std::exception& e) {
+      err[k] = e.what();
+    }
+  };
+  std::thread t0(node, 0), t1(node, 1);
+  while (ready < 2 && err[0].empty() && err[1].empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  set_at = std::chrono::steady_clock::now().time_since_epoch().count();
+  cancel = true;
+  t0.join(), t1.join();
+  if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{"node 0: " + err[0] + "\nnode 1: " + err[1]};
+  std::printf("     2 nodes, cfg across them: cancel latency %.2f s (node 0: \"%s\"), %.2f s (node 1: \"%s\")\n",
+              latency[0], what[0].c_str(), latency[1], what[1].c_str());
+  EXPECT(what[0].rfind("cancelled at step 1/50, block ", 0) == 0);
+  EXPECT(what[1].rfind("cancelled at step 1/50, block ", 0) == 0);
+  EXPECT(latency[0] < 5.0 && latency[1] < 5.0);
+  EXPECT(at::equal(again[0], again[1]));
+}
+
 TEST(parallel_two_nodes_form_one_group_through_the_tcp_store) {
   // Two "nodes" of 2 ranks each (here two engines in this process; bin/wanlab runs them as two
   // processes): one group of 4, the same latents as the one-process 4-rank run.

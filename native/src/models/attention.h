@@ -12,7 +12,8 @@ namespace wan {
 
 // q: [B, H, Lq, d], k/v: [B, H, Lk, d] -> [B, H, Lq, d] in q's dtype. Scale 1/sqrt(d), no mask.
 // libtorch >= 2.0: at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA).
-// libtorch 1.13: attention_chunked below, with chunks sized to bound the score memory.
+// libtorch 1.13: attention_chunked below, with chunks sized to bound the score memory (and on the
+// CPU their time, for the check between chunks: AttentionCheckScope).
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 // Attention over one part of the keys, with each query row's log-sum-exp of its scaled scores,
@@ -51,6 +52,10 @@ class AttentionCheckScope {
  private:
   const std::function<void()>* previous_;
 };
+
+// Runs the check installed on this thread, if any: between the query chunks of the chunked path,
+// and wherever a caller has a long computation to cut (the DiT between its sublayers).
+void run_check_point();
 
 namespace detail {
 // The libtorch 1.13 path, compiled on every version so tests can run it: queries in chunks of

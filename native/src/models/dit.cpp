@@ -246,14 +246,19 @@ at::Tensor WanDiT::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
 at::Tensor WanDiT::self_attention(const Attention& a, const at::Tensor& x, const RopeTable& rope, const DitShard* shard,
                                   int64_t tokens) const {
   const int64_t L = x.size(1), H = arch_.num_heads, d = arch_.dim / H;
+  // run_check_point(): the engine's cancel point between sublayers (DitHooks::in_block).
   at::Tensor q = rms_norm(at::linear(x, weight(a.q), a.q.b), a.norm_q).view({1, L, H, d});  // [1, L, H, d]
+  run_check_point();
   at::Tensor k = rms_norm(at::linear(x, weight(a.k), a.k.b), a.norm_k).view({1, L, H, d});
+  run_check_point();
   at::Tensor v = at::linear(x, weight(a.v), a.v.b).view({1, L, H, d});
   q = rope_apply(q, rope).transpose(1, 2);  // [1, H, L, d]
   k = rope_apply(k, rope).transpose(1, 2);
+  run_check_point();
   at::Tensor o = shard ? shard->attention(q, k, v.transpose(1, 2), tokens)  // sequence-parallel
                        : attention(q, k, v.transpose(1, 2));
   o = o.transpose(1, 2).reshape({1, L, arch_.dim});  // [1, L, D]
+  run_check_point();
   return at::linear(o, weight(a.o), a.o.b);
 }
 
@@ -412,9 +417,13 @@ at::Tensor WanDiT::forward_impl(const at::Tensor& x_in, double timestep, const a
       std::vector<at::Tensor> m = (b.modulation + t_mod).chunk(6, 1);
       at::Tensor h = norm_modulate(x, m[0], m[1], A.eps, dtype_);
       x.addcmul_(self_attention(b.self_attn, h, rope, shard, tokens), m[2]);
+      run_check_point();
       x.add_(cross_attention(b.cross_attn, norm_cast(x, b.norm3_w, b.norm3_b, A.eps, dtype_), ctx));
+      run_check_point();
       h = norm_modulate(x, m[3], m[4], A.eps, dtype_);
-      h = at::linear(linear_gelu(h, weight(b.ffn0), b.ffn0.b), weight(b.ffn2), b.ffn2.b);
+      h = linear_gelu(h, weight(b.ffn0), b.ffn0.b);
+      run_check_point();
+      h = at::linear(h, weight(b.ffn2), b.ffn2.b);
       x.addcmul_(h, m[5]);
       if (hooks && hooks->block_sums) hooks->block_sums->push_back(x.sum());  // [] float32, no host sync
       if (offloaded_blocks_ > 0) done[i] = mark_stream(dev);

@@ -105,6 +105,9 @@ class DeviceGroup {
   void run(const std::function<void(RankState&)>& fn);
   // Per-rank figures of the last run.
   std::vector<RankStats> stats() const;
+  // The generation of the c10d groups (the same on every node; +1 at each rebuild after a
+  // failure): keys in the store that concern one request's groups carry it.
+  int64_t generation() const { return generation_; }
   // Seconds one device/dtype check takes here (measured once at start).
   double check_cost_s() const { return check_cost_s_; }
 

@@ -321,9 +321,11 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
   // rebuilds every rank's groups, and the next request starts clean. A vote before each block (a
   // broadcast of rank 0's flag) would make every job pay a collective, and on CUDA a host sync,
   // per block to spare only cancelled jobs that rebuild. Ranks may stop a block apart; the error
-  // names where the first one stopped. At each step's start rank 0 still broadcasts its flag, so
-  // the ranks of other nodes (followers, which do not see this process's flag) stop there too
-  // when their work meets no collective with a stopped rank first.
+  // names where the first one stopped. Other nodes (followers) do not see this process's flag:
+  // the rank that stops sets a key for this generation of the groups in the store, which their
+  // ranks poll between blocks (at most every 0.2 s, one store round trip), so a follower stops
+  // even while its work meets no collective with a stopped rank (a CFG branch on its own node);
+  // and at each step's start rank 0 still broadcasts its flag.
   struct Stop {
     std::mutex mu;
     bool set = false;
@@ -333,6 +335,8 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
       if (!set) set = true, step = st, block = b, blocks = n;
     }
   } stop;
+  const bool remote = group_->world() > group_->size();  // several nodes
+  const std::string cancel_key = concat("wanlab/cancel/gen", group_->generation());
   try {
     group_->run([&](RankState& s) {
       c10::InferenceMode guard;
@@ -351,8 +355,15 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
       int64_t step = 0;  // 1-based, the step in progress
       std::vector<at::Tensor> sums, uncond_sums;  // this rank's block output sums, this step
       DitHooks hooks, uncond_hooks;
+      auto last_poll = Clock::now();
       hooks.in_block = [&](int64_t b, int64_t n) {
-        if (!cancel_set(cancel)) return;
+        bool now = cancel_set(cancel);
+        if (!now && remote && seconds_since(last_poll) >= 0.2) {
+          last_poll = Clock::now();
+          now = s.store->check(cancel_key);
+        }
+        if (!now) return;
+        if (remote) s.store->set(cancel_key, concat("step ", step, ", block ", b + 1));
         stop.record(step, b + 1, n);
         throw RankCancelled(concat("cancelled at step ", step, "/", steps, ", block ", b + 1, "/", n));
       };
@@ -671,7 +682,6 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
       report("encode", done, encode_total = total + prompts, t_encode);
       if (done < total && cancel_set(cancel)) cancelled_in("encode", "input video chunk", "chunk", done + 1, total);
     };
-    if (cancel_set(cancel)) cancelled_in("encode", "input video chunk", "chunk", 1, encode_total);
     input_latents = vae_->encode(r.input_video.to(at::kFloat), enc);
     if (!all_finite(input_latents))
       fail("encoding the input video produced non-finite latents (NaN or Inf)", kNonFiniteCause, " (the VAE's)");
