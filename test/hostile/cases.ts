@@ -50,10 +50,10 @@ export const DIT = "diffusion_pytorch_model.safetensors";
 export const INDEX = "diffusion_pytorch_model.safetensors.index.json";
 export const TOKENIZER = join("google", "umt5-xxl", "tokenizer.json");
 
-function editJson(path: string, edit: (j: Record<string, unknown>) => void): void {
+function editJson(path: string, edit: (j: Record<string, unknown>) => void, indent = 2): void {
   const j = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
   edit(j);
-  writeFileSync(path, JSON.stringify(j, null, 2));
+  writeFileSync(path, JSON.stringify(j, null, indent));
 }
 
 /** Sets config.json's `key` to raw JSON text `raw` (so NaN, 1e9 and the like are written as given). */
@@ -173,6 +173,10 @@ export const cases: Case[] = [
   { name: "config_that_is_empty_is_refused_naming_the_file", run: "inspect", base: "official", mutate: (d) => writeFileSync(join(d, "config.json"), ""), expect: "refused", error: [reConfig] },
   { name: "config_nested_100k_deep_is_refused_naming_the_file", run: "inspect", base: "official",
     mutate: (d) => writeFileSync(join(d, "config.json"), deepJson(100_000, "dim")), expect: "refused", error: [reConfig] },
+  { name: "config_of_2_mib_is_refused_naming_the_file_and_the_limit", run: "inspect", base: "official",
+    mutate: (d) => editJson(join(d, "config.json"), (j) => { j._comment = "x".repeat(2 * MiB); }), expect: "refused", error: [reConfig, /MiB|bytes|large|limit/i] },
+  { name: "config_of_200k_values_is_refused_naming_the_file_and_the_limit", run: "inspect", base: "official",
+    mutate: (d) => editJson(join(d, "config.json"), (j) => { j._comment = new Array(200_000).fill(0); }, 0), expect: "refused", error: [reConfig, /values|limit/i] },
   { name: "config_nested_100k_objects_deep_is_refused_by_the_engine_naming_the_file", run: "engine-inspect", base: "official",
     mutate: (d) => writeFileSync(join(d, "config.json"), deepObjects(100_000)), expect: "refused", error: [reConfig] },
 
@@ -208,6 +212,9 @@ export const cases: Case[] = [
   { name: "safetensors_header_of_4m_nested_arrays_is_refused_by_the_engine_within_its_cap", run: "engine-inspect", base: "official",
     mutate: (d) => writeSafetensorsFile(join(d, DIT), deepJson(2_000_000, "a"), Buffer.alloc(0)),
     expect: "refused", error: [/diffusion_pytorch_model\.safetensors/, /nest|deep|depth/i], capBytes: 512 * MiB },
+  { name: "safetensors_header_of_1_5m_values_is_refused_within_its_cap", run: "inspect", base: "official",
+    mutate: (d) => writeSafetensorsFile(join(d, DIT), `{"a":[${new Array(1_500_000).fill(0).join(",")}]}`, Buffer.alloc(0)),
+    expect: "refused", error: [/diffusion_pytorch_model\.safetensors/, /values|limit/i] },
   { name: "safetensors_offsets_past_the_data_are_refused_naming_the_tensor", run: "inspect", base: "official",
     mutate: (d) => editSafetensors(join(d, DIT), (st) => { const [k, e] = blockWeight(st.header); e.data_offsets = [e.data_offsets[0], 1e12]; st.header[k] = e; }),
     expect: "refused", error: [/diffusion_pytorch_model\.safetensors/, /blocks\.0\./] },
