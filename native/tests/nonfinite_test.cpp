@@ -36,7 +36,7 @@ TEST(a_nan_dit_weight_is_an_error_naming_the_step_and_block_not_a_black_video) {
   const T2VEngine e(with_nan(&LoadedModel::dit, "blocks.1.ffn.0.weight"), ParallelOptions{});
   const T2VRequest r = wantest::tiny_request(32, 32, 5, 2, 5.0);
   EXPECT_ERROR(e.generate(r), "denoising produced non-finite values (NaN or Inf) in the latents at step 1/2",
-               "first went non-finite in block 2/2 of the conditional pass", "NaN or Inf in the model's weights");
+               "first went non-finite in block 2/2 of the conditional pass", "a NaN or Inf in the DiT's weights");
   // The engine stays usable for what does not reach the bad weight: the error is not sticky.
   EXPECT_ERROR(e.generate(r), "at step 1/2");
 }
@@ -53,11 +53,21 @@ TEST(a_nan_dit_weight_on_a_device_group_fails_every_rank_naming_the_step) {
 TEST(a_nan_text_encoder_weight_is_an_error_naming_the_text_encoder) {
   const T2VEngine e(with_nan(&LoadedModel::t5, first_weight(&LoadedModel::t5, "blocks.0.")), ParallelOptions{});
   EXPECT_ERROR(e.generate(wantest::tiny_request(32, 32, 1, 1, 1.0)),
-               "the text encoder produced non-finite values (NaN or Inf) in the prompt embedding");
+               "the text encoder produced non-finite values (NaN or Inf) in the prompt embedding",
+               "a NaN or Inf in the text encoder's weights");
 }
 
 TEST(a_nan_vae_decoder_weight_is_an_error_naming_the_decode) {
   const T2VEngine e(with_nan(&LoadedModel::vae, first_weight(&LoadedModel::vae, "decoder.")), ParallelOptions{});
   EXPECT_ERROR(e.generate(wantest::tiny_request(32, 32, 1, 1, 1.0)),
-               "decoding produced non-finite values (NaN) in the video from finite latents");
+               "decoding produced non-finite values (NaN) in the video from finite latents", "in the VAE's weights");
+}
+
+TEST(a_nan_vae_encoder_weight_is_an_error_naming_the_input_video_encode) {
+  const T2VEngine e(with_nan(&LoadedModel::vae, first_weight(&LoadedModel::vae, "encoder.")), ParallelOptions{});
+  T2VRequest r = wantest::tiny_request(32, 32, 5, 2, 1.0);
+  r.input_video = at::zeros({3, 5, 32, 32});
+  r.denoising_strength = 0.5;
+  EXPECT_ERROR(e.generate(r), "encoding the input video produced non-finite latents (NaN or Inf)",
+               "in the VAE's weights");
 }

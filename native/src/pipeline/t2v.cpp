@@ -49,8 +49,9 @@ bool cancel_set(const std::atomic<bool>* cancel) { return cancel && cancel->load
 // Non-finite results (NaN/Inf) are errors naming the stage, never a black video. Each check is a
 // reduction over a stage's (small) output: the latents per step, the embeddings, the video.
 bool all_finite(const at::Tensor& t) { return at::isfinite(t).all().item<bool>(); }
-const char* kNonFiniteCause =
-    "; a NaN or Inf in the model's weights, or a config value such as eps out of range, is the likely cause";
+std::string nonfinite_cause(const char* model) {
+  return concat("; a NaN or Inf in the ", model, " weights, or a config value such as eps out of range, is the likely cause");
+}
 // The first block (1-based) whose output sum (DitHooks::block_sums) is not finite; 0: none.
 int64_t first_nonfinite_block(const std::vector<at::Tensor>& sums) {
   if (sums.empty()) return 0;
@@ -68,7 +69,7 @@ int64_t first_nonfinite_block(const std::vector<at::Tensor>& sums) {
       break;
     }
   fail("denoising produced non-finite values (NaN or Inf) in the latents at step ", step, "/", steps, where,
-       kNonFiniteCause);
+       nonfinite_cause("DiT's"));
 }
 }  // namespace
 
@@ -684,7 +685,7 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
     };
     input_latents = vae_->encode(r.input_video.to(at::kFloat), enc);
     if (!all_finite(input_latents))
-      fail("encoding the input video produced non-finite latents (NaN or Inf)", kNonFiniteCause, " (the VAE's)");
+      fail("encoding the input video produced non-finite latents (NaN or Inf)", nonfinite_cause("VAE's"));
     out.timings["video_encode_s"] = seconds_since(t_video);
   }
   if (requests_ && node_rank_ == 0) publish(r, input_latents);  // nodes 1.. running follow() run it too
@@ -797,7 +798,7 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   };
   out.video = vae_->decode(x, dec);
   if (!all_finite(out.video))
-    fail("decoding produced non-finite values (NaN) in the video from finite latents", kNonFiniteCause, " (the VAE's)");
+    fail("decoding produced non-finite values (NaN) in the video from finite latents", nonfinite_cause("VAE's"));
   out.timings["decode_s"] = seconds_since(t_decode);
   stage_end("decode");
   if (!stage_peaks.empty()) out.timings["device_peak_bytes"] = stage_peaks;
@@ -822,8 +823,8 @@ at::Tensor T2VEngine::encode(const at::Tensor& ids, const at::Tensor& mask, int&
   };
   at::Tensor e = t5_->encode_prompt(ids.unsqueeze(0), mask.unsqueeze(0), before_layer).squeeze(0).to(at::kCPU);
   if (!all_finite(e))  // not kept in the prompt cache either
-    fail("the text encoder produced non-finite values (NaN or Inf) in the prompt embedding", kNonFiniteCause,
-         " (the T5's)");
+    fail("the text encoder produced non-finite values (NaN or Inf) in the prompt embedding",
+         nonfinite_cause("text encoder's"));
   prompt_cache_.put(ids, mask, e);
   return e;
 }
