@@ -76,9 +76,10 @@ struct T2VResult {
 // attentions (denoise; on every rank of a device group: t2v.cpp denoise_parallel says how they
 // agree); between VAE chunks (decode). On the tiny model at 480x832x81 on two CPU cores that is
 // about a second (native/tests/cancel_test.cpp measures it); on a GPU, the work already queued
-// on the device when the host sees the flag (the host runs ahead by at most a few sublayers'
-// kernels; the longest is a fused attention over a block's tokens). what() says where it
-// stopped, naming the unit that did not complete:
+// on the device when the host sees the flag (kernels are queued asynchronously, and the engine
+// waits for the device once per step, so at most the rest of that step; typically a few
+// sublayers, as the host is rarely far ahead). what() says where it stopped, naming the unit
+// that did not complete:
 //   "cancelled during encode, text encoder layer 3/24"
 //   "cancelled during encode, input video chunk 2/6"
 //   "cancelled at step 3/50"              (before the step's first block, or a TeaCache-skipped step)
