@@ -17,8 +17,8 @@ import { readJsonFile } from "./fs/json.js";
 /** DiffSynth's text_len for Wan2.1: every prompt becomes exactly this many ids. */
 export const defaultTextLen = 512;
 
-/** The most ids a prompt may be padded to (a model's text_len beyond it is refused, not allocated). */
-export const maxTextLen = 65536;
+/** The most ids a prompt may be padded to, the engine's bound on a config's text_len (beyond it: refused, not allocated). */
+export const maxTextLen = 4096;
 
 /** tokenizer.json: the real umt5-xxl one is 16.8 MB and nests 6 deep. */
 export const tokenizerJsonLimits = { maxBytes: 64e6, maxDepth: 64 };
