@@ -87,7 +87,7 @@ describe("bad HTTP bodies against a running server", () => {
     http = new HttpSuite(models.official, root, caps.server);
     await http.start();
   });
-  after(() => http.stop());
+  after(() => http?.stop());
   for (const c of httpCases) {
     test(c.name, async () => {
       const r = record(await http.run(c));
@@ -108,7 +108,7 @@ describe("a model file changed under a running server", () => {
     http = new HttpSuite(join(dir, "model"), dir, caps.server);
     await http.start();
   });
-  after(() => http.stop());
+  after(() => http?.stop());
   const name = "http_dit_file_truncated_under_the_server_fails_the_next_job_naming_it_without_sigbus";
   test(name, async () => {
     const r = record(await http.modelChanged(name, "diffusion_pytorch_model.safetensors"));
