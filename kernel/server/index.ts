@@ -48,6 +48,9 @@ export interface ServeOptions {
    * after its cancel before the server stops without it (default 2 s; test hook
    * $WANLAB_TEST_STOP_WAIT_MS). */
   stopWaitMs?: number;
+  /** How long DELETE of a running job waits for it to be cancelled before answering 202
+   * (default 2 s; test hook $WANLAB_TEST_CANCEL_WAIT_MS). */
+  cancelWaitMs?: number;
   retry?: Partial<RetryPolicy>;
   bodyLimit?: number;
   /** Test hook; default from $WANLAB_TEST_FAULTS. */
@@ -187,6 +190,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     faults: o.faults ?? parseFaults(process.env.WANLAB_TEST_FAULTS),
     log,
     stopWaitMs,
+    cancelWaitMs: o.cancelWaitMs ?? (process.env.WANLAB_TEST_CANCEL_WAIT_MS ? Number(process.env.WANLAB_TEST_CANCEL_WAIT_MS) : undefined),
     admit: (p) => {
       if (p.inputVideo) checkInputVideoPath(p.inputVideo);  // read on this machine, when the job runs
       let plan: MemoryPlanReport;
