@@ -1,7 +1,7 @@
 // The `wanlab` command line. Each command parses its own options strictly (an unknown or
 // malformed option is an error naming it) and returns an exit code: 0 ok, 1 failed, 2 usage.
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { rm, writeFile } from "node:fs/promises";
@@ -12,7 +12,7 @@ import { ParamError, paramRanges, rangeText, resolveParams, type GenerateParams 
 import { checkInputVideoPath } from "./video/read.js";
 import type { ServeOptions } from "./server/index.js";
 import { writePngFrames } from "./video/ffmpeg.js";
-import { checkDistinct, checkOutputDir, checkOutputFile, commitFile, OutputError, tempBeside, type OutputFileOptions } from "./fs/safe-output.js";
+import { checkDistinct, checkOutputDir, checkOutputFile, commitFile, kindOf, OutputError, tempBeside, type OutputFileOptions } from "./fs/safe-output.js";
 import { paramSchemas } from "./server/schema.js";
 import { benchModel, type BenchKind, type BenchSide } from "./bench.js";
 import { formatBytes, table } from "./terminal/format.js";
@@ -209,6 +209,10 @@ async function cmdMakeTiny(args: string[]): Promise<number> {
   const layout = choice<Layout>("layout", v.layout as string | undefined, layouts) ?? "official";
   const dims = choice<Dims>("dims", v.dims as string | undefined, dimsPresets) ?? "tiny";
   const seed = intOption("seed", v.seed as string | undefined, 0, Number.MAX_SAFE_INTEGER) ?? 0;
+  // OUT is a model folder: a device node, FIFO or file there is named (and left alone) at once.
+  const st = lstatSync(positionals[0]!, { throwIfNoEntry: false });
+  if (st && !st.isDirectory() && !(st.isSymbolicLink() && statSync(positionals[0]!, { throwIfNoEntry: false })?.isDirectory()))
+    throw new OutputError("OUT", `OUT ${resolvePath(positionals[0]!)} is ${kindOf(st)}, not a folder; make-tiny writes a model folder there`);
   const progress = terminalProgress(`make-tiny ${layout}`);
   await makeTiny(positionals[0]!, { layout, dims, seed, onProgress: (file, f) => progress.update(f, file) });
   progress.done(`wrote ${positionals[0]}`);

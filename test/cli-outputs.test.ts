@@ -106,3 +106,15 @@ describe("existing files are kept unless --overwrite", () => {
   });
 });
 
+test("make-tiny onto a device node or a FIFO names it and leaves it alone", () => {
+  const dev = join(dir, "model-null");
+  mknodNull(dev);
+  const r = wanlab(["make-tiny", dev]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`^wanlab make-tiny: OUT ${dev} is a character device, not a folder`));
+  assert.ok(lstatSync(dev).isCharacterDevice());
+  const pipe = join(dir, "model-fifo");
+  execFileSync("mkfifo", [pipe]);
+  assert.match(wanlab(["make-tiny", pipe]).stderr, /model-fifo is a FIFO \(named pipe\), not a folder/);
+  assert.ok(lstatSync(pipe).isFIFO());
+});
