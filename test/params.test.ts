@@ -3,7 +3,7 @@
 // caught the value.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ParamError, paramErrorFromEngine } from "../kernel/params.js";
+import { ParamError, paramErrorFromEngine, paramRanges, rangeText, resolveParams } from "../kernel/params.js";
 
 test("paramErrorFromEngine: a message that starts with a request field names it, every field renamed camelCase", () => {
   const tea = paramErrorFromEngine(new Error("tea_cache_model_id 'x' is given without tea_cache_l1_thresh, which turns TeaCache on"));
@@ -23,4 +23,20 @@ test("paramErrorFromEngine: any other error stays as it is", () => {
     "memory budget must be positive bytes, got 0", "devices 'cpu,cuda:0' mix CPU and CUDA ranks; use one kind", ""])
     assert.equal(paramErrorFromEngine(new Error(m)), undefined, m);
   assert.equal(paramErrorFromEngine("not an error"), undefined);
+});
+
+test("paramRanges is the range resolveParams holds (the CLI's messages quote it)", () => {
+  const base = { prompt: "x", seed: 1 };
+  const valid: Record<string, (n: number) => number> = { height: (n) => n, width: (n) => n, numFrames: (n) => n };
+  for (const [field, [min, max]] of Object.entries(paramRanges)) {
+    const exclusiveMin = rangeText(field as keyof typeof paramRanges).startsWith("(");
+    const extra = field === "denoisingStrength" ? { inputVideo: "in.mp4" } : {};
+    const ok = (v: number) => resolveParams({ ...base, ...extra, [field]: valid[field]?.(v) ?? v });
+    if (!exclusiveMin) ok(min);
+    ok(max);
+    assert.throws(() => ok(max + 1), (e: unknown) => e instanceof ParamError && e.field === field, `${field} ${max + 1}`);
+    assert.throws(() => ok(min - 1), (e: unknown) => e instanceof ParamError && e.field === field, `${field} ${min - 1}`);
+  }
+  assert.equal(rangeText("sigmaShift"), "(0, 100]");
+  assert.equal(rangeText("cfgScale"), "[0, 100]");
 });
