@@ -441,7 +441,9 @@ LoadedModel load_model(const std::string& dir, bool mmap) {
     const auto& f = m.files.component(c);
     return f.index.empty() ? f.files.at(0) : f.index;
   };
-  // Configs first: they are small, and a bad one is refused before any weight file is opened.
+  // Configs first: small, and one that is not bounded, well-formed JSON is refused before any
+  // weight file is opened; their values are checked against the shapes by infer_dit and
+  // check_config_against, before anything is allocated from them.
   const ComponentConfig dit_config = load_component_config(m.files, Component::DiT);
   const ComponentConfig t5_config = load_component_config(m.files, Component::T5);
   const ComponentConfig vae_config = load_component_config(m.files, Component::VAE);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <set>
 #include <vector>
@@ -140,8 +141,10 @@ int64_t json_int(const json& obj, const std::string& key, const std::string& fil
                  const std::string& why) {
   const json& v = member(obj, key, file);
   auto refuse = [&]() -> int64_t {
-    fail(file, ": \"", key, "\" must be an integer in [", lo, ", ", hi, "], got ", json_describe(v),
-         why.empty() ? "" : " (" + why + ")");
+    const std::string range = hi != std::numeric_limits<int64_t>::max() ? concat("an integer in [", lo, ", ", hi, "]")
+                              : lo == 1                                  ? std::string("a positive integer")
+                                                                         : concat("an integer >= ", lo);
+    fail(file, ": \"", key, "\" must be ", range, ", got ", json_describe(v), why.empty() ? "" : " (" + why + ")");
   };
   if (v.is_number_unsigned()) {
     const uint64_t u = v.get<uint64_t>();
