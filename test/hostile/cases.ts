@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  deepJson, deepObjects, editSafetensors, pickleBuildSetstate, pickleCall, pickleCallInDict, pickleDeepList, pickleInst, pickleLaughs, pickleObj,
+  deepJson, deepObjects, editSafetensors, pickleCall, pickleCallInDict, pickleDeepList, pickleGetattrImport, pickleInst, pickleLaughs, pickleObj,
   pickleStackGlobalCall, pickleSubprocess, readSafetensorsFile, readZip, replacePickle, tensorEntries, writeSafetensorsFile, writeZip, type HeaderEntry,
 } from "./files.js";
 import { GiB, MiB } from "./harness.js";
@@ -121,6 +121,18 @@ function shards(dir: string): string[] {
   return [...new Set(Object.values(j.weight_map))].sort();
 }
 
+/** Pickles that would create the file `marker` if unpickled by Python (do not try). */
+const hostilePickles: Record<string, (marker: string) => Buffer> = {
+  os_system_inside_the_state_dict: (m) => pickleCallInDict("os", "system", `touch ${m}`),
+  posix_system: (m) => pickleCall("posix", "system", `touch ${m}`),
+  builtins_eval: (m) => pickleCall("builtins", "eval", `open(${JSON.stringify(m)}, "w")`),
+  builtins_exec_through_stack_global: (m) => pickleStackGlobalCall("builtins", "exec", `open(${JSON.stringify(m)}, "w")`),
+  subprocess_call: (m) => pickleSubprocess(["touch", m]),
+  inst_opcode_os_system: (m) => pickleInst("os", "system", `touch ${m}`),
+  obj_opcode_os_system: (m) => pickleObj("os", "system", `touch ${m}`),
+  getattr_of_import_os_system: (m) => pickleGetattrImport("os", "system", `touch ${m}`),
+};
+
 /** One corruption checked by both `inspect` and `generate` (inspect runs the same validation). */
 function both(name: string, c: Omit<Case, "name" | "run">): Case[] {
   return [
@@ -220,11 +232,10 @@ export const cases: Case[] = [
     expect: "refused", error: [/diffusion_pytorch_model\.safetensors/, /blocks\.0\./] },
   { name: "safetensors_overlapping_tensors_are_refused_naming_both", run: "inspect", base: "official",
     mutate: (d) => editSafetensors(join(d, DIT), (st) => {
+      // the second largest tensor moved to start 4 bytes into the largest (both keep their sizes)
       const [[a, ea], [b, eb]] = tensorEntries(st.header) as [[string, HeaderEntry], [string, HeaderEntry]];
-      const n = Math.min(ea.data_offsets[1] - ea.data_offsets[0], eb.data_offsets[1] - eb.data_offsets[0]);
-      // b now starts inside a; both keep their sizes (the data grows so nothing runs past the end)
       eb.data_offsets = [ea.data_offsets[0] + 4, ea.data_offsets[0] + 4 + (eb.data_offsets[1] - eb.data_offsets[0])];
-      st.header[a] = ea; st.header[b] = eb; void n;
+      st.header[a] = ea; st.header[b] = eb;
     }), expect: "refused", error: [/diffusion_pytorch_model\.safetensors/, /overlap|and "/] },
   { name: "safetensors_dtype_disagreeing_with_the_byte_count_is_refused_naming_the_tensor", run: "inspect", base: "official",
     mutate: (d) => editSafetensors(join(d, DIT), (st) => { const [k, e] = blockWeight(st.header); e.dtype = "F64"; st.header[k] = e; }),
@@ -265,30 +276,9 @@ export const cases: Case[] = [
   { name: "control_pth_rewritten_by_the_suites_zip_writer_loads", run: "inspect", base: "official", expect: "ok",
     mutate: (d) => { for (const f of [T5, VAE]) writeZip(join(d, f), readZip(join(d, f))); } },
   // --- torch.save (.pth): hostile pickles are refused without running, zips that lie about sizes
-  ...([
-    ["os_system", pickleCallInDict("os", "system", "")],
-    ["posix_system", pickleCall("posix", "system", "")],
-    ["builtins_eval", pickleCall("builtins", "eval", "")],
-    ["builtins_exec_stack_global", pickleStackGlobalCall("builtins", "exec", "")],
-    ["subprocess_call", pickleSubprocess([])],
-    ["inst_opcode_os_system", pickleInst("os", "system", "")],
-    ["obj_opcode_os_system", pickleObj("os", "system", "")],
-    ["build_setstate_os_system", pickleBuildSetstate("os", "system", "")],
-  ] as const).map(([what]): Case => ({
+  ...Object.entries(hostilePickles).map(([what, make]): Case => ({
     name: `pth_pickle_${what}_is_refused_without_running_it`, run: "inspect", base: "official",
-    mutate: (d, s) => {
-      const cmd = `touch ${marker(s)}`;
-      const py = `open(${JSON.stringify(marker(s))}, "w")`;
-      const p = what === "os_system" ? pickleCallInDict("os", "system", cmd)
-        : what === "posix_system" ? pickleCall("posix", "system", cmd)
-        : what === "builtins_eval" ? pickleCall("builtins", "eval", py)
-        : what === "builtins_exec_stack_global" ? pickleStackGlobalCall("builtins", "exec", py)
-        : what === "subprocess_call" ? pickleSubprocess(["touch", marker(s)])
-        : what === "inst_opcode_os_system" ? pickleInst("os", "system", cmd)
-        : what === "obj_opcode_os_system" ? pickleObj("os", "system", cmd)
-        : pickleBuildSetstate("os", "system", cmd);
-      replacePickle(join(d, T5), p);
-    },
+    mutate: (d, s) => replacePickle(join(d, T5), make(marker(s))),
     expect: "refused", error: [/models_t5_umt5-xxl-enc-bf16\.pth/, /refus|unsupported|not a dict/i], after: noMarker,
   })),
   { name: "pth_pickle_os_system_is_refused_by_the_engine_without_running_it", run: "engine-inspect", base: "official",

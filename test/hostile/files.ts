@@ -239,10 +239,11 @@ export function pickleSubprocess(argv: string[]): Buffer {
   return Buffer.concat([op.proto2, op.emptyDict, str("w"), global("subprocess", "call"), list, op.tuple1, op.reduce, op.setitem, op.stop]);
 }
 
-/** BUILD on a harmless dict with a state whose "__setstate__" would be attacker-chosen. */
-export function pickleBuildSetstate(module: string, name: string, arg: string): Buffer {
-  return Buffer.concat([op.proto2, global("collections", "OrderedDict"), Buffer.from(")"), op.reduce, op.emptyDict, str("__setstate__"), global(module, name), op.setitem, op.build,
-    op.emptyDict, str("x"), str(arg), op.setitem, op.build, op.stop]);
+/** getattr(__import__(module), name)(arg): the call reached through two innocuous-looking builtins. */
+export function pickleGetattrImport(module: string, name: string, arg: string): Buffer {
+  const imported = Buffer.concat([global("builtins", "__import__"), str(module), op.tuple1, op.reduce]);
+  const fn = Buffer.concat([global("builtins", "getattr"), imported, str(name), Buffer.from([0x86]) /* TUPLE2 */, op.reduce]);
+  return Buffer.concat([op.proto2, fn, str(arg), op.tuple1, op.reduce, op.stop]);
 }
 
 /** A list nested `depth` deep (EMPTY_LIST then APPEND into the one below, built bottom-up). */
