@@ -422,7 +422,9 @@ export function createQueue(o: QueueOptions): Queue {
         } catch (e) {
           log(`wanlab serve: job ${job.id}: could not journal its re-queueing: ${(e as Error).message}`);
         }
-        const stopped = await Promise.race([c.finished.then(() => true), sleep(stopWaitMs).then(() => false)]);
+        let wait: NodeJS.Timeout | undefined;
+        const stopped = await Promise.race([c.finished.then(() => true), new Promise<boolean>((r) => (wait = setTimeout(() => r(false), stopWaitMs)))]);
+        clearTimeout(wait); // a pending timer would hold the process for the rest of it
         return stopped ? {} : { abandoned: job };
       })();
       return draining;
