@@ -145,6 +145,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   check_shapes(q, k, v);
   return at::scaled_dot_product_attention(q, k, v);
 #else
+  check_shapes(q, k, v);  // before chunk_rows_for reads them
   return detail::attention_chunked(q, k, v, chunk_rows_for(q, k));
 #endif
 }
