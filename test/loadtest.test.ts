@@ -6,7 +6,7 @@ import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { root, scratch, wanlab } from "./helpers.js";
-import { startServer, tiny, waitState } from "./serve.js";
+import { startServer, tiny, waitFor, waitState } from "./serve.js";
 
 test("loadtest.mjs: 16 jobs, cancels, faults, kill + restart: every job ends with a reason, journal and outputs agree", () => {
   const dir = scratch("wanlab-load-");
@@ -37,7 +37,8 @@ describe("crash and kill", () => {
     let a = await startServer(["--model", model, "--outputs", out], rt, { WANLAB_TEST_CANCEL_WAIT_MS: "0" });
     const id = ((await (await a.api("/v1/jobs", { method: "POST", json: { prompt: "big", height: 480, width: 832, numFrames: 81, numInferenceSteps: 50 } })).json()) as { id: string }).id;
     const queued = ((await (await a.api("/v1/jobs", { method: "POST", json: { prompt: "after", height: 16, width: 16, numFrames: 1, numInferenceSteps: 1 } })).json()) as { id: string }).id;
-    await waitState(a, id, ["running"]);
+    // inside the engine's denoising loop, where a block takes a good fraction of a second
+    await waitFor("the denoising stage", async () => (((await (await a.api(`/v1/jobs/${id}`)).json()) as { stage?: string }).stage === "denoise" ? true : undefined));
     const res = await a.api(`/v1/jobs/${id}`, { method: "DELETE" });
     const answer = (await res.json()) as { state: string; cancelling: boolean };
     a.child.kill("SIGKILL");

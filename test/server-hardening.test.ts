@@ -341,8 +341,9 @@ describe("shutdown", () => {
     const rt = join(dir, "run-busy");
     // the test hook: give the engine no time at all after its cancel
     const a = await startServer(["--model", model, "--outputs", out, "--grace", "0"], rt, { WANLAB_TEST_STOP_WAIT_MS: "0" });
-    const id = await submit(a, { prompt: "big", height: 256, width: 256, numFrames: 33, numInferenceSteps: 50 });
-    await waitState(a, id, ["running"]);
+    const id = await submit(a, { prompt: "big", height: 480, width: 832, numFrames: 81, numInferenceSteps: 50 });
+    // inside the engine's denoising loop (a block takes a good fraction of a second here)
+    await waitFor("the denoising stage", async () => (((await (await a.api(`/v1/jobs/${id}`)).json()) as { stage?: string }).stage === "denoise" ? true : undefined));
     const t0 = Date.now();
     a.child.kill("SIGTERM");
     assert.equal(await a.exited, 0, a.stderr());
