@@ -2,14 +2,14 @@
 // HTTP edge cases, the runtime directory and a stale server.json, a journal that survives a
 // torn tail, and shutdown within its grace. All against the tiny model, loopback only.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { MemoryPlanReport } from "../kernel/engine.js";
 import { jsonDepth } from "../kernel/server/app.js";
 import { guardProblem } from "../kernel/server/index.js";
-import { repairJournal } from "../kernel/server/journal.js";
+import { openJournal, repairJournal } from "../kernel/server/journal.js";
 import { processStart } from "../kernel/server/runtime.js";
 import { scratch, wanlab } from "./helpers.js";
 import { long, startServer, tiny, waitFor, waitState, type RunningServer } from "./serve.js";
@@ -268,6 +268,20 @@ describe("journal", () => {
     appendFileSync(p, "\0\0\0\0\n"); // a whole line of zeros a crashed filesystem left
     assert.equal((await repairJournal(p, new Date(1)))?.bytes, 5);
     assert.equal(readFileSync(p, "utf8"), '{"t":"cancel","id":"a","at":1}\n');
+  });
+
+  test("a write that fails and cannot be cut back stops the journal: no record is ever written after a partial one", async () => {
+    const d = scratch("wanlab-journal-full-");
+    const full = join(d, "full");
+    // a private copy of /dev/full (char 1:7): every write fails with ENOSPC, nothing can be truncated
+    assert.equal(spawnSync("mknod", [full, "c", "1", "7"]).status, 0);
+    const j = await openJournal(full);
+    try {
+      await assert.rejects(j.append({ t: "cancel", id: "a", at: 1 }), /ENOSPC|no space/i);
+      await assert.rejects(j.append({ t: "cancel", id: "b", at: 2 }), new RegExp(`${full}: a write failed .* and could not be cut back to the last whole record .*; no more records are written`));
+    } finally {
+      await j.close();
+    }
   });
 
   test("a job failed on restore leaves no hidden scratch folder", async () => {
