@@ -58,6 +58,8 @@ TEST(cancel_of_a_480x832x81_job_acts_within_seconds_inside_a_step) {
   const T2VResult after = engine().generate(small);
   EXPECT(at::equal(after.latents, before.latents));
   EXPECT(at::equal(after.video, before.video));
+  const T2VEngine fresh(wantest::tiny_model());
+  EXPECT(at::equal(fresh.generate(small).video, after.video));
 }
 
 TEST(cancel_during_text_encoding_names_the_layer) {
