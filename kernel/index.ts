@@ -17,7 +17,7 @@ export {
   type MemoryReport,
 } from "./models.js";
 export { doctor, doctorText, type DoctorReport, type EngineReport } from "./doctor.js";
-export { CancelledError, defaultFps, open as openEngine, type DeviceMemoryNow, type EngineLab, type FollowSummary, type GenerateOptions, type GenerateResult, type Lab, type LoadEvent, type MemoryPlanReport, type ModelInfo, type OpenOptions, type ProgressEvent, type PromptCacheStats, type RankTimings, type Tensor, type Video } from "./engine.js";
+export { CancelledError, type CancelledAt, defaultFps, open as openEngine, type DeviceMemoryNow, type EngineLab, type FollowSummary, type GenerateOptions, type GenerateResult, type Lab, type LoadEvent, type MemoryPlanReport, type ModelInfo, type OpenOptions, type ProgressEvent, type PromptCacheStats, type RankTimings, type Tensor, type Video } from "./engine.js";
 export { defaults, ParamError, parseSeed, randomSeed, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
 export { cleanPrompt, loadTokenizer, type EncodedPrompt, type PromptTokenizer } from "./tokenizer.js";
 export { findFfmpeg, writeMp4, writePngFrames } from "./video/ffmpeg.js";

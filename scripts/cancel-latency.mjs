@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Cancel latency of `wanlab serve` (issue 17): on the tiny model, a large CPU job (default
+// Cancel latency of `wanlab serve`: on the tiny model, a large CPU job (default
 // 480x832x81) is submitted, and once it runs (its first denoise progress event, or --settle
 // seconds after it started) it is cancelled with DELETE; the time until the job's terminal state
 // is measured. Then the same job again, and the server gets SIGTERM twice (the second one stops

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The hostile-input suite on its own (issue 17): runs dist/test/hostile.test.js under node's test
+// The hostile-input suite on its own: runs dist/test/hostile.test.js under node's test
 // runner and prints every case's outcome as JSON on stdout (name, kind, expect, outcome, pass,
 // exit code or signal, peak resident bytes, cap, seconds, first line of the error); the runner's
 // own report goes to stderr. Exit status: the suite's. Needs `npm run build` first.

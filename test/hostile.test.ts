@@ -1,4 +1,4 @@
-// The hostile-input suite (issue 17's proof): corrupted copies of the tiny model, hostile
+// The hostile-input suite: corrupted copies of the tiny model, hostile
 // pickles, deep JSON, outputs over special files, malformed command lines and bad HTTP bodies,
 // each run as a child process under a memory cap (the resident memory of its process tree) and
 // a time limit. A hostile case must be refused with an error naming the culprit; a control must

@@ -18,7 +18,7 @@ test("loadtest.mjs: 16 jobs, cancels, faults, kill + restart: every job ends wit
   assert.ok(report.kill.ended >= 8);
 });
 
-// Crashes at the two moments the journal must cover (issue 17): a kill right after a running
+// Crashes at the two moments the journal must cover: a kill right after a running
 // job's cancel was acknowledged, and a kill that tore the journal's last line.
 describe("crash and kill", () => {
   const dir = scratch("wanlab-crash-");

@@ -2,6 +2,7 @@
 // against the schema derived from params.ts and then by resolveParams, and handlers only read
 // state or enqueue; compute happens in the queue's single consumer.
 import { createHash, timingSafeEqual } from "node:crypto";
+import { isUtf8 } from "node:buffer";
 import { constants } from "node:fs";
 import { open as openFile } from "node:fs/promises";
 import { basename } from "node:path";
@@ -95,16 +96,23 @@ export function buildApp(o: AppOptions): FastifyInstance {
   // JSON bodies: an empty one is no body (DELETE with a JSON content type), deeper nesting than
   // a job has is refused before parsing, anything but an object is refused naming the body.
   app.removeContentTypeParser(["application/json"]);
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
-    const text = body as string;
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body, done) => {
+    const bytes = body as Buffer;
+    if (!isUtf8(bytes)) return done(badRequest("the request body is not valid UTF-8 text; send JSON encoded as UTF-8", "body"), undefined);
+    const text = bytes.toString("utf8");
     if (text.trim() === "") return done(null, undefined);
     if (jsonDepth(text, maxBodyDepth) > maxBodyDepth) return done(badRequest(`the request body nests deeper than ${maxBodyDepth} levels; a job is a flat JSON object`, "body"), undefined);
     let value: unknown;
+    let forbidden: string | undefined;  // keys that would reach an object's prototype: refused, never dropped
     try {
-      value = JSON.parse(text, (k, v) => (k === "__proto__" || k === "constructor" ? undefined : v));
+      value = JSON.parse(text, (k, v) => {
+        if (k === "__proto__" || k === "constructor" || k === "prototype") forbidden ??= k;
+        return v;
+      });
     } catch (e) {
       return done(badRequest(`the request body is not valid JSON: ${(e as Error).message}`, "body"), undefined);
     }
+    if (forbidden !== undefined) return done(badRequest(`unknown parameter '${forbidden}': such keys are never accepted`, forbidden), undefined);
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       return done(badRequest(`the request body must be a JSON object, got ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value}`, "body"), undefined);
     }

@@ -166,7 +166,7 @@ export const cases: Case[] = [
   { name: "control_generate_on_the_pristine_tiny_model_writes_a_video", run: "generate", base: "official", expect: "ok",
     check: (_d, s) => wroteVideo(join(s, "out.mp4")) },
 
-  // --- config.json: every architecture value is bounded by the weights before anything is allocated (H1)
+  // --- config.json: every architecture value is bounded by the weights before anything is allocated
   ...both("config_text_len_1e9_is_refused_naming_the_key_before_allocating", { base: "official", mutate: configRaw("text_len", "1000000000"), expect: "refused", error: [reConfig, key("text_len")] }),
   ...both("config_text_len_zero_is_refused_naming_the_key", { base: "official", mutate: configRaw("text_len", "0"), expect: "refused", error: [reConfig, key("text_len")] }),
   ...both("config_negative_dim_is_refused_naming_the_key", { base: "official", mutate: configRaw("dim", "-256"), expect: "refused", error: [reConfig, key("dim")] }),
@@ -192,7 +192,7 @@ export const cases: Case[] = [
   { name: "config_nested_100k_objects_deep_is_refused_by_the_engine_naming_the_file", run: "engine-inspect", base: "official",
     mutate: (d) => writeFileSync(join(d, "config.json"), deepObjects(100_000)), expect: "refused", error: [reConfig] },
 
-  // --- sharded index.json (H1: loader errors name the file and the key)
+  // --- sharded index.json
   ...both("index_weight_map_value_5_is_refused_naming_the_index_and_tensor", { base: "sharded",
     mutate: (d) => editJson(join(d, INDEX), (j) => { const wm = j.weight_map as Record<string, unknown>; wm[Object.keys(wm)[0]!] = 5; }),
     expect: "refused", error: [/safetensors\.index\.json/, /weight_map|not a string|tensor/] }),
@@ -299,14 +299,14 @@ export const cases: Case[] = [
   { name: "pth_that_is_not_a_zip_is_refused_naming_the_file", run: "inspect", base: "official",
     mutate: (d) => writeFileSync(join(d, T5), Buffer.alloc(4096, 0x41)), expect: "refused", error: [/models_t5_umt5-xxl-enc-bf16\.pth/] },
 
-  // --- tokenizer.json (H1: inspect checks it as generate does; H4: JSON limits)
+  // --- tokenizer.json
   ...both("tokenizer_json_missing_is_refused_naming_it", { base: "official", mutate: (d) => rmSync(join(d, TOKENIZER)), expect: "refused", error: [/tokenizer\.json/] }),
   { name: "tokenizer_json_nested_100k_deep_is_refused_naming_it", run: "generate", base: "official",
     mutate: (d) => writeFileSync(join(d, TOKENIZER), deepJson(100_000, "model")), expect: "refused", error: [/tokenizer\.json/] },
   { name: "tokenizer_json_not_json_is_refused_naming_it", run: "generate", base: "official",
     mutate: (d) => writeFileSync(join(d, TOKENIZER), "{not json"), expect: "refused", error: [/tokenizer\.json/] },
 
-  // --- outputs over special files: refused before compute, the node untouched (H4)
+  // --- outputs over special files: refused before compute, the node untouched
   { name: "output_over_a_character_device_is_refused_and_the_device_kept", run: "generate", base: "official", skip: needsRoot,
     args: (_d, s) => ["--output", charDevice(s, "null")], expect: "refused", error: [/null/],
     after: (_d, s) => stillCharDevice(join(s, "null")) },
@@ -343,7 +343,7 @@ export const cases: Case[] = [
     args: (_d, s) => { writeFileSync(join(s, "noise.mp4"), randomBytes(64 * 1024)); return ["--input-video", join(s, "noise.mp4"), "--denoising-strength", "0.5"]; },
     expect: "refused", error: [/input-video|inputVideo/, /noise\.mp4/] },
 
-  // --- strict numbers on the command line (H4)
+  // --- strict numbers on the command line
   ...([["hex_0x40", "0x40"], ["with_a_leading_space", " 64"], ["in_exponent_form_1e0", "1e0"], ["with_a_fraction_64_0", "64.0"]] as const).map(([what, v]): Case => ({
     name: `generate_height_${what}_is_refused_naming_the_flag`, run: "cli", base: "official",
     args: (d, s) => [...generateArgs(d, s).filter((a, i, all) => a !== "--height" && all[i - 1] !== "--height"), "--height", v], expect: "refused", error: [/--height/],
