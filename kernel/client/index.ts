@@ -13,11 +13,11 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { tmpdir } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CancelledError, defaultFps, framesTensor, type GenerateOptions, type GenerateResult, type Lab, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Video } from "../engine.js";
+import { CancelledError, defaultFps, framesTensor, type GenerateOptions, type GenerateResult, type Lab, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Video } from "../shared/lab.js";
 import { ParamError, type GenerateParams, type ResolvedParams } from "../params.js";
 import { findFfmpeg, writeMp4, writePngFrames } from "../video/ffmpeg.js";
 import { readServerFile, runtimeDir } from "../server/runtime.js";
-import type { JobOptions } from "../server/schema.js";
+import type { JobOptions } from "../shared/jobs.js";
 import type { QueueStats } from "../server/jobs.js";
 
 export type JobState = "queued" | "running" | "done" | "failed" | "cancelled";

@@ -2,7 +2,7 @@
 // then the tokenizer; or the connection to a server), each with its measured time, the running
 // one ticking. The fill is the share of stages done: the engine does not report progress inside
 // a stage, so the bar does not pretend to.
-import type { LoadEvent } from "../engine.js";
+import type { LoadEvent } from "../shared/lab.js";
 import { escapeHtml, newDisplayId, publish } from "./mime.js";
 import { barBundle, fmtSeconds } from "./progress.js";
 

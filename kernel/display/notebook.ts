@@ -5,9 +5,10 @@
 // does not unload the model. Outside the kernel it behaves exactly like the engine (no display, no
 // SIGINT routing).
 import { connect as connectClient, connectFor, type Client, type ConnectOptions, type RemoteResult } from "../client/index.js";
-import { CancelledError, open as openEngine, type EngineLab, type GenerateOptions, type GenerateResult, type Lab, type MemoryPlanReport, type ModelInfo, type OpenOptions } from "../engine.js";
+import { open as openEngine, type EngineLab, type OpenOptions } from "../engine.js";
+import { CancelledError, type GenerateOptions, type GenerateResult, type Lab, type MemoryPlanReport, type ModelInfo } from "../shared/lab.js";
 import { resolveParams, type GenerateParams } from "../params.js";
-import type { JobOptions } from "../server/schema.js";
+import type { JobOptions } from "../shared/jobs.js";
 import { inKernel, interruptible } from "./interrupt.js";
 import { notebookLoad } from "./load.js";
 import { makeDisplayable, type Displayable } from "./mime.js";

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
-import type { GenerateResult, MemoryPlanReport } from "../engine.js";
+import type { GenerateResult, MemoryPlanReport } from "../shared/lab.js";
 import { makeDisplayable, type Displayable, type MimeBundle } from "./mime.js";
 
 export interface Trace {

@@ -1,6 +1,6 @@
 // Latent previews: Wan2.1's 16-channel latents projected linearly to RGB, the cheap preview
 // ComfyUI shows while sampling (its Latent2RGB previewer) — no VAE involved.
-import type { Tensor } from "../engine.js";
+import type { Tensor } from "../shared/lab.js";
 import { encodePng } from "../video/ffmpeg.js";
 
 // Wan 2.1 latent → RGB factors (rows: latent channel 0..15; columns: R, G, B) and bias, as

@@ -3,7 +3,7 @@
 // With a device group it lists the ranks (device, role, state; after the run each rank's time in
 // collectives and bytes sent, from the engine's timings); with previews it shows the latest
 // latent preview thumbnail under the bar.
-import type { GenerateResult, ProgressEvent } from "../engine.js";
+import type { GenerateResult, ProgressEvent } from "../shared/lab.js";
 import { escapeHtml, newDisplayId, publish, type MimeBundle } from "./mime.js";
 import { latentPreview } from "./preview.js";
 
