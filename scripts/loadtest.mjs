@@ -1,6 +1,7 @@
 #!/usr/bin/env zx
 // Load test of `wanlab serve` (loopback only, bounded): N jobs on the tiny model with random
-// cancels, injected engine failures (WANLAB_TEST_FAULTS) and one SIGKILL + restart halfway.
+// cancels, injected engine failures (the server's faults test seam, through test/serve-launcher.ts)
+// and one SIGKILL + restart halfway.
 // Checks that every accepted job ends done, cancelled or failed with its reason, that every
 // done job's mp4 and manifest are whole, and that the journal and the outputs agree; prints
 // jobs/s, submit→start latency and memory as JSON.
@@ -32,8 +33,8 @@ async function main() {
     model = join(work, "tiny");
     if (!existsSync(join(model, "config.json"))) spawnSync(process.execPath, [cli, "make-tiny", model], { stdio: "inherit" });
   }
-  const env = { WANLAB_TEST_FAULTS: faults };
-  let server = await startServer({ model, outputs, env, args: ["--grace", "5"] });
+  const seams = { faults };
+  let server = await startServer({ model, outputs, seams, args: ["--grace", "5"] });
   let info = JSON.parse(readFileSync(join(server.runtimeDir, "server.json"), "utf8"));
   const api = async (p, init = {}) => {
     for (let tries = 0; ; tries++) {
@@ -91,7 +92,7 @@ async function main() {
     await sleep(200);
   }
   const restartT = Date.now();
-  server = await startServer({ model, outputs, env, args: ["--grace", "5"] });
+  server = await startServer({ model, outputs, seams, args: ["--grace", "5"] });
   info = JSON.parse(readFileSync(join(server.runtimeDir, "server.json"), "utf8"));
   memory.secondStart = (await stats()).memory.process.rss;
   log(`restarted in ${((Date.now() - restartT) / 1000).toFixed(1)}s at ${info.url}`);

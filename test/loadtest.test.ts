@@ -34,7 +34,7 @@ describe("crash and kill", () => {
     const rt = join(dir, "run-cancel-kill");
     // DELETE answers at once (202, the cancel journalled) instead of waiting for the engine, and
     // the kill comes before the engine stops: only the journalled cancel keeps the job from rerunning
-    let a = await startServer(["--model", model, "--outputs", out], rt, { WANLAB_TEST_CANCEL_WAIT_MS: "0" });
+    let a = await startServer(["--model", model, "--outputs", out], rt, {}, { cancelWaitMs: 0 });
     const id = ((await (await a.api("/v1/jobs", { method: "POST", json: { prompt: "big", height: 480, width: 832, numFrames: 81, numInferenceSteps: 50 } })).json()) as { id: string }).id;
     const queued = ((await (await a.api("/v1/jobs", { method: "POST", json: { prompt: "after", height: 16, width: 16, numFrames: 1, numInferenceSteps: 1 } })).json()) as { id: string }).id;
     // inside the engine's denoising loop, where a block takes a good fraction of a second

@@ -2,7 +2,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { cliPath } from "./helpers.js";
+import type { LauncherSeams } from "./serve-launcher.js";
+
+/** test/serve-launcher.ts: `wanlab serve` with test seams injected. */
+export const launcherPath = fileURLToPath(new URL("./serve-launcher.js", import.meta.url));
 
 export interface RunningServer {
   child: ChildProcess;
@@ -17,8 +22,11 @@ export interface RunningServer {
   exited: Promise<number | null>;
 }
 
-export async function startServer(args: string[], runtimeDir: string, env: Record<string, string> = {}): Promise<RunningServer> {
-  const child = spawn(process.execPath, [cliPath, "serve", ...args], {
+/** `wanlab serve ARGS` in a child process; with `seams` (injected engine faults, shorter waits)
+ * through test/serve-launcher.ts instead of bin/wanlab.js. */
+export async function startServer(args: string[], runtimeDir: string, env: Record<string, string> = {}, seams?: LauncherSeams): Promise<RunningServer> {
+  const command = seams ? [launcherPath, JSON.stringify(seams)] : [cliPath];
+  const child = spawn(process.execPath, [...command, "serve", ...args], {
     env: { ...process.env, WANLAB_RUNTIME_DIR: runtimeDir, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

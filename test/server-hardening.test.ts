@@ -354,7 +354,7 @@ describe("shutdown", () => {
     const out = join(dir, "outputs-busy");
     const rt = join(dir, "run-busy");
     // the test hook: give the engine no time at all after its cancel
-    const a = await startServer(["--model", model, "--outputs", out, "--grace", "0"], rt, { WANLAB_TEST_STOP_WAIT_MS: "0" });
+    const a = await startServer(["--model", model, "--outputs", out, "--grace", "0"], rt, {}, { stopWaitMs: 0 });
     const id = await submit(a, { prompt: "big", height: 480, width: 832, numFrames: 81, numInferenceSteps: 50 });
     // inside the engine's denoising loop (a block takes a good fraction of a second here)
     await waitFor("the denoising stage", async () => (((await (await a.api(`/v1/jobs/${id}`)).json()) as { stage?: string }).stage === "denoise" ? true : undefined));

@@ -385,13 +385,13 @@ describe("journal, restart, shutdown", () => {
   });
 
   test("transient engine errors are retried with backoff, then the job fails naming them; fatal ones are not retried", async () => {
-    let a = await startServer(["--model", model, "--outputs", join(dir, "outputs-faults")], join(dir, "run-faults"), { WANLAB_TEST_FAULTS: "transient=1" });
+    let a = await startServer(["--model", model, "--outputs", join(dir, "outputs-faults")], join(dir, "run-faults"), {}, { faults: "transient=1" });
     const id = await submit(a, { prompt: "oom", ...tiny });
     const j = await waitState(a, id, ["failed"]);
     assert.match(j.error, /out of memory .*gave up after 3 retries/);
     a.child.kill("SIGTERM");
     await a.exited;
-    a = await startServer(["--model", model, "--outputs", join(dir, "outputs-fatal")], join(dir, "run-fatal"), { WANLAB_TEST_FAULTS: "fatal=1" });
+    a = await startServer(["--model", model, "--outputs", join(dir, "outputs-fatal")], join(dir, "run-fatal"), {}, { faults: "fatal=1" });
     const f = await submit(a, { prompt: "fatal", ...tiny });
     const jf = await waitState(a, f, ["failed"]);
     assert.match(jf.error, /injected engine failure/);

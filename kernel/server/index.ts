@@ -13,7 +13,7 @@ import { defaultModel, wanlabHome } from "../models.js";
 import { ParamError, resolveParams, type ResolvedParams } from "../params.js";
 import { formatBytes } from "../terminal/format.js";
 import { buildApp } from "./app.js";
-import { createQueue, parseFaults, type Faults, type RetryPolicy } from "./jobs.js";
+import { createQueue, type Faults, type RetryPolicy } from "./jobs.js";
 import { openJournal, readJournal, repairJournal, replay } from "./journal.js";
 import { modelFingerprint } from "./outputs.js";
 import { checkRuntimeDir, processStart, readServerFile, removeServerFile, runtimeDir, serverFile, staleReason, writeServerFile } from "./runtime.js";
@@ -45,15 +45,14 @@ export interface ServeOptions {
    */
   guard?: boolean;
   /** How long a forced stop (the grace over, or a second signal) waits for the engine to return
-   * after its cancel before the server stops without it (default 2 s; test hook
-   * $WANLAB_TEST_STOP_WAIT_MS). */
+   * after its cancel before the server stops without it (default 2 s). */
   stopWaitMs?: number;
   /** How long DELETE of a running job waits for it to be cancelled before answering 202
-   * (default 2 s; test hook $WANLAB_TEST_CANCEL_WAIT_MS). */
+   * (default 2 s). */
   cancelWaitMs?: number;
   retry?: Partial<RetryPolicy>;
   bodyLimit?: number;
-  /** Test hook; default from $WANLAB_TEST_FAULTS. */
+  /** Test seam: fail this fraction of engine calls (default none). */
   faults?: Faults;
   /** Log lines (default: stderr). */
   log?: (line: string) => void;
@@ -65,6 +64,17 @@ export interface ServeOptions {
     /** Compute placement and memory (OpenOptions dtype, t5Device, t5Offload, vaeDevice, persistentParams, budget). */
     dtype?: "f32" | "bf16" | "f16"; t5Device?: string; t5Offload?: boolean; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean;
     budget?: OpenOptions["budget"]; budgetVideo?: OpenOptions["budgetVideo"] };
+}
+
+/** The options a test injects into a server that runs as its own process (`wanlab serve` started
+ * by test/serve-launcher.ts); what serve() is given itself wins. */
+export type TestSeams = Pick<ServeOptions, "faults" | "stopWaitMs" | "cancelWaitMs">;
+let testSeams: TestSeams = {};
+
+/** Test-only: every serve() in this process from now on takes `seams` as its defaults. The
+ * production command never calls it; test/serve-launcher.ts does, before it runs the CLI. */
+export function injectTestSeams(seams: TestSeams): void {
+  testSeams = { ...seams };
 }
 
 export interface Server {
@@ -176,7 +186,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   };
   if (guard) log(`wanlab serve: no --budget: jobs predicted over ${lab.deviceMemory().length ? "the device's memory or " : ""}${hostLimit.what} (${formatBytes(hostLimit.bytes)}) are refused at submit; --budget none accepts them`);
 
-  const stopWaitMs = o.stopWaitMs ?? (process.env.WANLAB_TEST_STOP_WAIT_MS ? Number(process.env.WANLAB_TEST_STOP_WAIT_MS) : 2000);
+  const stopWaitMs = o.stopWaitMs ?? testSeams.stopWaitMs ?? 2000;
   const journalPath = join(outputs, "journal.jsonl");
   const torn = await repairJournal(journalPath);
   if (torn) log(`wanlab serve: ${journalPath} ended in a torn record (${torn.bytes} bytes: a crash while it was written, never acknowledged); cut off, the bytes kept in ${torn.aside}`);
@@ -187,10 +197,10 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     lab, journal, outputs, version,
     model: { dir: model, layout: lab.info.layout, fingerprint },
     retry: o.retry,
-    faults: o.faults ?? parseFaults(process.env.WANLAB_TEST_FAULTS),
+    faults: o.faults ?? testSeams.faults,
     log,
     stopWaitMs,
-    cancelWaitMs: o.cancelWaitMs ?? (process.env.WANLAB_TEST_CANCEL_WAIT_MS ? Number(process.env.WANLAB_TEST_CANCEL_WAIT_MS) : undefined),
+    cancelWaitMs: o.cancelWaitMs ?? testSeams.cancelWaitMs,
     admit: (p) => {
       if (p.inputVideo) checkInputVideoPath(p.inputVideo);  // read on this machine, when the job runs
       let plan: MemoryPlanReport;

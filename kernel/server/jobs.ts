@@ -42,19 +42,21 @@ export interface RetryPolicy {
   backoffMs: number;
 }
 
-/** Test hook: fail this fraction of engine calls (transient ones are retried, fatal ones not). */
+/** Test seam (ServeOptions.faults, injected by tests): fail this fraction of engine calls
+ * (transient ones are retried, fatal ones not). */
 export interface Faults {
   transient: number;
   fatal: number;
 }
 
+/** "transient=P,fatal=P" (the form test/serve-launcher.ts and scripts/loadtest.mjs --faults take). */
 export function parseFaults(spec: string | undefined): Faults | undefined {
   if (!spec) return undefined;
   const f: Faults = { transient: 0, fatal: 0 };
   for (const part of spec.split(",")) {
     const [k, v] = part.split("=");
     const n = Number(v);
-    if ((k !== "transient" && k !== "fatal") || !(n >= 0 && n <= 1)) throw new Error(`WANLAB_TEST_FAULTS: expected transient=P,fatal=P with P in [0, 1], got '${part}'`);
+    if ((k !== "transient" && k !== "fatal") || !(n >= 0 && n <= 1)) throw new Error(`faults: expected transient=P,fatal=P with P in [0, 1], got '${part}'`);
     f[k] = n;
   }
   return f;
@@ -184,8 +186,8 @@ export function createQueue(o: QueueOptions): Queue {
         const tmp = place.scratch;
         if (o.faults) {
           const r = Math.random();
-          if (r < o.faults.fatal) throw new Error("injected engine failure (WANLAB_TEST_FAULTS)");
-          if (r < o.faults.fatal + o.faults.transient) throw Object.assign(new Error("injected: CUDA out of memory (WANLAB_TEST_FAULTS)"), { code: "WANLAB_TRANSIENT" });
+          if (r < o.faults.fatal) throw new Error("injected engine failure (test seam: faults)");
+          if (r < o.faults.fatal + o.faults.transient) throw Object.assign(new Error("injected: CUDA out of memory (test seam: faults)"), { code: "WANLAB_TRANSIENT" });
         }
         const tg = Date.now();
         const result = await o.lab.generate(

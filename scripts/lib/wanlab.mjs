@@ -8,6 +8,8 @@ import { connectClient as connect, readServerFile, runtimeDir } from "wanlab";
 import { spinner } from "zx";
 
 export const cli = fileURLToPath(new URL("../../bin/wanlab.js", import.meta.url));
+/** test/serve-launcher.ts: `wanlab serve` with test seams (injected engine faults) for the load test. */
+const launcher = fileURLToPath(new URL("../../dist/test/serve-launcher.js", import.meta.url));
 
 /** A usage error: the scripts exit 2 on these, 1 on failed jobs. */
 export class Usage extends Error {}
@@ -53,12 +55,14 @@ async function run(client, fn) {
   }
 }
 
-/** Starts `wanlab serve` in a private runtime directory; resolves once it listens. */
-export async function startServer({ model, outputs, args = [], env = {}, log = () => {} }) {
+/** Starts `wanlab serve` in a private runtime directory; resolves once it listens. `seams`
+ * ({ faults: "transient=P,fatal=P" }): through the test launcher, for the load test. */
+export async function startServer({ model, outputs, args = [], env = {}, seams, log = () => {} }) {
   const rt = mkdtempSync(join(tmpdir(), "wanlab-rt-"));
   const argv = ["serve", "--port", "0", ...(model ? ["--model", model] : []), ...(outputs ? ["--outputs", outputs] : []), ...args];
   log(`starting wanlab ${argv.join(" ")}`);
-  const child = spawn(process.execPath, [cli, ...argv], { env: { ...process.env, ...env, WANLAB_RUNTIME_DIR: rt }, stdio: ["ignore", "pipe", "pipe"] });
+  const command = seams ? [launcher, JSON.stringify(seams)] : [cli];
+  const child = spawn(process.execPath, [...command, ...argv], { env: { ...process.env, ...env, WANLAB_RUNTIME_DIR: rt }, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   child.stderr.on("data", (d) => (err += d));
   const exited = new Promise((r) => child.on("exit", (code) => r(code)));
