@@ -1,32 +1,25 @@
-// wanlab: the public TypeScript API.
-export {
-  benchLoad,
-  defaultModel,
-  dimsPresets,
-  inspect,
-  layouts,
-  makeTiny,
-  wanlabHome,
-  type ComponentReport,
-  type Dims,
-  type InspectOptions,
-  type InspectReport,
-  type Layout,
-  type LoadBenchResult,
-  type MakeTinyOptions,
-  type MemoryReport,
-} from "./models.js";
-export { doctor, doctorText, type DoctorReport, type EngineReport } from "./doctor.js";
-export { CancelledError, type CancelledAt, defaultFps, open as openEngine, type DeviceMemoryNow, type EngineLab, type FollowSummary, type GenerateOptions, type GenerateResult, type Lab, type LoadEvent, type MemoryPlanReport, type ModelInfo, type OpenOptions, type ProgressEvent, type PromptCacheStats, type RankTimings, type Tensor, type Video } from "./engine.js";
-export { defaults, ParamError, parseSeed, randomSeed, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
-export { cleanPrompt, loadTokenizer, type EncodedPrompt, type PromptTokenizer } from "./tokenizer.js";
-export { findFfmpeg, writeMp4, writePngFrames } from "./video/ffmpeg.js";
-export { videoToUint8 } from "./video/convert.js";
-// connectClient: the server's raw client (jobs, queue, server stats) for scripts; connect() below is
-// the notebook lab over it.
-export { connect as connectClient, ServerError, type Client, type ConnectOptions, type JobEventMessage, type JobView, type RemoteResult, type SubmitParams } from "./client/index.js";
-export { runtimeDir, readServerFile, type ServerInfo } from "./server/runtime.js";
-export { jobBodySchema, type JobOptions } from "./server/schema.js";
-// The notebook layer: open() is the engine's plus live progress, ■ to cancel, inline results, stats().
-export { connect, display, displayConfig, frameStrip, inKernel, latentPreview, open, statsFigure, type Displayable, type Figure, type MimeBundle, type NotebookLab, type NotebookOpenOptions, type NotebookResult, type ServerLab } from "./display/index.js";
+// wanlab: the public entry, `import * as wan from "wanlab"`: the names the notebooks, the scripts
+// and the README use, and no more (test/public-api.test.ts holds this list; a name added here
+// without adding it there fails). The rest is behind subpaths:
+//   "wanlab/server"     serve(), runServer(), the job schema        (kernel/server/index.ts)
+//   "wanlab/client"     the raw HTTP client of `wanlab serve`        (kernel/client/index.ts)
+//   "wanlab/internals"  everything else, for tests and tools         (kernel/internals.ts)
+
+// A lab: open() loads a model here (or attaches to a server with `server: true`), connect()
+// attaches to a running `wanlab serve`; both show live progress, ■ to cancel and inline results
+// in a notebook.
+export { connect, open, type NotebookLab, type NotebookOpenOptions, type NotebookResult, type ServerLab } from "./display/notebook.js";
+// What a lab takes, gives and throws.
+export { resolveParams, ParamError, type GenerateParams, type ResolvedParams } from "./params.js";
+export { CancelledError, type CancelledAt, type GenerateOptions, type GenerateResult, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Tensor, type Video } from "./shared/lab.js";
+// Notebook output: display(x), the inline video's settings, a frame strip, plotly charts.
+export { display, type Displayable, type MimeBundle } from "./display/mime.js";
+export { displayConfig, frameStrip } from "./display/video.js";
 export * as plot from "./display/plot.js";
+export type { Figure } from "./display/plot.js";
+// A model folder and this machine, as objects: what `wanlab inspect` and `wanlab doctor` print.
+export { inspect, type InspectOptions, type InspectReport } from "./models.js";
+export { doctor, type DoctorReport } from "./doctor.js";
+// The raw client of a running server (jobs, queue, stats) for scripts, and where its server.json is.
+export { connect as connectClient, type Client, type ConnectOptions } from "./client/index.js";
+export { readServerFile, runtimeDir, type ServerInfo } from "./server/runtime.js";

@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { argv, path } from "zx";
-import { readJournal, replay } from "../dist/kernel/server/journal.js";
+import { readJournal, replay } from "wanlab/internals";
 import { cli, fail, startServer, Usage } from "./lib/wanlab.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

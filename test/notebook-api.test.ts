@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { rankRows } from "../kernel/display/notebook.js";
 import { latentFrameToRgb } from "../kernel/display/preview.js";
-import * as wan from "../kernel/index.js";
+import * as wan from "../kernel/internals.js";
 import { scratch, wanlab } from "./helpers.js";
 import { startServer, type RunningServer } from "./serve.js";
 
