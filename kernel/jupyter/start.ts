@@ -4,7 +4,7 @@
 // - SIGINT (the notebook's ■) aborts the running generation at its next step instead of only
 //   abandoning the cell, so the cell reports where it stopped and the model stays loaded.
 // - Cells know they run in the kernel (rich display, live progress).
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import Module, { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,7 +23,18 @@ function configPath(argv: string[]): string {
   return argv[i + 1]!;
 }
 
-/** Runtime: require("wanlab") falls back to this package. */
+/** This package's "exports": subpath → the JavaScript file it loads (the "default" condition). */
+function packageExports(): Record<string, string> {
+  const pkg = JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as { exports?: Record<string, string | { default?: string }> };
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(pkg.exports ?? {})) {
+    const file = typeof value === "string" ? value : value.default;
+    if (file) out[key] = file;
+  }
+  return out;
+}
+
+/** Runtime: require("wanlab") and require("wanlab/SUBPATH") fall back to this package. */
 function hookRuntimeResolution(): void {
   const M = Module as unknown as { _resolveFilename(request: string, parent: unknown, ...rest: unknown[]): string };
   const original = M._resolveFilename;
@@ -31,7 +42,9 @@ function hookRuntimeResolution(): void {
     try {
       return original.call(this, request, parent, ...rest);
     } catch (e) {
-      if (request === "wanlab") return join(packageRoot, "dist", "kernel", "index.js");
+      const entry = request === "wanlab" ? "." : request.startsWith("wanlab/") ? `./${request.slice(7)}` : undefined;
+      const target = entry === undefined ? undefined : packageExports()[entry];
+      if (target) return join(packageRoot, target);
       throw e;
     }
   };
