@@ -23,6 +23,17 @@
 
 namespace {
 
+// A JS Error for an engine error: a wan::ParamError also carries code "WANLAB_PARAM" and `field`,
+// the request field as the engine spells it (snake_case), which kernel/params.ts maps to the API's name.
+Napi::Error js_error(Napi::Env env, const std::exception& e) {
+  Napi::Error err = Napi::Error::New(env, e.what());
+  if (const auto* p = dynamic_cast<const wan::ParamError*>(&e)) {
+    err.Value().Set("code", "WANLAB_PARAM");
+    err.Value().Set("field", p->field);
+  }
+  return err;
+}
+
 // Runs `work` on the libuv pool; resolves with its string, rejects with the wan::Error text.
 class PromiseWorker : public Napi::AsyncWorker {
  public:
@@ -370,7 +381,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     try {
       eng->validate(req);  // bad parameters (and a request over the memory budget) reject before any work is queued
     } catch (const std::exception& e) {
-      throw Napi::Error::New(info.Env(), e.what());
+      throw js_error(info.Env(), e);
     }
     Napi::Function cb = info.Length() > 1 && info[1].IsFunction() ? info[1].As<Napi::Function>() : Napi::Function();
     std::string save = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
@@ -434,8 +445,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const wan::T2VRequest r = request_shape_from(info[0].As<Napi::Object>());
     try {
       return Napi::String::New(info.Env(), eng->memory_report(r).dump());
-    } catch (const std::exception& e) {  // e.g. no TeaCache calibration fits this DiT
-      throw Napi::Error::New(info.Env(), e.what());
+    } catch (const std::exception& e) {  // e.g. no TeaCache calibration fits this DiT: a ParamError
+      throw js_error(info.Env(), e);
     }
   }
   Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -494,6 +505,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         cancelled_ = true;
         stopped_ = e;
         SetError(e.what());
+      } catch (const wan::ParamError& e) {
+        param_field_ = e.field;
+        SetError(e.what());
       } catch (const std::exception& e) {
         SetError(e.what());
       }
@@ -532,6 +546,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           err.Set(stopped_->unit + "s", double(stopped_->parts));
         }
       }
+      if (param_field_) err.Set("code", "WANLAB_PARAM"), err.Set("field", *param_field_);
       deferred_.Reject(err);
     }
 
@@ -550,6 +565,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     wan::T2VResult result_;
     bool cancelled_ = false;
     std::optional<wan::Cancelled> stopped_;
+    std::optional<std::string> param_field_;  // the request field of a wan::ParamError
   };
 
   std::shared_ptr<wan::T2VEngine> engine_;

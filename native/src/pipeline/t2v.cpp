@@ -569,42 +569,75 @@ void T2VEngine::check_model_files() const {
            "the file as it is now");
 }
 
+// Every problem with a request field is a ParamError naming the field as the request spells it;
+// a model file changed underneath or a request over the budget stays an Error.
 void T2VEngine::validate(const T2VRequest& r) const {
   check_model_files();
   const DitArch& a = model_.arch.dit;
-  check_video_size(r.height, r.width, r.num_frames, "");
+  // The checks shared with other callers (which throw Error) name `field` here.
+  const auto on_field = [](const char* field, const auto& check) {
+    try {
+      check();
+    } catch (const ParamError&) {
+      throw;
+    } catch (const Error& e) {
+      throw ParamError(field, e.what());
+    }
+  };
+  // check_video_size (also the budget video's check) names the first size out of range: the field
+  // is the first that fails on its own, beside sizes it accepts.
+  const auto size_fails = [&](int64_t h, int64_t w, int64_t f) {
+    try {
+      check_video_size(h, w, f, "");
+      return false;
+    } catch (const Error&) {
+      return true;
+    }
+  };
+  const int64_t ok_hw = 8 * a.patch[1];
+  on_field(size_fails(r.height, ok_hw, 1) ? "height" : size_fails(ok_hw, r.width, 1) ? "width" : "num_frames",
+           [&] { check_video_size(r.height, r.width, r.num_frames, ""); });
   if (r.num_inference_steps < 1 || r.num_inference_steps > 1000)
-    fail("num_inference_steps must be between 1 and 1000, got ", r.num_inference_steps);
-  if (!(r.cfg_scale >= 0.0 && r.cfg_scale <= 100.0)) fail("cfg_scale must be between 0 and 100, got ", r.cfg_scale);
-  if (!(r.sigma_shift > 0.0 && r.sigma_shift <= 100.0)) fail("sigma_shift must be in (0, 100], got ", r.sigma_shift);
+    fail_param("num_inference_steps", "num_inference_steps must be between 1 and 1000, got ", r.num_inference_steps);
+  if (!(r.cfg_scale >= 0.0 && r.cfg_scale <= 100.0))
+    fail_param("cfg_scale", "cfg_scale must be between 0 and 100, got ", r.cfg_scale);
+  if (!(r.sigma_shift > 0.0 && r.sigma_shift <= 100.0))
+    fail_param("sigma_shift", "sigma_shift must be in (0, 100], got ", r.sigma_shift);
   for (int i = 0; i < 2; ++i)
     if (r.tile_size[i] < 1 || r.tile_stride[i] < 1 || r.tile_stride[i] > r.tile_size[i])
-      fail("tile_size and tile_stride must be positive with stride <= size, got size (", r.tile_size[0], ", ",
-           r.tile_size[1], ") stride (", r.tile_stride[0], ", ", r.tile_stride[1], ")");
+      fail_param(r.tile_size[i] < 1 ? "tile_size" : "tile_stride",
+                 "tile_size and tile_stride must be positive with stride <= size, got size (", r.tile_size[0], ", ",
+                 r.tile_size[1], ") stride (", r.tile_stride[0], ", ", r.tile_stride[1], ")");
   if (!(r.tea_cache_l1_thresh >= 0.0 && r.tea_cache_l1_thresh <= 10.0))
-    fail("tea_cache_l1_thresh must be between 0 (off) and 10, got ", r.tea_cache_l1_thresh);
-  if (r.tea_cache_l1_thresh > 0) tea_cache_model(a, r.tea_cache_model_id);
+    fail_param("tea_cache_l1_thresh", "tea_cache_l1_thresh must be between 0 (off) and 10, got ", r.tea_cache_l1_thresh);
+  if (r.tea_cache_l1_thresh > 0)
+    on_field("tea_cache_model_id", [&] { tea_cache_model(a, r.tea_cache_model_id); });
   else if (!r.tea_cache_model_id.empty())
-    fail("tea_cache_model_id '", r.tea_cache_model_id, "' is given without tea_cache_l1_thresh, which turns TeaCache on");
+    fail_param("tea_cache_model_id", "tea_cache_model_id '", r.tea_cache_model_id,
+               "' is given without tea_cache_l1_thresh, which turns TeaCache on");
   if (!(r.denoising_strength > 0.0 && r.denoising_strength <= 1.0))
-    fail("denoising_strength must be in (0, 1], got ", r.denoising_strength);
+    fail_param("denoising_strength", "denoising_strength must be in (0, 1], got ", r.denoising_strength);
   if (r.input_video.defined()) {
     const at::Tensor& v = r.input_video;
     if (v.dim() != 4 || v.size(0) != 3 || v.size(1) != r.num_frames || v.size(2) != r.height || v.size(3) != r.width)
-      fail("input_video must be [3, num_frames, height, width] = [3, ", r.num_frames, ", ", r.height, ", ", r.width,
-           "], got ", v.sizes());
-    if (!v.is_floating_point()) fail("input_video must be floating point in [-1, 1], got ", v.scalar_type());
-    if (!at::isfinite(v).all().item<bool>()) fail("input_video holds values that are not finite");
+      fail_param("input_video", "input_video must be [3, num_frames, height, width] = [3, ", r.num_frames, ", ",
+                 r.height, ", ", r.width, "], got ", v.sizes());
+    if (!v.is_floating_point())
+      fail_param("input_video", "input_video must be floating point in [-1, 1], got ", v.scalar_type());
+    if (!at::isfinite(v).all().item<bool>()) fail_param("input_video", "input_video holds values that are not finite");
   } else if (r.input_latents.defined()) {
     const int64_t f = (r.num_frames - 1) / 4 + 1, z = model_.arch.vae.z_dim;
     const at::Tensor& l = r.input_latents;
     if (l.dim() != 4 || l.size(0) != z || l.size(1) != f || l.size(2) != r.height / 8 || l.size(3) != r.width / 8)
-      fail("input_latents must be [", z, ", ", f, ", ", r.height / 8, ", ", r.width / 8, "], got ", l.sizes());
+      fail_param("input_latents", "input_latents must be [", z, ", ", f, ", ", r.height / 8, ", ", r.width / 8,
+                 "], got ", l.sizes());
   } else if (r.denoising_strength != 1.0) {
-    fail("denoising_strength ", r.denoising_strength, " < 1 starts from a noised input video; give input_video");
+    fail_param("denoising_strength", "denoising_strength ", r.denoising_strength,
+               " < 1 starts from a noised input video; give input_video");
   }
-  check_prompt(r.prompt_ids, r.prompt_mask, "prompt", a.text_len);
-  if (r.cfg_scale != 1.0) check_prompt(r.negative_ids, r.negative_mask, "negative prompt", a.text_len);
+  on_field("prompt", [&] { check_prompt(r.prompt_ids, r.prompt_mask, "prompt", a.text_len); });
+  if (r.cfg_scale != 1.0)
+    on_field("negative_prompt", [&] { check_prompt(r.negative_ids, r.negative_mask, "negative prompt", a.text_len); });
   if (const std::string why = budget_problem(r); !why.empty()) fail(why);
 }
 

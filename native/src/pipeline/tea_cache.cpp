@@ -22,12 +22,12 @@ std::string tea_cache_model(const DitArch& a, const std::string& model_id) {
   std::string allowed;
   for (const auto& [id, _] : coefficients()) allowed += (allowed.empty() ? "" : ", ") + id;
   if (!model_id.empty()) {
-    if (!coefficients().count(model_id)) fail("tea_cache_model_id must be one of ", allowed, ", got '", model_id, "'");
+    if (!coefficients().count(model_id)) fail_param("tea_cache_model_id", "tea_cache_model_id must be one of ", allowed, ", got '", model_id, "'");
     return model_id;
   }
   if (a.dim == 1536 && a.num_layers == 30) return "Wan2.1-T2V-1.3B";
   if (a.dim == 5120 && a.num_layers == 40) return "Wan2.1-T2V-14B";
-  fail("tea_cache_model_id: this DiT (dim ", a.dim, ", ", a.num_layers,
+  fail_param("tea_cache_model_id", "tea_cache_model_id: this DiT (dim ", a.dim, ", ", a.num_layers,
        " layers) is neither Wan2.1-T2V-1.3B nor 14B; give the calibration to use (", allowed, ")");
 }
 
