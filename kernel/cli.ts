@@ -3,17 +3,19 @@
 import { spawn } from "node:child_process";
 import { existsSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseArgs } from "node:util";
 import { rm, writeFile } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import { CancelledError, open, type GenerateResult, type OpenOptions, type ProgressEvent } from "./engine.js";
-import { defaultModel, dimsPresets, inspect, layouts, makeTiny, type Dims, type Layout } from "./models.js";
+import { defaultModel, inspect, makeTiny, type Dims, type Layout } from "./models.js";
 import { ParamError, paramRanges, rangeText, resolveParams, type GenerateParams } from "./params.js";
 import { checkInputVideoPath } from "./video/read.js";
 import type { ServeOptions } from "./server/index.js";
 import { writePngFrames } from "./video/ffmpeg.js";
 import { checkDistinct, checkOutputDir, checkOutputFile, commitFile, kindOf, OutputError, tempBeside, type OutputFileOptions } from "./fs/safe-output.js";
 import { paramSchemas } from "./server/schema.js";
+import { choicesOf, commandTable, computeFlags, rangeOf, type Command } from "./options/table.js";
+import { commandHelp, parseOptionsOf, usageText, type ParseOptions } from "./options/usage.js";
 import { benchModel, type BenchKind, type BenchSide } from "./bench.js";
 import { formatBytes, table } from "./terminal/format.js";
 import { formatInspect } from "./terminal/inspect.js";
@@ -21,61 +23,22 @@ import { terminalProgress } from "./terminal/progress.js";
 
 export class UsageError extends Error {}
 
-const usage = `usage: wanlab COMMAND [options]
+/** `wanlab help`: made from the option table (kernel/options/table.ts), as each command's --help is. */
+const usage = usageText();
 
-commands:
-  demo [--output out.mp4]       the main job: a short video from the embedded default (a tiny generated model);
-                                each run replaces its output (a regular file) and its .json
-  generate --model DIR --prompt TEXT [--negative-prompt TEXT] [--seed N] [--num-inference-steps N]
-           [--cfg-scale X] [--sigma-shift X] [--height N] [--width N] [--num-frames N] [--tiled]
-           [--tea-cache-l1-thresh X [--tea-cache-model-id ID]] [--input-video FILE [--denoising-strength X]]
-           [--output out.mp4] [--save-tensors out.safetensors] [--fps N] [--crf N] [--frames-dir DIR] [--overwrite] [--server]
-           [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
-           [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-           [--dtype f32|bf16|f16] [--t5-device DEV] [--t5-offload] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto]
-                                text to video (DiffSynth-Studio's defaults; a random seed is printed;
-                                outputs (the mp4, its .json, tensors, frames) are new paths or regular files, checked
-                                before the model loads in folders that exist; existing files are kept unless --overwrite;
-                                --devices defaults to auto: cuda:0 when a GPU is visible, else cpu;
-                                --budget 24G: the DiT blocks that fit beside this video stay on the GPU, the rest stream in;
-                                auto: the GPU's memory less 1.5 GB)
-  inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
-              [--height N] [--width N] [--num-frames N] [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu|cuda] [--t5-offload] [--tiled] [--shard-weights]
-                                layout, files, architecture, parameters, dtypes, memory per device
-  make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]
-                                write a deterministic random-weight Wan2.1 T2V model
-  bench dit|vae|t5 [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N] [--height N] [--width N] [--no-peer] [--device cpu|cuda[:N]] [--dtype f32|bf16|f16]
-                                time per forward, GFLOP/s, peak memory; PyTorch eager on DiffSynth's module as the peer
-  bench load DIR [--touch]      load time and resident memory, mmap vs copy (JSON)
-  bench parallel [--json] [--html FILE [--overwrite]] [--model DIR] [--height N] [--width N] [--num-frames N] [--steps N] [--layouts A,B]
-                                every sequence-parallel layout on CPU ranks: bytes per step vs the analytic formula,
-                                compute/comm split, peak memory per rank, parity vs 1 rank (timings are no speed-up claim)
-  serve [--model DIR] [--devices LIST --ulysses N --ring N --cfg-parallel] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K] [--host 127.0.0.1] [--port 0] [--outputs DIR] [--allow-remote] [--grace S]
-        [--timeout S] [--log-dir DIR] [--log-level error|warn|info|debug]
-        [--dtype f32|bf16|f16] [--t5-device DEV] [--t5-offload] [--vae-device DEV] [--persistent-params N] [--shard-weights] [--budget BYTES|auto|none]
-                                load a model once and serve a job queue over HTTP (prints 'listening on URL';
-                                --budget plans for 480x832x81 and refuses jobs predicted to exceed it; without it
-                                jobs predicted beyond the device's (or the host's) memory are refused;
-                                --budget none: no budget and no such guard)
-  kernel install [--user | --prefix P | --sys-prefix] [--name N] [--jupyter PATH | --no-jupyter] [--env K=V]...
-  kernel uninstall [--name N] [--prefix P]   kernel list [--json]
-                                the Jupyter kernel "wanlab (TypeScript)" (tslab)
-  doctor [--json]               what this machine can run and where runs go (libtorch, CUDA devices checked by
-                                running each path, ffmpeg, the Jupyter kernel); exit 1 on a problem
-  help                          this text
-
-Numbers are decimal (an integer is digits only: no 0x, 1e0, 64.0, +64 or spaces); each flag is given once
-(--env may repeat). Exit status: 0 done, 1 failed, 2 a usage error (a flag, a value or an output target).
-Run \`wanlab COMMAND --help\` for a command's options.`;
-
-type Options = NonNullable<ParseArgsConfig["options"]>;
+type Options = ParseOptions;
 
 interface Parsed {
   values: Record<string, string | boolean | undefined>;
   positionals: string[];
 }
 
-function parse(args: string[], options: Options, positionals: string[]): Parsed {
+/** Parses a command's flags (the option table's rows for it; `kernel` parses its subcommands' at once). */
+function parseCommand(args: string[], ...cmds: Command[]): Parsed {
+  return parse(args, parseOptionsOf(...cmds), commandTable[cmds[0]!].positionals);
+}
+
+function parse(args: string[], options: Options, positionals: readonly string[]): Parsed {
   let parsed: Parsed;
   let tokens: { kind: string; name?: string }[];
   try {
@@ -128,14 +91,6 @@ function choice<T extends string>(name: string, value: string | undefined, allow
   return value as T;
 }
 
-/** The ranks and their layout: --devices LIST --ulysses N --ring N --cfg-parallel (inspect, generate, serve). */
-const layoutOptions: Options = {
-  devices: { type: "string" },
-  ulysses: { type: "string" },
-  ring: { type: "string" },
-  "cfg-parallel": { type: "boolean" },
-};
-
 /** --budget BYTES (24G, 7e9) or auto. */
 function budgetOption(value: string | boolean | undefined, orNone = false): number | "auto" | undefined {
   if (value === "auto" || value === undefined) return value;
@@ -151,25 +106,11 @@ function budgetOption(value: string | boolean | undefined, orNone = false): numb
 function layoutOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel"> {
   return {
     devices: v.devices as string | undefined,
-    ulysses: intOption("ulysses", v.ulysses as string | undefined, 1, 1024),
-    ring: intOption("ring", v.ring as string | undefined, 1, 1024),
+    ulysses: intOption("ulysses", v.ulysses as string | undefined, ...rangeOf("generate", "ulysses")),
+    ring: intOption("ring", v.ring as string | undefined, ...rangeOf("generate", "ring")),
     cfgParallel: v["cfg-parallel"] === true,
   };
 }
-
-const inspectOptions: Options = {
-  json: { type: "boolean" },
-  ...layoutOptions,
-  height: { type: "string" },
-  width: { type: "string" },
-  "num-frames": { type: "string" },
-  budget: { type: "string" },
-  "persistent-params": { type: "string" },
-  "t5-device": { type: "string" },
-  "t5-offload": { type: "boolean" },
-  tiled: { type: "boolean" },
-  "shard-weights": { type: "boolean" },
-};
 
 /** A count with an optional K/M/G suffix (powers of 10; "24G" = 24e9; "7e9" too). */
 export function countOption(name: string, value: string | undefined): number | undefined {
@@ -183,16 +124,16 @@ export function countOption(name: string, value: string | undefined): number | u
 }
 
 async function cmdInspect(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse(args, inspectOptions, ["DIR"]);
-  if (v.help) return help("inspect DIR [--json] [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel] [--height N] [--width N] [--num-frames N] [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu] [--t5-offload] [--tiled] [--shard-weights]");
+  const { values: v, positionals } = parseCommand(args, "inspect");
+  if (v.help) return help("inspect");
   const report = await inspect(positionals[0]!, {
     ...layoutOpenOptions(v),
-    height: intOption("height", v.height as string | undefined, 16, 8192),
-    width: intOption("width", v.width as string | undefined, 16, 8192),
-    numFrames: intOption("num-frames", v["num-frames"] as string | undefined, 1, 4097),
+    height: intOption("height", v.height as string | undefined, ...rangeOf("inspect", "height")),
+    width: intOption("width", v.width as string | undefined, ...rangeOf("inspect", "width")),
+    numFrames: intOption("num-frames", v["num-frames"] as string | undefined, ...rangeOf("inspect", "num-frames")),
     budget: budgetOption(v.budget),
     persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
-    t5Device: choice("t5-device", v["t5-device"] as string | undefined, ["cpu", "cuda"] as const),
+    t5Device: choice("t5-device", v["t5-device"] as string | undefined, choicesOf("inspect", "t5-device")),
     t5Offload: v["t5-offload"] === true,
     tiled: v.tiled === true,
     shardWeights: v["shard-weights"] === true,
@@ -204,11 +145,11 @@ async function cmdInspect(args: string[]): Promise<number> {
 }
 
 async function cmdMakeTiny(args: string[]): Promise<number> {
-  const { values: v, positionals } = parse(args, { layout: { type: "string" }, seed: { type: "string" }, dims: { type: "string" } }, ["OUT"]);
-  if (v.help) return help("make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]");
-  const layout = choice<Layout>("layout", v.layout as string | undefined, layouts) ?? "official";
-  const dims = choice<Dims>("dims", v.dims as string | undefined, dimsPresets) ?? "tiny";
-  const seed = intOption("seed", v.seed as string | undefined, 0, Number.MAX_SAFE_INTEGER) ?? 0;
+  const { values: v, positionals } = parseCommand(args, "make-tiny");
+  if (v.help) return help("make-tiny");
+  const layout = choice("layout", v.layout as string | undefined, choicesOf<Layout>("make-tiny", "layout")) ?? "official";
+  const dims = choice("dims", v.dims as string | undefined, choicesOf<Dims>("make-tiny", "dims")) ?? "tiny";
+  const seed = intOption("seed", v.seed as string | undefined, ...rangeOf("make-tiny", "seed")) ?? 0;
   // OUT is a model folder: a device node, FIFO or file there is named (and left alone) at once.
   const st = lstatSync(positionals[0]!, { throwIfNoEntry: false });
   if (st && !st.isDirectory() && !(st.isSymbolicLink() && statSync(positionals[0]!, { throwIfNoEntry: false })?.isDirectory()))
@@ -235,44 +176,26 @@ function runEngine(args: string[]): Promise<unknown> {
   });
 }
 
-const benchModelOptions: Options = {
-  json: { type: "boolean" },
-  device: { type: "string" },
-  dtype: { type: "string" },
-  dims: { type: "string" },
-  layers: { type: "string" },
-  frames: { type: "string" },
-  height: { type: "string" },
-  width: { type: "string" },
-  tokens: { type: "string" },
-  iters: { type: "string" },
-  warmup: { type: "string" },
-  threads: { type: "string" },
-  diffsynth: { type: "string" },
-  python: { type: "string" },
-  "no-peer": { type: "boolean" },
-};
-
 /** `wanlab bench dit|vae|t5`: ours against PyTorch eager on DiffSynth's module, same weights and input. */
 async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
-  const { values: v } = parse(args, benchModelOptions, []);
-  if (v.help) return help(`bench ${kind} [--json] [--dims tiny|1.3B|14B] [--layers N] [--frames N --height N --width N] [--tokens N] [--iters N] [--warmup N] [--threads N] [--diffsynth DIR] [--python PATH] [--no-peer] [--device cpu|cuda[:N]] [--dtype f32|bf16|f16]`);
-  const int = (name: string, min: number, max: number) => intOption(name, v[name] as string | undefined, min, max);
+  const { values: v } = parseCommand(args, "bench-model");
+  if (v.help) return help("bench-model");
+  const int = (name: string) => intOption(name, v[name] as string | undefined, ...rangeOf("bench-model", name));
   const report = await benchModel(kind, {
-    dims: choice("dims", v.dims as string | undefined, dimsPresets),
-    layers: int("layers", 1, 100),
-    frames: int("frames", 1, 1001),
-    height: int("height", 8, 8192),
-    width: int("width", 8, 8192),
-    tokens: int("tokens", 1, 4096),
-    iters: int("iters", 1, 1000),
-    warmup: int("warmup", 0, 1000),
-    threads: int("threads", 1, 1024),
+    dims: choice("dims", v.dims as string | undefined, choicesOf<Dims>("bench-model", "dims")),
+    layers: int("layers"),
+    frames: int("frames"),
+    height: int("height"),
+    width: int("width"),
+    tokens: int("tokens"),
+    iters: int("iters"),
+    warmup: int("warmup"),
+    threads: int("threads"),
     diffsynth: v.diffsynth as string | undefined,
     python: v.python as string | undefined,
     peer: v["no-peer"] !== true,
     device: deviceOption("device", v.device),
-    dtype: choice("dtype", v.dtype as string | undefined, computeDtypes),
+    dtype: choice("dtype", v.dtype as string | undefined, choicesOf<Dtype>("bench-model", "dtype")),
   });
   if (v.json) {
     console.log(JSON.stringify(report, null, 2));
@@ -289,10 +212,8 @@ async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
 
 /** `wanlab bench parallel`: kernel/bench-parallel.ts; JSON on stdout, a plotly page with --html. */
 async function cmdBenchParallel(args: string[]): Promise<number> {
-  const { values: v } = parse(args, { json: { type: "boolean" }, html: { type: "string" }, model: { type: "string" }, height: { type: "string" },
-    width: { type: "string" }, "num-frames": { type: "string" }, steps: { type: "string" }, layouts: { type: "string" }, "work-dir": { type: "string" },
-    overwrite: { type: "boolean" } }, []);
-  if (v.help) return help("bench parallel [--json] [--html FILE [--overwrite]] [--model DIR] [--height N] [--width N] [--num-frames N] [--steps N] [--layouts A,B] [--work-dir DIR]");
+  const { values: v } = parseCommand(args, "bench-parallel");
+  if (v.help) return help("bench-parallel");
   // The page's target is checked before the benchmark runs, as generate checks its outputs.
   const htmlFile = { flag: "--html", overwrite: v.overwrite === true };
   const html = typeof v.html === "string" ? checkOutputFile(v.html, htmlFile) : undefined;
@@ -301,10 +222,10 @@ async function cmdBenchParallel(args: string[]): Promise<number> {
   const report = await benchParallel({
     model: v.model as string | undefined,
     workDir: v["work-dir"] as string | undefined,
-    height: intOption("height", v.height as string | undefined, 16, 4096),
-    width: intOption("width", v.width as string | undefined, 16, 4096),
-    numFrames: intOption("num-frames", v["num-frames"] as string | undefined, 1, 1001),
-    steps: intOption("steps", v.steps as string | undefined, 1, 1000),
+    height: intOption("height", v.height as string | undefined, ...rangeOf("bench-parallel", "height")),
+    width: intOption("width", v.width as string | undefined, ...rangeOf("bench-parallel", "width")),
+    numFrames: intOption("num-frames", v["num-frames"] as string | undefined, ...rangeOf("bench-parallel", "num-frames")),
+    steps: intOption("steps", v.steps as string | undefined, ...rangeOf("bench-parallel", "steps")),
     layouts: (v.layouts as string | undefined)?.split(",").map((x) => x.trim()),
     onLayout: (name, index, count) => progress.update(index / count, `${name} (${index + 1}/${count})`),
   });
@@ -339,8 +260,8 @@ async function cmdBench(args: string[]): Promise<number> {
   if (what === "parallel") return cmdBenchParallel(rest);
   if (what === "dit" || what === "vae" || what === "t5") return cmdBenchModel(what, rest);
   if (what !== "load") throw new UsageError(`bench needs a target: dit, vae, t5, load or parallel (got '${what ?? ""}')`);
-  const { values: v, positionals } = parse(rest, { touch: { type: "boolean" } }, ["DIR"]);
-  if (v.help) return help("bench load DIR [--touch]");
+  const { values: v, positionals } = parseCommand(rest, "bench-load");
+  if (v.help) return help("bench-load");
   const extra = v.touch ? ["--touch"] : [];
   const mmap = (await runEngine(["bench-load", positionals[0]!, ...extra])) as { load_seconds: number; rss_after_load_bytes: number; rss_after_touch_bytes: number };
   const copy = (await runEngine(["bench-load", positionals[0]!, "--copy", ...extra])) as { load_seconds: number; rss_after_load_bytes: number; rss_after_touch_bytes: number };
@@ -356,32 +277,8 @@ async function cmdBench(args: string[]): Promise<number> {
   return 0;
 }
 
-/** Device-group options shared by generate and serve: the ranks and their layout, several nodes,
- * the collective timeout and per-rank logs. */
-const groupOptions: Options = {
-  ...layoutOptions,
-  rendezvous: { type: "string" },
-  nnodes: { type: "string" },
-  "node-rank": { type: "string" },
-  timeout: { type: "string" },
-  "log-dir": { type: "string" },
-  "log-level": { type: "string" },
-};
 
-const logLevels = ["error", "warn", "info", "debug"] as const;
-
-/** Compute placement shared by generate and serve (native ComputeOptions). */
-const computeOptions: Options = {
-  dtype: { type: "string" },
-  "t5-device": { type: "string" },
-  "t5-offload": { type: "boolean" },
-  "vae-device": { type: "string" },
-  "persistent-params": { type: "string" },
-  "shard-weights": { type: "boolean" },
-  budget: { type: "string" },
-};
-
-const computeDtypes = ["f32", "bf16", "f16"] as const;
+type Dtype = NonNullable<OpenOptions["dtype"]>;
 
 function deviceOption(name: string, value: string | boolean | undefined): string | undefined {
   if (value === undefined) return undefined;
@@ -394,7 +291,7 @@ function deviceOption(name: string, value: string | boolean | undefined): string
 export function computeOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "dtype" | "t5Device" | "t5Offload" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget"> {
   return {
     budget: budgetOption(v.budget),
-    dtype: choice("dtype", v.dtype as string | undefined, computeDtypes),
+    dtype: choice("dtype", v.dtype as string | undefined, choicesOf<Dtype>("generate", "dtype")),
     t5Device: deviceOption("t5-device", v["t5-device"]),
     t5Offload: v["t5-offload"] === true ? true : undefined,
     vaeDevice: deviceOption("vae-device", v["vae-device"]),
@@ -412,40 +309,13 @@ export function groupOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "device
   return {
     ...layoutOpenOptions(v),
     rendezvous: v.rendezvous as string | undefined,
-    nnodes: intOption("nnodes", v.nnodes as string | undefined, 1, 1024),
-    nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, 0, 1023),
+    nnodes: intOption("nnodes", v.nnodes as string | undefined, ...rangeOf("generate", "nnodes")),
+    nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, ...rangeOf("generate", "node-rank")),
     timeoutS,
     logDir: v["log-dir"] as string | undefined,
-    logLevel: choice("log-level", v["log-level"] as string | undefined, logLevels),
+    logLevel: choice("log-level", v["log-level"] as string | undefined, choicesOf<NonNullable<OpenOptions["logLevel"]>>("generate", "log-level")),
   };
 }
-
-const generateOptions: Options = {
-  model: { type: "string" },
-  prompt: { type: "string" },
-  "negative-prompt": { type: "string" },
-  seed: { type: "string" },
-  "num-inference-steps": { type: "string" },
-  "cfg-scale": { type: "string" },
-  "sigma-shift": { type: "string" },
-  height: { type: "string" },
-  width: { type: "string" },
-  "num-frames": { type: "string" },
-  tiled: { type: "boolean" },
-  "tea-cache-l1-thresh": { type: "string" },
-  "tea-cache-model-id": { type: "string" },
-  "input-video": { type: "string" },
-  "denoising-strength": { type: "string" },
-  output: { type: "string" },
-  "save-tensors": { type: "string" },
-  fps: { type: "string" },
-  crf: { type: "string" },
-  "frames-dir": { type: "string" },
-  overwrite: { type: "boolean" },
-  server: { type: "boolean" },
-  ...groupOptions,
-  ...computeOptions,
-};
 
 /** A decimal number option (finite); errors name the option, the value and, given, the range
  * (which a later check holds). */
@@ -592,13 +462,13 @@ async function runGenerate(o: RunOptions): Promise<number> {
 }
 
 async function cmdGenerate(args: string[]): Promise<number> {
-  const { values: v } = parse(args, generateOptions, []);
-  if (v.help) return help(usageOf("generate"));
+  const { values: v } = parseCommand(args, "generate");
+  if (v.help) return help("generate");
   if (typeof v.model !== "string" && !v.server) throw new UsageError("--model DIR is required (or --server)");
   if (typeof v.prompt !== "string") throw new UsageError("--prompt TEXT is required");
   if (v.server && (v.devices !== undefined || v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
     throw new UsageError("--devices, --ulysses, --ring and --cfg-parallel apply to a local engine, not --server");
-  for (const k of Object.keys(computeOptions))
+  for (const k of computeFlags)
     if (v.server && v[k] !== undefined) throw new UsageError(`--${k} applies to a local engine (or to wanlab serve), not --server`);
   // Numbers are decimal (an integer flag takes digits only); the ranges are resolveParams' checks.
   if (typeof v.seed === "string" && !/^\d+$/.test(v.seed))
@@ -626,8 +496,8 @@ async function cmdGenerate(args: string[]): Promise<number> {
     params,
     output: (v.output as string | undefined) ?? "out.mp4",
     saveTensors: v["save-tensors"] as string | undefined,
-    fps: intOption("fps", v.fps as string | undefined, 1, 240),
-    crf: intOption("crf", v.crf as string | undefined, 0, 51),
+    fps: intOption("fps", v.fps as string | undefined, ...rangeOf("generate", "fps")),
+    crf: intOption("crf", v.crf as string | undefined, ...rangeOf("generate", "crf")),
     framesDir: v["frames-dir"] as string | undefined,
     overwrite: v.overwrite === true,
     // A budget is planned for the one video this command makes.
@@ -637,10 +507,8 @@ async function cmdGenerate(args: string[]): Promise<number> {
 }
 
 async function cmdServe(args: string[]): Promise<number> {
-  const o: Options = { model: { type: "string" }, host: { type: "string" }, port: { type: "string" }, outputs: { type: "string" },
-    "allow-remote": { type: "boolean" }, grace: { type: "string" }, ...groupOptions, ...computeOptions };
-  const { values: v } = parse(args, o, []);
-  if (v.help) return help(usageOf("serve"));
+  const { values: v } = parseCommand(args, "serve");
+  if (v.help) return help("serve");
   if (v.devices === undefined && (v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
     throw new UsageError("--ulysses, --ring and --cfg-parallel need --devices listing the ranks (e.g. --devices cpu:0-3)");
   // --budget none: no engine budget and no host guard (the server's default refuses jobs
@@ -650,10 +518,10 @@ async function cmdServe(args: string[]): Promise<number> {
   const options: ServeOptions & { guard?: boolean } = {
     model: v.model as string | undefined,
     host: v.host as string | undefined,
-    port: intOption("port", v.port as string | undefined, 0, 65535),
+    port: intOption("port", v.port as string | undefined, ...rangeOf("serve", "port")),
     outputs: v.outputs as string | undefined,
     allowRemote: v["allow-remote"] === true,
-    graceMs: (intOption("grace", v.grace as string | undefined, 0, 86400) ?? 30) * 1000,
+    graceMs: (intOption("grace", v.grace as string | undefined, ...rangeOf("serve", "grace")) ?? 30) * 1000,
     parallel: { ...groupOpenOptions(v), ...computeOpenOptions(none ? { ...v, budget: undefined } : v) },
     ...(none ? { guard: false } : {}),
   };
@@ -662,8 +530,8 @@ async function cmdServe(args: string[]): Promise<number> {
 }
 
 async function cmdDemo(args: string[]): Promise<number> {
-  const { values: v } = parse(args, { output: { type: "string" } }, []);
-  if (v.help) return help("demo [--output out.mp4]");
+  const { values: v } = parseCommand(args, "demo");
+  if (v.help) return help("demo");
   const progress = terminalProgress("embedded default model");
   const dir = await defaultModel((file, f) => progress.update(f, file));
   progress.done(`ready at ${dir}`);
@@ -676,19 +544,9 @@ async function cmdDemo(args: string[]): Promise<number> {
   });
 }
 
-/** A command's block of the usage text (its option lines and what it does), aligned under
- * help()'s "usage: wanlab " prefix. */
-function usageOf(command: string): string {
-  const lines = usage.split("\n");
-  const start = lines.findIndex((l) => l.startsWith(`  ${command} `));
-  let end = start + 1;
-  while (end < lines.length && /^ {3,}/.test(lines[end]!)) end++;
-  const pad = " ".repeat("usage: wanlab ".length - 2);
-  return lines.slice(start, end).map((l, i) => (i === 0 ? l.slice(2) : pad + l)).join("\n");
-}
-
-function help(line: string): number {
-  console.log(`usage: wanlab ${line}`);
+/** `wanlab COMMAND --help`: the command's synopsis, what it does and each flag, from the option table. */
+function help(...cmds: Command[]): number {
+  console.log(commandHelp(...cmds));
   return 0;
 }
 
@@ -701,9 +559,8 @@ async function cmdKernel(args: string[]): Promise<number> {
   const { installKernel, listKernels, uninstallKernel } = await import("./jupyter/kernelspec.js");
   const what = args[0]?.startsWith("-") ? undefined : args[0];
   const rest = what === undefined ? args : args.slice(1);
-  const v = parse(rest, { user: { type: "boolean" }, prefix: { type: "string" }, "sys-prefix": { type: "boolean" }, name: { type: "string" },
-    jupyter: { type: "string" }, "no-jupyter": { type: "boolean" }, env: { type: "string", multiple: true }, json: { type: "boolean" } }, []).values;
-  if (v.help || !what) return help(usage.split("\n").filter((l) => l.trimStart().startsWith("kernel")).map((l) => l.trim()).join("\n       wanlab "));
+  const v = parseCommand(rest, "kernel-install", "kernel-uninstall", "kernel-list").values;
+  if (v.help || !what) return help("kernel-install", "kernel-uninstall", "kernel-list");
   const scopes = [v.user && "--user", v.prefix !== undefined && "--prefix", v["sys-prefix"] && "--sys-prefix"].filter(Boolean);
   if (scopes.length > 1) throw new UsageError(`${scopes.join(" and ")} exclude each other`);
   const scope = v.user ? { kind: "user" as const } : v.prefix !== undefined ? { kind: "prefix" as const, prefix: resolvePath(v.prefix as string) } : v["sys-prefix"] ? { kind: "sys-prefix" as const } : undefined;
@@ -736,8 +593,8 @@ async function cmdKernel(args: string[]): Promise<number> {
 
 /** `wanlab doctor [--json]`: kernel/doctor.ts; exit 1 when a problem is found. */
 async function cmdDoctor(args: string[]): Promise<number> {
-  const { values: v } = parse(args, { json: { type: "boolean" } }, []);
-  if (v.help) return help("doctor [--json]");
+  const { values: v } = parseCommand(args, "doctor");
+  if (v.help) return help("doctor");
   const { doctor, doctorText } = await import("./doctor.js");
   const r = await doctor();
   console.log(v.json ? JSON.stringify(r, null, 2) : doctorText(r));

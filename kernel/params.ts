@@ -1,7 +1,9 @@
-// Generation parameters: names, defaults and allowed values in one place, shared by the
-// TypeScript API and the CLI. Names mirror DiffSynth-Studio's WanVideoPipeline.__call__ in
-// camelCase; defaults are DiffSynth's (except `tiled`, which is opt-in here: see README).
+// Generation parameters: their checks, shared by the TypeScript API, the CLI and the server; their
+// names, defaults and ranges are the option table's (kernel/options/table.ts). Names mirror
+// DiffSynth-Studio's WanVideoPipeline.__call__ in camelCase; defaults are DiffSynth's (except
+// `tiled`, which is opt-in here: see README).
 import { randomBytes } from "node:crypto";
+import { apiKeyOfEngineField, defaults, paramRowsByKey } from "./options/table.js";
 
 export interface GenerateParams {
   prompt: string;
@@ -60,41 +62,28 @@ export interface ResolvedParams {
   denoisingStrength: number;
 }
 
-export const defaults = {
-  negativePrompt: "",
-  numInferenceSteps: 50,
-  cfgScale: 5.0,
-  sigmaShift: 5.0,
-  height: 480,
-  width: 832,
-  numFrames: 81,
-  tiled: false,
-  tileSize: [30, 52] as [number, number],
-  tileStride: [15, 26] as [number, number],
-  teaCacheL1Thresh: 0,
-  teaCacheModelId: "",
-  inputVideo: "",
-  denoisingStrength: 1.0,
-};
+export { defaults };
+
+const rangeOfKey = (key: string): readonly [number, number] => paramRowsByKey.get(key)!.range!;
 
 /** The allowed ranges of the numeric parameters (integers: numInferenceSteps, height, width,
- * numFrames; the others are numbers, sigmaShift and denoisingStrength exclusive of 0). One table
- * for resolveParams and for the CLI's messages. */
+ * numFrames; the others are numbers, sigmaShift and denoisingStrength exclusive of 0), read from
+ * the option table (kernel/options/table.ts) for resolveParams and the CLI's messages. */
 export const paramRanges = {
-  numInferenceSteps: [1, 1000],
-  height: [16, 4096],
-  width: [16, 4096],
-  numFrames: [1, 1001],
-  cfgScale: [0, 100],
-  sigmaShift: [0, 100],
-  teaCacheL1Thresh: [0, 10],
-  denoisingStrength: [0, 1],
-} as const satisfies Record<string, readonly [number, number]>;
+  numInferenceSteps: rangeOfKey("numInferenceSteps"),
+  height: rangeOfKey("height"),
+  width: rangeOfKey("width"),
+  numFrames: rangeOfKey("numFrames"),
+  cfgScale: rangeOfKey("cfgScale"),
+  sigmaShift: rangeOfKey("sigmaShift"),
+  teaCacheL1Thresh: rangeOfKey("teaCacheL1Thresh"),
+  denoisingStrength: rangeOfKey("denoisingStrength"),
+} satisfies Record<string, readonly [number, number]>;
 
 /** A range as a message writes it: "[0, 100]", "(0, 1]" for the ones exclusive of 0. */
 export function rangeText(field: keyof typeof paramRanges): string {
   const [min, max] = paramRanges[field];
-  return `${field === "sigmaShift" || field === "denoisingStrength" ? "(" : "["}${min}, ${max}]`;
+  return `${paramRowsByKey.get(field)!.exclusiveMin ? "(" : "["}${min}, ${max}]`;
 }
 
 /** A parameter outside its allowed values; `field` names it (camelCase). */
@@ -108,23 +97,19 @@ export class ParamError extends Error {
   }
 }
 
-/** The request fields as the engine names them in its errors (native/src/pipeline/t2v.cpp):
- * snake_case of the API's camelCase, "teaCacheL1Thresh" -> "tea_cache_l1_thresh". */
-const engineNames = new Map(
-  [...Object.keys(defaults), "prompt", "seed"].map((k) => [k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase()), k] as const),
-);
-/** The engine's names that the API spells otherwise (one-word names are the same in both). */
-const engineOnlyNames = new RegExp(`\\b(${[...engineNames.keys()].filter((n) => n.includes("_")).join("|")})\\b`, "g");
+/** The engine's names (snake_case) that the API spells otherwise, for renaming them in its messages. */
+const engineOnlyNames = new RegExp(`\\b(${[...apiKeyOfEngineField.keys()].filter((n) => n.includes("_")).join("|")})\\b`, "g");
 
-/** The engine's error about a request field as a ParamError on that field, its fields renamed
- * as the API spells them; undefined for any other error. The engine checks every request
- * again (and checks what only it knows, such as which TeaCache calibration fits its DiT). */
+/** The engine's error about a request field (the addon's code "WANLAB_PARAM" and `field`, the
+ * engine's name of the field) as a ParamError on the API's name of that field, the field names in
+ * its message renamed as the API spells them; undefined for any other error. The engine checks
+ * every request again (and checks what only it knows, such as which TeaCache calibration fits its DiT). */
 export function paramErrorFromEngine(e: unknown): ParamError | undefined {
-  const message = (e as Error)?.message ?? "";
-  const first = /^[a-z0-9_]+\b/.exec(message)?.[0];
-  const field = first === undefined ? undefined : engineNames.get(first);
-  if (field === undefined) return undefined;
-  return new ParamError(field, message.replace(engineOnlyNames, (n) => engineNames.get(n)!));
+  const { code, field, message } = (e ?? {}) as { code?: unknown; field?: unknown; message?: unknown };
+  if (code !== "WANLAB_PARAM" || typeof field !== "string" || typeof message !== "string") return undefined;
+  const key = apiKeyOfEngineField.get(field);
+  if (key === undefined) return undefined;
+  return new ParamError(key, message.replace(engineOnlyNames, (n) => apiKeyOfEngineField.get(n)!));
 }
 
 const maxSeed = (1n << 64n) - 1n;

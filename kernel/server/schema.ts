@@ -1,9 +1,13 @@
-// The job request's JSON Schema, derived from kernel/params.ts: the property list is typed
-// against GenerateParams (a field added there and missing here fails to compile), and the
-// allowed values stay in resolveParams, which the server runs on every body that passes the
-// schema. The schema checks shape (names, types, sizes) so fastify refuses malformed JSON
-// before a handler runs; resolveParams checks ranges with the same messages as the API and CLI.
+// The job request's JSON Schema, made from the option table (kernel/options/table.ts): the property
+// list is typed against GenerateParams (a field added there and missing here fails to compile) and
+// each property's shape is its table row's type, and the allowed values stay in resolveParams, which
+// the server runs on every body that passes the schema. The schema checks shape (names, types,
+// sizes) so fastify refuses malformed JSON before a handler runs; resolveParams checks ranges with
+// the same messages as the API and CLI.
 import { defaults, type GenerateParams } from "../params.js";
+import { jobOptionRow, maxPromptChars, paramRowsByKey, type OptionRow } from "../options/table.js";
+
+export { maxPromptChars };
 
 type JsonSchema = Record<string, unknown>;
 
@@ -11,30 +15,35 @@ const integer = { type: "integer" };
 const number = { type: "number" };
 const pair = { type: "array", items: integer, minItems: 2, maxItems: 2 };
 
-/** Prompts longer than this are refused (the text encoder reads 512 tokens). */
-export const maxPromptChars = 8192;
+/** A parameter's JSON shape from its table row. */
+function schemaOf(r: OptionRow): JsonSchema {
+  switch (r.type) {
+    case "integer": return integer;
+    case "number": return number;
+    case "boolean": return { type: "boolean" };
+    // JSON numbers lose precision past 2^53: large seeds travel as decimal strings.
+    case "seed": return { anyOf: [integer, { type: "string", pattern: "^[0-9]{1,20}$" }] };
+    case "pair": return pair;
+    case "string":
+      return { type: "string", ...(r.minLength !== undefined ? { minLength: r.minLength } : {}), ...(r.maxLength !== undefined ? { maxLength: r.maxLength } : {}) };
+    default: throw new Error(`no JSON schema for a ${r.type} parameter (${r.key})`);
+  }
+}
 
-/** One entry per GenerateParams field; the mapped type makes this list complete and exact. */
-export const paramSchemas: { [K in keyof Required<GenerateParams>]: JsonSchema } = {
-  prompt: { type: "string", maxLength: maxPromptChars },
-  negativePrompt: { type: "string", maxLength: maxPromptChars },
-  // JSON numbers lose precision past 2^53: large seeds travel as decimal strings.
-  seed: { anyOf: [integer, { type: "string", pattern: "^[0-9]{1,20}$" }] },
-  numInferenceSteps: integer,
-  cfgScale: number,
-  guidanceScale: number,
-  sigmaShift: number,
-  height: integer,
-  width: integer,
-  numFrames: integer,
-  tiled: { type: "boolean" },
-  tileSize: pair,
-  tileStride: pair,
-  teaCacheL1Thresh: number,
-  teaCacheModelId: { type: "string", maxLength: 64 },
-  inputVideo: { type: "string", minLength: 1, maxLength: 4096 },
-  denoisingStrength: number,
+/** Every GenerateParams field, in the order the server's messages list them; the mapped type makes
+ * this list complete and exact. */
+const paramKeys: { [K in keyof Required<GenerateParams>]: true } = {
+  prompt: true, negativePrompt: true, seed: true, numInferenceSteps: true, cfgScale: true, guidanceScale: true, sigmaShift: true,
+  height: true, width: true, numFrames: true, tiled: true, tileSize: true, tileStride: true, teaCacheL1Thresh: true,
+  teaCacheModelId: true, inputVideo: true, denoisingStrength: true,
 };
+
+/** One entry per GenerateParams field, from its row in the option table. */
+export const paramSchemas = Object.fromEntries(Object.keys(paramKeys).map((k) => {
+  const row = paramRowsByKey.get(k);
+  if (!row) throw new Error(`the option table has no row for the parameter ${k}`);
+  return [k, schemaOf(row)];
+})) as { [K in keyof Required<GenerateParams>]: JsonSchema };
 
 /** What a job adds to the parameters: where and how its outputs are written. */
 export interface JobOptions {
@@ -50,8 +59,9 @@ export type JobRequest = GenerateParams & JobOptions;
 
 export const jobOptionSchemas: { [K in keyof Required<JobOptions>]: JsonSchema } = {
   output: { type: "string", minLength: 1, maxLength: 512 },
-  fps: { type: "integer", minimum: 1, maximum: 240 },
-  crf: { type: "integer", minimum: 0, maximum: 51 },
+  // The CLI's --fps and --crf: the same rows, the same ranges.
+  fps: { type: "integer", minimum: jobOptionRow("fps").range![0], maximum: jobOptionRow("fps").range![1] },
+  crf: { type: "integer", minimum: jobOptionRow("crf").range![0], maximum: jobOptionRow("crf").range![1] },
   saveTensors: { type: "boolean" },
 };
 

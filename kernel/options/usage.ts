@@ -1,0 +1,157 @@
+// What the option table (./table.ts) becomes: the parseArgs configs of the commands, the usage text
+// (`wanlab help`), each command's help (`wanlab COMMAND --help`) and the CLI reference (docs/cli.md).
+import type { ParseArgsConfig } from "node:util";
+import { commandTable, commands, defaults, optionTable, rowsOf, type Command, type OptionRow } from "./table.js";
+
+export type ParseOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/** The parseArgs options of one command (or the union of several: `kernel` parses its three at once). */
+export function parseOptionsOf(...cmds: Command[]): ParseOptions {
+  const o: ParseOptions = {};
+  for (const c of cmds)
+    for (const r of rowsOf(c)) o[r.flag!] = { type: r.type === "boolean" ? "boolean" : "string", ...(r.multiple ? { multiple: true } : {}) };
+  return o;
+}
+
+/** The flag as a usage line writes it: --tiled, --height N, --log-level error|warn|info|debug. */
+export function flagText(r: OptionRow): string {
+  if (r.type === "boolean") return `--${r.flag}`;
+  return `--${r.flag} ${r.value ?? r.choices!.join("|")}`;
+}
+
+const width = 118;
+
+/** `head` and the command's flags (required ones bare, the others bracketed), wrapped with the
+ * continuation lines aligned after the head's first word. */
+export function synopsis(command: Command, indent = 0): string[] {
+  const { head } = commandTable[command];
+  const tokens = rowsOf(command).map((r) => (r.required ? flagText(r) : `[${flagText(r)}]`));
+  const pad = " ".repeat(indent + head.split(" ")[0]!.length + 1);
+  const lines = [" ".repeat(indent) + head];
+  for (const t of tokens) {
+    const last = lines[lines.length - 1]!;
+    if (last.length + 1 + t.length > width && last.trim() !== head) lines.push(pad + t);
+    else lines[lines.length - 1] = `${last} ${t}`;
+  }
+  return lines;
+}
+
+const descriptionColumn = 32;
+
+export const usageNotes = [
+  "Numbers are decimal (an integer is digits only: no 0x, 1e0, 64.0, +64 or spaces); each flag is given once",
+  "(--env may repeat). Exit status: 0 done, 1 failed, 2 a usage error (a flag, a value or an output target).",
+];
+
+/** `wanlab help`: every command's synopsis and what it does. */
+export function usageText(): string {
+  const out = ["usage: wanlab COMMAND [options]", "", "commands:"];
+  const describe = (lines: string[], description: readonly string[]) => {
+    const rest = [...description];
+    const last = lines[lines.length - 1]!;
+    if (rest.length && last.length <= descriptionColumn - 2) lines[lines.length - 1] = last.padEnd(descriptionColumn) + rest.shift();
+    out.push(...lines, ...rest.map((d) => " ".repeat(descriptionColumn) + d));
+  };
+  for (const c of commands) describe(synopsis(c, 2), commandTable[c].description);
+  describe(["  help"], ["this text"]);
+  out.push("", ...usageNotes, "Run `wanlab COMMAND --help` for a command's options.");
+  return out.join("\n");
+}
+
+/** The allowed values of a row, as the reference states them. */
+export function allowedText(r: OptionRow): string {
+  if (r.range) {
+    if (r.type === "integer") return `${r.range[0]} to ${r.range[1]}`;
+    return `${r.exclusiveMin ? "(" : "["}${r.range[0]}, ${r.range[1]}]`;
+  }
+  switch (r.type) {
+    case "seed": return "0 to 18446744073709551615";
+    case "count": return "a count like 24G, 7e9 or 7000000000";
+    case "budget": return `bytes like 24G or 7e9, ${(r.choices ?? ["auto"]).join(", ")}`;
+    case "device": return "cpu, cuda or cuda:N";
+    case "pair": return "[height, width], integers 1 to 1024";
+    case "boolean": return "";
+    default: return r.choices ? r.choices.join(", ") : "";
+  }
+}
+
+/** The default of a row: a parameter's from `defaults`, otherwise the table's text. */
+export function defaultText(r: OptionRow): string {
+  if (r.default !== undefined) return r.default;
+  const d = r.param && r.key !== undefined ? (defaults as Record<string, unknown>)[r.key] : undefined;
+  if (d === undefined || d === "" || d === false) return "";
+  return Array.isArray(d) ? `[${d.join(", ")}]` : String(d);
+}
+
+/** `wanlab COMMAND --help` (kernel: its three subcommands): the synopsis, what it does, each flag. */
+export function commandHelp(...cmds: Command[]): string {
+  const out: string[] = [];
+  cmds.forEach((c, i) => {
+    const [first, ...rest] = synopsis(c, "usage: wanlab ".length);
+    out.push(first!.replace(/^ +/, i === 0 ? "usage: wanlab " : "       wanlab "), ...rest);
+  });
+  const description = cmds.flatMap((c) => commandTable[c].description);
+  if (description.length) out.push(...description.map((d) => "  " + d));
+  const rows = cmds.flatMap(rowsOf).filter((r, i, all) => all.findIndex((x) => x.flag === r.flag) === i);
+  if (rows.length) {
+    out.push("", "options:");
+    const col = Math.max(...rows.map((r) => flagText(r).length)) + 4;
+    for (const r of rows) {
+      const facts = [allowedText(r), defaultText(r) && `default ${defaultText(r)}`].filter(Boolean).join("; ");
+      out.push(...wrap(`${r.help}${facts ? ` (${facts})` : ""}`, width - col).map((l, i) => (i === 0 ? `  ${flagText(r).padEnd(col - 2)}` : " ".repeat(col)) + l));
+    }
+  }
+  return out.join("\n");
+}
+
+/** Words in lines of at most `max` characters (a longer word stands alone). */
+function wrap(text: string, max: number): string[] {
+  const lines = [""];
+  for (const w of text.split(" ")) {
+    const last = lines[lines.length - 1]!;
+    if (last && last.length + 1 + w.length > max) lines.push(w);
+    else lines[lines.length - 1] = last ? `${last} ${w}` : w;
+  }
+  return lines;
+}
+
+const cell = (s: string) => s.replace(/\|/g, "\\|");
+
+function optionTableMarkdown(rows: OptionRow[], withKey: boolean): string[] {
+  const head = withKey ? ["flag", "API key", "allowed", "default", "what it does"] : ["flag", "allowed", "default", "what it does"];
+  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  for (const r of rows) {
+    const cols = [`\`${flagText(r)}\``, ...(withKey ? [r.key ? `\`${r.key}\`` : ""] : []), allowedText(r), defaultText(r), r.help];
+    lines.push(`| ${cols.map(cell).join(" | ")} |`);
+  }
+  return lines;
+}
+
+/** docs/cli.md: the reference made from the table (scripts/docs-cli.mjs writes it; a test compares). */
+export function cliMarkdown(): string {
+  const out = [
+    "# Command-line reference",
+    "",
+    "<!-- Generated from kernel/options/table.ts by `node scripts/docs-cli.mjs > docs/cli.md`; do not edit by hand. -->",
+    "",
+    "`wanlab COMMAND --help` prints the same options. " + usageNotes.join(" "),
+    "",
+  ];
+  const sections: [string, Command[]][] = [["demo", ["demo"]], ["generate", ["generate"]], ["inspect", ["inspect"]], ["make-tiny", ["make-tiny"]],
+    ["bench dit|vae|t5", ["bench-model"]], ["bench load", ["bench-load"]], ["bench parallel", ["bench-parallel"]], ["serve", ["serve"]],
+    ["kernel", ["kernel-install", "kernel-uninstall", "kernel-list"]], ["doctor", ["doctor"]]];
+  for (const [title, cmds] of sections) {
+    out.push(`## wanlab ${title}`, "", "```");
+    for (const c of cmds) out.push(...synopsis(c).map((l, i) => (i === 0 ? "wanlab " + l : "       " + l)));
+    out.push("```", "");
+    const description = cmds.flatMap((c) => commandTable[c].description);
+    if (description.length) out.push(description.join(" "), "");
+    const rows = cmds.flatMap(rowsOf).filter((r, i, all) => all.findIndex((x) => x.flag === r.flag) === i);
+    if (rows.length) out.push(...optionTableMarkdown(rows, rows.some((r) => r.key !== undefined)), "");
+  }
+  const apiOnly = optionTable.filter((r) => r.flag === undefined);
+  out.push("## Parameters without a flag", "", "The API and the server's jobs take these too (`lab.generate({...})`, `POST /v1/jobs`).", "",
+    "| API key | allowed | default | what it does |", "|---|---|---|---|",
+    ...apiOnly.map((r) => `| ${[`\`${r.key}\``, allowedText(r), defaultText(r), r.help].map(cell).join(" | ")} |`), "");
+  return out.join("\n");
+}
