@@ -9,10 +9,10 @@
 #include <functional>
 #include <string>
 
-#include "bench/doctor.h"
-#include "checkpoint/inspect.h"
-#include "checkpoint/load_bench.h"
-#include "checkpoint/make_model.h"
+#include "tools/doctor.h"
+#include "tools/inspect.h"
+#include "tools/load_bench.h"
+#include "tools/make_model.h"
 #include "pipeline/t2v.h"
 
 #include <atomic>

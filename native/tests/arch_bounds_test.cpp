@@ -10,13 +10,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "checkpoint/inspect.h"
+#include "tools/inspect.h"
 #include "checkpoint/layout.h"
-#include "checkpoint/safetensors.h"
+#include "formats/safetensors.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/mapped_file.h"
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 #include "test.h"
 
 namespace fs = std::filesystem;

@@ -2,10 +2,10 @@
 // bf16 compute path, run on the CPU (the same code a CUDA device runs) against float32.
 #include <cmath>
 
-#include "bench/doctor.h"
-#include "bench/device_parity.h"
+#include "tools/doctor.h"
+#include "tools/device_parity.h"
 #include "common/cuda.h"
-#include "models/attention.h"
+#include "kernels/attention.h"
 #include "models/dit.h"
 #include "models/memory_model.h"
 #include "models/placement.h"

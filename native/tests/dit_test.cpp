@@ -5,9 +5,9 @@
 #include <cstdio>
 
 #include "checkpoint/layout.h"
-#include "checkpoint/safetensors.h"
+#include "formats/safetensors.h"
 #include "common/error.h"
-#include "models/attention.h"
+#include "kernels/attention.h"
 #include "models/dit.h"
 #include "models/rope.h"
 #include "test.h"

@@ -12,8 +12,8 @@
 #include <filesystem>
 #include <regex>
 
-#include "checkpoint/inspect.h"
-#include "checkpoint/safetensors.h"
+#include "tools/inspect.h"
+#include "formats/safetensors.h"
 #include "common/cuda.h"
 #include "models/dit.h"
 #include "models/memory_model.h"

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/layout.h"
-#include "checkpoint/make_model.h"
-#include "checkpoint/safetensors.h"
+#include "tools/make_model.h"
+#include "formats/safetensors.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/mapped_file.h"

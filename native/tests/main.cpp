@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "checkpoint/make_model.h"
+#include "tools/make_model.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "pipeline/t2v.h"

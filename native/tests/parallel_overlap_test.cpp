@@ -6,8 +6,8 @@
 #include <cmath>
 #include <functional>
 
-#include "bench/bench_overlap.h"
-#include "models/attention.h"
+#include "tools/bench_overlap.h"
+#include "kernels/attention.h"
 #include "parallel/ring.h"
 #include "parallel/thread_ranks.h"
 #include "parallel/ulysses.h"

@@ -1,7 +1,7 @@
 // .pth (torch.save zip) loading and saving: round trips, mmap aliasing, storage sharing, the
 // restricted unpickler against hostile pickles, zip corner cases (compressed, truncated, ZIP64),
 // and, when WANLAB_PYTHON names a python with torch, interop both ways with real PyTorch.
-#include "checkpoint/pth.h"
+#include "formats/pth.h"
 
 #include <sys/wait.h>
 
@@ -15,8 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "checkpoint/pickle.h"
-#include "checkpoint/zip.h"
+#include "formats/pickle.h"
+#include "formats/zip.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "test.h"

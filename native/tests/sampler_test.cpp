@@ -1,5 +1,5 @@
 // Noise and flow-match schedule against PyTorch 2.13 + DiffSynth-Studio (test/golden/make_sampler.py).
-#include "checkpoint/safetensors.h"
+#include "formats/safetensors.h"
 #include "common/error.h"
 #include "pipeline/flow_match.h"
 #include "pipeline/noise.h"

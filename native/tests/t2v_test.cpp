@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "checkpoint/safetensors.h"
+#include "formats/safetensors.h"
 #include "common/proc_status.h"
 #include "pipeline/t2v.h"
 #include "test.h"

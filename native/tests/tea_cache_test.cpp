@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "checkpoint/safetensors.h"
+#include "formats/safetensors.h"
 #include "pipeline/t2v.h"
 #include "pipeline/tea_cache.h"
 #include "test.h"

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "checkpoint/layout.h"
-#include "checkpoint/safetensors.h"
+#include "formats/safetensors.h"
 #include "common/cuda.h"
 #include "common/error.h"
 #include "models/umt5.h"

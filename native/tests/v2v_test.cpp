@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "checkpoint/safetensors.h"
+#include "formats/safetensors.h"
 #include "parallel/process_group.h"
 #include "pipeline/t2v.h"
 #include "test.h"

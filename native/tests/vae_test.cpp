@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/layout.h"
-#include "checkpoint/safetensors.h"
+#include "formats/safetensors.h"
 #include "common/error.h"
 #include "models/vae.h"
 #include "test.h"

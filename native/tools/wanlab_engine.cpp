@@ -8,15 +8,15 @@
 #include <string>
 #include <vector>
 
-#include "bench/bench_device.h"
-#include "bench/bench_models.h"
-#include "bench/bench_overlap.h"
-#include "bench/bench_pipeline.h"
-#include "bench/device_parity.h"
-#include "bench/doctor.h"
-#include "checkpoint/inspect.h"
-#include "checkpoint/load_bench.h"
-#include "checkpoint/make_model.h"
+#include "tools/bench_device.h"
+#include "tools/bench_models.h"
+#include "tools/bench_overlap.h"
+#include "tools/bench_pipeline.h"
+#include "tools/device_parity.h"
+#include "tools/doctor.h"
+#include "tools/inspect.h"
+#include "tools/load_bench.h"
+#include "tools/make_model.h"
 #include "common/error.h"
 #include "pipeline/t2v.h"
 

@@ -7,8 +7,8 @@
 #include <map>
 #include <mutex>
 
-#include "checkpoint/pth.h"
-#include "checkpoint/safetensors.h"
+#include "formats/pth.h"
+#include "formats/safetensors.h"
 #include "common/error.h"
 #include "common/json_limits.h"
 #include "common/mapped_file.h"

@@ -6,7 +6,7 @@
 //               vae/, tokenizer/ with diffusers/transformers key names
 //   comfyui   — ComfyUI repacks: diffusion_models/, text_encoders/, vae/ single safetensors files
 //               (keys prefixed model.diffusion_model., HF-style UMT5 keys, optional scaled fp8)
-// Every layout's keys map to one canonical set: the official Wan2.1 names (see models/arch.h).
+// Every layout's keys map to one canonical set: the official Wan2.1 names (see checkpoint/arch.h).
 #pragma once
 #include <string>
 #include <vector>
@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/dtype.h"
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 
 namespace wan {
 

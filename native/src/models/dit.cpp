@@ -9,7 +9,7 @@
 #include "common/cuda.h"
 #include "common/error.h"
 #include "kernels/layer_norm.h"
-#include "models/attention.h"
+#include "kernels/attention.h"
 
 namespace wan {
 

@@ -16,30 +16,13 @@
 #include <optional>
 #include <vector>
 
+#include "common/dit_shard.h"
 #include "common/dtype.h"
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 #include "models/placement.h"
 #include "models/rope.h"
 
 namespace wan {
-
-// A rank's part of a sequence-parallel evaluation (parallel/sequence_parallel.h makes one). The
-// patchified tokens, padded to a multiple of `size`, are split in `size` equal shards; this rank
-// computes shard `rank` and meets the others only in `attention` and `gather`.
-struct DitShard {
-  int64_t rank = 0, size = 1;
-  // Self-attention over the whole sequence. q, k, v: [1, H, Ls, d] this rank's tokens (RoPE
-  // applied) -> [1, H, Ls, d]. Of the size * Ls tokens, only the first `tokens` are real: the
-  // rest is padding and must be masked.
-  std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t tokens)> attention;
-  // x: [1, Ls, C] this rank's rows -> [1, size * Ls, C], every rank's rows in rank order.
-  std::function<at::Tensor(const at::Tensor& x)> gather;
-  // Weight sharding (DitOptions::weight_shards = size): starts the all-gather of one block's flat
-  // weights, this rank's part [S]; the returned function waits for every rank's parts in rank
-  // order [size, S]. Called once per block and dtype, one block ahead of the compute.
-  using Waiter = std::function<at::Tensor()>;
-  std::function<Waiter(const at::Tensor& part)> gather_weights;
-};
 
 // Reusing the blocks' residual (TeaCache, pipeline/tea_cache.h): one per CFG branch and rank, as
 // the residual is of that branch's tokens. With `skip` the forward adds `residual` to the
@@ -52,7 +35,7 @@ struct BlockSkip {
 
 // What the engine watches inside one forward (pipeline/t2v.cpp); both optional.
 //  - in_block(i, n): runs before block i (0-based) of n and, within it, between the query chunks
-//    of its attentions (models/attention.h AttentionCheckScope): the engine's cancel point. It
+//    of its attentions (kernels/attention.h AttentionCheckScope): the engine's cancel point. It
 //    may throw to stop the forward; nothing the forward holds outlives the throw.
 //  - block_sums: gets one float32 scalar per computed block, the sum of the block's output (a
 //    NaN or Inf anywhere makes it non-finite), queued on the device without a host sync. The
@@ -80,7 +63,7 @@ struct DitOptions {
 
 class WanDiT {
  public:
-  // `weights`: canonical names (models/arch.h dit_specs), any float dtype. Every tensor is checked
+  // `weights`: canonical names (checkpoint/arch.h dit_specs), any float dtype. Every tensor is checked
   // against the architecture, then converted once to the compute dtype on the device.
   WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& options = {});
 

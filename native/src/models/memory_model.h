@@ -38,7 +38,7 @@
 #include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 
 namespace wan {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "checkpoint/layout.h"
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 
 namespace wan {
 

@@ -1,7 +1,7 @@
 // The UMT5 text encoder of Wan2.1 (official wan/modules/t5.py T5Encoder, DiffSynth's
 // WanTextEncoder): token embedding, num_layers pre-norm blocks of unscaled self-attention with a
 // per-layer relative-position bias and a gated-GELU feed-forward, then a final RMS norm.
-// Weights use the canonical (official) names of models/arch.h.
+// Weights use the canonical (official) names of checkpoint/arch.h.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/dtype.h"
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 #include "models/placement.h"
 
 namespace wan {

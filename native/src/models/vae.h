@@ -18,7 +18,7 @@
 #include <functional>
 
 #include "common/dtype.h"
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 #include "models/placement.h"
 #include "models/vae_net.h"
 

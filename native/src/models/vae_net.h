@@ -7,7 +7,7 @@
 #include <optional>
 #include <vector>
 
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 #include "models/vae_layers.h"
 
 namespace wan::vae {

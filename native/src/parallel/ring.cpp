@@ -1,6 +1,6 @@
 #include "parallel/ring.h"
 
-#include "models/attention.h"
+#include "kernels/attention.h"
 
 namespace wan {
 

@@ -3,7 +3,7 @@
 // one all-gather over the sequence-parallel group at the end. Every attention first checks that
 // q, k, v are on the rank's device in the compute dtype.
 #pragma once
-#include "models/dit.h"
+#include "common/dit_shard.h"
 #include "parallel/device_group.h"
 
 namespace wan {

@@ -9,7 +9,7 @@
 
 #include <thread>
 
-#include "checkpoint/safetensors.h"
+#include "formats/safetensors.h"
 #include "common/cuda.h"
 #include "common/log.h"
 #include "common/proc_status.h"

@@ -23,7 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 
 namespace wan {
 

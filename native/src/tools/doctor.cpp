@@ -1,4 +1,4 @@
-#include "bench/doctor.h"
+#include "tools/doctor.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
@@ -16,7 +16,7 @@
 #include "common/proc_status.h"
 #include "kernels/layer_norm.h"
 #include "kernels/rope.h"
-#include "models/attention.h"
+#include "kernels/attention.h"
 #include "models/memory_model.h"
 #include "models/rope.h"
 #include "parallel/devices.h"

@@ -1,4 +1,4 @@
-#include "bench/random_prompt.h"
+#include "tools/random_prompt.h"
 
 #include <algorithm>
 

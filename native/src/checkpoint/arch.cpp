@@ -1,4 +1,4 @@
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "bench/bench_overlap.h"
+#include "tools/bench_overlap.h"
 
 #include <c10/core/InferenceMode.h>
 
@@ -7,9 +7,9 @@
 #include <mutex>
 #include <vector>
 
-#include "bench/median.h"
+#include "tools/median.h"
 #include "common/error.h"
-#include "models/attention.h"
+#include "kernels/attention.h"
 #include "parallel/ring.h"
 #include "parallel/thread_ranks.h"
 #include "parallel/ulysses.h"

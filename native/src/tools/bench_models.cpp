@@ -1,4 +1,4 @@
-#include "bench/bench_models.h"
+#include "tools/bench_models.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -18,9 +18,9 @@
 #include <functional>
 #include <sstream>
 
-#include "bench/doctor.h"
-#include "bench/median.h"
-#include "checkpoint/safetensors.h"
+#include "tools/doctor.h"
+#include "tools/median.h"
+#include "formats/safetensors.h"
 #include "common/cuda.h"
 #include "common/error.h"
 #include "common/fs.h"

@@ -1,4 +1,4 @@
-#include "checkpoint/inspect.h"
+#include "tools/inspect.h"
 
 #include "models/memory_model.h"
 

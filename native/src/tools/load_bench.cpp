@@ -1,4 +1,4 @@
-#include "checkpoint/load_bench.h"
+#include "tools/load_bench.h"
 
 #include <chrono>
 

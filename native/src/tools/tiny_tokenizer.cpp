@@ -1,4 +1,4 @@
-#include "checkpoint/tiny_tokenizer.h"
+#include "tools/tiny_tokenizer.h"
 
 #include <cmath>
 #include <filesystem>

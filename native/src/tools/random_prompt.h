@@ -2,7 +2,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
-#include "models/arch.h"
+#include "checkpoint/arch.h"
 #include "pipeline/t2v.h"
 
 namespace wan {

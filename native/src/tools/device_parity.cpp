@@ -1,9 +1,9 @@
-#include "bench/device_parity.h"
+#include "tools/device_parity.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
-#include "bench/random_prompt.h"
+#include "tools/random_prompt.h"
 #include "common/error.h"
 #include "models/placement.h"
 #include "pipeline/t2v.h"

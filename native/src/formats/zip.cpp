@@ -1,4 +1,4 @@
-#include "checkpoint/zip.h"
+#include "formats/zip.h"
 
 #include <unistd.h>
 

@@ -4,7 +4,7 @@
 // ARCHIVE is the first entry's directory: the file stem in older torch, "archive" in newer; any
 // name loads. Every tensor loads to the CPU whatever location ('cuda:0') it was saved from;
 // requires_grad and Parameter-ness are dropped, since a TensorMap holds plain weights.
-#include "checkpoint/pth.h"
+#include "formats/pth.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -13,8 +13,8 @@
 #include <iterator>
 #include <map>
 
-#include "checkpoint/pickle.h"
-#include "checkpoint/zip.h"
+#include "formats/pickle.h"
+#include "formats/zip.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "common/strings.h"

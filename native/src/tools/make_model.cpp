@@ -1,13 +1,13 @@
-#include "checkpoint/make_model.h"
+#include "tools/make_model.h"
 
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/layout.h"
-#include "checkpoint/pth.h"
-#include "checkpoint/safetensors.h"
-#include "checkpoint/tiny_tokenizer.h"
+#include "formats/pth.h"
+#include "formats/safetensors.h"
+#include "tools/tiny_tokenizer.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "models/random_weights.h"

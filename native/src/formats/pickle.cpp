@@ -1,4 +1,4 @@
-#include "checkpoint/pickle.h"
+#include "formats/pickle.h"
 
 #include <cstring>
 #include <unordered_map>

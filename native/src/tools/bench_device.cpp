@@ -1,4 +1,4 @@
-#include "bench/bench_device.h"
+#include "tools/bench_device.h"
 
 #include <c10/core/InferenceMode.h>
 #include <torch/version.h>
@@ -8,12 +8,12 @@
 #include <functional>
 #include <vector>
 
-#include "bench/median.h"
+#include "tools/median.h"
 #include "common/cuda.h"
 #include "common/error.h"
 #include "kernels/layer_norm.h"
 #include "kernels/rope.h"
-#include "models/attention.h"
+#include "kernels/attention.h"
 #include "models/placement.h"
 #include "models/rope.h"
 

@@ -1,4 +1,4 @@
-#include "models/attention.h"
+#include "kernels/attention.h"
 
 #include <torch/version.h>
 

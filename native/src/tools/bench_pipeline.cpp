@@ -1,4 +1,4 @@
-#include "bench/bench_pipeline.h"
+#include "tools/bench_pipeline.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -6,13 +6,13 @@
 #include <chrono>
 #include <vector>
 
-#include "bench/bench_device.h"
-#include "bench/bench_models.h"
-#include "bench/random_prompt.h"
+#include "tools/bench_device.h"
+#include "tools/bench_models.h"
+#include "tools/random_prompt.h"
 #include "common/cuda.h"
 #include "common/error.h"
 #include "common/proc_status.h"
-#include "models/attention.h"
+#include "kernels/attention.h"
 #include "models/memory_model.h"
 #include "models/placement.h"
 #include "models/random_weights.h"
