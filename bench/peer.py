@@ -1,6 +1,6 @@
 """The PyTorch-eager peer of `wanlab-engine bench`: DiffSynth-Studio's own module on our weights.
 
-Invoked by native/src/bench/bench_models.cpp as `python peer.py SPEC.json`. SPEC names the kind
+Invoked by native/src/tools/bench_models.cpp as `python peer.py SPEC.json`. SPEC names the kind
 (dit | vae | t5), the architecture (wanlab's arch JSON), the weights (safetensors, canonical =
 official Wan2.1 names, bf16), the input (safetensors), warmup/iters/threads, the DiffSynth source
 tree, and where to write the output tensor ("out") and the result JSON. The module is built as

@@ -28,7 +28,7 @@ export interface BenchModelOptions {
   env?: Record<string, string>;
 }
 
-/** The engine's report; see native/src/bench/bench_models.h for every field. */
+/** The engine's report; see native/src/tools/bench_models.h for every field. */
 export interface BenchSide {
   times_s: number[];
   median_s: number;

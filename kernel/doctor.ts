@@ -1,5 +1,5 @@
 // `wanlab doctor`: can this machine run wanlab, and where will runs go? The engine's own report
-// (native/src/bench/doctor.h: libtorch, CUDA, NCCL, what `--devices auto` picks, small runs of
+// (native/src/tools/doctor.h: libtorch, CUDA, NCCL, what `--devices auto` picks, small runs of
 // every CUDA path on every visible GPU), plus what the TypeScript side needs: the addon loading,
 // ffmpeg (FFMPEG_PATH → ffmpeg-static → PATH) and the Jupyter kernel.
 import { inspect } from "node:util";

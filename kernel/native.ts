@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 
 export interface NativeAddon {
   inspect(dir: string, options: Record<string, unknown>): Promise<string>;
-  /** native/src/bench/doctor.h: the JSON of `wanlab-engine doctor`. */
+  /** native/src/tools/doctor.h: the JSON of `wanlab-engine doctor`. */
   doctor(): Promise<string>;
   makeModel(out: string, options: Record<string, unknown>, onProgress?: (message: string, fraction: number) => void): Promise<string>;
   benchLoad(dir: string, options: { mmap: boolean; touch: boolean }): Promise<string>;
