@@ -7,7 +7,7 @@ import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFile
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { MemoryPlanReport } from "../kernel/engine.js";
-import { jsonDepth } from "../kernel/server/app.js";
+import { jsonDepth } from "../kernel/fs/json.js";
 import { guardProblem } from "../kernel/server/index.js";
 import { openJournal, repairJournal } from "../kernel/server/journal.js";
 import { processStart } from "../kernel/server/runtime.js";

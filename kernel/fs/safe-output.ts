@@ -81,6 +81,31 @@ export interface OutputFileOptions {
 }
 
 /**
+ * What is at an output path: undefined for a new path (its folder checked writable), else its
+ * lstat and, for a symbolic link, what it points to. Refuses a path through a non-folder and a
+ * link to nothing, naming the flag; `what` names the expected kind ("file", "folder").
+ */
+function existingOutput(abs: string, flag: string, what: string): { st: Stats; target?: Stats } | undefined {
+  let st: Stats | undefined;
+  try {
+    st = lstatOrUndefined(abs);
+  } catch (e) {
+    if (e instanceof NotDir) throw new OutputError(flag, `${flag} ${abs}: a part of the path before ${basename(abs)} is not a folder`);
+    throw e;
+  }
+  if (st === undefined) {
+    checkWritableFolder(dirname(abs), flag, abs);
+    return undefined;
+  }
+  if (!st.isSymbolicLink()) return { st };
+  try {
+    return { st, target: statSync(abs) };
+  } catch {
+    throw new OutputError(flag, `${flag} ${abs} is a symbolic link to nothing; give the ${what}'s own path`);
+  }
+}
+
+/**
  * Checks an output file before any compute; returns the absolute path to write (a symbolic link
  * to a regular file resolved to that file). Refuses, naming the flag and the path: anything but
  * a new path or a regular file, a missing or unwritable folder, and an existing file unless
@@ -88,24 +113,11 @@ export interface OutputFileOptions {
  */
 export function checkOutputFile(path: string, o: OutputFileOptions): string {
   const abs = resolve(path);
-  let st: Stats | undefined;
-  try {
-    st = lstatOrUndefined(abs);
-  } catch (e) {
-    if (e instanceof NotDir) throw new OutputError(o.flag, `${o.flag} ${abs}: a part of the path before ${basename(abs)} is not a folder`);
-    throw e;
-  }
-  if (st === undefined) {
-    checkWritableFolder(dirname(abs), o.flag, abs);
-    return abs;
-  }
-  if (st.isSymbolicLink()) {
-    let target: Stats;
-    try {
-      target = statSync(abs);
-    } catch {
-      throw new OutputError(o.flag, `${o.flag} ${abs} is a symbolic link to nothing; give the file's own path`);
-    }
+  const found = existingOutput(abs, o.flag, "file");
+  if (found === undefined) return abs;
+  const { st } = found;
+  if (found.target) {
+    const target = found.target;
     if (!target.isFile()) throw new OutputError(o.flag, `${o.flag} ${abs} is a symbolic link to ${kindOf(target)}; only regular files are replaced`);
     return checkOutputFile(realpathSync(abs), o);
   }
@@ -122,24 +134,11 @@ export function checkOutputFile(path: string, o: OutputFileOptions): string {
  */
 export function checkOutputDir(path: string, o: OutputFileOptions & { files?: string[] }): string {
   const abs = resolve(path);
-  let st: Stats | undefined;
-  try {
-    st = lstatOrUndefined(abs);
-  } catch (e) {
-    if (e instanceof NotDir) throw new OutputError(o.flag, `${o.flag} ${abs}: a part of the path before ${basename(abs)} is not a folder`);
-    throw e;
-  }
-  if (st === undefined) {
-    checkWritableFolder(dirname(abs), o.flag, abs);
-    return abs;
-  }
-  if (st.isSymbolicLink()) {
-    let target: Stats;
-    try {
-      target = statSync(abs);
-    } catch {
-      throw new OutputError(o.flag, `${o.flag} ${abs} is a symbolic link to nothing; give the folder's own path`);
-    }
+  const found = existingOutput(abs, o.flag, "folder");
+  if (found === undefined) return abs;
+  const { st } = found;
+  if (found.target) {
+    const target = found.target;
     if (!target.isDirectory()) throw new OutputError(o.flag, `${o.flag} ${abs} is a symbolic link to ${kindOf(target)}, not a folder`);
   } else if (!st.isDirectory()) {
     throw new OutputError(o.flag, `${o.flag} ${abs} is ${kindOf(st)}, not a folder`);

@@ -10,6 +10,7 @@ import type { ServerResponse } from "node:http";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import type { MemoryPlanReport, ModelInfo } from "../engine.js";
 import { ParamError, resolveParams, type GenerateParams } from "../params.js";
+import { jsonDepth } from "../fs/json.js";
 import type { Job, JobEvent, Queue } from "./jobs.js";
 import { allowedFor, jobBodySchema, jobFields, planBodySchema, type JobRequest } from "./schema.js";
 
@@ -56,24 +57,6 @@ const idPattern = /^[a-z0-9-]{1,64}$/;
 /** Deepest nesting a request body may have (a job is flat: tileSize is the deepest, 2 levels). */
 export const maxBodyDepth = 16;
 
-/** The nesting depth of a JSON text, counted without parsing (so no input can recurse deeply). */
-export function jsonDepth(text: string, limit: number): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) max = depth;
-      if (max > limit) return max;
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return max;
-}
 
 const badRequest = (message: string, field?: string) => Object.assign(new Error(message), { statusCode: 400, field });
 

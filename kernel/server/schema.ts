@@ -45,17 +45,8 @@ export const paramSchemas = Object.fromEntries(Object.keys(paramKeys).map((k) =>
   return [k, schemaOf(row)];
 })) as { [K in keyof Required<GenerateParams>]: JsonSchema };
 
-/** What a job adds to the parameters: where and how its outputs are written. */
-export interface JobOptions {
-  /** A directory relative to the server's outputs directory; the job's files go in OUTPUT/ID/. */
-  output?: string;
-  fps?: number;
-  crf?: number;
-  /** Also write the float32 tensors (tensors.safetensors) beside the video. */
-  saveTensors?: boolean;
-}
-
-export type JobRequest = GenerateParams & JobOptions;
+import type { JobOptions } from "../shared/jobs.js";
+export type { JobOptions, JobRequest } from "../shared/jobs.js";
 
 export const jobOptionSchemas: { [K in keyof Required<JobOptions>]: JsonSchema } = {
   output: { type: "string", minLength: 1, maxLength: 512 },
