@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const cli = new URL("../dist/kernel/cli.js", import.meta.url);
+const cli = new URL("../dist/src/cli.js", import.meta.url);
 if (!existsSync(fileURLToPath(cli))) {
   console.error("wanlab: the package is not built yet; run `npm run build` in " + fileURLToPath(new URL("..", import.meta.url)));
   process.exit(1);

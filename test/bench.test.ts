@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { benchArgs, benchModel, defaultEnginePath, type BenchKind, type BenchReport } from "../kernel/bench.js";
+import { benchArgs, benchModel, defaultEnginePath, type BenchKind, type BenchReport } from "../src/bench.js";
 
 const engine = process.env.WANLAB_ENGINE;  // default: native/build/wanlab-engine
 

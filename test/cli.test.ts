@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { scratch, wanlab } from "./helpers.js";
-import type { InspectReport } from "../kernel/index.js";
+import type { InspectReport } from "../src/index.js";
 
 const dir = scratch();
 

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
-import { defaultEnginePath } from "../kernel/bench.js";
-import type { DoctorReport, EngineReport } from "../kernel/doctor.js";
+import { defaultEnginePath } from "../src/bench.js";
+import type { DoctorReport, EngineReport } from "../src/doctor.js";
 import { wanlab } from "./helpers.js";
 
 test("wanlab doctor --json: CPU-only build, runs on the CPU in float32 and says how to get the GPU build", () => {
@@ -50,7 +50,7 @@ test("wanlab doctor: aligned lines, and a missing ffmpeg is a problem named with
 });
 
 test("doctor() in a notebook: the same report, printed as its aligned text", async () => {
-  const { doctor, doctorText } = await import("../kernel/doctor.js");
+  const { doctor, doctorText } = await import("../src/doctor.js");
   const { inspect } = await import("node:util");
   const r = await doctor();
   assert.equal(inspect(r), doctorText(r));

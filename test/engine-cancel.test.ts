@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { readdirSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { CancelledError, open, type EngineLab } from "../kernel/engine.js";
-import { native, registerFatalCleanup } from "../kernel/native.js";
+import { CancelledError, open, type EngineLab } from "../src/engine.js";
+import { native, registerFatalCleanup } from "../src/native.js";
 import { scratch, wanlab } from "./helpers.js";
 
 const dir = scratch("wanlab-engine-cancel-");

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { inflateSync } from "node:zlib";
 import { describe, test } from "node:test";
 import { scratch } from "./helpers.js";
-import { crfFromQuality, findFfmpeg, writeMp4, writePngFrames } from "../kernel/video/ffmpeg.js";
-import { videoToUint8 } from "../kernel/video/convert.js";
+import { crfFromQuality, findFfmpeg, writeMp4, writePngFrames } from "../src/video/ffmpeg.js";
+import { videoToUint8 } from "../src/video/convert.js";
 
 const dir = scratch();
 const emptyBin = join(dir, "empty-bin");

@@ -6,10 +6,10 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { CancelledError, open, type EngineLab } from "../kernel/engine.js";
-import { statsFigure } from "../kernel/display/notebook.js";
-import { ParamError, teaCacheModelIds } from "../kernel/params.js";
-import { readInputVideo } from "../kernel/video/read.js";
+import { CancelledError, open, type EngineLab } from "../src/engine.js";
+import { statsFigure } from "../src/lab.js";
+import { ParamError, teaCacheModelIds } from "../src/params.js";
+import { readInputVideo } from "../src/video/read.js";
 import { root, scratch, wanlab } from "./helpers.js";
 import { readSafetensors, relL2 } from "./safetensors.js";
 

@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { rankRows } from "../kernel/display/notebook.js";
-import { latentFrameToRgb } from "../kernel/display/preview.js";
-import * as wan from "../kernel/internals.js";
+import { rankRows } from "../src/lab.js";
+import { latentFrameToRgb } from "../src/display/preview.js";
+import * as wan from "../src/internals.js";
 import { scratch, wanlab } from "./helpers.js";
 import { startServer, type RunningServer } from "./serve.js";
 

@@ -1,15 +1,15 @@
-// The option table (kernel/options/table.ts) is the one place a flag is spelled: each command's
+// The option table (src/options/table.ts) is the one place a flag is spelled: each command's
 // --help, `wanlab help`, docs/cli.md, the CLI's range messages and the server's job schema are made
 // from it, so none of them can drift from the others.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { dimsPresets, layouts } from "../kernel/models.js";
-import { allowedText, cliMarkdown, flagText } from "../kernel/options/usage.js";
-import { apiKeyOfEngineField, commands, optionTable, rangeOf, rowsOf, type Command } from "../kernel/options/table.js";
-import { defaults, paramRanges, teaCacheModelIds } from "../kernel/params.js";
-import { jobBodySchema, paramSchemas } from "../kernel/server/schema.js";
+import { dimsPresets, layouts } from "../src/models.js";
+import { allowedText, cliMarkdown, flagText } from "../src/options/usage.js";
+import { apiKeyOfEngineField, commands, optionTable, rangeOf, rowsOf, type Command } from "../src/options/table.js";
+import { defaults, paramRanges, teaCacheModelIds } from "../src/params.js";
+import { jobBodySchema, paramSchemas } from "../src/server/schema.js";
 import { root, wanlab } from "./helpers.js";
 
 /** The command line that asks each table command for its help. */

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { parallelLayouts, type BenchParallelReport } from "../kernel/bench-parallel.js";
-import { blockParams, dimsOf, gpuEstimate, shardParts, stepComm, ulyssesHeadGroups } from "../kernel/parallel-model.js";
+import { parallelLayouts, type BenchParallelReport } from "../src/bench-parallel.js";
+import { blockParams, dimsOf, gpuEstimate, shardParts, stepComm, ulyssesHeadGroups } from "../src/parallel-model.js";
 import { scratch, wanlab } from "./helpers.js";
 
 const dir = scratch();

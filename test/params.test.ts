@@ -1,12 +1,12 @@
-// kernel/params.ts: the engine's own errors about a request field (a wan::ParamError, which the
+// src/params.ts: the engine's own errors about a request field (a wan::ParamError, which the
 // addon hands over as code "WANLAB_PARAM" and `field`, the engine's snake_case name) become
 // ParamErrors on the field the API names, so a server answers 400 { field } and the CLI names the
 // flag, whichever side caught the value. No message is parsed for the field.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { native } from "../kernel/native.js";
-import { ParamError, paramErrorFromEngine, paramRanges, rangeText, resolveParams } from "../kernel/params.js";
+import { native } from "../src/native.js";
+import { ParamError, paramErrorFromEngine, paramRanges, rangeText, resolveParams } from "../src/params.js";
 import { scratch, wanlab } from "./helpers.js";
 
 /** An error as the addon throws it for a wan::ParamError on `field`. */

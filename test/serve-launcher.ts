@@ -5,11 +5,11 @@
 //
 //   node dist/test/serve-launcher.js '{"faults":"transient=1","stopWaitMs":0,"cancelWaitMs":0}' serve --model DIR ...
 //
-// faults: "transient=P,fatal=P" (kernel/server/jobs.ts parseFaults); stopWaitMs, cancelWaitMs:
+// faults: "transient=P,fatal=P" (src/server/jobs.ts parseFaults); stopWaitMs, cancelWaitMs:
 // ServeOptions' of the same names. Used by test/serve.ts and scripts/lib/wanlab.mjs.
-import { main } from "../kernel/cli.js";
-import { injectTestSeams } from "../kernel/server/index.js";
-import { parseFaults } from "../kernel/server/jobs.js";
+import { main } from "../src/cli.js";
+import { injectTestSeams } from "../src/server/index.js";
+import { parseFaults } from "../src/server/jobs.js";
 
 /** The seams as they travel on the launcher's command line (JSON). */
 export interface LauncherSeams {

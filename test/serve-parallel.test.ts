@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { open } from "../kernel/engine.js";
+import { open } from "../src/engine.js";
 import { scratch, wanlab } from "./helpers.js";
 import { readSafetensors, relL2 } from "./safetensors.js";
 import { startServer, waitState, type RunningServer } from "./serve.js";

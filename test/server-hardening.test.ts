@@ -6,11 +6,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { MemoryPlanReport } from "../kernel/engine.js";
-import { jsonDepth } from "../kernel/fs/json.js";
-import { guardProblem } from "../kernel/server/index.js";
-import { openJournal, repairJournal } from "../kernel/server/journal.js";
-import { processStart } from "../kernel/server/runtime.js";
+import type { MemoryPlanReport } from "../src/engine.js";
+import { jsonDepth } from "../src/fs/json.js";
+import { guardProblem } from "../src/server/index.js";
+import { openJournal, repairJournal } from "../src/server/journal.js";
+import { processStart } from "../src/server/runtime.js";
 import { scratch, wanlab } from "./helpers.js";
 import { long, startServer, tiny, waitFor, waitState, type RunningServer } from "./serve.js";
 
@@ -75,7 +75,7 @@ describe("the default memory guard", () => {
   });
 
   test("serve({ guard: false }) (--budget none) accepts it", async () => {
-    const { serve } = await import("../kernel/server/index.js");
+    const { serve } = await import("../src/server/index.js");
     const lines: string[] = [];
     const server = await serve({ model, outputs: join(dir, "outputs-noguard"), runtimeDir: join(dir, "run-noguard"), guard: false, log: (l) => lines.push(l) });
     try {

@@ -7,9 +7,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { connect } from "../kernel/client/index.js";
-import { CancelledError, type MemoryPlanReport } from "../kernel/engine.js";
-import { ParamError } from "../kernel/params.js";
+import { connect } from "../src/client/index.js";
+import { CancelledError, type MemoryPlanReport } from "../src/engine.js";
+import { ParamError } from "../src/params.js";
 import { scratch, wanlab } from "./helpers.js";
 import { long, startServer, tiny, waitFor, waitState, type RunningServer } from "./serve.js";
 

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { root, scratch, wanlab } from "./helpers.js";
-import { cleanPrompt, fixText, loadTokenizer, precompiledNormalizer, type PromptTokenizer } from "../kernel/tokenizer.js";
+import { cleanPrompt, fixText, loadTokenizer, precompiledNormalizer, type PromptTokenizer } from "../src/tokenizer.js";
 
 interface Golden {
   text_len: number;

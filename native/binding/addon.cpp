@@ -1,6 +1,6 @@
 // The Node face of the engine. Every call that touches files or compute runs on a worker
 // thread and returns a Promise, so the JavaScript event loop (and a notebook kernel) never
-// blocks; results cross as JSON strings that kernel/native.ts parses and types.
+// blocks; results cross as JSON strings that src/native.ts parses and types.
 #include <napi.h>
 
 #include <cerrno>
@@ -24,7 +24,7 @@
 namespace {
 
 // A JS Error for an engine error: a wan::ParamError also carries code "WANLAB_PARAM" and `field`,
-// the request field as the engine spells it (snake_case), which kernel/params.ts maps to the API's name.
+// the request field as the engine spells it (snake_case), which src/params.ts maps to the API's name.
 Napi::Error js_error(Napi::Env env, const std::exception& e) {
   Napi::Error err = Napi::Error::New(env, e.what());
   if (const auto* p = dynamic_cast<const wan::ParamError*>(&e)) {

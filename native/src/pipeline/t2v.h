@@ -2,7 +2,7 @@
 // past each prompt's length) → seeded noise → flow-match sampling with classifier-free guidance
 // (nega + cfg_scale · (posi − nega); the unconditional pass is skipped at cfg_scale 1) → VAE decode.
 // With an input video (video-to-video), the sampler starts from its latents noised part-way.
-// Tokenization happens in the caller (kernel/tokenizer.ts), which hands over ids and masks.
+// Tokenization happens in the caller (src/tokenizer.ts), which hands over ids and masks.
 #pragma once
 #include <array>
 #include <atomic>

@@ -16,7 +16,7 @@
 namespace wan {
 
 // The calibrations are the ones DiffSynth ships for text-to-video: "Wan2.1-T2V-1.3B" and
-// "Wan2.1-T2V-14B" (kernel/params.ts teaCacheModelIds lists them for the API's own checks;
+// "Wan2.1-T2V-14B" (src/params.ts teaCacheModelIds lists them for the API's own checks;
 // test/generate.test.ts holds the two lists equal through the error below, which names them).
 // The calibration for `model_id`, or with "" the one that fits the DiT's dims (1.3B: dim 1536,
 // 14B: dim 5120); an unknown id, or none fitting, is an error naming the allowed ids.

@@ -1,5 +1,5 @@
 // What a job of `wanlab serve` adds to the generation parameters: shared by the server
-// (kernel/server/schema.ts types its JSON Schema against it), the client and the notebook layer,
+// (src/server/schema.ts types its JSON Schema against it), the client and the notebook layer,
 // which must not load the server to name it.
 import type { GenerateParams } from "../params.js";
 

@@ -4,17 +4,17 @@
 // attaches to a running `wanlab serve` (connect(), or open({ server: true })), so a kernel restart
 // does not unload the model. Outside the kernel it behaves exactly like the engine (no display, no
 // SIGINT routing).
-import { connect as connectClient, connectFor, type Client, type ConnectOptions, type RemoteResult } from "../client/index.js";
-import { open as openEngine, type EngineLab, type OpenOptions } from "../engine.js";
-import { CancelledError, type GenerateOptions, type GenerateResult, type Lab, type MemoryPlanReport, type ModelInfo } from "../shared/lab.js";
-import { resolveParams, type GenerateParams } from "../params.js";
-import type { JobOptions } from "../shared/jobs.js";
-import { inKernel, interruptible } from "./interrupt.js";
-import { notebookLoad } from "./load.js";
-import { makeDisplayable, type Displayable } from "./mime.js";
-import { figure, memoryPlan as memoryPlanFigure, type Figure } from "./plot.js";
-import { notebookProgress, type RankRow } from "./progress.js";
-import { encodeVideo, videoBundle, type EncodedVideo } from "./video.js";
+import { connect as connectClient, connectFor, type Client, type ConnectOptions, type RemoteResult } from "./client/index.js";
+import { open as openEngine, type EngineLab, type OpenOptions } from "./engine.js";
+import { CancelledError, type GenerateOptions, type GenerateResult, type Lab, type MemoryPlanReport, type ModelInfo } from "./shared/lab.js";
+import { resolveParams, type GenerateParams } from "./params.js";
+import type { JobOptions } from "./shared/jobs.js";
+import { inKernel, interruptible } from "./display/interrupt.js";
+import { notebookLoad } from "./display/load.js";
+import { makeDisplayable, type Displayable } from "./display/mime.js";
+import { figure, memoryPlan as memoryPlanFigure, type Figure } from "./display/plot.js";
+import { notebookProgress, type RankRow } from "./display/progress.js";
+import { encodeVideo, videoBundle, type EncodedVideo } from "./display/video.js";
 
 export interface NotebookResult extends GenerateResult, Displayable {
   /** The mp4 / GIF / poster bytes the display uses (encoded once, after generation). */

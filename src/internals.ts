@@ -1,5 +1,5 @@
 // "wanlab/internals": every name of the package's API, for tests and tools (bench, load test,
-// notebooks' tooling). Users import from "wanlab" (kernel/index.ts); the server and the raw
+// notebooks' tooling). Users import from "wanlab" (src/index.ts); the server and the raw
 // client also have their own subpaths, "wanlab/server" and "wanlab/client". The names and
 // objects here are the same as there: `import * as wan from "wanlab/internals"` is a superset
 // of `import * as wan from "wanlab"`.
@@ -29,5 +29,6 @@ export { jobBodySchema } from "./server/schema.js";
 export type { JobOptions } from "./shared/jobs.js";
 // The server's journal, as the load test reads it back (scripts/loadtest.mjs).
 export { readJournal, replay } from "./server/journal.js";
-// The notebook layer beyond open/connect/display (kernel/display/index.ts).
-export { inKernel, latentPreview, statsFigure } from "./display/index.js";
+// The notebook layer beyond open/connect/display (src/display/index.ts).
+export { inKernel, latentPreview } from "./display/index.js";
+export { statsFigure } from "./lab.js";

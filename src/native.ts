@@ -12,7 +12,7 @@ export interface NativeAddon {
   benchLoad(dir: string, options: { mmap: boolean; touch: boolean }): Promise<string>;
   /** Synchronous; see registerFatalCleanup below. */
   registerFatalCleanup(paths: string[]): void;
-  /** Loads a model into a resident engine (kernel/engine.ts wraps it). */
+  /** Loads a model into a resident engine (src/engine.ts wraps it). */
   openEngine(dir: string, options?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; rendezvous?: string; nnodes?: number; nodeRank?: number; logDir?: string; logLevel?: string;
     dtype?: string; t5Device?: string; t5Offload?: boolean; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean;
     budget?: number | "auto"; budgetVideo?: { height?: number; width?: number; numFrames?: number; tiled?: boolean } }): Promise<unknown>;

@@ -56,7 +56,7 @@ export interface ServeOptions {
   faults?: Faults;
   /** Log lines (default: stderr). */
   log?: (line: string) => void;
-  /** Sequence-parallel device group for the engine (kernel/engine.ts OpenOptions). */
+  /** Sequence-parallel device group for the engine (src/engine.ts OpenOptions). */
   parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; logDir?: string; logLevel?: "error" | "warn" | "info" | "debug";
     /** Several nodes (one process each): node 0 serves HTTP and publishes every job to the others,
      * which run them in its device group (runServer makes nodes 1.. followers). */
@@ -225,7 +225,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   const token = randomBytes(32).toString("base64url");
   let stopping = false;
   let closing: Promise<void> | undefined;
-  // kernel/native.ts registerFatalCleanup, where this build of the engine has it
+  // src/native.ts registerFatalCleanup, where this build of the engine has it
   const nativeModule = (await import("../native.js")) as Record<string, unknown>;
   const fatalCleanup = typeof nativeModule.registerFatalCleanup === "function" ? (nativeModule.registerFatalCleanup as (paths: string[]) => void) : undefined;
   const clearFatalCleanup = () => {
@@ -305,7 +305,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   void address;
   const runtimeFile = await writeServerFile({ url, token, pid: process.pid, pidStart: processStart(process.pid), model }, rtDir);
   // A fatal signal inside the engine (SIGBUS: a mapped weights file truncated underneath)
-  // removes server.json on the way down (kernel/native.ts, where the engine provides it).
+  // removes server.json on the way down (src/native.ts, where the engine provides it).
   try {
     fatalCleanup?.([runtimeFile]);
   } catch (e) {

@@ -1,6 +1,6 @@
 // `wanlab bench parallel`: every sequence-parallel layout on CPU ranks (threads of this process,
 // Gloo over loopback) on one small model and video, against the analytic model of
-// kernel/parallel-model.ts: measured bytes per step per rank (must equal the formula), collectives,
+// src/parallel-model.ts: measured bytes per step per rank (must equal the formula), collectives,
 // compute vs communication seconds, peak memory per rank, and the latents' relative L2 against one
 // rank. CPU ranks share this machine's cores: the seconds are not speed-up claims.
 import { readFileSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
@@ -129,9 +129,9 @@ export function ditParamsPerRank(d: DitDims, outside: number, sp: number, shardW
 }
 
 const peakFormula =
-  "4 B x (3·Lc·D + 2·Ls·D + max(2·Lc·D + 2·Ls·D + 2·H·Ls·Lc, 6·Ls·D + [u>1]·6·Ls·D/G + 2·(H/(u·G))·(u·Ls)², 2·Ls·F)) + [shard]·2·sp·ceil(N/sp)·4 B, G = Ulysses head groups, N = block params; an estimate (see kernel/bench-parallel.ts)";
+  "4 B x (3·Lc·D + 2·Ls·D + max(2·Lc·D + 2·Ls·D + 2·H·Ls·Lc, 6·Ls·D + [u>1]·6·Ls·D/G + 2·(H/(u·G))·(u·Ls)², 2·Ls·F)) + [shard]·2·sp·ceil(N/sp)·4 B, G = Ulysses head groups, N = block params; an estimate (see src/bench-parallel.ts)";
 const bytesFormula =
-  "4 + P·(L·(4·[u>1] + 2·(r−1))·D·Ls·e + [sp>1]·Ls·C'·e) + [cfg-parallel]·16·f'·h·w·4 + [shard]·P·L·ceil(N/sp)·e, Ls = ceil(T/(u·r)), P = 2 with CFG on one rank set, else 1 (kernel/parallel-model.ts)";
+  "4 + P·(L·(4·[u>1] + 2·(r−1))·D·Ls·e + [sp>1]·Ls·C'·e) + [cfg-parallel]·16·f'·h·w·4 + [shard]·P·L·ceil(N/sp)·e, Ls = ceil(T/(u·r)), P = 2 with CFG on one rank set, else 1 (src/parallel-model.ts)";
 const paramsFormula = "outside blocks + L·N, or with sharded weights outside + L·ceil(N/sp); N = block params (blockParams)";
 
 function relL2(a: Float32Array, b: Float32Array): number {

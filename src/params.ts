@@ -1,5 +1,5 @@
 // Generation parameters: their checks, shared by the TypeScript API, the CLI and the server; their
-// names, defaults and ranges are the option table's (kernel/options/table.ts). Names mirror
+// names, defaults and ranges are the option table's (src/options/table.ts). Names mirror
 // DiffSynth-Studio's WanVideoPipeline.__call__ in camelCase; defaults are DiffSynth's (except
 // `tiled`, which is opt-in here: see README).
 import { randomBytes } from "node:crypto";
@@ -68,7 +68,7 @@ const rangeOfKey = (key: string): readonly [number, number] => paramRowsByKey.ge
 
 /** The allowed ranges of the numeric parameters (integers: numInferenceSteps, height, width,
  * numFrames; the others are numbers, sigmaShift and denoisingStrength exclusive of 0), read from
- * the option table (kernel/options/table.ts) for resolveParams and the CLI's messages. */
+ * the option table (src/options/table.ts) for resolveParams and the CLI's messages. */
 export const paramRanges = {
   numInferenceSteps: rangeOfKey("numInferenceSteps"),
   height: rangeOfKey("height"),

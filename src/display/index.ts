@@ -1,7 +1,6 @@
 // Notebook display: video, progress, plots, interrupt (see each module).
 export { inKernel, interruptAll, interruptible } from "./interrupt.js";
 export { display, isDisplayable, makeDisplayable, publish, type Displayable, type MimeBundle } from "./mime.js";
-export { connect, expandDevices, open, rankRows, statsFigure, type NotebookLab, type NotebookOpenOptions, type NotebookResult, type ServerLab } from "./notebook.js";
 export { notebookLoad, type NotebookLoad } from "./load.js";
 export { latentFrameToRgb, latentPreview, wan21LatentRgbBias, wan21LatentRgbFactors, type LatentPreview } from "./preview.js";
 export { bar, communication, emptyFigure, figure, heatmap, line, memory, memoryPlan, type Figure, type Trace } from "./plot.js";

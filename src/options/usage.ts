@@ -132,7 +132,7 @@ export function cliMarkdown(): string {
   const out = [
     "# Command-line reference",
     "",
-    "<!-- Generated from kernel/options/table.ts by `node scripts/docs-cli.mjs > docs/cli.md`; do not edit by hand. -->",
+    "<!-- Generated from src/options/table.ts by `node scripts/docs-cli.mjs > docs/cli.md`; do not edit by hand. -->",
     "",
     "`wanlab COMMAND --help` prints the same options. " + usageNotes.join(" "),
     "",

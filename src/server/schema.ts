@@ -1,4 +1,4 @@
-// The job request's JSON Schema, made from the option table (kernel/options/table.ts): the property
+// The job request's JSON Schema, made from the option table (src/options/table.ts): the property
 // list is typed against GenerateParams (a field added there and missing here fails to compile) and
 // each property's shape is its table row's type, and the allowed values stay in resolveParams, which
 // the server runs on every body that passes the schema. The schema checks shape (names, types,

@@ -1,14 +1,14 @@
 // wanlab: the public entry, `import * as wan from "wanlab"`: the names the notebooks, the scripts
 // and the README use, and no more (test/public-api.test.ts holds this list; a name added here
 // without adding it there fails). The rest is behind subpaths:
-//   "wanlab/server"     serve(), runServer(), the job schema        (kernel/server/index.ts)
-//   "wanlab/client"     the raw HTTP client of `wanlab serve`        (kernel/client/index.ts)
-//   "wanlab/internals"  everything else, for tests and tools         (kernel/internals.ts)
+//   "wanlab/server"     serve(), runServer(), the job schema        (src/server/index.ts)
+//   "wanlab/client"     the raw HTTP client of `wanlab serve`        (src/client/index.ts)
+//   "wanlab/internals"  everything else, for tests and tools         (src/internals.ts)
 
 // A lab: open() loads a model here (or attaches to a server with `server: true`), connect()
 // attaches to a running `wanlab serve`; both show live progress, ■ to cancel and inline results
 // in a notebook.
-export { connect, open, type NotebookLab, type NotebookOpenOptions, type NotebookResult, type ServerLab } from "./display/notebook.js";
+export { connect, open, type NotebookLab, type NotebookOpenOptions, type NotebookResult, type ServerLab } from "./lab.js";
 // What a lab takes, gives and throws.
 export { resolveParams, ParamError, type GenerateParams, type ResolvedParams } from "./params.js";
 export { CancelledError, type CancelledAt, type GenerateOptions, type GenerateResult, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Tensor, type Video } from "./shared/lab.js";

@@ -105,7 +105,7 @@ function checkFrames(fn: string, frames: Uint8Array, o: { width: number; height:
  * like DiffSynth's save_video (imageio-ffmpeg: libx264, yuv420p, rawvideo rgb24 on stdin). The
  * file is written aside and renamed, so `out` is either the old file or the whole new one; only a
  * regular file (or a link to one, written through) is ever replaced: a device node, FIFO, socket
- * or folder at `out` is refused before encoding and again at the rename (kernel/fs/safe-output.ts).
+ * or folder at `out` is refused before encoding and again at the rename (src/fs/safe-output.ts).
  * yuv420p needs even sizes; imageio would rescale odd ones, this refuses them.
  */
 export async function writeMp4(frames: Uint8Array, options: Mp4Options): Promise<Ffmpeg> {

@@ -1,7 +1,7 @@
 // The one option table: every command-line flag and generation parameter with its API key, type,
 // default, allowed values and help. The CLI's parsers (node:util parseArgs configs), its usage text
 // (`wanlab help`, `wanlab COMMAND --help`), docs/cli.md and the server's job schema are made from it
-// (kernel/options/usage.ts, kernel/server/schema.ts); kernel/params.ts reads its defaults and ranges.
+// (src/options/usage.ts, src/server/schema.ts); src/params.ts reads its defaults and ranges.
 
 /** A command (or subcommand) whose flags the table lists. */
 export type Command = "demo" | "generate" | "inspect" | "make-tiny" | "bench-model" | "bench-load" | "bench-parallel" | "serve"

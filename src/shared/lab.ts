@@ -1,6 +1,6 @@
 // What a lab is, wherever it computes: the types and helpers shared by the in-process engine
-// (kernel/engine.ts), the client of `wanlab serve` (kernel/client) and the notebook layer
-// (kernel/display). Nothing here loads the engine or the server.
+// (src/engine.ts), the client of `wanlab serve` (src/client) and the notebook layer
+// (src/display). Nothing here loads the engine or the server.
 import type { GenerateParams, ResolvedParams } from "../params.js";
 
 /**

@@ -18,7 +18,7 @@ import { videoToUint8 } from "./video/convert.js";
 import { writeMp4, writePngFrames } from "./video/ffmpeg.js";
 import { CancelledError, defaultFps, framesTensor, type CancelledAt, type GenerateOptions, type GenerateResult, type Lab, type LoadEvent, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Tensor, type Video } from "./shared/lab.js";
 
-// The lab's types live in kernel/shared/lab.ts (the client and the notebook layer use them too).
+// The lab's types live in src/shared/lab.ts (the client and the notebook layer use them too).
 export { CancelledError, defaultFps, framesTensor, type CancelledAt, type GenerateOptions, type GenerateResult, type Lab, type LoadEvent, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Tensor, type Video };
 export type { Placement, RankTimings } from "./shared/lab.js";
 

@@ -23,7 +23,7 @@ import { terminalProgress } from "./terminal/progress.js";
 
 export class UsageError extends Error {}
 
-/** `wanlab help`: made from the option table (kernel/options/table.ts), as each command's --help is. */
+/** `wanlab help`: made from the option table (src/options/table.ts), as each command's --help is. */
 const usage = usageText();
 
 type Options = ParseOptions;
@@ -210,7 +210,7 @@ async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
   return 0;
 }
 
-/** `wanlab bench parallel`: kernel/bench-parallel.ts; JSON on stdout, a plotly page with --html. */
+/** `wanlab bench parallel`: src/bench-parallel.ts; JSON on stdout, a plotly page with --html. */
 async function cmdBenchParallel(args: string[]): Promise<number> {
   const { values: v } = parseCommand(args, "bench-parallel");
   if (v.help) return help("bench-parallel");
@@ -591,7 +591,7 @@ async function cmdKernel(args: string[]): Promise<number> {
   throw new UsageError(`kernel needs install, uninstall or list (got '${what}')`);
 }
 
-/** `wanlab doctor [--json]`: kernel/doctor.ts; exit 1 when a problem is found. */
+/** `wanlab doctor [--json]`: src/doctor.ts; exit 1 when a problem is found. */
 async function cmdDoctor(args: string[]): Promise<number> {
   const { values: v } = parseCommand(args, "doctor");
   if (v.help) return help("doctor");
