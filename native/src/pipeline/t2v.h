@@ -23,30 +23,10 @@
 #include "models/umt5.h"
 #include "models/vae.h"
 #include "parallel/device_group.h"
+#include "pipeline/engine_options.h"
+#include "pipeline/request.h"
 
 namespace wan {
-
-struct T2VRequest {
-  at::Tensor prompt_ids, prompt_mask;      // [text_len] int64, 0/1: the tokenizer's output
-  at::Tensor negative_ids, negative_mask;  // [text_len]
-  uint64_t seed = 0;
-  int64_t height = 480, width = 832, num_frames = 81, num_inference_steps = 50;
-  double cfg_scale = 5.0, sigma_shift = 5.0;
-  bool tiled = false;
-  std::array<int64_t, 2> tile_size{30, 52}, tile_stride{15, 26};  // latent units, DiffSynth's defaults
-  // TeaCache (pipeline/tea_cache.h): 0 off; DiffSynth's tea_cache_l1_thresh (0.05 .. 0.3 typical)
-  // and tea_cache_model_id ("": the calibration that fits the DiT).
-  double tea_cache_l1_thresh = 0;
-  std::string tea_cache_model_id;
-  // Video-to-video (DiffSynth's input_video, denoising_strength): [3, num_frames, height, width]
-  // float32 in [-1, 1]. Its latents (VAE encode, tiled as the decode is) noised to the schedule's
-  // first sigma start the sampler, whose sigmas start at denoising_strength instead of 1.
-  at::Tensor input_video;
-  double denoising_strength = 1.0;
-  // Or the input's latents already encoded, [z_dim, f, h/8, w/8] float32: what follower nodes of
-  // a multi-node engine receive from node 0.
-  at::Tensor input_latents;
-};
 
 struct T2VEvent {
   std::string stage;  // "encode", "denoise", "decode"
@@ -94,54 +74,6 @@ struct Cancelled : Error {
   Cancelled(std::string stage, int64_t step, int64_t steps, std::string unit, int64_t part, int64_t parts,
             const std::string& what)
       : Error(what), stage(std::move(stage)), step(step), steps(steps), unit(std::move(unit)), part(part), parts(parts) {}
-};
-
-// Where the DiT runs: a device list and its sequence-parallel layout (parallel/devices.h).
-struct ParallelOptions {
-  std::string devices = "cpu";  // "cpu", "cpu:0-3", "cuda:0-7", "auto" (parallel/devices.h)
-  int ulysses = 0, ring = 0;    // 0 = choose (make_layout)
-  bool cfg_parallel = false;    // cond/uncond on two halves of the devices
-  double timeout_s = 300;       // every collective
-  // Several processes: "tcp://HOST:PORT" served by node 0; `devices` are this node's ranks and
-  // the degrees count the whole group (devices x nnodes ranks). Every node runs the same request.
-  std::string rendezvous;
-  int nnodes = 1, node_rank = 0;
-  // Per-rank logs (common/log.h): DIR/rank-K.log per rank ("": stderr), and the level ("error",
-  // "warn", "info", "debug"; "": $WANLAB_LOG_LEVEL, else warn).
-  std::string log_dir, log_level;
-};
-
-// Where each model computes and in which dtype. The DiT runs on the device list of
-// ParallelOptions; the text encoder and the VAE on the first of those devices unless told otherwise.
-struct ComputeOptions {
-  std::string dtype;       // "f32" | "bf16" | "f16"; "": float32 on the CPU, bfloat16 on CUDA
-  std::string t5_device;   // "cpu" | "cuda:N"; "": the DiT's first device (a CPU T5 computes in float32)
-  // A CUDA text encoder's weights stay in pinned host memory and come to the device only to
-  // encode a prompt the prompt cache lacks (DiffSynth's offload of the text encoder): the
-  // denoising and decoding stages then have its bytes (11.4 GB for umt5-xxl) to themselves.
-  bool t5_offload = false;
-  std::string vae_device;  // same, for the VAE
-  // CUDA: parameters of the DiT kept resident per device; the other blocks stream in from pinned
-  // host memory (models/dit.h DitOptions). -1: all resident.
-  int64_t persistent_params = -1;
-  // Device groups: each rank keeps 1/sp of every DiT block's weights and all-gathers a block just
-  // before computing it (sp = ulysses x ring; models/dit.h DitOptions::weight_shards).
-  bool shard_weights = false;
-  // Bytes of live tensors allowed per device (DiffSynth's vram_limit, counted as the memory
-  // model counts them: models/memory_model.h), -1: none. With a budget the engine keeps as many
-  // DiT blocks resident as leave room for a `budget_video` generation (CUDA, unless
-  // persistent_params is given; all streamed when even that is too much), fails to open when the
-  // weights it keeps do not fit, and refuses any request whose predicted peak exceeds the budget
-  // before computing anything. kAutoBudget (models/memory_model.h): the device's memory less a
-  // reserve.
-  int64_t memory_budget = -1;
-  struct BudgetVideo {
-    int64_t height = 480, width = 832, num_frames = 81;  // DiffSynth's defaults
-    bool tiled = false;
-  } budget_video;
-  // Host bytes of prompt embeddings kept for re-use (pipeline/prompt_cache.h; umt5-xxl: 8 MB per
-  // prompt in float32); 0: encode every prompt every time.
-  int64_t prompt_cache_bytes = 256LL << 20;
 };
 
 // The loaded model, ready to generate: weights stay resident between requests.

@@ -1,0 +1,50 @@
+// One text-to-video request: what DiffSynth-Studio's WanVideoPipeline.__call__ takes, with the
+// prompts already tokenized (src/tokenizer.ts), and its one JSON form. The JSON form is what the
+// addon decodes (src/native.ts hands the request object over), what `wanlab-engine generate
+// --request FILE` reads, and what node 0 of a multi-node engine publishes to the others.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+namespace wan {
+
+struct T2VRequest {
+  at::Tensor prompt_ids, prompt_mask;      // [text_len] int64, 0/1: the tokenizer's output
+  at::Tensor negative_ids, negative_mask;  // [text_len]
+  uint64_t seed = 0;
+  int64_t height = 480, width = 832, num_frames = 81, num_inference_steps = 50;
+  double cfg_scale = 5.0, sigma_shift = 5.0;
+  bool tiled = false;
+  std::array<int64_t, 2> tile_size{30, 52}, tile_stride{15, 26};  // latent units, DiffSynth's defaults
+  // TeaCache (pipeline/tea_cache.h): 0 off; DiffSynth's tea_cache_l1_thresh (0.05 .. 0.3 typical)
+  // and tea_cache_model_id ("": the calibration that fits the DiT).
+  double tea_cache_l1_thresh = 0;
+  std::string tea_cache_model_id;
+  // Video-to-video (DiffSynth's input_video, denoising_strength): [3, num_frames, height, width]
+  // float32 in [-1, 1]. Its latents (VAE encode, tiled as the decode is) noised to the schedule's
+  // first sigma start the sampler, whose sigmas start at denoising_strength instead of 1.
+  at::Tensor input_video;
+  double denoising_strength = 1.0;
+  // Or the input's latents already encoded, [z_dim, f, h/8, w/8] float32: what follower nodes of
+  // a multi-node engine receive from node 0.
+  at::Tensor input_latents;
+};
+
+// The request as JSON, keys as the TypeScript API spells them (camelCase):
+//   {"promptIds": [int, ...], "promptMask": [0|1, ...], "negativeIds": [...], "negativeMask": [...],
+//    "seed": "decimal" | number, "height", "width", "numFrames", "numInferenceSteps", "cfgScale",
+//    "sigmaShift", "tiled", "tileSize": [h, w], "tileStride": [h, w], "teaCacheL1Thresh",
+//    "teaCacheModelId", "denoisingStrength"}
+// Tensors other than the token ids (input_video, input_latents) travel beside it, not in it.
+// request_to_json writes every key (the seed as a decimal string: a uint64 does not fit a double).
+nlohmann::json request_to_json(const T2VRequest& r);
+// Every key is optional except promptIds and promptMask when `need_prompt` (a memory plan needs
+// only the video's shape); absent keys keep T2VRequest's defaults. An unknown key, or a value of
+// the wrong type, throws ParamError naming the key (common/error.h) before anything is decoded.
+T2VRequest request_from_json(const nlohmann::json& j, bool need_prompt = true);
+
+}  // namespace wan
