@@ -1,0 +1,130 @@
+// `wanlab bench dit|vae|t5|load|parallel`: model forwards against PyTorch eager, checkpoint
+// loading (mmap against copy), and the parallel layouts.
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { rm, writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { benchModel, type BenchKind, type BenchSide } from "../bench.js";
+import { checkOutputFile, commitFile, tempBeside } from "../fs/safe-output.js";
+import type { Dims } from "../models.js";
+import { choicesOf, rangeOf } from "../options/table.js";
+import { formatBytes, table } from "../terminal/format.js";
+import { terminalProgress } from "../terminal/progress.js";
+import { choice, deviceOption, help, intOption, parseCommand, UsageError, type Dtype } from "./parse.js";
+
+/** Path of the C++ CLI; load measurements run it in fresh processes so RSS figures are clean. */
+export const enginePath = fileURLToPath(new URL("../../../native/build/wanlab-engine", import.meta.url));
+
+function runEngine(args: string[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    if (!existsSync(enginePath)) return reject(new Error(`${enginePath} is missing; run \`npm run build\``));
+    const child = spawn(enginePath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(err.trim() || `wanlab-engine exited with ${code}`))));
+  });
+}
+
+/** `wanlab bench dit|vae|t5`: ours against PyTorch eager on DiffSynth's module, same weights and input. */
+async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
+  const { values: v } = parseCommand(args, "bench-model");
+  if (v.help) return help("bench-model");
+  const int = (name: string) => intOption(name, v[name] as string | undefined, ...rangeOf("bench-model", name));
+  const report = await benchModel(kind, {
+    dims: choice("dims", v.dims as string | undefined, choicesOf<Dims>("bench-model", "dims")),
+    layers: int("layers"),
+    frames: int("frames"),
+    height: int("height"),
+    width: int("width"),
+    tokens: int("tokens"),
+    iters: int("iters"),
+    warmup: int("warmup"),
+    threads: int("threads"),
+    diffsynth: v.diffsynth as string | undefined,
+    python: v.python as string | undefined,
+    peer: v["no-peer"] !== true,
+    device: deviceOption("device", v.device),
+    dtype: choice("dtype", v.dtype as string | undefined, choicesOf<Dtype>("bench-model", "dtype")),
+  });
+  if (v.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  const r = report;
+  const side = (name: string, s: BenchSide) => [name, `${s.median_s.toFixed(3)} s`, `${s.gflops_per_s.toFixed(1)} GFLOP/s`, formatBytes(s.peak_rss_bytes)];
+  const rows = [["", "median", "throughput", "peak RSS"], side("wanlab", r.ours)];
+  if (r.peer) rows.push(side("PyTorch eager", r.peer));
+  console.log(table(rows, [1, 2, 3]));
+  console.log(r.peer ? `PyTorch / wanlab time: ${r.ratio_peer_over_ours?.toFixed(2)} (>1: wanlab faster); outputs differ by rel L2 ${r.rel_l2_ours_vs_peer?.toExponential(2)}` : `no PyTorch peer: ${r.peer_reason}`);
+  return 0;
+}
+
+/** `wanlab bench parallel`: src/bench-parallel.ts; JSON on stdout, a plotly page with --html. */
+async function cmdBenchParallel(args: string[]): Promise<number> {
+  const { values: v } = parseCommand(args, "bench-parallel");
+  if (v.help) return help("bench-parallel");
+  // The page's target is checked before the benchmark runs, as generate checks its outputs.
+  const htmlFile = { flag: "--html", overwrite: v.overwrite === true };
+  const html = typeof v.html === "string" ? checkOutputFile(v.html, htmlFile) : undefined;
+  const { benchParallel, benchParallelHtml } = await import("../bench-parallel.js");
+  const progress = terminalProgress("bench parallel");
+  const report = await benchParallel({
+    model: v.model as string | undefined,
+    workDir: v["work-dir"] as string | undefined,
+    height: intOption("height", v.height as string | undefined, ...rangeOf("bench-parallel", "height")),
+    width: intOption("width", v.width as string | undefined, ...rangeOf("bench-parallel", "width")),
+    numFrames: intOption("num-frames", v["num-frames"] as string | undefined, ...rangeOf("bench-parallel", "num-frames")),
+    steps: intOption("steps", v.steps as string | undefined, ...rangeOf("bench-parallel", "steps")),
+    layouts: (v.layouts as string | undefined)?.split(",").map((x) => x.trim()),
+    onLayout: (name, index, count) => progress.update(index / count, `${name} (${index + 1}/${count})`),
+  });
+  progress.done(`${report.layouts.length} layouts`);
+  if (html) {
+    const tmp = tempBeside(html);
+    try {
+      await writeFile(tmp, benchParallelHtml(report), { flag: "wx" });
+      await commitFile(tmp, html, htmlFile);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  if (v.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  const mib = (b: number) => (b / 2 ** 20).toFixed(2);
+  const rows = [["layout", "bytes/step", "analytic", "collectives", "comm share", "peak MiB", "analytic MiB", "DiT params/rank", "time vs unsharded",
+    "rel L2 vs 1"]];
+  for (const l of report.layouts)
+    rows.push([l.name, String(l.bytes_per_step[0]), String(l.bytes_per_step_analytic), String(l.collectives_per_step[0]),
+      `${(100 * Math.max(...l.comm_fraction)).toFixed(0)} %`, l.peak_bytes.length ? mib(Math.max(...l.peak_bytes)) : "-", mib(l.peak_bytes_analytic),
+      String(l.dit_params_per_rank), l.time_vs_unsharded === undefined ? "-" : `${l.time_vs_unsharded.toFixed(2)}x`, l.rel_l2_vs_1_rank.toExponential(2)]);
+  console.log(table(rows, [1, 2, 3, 4, 5, 6, 7, 8, 9]));
+  console.log(report.note);
+  return 0;
+}
+
+export async function cmdBench(args: string[]): Promise<number> {
+  const [what, ...rest] = args;
+  if (what === "parallel") return cmdBenchParallel(rest);
+  if (what === "dit" || what === "vae" || what === "t5") return cmdBenchModel(what, rest);
+  if (what !== "load") throw new UsageError(`bench needs a target: dit, vae, t5, load or parallel (got '${what ?? ""}')`);
+  const { values: v, positionals } = parseCommand(rest, "bench-load");
+  if (v.help) return help("bench-load");
+  const extra = v.touch ? ["--touch"] : [];
+  const mmap = (await runEngine(["bench-load", positionals[0]!, ...extra])) as { load_seconds: number; rss_after_load_bytes: number; rss_after_touch_bytes: number };
+  const copy = (await runEngine(["bench-load", positionals[0]!, "--copy", ...extra])) as { load_seconds: number; rss_after_load_bytes: number; rss_after_touch_bytes: number };
+  const result = {
+    bench: "load",
+    dir: positionals[0],
+    mmap,
+    copy,
+    load_time_ratio_copy_over_mmap: copy.load_seconds / mmap.load_seconds,
+    rss_after_load_ratio_copy_over_mmap: copy.rss_after_load_bytes / mmap.rss_after_load_bytes,
+  };
+  console.log(JSON.stringify(result, null, 2));
+  return 0;
+}

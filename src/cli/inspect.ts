@@ -1,0 +1,57 @@
+// `wanlab inspect` (what a model folder is and what a run of it would need), `wanlab make-tiny`
+// (a small random model folder) and `wanlab doctor` (what this machine can run).
+import { lstatSync, statSync } from "node:fs";
+import { resolve as resolvePath } from "node:path";
+import { inspect, makeTiny, type Dims, type Layout } from "../models.js";
+import { kindOf, OutputError } from "../fs/safe-output.js";
+import { choicesOf, rangeOf } from "../options/table.js";
+import { formatInspect } from "../terminal/inspect.js";
+import { terminalProgress } from "../terminal/progress.js";
+import { budgetOption, choice, countOption, help, intOption, layoutOpenOptions, parseCommand } from "./parse.js";
+
+export async function cmdInspect(args: string[]): Promise<number> {
+  const { values: v, positionals } = parseCommand(args, "inspect");
+  if (v.help) return help("inspect");
+  const report = await inspect(positionals[0]!, {
+    ...layoutOpenOptions(v),
+    height: intOption("height", v.height as string | undefined, ...rangeOf("inspect", "height")),
+    width: intOption("width", v.width as string | undefined, ...rangeOf("inspect", "width")),
+    numFrames: intOption("num-frames", v["num-frames"] as string | undefined, ...rangeOf("inspect", "num-frames")),
+    budget: budgetOption(v.budget),
+    persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
+    t5Device: choice("t5-device", v["t5-device"] as string | undefined, choicesOf("inspect", "t5-device")),
+    t5Offload: v["t5-offload"] === true,
+    tiled: v.tiled === true,
+    shardWeights: v["shard-weights"] === true,
+  });
+  console.log(v.json ? JSON.stringify(report, null, 2) : formatInspect(report));
+  // What generate would refuse (a tokenizer.json missing or bad) is a problem here too.
+  for (const p of report.problems) console.error(`wanlab inspect: ${p}`);
+  return report.problems.length ? 1 : 0;
+}
+
+export async function cmdMakeTiny(args: string[]): Promise<number> {
+  const { values: v, positionals } = parseCommand(args, "make-tiny");
+  if (v.help) return help("make-tiny");
+  const layout = choice("layout", v.layout as string | undefined, choicesOf<Layout>("make-tiny", "layout")) ?? "official";
+  const dims = choice("dims", v.dims as string | undefined, choicesOf<Dims>("make-tiny", "dims")) ?? "tiny";
+  const seed = intOption("seed", v.seed as string | undefined, ...rangeOf("make-tiny", "seed")) ?? 0;
+  // OUT is a model folder: a device node, FIFO or file there is named (and left alone) at once.
+  const st = lstatSync(positionals[0]!, { throwIfNoEntry: false });
+  if (st && !st.isDirectory() && !(st.isSymbolicLink() && statSync(positionals[0]!, { throwIfNoEntry: false })?.isDirectory()))
+    throw new OutputError("OUT", `OUT ${resolvePath(positionals[0]!)} is ${kindOf(st)}, not a folder; make-tiny writes a model folder there`);
+  const progress = terminalProgress(`make-tiny ${layout}`);
+  await makeTiny(positionals[0]!, { layout, dims, seed, onProgress: (file, f) => progress.update(f, file) });
+  progress.done(`wrote ${positionals[0]}`);
+  return 0;
+}
+
+/** `wanlab doctor [--json]`: src/doctor.ts; exit 1 when a problem is found. */
+export async function cmdDoctor(args: string[]): Promise<number> {
+  const { values: v } = parseCommand(args, "doctor");
+  if (v.help) return help("doctor");
+  const { doctor, doctorText } = await import("../doctor.js");
+  const r = await doctor();
+  console.log(v.json ? JSON.stringify(r, null, 2) : doctorText(r));
+  return r.ok ? 0 : 1;
+}
