@@ -77,17 +77,6 @@ export interface OpenOptions {
   onLoad?: (event: LoadEvent) => void;
 }
 
-
-/** The fields of CancelledAt the native error carries. */
-function cancelledAt(e: unknown): CancelledAt {
-  const o = e as Record<string, unknown>;
-  const at: CancelledAt = {};
-  if (typeof o.stage === "string") at.stage = o.stage;
-  for (const k of ["step", "steps", "block", "blocks", "chunk", "chunks", "layer", "layers"] as const)
-    if (typeof o[k] === "number") at[k] = o[k] as number;
-  return at;
-}
-
 interface NativeEngine {
   generate(request: Record<string, unknown>, onProgress?: (e: ProgressEvent) => void, saveTensors?: string, previewEvery?: number): Promise<NativeResult>;
   cancel(): void;
@@ -245,7 +234,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
         every ?? 0,
       );
     } catch (e) {
-      if ((e as { code?: string }).code === "WANLAB_CANCELLED") throw new CancelledError((e as Error).message, cancelledAt(e));
+      if ((e as { code?: string }).code === "WANLAB_CANCELLED") throw new CancelledError((e as Error).message, e as CancelledAt);
       throw paramErrorFromEngine(e) ?? e;
     } finally {
       options.signal?.removeEventListener("abort", onAbort);

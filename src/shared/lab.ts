@@ -168,28 +168,32 @@ export interface CancelledAt {
   layers?: number;
 }
 
+/** CancelledAt's counts, each a number when set. */
+const cancelledCounts = ["step", "steps", "block", "blocks", "chunk", "chunks", "layer", "layers"] as const satisfies readonly (keyof CancelledAt)[];
+
+/** The CancelledAt fields of `o` (an engine error, a job's record): the stage when it is a string,
+ * each count when it is a number; anything else is left out. */
+function cancelledAt(o: unknown): CancelledAt {
+  const r = (o ?? {}) as Record<string, unknown>;
+  const at: CancelledAt = {};
+  if (typeof r.stage === "string") at.stage = r.stage;
+  for (const k of cancelledCounts) if (typeof r[k] === "number") at[k] = r[k] as number;
+  return at;
+}
+
+/** A CancelledError carries the CancelledAt fields that are known. */
+export interface CancelledError extends CancelledAt {}
+
 /**
  * Thrown when an AbortSignal stops a generation; the model stays loaded. The message says where
  * it stopped ("cancelled at step 3/50, block 12/30", "cancelled during decode, chunk 5/21"), and
  * the fields the same as numbers.
  */
-export class CancelledError extends Error implements CancelledAt {
+export class CancelledError extends Error {
   override name = "CancelledError";
-  stage?: string;
-  step?: number;
-  steps?: number;
-  block?: number;
-  blocks?: number;
-  chunk?: number;
-  chunks?: number;
-  layer?: number;
-  layers?: number;
   constructor(message: string, at: CancelledAt = {}) {
     super(message);
-    for (const k of ["stage", "step", "steps", "block", "blocks", "chunk", "chunks", "layer", "layers"] as const) {
-      const v = at[k];
-      if (v !== undefined) (this as Record<string, unknown>)[k] = v;
-    }
+    Object.assign(this, cancelledAt(at));
   }
 }
 
