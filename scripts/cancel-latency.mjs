@@ -9,14 +9,13 @@
 //   node scripts/cancel-latency.mjs [--model DIR] [--height 480 --width 832 --frames 81] [--steps 50] [--settle 5] [--limit 600] [--grace 0] [--verbose]
 //
 // Exit: 0 measured, 1 something failed (the JSON says what).
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { cli, startServer as startLabServer } from "./lib/wanlab.mjs";
 
-const cli = fileURLToPath(new URL("../bin/wanlab.js", import.meta.url));
 const { values: v } = parseArgs({
   options: {
     model: { type: "string" }, height: { type: "string" }, width: { type: "string" }, frames: { type: "string" },
@@ -60,30 +59,20 @@ for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => {
   process.exit(1);
 });
 
+/** `wanlab serve` on `model` with its own runtime and outputs folders under the work folder,
+ * and `api(path, init)`: fetch with its token. */
 async function startServer(model, name) {
   const rt = join(work, `run-${name}`);
-  const child = spawn(process.execPath, [cli, "serve", "--model", model, "--outputs", join(work, `outputs-${name}`), "--port", "0", "--grace", String(graceS)], {
-    env: { ...process.env, WANLAB_RUNTIME_DIR: rt }, stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  let err = "";
-  child.stderr.on("data", (d) => {
-    err += d;
-    if (v.verbose) for (const line of String(d).trimEnd().split("\n")) log(`  server: ${line}`);
-  });
-  const exited = new Promise((r) => child.on("exit", (code, signal) => r({ code, signal, at: t() })));
-  const url = await new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = /^listening on (\S+)$/m.exec(out);
-      if (m) resolve(m[1]);
-    });
-    void exited.then((e) => reject(new Error(`wanlab serve exited with ${e.code}: ${err.trim().split("\n").at(-1)}`)));
+  const server = await startLabServer({
+    model, outputs: join(work, `outputs-${name}`), args: ["--grace", String(graceS)], runtimeDir: rt,
+    onSpawn: (child) => children.add(child),
+    onStderr: (text) => {
+      if (v.verbose) for (const line of text.trimEnd().split("\n")) log(`  server: ${line}`);
+    },
   });
   const { token } = JSON.parse(readFileSync(join(rt, "server.json"), "utf8"));
-  const api = (path, init = {}) => fetch(url + path, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.body ? { "content-type": "application/json" } : {}) } });
-  return { child, api, exited, stderr: () => err };
+  const api = (path, init = {}) => fetch(server.url + path, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.body ? { "content-type": "application/json" } : {}) } });
+  return { ...server, api };
 }
 
 /** Submits the large job and resolves once it runs: its first denoise progress event, or

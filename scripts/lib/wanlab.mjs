@@ -56,16 +56,23 @@ async function run(client, fn) {
 }
 
 /** Starts `wanlab serve` in a private runtime directory; resolves once it listens. `seams`
- * ({ faults: "transient=P,fatal=P" }): through the test launcher, for the load test. */
-export async function startServer({ model, outputs, args = [], env = {}, seams, log = () => {} }) {
-  const rt = mkdtempSync(join(tmpdir(), "wanlab-rt-"));
+ * ({ faults: "transient=P,fatal=P" }): through the test launcher, for the load test.
+ * `runtimeDir`: this one instead (the caller's to remove); `onSpawn(child)` sees the process as
+ * soon as it exists, `onStderr(text)` each piece of its stderr. `exited` resolves with
+ * { code, signal, at } (at: performance.now() when it exited). */
+export async function startServer({ model, outputs, args = [], env = {}, seams, log = () => {}, runtimeDir: given, onSpawn = () => {}, onStderr = () => {} }) {
+  const rt = given ?? mkdtempSync(join(tmpdir(), "wanlab-rt-"));
   const argv = ["serve", "--port", "0", ...(model ? ["--model", model] : []), ...(outputs ? ["--outputs", outputs] : []), ...args];
   log(`starting wanlab ${argv.join(" ")}`);
   const command = seams ? [launcher, JSON.stringify(seams)] : [cli];
   const child = spawn(process.execPath, [...command, ...argv], { env: { ...process.env, ...env, WANLAB_RUNTIME_DIR: rt }, stdio: ["ignore", "pipe", "pipe"] });
+  onSpawn(child);
   let err = "";
-  child.stderr.on("data", (d) => (err += d));
-  const exited = new Promise((r) => child.on("exit", (code) => r(code)));
+  child.stderr.on("data", (d) => {
+    err += d;
+    onStderr(String(d));
+  });
+  const exited = new Promise((r) => child.on("exit", (code, signal) => r({ code, signal, at: performance.now() })));
   const url = await new Promise((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (d) => {
@@ -73,18 +80,19 @@ export async function startServer({ model, outputs, args = [], env = {}, seams, 
       const m = /^listening on (\S+)$/m.exec(out);
       if (m) resolve(m[1]);
     });
-    exited.then((code) => reject(new Error(`wanlab serve exited with ${code}: ${err.trim().split("\n").at(-1)}`)));
+    exited.then(({ code }) => reject(new Error(`wanlab serve exited with ${code}: ${err.trim().split("\n").at(-1)}`)));
   });
   return {
     url,
     runtimeDir: rt,
     child,
+    exited,
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
         await exited;
       }
-      rmSync(rt, { recursive: true, force: true });
+      if (given === undefined) rmSync(rt, { recursive: true, force: true });
     },
   };
 }
