@@ -40,11 +40,19 @@ struct T2VRequest {
 //    "sigmaShift", "tiled", "tileSize": [h, w], "tileStride": [h, w], "teaCacheL1Thresh",
 //    "teaCacheModelId", "denoisingStrength"}
 // Tensors other than the token ids (input_video, input_latents) travel beside it, not in it.
-// request_to_json writes every key (the seed as a decimal string: a uint64 does not fit a double).
+// request_to_json writes every key (the seed as a decimal string: a uint64 does not fit a double),
+// the token ids and masks only where their tensors are defined (no negative prompt: none), so
+// request_from_json(request_to_json(r)) equals r in every field the JSON holds.
+// Integers are integral JSON numbers within int64; the seed 0 .. 2^64-1; tileSize and tileStride
+// two integers; the masks 0 or 1; no array longer than kMaxJsonArray (pipeline/json_fields.h).
 nlohmann::json request_to_json(const T2VRequest& r);
 // Every key is optional except promptIds and promptMask when `need_prompt` (a memory plan needs
-// only the video's shape); absent keys keep T2VRequest's defaults. An unknown key, or a value of
-// the wrong type, throws ParamError naming the key (common/error.h) before anything is decoded.
+// only the video's shape); negativeIds and negativeMask come together or not at all; absent keys
+// keep T2VRequest's defaults. An unknown key, or a value of the wrong type or out of the bounds
+// above, throws ParamError (common/error.h) whose message names the key and whose field is the
+// engine's name for it ("num_frames"; "prompt" and "negative_prompt" for the token arrays; an
+// unknown key's own name). Ranges that depend on the model (height a multiple of 16, ...) are
+// T2VEngine::validate's.
 T2VRequest request_from_json(const nlohmann::json& j, bool need_prompt = true);
 
 }  // namespace wan
