@@ -129,6 +129,24 @@ std::string write_archive(const std::string& name, const std::string& pkl,
   return path;
 }
 
+// What save_pth would put in an archive for `in`: the data.pkl and the storage records by key.
+struct Archive {
+  std::string pkl;
+  std::vector<std::pair<std::string, std::string>> storages;
+};
+Archive archive_parts(const TensorMap& in) {
+  std::vector<pickle::TensorSpec> specs;
+  Archive a;
+  for (const auto& [name, t] : in) {
+    specs.push_back({name, t.dtype, t.data.sizes().vec()});
+    at::Tensor c = t.data.contiguous();
+    a.storages.emplace_back(std::to_string(a.storages.size()),
+                            std::string(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * c.element_size()));
+  }
+  a.pkl = pickle::pickle_state_dict(specs);
+  return a;
+}
+
 std::string floats(int n) {
   std::string s(size_t(n) * 4, '\0');
   for (int k = 0; k < n; ++k) {
@@ -390,26 +408,21 @@ TEST(pth_mutated_pickles_never_crash) {
   // Random byte edits of a real data.pkl (and of a whole file) load or fail with wan::Error:
   // never a crash, a hang, or another exception type escaping.
   TensorMap in = all_dtypes();
-  std::vector<pickle::TensorSpec> specs;
-  std::vector<std::pair<std::string, std::string>> storages;
-  for (const auto& [name, t] : in) {
-    specs.push_back({name, t.dtype, t.data.sizes().vec()});
-    at::Tensor c = t.data.contiguous();
-    storages.emplace_back(std::to_string(storages.size()),
-                          std::string(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * c.element_size()));
-  }
-  const std::string pkl = pickle::pickle_state_dict(specs);
+  const Archive parts = archive_parts(in);
   uint64_t seed = 12345;
   auto rnd = [&seed](uint64_t n) {
     seed = seed * 6364136223846793005ull + 1442695040888963407ull;
     return (seed >> 33) % n;
   };
+  auto mutate = [&rnd](std::string m) {  // one to four random bytes overwritten
+    for (uint64_t k = 0, edits = 1 + rnd(4); k < edits; ++k) m[rnd(m.size())] = char(rnd(256));
+    return m;
+  };
   int loaded = 0;
   for (int iter = 0; iter < 400; ++iter) {
-    std::string m = pkl;
-    for (uint64_t k = 0, edits = 1 + rnd(4); k < edits; ++k) m[rnd(m.size())] = char(rnd(256));
+    std::string m = mutate(parts.pkl);
     try {
-      load_pth(write_archive("mutant.pth", m, storages));
+      load_pth(write_archive("mutant.pth", m, parts.storages));
       ++loaded;
     } catch (const wan::Error&) {
     }
@@ -418,9 +431,7 @@ TEST(pth_mutated_pickles_never_crash) {
   save_pth(whole, in);
   const std::string bytes = read_bytes(whole);
   for (int iter = 0; iter < 300; ++iter) {
-    std::string m = bytes;
-    for (uint64_t k = 0, edits = 1 + rnd(4); k < edits; ++k) m[rnd(m.size())] = char(rnd(256));
-    write_bytes(whole, m);
+    write_bytes(whole, mutate(bytes));
     try {
       for (const auto& [name, t] : load_pth(whole, iter % 2 == 0)) (void)t.data.sum();
       ++loaded;
@@ -505,15 +516,8 @@ TEST(pth_rejects_truncated_legacy_and_foreign_files) {
 
 TEST(pth_forced_zip64_archive_loads) {
   TensorMap in = all_dtypes();
-  std::vector<pickle::TensorSpec> specs;
-  std::vector<std::pair<std::string, std::string>> storages;
-  for (const auto& [name, t] : in) {
-    specs.push_back({name, t.dtype, t.data.sizes().vec()});
-    at::Tensor c = t.data.contiguous();
-    storages.emplace_back(std::to_string(storages.size()),
-                          std::string(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * c.element_size()));
-  }
-  std::string p = write_archive("zip64.pth", pickle::pickle_state_dict(specs), storages, true);
+  const Archive parts = archive_parts(in);
+  std::string p = write_archive("zip64.pth", parts.pkl, parts.storages, true);
   ZipReader z(MappedFile::open(p));
   for (const ZipEntry& e : z.entries()) {
     EXPECT(e.data_offset % 64 == 0);
@@ -663,18 +667,11 @@ TEST(pth_python_interop) {
   for (int k = 0; k < 1001; ++k) many["layer" + std::to_string(k)] = {at::full({2}, double(k), at::kFloat), DType::F32};
   add("many.pth", many);
   {  // every field in ZIP64 form
-    std::vector<pickle::TensorSpec> specs;
-    std::vector<std::pair<std::string, std::string>> storages;
-    for (const auto& [name, t] : plain) {
-      specs.push_back({name, t.dtype, t.data.sizes().vec()});
-      at::Tensor c = t.data.contiguous();
-      storages.emplace_back(std::to_string(storages.size()),
-                            std::string(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * c.element_size()));
-    }
+    const Archive parts = archive_parts(plain);
     ZipWriter w(to_torch + "/zip64.pth", true);
-    w.add("archive/data.pkl", pickle::pickle_state_dict(specs));
+    w.add("archive/data.pkl", parts.pkl);
     w.add("archive/byteorder", std::string("little"));
-    for (const auto& [key, bytes] : storages) w.add("archive/data/" + key, bytes);
+    for (const auto& [key, bytes] : parts.storages) w.add("archive/data/" + key, bytes);
     w.add("archive/version", std::string("3\n"));
     w.finish();
     add("zip64.pth", plain, true);
