@@ -62,4 +62,16 @@ struct EngineOptions {
   ComputeOptions compute;
 };
 
+// The options as JSON, keys as openEngine spells them (src/engine.ts), every one optional:
+//   {"devices": str, "ulysses": int, "ring": int, "cfgParallel": bool, "timeoutS": number,
+//    "rendezvous": str, "nnodes": int, "nodeRank": int, "logDir": str, "logLevel": str,
+//    "dtype": str, "t5Device": str, "t5Offload": bool, "vaeDevice": str, "persistentParams": int,
+//    "shardWeights": bool, "budget": bytes | "auto", "promptCacheBytes": int,
+//    "budgetVideo": {"height": int, "width": int, "numFrames": int, "tiled": bool}}
+// Absent keys keep the defaults above (no budget: memory_budget -1; "auto": kAutoBudget,
+// models/memory_model.h). An unknown key or a value of the wrong JSON type throws ParamError
+// (common/error.h) whose field is the key ("budgetVideo.height" inside budgetVideo); what the
+// values mean (a device list that parses, a layout that divides the heads) is the engine's to check.
+EngineOptions engine_options_from_json(const nlohmann::json& j);
+
 }  // namespace wan
