@@ -80,12 +80,19 @@ export interface OutputFileOptions {
   overwriteHint?: string;
 }
 
+/** What an output of each kind must be, and how a refusal of anything else ends ("… is a FIFO"
+ * + `plain`; "… is a symbolic link to a folder" + `link`). */
+const outputKinds = {
+  file: { is: (st: Stats) => st.isFile(), link: "; only regular files are replaced", plain: "; only regular files (or new paths) are replaced" },
+  folder: { is: (st: Stats) => st.isDirectory(), link: ", not a folder", plain: ", not a folder" },
+} as const;
+
 /**
- * What is at an output path: undefined for a new path (its folder checked writable), else its
- * lstat and, for a symbolic link, what it points to. Refuses a path through a non-folder and a
- * link to nothing, naming the flag; `what` names the expected kind ("file", "folder").
+ * What is at an output path: undefined for a new path (its folder checked writable), else
+ * whether it is a symbolic link (to the right kind). Refuses, naming the flag: a path through a
+ * non-folder, a link to nothing, and anything (or a link to anything) not of kind `what`.
  */
-function existingOutput(abs: string, flag: string, what: string): { st: Stats; target?: Stats } | undefined {
+function existingOutput(abs: string, flag: string, what: keyof typeof outputKinds): { link: boolean } | undefined {
   let st: Stats | undefined;
   try {
     st = lstatOrUndefined(abs);
@@ -97,12 +104,19 @@ function existingOutput(abs: string, flag: string, what: string): { st: Stats; t
     checkWritableFolder(dirname(abs), flag, abs);
     return undefined;
   }
-  if (!st.isSymbolicLink()) return { st };
+  const kind = outputKinds[what];
+  if (!st.isSymbolicLink()) {
+    if (!kind.is(st)) throw new OutputError(flag, `${flag} ${abs} is ${kindOf(st)}${kind.plain}`);
+    return { link: false };
+  }
+  let target: Stats;
   try {
-    return { st, target: statSync(abs) };
+    target = statSync(abs);
   } catch {
     throw new OutputError(flag, `${flag} ${abs} is a symbolic link to nothing; give the ${what}'s own path`);
   }
+  if (!kind.is(target)) throw new OutputError(flag, `${flag} ${abs} is a symbolic link to ${kindOf(target)}${kind.link}`);
+  return { link: true };
 }
 
 /**
@@ -115,13 +129,7 @@ export function checkOutputFile(path: string, o: OutputFileOptions): string {
   const abs = resolve(path);
   const found = existingOutput(abs, o.flag, "file");
   if (found === undefined) return abs;
-  const { st } = found;
-  if (found.target) {
-    const target = found.target;
-    if (!target.isFile()) throw new OutputError(o.flag, `${o.flag} ${abs} is a symbolic link to ${kindOf(target)}; only regular files are replaced`);
-    return checkOutputFile(realpathSync(abs), o);
-  }
-  if (!st.isFile()) throw new OutputError(o.flag, `${o.flag} ${abs} is ${kindOf(st)}; only regular files (or new paths) are replaced`);
+  if (found.link) return checkOutputFile(realpathSync(abs), o);
   if (!o.overwrite) throw new OutputError(o.flag, `${o.flag} ${abs} exists; give ${o.overwriteHint ?? "--overwrite"} to replace it`);
   checkWritableFolder(dirname(abs), o.flag, abs);
   return abs;
@@ -134,15 +142,7 @@ export function checkOutputFile(path: string, o: OutputFileOptions): string {
  */
 export function checkOutputDir(path: string, o: OutputFileOptions & { files?: string[] }): string {
   const abs = resolve(path);
-  const found = existingOutput(abs, o.flag, "folder");
-  if (found === undefined) return abs;
-  const { st } = found;
-  if (found.target) {
-    const target = found.target;
-    if (!target.isDirectory()) throw new OutputError(o.flag, `${o.flag} ${abs} is a symbolic link to ${kindOf(target)}, not a folder`);
-  } else if (!st.isDirectory()) {
-    throw new OutputError(o.flag, `${o.flag} ${abs} is ${kindOf(st)}, not a folder`);
-  }
+  if (existingOutput(abs, o.flag, "folder") === undefined) return abs;
   checkWritableFolder(abs, o.flag, abs);
   for (const f of o.files ?? []) checkOutputFile(join(abs, f), o);
   return abs;
