@@ -2,9 +2,9 @@
 // process, so its memory figures are its own) and returns the engine's JSON report: our time,
 // GFLOP/s and peak memory next to PyTorch eager running DiffSynth-Studio's module on the same
 // weights and input ("peer"; null with "peer_reason" when no python/torch/DiffSynth is found).
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { collect } from "./shared/process.js";
 
 export type BenchKind = "dit" | "vae" | "t5";
 
@@ -77,24 +77,20 @@ export function benchArgs(kind: BenchKind, o: BenchModelOptions = {}): string[] 
   return args;
 }
 
-export function benchModel(kind: BenchKind, options: BenchModelOptions = {}): Promise<BenchReport> {
+/** Runs `wanlab-engine ARGS` (`engine`, else native/build/wanlab-engine) in a fresh process and
+ * returns the JSON it prints; errors carry its stderr, or the command line and exit code. */
+export async function engineJson<T>(args: readonly string[], options: { engine?: string; env?: Record<string, string> } = {}): Promise<T> {
   const engine = options.engine ?? defaultEnginePath;
-  const args = benchArgs(kind, options);
-  return new Promise((resolve, reject) => {
-    if (!existsSync(engine)) return reject(new Error(`${engine} is missing; run \`npm run build\``));
-    const child = spawn(engine, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code !== 0) return reject(new Error(err.trim() || `wanlab-engine ${args.join(" ")} exited with ${code}`));
-      try {
-        resolve(JSON.parse(out) as BenchReport);
-      } catch (e) {
-        reject(new Error(`wanlab-engine ${args.join(" ")} printed no JSON: ${(e as Error).message}`));
-      }
-    });
-  });
+  if (!existsSync(engine)) throw new Error(`${engine} is missing; run \`npm run build\``);
+  const r = await collect(engine, args, { env: { ...process.env, ...options.env } });
+  if (r.code !== 0) throw new Error(r.stderr.trim() || `wanlab-engine ${args.join(" ")} exited with ${r.code}`);
+  try {
+    return JSON.parse(r.stdout.toString()) as T;
+  } catch (e) {
+    throw new Error(`wanlab-engine ${args.join(" ")} printed no JSON: ${(e as Error).message}`);
+  }
+}
+
+export function benchModel(kind: BenchKind, options: BenchModelOptions = {}): Promise<BenchReport> {
+  return engineJson<BenchReport>(benchArgs(kind, options), options);
 }

@@ -1,32 +1,13 @@
 // `wanlab bench dit|vae|t5|load|parallel`: model forwards against PyTorch eager, checkpoint
 // loading (mmap against copy), and the parallel layouts.
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
-import { benchModel, type BenchKind, type BenchSide } from "../bench.js";
+import { benchModel, engineJson, type BenchKind, type BenchSide } from "../bench.js";
 import { checkOutputFile, commitFile, tempBeside } from "../fs/safe-output.js";
 import type { Dims } from "../models.js";
 import { choicesOf, rangeOf } from "../options/table.js";
 import { formatBytes, table } from "../terminal/format.js";
 import { terminalProgress } from "../terminal/progress.js";
 import { choice, deviceOption, help, intOption, parseCommand, UsageError, type Dtype } from "./parse.js";
-
-/** Path of the C++ CLI; load measurements run it in fresh processes so RSS figures are clean. */
-export const enginePath = fileURLToPath(new URL("../../../native/build/wanlab-engine", import.meta.url));
-
-function runEngine(args: string[]): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    if (!existsSync(enginePath)) return reject(new Error(`${enginePath} is missing; run \`npm run build\``));
-    const child = spawn(enginePath, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(err.trim() || `wanlab-engine exited with ${code}`))));
-  });
-}
 
 /** `wanlab bench dit|vae|t5`: ours against PyTorch eager on DiffSynth's module, same weights and input. */
 async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
@@ -107,6 +88,13 @@ async function cmdBenchParallel(args: string[]): Promise<number> {
   return 0;
 }
 
+/** One `wanlab-engine bench-load` run (native/src/tools/load_bench.h). */
+interface LoadRun {
+  load_seconds: number;
+  rss_after_load_bytes: number;
+  rss_after_touch_bytes: number;
+}
+
 export async function cmdBench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what === "parallel") return cmdBenchParallel(rest);
@@ -115,8 +103,8 @@ export async function cmdBench(args: string[]): Promise<number> {
   const { values: v, positionals } = parseCommand(rest, "bench-load");
   if (v.help) return help("bench-load");
   const extra = v.touch ? ["--touch"] : [];
-  const mmap = (await runEngine(["bench-load", positionals[0]!, ...extra])) as { load_seconds: number; rss_after_load_bytes: number; rss_after_touch_bytes: number };
-  const copy = (await runEngine(["bench-load", positionals[0]!, "--copy", ...extra])) as { load_seconds: number; rss_after_load_bytes: number; rss_after_touch_bytes: number };
+  const mmap = await engineJson<LoadRun>(["bench-load", positionals[0]!, ...extra]);
+  const copy = await engineJson<LoadRun>(["bench-load", positionals[0]!, "--copy", ...extra]);
   const result = {
     bench: "load",
     dir: positionals[0],

@@ -7,7 +7,6 @@
 //
 // generate() submits a job, follows its server-sent events (progress per step), and returns
 // when it is done; aborting the signal cancels the job (DELETE) and rejects with CancelledError.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
@@ -16,6 +15,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CancelledError, defaultFps, framesTensor, type GenerateOptions, type GenerateResult, type Lab, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Video } from "../shared/lab.js";
 import { ParamError, type GenerateParams, type ResolvedParams } from "../params.js";
 import { findFfmpeg, writeMp4, writePngFrames } from "../video/ffmpeg.js";
+import { collect } from "../shared/process.js";
 import { readServerFile, runtimeDir } from "../server/runtime.js";
 import type { JobOptions } from "../shared/jobs.js";
 import type { QueueStats } from "../server/jobs.js";
@@ -133,15 +133,9 @@ async function decodeFrames(mp4: Buffer, width: number, height: number): Promise
   const tmp = join(tmpdir(), `wanlab-${randomBytes(6).toString("hex")}.mp4`);
   await writeFile(tmp, mp4);
   try {
-    return await new Promise<Uint8Array>((resolve, reject) => {
-      const child = spawn(ffmpeg.path, ["-hide_banner", "-loglevel", "error", "-i", tmp, "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", `${width}x${height}`, "-"], { stdio: ["ignore", "pipe", "pipe"] });
-      const out: Buffer[] = [];
-      let err = "";
-      child.stdout.on("data", (d: Buffer) => out.push(d));
-      child.stderr.on("data", (d) => (err += d));
-      child.on("error", reject);
-      child.on("close", (code) => (code === 0 ? resolve(new Uint8Array(Buffer.concat(out))) : reject(new Error(`decoding the job's mp4: ffmpeg exited with ${code}: ${err.trim()}`))));
-    });
+    const r = await collect(ffmpeg.path, ["-hide_banner", "-loglevel", "error", "-i", tmp, "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", `${width}x${height}`, "-"]);
+    if (r.code !== 0) throw new Error(`decoding the job's mp4: ffmpeg exited with ${r.code}: ${r.stderr.trim()}`);
+    return new Uint8Array(r.stdout);
   } finally {
     await rm(tmp, { force: true });
   }

@@ -1,11 +1,11 @@
 // A video as notebook output: an inline H.264 mp4 in a <video> (text/html) plus a GIF of the same
 // frames (image/gif) in one bundle, so viewers that hide HTML (untrusted notebooks, GitHub, some
 // exporters) still show it. Past a size limit the mp4 is written beside the notebook and linked.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
+import { collect } from "../shared/process.js";
 import { encodePng, findFfmpeg, writeMp4 } from "../video/ffmpeg.js";
 import { escapeHtml, type MimeBundle } from "./mime.js";
 
@@ -34,18 +34,11 @@ export interface EncodedVideo {
   poster: Buffer;
 }
 
-function run(path: string, args: string[], input: Uint8Array): Promise<Buffer> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(path, args, { stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolvePromise(Buffer.concat(out)) : reject(new Error(`ffmpeg exited with ${code}: ${err.trim()}`))));
-    child.stdin.on("error", () => {}); // a failed ffmpeg closes stdin early; its exit code says why
-    child.stdin.end(input);
-  });
+/** ffmpeg `args` with `input` on stdin; its stdout. */
+async function run(path: string, args: string[], input: Uint8Array): Promise<Buffer> {
+  const r = await collect(path, args, { input });
+  if (r.code !== 0) throw new Error(`ffmpeg exited with ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
 }
 
 /** A looping GIF (palette per clip), scaled so its longer side is at most gifMaxSide. */

@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { deflateSync } from "node:zlib";
+import { collect, type Collected } from "../shared/process.js";
 import { checkOutputDir, checkOutputFile, commitFile, OutputError, tempBeside } from "../fs/safe-output.js";
 
 export type FfmpegSource = "FFMPEG_PATH" | "ffmpeg-static" | "PATH";
@@ -15,18 +16,16 @@ export interface Ffmpeg {
   version: string;
 }
 
-function probe(path: string, env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(path, ["-hide_banner", "-version"], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.on("error", (e) => reject(new Error((e as NodeJS.ErrnoException).code === "ENOENT" ? "not found" : e.message)));
-    child.on("close", (code) => {
-      const first = out.split("\n")[0]!.trim();
-      if (code === 0 && first.startsWith("ffmpeg version")) resolve(first);
-      else reject(new Error(code === 0 ? `'-version' printed '${first}', not 'ffmpeg version …'` : `'-version' exited with ${code}`));
-    });
-  });
+async function probe(path: string, env: NodeJS.ProcessEnv): Promise<string> {
+  let r: Collected;
+  try {
+    r = await collect(path, ["-hide_banner", "-version"], { env });
+  } catch (e) {
+    throw new Error((e as NodeJS.ErrnoException).code === "ENOENT" ? "not found" : (e as Error).message);
+  }
+  const first = r.stdout.toString().split("\n")[0]!.trim();
+  if (r.code === 0 && first.startsWith("ffmpeg version")) return first;
+  throw new Error(r.code === 0 ? `'-version' printed '${first}', not 'ffmpeg version …'` : `'-version' exited with ${r.code}`);
 }
 
 async function ffmpegStatic(): Promise<string | undefined> {

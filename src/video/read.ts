@@ -1,10 +1,10 @@
 // Input videos for video-to-video: any file ffmpeg reads, its first frames scaled to the
 // generation's size, as the float32 [3, F, H, W] tensor DiffSynth's preprocess_video makes
 // (each byte x as x * (2 / 255) - 1, in float32).
-import { spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ParamError } from "../params.js";
+import { collect } from "../shared/process.js";
 import { findFfmpeg } from "./ffmpeg.js";
 
 export interface InputVideo {
@@ -46,18 +46,9 @@ export async function readInputVideo(path: string, numFrames: number, height: nu
   const args = ["-v", "error", "-nostdin", "-i", `file:${file}`, "-frames:v", String(numFrames),
     "-vf", `scale=${width}:${height}:flags=bicubic`, "-pix_fmt", "rgb24", "-f", "rawvideo", "-"];
   const frameBytes = width * height * 3;
-  const rgb = await new Promise<Uint8Array>((done, fail) => {
-    const child = spawn(ffmpeg.path, args, { stdio: ["ignore", "pipe", "pipe"] });
-    const chunks: Buffer[] = [];
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => chunks.push(d));
-    child.stderr.on("data", (d) => (err += d));
-    child.on("error", fail);
-    child.on("close", (code) => {
-      if (code !== 0) return fail(new ParamError("inputVideo", `inputVideo ${file}: ffmpeg could not read it: ${err.trim().split("\n").at(-1)}`));
-      done(new Uint8Array(Buffer.concat(chunks)));
-    });
-  });
+  const r = await collect(ffmpeg.path, args);
+  if (r.code !== 0) throw new ParamError("inputVideo", `inputVideo ${file}: ffmpeg could not read it: ${r.stderr.trim().split("\n").at(-1)}`);
+  const rgb = new Uint8Array(r.stdout);
   const frames = Math.floor(rgb.length / frameBytes);
   if (frames < numFrames)
     throw new ParamError("inputVideo", `inputVideo ${file} has ${frames} frames; numFrames needs ${numFrames} (give numFrames <= ${frames}, 4k+1)`);
