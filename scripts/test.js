@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The test command (`npm test`): the C++ engine tests, then the TypeScript tests under node's
-// test runner (which also drive the CLI, the addon and the PyTorch interop checks).
+// test runner: the unit tests beside their modules (src/**/NAME.test.ts) and the end-to-end ones
+// in test/ (which also drive the CLI, the addon and the PyTorch interop checks).
 // WANLAB_PYTHON names a python with torch for the interop tests; by default Debian's
 // /usr/bin/python3 is used when it imports torch.
 import { spawnSync } from "node:child_process";
@@ -37,6 +38,17 @@ if (existsSync(`${root}.cache/torch-2/torch`)) {
   });
   failed = r.status !== 0 || failed;
 }
-const files = readdirSync(`${root}dist/test`).filter((f) => f.endsWith(".test.js")).map((f) => `dist/test/${f}`);
+/** The compiled tests under `dir` (relative to the root), in every subfolder when `deep`. */
+function testsIn(dir, deep) {
+  const found = [];
+  for (const e of readdirSync(`${root}${dir}`, { withFileTypes: true })) {
+    if (e.isDirectory() && deep) found.push(...testsIn(`${dir}/${e.name}`, deep));
+    else if (e.isFile() && e.name.endsWith(".test.js")) found.push(`${dir}/${e.name}`);
+  }
+  return found.sort();
+}
+// The end-to-end tests (dist/test: the CLI, the server, the engine, notebooks, scripts) and the
+// unit tests beside their modules (dist/src/**/NAME.test.js).
+const files = [...testsIn("dist/test", false), ...testsIn("dist/src", true)];
 failed = run(process.execPath, ["--test", "--test-concurrency=1", ...files]) !== 0 || failed;
 process.exit(failed ? 1 : 0);

@@ -6,9 +6,9 @@ import { execFileSync } from "node:child_process";
 import { lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkDistinct, checkOutputDir, checkOutputFile, commitFile, OutputError, tempBeside } from "../src/fs/safe-output.js";
-import { writeMp4, writePngFrames } from "../src/video/ffmpeg.js";
-import { scratch } from "./helpers.js";
+import { checkDistinct, checkOutputDir, checkOutputFile, commitFile, OutputError, tempBeside } from "./safe-output.js";
+import { writeMp4, writePngFrames } from "../video/ffmpeg.js";
+import { scratch } from "../../test/helpers.js";
 
 const dir = scratch();
 
@@ -66,7 +66,7 @@ test("checkOutputFile: a folder that cannot be written is refused before anythin
   mkdirSync(shared, { mode: 0o777 });
   execFileSync("chmod", ["0755", dir]);
   mkdirSync(join(shared, "ro"), { mode: 0o555 });
-  const script = `import("${new URL("../src/fs/safe-output.js", import.meta.url).href}").then((m) => {
+  const script = `import("${new URL("./safe-output.js", import.meta.url).href}").then((m) => {
     try { m.checkOutputFile(${JSON.stringify(join(shared, "ro", "out.mp4"))}, { flag: "--output" }); console.log("accepted"); }
     catch (e) { console.log(e.message); } })`;
   const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};

@@ -7,9 +7,9 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { join } from "node:path";
 import { inflateSync } from "node:zlib";
 import { describe, test } from "node:test";
-import { scratch } from "./helpers.js";
-import { crfFromQuality, findFfmpeg, writeMp4, writePngFrames } from "../src/video/ffmpeg.js";
-import { videoToUint8 } from "../src/video/convert.js";
+import { scratch } from "../../test/helpers.js";
+import { crfFromQuality, findFfmpeg, writeMp4, writePngFrames } from "./ffmpeg.js";
+import { videoToUint8 } from "./convert.js";
 
 const dir = scratch();
 const emptyBin = join(dir, "empty-bin");

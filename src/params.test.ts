@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { native } from "../src/native.js";
-import { ParamError, paramErrorFromEngine, paramRanges, rangeText, resolveParams } from "../src/params.js";
-import { scratch, wanlab } from "./helpers.js";
+import { native } from "./native.js";
+import { ParamError, paramErrorFromEngine, paramRanges, rangeText, resolveParams } from "./params.js";
+import { scratch, wanlab } from "../test/helpers.js";
 
 /** An error as the addon throws it for a wan::ParamError on `field`. */
 const engineError = (field: string, message: string) => Object.assign(new Error(message), { code: "WANLAB_PARAM", field });

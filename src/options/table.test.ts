@@ -5,12 +5,12 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { dimsPresets, layouts } from "../src/models.js";
-import { allowedText, cliMarkdown, flagText } from "../src/options/usage.js";
-import { apiKeyOfEngineField, commands, optionTable, rangeOf, rowsOf, type Command } from "../src/options/table.js";
-import { defaults, paramRanges, teaCacheModelIds } from "../src/params.js";
-import { jobBodySchema, paramSchemas } from "../src/server/schema.js";
-import { root, wanlab } from "./helpers.js";
+import { dimsPresets, layouts } from "../models.js";
+import { allowedText, cliMarkdown, flagText } from "./usage.js";
+import { apiKeyOfEngineField, commands, optionTable, rangeOf, rowsOf, type Command } from "./table.js";
+import { defaults, paramRanges, teaCacheModelIds } from "../params.js";
+import { jobBodySchema, paramSchemas } from "../server/schema.js";
+import { root, wanlab } from "../../test/helpers.js";
 
 /** The command line that asks each table command for its help. */
 const helpArgs: Record<Command, string[]> = {

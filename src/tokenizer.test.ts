@@ -5,8 +5,8 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
-import { root, scratch, wanlab } from "./helpers.js";
-import { cleanPrompt, fixText, loadTokenizer, precompiledNormalizer, type PromptTokenizer } from "../src/tokenizer.js";
+import { root, scratch, wanlab } from "../test/helpers.js";
+import { cleanPrompt, fixText, loadTokenizer, precompiledNormalizer, type PromptTokenizer } from "./tokenizer.js";
 
 interface Golden {
   text_len: number;
