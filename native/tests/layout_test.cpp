@@ -34,6 +34,12 @@ std::string copy_model(const std::string& src, const std::string& name) {
   return dst;
 }
 void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+// Sets `key` of the JSON file at `path` to `value`, keeping the other keys.
+void set_json(const std::string& path, const std::string& key, const nlohmann::json& value) {
+  auto j = nlohmann::json::parse(read_text_file(path));
+  j[key] = value;
+  write(path, j.dump());
+}
 }  // namespace
 
 TEST(layout_all_four_layouts_give_identical_canonical_tensors) {
@@ -121,22 +127,16 @@ TEST(layout_missing_component_file_is_named) {
 
 TEST(layout_config_disagreeing_with_shapes_names_both_values) {
   std::string d = copy_model(tiny("official"), "bad-config");
-  auto j = nlohmann::json::parse(read_text_file(d + "/config.json"));
-  j["ffn_dim"] = 9999;
-  write(d + "/config.json", j.dump());
+  set_json(d + "/config.json", "ffn_dim", 9999);
   EXPECT_THROWS(load_model(d), "config.json says \"ffn_dim\" = 9999 but the tensor shapes give 512");
-  j = nlohmann::json::parse(read_text_file(d + "/config.json"));
-  j["ffn_dim"] = 512;
-  j["num_heads"] = 3;
-  write(d + "/config.json", j.dump());
+  set_json(d + "/config.json", "ffn_dim", 512);
+  set_json(d + "/config.json", "num_heads", 3);
   EXPECT_THROWS(load_model(d), "not divisible by num_heads 3");
 }
 
 TEST(layout_diffusers_config_disagreeing_is_refused) {
   std::string d = copy_model(tiny("diffusers"), "bad-diffusers-config");
-  auto j = nlohmann::json::parse(read_text_file(d + "/text_encoder/config.json"));
-  j["num_layers"] = 24;
-  write(d + "/text_encoder/config.json", j.dump());
+  set_json(d + "/text_encoder/config.json", "num_layers", 24);
   EXPECT_THROWS(load_model(d), "config.json says \"num_layers\" = 24 but the tensor shapes give 2");
 }
 

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/json_limits.h"
 #include "common/strings.h"
+#include "common/shape_str.h"
 
 namespace wan {
 
@@ -51,12 +52,6 @@ bool is_weight_dtype(DType d) {
     default:
       return false;
   }
-}
-
-std::string shape_str(at::IntArrayRef s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
 }
 
 // A tensor the architecture is read from, with `dims` dimensions, each positive: an empty or

@@ -18,6 +18,7 @@
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "common/strings.h"
+#include "common/shape_str.h"
 
 namespace wan {
 
@@ -49,12 +50,6 @@ void flatten(const pickle::Value* dict, const std::string& prefix, int depth, co
     else if (val->kind == pickle::Kind::Dict)
       flatten(val, full, depth + 1, path, out);
   }
-}
-
-std::string shape_str(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
 }
 
 // Loads tensors from the storages of a parsed archive. One base tensor per (storage, dtype):

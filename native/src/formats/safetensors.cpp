@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/json_limits.h"
 #include "common/mapped_file.h"
+#include "common/shape_str.h"
 
 // The length prefix and every tensor's bytes are little-endian in the file; we alias and
 // fwrite them as they are, which is only right on a little-endian host.
@@ -29,17 +30,11 @@ using json = nlohmann::json;
 // The Python package refuses headers over 100 MB; a bigger length prefix means the file is
 // not a safetensors file at all, and we would rather say so than parse 100 MB of noise. Within
 // that, kSafetensorsHeaderJson bounds the nesting and the values (common/json_limits.h).
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+const uint64_t kMaxHeaderBytes = kSafetensorsHeaderJson.max_bytes;
 
 template <typename... Args>
 [[noreturn]] void fail_tensor(const std::string& path, const std::string& name, const Args&... args) {
   fail(path, ": tensor \"", name, "\": ", args...);
-}
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
 }
 
 // A non-negative JSON integer. nlohmann stores those as number_unsigned; negative ones are
@@ -333,7 +328,7 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
   }
   // Python pads with spaces to a multiple of 8 so the data section starts 8-aligned.
   text.append((8 - text.size() % 8) % 8, ' ');
-  if (text.size() > kMaxHeaderBytes) fail(path, ": header of ", text.size(), " bytes exceeds the 100 MiB limit");
+  if (text.size() > kMaxHeaderBytes) fail(path, ": header of ", text.size(), " bytes exceeds the ", kMaxHeaderBytes >> 20, " MiB limit");
 
   // Streamed tensor by tensor, so a multi-GB checkpoint never needs a second full copy in memory.
   AtomicWriter w(path);

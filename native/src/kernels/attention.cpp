@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/shape_str.h"
 
 namespace wan {
 
@@ -14,12 +15,6 @@ namespace {
 // One chunk's float32 score matrix is kept under this (the full [Lq, Lk] matrix of a 720p 14B
 // step would be tens of GiB).
 constexpr int64_t kScoreBudgetBytes = int64_t(512) << 20;
-
-std::string shape_str(at::IntArrayRef s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 void check_shapes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   if (q.dim() != 4) fail("attention: q must be [B, H, Lq, d], got ", shape_str(q.sizes()));

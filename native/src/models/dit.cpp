@@ -8,18 +8,13 @@
 
 #include "common/cuda.h"
 #include "common/error.h"
+#include "common/shape_str.h"
 #include "kernels/layer_norm.h"
 #include "kernels/attention.h"
 
 namespace wan {
 
 namespace {
-
-std::string shape_str(at::IntArrayRef s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 // LayerNorm(x) * w + b in the compute dtype `dt`. x: [1, L, D] float32 (the residual), w, b: [D]
 // float32. On CUDA bf16 one pass (kernels/layer_norm.h) once that kernel is ready on the device,

@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 
 #include "common/error.h"
+#include "common/shape_str.h"
 #include "models/vae_tiles.h"
 
 namespace wan {
@@ -17,12 +18,6 @@ constexpr float kMean[16] = {-0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.
                              0.4134f,  -0.0715f, 0.5517f,  -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f};
 constexpr float kStd[16] = {2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f, 2.6052f, 2.0743f,
                             3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f};
-
-std::string shape_str(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 
 void check_tiles(const char* what, std::array<int64_t, 2> size, std::array<int64_t, 2> stride) {
   for (int i = 0; i < 2; ++i)
@@ -78,7 +73,7 @@ at::Tensor WanVAE::encode_plane(const at::Tensor& video, int& done, int total, c
 
 at::Tensor WanVAE::decode(const at::Tensor& z_in, const VaeDecodeOptions& o) const {
   if (z_in.dim() != 4 || z_in.size(0) != arch_.z_dim || z_in.size(1) < 1 || z_in.size(2) < 1 || z_in.size(3) < 1)
-    fail("VAE decode: latents must be [", arch_.z_dim, ", frames, height, width] but are ", shape_str(z_in));
+    fail("VAE decode: latents must be [", arch_.z_dim, ", frames, height, width] but are ", shape_str(z_in.sizes()));
   if (!at::isFloatingType(z_in.scalar_type())) fail("VAE decode: latents must be floating point, not ", z_in.scalar_type());
   if (o.tiled) check_tiles("VAE decode", o.tile_size, o.tile_stride);
   c10::NoGradGuard no_grad;
@@ -109,7 +104,7 @@ at::Tensor WanVAE::decode(const at::Tensor& z_in, const VaeDecodeOptions& o) con
 
 at::Tensor WanVAE::encode(const at::Tensor& video_in, const VaeEncodeOptions& o) const {
   if (video_in.dim() != 4 || video_in.size(0) != 3)
-    fail("VAE encode: video must be [3, frames, height, width] but is ", shape_str(video_in));
+    fail("VAE encode: video must be [3, frames, height, width] but is ", shape_str(video_in.sizes()));
   const int64_t frames = video_in.size(1), height = video_in.size(2), width = video_in.size(3);
   if (frames < 1 || (frames - 1) % 4 != 0)
     fail("VAE encode: the video has ", frames, " frames; the Wan VAE needs 4k+1 (1, 5, 9, ..., 81)");
