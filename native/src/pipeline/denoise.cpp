@@ -13,6 +13,37 @@
 
 namespace wan {
 
+at::Tensor denoise_step(DenoiseStep& s, const at::Tensor& x, int64_t i) {
+  const bool cfg = s.cfg_scale != 1.0, tea = !s.skips.empty();
+  s.cond_sums.clear(), s.uncond_sums.clear();
+  if (tea) s.cond_skip.skip = s.uncond_skip.skip = s.skips[size_t(i)];
+  const DitHooks cond_hooks{s.in_block, &s.cond_sums}, uncond_hooks{s.in_block, &s.uncond_sums};
+  const double t = s.sched->timesteps[i].item<float>();
+  auto pass = [&](const at::Tensor& ctx, BlockSkip& skip, const DitHooks& hooks) {  // -> [16, f, h, w] float32
+    BlockSkip* reuse = tea ? &skip : nullptr;
+    return s.shard ? s.dit->forward(x, t, ctx, *s.shard, reuse, &hooks) : s.dit->forward(x, t, ctx, reuse, &hooks);
+  };
+  at::Tensor v;
+  if (cfg && s.gather_branches) {  // CFG-parallel: this rank's branch, then both from the group
+    v = s.branch == DenoiseStep::Unconditional ? pass(s.negative, s.uncond_skip, uncond_hooks)
+                                               : pass(s.context, s.cond_skip, cond_hooks);
+    const at::Tensor g = s.gather_branches(v);  // [2, ...]: cond, uncond
+    v = g[1] + s.cfg_scale * (g[0] - g[1]);
+  } else {
+    v = pass(s.context, s.cond_skip, cond_hooks);
+    if (cfg) {
+      const at::Tensor v_neg = pass(s.negative, s.uncond_skip, uncond_hooks);
+      v = v_neg + s.cfg_scale * (v - v_neg);
+    }
+  }
+  at::Tensor next = s.sched->step(x, v, i);
+  // On a device group every rank holds the same latents, so every rank fails here together.
+  if (!all_finite(next))
+    fail_nonfinite_step(i + 1, s.sched->steps(), s.dit->arch().num_layers,
+                        {{cfg ? "conditional" : "", &s.cond_sums}, {"unconditional", &s.uncond_sums}});
+  return next;
+}
+
 int64_t first_nonfinite_block(const std::vector<at::Tensor>& sums) {
   if (sums.empty()) return 0;
   const at::Tensor bad = at::isfinite(at::stack(sums).to(at::kCPU)).logical_not().nonzero();  // [k, 1]
@@ -74,17 +105,18 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
                cfg ? std::to_string(r.cfg_scale) : "", s.cfg ? (s.cfg_index ? " (unconditional half)" : " (conditional half)") : "");
       const WanDiT& net = shard_weights_ ? *dits_.at(size_t(s.ctx.rank - group_->first_rank())) : dit(s.ctx.device);
       DitShard shard = make_dit_shard(s, A.num_heads, A.num_layers, net.compute_dtype());
-      // CFG-parallel: the second half of the group runs the unconditional pass.
-      const bool uncond_branch = cfg && s.cfg && s.cfg_index == 1;
-      const at::Tensor& ctx = uncond_branch ? negative : context;
+      DenoiseStep step_state;
+      step_state.dit = &net, step_state.shard = &shard, step_state.sched = &sched;
+      step_state.context = context, step_state.negative = negative, step_state.cfg_scale = r.cfg_scale;
+      step_state.skips = skips;
+      if (cfg && s.cfg) {  // CFG-parallel: the second half of the group runs the unconditional pass
+        step_state.branch = s.cfg_index == 1 ? DenoiseStep::Unconditional : DenoiseStep::Conditional;
+        step_state.gather_branches = [&s](const at::Tensor& v) { return s.cfg->all_gather(v, "cfg velocity"); };
+      }
       at::Tensor x = noise.to(s.ctx.device);
-      BlockSkip cond_skip, uncond_skip;  // TeaCache: this rank's residual per branch
-      const bool tea = !skips.empty();
       int64_t step = 0;  // 1-based, the step in progress
-      std::vector<at::Tensor> sums, uncond_sums;  // this rank's block output sums, this step
-      DitHooks hooks, uncond_hooks;
       auto last_poll = Clock::now();
-      hooks.in_block = [&](int64_t b, int64_t n) {
+      step_state.in_block = [&](int64_t b, int64_t n) {
         bool now = cancel_set(cancel);
         if (!now && remote && seconds_since(last_poll) >= 0.2) {
           last_poll = Clock::now();
@@ -95,12 +127,8 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
         stop.record(step, b + 1, n);
         throw RankCancelled(concat("cancelled at step ", step, "/", steps, ", block ", b + 1, "/", n));
       };
-      uncond_hooks.in_block = hooks.in_block;
-      hooks.block_sums = &sums, uncond_hooks.block_sums = &uncond_sums;
       for (int64_t i = 0; i < steps; ++i) {
         step = i + 1;
-        sums.clear(), uncond_sums.clear();
-        if (tea) cond_skip.skip = uncond_skip.skip = skips[size_t(i)];
         s.step = i;
         s.ctx.where = concat("step ", i + 1, "/", steps);
         auto t_step = Clock::now();
@@ -122,21 +150,7 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
             while (Clock::now() < until && !s.ctx.abort->load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
           }
         }
-        const double t = sched.timesteps[i].item<float>();
-        at::Tensor v = net.forward(x, t, ctx, shard, tea ? (uncond_branch ? &uncond_skip : &cond_skip) : nullptr, &hooks);
-        if (cfg && s.cfg) {
-          at::Tensor g = s.cfg->all_gather(v, "cfg velocity");  // [2, ...]: cond, uncond
-          v = g[1] + r.cfg_scale * (g[0] - g[1]);
-        } else if (cfg) {
-          at::Tensor v_neg = net.forward(x, t, negative, shard, tea ? &uncond_skip : nullptr, &uncond_hooks);
-          v = v_neg + r.cfg_scale * (v - v_neg);
-        }
-        x = sched.step(x, v, i);
-        // Every rank holds the same x, so every rank fails here together (no collective waits).
-        if (!all_finite(x)) {
-          const char* pass = !cfg ? "" : s.cfg ? (uncond_branch ? "unconditional" : "conditional") : "conditional";
-          fail_nonfinite_step(step, steps, A.num_layers, {{pass, &sums}, {"unconditional", &uncond_sums}});
-        }
+        x = denoise_step(step_state, x, i);
         s.step_s.push_back(seconds_since(t_step));
         s.step_comm_s.push_back(s.ctx.stats.comm_s - comm0);
         s.step_bytes.push_back(s.ctx.stats.bytes_sent - bytes0);

@@ -116,36 +116,24 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   if (group_) {
     x = denoise_parallel(x, context, negative, r, sched, skips, step_s,
                          [&](int64_t done, const at::Tensor& xs) { report("denoise", done, sched.steps(), t_denoise, xs); }, cancel);
-  }
-  BlockSkip cond_skip, uncond_skip;  // TeaCache: the residual per CFG branch
-  const bool tea = !skips.empty();
-  const int64_t steps = sched.steps(), blocks = model_.arch.dit.num_layers;
-  int64_t step = 0;  // 1-based, the step in progress
-  std::vector<at::Tensor> cond_sums, uncond_sums;  // per block, this step (DitHooks)
-  DitHooks cond_hooks, uncond_hooks;
-  cond_hooks.in_block = [&](int64_t b, int64_t n) {
-    if (cancel_set(cancel)) cancelled_in_step(step, steps, b + 1, n);
-  };
-  uncond_hooks.in_block = cond_hooks.in_block;
-  cond_hooks.block_sums = &cond_sums, uncond_hooks.block_sums = &uncond_sums;
-  for (int64_t i = 0; i < steps && !group_; ++i) {
-    step = i + 1;
-    if (cancel_set(cancel)) cancelled_in_step(step, steps);
-    auto t_step = Clock::now();
-    const double t = sched.timesteps[i].item<float>();
-    if (tea) cond_skip.skip = uncond_skip.skip = skips[size_t(i)];
-    cond_sums.clear(), uncond_sums.clear();
-    at::Tensor v = dits_.front()->forward(x, t, context, tea ? &cond_skip : nullptr, &cond_hooks);
-    if (cfg) {
-      at::Tensor v_neg = dits_.front()->forward(x, t, negative, tea ? &uncond_skip : nullptr, &uncond_hooks);
-      v = v_neg + r.cfg_scale * (v - v_neg);
+  } else {
+    const int64_t steps = sched.steps();
+    int64_t step = 0;  // 1-based, the step in progress
+    DenoiseStep ds;
+    ds.dit = dits_.front().get(), ds.sched = &sched;
+    ds.context = context, ds.negative = negative, ds.cfg_scale = r.cfg_scale, ds.skips = skips;
+    ds.in_block = [&](int64_t b, int64_t n) {
+      if (cancel_set(cancel)) cancelled_in_step(step, steps, b + 1, n);
+    };
+    for (int64_t i = 0; i < steps; ++i) {
+      step = i + 1;
+      if (cancel_set(cancel)) cancelled_in_step(step, steps);
+      auto t_step = Clock::now();
+      x = denoise_step(ds, x, i);
+      device_synchronize(dev);  // CUDA queues asynchronously: the step is done when the device is
+      step_s.push_back(seconds_since(t_step));
+      report("denoise", i + 1, steps, t_denoise, x);
     }
-    x = sched.step(x, v, i);
-    device_synchronize(dev);  // CUDA queues asynchronously: the step is done when the device is
-    if (!all_finite(x))
-      fail_nonfinite_step(step, steps, blocks, {{cfg ? "conditional" : "", &cond_sums}, {"unconditional", &uncond_sums}});
-    step_s.push_back(seconds_since(t_step));
-    report("denoise", i + 1, steps, t_denoise, x);
   }
   out.latents = x.to(at::kCPU);
   out.timings["denoise_s"] = seconds_since(t_denoise);
