@@ -1,11 +1,9 @@
-// The notebook API outside Jupyter: load stages, latent previews through the addon (and their RGB
-// projection), video.tensor(), per-rank layout and charts, and the same lab attached to a running
-// `wanlab serve` (connect() / open({ server })) whose close() detaches without stopping it.
+// The notebook API outside Jupyter: load stages, latent previews through the addon, video.tensor(),
+// per-rank charts, and the same lab attached to a running `wanlab serve` (connect() /
+// open({ server })) whose close() detaches without stopping it.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { rankRows } from "../src/lab.js";
-import { latentFrameToRgb } from "../src/display/preview.js";
 import * as wan from "../src/internals.js";
 import { scratch, wanlab } from "./helpers.js";
 import { startServer, type RunningServer } from "./serve.js";
@@ -113,27 +111,6 @@ describe("in-process notebook lab", () => {
   });
 });
 
-describe("latent → RGB projection (ComfyUI's Wan21 latent_rgb_factors)", () => {
-  test("zero latents give the bias; a one-hot channel adds its row", () => {
-    const f = 1, h = 1, w = 2;
-    const data = new Float32Array(16 * f * h * w);
-    data[2 * h * w + 1] = 1; // channel 2, pixel 1
-    const px = latentFrameToRgb({ data, shape: [16, f, h, w] }, 0);
-    // (bias + 1) / 2 · 255: (-0.1835, -0.0868, -0.3360) → 104, 116, 85
-    assert.deepEqual([...px.subarray(0, 3)], [104, 116, 85]);
-    // channel 2's row (0.3568, 0.2548, 0.1747) + bias → 150, 149, 107
-    assert.deepEqual([...px.subarray(3, 6)], [150, 149, 107]);
-  });
-
-  test("the preview strip holds up to 4 latent frames, first to last, scaled up", () => {
-    const p = wan.latentPreview({ data: new Float32Array(16 * 9 * 4 * 6), shape: [16, 9, 4, 6] });
-    assert.deepEqual(p.frames, [0, 3, 5, 8]);
-    assert.equal(p.height, 96);
-    assert.equal(p.width, 4 * 6 * 24);
-    assert.deepEqual([...p.png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(""), "PNG");
-  });
-});
-
 describe("device group in the notebook lab", () => {
   test("info.parallel, rank rows, and the compute-vs-communication chart from timings.ranks", async () => {
     const lab = await wan.open({ model, devices: "cpu:0-1", ulysses: 1, ring: 2 });
@@ -161,13 +138,6 @@ describe("device group in the notebook lab", () => {
     } finally {
       await lab.close();
     }
-  });
-
-  test("rank rows follow the engine's rank layout (g = cfg · sp + ring · ulysses + ulysses index)", () => {
-    const rows = rankRows({ devices: 4, ulysses: 2, ring: 2, cfg: 1 }, "cpu:0-3");
-    assert.deepEqual(rows.map((r) => `${r.device} ${r.role}`), ["cpu:0 ulysses 0/2 · ring 0/2", "cpu:1 ulysses 1/2 · ring 0/2", "cpu:2 ulysses 0/2 · ring 1/2", "cpu:3 ulysses 1/2 · ring 1/2"]);
-    assert.deepEqual(rankRows({ devices: 4, ulysses: 2, ring: 1, cfg: 2 }, "cpu:0-3").map((r) => r.role), ["ulysses 0/2 · cfg cond", "ulysses 1/2 · cfg cond", "ulysses 0/2 · cfg uncond", "ulysses 1/2 · cfg uncond"]);
-    assert.deepEqual(rankRows({ devices: 1, ulysses: 1, ring: 1, cfg: 1 }, "cpu"), []);
   });
 });
 
