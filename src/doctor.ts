@@ -6,6 +6,7 @@ import { inspect } from "node:util";
 import { listKernels } from "./jupyter/kernelspec.js";
 import { addonPath, native } from "./native.js";
 import { findFfmpeg, type Ffmpeg } from "./video/ffmpeg.js";
+import { bytesIn } from "./terminal/format.js";
 
 /** One check on a CUDA device: a relative L2 against float32 on that device, or an own kernel's
  * comparison with its host emulation, or why it could not run. */
@@ -89,8 +90,6 @@ export async function doctor(): Promise<DoctorReport> {
   return report;
 }
 
-const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
-
 function checkText(name: string, c: DeviceCheck): string {
   if (c.unavailable !== undefined) return `${name} unavailable`;
   if (c.error !== undefined) return `${name} FAILED`;
@@ -107,8 +106,9 @@ export function doctorText(r: DoctorReport): string {
     const backends = ["gloo", ...(e.libtorch.c10d.nccl ? ["nccl"] : [])].join(", ");
     rows.push(["libtorch", `${e.libtorch.version}, ${e.libtorch.cuda ? "CUDA" : "CPU only"}; c10d ${backends}; ${e.cpu.threads} of ${e.cpu.hardware_threads} CPU threads`]);
     rows.push(["devices auto", `${e.auto_devices.chosen} (${e.auto_devices.why})`]);
-    // In GB (10^9), as --budget 24G counts.
-    const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+    // In GB (10^9), as --budget 24G counts; a card in GiB, as its maker counts.
+    const gb = (b: number) => bytesIn(b, "GB", 2);
+    const gib = (b: number) => bytesIn(b, "GiB", 1);
     rows.push(["memory", `host ${gb(e.host_memory.total_bytes)} (${gb(e.host_memory.available_bytes)} available)` +
       (e.budget_auto ? `; --budget auto: ${gb(e.budget_auto.bytes)} on ${e.budget_auto.device}` : "")]);
     for (const d of e.cuda_devices) {

@@ -6,6 +6,7 @@
 import type { GenerateResult, ProgressEvent } from "../shared/lab.js";
 import { escapeHtml, newDisplayId, publish, type MimeBundle } from "./mime.js";
 import { latentPreview } from "./preview.js";
+import { formatBytes } from "../terminal/format.js";
 
 export interface NotebookProgress {
   onProgress(e: ProgressEvent): void;
@@ -43,14 +44,6 @@ export function fmtSeconds(s: number): string {
 /** Short durations in ms (per-rank communication is often well under a second). */
 export function fmtDuration(s: number): string {
   return s < 1 ? `${(s * 1000).toFixed(s < 0.01 ? 1 : 0)} ms` : fmtSeconds(s);
-}
-
-export function fmtBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024, i = 0;
-  while (v >= 1024 && i < units.length - 1) (v /= 1024), i++;
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
 /** The line the bar shows: "denoising 3/10 · 2.4 it/s · ETA 2.9s". */
@@ -153,8 +146,8 @@ export function notebookProgress(label: string, options: ProgressOptions = {}): 
         if (!ok) return rankState(stage, step, total).replace(/^denoising/, "stopped at");
         if (!c) return "done";
         const compute = typeof c.compute_s === "number" ? ` · compute ${fmtDuration(c.compute_s)}` : "";
-        const peak = typeof c.peak_bytes === "number" && c.peak_bytes >= 0 ? ` · peak ${fmtBytes(c.peak_bytes)}` : "";
-        return `done · comm ${fmtDuration(c.comm_s)}${compute} · sent ${fmtBytes(c.bytes_sent)} in ${c.collectives} collectives${peak}`;
+        const peak = typeof c.peak_bytes === "number" && c.peak_bytes >= 0 ? ` · peak ${formatBytes(c.peak_bytes, "binary")}` : "";
+        return `done · comm ${fmtDuration(c.comm_s)}${compute} · sent ${formatBytes(c.bytes_sent, "binary")} in ${c.collectives} collectives${peak}`;
       };
       const b = barBundle(label, message, ok ? 1 : total ? step / total : 0, ok ? "#5cb85c" : "#d9534f", extras(state));
       publish(b, { displayId: id, update: shown });
