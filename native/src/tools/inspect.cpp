@@ -12,6 +12,8 @@
 #include "common/mapped_file.h"
 #include "models/dit.h"
 #include "parallel/devices.h"
+#include "pipeline/engine_options.h"
+#include "pipeline/json_fields.h"
 
 namespace fs = std::filesystem;
 
@@ -162,6 +164,36 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
 }
 
 }  // namespace
+
+InspectOptions inspect_options_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) throw ParamError("inspect options", concat("the inspect options must be a JSON object, got ", json_describe(j)));
+  InspectOptions o;
+  nlohmann::json engine = nlohmann::json::object();
+  for (const auto& item : j.items()) {
+    const std::string& k = item.key();
+    const nlohmann::json& v = item.value();
+    if (k == "height") o.height = int(json_field_int(v, k, k, 1, 1 << 20));
+    else if (k == "width") o.width = int(json_field_int(v, k, k, 1, 1 << 20));
+    else if (k == "numFrames") o.num_frames = int(json_field_int(v, k, k, 1, 1 << 20));
+    else if (k == "tiled") o.tiled = json_field_bool(v, k, k);
+    else if (k == "cfg") o.cfg = int(json_field_int(v, k, k, 1, 2));
+    else if (k == "devices" || k == "ulysses" || k == "ring" || k == "cfgParallel" || k == "budget" ||
+             k == "persistentParams" || k == "t5Device" || k == "t5Offload" || k == "shardWeights")
+      engine[k] = v;
+    else
+      throw ParamError(k, concat("unknown inspect option '", k, "' (known: height, width, numFrames, tiled, cfg, devices, ulysses, ",
+                                 "ring, cfgParallel, budget, persistentParams, t5Device, t5Offload, shardWeights)"));
+  }
+  const EngineOptions e = engine_options_from_json(engine);
+  if (j.contains("devices")) o.devices = e.parallel.devices;
+  o.ulysses = e.parallel.ulysses, o.ring = e.parallel.ring;
+  if (e.parallel.cfg_parallel) o.cfg = 2;
+  o.budget_bytes = e.compute.memory_budget;
+  o.persistent_params = e.compute.persistent_params;
+  o.t5_device = e.compute.t5_device, o.t5_offload = e.compute.t5_offload;
+  o.shard_weights = e.compute.shard_weights;
+  return o;
+}
 
 nlohmann::json inspect_model(const std::string& dir, const InspectOptions& opts) {
   if (opts.height <= 0 || opts.height % 16 || opts.width <= 0 || opts.width % 16)

@@ -22,6 +22,14 @@ struct InspectOptions {
   int64_t budget_bytes = -1;
 };
 
+// The options as JSON, as the addon's inspect() and `wanlab-engine inspect` pass them: the video
+// (height, width, numFrames, tiled: integers and a boolean), cfg (1, or 2 for CFG-parallel), and
+// the engine options it shares with openEngine, decoded by engine_options_from_json
+// (pipeline/engine_options.h): devices (default "auto" here), ulysses, ring, cfgParallel, budget,
+// persistentParams, t5Device, t5Offload, shardWeights. Any other key, or a wrong type, throws
+// ParamError naming the key.
+InspectOptions inspect_options_from_json(const nlohmann::json& j);
+
 // Layout, files, components (architecture, parameters, dtypes, bytes), tokenizer, and an
 // estimate of peak memory per device. Validates the whole model like a load does (mmap, no copy).
 nlohmann::json inspect_model(const std::string& dir, const InspectOptions& opts);
