@@ -6,9 +6,11 @@
 #include <sstream>
 
 #include "pipeline/t2v.h"
+#include "faults.h"
 #include "test.h"
 
 using namespace wan;
+using wantest::FaultInjection;
 
 namespace {
 T2VRequest small_request(int64_t steps) { return wantest::tiny_request(32, 32, 5, steps); }
@@ -63,7 +65,7 @@ TEST(parallel_log_files_per_rank_with_levels) {
     EXPECT(!std::filesystem::exists(error_dir + "/rank-2.log"));
     FaultInjection f;
     f.kind = FaultInjection::Throw, f.rank = 2, f.step = 1;
-    e->group()->set_fault(f);
+    wantest::inject_fault(*e->group(), f);
     EXPECT_THROWS(e->generate(small_request(2)), "rank 2 (cpu:2): injected fault at step 2/2");
   }
   // ... but the failure, in the failed rank's file, with its rank, step and cause.

@@ -5,9 +5,11 @@
 
 #include "parallel/process_group.h"
 #include "pipeline/t2v.h"
+#include "faults.h"
 #include "test.h"
 
 using namespace wan;
+using wantest::FaultInjection;
 
 TEST(parallel_nodes_quote_the_failing_node_and_recover) {
   uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
@@ -37,7 +39,7 @@ TEST(parallel_nodes_quote_the_failing_node_and_recover) {
   if (!open_err[0].empty() || !open_err[1].empty()) throw wantest::Failure{open_err[0] + " | " + open_err[1]};
   FaultInjection f;
   f.kind = FaultInjection::Throw, f.rank = 2, f.step = 1;
-  nodes[1]->group()->set_fault(f);
+  wantest::inject_fault(*nodes[1]->group(), f);
   both([&](int k) {
     try {
       nodes[k]->generate(r);
@@ -50,7 +52,7 @@ TEST(parallel_nodes_quote_the_failing_node_and_recover) {
   EXPECT(err[0].find("node 1: rank 2 (cpu:0): injected fault at step 2/2") == 0);
   EXPECT(err[0].find("; here: rank ") != std::string::npos);
   // Both nodes rebuilt their groups: the next request runs and gives the same latents on both.
-  nodes[1]->group()->set_fault({});
+  wantest::inject_fault(*nodes[1]->group(), {});
   at::Tensor lat[2];
   both([&](int k) {
     try {

@@ -13,9 +13,11 @@
 #include "parallel/devices.h"
 #include "parallel/process_group.h"
 #include "pipeline/t2v.h"
+#include "faults.h"
 #include "test.h"
 
 using namespace wan;
+using wantest::FaultInjection;
 
 namespace {
 
@@ -142,24 +144,24 @@ TEST(parallel_faults_fail_with_named_errors_and_the_group_recovers) {
 
   FaultInjection f;
   f.kind = FaultInjection::Throw, f.rank = 2, f.step = 1;
-  g.set_fault(f);
+  wantest::inject_fault(g, f);
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_THROWS(e.generate(r), "rank 2 (cpu:2): injected fault at step 2/2");
   const double throw_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   f.kind = FaultInjection::Stall, f.rank = 1, f.step = 0, f.stall = std::chrono::seconds(10);
-  g.set_fault(f);
+  wantest::inject_fault(g, f);
   t0 = std::chrono::steady_clock::now();
   EXPECT_THROWS(e.generate(r), "timed out after 1.5 s waiting for rank 1");
   const double stall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   f.kind = FaultInjection::WrongDevice, f.rank = 3, f.step = 1;
-  g.set_fault(f);
+  wantest::inject_fault(g, f);
   EXPECT_THROWS(e.generate(r), "rank 3 (cpu:3): tensor self-attention q is on meta but the rank's device is cpu at step 2/2, block 0");
   std::printf("     throw failed in %.2f s, stall in %.2f s (timeout 1.5 s)\n", throw_s, stall_s);
   EXPECT(stall_s < 8);
 
-  g.set_fault({});
+  wantest::inject_fault(g, {});
   g.set_timeout(std::chrono::seconds(60));
   const double err = wantest::rel_l2(e.generate(r).latents, ref);
   EXPECT(err <= 1e-5);

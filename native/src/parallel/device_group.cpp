@@ -106,9 +106,14 @@ void DeviceGroup::set_timeout(std::chrono::milliseconds t) {
   for (auto& r : ranks_) r->ctx.timeout = t;
 }
 
-void DeviceGroup::set_fault(const FaultInjection& f) {
+void DeviceGroup::set_step_hook(StepHook hook) {
   std::lock_guard<std::mutex> lk(run_mu_);
-  for (auto& r : ranks_) r->fault = f;
+  for (auto& r : ranks_) r->step_hook = hook;
+}
+
+void DeviceGroup::set_attention_hook(AttentionHook hook) {
+  std::lock_guard<std::mutex> lk(run_mu_);
+  for (auto& r : ranks_) r->attention_hook = hook;
 }
 
 void DeviceGroup::build_groups(RankState& s) {

@@ -25,21 +25,25 @@
 
 namespace wan {
 
-// Test-only fault injection (off by default): at denoising step `step` (0-based), rank `rank`
-// throws, stalls for `stall` (giving up early when the request is aborted), or puts its
-// self-attention query on the wrong device (the meta device).
-struct FaultInjection {
-  enum Kind { None, Throw, Stall, WrongDevice } kind = None;
-  int rank = 0;
-  int64_t step = 0;
-  std::chrono::milliseconds stall{0};
-};
-
 // Thrown by a rank's task when the request is cancelled at a step boundary (logged as info, not
 // as an error).
 struct RankCancelled : Error {
   using Error::Error;
 };
+
+struct RankState;
+
+// Where tests and tools observe or perturb a rank's denoising step (none by default; set with
+// DeviceGroup::set_step_hook / set_attention_hook). A hook runs on the rank's thread. It may
+// throw: the rank fails as from any error (the group aborts the other ranks and rebuilds); it
+// may block, and should then give up once s.ctx.abort is set.
+//  - StepHook: at the start of each denoising step (0-based `step`) of every rank, once the ranks
+//    agreed that the request was not cancelled (pipeline/denoise.cpp), before the step's compute.
+//  - AttentionHook: before each sequence-parallel self-attention of the rank checks its inputs
+//    and meets the other ranks (parallel/sequence_parallel.h), with those inputs q, k, v
+//    ([1, H, Ls, d], this rank's tokens), which it may replace; s.step is the step.
+using StepHook = std::function<void(RankState& s, int64_t step)>;
+using AttentionHook = std::function<void(RankState& s, at::Tensor& q, at::Tensor& k, at::Tensor& v)>;
 
 // One rank: its context and its memberships.
 struct RankState {
@@ -49,8 +53,9 @@ struct RankState {
   int sp_rank = 0;  // position among the sp ranks of its CFG branch (token shard index)
   std::shared_ptr<Rendezvous> store;  // this rank's own TCPStore client (a client is not thread-safe)
   std::unique_ptr<Communicator> world, sp, ulysses, ring, cfg;  // null where the degree is 1
-  FaultInjection fault;
-  int64_t step = 0;  // the denoising step in progress (for `where` and fault injection)
+  StepHook step_hook;            // see StepHook; empty: none
+  AttentionHook attention_hook;  // see AttentionHook; empty: none
+  int64_t step = 0;  // the denoising step in progress (for `where` and the hooks)
   int64_t request = 0;  // the group's request counter (1 = its first run), for the logs
   // Per request, filled by the step loop: wall seconds per step, of which in collectives, bytes
   // handed to collectives per step, and the rank's peak memory (parallel/rank_memory.h).
@@ -99,7 +104,9 @@ class DeviceGroup {
   const ParallelLayout& layout() const { return opts_.layout; }
   std::chrono::milliseconds timeout() const { return opts_.timeout; }
   void set_timeout(std::chrono::milliseconds t);
-  void set_fault(const FaultInjection& f);  // test-only
+  // Every rank's hooks from the next run on (StepHook, AttentionHook); {} removes one.
+  void set_step_hook(StepHook hook);
+  void set_attention_hook(AttentionHook hook);
 
   // fn(rank) on every rank's thread; one run at a time. Rethrows the first failure (as wan::Error).
   void run(const std::function<void(RankState&)>& fn);

@@ -8,11 +8,10 @@
 
 namespace wan {
 
-at::Tensor sequence_parallel_attention(RankState& s, const at::Tensor& q_in, const at::Tensor& k, const at::Tensor& v,
-                                       int64_t tokens, at::ScalarType dtype) {
-  at::Tensor q = q_in;
-  if (s.fault.kind == FaultInjection::WrongDevice && s.fault.rank == s.ctx.rank && s.fault.step == s.step)
-    q = at::empty(q.sizes(), q.options().device(at::kMeta));  // test-only: the seed's bug, on purpose
+at::Tensor sequence_parallel_attention(RankState& s, const at::Tensor& q_in, const at::Tensor& k_in,
+                                       const at::Tensor& v_in, int64_t tokens, at::ScalarType dtype) {
+  at::Tensor q = q_in, k = k_in, v = v_in;
+  if (s.attention_hook) s.attention_hook(s, q, k, v);
   check_tensor(s.ctx, q, "self-attention q", dtype);
   check_tensor(s.ctx, k, "self-attention k", dtype);
   check_tensor(s.ctx, v, "self-attention v", dtype);

@@ -1,7 +1,6 @@
 #include "pipeline/denoise.h"
 
 #include <mutex>
-#include <thread>
 
 #include <c10/core/InferenceMode.h>
 
@@ -141,15 +140,7 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
           stop.record(step, 0, 0);
           throw RankCancelled(concat("cancelled at step ", step, "/", steps));
         }
-        const FaultInjection& f = s.fault;  // test-only, off by default
-        if (f.kind != FaultInjection::None && f.rank == s.ctx.rank && f.step == i) {
-          if (f.kind == FaultInjection::Throw)
-            fail("rank ", s.ctx.rank, " (", s.ctx.device_name, "): injected fault at ", s.ctx.where);
-          if (f.kind == FaultInjection::Stall) {
-            auto until = Clock::now() + f.stall;
-            while (Clock::now() < until && !s.ctx.abort->load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-          }
-        }
+        if (s.step_hook) s.step_hook(s, i);  // tests and tools (parallel/device_group.h StepHook)
         x = denoise_step(step_state, x, i);
         s.step_s.push_back(seconds_since(t_step));
         s.step_comm_s.push_back(s.ctx.stats.comm_s - comm0);
