@@ -7,6 +7,7 @@
 #include "common/cuda.h"
 #include "common/error.h"
 #include "common/proc_status.h"
+#include "models/latent_grid.h"
 
 namespace wan {
 
@@ -65,8 +66,8 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
   auto t5_activations = [&](int64_t b) { return Lt * Lt * a.t5.num_heads * (b + b + 4 + 4 + b) + Lt * a.t5.dim_ffn * b * 3; };
   p.t5_activations = o.t5_on_device ? t5_activations(B) : 0;
 
-  const int64_t f = (o.num_frames - 1) / 4 + 1, h = o.height / 8, w = o.width / 8;
-  const int64_t tokens = (f / a.dit.patch[0]) * (h / a.dit.patch[1]) * (w / a.dit.patch[2]);
+  const LatentGrid grid = latent_grid(o.num_frames, o.height, o.width);
+  const int64_t h = grid.height, w = grid.width, tokens = grid.tokens(a.dit.patch);
   const int64_t L = (tokens + o.sequence_parallel - 1) / o.sequence_parallel;
   const double D = double(a.dit.dim), F = double(a.dit.ffn_dim);
   const double attn = 4 + B + 3 * B + B + 8 + B;          // per token x channel, see the header

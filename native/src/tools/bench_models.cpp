@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 
 #include "tools/doctor.h"
@@ -26,6 +27,7 @@
 #include "common/fs.h"
 #include "common/proc_status.h"
 #include "models/dit.h"
+#include "models/latent_grid.h"
 #include "models/placement.h"
 #include "models/random_weights.h"
 #include "models/umt5.h"
@@ -364,6 +366,38 @@ at::Generator input_generator(uint64_t seed) {
 
 int pick(int v, int fallback) { return v >= 0 ? v : fallback; }
 
+// The latent grid of a video size a bench was given, refused unless it is frames = 4k + 1 and
+// height, width positive multiples of `multiple` (8 for the VAE, 8 x the patch for the DiT).
+LatentGrid bench_grid(const char* kind, int frames, int height, int width, int64_t mh, int64_t mw) {
+  if (frames < 1 || (frames - 1) % 4 || height < mh || height % mh || width < mw || width % mw)
+    fail("bench ", kind, ": need frames = 4k+1 and height, width positive multiples of ",
+         mh == mw ? concat(mh) : concat(mh, " and ", mw), ", got ", frames, "x", height, "x", width);
+  return latent_grid(frames, height, width);
+}
+
+// One model benchmark: what the peer receives and the report names.
+struct BenchCase {
+  std::string kind;               // "dit", "vae", "t5"
+  nlohmann::json arch;
+  std::vector<TensorSpec> specs;  // the model's weights
+  TensorMap inputs;               // the forward's inputs, as the peer reads them
+  nlohmann::json input;           // the inputs, as the report describes them
+  double flops = 0;
+  std::string formula;            // how `flops` is counted
+};
+
+// Runs the peer, then ours: `build` makes our model from the weights and returns its forward
+// (owning the model); the weight map is freed before the forwards are timed.
+nlohmann::json measure(const BenchOptions& o, const Placement& place, const BenchCase& c,
+                       const std::function<std::function<at::Tensor()>(const TensorMap&)>& build) {
+  PeerResult peer;
+  TensorMap weights = peer_then_weights(o, c.kind, c.arch, c.specs, place, c.inputs, peer);
+  std::function<at::Tensor()> forward = build(weights);
+  weights.clear();
+  Timed ours = time_forward(forward, o.warmup, o.iters, place.device);
+  return report(c.kind, o, c.arch, c.input, c.flops, c.formula, ours, peer);
+}
+
 }  // namespace
 
 // ---- DiT --------------------------------------------------------------------------------------
@@ -377,13 +411,10 @@ nlohmann::json bench_dit(const BenchOptions& o) {
   if (a.num_layers < 1) fail("bench dit: --layers must be >= 1, got ", a.num_layers);
   // Default: 5 frames of 480x832 (1.3B/14B): latents [16, 2, 60, 104], 3120 tokens.
   const int frames = pick(o.frames, 5), height = pick(o.height, tiny ? 64 : 480), width = pick(o.width, tiny ? 64 : 832);
-  const int64_t sh = 8 * a.patch[1], sw = 8 * a.patch[2];
-  if (frames < 1 || (frames - 1) % 4 || height < sh || height % sh || width < sw || width % sw)
-    fail("bench dit: need frames = 4k+1 and height, width positive multiples of ", sh, ", got ", frames, "x", height,
-         "x", width);
-  const int64_t f = (frames - 1) / 4 + 1, h = height / 8, w = width / 8;
+  const LatentGrid grid = bench_grid("dit", frames, height, width, 8 * a.patch[1], 8 * a.patch[2]);
+  const int64_t f = grid.frames, h = grid.height, w = grid.width;
   if (f % a.patch[0]) fail("bench dit: ", f, " latent frames are not a multiple of the patch's ", a.patch[0]);
-  const int64_t tokens = (f / a.patch[0]) * (h / a.patch[1]) * (w / a.patch[2]);
+  const int64_t tokens = grid.tokens(a.patch);
   const int64_t Lc = a.text_len;
 
   at::Generator gen = input_generator(o.seed);
@@ -396,17 +427,16 @@ nlohmann::json bench_dit(const BenchOptions& o) {
                           {"latents", {a.in_dim, f, h, w}}, {"tokens", tokens}, {"text_len", Lc},
                           {"timestep", timestep},
                           {"fraction_of_480p_81_frames", double(tokens) / 32760.0}};
-  PeerResult peer;
-  TensorMap weights = peer_then_weights(o, "dit", to_json(a), dit_specs(a), place,
-                                        {{"x", stored(x)}, {"timestep", stored(t)}, {"context", stored(context)}}, peer);
-  WanDiT dit(weights, a, DitOptions{place});
-  weights.clear();
-  const at::Tensor xd = x.to(place.device), cd = context.to(place.device);
-  Timed ours = time_forward([&] { return dit.forward(xd, timestep, cd); }, o.warmup, o.iters, place.device);
-  return report("dit", o, to_json(a), input, dit_flops(a, tokens, Lc),
-                "layers*(8LD^2 + 4L^2D + 4LD^2 + 4LcD^2 + 4LLcD + 4LDF) + 2LD*in*patch + 2Lc(text_dim*D + D^2) "
-                "+ 2(freq*D + 7D^2) + 2LD*out*patch",
-                ours, peer);
+  BenchCase c{"dit", to_json(a), dit_specs(a),
+              {{"x", stored(x)}, {"timestep", stored(t)}, {"context", stored(context)}}, input,
+              dit_flops(a, tokens, Lc),
+              "layers*(8LD^2 + 4L^2D + 4LD^2 + 4LcD^2 + 4LLcD + 4LDF) + 2LD*in*patch + 2Lc(text_dim*D + D^2) "
+              "+ 2(freq*D + 7D^2) + 2LD*out*patch"};
+  return measure(o, place, c, [&](const TensorMap& weights) {
+    auto dit = std::make_shared<WanDiT>(weights, a, DitOptions{place});
+    const at::Tensor xd = x.to(place.device), cd = context.to(place.device);
+    return std::function<at::Tensor()>([dit, xd, cd, timestep] { return dit->forward(xd, timestep, cd); });
+  });
 }
 
 // ---- VAE --------------------------------------------------------------------------------------
@@ -419,27 +449,23 @@ nlohmann::json bench_vae(const BenchOptions& o) {
   bool tiny = o.dims == "tiny";
   // Default: 5 frames of 128x128 (latents [16, 2, 16, 16]), decoded untiled.
   const int frames = pick(o.frames, 5), height = pick(o.height, tiny ? 64 : 128), width = pick(o.width, tiny ? 64 : 128);
-  if (frames < 1 || (frames - 1) % 4 || height < 8 || height % 8 || width < 8 || width % 8)
-    fail("bench vae: need frames = 4k+1 and height, width positive multiples of 8, got ", frames, "x", height, "x",
-         width);
-  const int64_t f = (frames - 1) / 4 + 1, h = height / 8, w = width / 8;
+  const LatentGrid grid = bench_grid("vae", frames, height, width, 8, 8);
+  const int64_t f = grid.frames, h = grid.height, w = grid.width;
 
   at::Generator gen = input_generator(o.seed);
   at::Tensor z = at::randn({a.z_dim, f, h, w}, gen, at::kFloat);  // [16, f, h, w]
   nlohmann::json input = {{"frames", frames}, {"height", height}, {"width", width}, {"latents", {a.z_dim, f, h, w}},
                           {"tiled", false},
                           {"fraction_of_480p_81_frames", double(frames * height * width) / (81.0 * 480 * 832)}};
-  PeerResult peer;
-  TensorMap weights = peer_then_weights(o, "vae", to_json(a), vae_specs(a), place, {{"z", stored(z)}}, peer);
-  WanVAE vae(weights, a, place);
-  weights.clear();
-  VaeDecodeOptions d;
-  d.tiled = false;
-  Timed ours = time_forward([&] { return vae.decode(z, d); }, o.warmup, o.iters, place.device);
-  return report("vae", o, to_json(a), input, vae_decode_flops(a, f, h, w),
-                "sum over convs of 2 * output voxels * C_in * C_out * kernel volume, chunk by chunk, "
-                "+ 4 (hw)^2 C per frame of middle attention",
-                ours, peer);
+  BenchCase c{"vae", to_json(a), vae_specs(a), {{"z", stored(z)}}, input, vae_decode_flops(a, f, h, w),
+              "sum over convs of 2 * output voxels * C_in * C_out * kernel volume, chunk by chunk, "
+              "+ 4 (hw)^2 C per frame of middle attention"};
+  return measure(o, place, c, [&](const TensorMap& weights) {
+    auto vae = std::make_shared<WanVAE>(weights, a, place);
+    VaeDecodeOptions d;
+    d.tiled = false;
+    return std::function<at::Tensor()>([vae, z, d] { return vae->decode(z, d); });
+  });
 }
 
 // ---- T5 ---------------------------------------------------------------------------------------
@@ -461,13 +487,12 @@ nlohmann::json bench_t5(const BenchOptions& o) {
   ids.index_put_({0, L - 1}, 1);
   at::Tensor mask = at::ones({1, L}, at::kLong);
   nlohmann::json input = {{"tokens", L}, {"batch", 1}, {"padding", 0}};
-  PeerResult peer;
-  TensorMap weights = peer_then_weights(o, "t5", to_json(a), t5_specs(a), place, {{"ids", stored(ids)}, {"mask", stored(mask)}}, peer);
-  Umt5Encoder t5(weights, a, place);
-  weights.clear();
-  Timed ours = time_forward([&] { return t5.forward(ids, mask); }, o.warmup, o.iters, place.device);
-  return report("t5", o, to_json(a), input, t5_flops(a, L),
-                "layers*(8 L D Da + 4 L^2 Da + 6 L D F)", ours, peer);
+  BenchCase c{"t5", to_json(a), t5_specs(a), {{"ids", stored(ids)}, {"mask", stored(mask)}}, input, t5_flops(a, L),
+              "layers*(8 L D Da + 4 L^2 Da + 6 L D F)"};
+  return measure(o, place, c, [&](const TensorMap& weights) {
+    auto t5 = std::make_shared<Umt5Encoder>(weights, a, place);
+    return std::function<at::Tensor()>([t5, ids, mask] { return t5->forward(ids, mask); });
+  });
 }
 
 }  // namespace wan

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/proc_status.h"
 #include "kernels/attention.h"
+#include "models/latent_grid.h"
 #include "models/memory_model.h"
 #include "models/placement.h"
 #include "models/random_weights.h"
@@ -78,8 +79,8 @@ nlohmann::json bench_t2v(const PipelineBenchOptions& o) {
   const double encode_s = t["encode_s"].get<double>(), decode_s = t["decode_s"].get<double>();
 
   const bool cfg = o.cfg_scale != 1.0;
-  const int64_t f = (o.frames - 1) / 4 + 1, h = o.height / 8, w = o.width / 8;
-  const int64_t tokens = (f / arch.dit.patch[0]) * (h / arch.dit.patch[1]) * (w / arch.dit.patch[2]);
+  const LatentGrid grid = latent_grid(o.frames, o.height, o.width);
+  const int64_t f = grid.frames, h = grid.height, w = grid.width, tokens = grid.tokens(arch.dit.patch);
   const double dit = dit_flops(arch.dit, tokens, L), t5 = t5_flops(arch.t5, L), vae = vae_decode_flops(arch.vae, f, h, w);
   const double per_step = (cfg ? 2 : 1) * dit;
   const double full_flops = (cfg ? 2 : 1) * t5 + o.full_steps * per_step + vae;

@@ -5,6 +5,7 @@
 
 #include "tools/random_prompt.h"
 #include "common/error.h"
+#include "models/latent_grid.h"
 #include "models/placement.h"
 #include "pipeline/t2v.h"
 
@@ -50,7 +51,8 @@ nlohmann::json device_parity(const std::string& model_dir, const ParityOptions& 
   at::Tensor c_dev = eng.t5().encode_prompt(r.prompt_ids.unsqueeze(0), r.prompt_mask.unsqueeze(0)).squeeze(0);
   j["t5"] = entry(c_dev, c_ref);
   // DiT: one evaluation on random latents at t = 500, both on the reference context.
-  const int64_t f = (o.frames - 1) / 4 + 1, h = o.height / 8, w = o.width / 8;
+  const LatentGrid grid = latent_grid(o.frames, o.height, o.width);
+  const int64_t f = grid.frames, h = grid.height, w = grid.width;
   at::Tensor x = at::randn({arch.dit.in_dim, f, h, w}, g, at::kFloat);
   at::Tensor v_ref = ref.dit(at::kCPU).forward(x, 500.0, c_ref);
   at::Tensor v_dev = eng.dit(dev).forward(x.to(dev), 500.0, c_ref.to(dev));
