@@ -49,32 +49,29 @@ struct Rendezvous::Impl {
   c10::intrusive_ptr<cc::Store> store;
 };
 
-std::shared_ptr<Rendezvous> Rendezvous::serve(const std::string& host, uint16_t port,
-                                              std::chrono::milliseconds timeout) {
-  std::shared_ptr<Rendezvous> r(new Rendezvous());
-  r->impl_ = std::make_unique<Impl>();
-  try {
-    r->impl_->store = cc::tcp_store(host, port, true, timeout);
-  } catch (const std::exception& e) {
-    fail("rendezvous: cannot serve a TCPStore on ", host, ":", port, ": ", e.what());
-  }
-  r->host_ = host;
-  r->port_ = cc::tcp_store_port(r->impl_->store);
-  return r;
-}
-
-std::shared_ptr<Rendezvous> Rendezvous::join(const std::string& host, uint16_t port,
+std::shared_ptr<Rendezvous> Rendezvous::open(const std::string& host, uint16_t port, bool server,
                                              std::chrono::milliseconds timeout) {
   std::shared_ptr<Rendezvous> r(new Rendezvous());
   r->impl_ = std::make_unique<Impl>();
   try {
-    r->impl_->store = cc::tcp_store(host, port, false, timeout);
+    r->impl_->store = cc::tcp_store(host, port, server, timeout);
   } catch (const std::exception& e) {
-    fail("rendezvous: cannot join the TCPStore at ", host, ":", port, ": ", e.what());
+    fail("rendezvous: cannot ", server ? "serve a TCPStore on " : "join the TCPStore at ", host, ":", port, ": ",
+         e.what());
   }
   r->host_ = host;
-  r->port_ = port;
+  r->port_ = server ? cc::tcp_store_port(r->impl_->store) : port;  // served on port 0: the port it took
   return r;
+}
+
+std::shared_ptr<Rendezvous> Rendezvous::serve(const std::string& host, uint16_t port,
+                                              std::chrono::milliseconds timeout) {
+  return open(host, port, true, timeout);
+}
+
+std::shared_ptr<Rendezvous> Rendezvous::join(const std::string& host, uint16_t port,
+                                             std::chrono::milliseconds timeout) {
+  return open(host, port, false, timeout);
 }
 
 Rendezvous::~Rendezvous() = default;

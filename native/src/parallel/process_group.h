@@ -73,6 +73,9 @@ class Rendezvous {
 
  private:
   Rendezvous() = default;
+  // serve (`server`) or join: the store at host:port, errors naming the address.
+  static std::shared_ptr<Rendezvous> open(const std::string& host, uint16_t port, bool server,
+                                          std::chrono::milliseconds timeout);
   std::string host_;
   uint16_t port_ = 0;
   std::unique_ptr<Impl> impl_;

@@ -30,6 +30,19 @@ struct ThreadReporter : c10::MemoryReportingInfoBase {
   }
   bool memoryProfilingEnabled() const override { return true; }
 };
+
+// Bytes allocated on the rank, now or at the peak: on the CPU from this thread's reports, on
+// CUDA from the caching allocator's counters. -1 where neither applies.
+int64_t allocated_bytes(const ThreadReporter* reporter, at::Device device, bool peak) {
+  if (reporter) return peak ? reporter->peak : reporter->live;
+#ifdef WANLAB_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return peak ? stats.allocated_bytes[0].peak : stats.allocated_bytes[0].current;
+  }
+#endif
+  return -1;
+}
 }  // namespace
 
 struct RankMemory::Impl {
@@ -46,21 +59,9 @@ RankMemory::RankMemory(at::Device device) : device_(device), impl_(std::make_uni
 
 RankMemory::~RankMemory() = default;
 
-int64_t RankMemory::peak_bytes() const {
-  if (impl_->reporter) return impl_->reporter->peak;
-#ifdef WANLAB_CUDA
-  if (device_.is_cuda()) return c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index()).allocated_bytes[0].peak;
-#endif
-  return -1;
-}
+int64_t RankMemory::peak_bytes() const { return allocated_bytes(impl_->reporter.get(), device_, true); }
 
-int64_t RankMemory::current_bytes() const {
-  if (impl_->reporter) return impl_->reporter->live;
-#ifdef WANLAB_CUDA
-  if (device_.is_cuda()) return c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index()).allocated_bytes[0].current;
-#endif
-  return -1;
-}
+int64_t RankMemory::current_bytes() const { return allocated_bytes(impl_->reporter.get(), device_, false); }
 
 const char* RankMemory::method() const {
   if (impl_->reporter) return "c10 thread-local allocation reports (CPU allocator)";
