@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/arch.h"
+#include "tools/model_flops.h"  // dit_flops, vae_decode_flops, t5_flops
 
 namespace wan {
 
@@ -48,13 +49,5 @@ struct BenchOptions {
 nlohmann::json bench_dit(const BenchOptions& o);
 nlohmann::json bench_vae(const BenchOptions& o);
 nlohmann::json bench_t5(const BenchOptions& o);
-
-// Analytic FLOPs of one forward (a multiply-add counts 2; norms, activations, softmax and
-// elementwise work are left out). Exposed for the tests.
-//   tokens = (f / pt)(h / ph)(w / pw) for latents [in_dim, f, h, w]; Lc = text length.
-double dit_flops(const DitArch& a, int64_t tokens, int64_t text_len);
-// Decode of latents [z_dim, f, h, w], untiled, chunk by chunk as DiffSynth runs it.
-double vae_decode_flops(const VaeArch& a, int64_t f, int64_t h, int64_t w);
-double t5_flops(const T5Arch& a, int64_t tokens);
 
 }  // namespace wan
