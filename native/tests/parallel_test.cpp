@@ -294,3 +294,47 @@ TEST(parallel_two_nodes_form_one_group_through_the_tcp_store) {
                                                       p.rendezvous = "http://x:1"; return p; }()),
                 "rendezvous must be tcp://HOST:PORT");
 }
+
+TEST(a_follower_node_runs_node_0s_request_as_published_with_its_uint64_seed) {
+  // CFG across two nodes of one rank: node 1 computes the unconditional pass of the request it
+  // follows from the store, on its own copy of the noise, so node 0's latents equal one process's
+  // only when every field (the seed 2^53 + 1 included, which a double would round) arrived intact.
+  uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
+  std::unique_ptr<T2VEngine> nodes[2];
+  std::string err[2];
+  T2VRequest r = request(32, 48, 5, 3.5);
+  r.seed = 9007199254740993ULL, r.sigma_shift = 3.0, r.num_inference_steps = 3;
+  const std::string model = wantest::tiny_model();
+  at::Tensor latents;
+  std::vector<std::string> followed;
+  std::atomic<bool> stop{false};
+  auto node = [&](int k) {
+    try {
+      ParallelOptions p;
+      p.devices = "cpu:0", p.cfg_parallel = true, p.timeout_s = 60;
+      p.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), p.nnodes = 2, p.node_rank = k;
+      nodes[k] = std::make_unique<T2VEngine>(model, p);
+      if (k == 0) {
+        latents = nodes[0]->generate(r).latents;
+        nodes[0]->end_requests();
+      } else {
+        nodes[1]->follow(stop, [&](int64_t, const std::string& e) { followed.push_back(e); });
+      }
+    } catch (const std::exception& e) {
+      err[k] = e.what();
+    }
+  };
+  std::thread t0(node, 0), t1(node, 1);
+  t0.join(), t1.join();
+  if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{"node 0: " + err[0] + "\nnode 1: " + err[1]};
+  const at::Tensor one = engine_for("cpu", 0, 0, false).generate(r).latents;
+  T2VRequest rounded = r;
+  rounded.seed = uint64_t(double(r.seed));  // 2^53: what a double would have carried
+  const at::Tensor other = engine_for("cpu", 0, 0, false).generate(rounded).latents;
+  const double e = wantest::rel_l2(latents, one);
+  std::printf("     2 nodes, cfg across them: rel L2 %.2e vs one process (seed 2^53: %.2e)\n", e,
+              wantest::rel_l2(other, one));
+  EXPECT(followed.size() == 1 && followed[0].empty());
+  EXPECT(e <= 1e-5);
+  EXPECT(wantest::rel_l2(other, one) > 1e-3);  // the seed's last bit matters
+}
