@@ -14,6 +14,8 @@
 #include "tools/bench_pipeline.h"
 #include "tools/device_parity.h"
 #include "tools/doctor.h"
+#include "tools/engine_flags.h"
+#include "tools/generate_file.h"
 #include "tools/inspect.h"
 #include "tools/load_bench.h"
 #include "tools/make_model.h"
@@ -22,18 +24,33 @@
 
 namespace {
 
-const char* kUsage = R"(usage: wanlab-engine COMMAND [options]
+const char* kUsageHead = R"(usage: wanlab-engine COMMAND [options]
 
 commands:
   doctor
       what this build and machine can run, checked by running it: libtorch (CUDA, NCCL), what
       --devices auto picks, each CUDA device's paths (bf16 matmul, SDPA, ring parts, own kernels);
       JSON, exit 1 when a problem is found
-  inspect DIR [--devices LIST] [--ulysses N] [--ring N] [--cfg-parallel]
-              [--height N] [--width N] [--num-frames N]
-              [--budget BYTES|auto] [--persistent-params N] [--t5-device cpu] [--t5-offload] [--tiled] [--shard-weights]
-      layout, files, architecture, parameters, dtypes and memory per device, as JSON
-  make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]
+)";
+// The commands whose options are the engine's (tools/engine_flags.h): their flags and usage text
+// come from its table.
+const std::vector<std::string> kInspectFlags = {"--devices", "--ulysses", "--ring", "--cfg-parallel", "--height",
+                                                "--width", "--num-frames", "--budget", "--persistent-params",
+                                                "--t5-device", "--t5-offload", "--tiled", "--shard-weights"};
+const char* kInspectHelp = R"(      layout, files, architecture, parameters, dtypes and memory per device, as JSON
+)";
+const std::vector<std::string> kGenerateFlags = {
+    "--devices", "--ulysses", "--ring", "--cfg-parallel", "--timeout", "--rendezvous", "--nnodes", "--node-rank",
+    "--log-dir", "--log-level", "--dtype", "--t5-device", "--t5-offload", "--vae-device", "--persistent-params",
+    "--shard-weights", "--budget", "--budget-height", "--budget-width", "--budget-frames", "--budget-tiled",
+    "--prompt-cache-bytes"};
+const char* kGenerateHelp = R"(      one generation of the request in REQ.json (the API's request keys: promptIds, promptMask,
+      negativeIds, negativeMask as token ids, seed, height, width, numFrames, numInferenceSteps,
+      cfgScale, ...; text to video) on an engine opened with these options; prints the run's
+      timings as JSON; --save-tensors writes noise, context, latents, video and token_ids. Nodes
+      1.. of a multi-node group (--node-rank K) follow node 0's requests instead
+)";
+const char* kUsageTail = R"(  make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]
       write a deterministic random-weight Wan2.1 T2V model in a published layout
   bench-load DIR [--copy] [--touch]
       load time and resident memory of the whole model (mmap by default), as JSON
@@ -80,6 +97,12 @@ commands:
 // A command line that cannot be taken (unknown option, missing value, not a number, wrong
 // positional count): exit 2 with the usage hint, like an unknown command. Errors in what the
 // command does (a missing file, a value the engine refuses) stay exit 1.
+std::string usage_text() {
+  return std::string(kUsageHead) + "  inspect DIR " + wan::flags_usage(kInspectFlags, 14) + "\n" + kInspectHelp +
+         "  generate DIR --request REQ.json [--save-tensors OUT.safetensors]\n              " +
+         wan::flags_usage(kGenerateFlags, 14) + "\n" + kGenerateHelp + kUsageTail;
+}
+
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -115,33 +138,25 @@ Args parse(int argc, char** argv, const std::vector<std::string>& switches) {
 
 int int_option(const Args& a, const std::string& name, int fallback) {
   auto it = a.options.find(name);
-  if (it == a.options.end()) return fallback;
+  return it == a.options.end() ? fallback : wan::parse_int_flag(name, it->second);
+}
+
+int64_t count_option(const Args& a, const std::string& name) { return wan::parse_count_flag(name, a.options.at(name)); }
+
+// The engine flags `names` given on the command line, decoded by `decode` (the addon's decoder of
+// the same JSON): a value the decoder refuses is a usage error naming the flag.
+template <typename Decode>
+auto decode_flags(const Args& a, const std::vector<std::string>& names, Decode decode) {
   try {
-    size_t used = 0;
-    int v = std::stoi(it->second, &used);
-    if (used != it->second.size()) throw std::invalid_argument("");
-    return v;
-  } catch (const std::exception&) {
-    usage("option ", name, " must be an integer, got '", it->second, "'");
+    return decode(wan::flags_to_json(a.options, names));
+  } catch (const wan::ParamError& e) {
+    usage(wan::flag_of_key(e.field), ": ", e.what());
   }
 }
 
-// A parameter count: an integer with an optional K, M, G or B (10^9) suffix, e.g. 7e9 or 7G.
-int64_t count_option(const Args& a, const std::string& name) {
-  const std::string& s = a.options.at(name);
-  try {
-    size_t used = 0;
-    double v = std::stod(s, &used);
-    std::string suffix = s.substr(used);
-    if (suffix == "K" || suffix == "k") v *= 1e3;
-    else if (suffix == "M") v *= 1e6;
-    else if (suffix == "G" || suffix == "B") v *= 1e9;
-    else if (!suffix.empty()) throw std::invalid_argument("");
-    if (!(v >= 0) || v > 1e15) throw std::invalid_argument("");
-    return static_cast<int64_t>(v);
-  } catch (const std::exception&) {
-    usage("option ", name, " must be a parameter count >= 0 (e.g. 7000000000, 7e9, 7G), got '", s, "'");
-  }
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
 }
 
 void check_known(const Args& a, const std::vector<std::string>& known) {
@@ -156,32 +171,31 @@ void check_known(const Args& a, const std::vector<std::string>& known) {
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage;
+    std::cout << usage_text();
     return argc < 2 ? 2 : 0;
   }
   std::string cmd = argv[1];
   try {
     if (cmd == "inspect") {
-      Args a = parse(argc, argv, {"--cfg-parallel", "--json", "--tiled", "--shard-weights", "--t5-offload"});
-      check_known(a, {"--devices", "--ulysses", "--ring", "--cfg-parallel", "--height", "--width", "--num-frames", "--json",
-                      "--budget", "--persistent-params", "--t5-device", "--t5-offload", "--tiled", "--shard-weights"});
+      Args a = parse(argc, argv, with(wan::switch_flags(kInspectFlags), {"--json"}));
+      check_known(a, with(kInspectFlags, {"--json"}));
       if (a.positional.size() != 1) usage("inspect needs exactly one model directory");
-      wan::InspectOptions o;
-      if (a.options.count("--devices")) o.devices = a.options["--devices"];
-      o.ulysses = int_option(a, "--ulysses", 0);
-      o.ring = int_option(a, "--ring", 0);
-      o.cfg = a.options.count("--cfg-parallel") ? 2 : 1;
-      o.height = int_option(a, "--height", o.height);
-      o.width = int_option(a, "--width", o.width);
-      o.num_frames = int_option(a, "--num-frames", o.num_frames);
-      if (a.options.count("--budget"))
-        o.budget_bytes = a.options["--budget"] == "auto" ? wan::kAutoBudget : count_option(a, "--budget");
-      if (a.options.count("--persistent-params")) o.persistent_params = count_option(a, "--persistent-params");
-      if (a.options.count("--t5-device")) o.t5_device = a.options["--t5-device"];
-      o.t5_offload = a.options.count("--t5-offload") > 0;
-      o.tiled = a.options.count("--tiled") > 0;
-      o.shard_weights = a.options.count("--shard-weights") > 0;
+      const wan::InspectOptions o = decode_flags(a, kInspectFlags, wan::inspect_options_from_json);
       std::cout << wan::inspect_model(a.positional[0], o).dump(2) << "\n";
+    } else if (cmd == "generate") {
+      Args a = parse(argc, argv, wan::switch_flags(kGenerateFlags));
+      check_known(a, with(kGenerateFlags, {"--request", "--save-tensors"}));
+      if (a.positional.size() != 1) usage("generate needs exactly one model directory");
+      wan::GenerateFileOptions o;
+      o.model_dir = a.positional[0];
+      o.engine = decode_flags(a, kGenerateFlags, wan::engine_options_from_json);
+      if (!a.options.count("--request") && o.engine.parallel.node_rank == 0) usage("generate needs --request REQ.json");
+      if (a.options.count("--request")) o.request_path = a.options["--request"];
+      if (a.options.count("--save-tensors")) o.save_tensors = a.options["--save-tensors"];
+      o.progress = [](const wan::T2VEvent& e) {
+        std::fprintf(stderr, "%s %lld/%lld %.1f s\n", e.stage.c_str(), (long long)e.step, (long long)e.total, e.elapsed_s);
+      };
+      std::cout << wan::generate_from_file(o).dump(2) << "\n";
     } else if (cmd == "doctor") {
       Args a = parse(argc, argv, {});
       check_known(a, {});
@@ -318,10 +332,13 @@ int main(int argc, char** argv) {
       else usage("unknown bench target '", what, "' (allowed: dit, vae, t5, matmul, attention, elementwise, overlap, t2v)");
       std::cout << r.dump(2) << "\n";
     } else {
-      std::cerr << "wanlab-engine: unknown command '" << cmd << "'\n" << kUsage;
+      std::cerr << "wanlab-engine: unknown command '" << cmd << "'\n" << usage_text();
       return 2;
     }
   } catch (const UsageError& e) {
+    std::cerr << "wanlab-engine " << cmd << ": " << e.what() << " (wanlab-engine --help for usage)\n";
+    return 2;
+  } catch (const wan::FlagError& e) {
     std::cerr << "wanlab-engine " << cmd << ": " << e.what() << " (wanlab-engine --help for usage)\n";
     return 2;
   } catch (const std::exception& e) {
