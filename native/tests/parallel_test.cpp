@@ -185,7 +185,7 @@ TEST(parallel_cancel_stops_every_rank_at_a_step_boundary) {
 }
 
 // Inside a step: every rank reads the flag between blocks and attention chunks; the first to
-// see it throws and the group's abort stops the others (t2v.cpp denoise_parallel), so a
+// see it throws and the group's abort stops the others (pipeline/denoise.cpp denoise_parallel), so a
 // 480x832x81 job on two ranks stops within seconds and the rebuilt group computes as before.
 TEST(parallel_cancel_inside_a_step_stops_every_rank_within_seconds_and_the_group_serves_again) {
   const T2VEngine& e = engine_for("cpu:0-1", 2, 1, false);

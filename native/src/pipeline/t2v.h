@@ -53,7 +53,7 @@ struct T2VResult {
 // what a fresh engine gives). The flag is read between the units of every stage, so a cancel
 // acts within one unit's time: between text-encoder layers and input-video chunks (encode); at
 // each step, before each DiT block, between its sublayers and between the query chunks of its
-// attentions (denoise; on every rank of a device group: t2v.cpp denoise_parallel says how they
+// attentions (denoise; on every rank of a device group: denoise.cpp denoise_parallel says how they
 // agree); between VAE chunks (decode). On the tiny model at 480x832x81 on two CPU cores that is
 // about a second (native/tests/cancel_test.cpp measures it); on a GPU, the work already queued
 // on the device when the host sees the flag (kernels are queued asynchronously, and the engine
