@@ -242,30 +242,42 @@ void Communicator::done(const char* op, const char* what, double blocked_s, Cloc
             " ms blocked");
 }
 
-Pending Communicator::start_all_to_all(const at::Tensor& x, const char* what) {
-  enter("all_to_all", what, &x);
-  if (x.dim() < 1 || x.size(0) % size() != 0)
-    fail_op("all_to_all", what, concat("needs dim 0 divisible by the group size ", size(), ", got ", x.sizes()), 0);
-  auto p = std::make_shared<Pending::Impl>();
-  p->c = this, p->op = "all_to_all", p->what = what, p->started = Clock::now();
-  p->in = {x.contiguous()};
-  p->out = comm_buffer(p->in[0].sizes(), p->in[0].options());
-  std::vector<int64_t> splits;  // empty: equal blocks
+void Communicator::launch(const char* op, const char* what, const std::function<void()>& start) {
   try {
-    p->work = impl_->group->alltoall_base(p->out, p->in[0], splits, splits);
+    start();
   } catch (const std::exception& e) {
-    fail_op("all_to_all", what, concat("failed to start: ", e.what()), CommError::Transport);
+    fail_op(op, what, concat("failed to start: ", e.what()), CommError::Transport);
   }
+}
+
+std::shared_ptr<Pending::Impl> Communicator::begin(const char* op, const char* what) {
+  auto p = std::make_shared<Pending::Impl>();
+  p->c = this, p->op = op, p->what = what, p->started = Clock::now();
+  return p;
+}
+
+Pending Communicator::started(std::shared_ptr<Pending::Impl> p) {
   p->start_s = seconds_since(p->started);
   Pending r;
   r.impl_ = std::move(p);
   return r;
 }
 
+Pending Communicator::start_all_to_all(const at::Tensor& x, const char* what) {
+  enter("all_to_all", what, &x);
+  if (x.dim() < 1 || x.size(0) % size() != 0)
+    fail_op("all_to_all", what, concat("needs dim 0 divisible by the group size ", size(), ", got ", x.sizes()), 0);
+  auto p = begin("all_to_all", what);
+  p->in = {x.contiguous()};
+  p->out = comm_buffer(p->in[0].sizes(), p->in[0].options());
+  std::vector<int64_t> splits;  // empty: equal blocks
+  launch("all_to_all", what, [&] { p->work = impl_->group->alltoall_base(p->out, p->in[0], splits, splits); });
+  return started(std::move(p));
+}
+
 Pending Communicator::start_all_gather(const at::Tensor& x, const char* what) {
   enter("all_gather", what, &x);
-  auto p = std::make_shared<Pending::Impl>();
-  p->c = this, p->op = "all_gather", p->what = what, p->started = Clock::now();
+  auto p = begin("all_gather", what);
   p->in = {x.contiguous()};
   std::vector<int64_t> shape{int64_t(size())};
   for (auto s : p->in[0].sizes()) shape.push_back(s);
@@ -275,35 +287,23 @@ Pending Communicator::start_all_gather(const at::Tensor& x, const char* what) {
     c10::InferenceMode off(false);
     for (int i = 0; i < size(); ++i) p->outs[0].push_back(p->out[i]);
   }
-  try {
-    p->work = impl_->group->allgather(p->outs, p->in);
-  } catch (const std::exception& e) {
-    fail_op("all_gather", what, concat("failed to start: ", e.what()), CommError::Transport);
-  }
-  p->start_s = seconds_since(p->started);
-  Pending r;
-  r.impl_ = std::move(p);
-  return r;
+  launch("all_gather", what, [&] { p->work = impl_->group->allgather(p->outs, p->in); });
+  return started(std::move(p));
 }
 
 Pending Communicator::start_exchange(const at::Tensor& x, int to, int from, const char* what) {
   enter("send/recv", what, &x);
-  auto p = std::make_shared<Pending::Impl>();
-  p->c = this, p->op = "send/recv", p->what = what, p->started = Clock::now(), p->to = to, p->from = from;
+  auto p = begin("send/recv", what);
+  p->to = to, p->from = from;
   const int tag = tag_++;
   p->in = {x.contiguous()};
   p->outs = {{comm_buffer(x.sizes(), x.options())}};
   p->out = p->outs[0][0];
-  try {
+  launch("send/recv", what, [&] {
     p->work = impl_->group->send(p->in, to, tag);
     p->recv = impl_->group->recv(p->outs[0], from, tag);
-  } catch (const std::exception& e) {
-    fail_op("send/recv", what, concat("failed to start: ", e.what()), CommError::Transport);
-  }
-  p->start_s = seconds_since(p->started);
-  Pending r;
-  r.impl_ = std::move(p);
-  return r;
+  });
+  return started(std::move(p));
 }
 
 at::Tensor Communicator::broadcast(const at::Tensor& x, int root, const char* what) {
@@ -318,11 +318,7 @@ at::Tensor Communicator::broadcast(const at::Tensor& x, int root, const char* wh
   ::c10d::BroadcastOptions o;
   o.rootRank = root;
   cc::WorkPtr w;
-  try {
-    w = impl_->group->broadcast(ts, o);
-  } catch (const std::exception& e) {
-    fail_op("broadcast", what, concat("failed to start: ", e.what()), CommError::Transport);
-  }
+  launch("broadcast", what, [&] { w = impl_->group->broadcast(ts, o); });
   wait(&w, "broadcast", what);
   done("broadcast", what, seconds_since(t0), t0);
   return buf;
@@ -332,11 +328,7 @@ void Communicator::barrier(const char* what) {
   enter("barrier", what, nullptr);
   auto t0 = Clock::now();
   cc::WorkPtr w;
-  try {
-    w = impl_->group->barrier();
-  } catch (const std::exception& e) {
-    fail_op("barrier", what, concat("failed to start: ", e.what()), CommError::Transport);
-  }
+  launch("barrier", what, [&] { w = impl_->group->barrier(); });
   wait(&w, "barrier", what);
   done("barrier", what, seconds_since(t0), t0);
 }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -147,6 +148,12 @@ class Communicator {
   void wait(void* work, const char* op, const char* what);
   // Waits a send/recv pair: Gloo's point-to-point work completes only through wait(timeout).
   void wait_p2p(void* send, void* recv, int to, int from, const char* what);
+  // Runs the backend call that starts collective `op`; a throw is a CommError "failed to start".
+  void launch(const char* op, const char* what, const std::function<void()>& start);
+  // A Pending for collective `op` on this group, its clock started (after enter()).
+  std::shared_ptr<Pending::Impl> begin(const char* op, const char* what);
+  // Hands out `p` once its collective is started, with the time starting took.
+  static Pending started(std::shared_ptr<Pending::Impl> p);
   // Adds blocked time to the stats; debug log of the whole transfer.
   void done(const char* op, const char* what, double blocked_s, std::chrono::steady_clock::time_point started);
 
