@@ -4,12 +4,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "tools/make_model.h"
 #include "common/error.h"
 #include "common/fs.h"
+#include "pipeline/request.h"
 #include "pipeline/t2v.h"
 #include "test.h"
 
@@ -40,23 +42,27 @@ std::string tiny_model(const std::string& layout, uint64_t seed) {
 }
 std::string source_dir() { return WANLAB_SOURCE_DIR; }
 
+// The golden metadata spells DiffSynth's argument names (snake_case, as make_t2v.py passes them);
+// the request codec (pipeline/request.h) reads the API's. The prompts' text is in the metadata
+// for reading only: their token ids are the case's tensors.
 wan::T2VRequest golden_request(const wan::TensorMap& g, const std::string& name, const std::string& metadata) {
+  static const std::map<std::string, std::string> kApiKey = {
+      {"seed", "seed"}, {"height", "height"}, {"width", "width"}, {"num_frames", "numFrames"},
+      {"num_inference_steps", "numInferenceSteps"}, {"cfg_scale", "cfgScale"}, {"sigma_shift", "sigmaShift"},
+      {"tiled", "tiled"}, {"tile_size", "tileSize"}, {"tile_stride", "tileStride"},
+      {"tea_cache_l1_thresh", "teaCacheL1Thresh"}, {"tea_cache_model_id", "teaCacheModelId"},
+      {"denoising_strength", "denoisingStrength"}};
   const nlohmann::json p = nlohmann::json::parse(metadata);
-  wan::T2VRequest r;
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [key, value] : p.items()) {
+    if (key == "prompt" || key == "negative_prompt" || value.is_null()) continue;  // null: DiffSynth's default
+    const auto it = kApiKey.find(key);
+    if (it == kApiKey.end()) throw Failure{"golden case " + name + ": metadata key '" + key + "' is not a request field"};
+    j[it->second] = value;
+  }
+  wan::T2VRequest r = wan::request_from_json(j, false);
   r.prompt_ids = g.at(name + ".prompt_ids").data, r.prompt_mask = g.at(name + ".prompt_mask").data;
   r.negative_ids = g.at(name + ".negative_ids").data, r.negative_mask = g.at(name + ".negative_mask").data;
-  r.seed = std::stoull(p["seed"].get<std::string>());
-  r.height = p["height"], r.width = p["width"], r.num_frames = p["num_frames"];
-  r.num_inference_steps = p["num_inference_steps"];
-  r.cfg_scale = p["cfg_scale"], r.sigma_shift = p["sigma_shift"];
-  r.tiled = p.value("tiled", false);
-  if (r.tiled) {
-    r.tile_size = {p["tile_size"][0], p["tile_size"][1]};
-    r.tile_stride = {p["tile_stride"][0], p["tile_stride"][1]};
-  }
-  r.tea_cache_l1_thresh = p.value("tea_cache_l1_thresh", 0.0);
-  r.tea_cache_model_id = p.value("tea_cache_model_id", std::string());
-  r.denoising_strength = p.value("denoising_strength", 1.0);
   return r;
 }
 
