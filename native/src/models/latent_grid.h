@@ -18,8 +18,14 @@ struct LatentGrid {
   }
 };
 
+// Whether a video of `num_frames` frames maps to whole latent frames: 4k + 1 (1, 5, 9, ..., 81).
+inline bool valid_frame_count(int64_t num_frames) { return num_frames >= 1 && (num_frames - 1) % 4 == 0; }
+
+// The VAE's stride (frames, height, width): 4 frames after the first, 8 x 8 pixels per latent.
+constexpr std::array<int64_t, 3> kVaeStride{4, 8, 8};
+
 inline LatentGrid latent_grid(int64_t num_frames, int64_t height, int64_t width) {
-  return {(num_frames - 1) / 4 + 1, height / 8, width / 8};
+  return {(num_frames - 1) / kVaeStride[0] + 1, height / kVaeStride[1], width / kVaeStride[2]};
 }
 
 }  // namespace wan

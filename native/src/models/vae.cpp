@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/shape_str.h"
+#include "models/latent_grid.h"
 #include "models/vae_tiles.h"
 
 namespace wan {
@@ -106,7 +107,7 @@ at::Tensor WanVAE::encode(const at::Tensor& video_in, const VaeEncodeOptions& o)
   if (video_in.dim() != 4 || video_in.size(0) != 3)
     fail("VAE encode: video must be [3, frames, height, width] but is ", shape_str(video_in.sizes()));
   const int64_t frames = video_in.size(1), height = video_in.size(2), width = video_in.size(3);
-  if (frames < 1 || (frames - 1) % 4 != 0)
+  if (!valid_frame_count(frames))
     fail("VAE encode: the video has ", frames, " frames; the Wan VAE needs 4k+1 (1, 5, 9, ..., 81)");
   if (height < kScale || width < kScale || height % kScale != 0 || width % kScale != 0)
     fail("VAE encode: video height and width must be positive multiples of 8, not ", height, " x ", width);

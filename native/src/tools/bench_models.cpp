@@ -293,10 +293,18 @@ int pick(int v, int fallback) { return v >= 0 ? v : fallback; }
 // The latent grid of a video size a bench was given, refused unless it is frames = 4k + 1 and
 // height, width positive multiples of `multiple` (8 for the VAE, 8 x the patch for the DiT).
 LatentGrid bench_grid(const char* kind, int frames, int height, int width, int64_t mh, int64_t mw) {
-  if (frames < 1 || (frames - 1) % 4 || height < mh || height % mh || width < mw || width % mw)
+  if (!valid_frame_count(frames) || height < mh || height % mh || width < mw || width % mw)
     fail("bench ", kind, ": need frames = 4k+1 and height, width positive multiples of ",
          mh == mw ? concat(mh) : concat(mh, " and ", mw), ", got ", frames, "x", height, "x", width);
   return latent_grid(frames, height, width);
+}
+
+// The layers to build: --layers, else all of the preset's on tiny dims or CUDA, else 2 (a CPU
+// forward of a whole 1.3B or 14B model takes minutes); refused below 1.
+int64_t bench_layers(const BenchOptions& o, const Placement& place, int64_t preset, const char* kind) {
+  const int64_t n = pick(o.layers, o.dims == "tiny" || place.device.is_cuda() ? int(preset) : 2);
+  if (n < 1) fail("bench ", kind, ": --layers must be >= 1, got ", n);
+  return n;
 }
 
 // One model benchmark: what the peer receives and the report names.
@@ -331,8 +339,7 @@ nlohmann::json bench_dit(const BenchOptions& o) {
   const Placement place = bench_placement(o);
   DitArch a = preset_arch(o.dims).dit;
   bool tiny = o.dims == "tiny";
-  a.num_layers = pick(o.layers, tiny || place.device.is_cuda() ? int(a.num_layers) : 2);
-  if (a.num_layers < 1) fail("bench dit: --layers must be >= 1, got ", a.num_layers);
+  a.num_layers = bench_layers(o, place, a.num_layers, "dit");
   // Default: 5 frames of 480x832 (1.3B/14B): latents [16, 2, 60, 104], 3120 tokens.
   const int frames = pick(o.frames, 5), height = pick(o.height, tiny ? 64 : 480), width = pick(o.width, tiny ? 64 : 832);
   const LatentGrid grid = bench_grid("dit", frames, height, width, 8 * a.patch[1], 8 * a.patch[2]);
@@ -398,9 +405,7 @@ nlohmann::json bench_t5(const BenchOptions& o) {
   apply_threads(o);
   const Placement place = bench_placement(o);
   T5Arch a = preset_arch(o.dims).t5;
-  bool tiny = o.dims == "tiny";
-  a.num_layers = pick(o.layers, tiny || place.device.is_cuda() ? int(a.num_layers) : 2);
-  if (a.num_layers < 1) fail("bench t5: --layers must be >= 1, got ", a.num_layers);
+  a.num_layers = bench_layers(o, place, a.num_layers, "t5");
   const int64_t L = pick(o.tokens, 512);
   if (L < 1) fail("bench t5: --tokens must be >= 1, got ", L);
   if (o.frames >= 0 || o.height >= 0 || o.width >= 0) fail("bench t5: use --tokens, not --frames/--height/--width");
