@@ -15,7 +15,39 @@ export interface NativeAddon {
   /** Loads a model into a resident engine (src/engine.ts wraps it). */
   openEngine(dir: string, options?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; rendezvous?: string; nnodes?: number; nodeRank?: number; logDir?: string; logLevel?: string;
     dtype?: string; t5Device?: string; t5Offload?: boolean; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean;
-    budget?: number | "auto"; budgetVideo?: { height?: number; width?: number; numFrames?: number; tiled?: boolean } }): Promise<unknown>;
+    budget?: number | "auto"; budgetVideo?: { height?: number; width?: number; numFrames?: number; tiled?: boolean }; promptCacheBytes?: number }): Promise<unknown>;
+  /**
+   * Synchronous; the model constants the engine itself uses (native/binding/model_facts.h), as
+   * JSON: {"presets": {"tiny" | "1.3B" | "14B": {"dit": {dim, ffn_dim, freq_dim, text_dim, in_dim,
+   * out_dim, num_heads, num_layers, patch_size, eps, text_len}, "t5": {vocab, dim, dim_attn,
+   * dim_ffn, num_heads, num_layers, num_buckets, shared_pos}, "vae": {dim, z_dim, dim_mult,
+   * num_res_blocks, temporal_downsample}}}, "vaeStride": [4, 8, 8], "patch": [1, 2, 2]}.
+   * Parse with JSON.parse(...) as ModelConstants.
+   */
+  modelConstants(): string;
+  /**
+   * Synchronous; a DiT's per-block facts as the engine computes them, as JSON: {"blockParams":
+   * {"total", "float32"}, "shardParts": [{"elements", "bytesPerElement"}, ...], "ulyssesHeadGroups"}.
+   * `dit`: JSON of an object with at least dim, ffn_dim and num_heads (a preset's "dit" from
+   * modelConstants(), or an engine's info().dit); `sp`: ranks a block is sharded over (ulysses ×
+   * ring); `ulysses`: the Ulysses degree; `bytesPerElement`: 4 (float32: one shard buffer) or 2
+   * (bf16/f16: a buffer in that dtype and a float32 one). Parse as DitFacts.
+   */
+  ditFacts(dit: string, sp: number, ulysses: number, bytesPerElement: number): string;
+}
+
+/** modelConstants()'s JSON. */
+export interface ModelConstants {
+  presets: Record<"tiny" | "1.3B" | "14B", { dit: Record<string, unknown> & { dim: number; ffn_dim: number; num_heads: number; num_layers: number; text_len: number; out_dim: number; patch_size: number[] }; t5: Record<string, unknown>; vae: Record<string, unknown> }>;
+  vaeStride: [number, number, number];
+  patch: [number, number, number];
+}
+
+/** ditFacts()'s JSON. */
+export interface DitFacts {
+  blockParams: { total: number; float32: number };
+  shardParts: { elements: number; bytesPerElement: number }[];
+  ulyssesHeadGroups: number;
 }
 
 /** Where the build puts the addon (cmake-js --out native/build). */

@@ -10,6 +10,7 @@
 #include "common/mapped_file.h"
 #include "convert.h"
 #include "engine_wrap.h"
+#include "model_facts.h"
 #include "tools/doctor.h"
 #include "tools/inspect.h"
 #include "tools/load_bench.h"
@@ -125,6 +126,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("makeModel", Napi::Function::New(env, MakeModel));
   exports.Set("benchLoad", Napi::Function::New(env, BenchLoad));
   exports.Set("registerFatalCleanup", Napi::Function::New(env, RegisterFatalCleanup));
+  exports.Set("modelConstants", Napi::Function::New(env, ModelConstants));
+  exports.Set("ditFacts", Napi::Function::New(env, DitFacts));
   return exports;
 }
 

@@ -17,15 +17,25 @@ namespace {
 // per value) and written as a per-pixel constant so it scales with the tile or frame size.
 constexpr double kVaeDecodeBytesPerPixelPerByte = 10590.0 / 2.0;
 
-int64_t block_params(const DitArch& a) {
-  const int64_t D = a.dim, F = a.ffn_dim;
-  // self and cross attention: 4 linears each (D x D + bias), 2 RMSNorm weights each; norm3 (2 D);
-  // FFN D -> F -> D with biases; modulation 6 D.
-  return 2 * (4 * (D * D + D) + 2 * D) + 2 * D + (D * F + F) + (F * D + D) + 6 * D;
-}
+int64_t block_params(const DitArch& a) { return dit_block_params(a).total; }
 // Of those, the linear weights (what a float8 checkpoint keeps as float8).
 int64_t block_linear_weights(const DitArch& a) { return 2 * 4 * a.dim * a.dim + 2 * a.dim * a.ffn_dim; }
 }  // namespace
+
+BlockParams dit_block_params(const DitArch& a) {
+  const int64_t D = a.dim, F = a.ffn_dim;
+  // self and cross attention: 4 linears each (D x D + bias), 2 RMSNorm weights each; norm3 (2 D);
+  // FFN D -> F -> D with biases; modulation 6 D.
+  return {2 * (4 * (D * D + D) + 2 * D) + 2 * D + (D * F + F) + (F * D + D) + 6 * D, 2 * D + 6 * D};
+}
+
+std::vector<ShardPart> dit_shard_parts(const DitArch& a, int64_t sp, int64_t bytes_per_element) {
+  if (sp < 1) fail("dit_shard_parts: ", sp, " shards");
+  const BlockParams p = dit_block_params(a);
+  auto part = [&](int64_t n, int64_t e) { return ShardPart{(n + sp - 1) / sp, e}; };
+  if (bytes_per_element == 4) return {part(p.total, 4)};
+  return {part(p.total - p.float32, bytes_per_element), part(p.float32, 4)};
+}
 
 int64_t MemoryPlan::peak() const { return std::max({encode(), denoise(), decode()}); }
 

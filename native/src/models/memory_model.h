@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
@@ -81,6 +82,22 @@ struct MemoryPlan {
 };
 
 MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o);
+
+// Parameters of one DiT block: self and cross attention (4 linears with bias, RMSNorm weights of
+// q and k), norm3's weight and bias, the FFN and the [6, D] modulation. `float32`: those the
+// engine keeps in float32 whatever the compute dtype (norm3 and the modulation: models/dit.cpp).
+struct BlockParams {
+  int64_t total, float32;
+};
+BlockParams dit_block_params(const DitArch& a);
+// A block sharded over `sp` ranks (DitOptions::weight_shards): models/dit.cpp flattens it into
+// one buffer per dtype (the compute dtype's tensors, then the float32 ones; one buffer when the
+// compute dtype is float32), each padded to a multiple of sp; every rank keeps and all-gathers
+// `elements` of each. `bytes_per_element`: the compute dtype's (4 float32, 2 bf16/f16).
+struct ShardPart {
+  int64_t elements, bytes_per_element;
+};
+std::vector<ShardPart> dit_shard_parts(const DitArch& a, int64_t sp, int64_t bytes_per_element);
 nlohmann::json to_json(const MemoryPlan& p);
 
 // The largest persistent-parameter count whose predicted peak fits `budget_bytes`, or -1 when

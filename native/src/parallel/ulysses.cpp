@@ -7,13 +7,18 @@
 
 namespace wan {
 
+int64_t ulysses_head_groups(int64_t heads_per_member, int64_t chunks) {
+  int64_t g = std::max<int64_t>(1, std::min<int64_t>(chunks, heads_per_member));
+  while (heads_per_member % g != 0) --g;
+  return g;
+}
+
 at::Tensor ulysses_attention(Communicator& c, const at::Tensor& qkv, int chunks,
                              const std::function<at::Tensor(const at::Tensor& qkv)>& attend) {
   const int64_t u = c.size(), n = qkv.size(0), H = qkv.size(1), Ls = qkv.size(2), d = qkv.size(3);
   if (H % u != 0) fail("ulysses: ", H, " heads are not divisible by the Ulysses degree ", u, " (group ", c.name(), ")");
   const int64_t hm = H / u;  // heads per member
-  int64_t G = std::max<int64_t>(1, std::min<int64_t>(chunks, hm));
-  while (hm % G != 0) --G;
+  const int64_t G = ulysses_head_groups(hm, chunks);
   const int64_t hc = hm / G;  // heads per group and member
   // [n, H, Ls, d] -> [n, u, G, hc, Ls, d]: member i's heads, in G groups of hc.
   const at::Tensor x = qkv.view({n, u, G, hc, Ls, d});

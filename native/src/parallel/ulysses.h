@@ -17,6 +17,9 @@ namespace wan {
 
 // Head groups per member the engine pipelines (fewer when the member's heads do not divide).
 constexpr int kUlyssesChunks = 2;
+// The head groups a member's `heads_per_member` (H/u) heads go in when `chunks` are asked for: the
+// largest divisor of heads_per_member that is at most chunks (at least 1).
+int64_t ulysses_head_groups(int64_t heads_per_member, int64_t chunks = kUlyssesChunks);
 
 // qkv: [3, H, Ls, d] this member's tokens (q, k, v stacked). attend: [3, h, u*Ls, d] (a head
 // group, the group's tokens in member order) -> [1, h, u*Ls, d]. -> [1, H, Ls, d].

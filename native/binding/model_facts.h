@@ -1,0 +1,31 @@
+// Model constants and per-layout facts for TypeScript (src/parallel-model.ts, src/models.ts), read
+// from the engine's own definitions instead of copied: the dimension presets, the VAE stride and
+// patch, a DiT block's parameter counts, its weight-shard buffers and the Ulysses head groups.
+#pragma once
+#include <napi.h>
+
+namespace wanjs {
+
+// modelConstants() -> JSON string, synchronous:
+//   {"presets": {"tiny" | "1.3B" | "14B": {"dit": {...}, "t5": {...}, "vae": {...}}},
+//    "vaeStride": [4, 8, 8], "patch": [1, 2, 2]}
+// presets: checkpoint/arch.h preset_arch (what make-tiny --dims and the random-weight benches
+// build), each part as checkpoint/arch.h to_json writes it (dit: dim, ffn_dim, freq_dim, text_dim,
+// in_dim, out_dim, num_heads, num_layers, patch_size, eps, text_len); vaeStride: frames, height,
+// width per latent (models/latent_grid.h kVaeStride); patch: the DiT's (t, h, w) (DitArch::patch).
+Napi::Value ModelConstants(const Napi::CallbackInfo& info);
+
+// ditFacts(dit: JSON string, sp: number, ulysses: number, bytesPerElement: number) -> JSON string,
+// synchronous:
+//   {"blockParams": {"total": n, "float32": n},
+//    "shardParts": [{"elements": n, "bytesPerElement": e}, ...],
+//    "ulyssesHeadGroups": g}
+// dit: an object with at least dim, ffn_dim and num_heads (a preset's "dit" above, or a model's
+// info().dit); other keys are ignored. blockParams: models/memory_model.h dit_block_params;
+// shardParts: dit_shard_parts for a block sharded over `sp` ranks computing in `bytesPerElement`
+// (4: one float32 buffer; 2: a bf16/f16 buffer and a float32 one); ulyssesHeadGroups: the head
+// groups each rank's num_heads/ulysses heads are pipelined in (parallel/ulysses.h; 1 when
+// ulysses <= 1). A bad argument throws a TypeError naming it.
+Napi::Value DitFacts(const Napi::CallbackInfo& info);
+
+}  // namespace wanjs
