@@ -1,5 +1,6 @@
-// The native addon (native/binding/addon.cpp), loaded once and typed. Every function returns a
-// Promise: the work runs on a worker thread and the event loop stays free.
+// The native addon (native/binding/addon.cpp), loaded once and typed. Every function that reads
+// files or computes returns a Promise: the work runs on a worker thread and the event loop stays
+// free; the small synchronous ones say so.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
