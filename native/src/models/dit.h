@@ -33,7 +33,7 @@ struct BlockSkip {
   at::Tensor residual;  // [1, L or Ls, D] float32: the blocks' output minus their input
 };
 
-// What the engine watches inside one forward (pipeline/t2v.cpp); both optional.
+// What the engine watches inside one forward (pipeline/denoise.cpp); both optional.
 //  - in_block(i, n): runs before block i (0-based) of n and, within it, between the query chunks
 //    of its attentions (kernels/attention.h AttentionCheckScope): the engine's cancel point. It
 //    may throw to stop the forward; nothing the forward holds outlives the throw.

@@ -9,6 +9,7 @@
 
 #include "common/cuda.h"
 #include "formats/safetensors.h"
+#include "models/latent_grid.h"
 #include "pipeline/denoise.h"
 #include "pipeline/noise.h"
 #include "pipeline/run_stats.h"
@@ -85,8 +86,8 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   out.timings["encode_cached"] = cached;
 
   // 2. noise [1, z, f, h, w] exactly as DiffSynth draws it, then batch 1 dropped
-  const int64_t f = (r.num_frames - 1) / 4 + 1, h = r.height / 8, w = r.width / 8;
-  out.noise = initial_noise(r.seed, {1, model_.arch.vae.z_dim, f, h, w}).squeeze(0);
+  const LatentGrid g = latent_grid(r.num_frames, r.height, r.width);
+  out.noise = initial_noise(r.seed, {1, model_.arch.vae.z_dim, g.frames, g.height, g.width}).squeeze(0);
 
   // 3. flow-match sampling with CFG
   FlowMatchSchedule sched = wan_schedule(r.num_inference_steps, r.denoising_strength, r.sigma_shift);

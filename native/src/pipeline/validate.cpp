@@ -3,6 +3,7 @@
 // weights alias checked for changes since the engine mapped them.
 #include "pipeline/t2v.h"
 
+#include "models/latent_grid.h"
 #include "pipeline/tea_cache.h"
 
 namespace wan {
@@ -24,7 +25,7 @@ void T2VEngine::check_video_size(int64_t height, int64_t width, int64_t num_fram
     fail(what, "height must be a multiple of ", hw_factor, " between ", hw_factor, " and 4096, got ", height);
   if (width < hw_factor || width % hw_factor != 0 || width > 4096)
     fail(what, "width must be a multiple of ", hw_factor, " between ", hw_factor, " and 4096, got ", width);
-  if (num_frames < 1 || (num_frames - 1) % 4 != 0 || num_frames > 1001)
+  if (!valid_frame_count(num_frames) || num_frames > 1001)
     fail(what, "num_frames must be 4k+1 (1, 5, 9, ..., 81, ...) and at most 1001, got ", num_frames);
 }
 
@@ -93,10 +94,11 @@ void T2VEngine::validate(const T2VRequest& r) const {
       fail_param("input_video", "input_video must be floating point in [-1, 1], got ", v.scalar_type());
     if (!at::isfinite(v).all().item<bool>()) fail_param("input_video", "input_video holds values that are not finite");
   } else if (r.input_latents.defined()) {
-    const int64_t f = (r.num_frames - 1) / 4 + 1, z = model_.arch.vae.z_dim;
+    const LatentGrid g = latent_grid(r.num_frames, r.height, r.width);
+    const int64_t z = model_.arch.vae.z_dim;
     const at::Tensor& l = r.input_latents;
-    if (l.dim() != 4 || l.size(0) != z || l.size(1) != f || l.size(2) != r.height / 8 || l.size(3) != r.width / 8)
-      fail_param("input_latents", "input_latents must be [", z, ", ", f, ", ", r.height / 8, ", ", r.width / 8,
+    if (l.dim() != 4 || l.size(0) != z || l.size(1) != g.frames || l.size(2) != g.height || l.size(3) != g.width)
+      fail_param("input_latents", "input_latents must be [", z, ", ", g.frames, ", ", g.height, ", ", g.width,
                  "], got ", l.sizes());
   } else if (r.denoising_strength != 1.0) {
     fail_param("denoising_strength", "denoising_strength ", r.denoising_strength,
