@@ -12,6 +12,9 @@ import { loadTokenizer } from "./tokenizer.js";
 export type Layout = "official" | "sharded" | "diffusers" | "comfyui" | "comfyui-fp8";
 export const layouts: readonly Layout[] = ["official", "sharded", "diffusers", "comfyui", "comfyui-fp8"];
 export type Dims = "tiny" | "1.3B" | "14B";
+/** The engine's dims presets (native/src/checkpoint/arch.h preset_arch). Written here, not read
+ * from the addon, so the CLI's option table and help load no addon; src/models.test.ts checks the
+ * list against the addon's modelConstants(). */
 export const dimsPresets: readonly Dims[] = ["tiny", "1.3B", "14B"];
 
 export interface MakeTinyOptions {

@@ -23,6 +23,10 @@
 //      attention; the same bytes in G times the calls
 // On the wire (what a rank sends to others): an all-to-all of S bytes sends S·(u−1)/u, a ring
 // pass S, an all-gather of S bytes per rank sends (n−1)·S (ring algorithm), a broadcast ~0 per rank.
+// The model constants (presets, VAE stride, patch, block parameters, shard buffers, head groups)
+// are the engine's own, read from the addon (src/model-facts.ts) on first use.
+import { ditFacts, modelConstants } from "./model-facts.js";
+import type { Dims } from "./models.js";
 
 export interface DitDims {
   dim: number;
@@ -48,16 +52,24 @@ export interface VideoSize {
   cfgScale: number;
 }
 
-export const dimsOf = {
-  tiny: { dim: 256, numHeads: 2, numLayers: 2, ffnDim: 512, textLen: 512 },
-  "1.3B": { dim: 1536, numHeads: 12, numLayers: 30, ffnDim: 8960, textLen: 512 },
-  "14B": { dim: 5120, numHeads: 40, numLayers: 40, ffnDim: 13824, textLen: 512 },
-} satisfies Record<string, DitDims>;
+/** A preset's DiT sizes, as the engine's preset_arch has them. */
+function presetDims(name: Dims): DitDims {
+  const d = modelConstants().presets[name].dit;
+  return { dim: d.dim, numHeads: d.num_heads, numLayers: d.num_layers, ffnDim: d.ffn_dim, textLen: d.text_len, outDim: d.out_dim };
+}
 
-/** Latent grid and tokens of a video size (Wan2.1: VAE stride 4×8×8, patch 1×2×2). */
+/** The engine's dims presets (read from the addon on first use). */
+export const dimsOf: Readonly<Record<Dims, DitDims>> = Object.freeze({
+  get tiny() { return presetDims("tiny"); },
+  get "1.3B"() { return presetDims("1.3B"); },
+  get "14B"() { return presetDims("14B"); },
+});
+
+/** Latent grid and tokens of a video size (Wan2.1: VAE stride 4×8×8, patch 1×2×2, from the engine). */
 export function latentGrid(s: Pick<VideoSize, "height" | "width" | "numFrames">) {
-  const f = (s.numFrames - 1) / 4 + 1, h = s.height / 8, w = s.width / 8;
-  return { f, h, w, tokens: f * (h / 2) * (w / 2) };
+  const { vaeStride: [st, sh, sw], patch: [pt, ph, pw] } = modelConstants();
+  const f = (s.numFrames - 1) / st + 1, h = s.height / sh, w = s.width / sw;
+  return { f, h, w, tokens: (f / pt) * (h / ph) * (w / pw) };
 }
 
 export interface StepComm {
@@ -70,33 +82,26 @@ export interface StepComm {
   terms: Record<string, number>;  // bytesSent by source
 }
 
-/** Parameters of one DiT block (native/src/models/memory_model.cpp block_params): self and cross
- * attention (4 linears with bias, RMSNorm weights of q and k), norm3's weight and bias, the FFN and
- * the [6, D] modulation. `float32`: the ones the engine keeps in float32 whatever the compute dtype
- * (norm3 and the modulation). */
+/** Parameters of one DiT block, as the engine counts them (native/src/models/memory_model.h
+ * dit_block_params): self and cross attention (4 linears with bias, RMSNorm weights of q and k),
+ * norm3's weight and bias, the FFN and the [6, D] modulation. `float32`: the ones the engine keeps
+ * in float32 whatever the compute dtype (norm3 and the modulation). */
 export function blockParams(d: DitDims): { total: number; float32: number } {
-  const D = d.dim, F = d.ffnDim;
-  const total = 2 * (4 * (D * D + D) + 2 * D) + 2 * D + (D * F + F) + (F * D + D) + 6 * D;
-  return { total, float32: 8 * D };
+  return ditFacts(d).blockParams;
 }
 
-/** A sharded block's flat buffers (native/src/models/dit.cpp): one per dtype, each padded to a
- * multiple of sp; a rank keeps and all-gathers `elements` of each. With `e` = 4 the engine computes in
- * float32 and there is one buffer. */
+/** A sharded block's flat buffers, as the engine makes them (dit_shard_parts): one per dtype, each
+ * padded to a multiple of sp; a rank keeps and all-gathers `elements` of each. With `e` = 4 the
+ * engine computes in float32 and there is one buffer. */
 export function shardParts(d: DitDims, sp: number, e: number): { elements: number; bytesPerElement: number }[] {
-  const { total, float32 } = blockParams(d);
-  const groups = e === 4 ? [[total, 4]] : [[total - float32, e], [float32, 4]];
-  return groups.map(([n, b]) => ({ elements: Math.ceil(n! / sp), bytesPerElement: b! }));
+  return ditFacts(d, sp, 1, e).shardParts;
 }
 
-/** Head groups Ulysses pipelines per rank (native/src/parallel/ulysses.h, kUlyssesChunks = 2):
- * the largest divisor of the rank's H/u heads that is at most 2. */
+/** Head groups Ulysses pipelines per rank, as the engine chooses them (native/src/parallel/ulysses.h
+ * ulysses_head_groups): the largest divisor of the rank's H/u heads that is at most 2. */
 export function ulyssesHeadGroups(numHeads: number, ulysses: number): number {
-  if (ulysses <= 1) return 1;
-  const perRank = Math.floor(numHeads / ulysses);
-  let g = Math.max(1, Math.min(2, perRank));
-  while (perRank % g !== 0) g--;
-  return g;
+  // Only the heads matter to the groups; dim and ffnDim are placeholders the call requires.
+  return ditFacts({ dim: 1, ffnDim: 1, numHeads }, 1, ulysses).ulyssesHeadGroups;
 }
 
 /** Per rank and per denoising step; `e` bytes per activation element (4 float32, 2 bf16). */
@@ -106,12 +111,14 @@ export function stepComm(d: DitDims, l: CommLayout, s: VideoSize, e = 4): StepCo
   const Ls = Math.ceil(tokens / sp);
   const cfg = s.cfgScale !== 1;
   const P = cfg && !l.cfgParallel ? 2 : 1;
-  const C = (d.outDim ?? 16) * 4;
+  // C' = out_dim · the patch volume: head output channels; out_dim is the latent's channel count
+  const [pt, ph, pw] = modelConstants().patch, z = d.outDim ?? 16;
+  const C = z * pt * ph * pw;
   const D = d.dim, L = d.numLayers;
   const ulyssesBlock = u > 1 ? 4 * D * Ls * e : 0;
   const ringBlock = r > 1 ? 2 * (r - 1) * D * Ls * e : 0;
   const gather = sp > 1 ? Ls * C * e : 0;
-  const velocity = l.cfgParallel && cfg ? 16 * f * h * w * 4 : 0;
+  const velocity = l.cfgParallel && cfg ? z * f * h * w * 4 : 0;
   const parts = l.shardWeights && sp > 1 ? shardParts(d, sp, e) : [];
   const shardBlock = parts.reduce((a, p) => a + p.elements * p.bytesPerElement, 0);
   const terms = { cancel_flag: 4, ulysses: P * L * ulyssesBlock, ring: P * L * ringBlock, output_gather: P * gather, cfg_velocity: velocity,
