@@ -49,7 +49,7 @@ void set_key(const std::string& path, const std::string& key, const std::string&
 void refused(const std::string& dir, std::initializer_list<std::string> needles, int line) {
   wantest::expect_error([&] { load_model(dir); }, needles, __FILE__, line);
   InspectOptions o;
-  o.devices = "cpu";
+  o.engine.parallel.devices = "cpu";
   wantest::expect_error([&] { inspect_model(dir, o); }, needles, __FILE__, line);
 }
 #define REFUSED(dir, ...) refused(dir, {__VA_ARGS__}, __LINE__)
@@ -67,7 +67,7 @@ void config_refused(const std::string& key, const std::string& value, std::initi
   for (const auto& needle : needles) {
     wantest::expect_error([&] { load_model(d); }, {needle}, __FILE__, line);
     InspectOptions o;
-    o.devices = "cpu";
+    o.engine.parallel.devices = "cpu";
     wantest::expect_error([&] { inspect_model(d, o); }, {needle}, __FILE__, line);
   }
 }
@@ -94,7 +94,7 @@ TEST(config_text_len_beyond_the_bound_is_refused_naming_the_key) {
   set_key(d + "/config.json", "text_len", "4096");
   EXPECT(load_model(d).arch.dit.text_len == 4096);
   InspectOptions o;
-  o.devices = "cpu";
+  o.engine.parallel.devices = "cpu";
   EXPECT(inspect_model(d, o)["components"]["dit"]["arch"]["text_len"] == 4096);
 }
 
@@ -260,7 +260,7 @@ TEST(tokenizer_json_of_the_wrong_shape_is_refused_by_inspect_naming_the_key) {
   j["added_tokens"] = json::array({{{"id", "five"}}});
   write_text(tok, j.dump());
   InspectOptions o;
-  o.devices = "cpu";
+  o.engine.parallel.devices = "cpu";
   EXPECT_ERROR(inspect_model(d, o), tok, "\"id\"", "the string \"five\"");
   write_text(tok, "{\"model\":" + std::string(1u << 20, '['));
   EXPECT_ERROR(inspect_model(d, o), tok, "nests deeper than the limit of 64");

@@ -45,7 +45,8 @@ TEST(inspect_flags_decode_through_the_engine_options_decoder) {
   const InspectOptions o = inspect_options_from_json(flags_to_json(
       {{"--height", "32"}, {"--cfg-parallel", ""}, {"--budget", "24G"}, {"--tiled", ""}, {"--t5-device", "cpu"}},
       {"--height", "--cfg-parallel", "--budget", "--tiled", "--t5-device"}));
-  EXPECT(o.height == 32 && o.cfg == 2 && o.budget_bytes == 24000000000LL && o.tiled && o.t5_device == "cpu");
-  EXPECT(o.devices == "auto");  // inspect's default: as a load would pick
+  EXPECT(o.height == 32 && o.engine.parallel.cfg_parallel && o.engine.compute.memory_budget == 24000000000LL &&
+         o.tiled && o.engine.compute.t5_device == "cpu");
+  EXPECT(o.engine.parallel.devices == "auto");  // inspect's default: as a load would pick
   EXPECT_ERROR(inspect_options_from_json({{"dtype", "bf16"}}), "unknown inspect option 'dtype'");
 }

@@ -219,7 +219,7 @@ TEST(f8_checkpoint_from_disk_loads_f8_and_inspect_counts_it) {
   const int64_t f8 = e.placement()["dit_f8_params"];
   EXPECT(f8 > 0);
   InspectOptions o;
-  o.devices = "cuda:0";  // inspect needs no GPU
+  o.engine.parallel.devices = "cuda:0";  // inspect needs no GPU
   const nlohmann::json m = inspect_model(dir, o)["memory"], plain = inspect_model(wantest::tiny_model(), o)["memory"];
   EXPECT(m["weight_dtype"] == "BF16 + F8 block linears" && plain["weight_dtype"] == "BF16");
   EXPECT(plain["dit_weights_bytes"].get<int64_t>() - m["dit_weights_bytes"].get<int64_t>() == f8);

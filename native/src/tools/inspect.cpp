@@ -11,6 +11,7 @@
 #include "common/json_limits.h"
 #include "common/mapped_file.h"
 #include "models/dit.h"
+#include "models/latent_grid.h"
 #include "parallel/devices.h"
 #include "pipeline/engine_options.h"
 #include "pipeline/json_fields.h"
@@ -75,31 +76,32 @@ nlohmann::json tokenizer_json(const std::string& dir) {
 // weights are replicated per rank (DiT in the compute dtype: bf16 on CUDA, f32 on CPU), the UMT5
 // and the VAE run on the first rank, DiT activations are per rank for its share of the tokens.
 nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions& o) {
-  const std::string list = resolve_devices(o.devices);  // what the estimate is for
+  const ParallelOptions& po = o.engine.parallel;
+  const ComputeOptions& co = o.engine.compute;
+  const std::string list = resolve_devices(po.devices);  // what the estimate is for
   auto devices = parse_devices(list);
-  ParallelLayout l =
-      make_layout(static_cast<int>(devices.size()), o.ulysses, o.ring, o.cfg, static_cast<int>(a.dit.num_heads));
+  ParallelLayout l = make_layout(static_cast<int>(devices.size()), po.ulysses, po.ring, po.cfg_parallel ? 2 : 1,
+                                 static_cast<int>(a.dit.num_heads));
   const bool cuda = devices[0].type == "cuda";
   MemoryPlanOptions mo;
   mo.height = o.height, mo.width = o.width, mo.num_frames = o.num_frames;
   mo.sequence_parallel = l.sequence_parallel();
-  mo.persistent_params = o.persistent_params;
-  mo.t5_on_device = o.t5_device.empty() || o.t5_device != "cpu";
-  mo.t5_offload = o.t5_offload;
+  mo.persistent_params = co.persistent_params;
+  mo.t5_on_device = co.t5_device != "cpu";
+  mo.t5_offload = co.t5_offload;
   mo.tiled = o.tiled;
-  mo.shard_weights = o.shard_weights;
+  mo.shard_weights = co.shard_weights;
   mo.bytes_per_value = cuda ? 2 : 4;
   mo.gpu = cuda;
   mo.dit_f8 = dit_f8;
-  if (o.shard_weights && l.sequence_parallel() < 2)
+  if (co.shard_weights && l.sequence_parallel() < 2)
     fail("--shard-weights needs ulysses x ring >= 2 ranks per CFG branch; the layout has ", l.sequence_parallel());
-  if (o.t5_offload && (!cuda || o.t5_device == "cpu"))
+  if (co.t5_offload && (!cuda || co.t5_device == "cpu"))
     fail("--t5-offload keeps a CUDA text encoder's weights in host memory between prompts; here it runs on the CPU (devices '",
-         list, "'", o.t5_device == "cpu" ? ", --t5-device cpu" : "", ")");
-  if (o.persistent_params >= 0 && !cuda) fail("--persistent-params streams DiT blocks to a CUDA device; devices are '", list, "'");
+         list, "'", co.t5_device == "cpu" ? ", --t5-device cpu" : "", ")");
+  if (co.persistent_params >= 0 && !cuda) fail("--persistent-params streams DiT blocks to a CUDA device; devices are '", list, "'");
   const MemoryPlan p = plan_memory(a, mo);
-  const int64_t lat_t = (o.num_frames - 1) / 4 + 1, lat_h = o.height / 8, lat_w = o.width / 8;
-  const int64_t tokens = lat_t * (lat_h / a.dit.patch[1]) * (lat_w / a.dit.patch[2]) / a.dit.patch[0];
+  const int64_t tokens = latent_grid(o.num_frames, o.height, o.width).tokens(a.dit.patch);
   const int64_t sp = l.sequence_parallel();
   nlohmann::json j = {{"devices", list},
                       {"device_count", devices.size()},
@@ -132,13 +134,14 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
   host.ranks_on_device = cuda ? 1 : int(devices.size());
   const MemoryPlan hp = plan_memory(a, host);
   if (!cuda && devices.size() > 1) j["host_ranks_peak_bytes"] = hp.peak();
-  if (o.budget_bytes > 0 || o.budget_bytes == kAutoBudget) {
+  const int64_t budget = co.memory_budget;
+  if (budget > 0 || budget == kAutoBudget) {
     std::string how;
     const at::Device first = aten_device(devices[0]);
-    if (o.budget_bytes == kAutoBudget && cuda && first.index() >= cuda_device_count())
+    if (budget == kAutoBudget && cuda && first.index() >= cuda_device_count())
       fail("--budget auto reads ", first.str(), "'s memory, and this machine sees ", cuda_device_count(),
            " CUDA devices; give the budget in bytes (24G) to inspect for a GPU that is elsewhere");
-    const int64_t bytes = o.budget_bytes == kAutoBudget ? auto_memory_budget(first, &how) : o.budget_bytes;
+    const int64_t bytes = budget == kAutoBudget ? auto_memory_budget(first, &how) : budget;
     const int64_t need = persistent_params_for_budget(a, host, bytes);
     j["budget"] = {{"bytes", bytes},
                    {"auto", how},
@@ -168,6 +171,7 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
 InspectOptions inspect_options_from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw ParamError("inspect options", concat("the inspect options must be a JSON object, got ", json_describe(j)));
   InspectOptions o;
+  bool cfg2 = false;
   nlohmann::json engine = nlohmann::json::object();
   for (const auto& item : j.items()) {
     const std::string& k = item.key();
@@ -176,7 +180,7 @@ InspectOptions inspect_options_from_json(const nlohmann::json& j) {
     else if (k == "width") o.width = int(json_field_int(v, k, k, 1, 1 << 20));
     else if (k == "numFrames") o.num_frames = int(json_field_int(v, k, k, 1, 1 << 20));
     else if (k == "tiled") o.tiled = json_field_bool(v, k, k);
-    else if (k == "cfg") o.cfg = int(json_field_int(v, k, k, 1, 2));
+    else if (k == "cfg") cfg2 = json_field_int(v, k, k, 1, 2) == 2;
     else if (k == "devices" || k == "ulysses" || k == "ring" || k == "cfgParallel" || k == "budget" ||
              k == "persistentParams" || k == "t5Device" || k == "t5Offload" || k == "shardWeights")
       engine[k] = v;
@@ -184,21 +188,16 @@ InspectOptions inspect_options_from_json(const nlohmann::json& j) {
       throw ParamError(k, concat("unknown inspect option '", k, "' (known: height, width, numFrames, tiled, cfg, devices, ulysses, ",
                                  "ring, cfgParallel, budget, persistentParams, t5Device, t5Offload, shardWeights)"));
   }
-  const EngineOptions e = engine_options_from_json(engine);
-  if (j.contains("devices")) o.devices = e.parallel.devices;
-  o.ulysses = e.parallel.ulysses, o.ring = e.parallel.ring;
-  if (e.parallel.cfg_parallel) o.cfg = 2;
-  o.budget_bytes = e.compute.memory_budget;
-  o.persistent_params = e.compute.persistent_params;
-  o.t5_device = e.compute.t5_device, o.t5_offload = e.compute.t5_offload;
-  o.shard_weights = e.compute.shard_weights;
+  if (!engine.contains("devices")) engine["devices"] = o.engine.parallel.devices;  // "auto"
+  o.engine = engine_options_from_json(engine);
+  o.engine.parallel.cfg_parallel = o.engine.parallel.cfg_parallel || cfg2;
   return o;
 }
 
 nlohmann::json inspect_model(const std::string& dir, const InspectOptions& opts) {
   if (opts.height <= 0 || opts.height % 16 || opts.width <= 0 || opts.width % 16)
     fail("height and width must be positive multiples of 16, got ", opts.height, "x", opts.width);
-  if (opts.num_frames < 1 || (opts.num_frames - 1) % 4)
+  if (!valid_frame_count(opts.num_frames))
     fail("num_frames must be 4k+1 (1, 5, 9, ..., 81), got ", opts.num_frames);
   LoadedModel m = load_model(dir, true);
   nlohmann::json dit = component_json(m.dit, to_json(m.arch.dit), m.files.dit, dir);

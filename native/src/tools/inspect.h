@@ -4,22 +4,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pipeline/engine_options.h"
+
 namespace wan {
 
 struct InspectOptions {
-  std::string devices = "auto";  // device list (parallel/devices.h); auto: as a load would pick
-  int ulysses = 0, ring = 0, cfg = 1;  // 0: chosen (all remaining ranks to Ulysses)
-  int height = 480, width = 832, num_frames = 81;  // the video the memory estimate is for
-  // The memory plan's options (models/memory_model.h).
-  int64_t persistent_params = -1;  // DiT parameters kept on the device (-1: all)
-  std::string t5_device;           // "cpu": the UMT5 off the device; "": on it
-  bool t5_offload = false;         // the UMT5's weights on the device only while encoding
-  bool tiled = false;              // tiled VAE decode
-  bool shard_weights = false;      // DiT blocks sharded over the sequence-parallel ranks
-  // > 0: the per-device budget in bytes (kAutoBudget: the first device's memory less a reserve,
-  // read from this machine); the report says whether the plan fits and the largest
-  // --persistent-params that does.
-  int64_t budget_bytes = -1;
+  // The engine the estimate is for, as openEngine would open it (pipeline/engine_options.h):
+  // devices (here "auto" by default: as a load would pick), the layout (ulysses, ring,
+  // cfg_parallel; 0: chosen, all remaining ranks to Ulysses) and the memory plan's options
+  // (persistent_params, t5_device, t5_offload, shard_weights). compute.memory_budget > 0 (or
+  // kAutoBudget: the first device's memory less a reserve, read from this machine): the report
+  // says whether the plan fits and the largest --persistent-params that does.
+  EngineOptions engine;
+  // The video the memory estimate is for.
+  int height = 480, width = 832, num_frames = 81;
+  bool tiled = false;  // tiled VAE decode
+
+  InspectOptions() { engine.parallel.devices = "auto"; }
 };
 
 // The options as JSON, as the addon's inspect() and `wanlab-engine inspect` pass them: the video
