@@ -1,16 +1,17 @@
 // `wanlab bench parallel`: every sequence-parallel layout on CPU ranks (threads of this process,
 // Gloo over loopback) on one small model and video, against the analytic model of
 // src/parallel-model.ts: measured bytes per step per rank (must equal the formula), collectives,
-// compute vs communication seconds, peak memory per rank, and the latents' relative L2 against one
+// compute vs communication seconds, peak memory per rank (against the engine's memory model,
+// native/src/models/memory_model.h, through the addon), and the latents' relative L2 against one
 // rank. CPU ranks share this machine's cores: the seconds are not speed-up claims.
 import { readFileSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { open, type RankTimings } from "./engine.js";
+import { memoryPlan } from "./model-facts.js";
 import { makeTiny } from "./models.js";
-import { blockParams, dimsOf, gpuEstimate, latentGrid, shardParts, stepComm, ulyssesHeadGroups, type DitDims, type GpuEstimate,
-  type StepComm } from "./parallel-model.js";
+import { blockParams, dimsOf, gpuEstimate, latentGrid, stepComm, type DitDims, type GpuEstimate } from "./parallel-model.js";
 
 export interface ParallelLayoutSpec {
   name: string;
@@ -92,34 +93,6 @@ export interface BenchParallelReport {
   gpu_estimate: { model: string; input: Record<string, number>; linkGBps: number; latencyUs: number; rows: GpuEstimate[] };
 }
 
-/**
- * Peak activation bytes per rank, float32 (an estimate: the largest set of tensors live at once in
- * one DiT block, plus what a pass holds throughout):
- *   throughout: the text embedding (3 · Lc · D: projection in, GELU, out), x and its residual
- *               branch (2 · Ls · D)
- *   cross-attention: k, v of the text (2 · Lc · D), q and output (2 · Ls · D), scores and softmax
- *               (2 · H · Ls · Lc)
- *   self-attention:  q, k, v and their stacked copy (6 · Ls · D); with Ulysses, one head group's
- *               gathered q, k, v (3 · D · Ls / G, twice with the all-to-all buffer); scores of
- *               H/(u·G) heads × (u · Ls) queries × (u · Ls) keys of one ring chunk, twice (scores and
- *               softmax; a ring part's log-sum-exp is taken before the softmax, from the scores)
- *   FFN:        hidden and its GELU (2 · Ls · F)
- *   sharded weights: two gathered blocks throughout (the one computing and the next arriving), each
- *               sp times a rank's part of every flat buffer (shardParts)
- *   peak ≈ 4 · (3·Lc·D + 2·Ls·D + max(cross, self, FFN)) + gathered, G = Ulysses head groups (1 without Ulysses)
- * Measured against it (bench parallel, tiny model with 8 heads, 256×256×17): from 2 % over to 11 %
- * under the measured peak in every layout.
- */
-export function peakActivationBytes(d: DitDims, c: StepComm, ulysses: number, ring: number, shardWeights = false): number {
-  const D = d.dim, Lc = d.textLen, Ls = c.tokensPerRank, H = d.numHeads, u = ulysses, sp = ulysses * ring;
-  const G = ulyssesHeadGroups(H, u);
-  const cross = 2 * Lc * D + 2 * Ls * D + 2 * H * Ls * Lc;
-  const self = 6 * Ls * D + (u > 1 ? (6 * D * Ls) / G : 0) + 2 * (H / (u * G)) * (u * Ls) * (u * Ls);
-  const ffn = 2 * Ls * d.ffnDim;
-  const gathered = shardWeights && sp > 1 ? 2 * shardParts(d, sp, 4).reduce((a, p) => a + sp * p.elements * p.bytesPerElement, 0) : 0;
-  return 4 * (3 * Lc * D + 2 * Ls * D + Math.max(cross, self, ffn)) + gathered;
-}
-
 /** DiT parameters a rank holds for good: every one, or with sharded weights the embeddings and head
  * plus its part of each block (the part of each flat buffer, padding included). `outside`: the
  * parameters not in blocks. */
@@ -129,7 +102,7 @@ export function ditParamsPerRank(d: DitDims, outside: number, sp: number, shardW
 }
 
 const peakFormula =
-  "4 B x (3·Lc·D + 2·Ls·D + max(2·Lc·D + 2·Ls·D + 2·H·Ls·Lc, 6·Ls·D + [u>1]·6·Ls·D/G + 2·(H/(u·G))·(u·Ls)², 2·Ls·F)) + [shard]·2·sp·ceil(N/sp)·4 B, G = Ulysses head groups, N = block params; an estimate (see src/bench-parallel.ts)";
+  "the engine's memory model for one rank's denoise stage (native/src/models/memory_model.h plan_memory, float32, sequence_parallel = u·r, one rank on the device): dit_activation_bytes + dit_streamed_bytes = ceil(T/(u·r))·D·max(36, 12 + 4·F/D) B + [shard]·2 gathered blocks·N·4 B, N = block params; the DiT's self-attention or FFN sublayer, text-length terms not counted";
 const bytesFormula =
   "4 + P·(L·(4·[u>1] + 2·(r−1))·D·Ls·e + [sp>1]·Ls·C'·e) + [cfg-parallel]·16·f'·h·w·4 + [shard]·P·L·ceil(N/sp)·e, Ls = ceil(T/(u·r)), P = 2 with CFG on one rank set, else 1 (src/parallel-model.ts)";
 const paramsFormula = "outside blocks + L·N, or with sharded weights outside + L·ceil(N/sp); N = block params (blockParams)";
@@ -191,6 +164,11 @@ export async function benchParallel(o: BenchParallelOptions = {}): Promise<Bench
       if (outside === undefined) throw new Error("bench parallel: a sharded layout needs an unsharded one before it (1 rank runs first)");
       if (shard && placement.dit_weight_shards !== sp)
         throw new Error(`bench parallel: ${spec.name}: the engine holds ${placement.dit_weight_shards} weight shards, expected ${sp}`);
+      // One rank's denoise stage as the engine's memory model counts it: its share of the DiT's
+      // activations and, with sharded weights, the two gathered blocks; what the measured peak
+      // (allocations on the rank's thread during the request) is set beside.
+      const plan = memoryPlan(lab.info, { height: params.height, width: params.width, numFrames: params.numFrames, sequenceParallel: sp,
+        shardWeights: shard, bytesPerValue: 4, gpu: false, ranksOnDevice: 1 });
       const unsharded = shard ? results.find((x) => !x.shardWeights && x.ulysses === spec.ulysses && x.ring === spec.ring && !x.cfgParallel) : undefined;
       const ranks: RankTimings[] = r.timings.ranks ?? [];
       const steps = params.numInferenceSteps;
@@ -211,7 +189,7 @@ export async function benchParallel(o: BenchParallelOptions = {}): Promise<Bench
         comm_s: one ? [0] : ranks.map((k) => k.comm_s),
         comm_fraction: one ? [0] : ranks.map((k) => k.comm_s / (k.comm_s + k.compute_s!)),
         peak_bytes: one ? [] : ranks.map((k) => k.peak_bytes!),
-        peak_bytes_analytic: peakActivationBytes(dims, c, spec.ulysses, spec.ring, shard),
+        peak_bytes_analytic: plan.dit_activation_bytes + plan.dit_streamed_bytes,
         dit_params_per_rank: placement.dit_resident_params,
         dit_params_per_rank_analytic: ditParamsPerRank(dims, outside, sp, shard),
         ...(unsharded ? { time_vs_unsharded: stepSeconds / unsharded.seconds_per_step } : {}),
@@ -251,7 +229,7 @@ export function benchParallelHtml(r: BenchParallelReport): string {
         { type: "bar", name: "measured (rank 0)", x: names, y: r.layouts.map((l) => l.bytes_per_step[0]) },
         { type: "bar", name: "analytic", x: names, y: r.layouts.map((l) => l.bytes_per_step_analytic) },
       ] },
-    { title: "peak activation memory per rank: measured (mean of ranks) vs analytic estimate", layout: { barmode: "group", yaxis: { title: "MiB" } },
+    { title: "peak memory per rank in the denoise stage: measured (mean of ranks) vs the engine's memory model", layout: { barmode: "group", yaxis: { title: "MiB" } },
       data: [
         { type: "bar", name: "measured", x: names, y: r.layouts.map((l) => mean(l.peak_bytes) / 2 ** 20) },
         { type: "bar", name: "analytic", x: names, y: r.layouts.map((l) => l.peak_bytes_analytic / 2 ** 20) },

@@ -35,6 +35,17 @@ export interface NativeAddon {
    * (bf16/f16: a buffer in that dtype and a float32 one). Parse as DitFacts.
    */
   ditFacts(dit: string, sp: number, ulysses: number, bytesPerElement: number): string;
+  /**
+   * Synchronous; the engine's memory model (native/src/models/memory_model.h plan_memory) for one
+   * generation, as JSON: the bytes of MemoryPlanReport without device, budget_bytes, fits and
+   * problem. `arch`: a preset name ("tiny", "1.3B", "14B") or the JSON of {dit, t5, vae} as an
+   * engine's info() or modelConstants() gives them; `options`: the JSON of {height, width,
+   * numFrames, sequenceParallel, persistentParams, shardWeights, t5OnDevice, t5Offload,
+   * vaeOnDevice, tiled, tileH, tileW, bytesPerValue, gpu, ditF8, blockResiduals, encodeVideo,
+   * ranksOnDevice}, every key optional (native/binding/model_facts.h). A bad value throws a
+   * ParamError-shaped Error (code "WANLAB_PARAM", field).
+   */
+  memoryPlan(arch: string, options: string): string;
 }
 
 /** modelConstants()'s JSON. */

@@ -128,6 +128,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("registerFatalCleanup", Napi::Function::New(env, RegisterFatalCleanup));
   exports.Set("modelConstants", Napi::Function::New(env, ModelConstants));
   exports.Set("ditFacts", Napi::Function::New(env, DitFacts));
+  exports.Set("memoryPlan", Napi::Function::New(env, MemoryPlanOf));
   return exports;
 }
 

@@ -1,6 +1,7 @@
 // Model constants and per-layout facts for TypeScript (src/parallel-model.ts, src/models.ts), read
 // from the engine's own definitions instead of copied: the dimension presets, the VAE stride and
-// patch, a DiT block's parameter counts, its weight-shard buffers and the Ulysses head groups.
+// patch, a DiT block's parameter counts, its weight-shard buffers and the Ulysses head groups, and
+// the memory model's plan for a generation (what `wanlab inspect` and the engine's budget use).
 #pragma once
 #include <napi.h>
 
@@ -27,5 +28,17 @@ Napi::Value ModelConstants(const Napi::CallbackInfo& info);
 // groups each rank's num_heads/ulysses heads are pipelined in (parallel/ulysses.h; 1 when
 // ulysses <= 1). A bad argument throws a TypeError naming it.
 Napi::Value DitFacts(const Napi::CallbackInfo& info);
+
+// memoryPlan(arch: string, options: string) -> JSON string, synchronous: models/memory_model.h
+// plan_memory's MemoryPlan as to_json writes it (dit_resident_bytes, dit_streamed_bytes,
+// dit_activation_bytes, ..., denoise_peak_bytes, peak_bytes, host_bytes).
+// arch: a preset name ("tiny", "1.3B", "14B") or the JSON of {"dit", "t5", "vae"}, each part as
+// checkpoint/arch.h to_json writes it (an engine's info() or a preset of modelConstants(); eps is
+// not read). options: the JSON of MemoryPlanOptions in camelCase, every key optional: height,
+// width, numFrames, sequenceParallel, persistentParams, shardWeights, t5OnDevice, t5Offload,
+// vaeOnDevice, tiled, tileH, tileW, bytesPerValue (2 or 4), gpu, ditF8, blockResiduals,
+// encodeVideo, ranksOnDevice. A missing or bad arch value, or an unknown option, throws an Error
+// with code "WANLAB_PARAM" and `field` naming it ("arch.dit.dim", "numFrames").
+Napi::Value MemoryPlanOf(const Napi::CallbackInfo& info);
 
 }  // namespace wanjs
