@@ -7,11 +7,12 @@ import { constants } from "node:fs";
 import { open as openFile } from "node:fs/promises";
 import { basename } from "node:path";
 import type { ServerResponse } from "node:http";
-import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
 import type { MemoryPlanReport, ModelInfo } from "../engine.js";
 import { ParamError, resolveParams, type GenerateParams } from "../params.js";
 import { jsonDepth } from "../fs/json.js";
 import type { Job, JobEvent, Queue } from "./jobs.js";
+import { apiRoutes, homePage } from "./home.js";
 import { allowedFor, jobBodySchema, jobFields, planBodySchema, type JobRequest } from "./schema.js";
 
 export interface AppOptions {
@@ -26,6 +27,8 @@ export interface AppOptions {
   memory: () => Record<string, unknown>;
   /** The engine's memory prediction for a request (POST /v1/plan). */
   plan: (params: GenerateParams) => MemoryPlanReport;
+  /** Told of each POST /v1/jobs answered with an error (for the console): who sent it, why, the field. */
+  onRefused?: (client: string, error: string, field?: string) => void;
 }
 
 /** What GET /v1/jobs/ID answers: the contract's fields first. */
@@ -66,6 +69,12 @@ function bearerToken(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
+/** Who sent a request, for the console: its address and user agent ("127.0.0.1 (curl/8.5.0)"). */
+function clientOf(req: FastifyRequest): string {
+  const agent = req.headers["user-agent"];
+  return `${req.ip}${agent ? ` (${agent.length > 60 ? `${agent.slice(0, 57)}...` : agent})` : ""}`;
+}
+
 export function buildApp(o: AppOptions): FastifyInstance {
   const app = Fastify({
     bodyLimit: o.bodyLimit ?? 64 * 1024,
@@ -102,7 +111,15 @@ export function buildApp(o: AppOptions): FastifyInstance {
     done(null, value);
   });
 
+  // GET / (and its HEAD) is the one route without a token: it names the routes, nothing else.
+  app.addHook("onRoute", (r) => {
+    for (const m of [r.method].flat()) {
+      if (m === "HEAD" || r.url === "/") continue;
+      if (!apiRoutes.some(([method, path]) => method === m && path === r.url)) throw new Error(`route ${m} ${r.url} is not described in src/server/home.ts (apiRoutes), the page at /`);
+    }
+  });
   app.addHook("onRequest", async (req, reply) => {
+    if ((req.method === "GET" || req.method === "HEAD") && req.routeOptions.url === "/") return;
     const given = req.headers.authorization;
     const token = bearerToken(given);
     if (token === undefined || !timingSafeEqual(digest(token), expected)) {
@@ -115,8 +132,15 @@ export function buildApp(o: AppOptions): FastifyInstance {
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    const [status, body] = errorAnswer(err, req);
+    if (o.onRefused && req.method === "POST" && req.routeOptions.url === "/v1/jobs") o.onRefused(clientOf(req), body.error, body.field);
+    return reply.code(status).send(body);
+  });
+
+  /** The status and body that answer `err`: 400 naming the field, 413, 503 or 500. */
+  function errorAnswer(err: FastifyError, req: FastifyRequest): [number, { error: string; field?: string }] {
     if (err.validation && err.validation[0]?.instancePath === "" && err.validation[0]?.keyword === "type") {
-      return reply.code(400).send({ error: "the request body must be a JSON object", field: "body" });
+      return [400, { error: "the request body must be a JSON object", field: "body" }];
     }
     if (err.validation) {
       const v = err.validation[0]!;
@@ -127,19 +151,21 @@ export function buildApp(o: AppOptions): FastifyInstance {
         p.additionalProperty ? `unknown parameter '${field}'; allowed: ${jobFields.join(", ")}` :
         p.missingProperty ? `${field} is required (${allowedFor(field)})` :
         `${field} must be ${allowedFor(field.replace(/\[\d+\]$/, ""))}, got ${JSON.stringify(body[field.replace(/\[\d+\]$/, "")])}`;
-      return reply.code(400).send({ error: message, field });
+      return [400, { error: message, field }];
     }
-    if (err instanceof ParamError) return reply.code(400).send({ error: err.message, field: err.field });
-    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send({ error: `request body too large (limit ${app.initialConfig.bodyLimit} bytes)` });
+    if (err instanceof ParamError) return [400, { error: err.message, field: err.field }];
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") return [413, { error: `request body too large (limit ${app.initialConfig.bodyLimit} bytes)` }];
     const field = (err as { field?: string }).field;
-    if (err.statusCode === 400 && field) return reply.code(400).send({ error: err.message, field });
+    if (err.statusCode === 400 && field) return [400, { error: err.message, field }];
     const status = err.statusCode && err.statusCode >= 400 && (err.statusCode < 500 || err.statusCode === 503) ? err.statusCode : 500;
     if (status === 500) console.error(`wanlab serve: ${req.method} ${req.url}: ${err.stack ?? err.message}`);
-    return reply.code(status).send({ error: err.message });
-  });
+    return [status, { error: err.message }];
+  }
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split("?")[0]}` }));
 
   const findJob = (id: string) => (idPattern.test(id) ? o.queue.get(id) : undefined);
+
+  app.get("/", async (_req, reply) => reply.type("text/plain; charset=utf-8").header("cache-control", "no-store").header("x-content-type-options", "nosniff").send(homePage(o.info.version)));
 
   app.get("/v1/health", async (_req, reply) => {
     if (o.stopping()) return reply.code(503).send({ status: "stopping" });
@@ -148,7 +174,7 @@ export function buildApp(o: AppOptions): FastifyInstance {
 
   app.post<{ Body: JobRequest }>("/v1/jobs", { schema: { body: jobBodySchema } }, async (req, reply) => {
     if (o.stopping()) return reply.code(503).send({ error: "the server is shutting down; submit again after it restarts" });
-    const job = await o.queue.submit(req.body);
+    const job = await o.queue.submit(req.body, clientOf(req));
     return reply.code(202).header("location", `/v1/jobs/${job.id}`).send({ id: job.id, state: job.state });
   });
 

@@ -13,6 +13,7 @@ import { defaultModel, wanlabHome } from "../models.js";
 import { ParamError, resolveParams, type ResolvedParams } from "../params.js";
 import { formatBytes } from "../terminal/format.js";
 import { buildApp } from "./app.js";
+import { oneLine, timestamp, watchJobs } from "./console.js";
 import { createQueue, type Faults, type RetryPolicy } from "./jobs.js";
 import { openJournal, readJournal, repairJournal, replay } from "./journal.js";
 import { modelFingerprint } from "./outputs.js";
@@ -56,6 +57,9 @@ export interface ServeOptions {
   faults?: Faults;
   /** Log lines (default: stderr). */
   log?: (line: string) => void;
+  /** No line per job event (accepted, started, progress, done, failed, cancelled, re-queued;
+   * src/server/console.ts); the server's own lines (start, stop, warnings) stay. */
+  quiet?: boolean;
   /** Sequence-parallel device group for the engine (src/engine.ts OpenOptions). */
   parallel?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; timeoutS?: number; logDir?: string; logLevel?: "error" | "warn" | "info" | "debug";
     /** Several nodes (one process each): node 0 serves HTTP and publishes every job to the others,
@@ -218,6 +222,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
       if (!g.fits) throw new ParamError("budget", g.problem);
     },
   });
+  if (!o.quiet) watchJobs(queue.events, { log });
   await queue.restore(replayed);
   const resumed = replayed.filter((j) => j.state === "queued" || j.state === "running").length;
   if (resumed) log(`wanlab serve: resuming ${resumed} job(s) from ${journalPath}`);
@@ -244,6 +249,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     info: { ...lab.info, dir: model, fingerprint, version },
     shutdown: () => void close(),
     stopping: () => stopping,
+    onRefused: o.quiet ? undefined : (client, error, field) => log(`wanlab serve: ${timestamp(Date.now())} refused a job from ${client}: ${oneLine(error)}${field ? ` (field ${field})` : ""}`),
     plan: (p) => guarded(resolveParams(p), lab.memoryPlan(p)),
     memory: () => ({
       process: { ...process.memoryUsage(), rssAtStart: memoryAtStart },

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CancelledError, type Lab, type ProgressEvent } from "../engine.js";
+import { CancelledError, type CancelledAt, type Lab, type ProgressEvent } from "../engine.js";
 import { ParamError, resolveParams, type ResolvedParams } from "../params.js";
 import type { Journal, JobState, ReplayedJob } from "./journal.js";
 import { checkOutputFolders, commitOutputs, confine, openJobPlace, paramsToJson, removeScratch, type JobPlace, type Manifest, type ResolvedJson } from "./outputs.js";
@@ -31,7 +31,14 @@ export interface Job {
 }
 
 export type JobEvent =
-  | { type: "queued" | "started" | "done" | "failed" | "cancelled" | "requeued"; job: Job }
+  | { type: "started" | "done"; job: Job }
+  /** client: who submitted it ("127.0.0.1 (curl/8.5.0)"), absent for a job restored from the journal. */
+  | { type: "queued"; job: Job; client?: string }
+  /** field: the request field the error is about, when it names one (a ParamError). */
+  | { type: "failed"; job: Job; field?: string }
+  /** at: where the engine stopped (the CancelledError's stage, step, block...); absent while queued. */
+  | { type: "cancelled"; job: Job; at?: CancelledAt }
+  | { type: "requeued"; job: Job; reason?: string }
   | { type: "progress"; job: Job; progress: ProgressEvent }
   | { type: "retry"; job: Job; error: string; delayMs: number };
 
@@ -106,8 +113,8 @@ export interface QueueStats {
 
 export interface Queue {
   readonly events: EventEmitter<{ event: [JobEvent] }>;
-  /** Validates (ParamError naming the field), journals, enqueues. */
-  submit(request: JobRequest): Promise<Job>;
+  /** Validates (ParamError naming the field), journals, enqueues; `client` is for the console. */
+  submit(request: JobRequest, client?: string): Promise<Job>;
   get(id: string): Job | undefined;
   list(): Job[];
   queued(): Job[];
@@ -147,11 +154,13 @@ export function createQueue(o: QueueOptions): Queue {
 
   const emit = (e: JobEvent) => events.emit("event", e);
 
-  function end(job: Job, state: "done" | "failed" | "cancelled", extra: Partial<Job> = {}): void {
+  /** e: what stopped it (the field of a ParamError, where a CancelledError stopped), for the console. */
+  function end(job: Job, state: "done" | "failed" | "cancelled", extra: Partial<Job> = {}, e?: unknown): void {
     Object.assign(job, { state, endedAt: Date.now(), cancelling: undefined }, extra);
     if (state === "done") doneTimes.push(job.endedAt!);
-    if (state === "failed") log(`wanlab serve: job ${job.id} failed: ${job.error}`);
-    emit({ type: state, job });
+    if (state === "done") emit({ type: state, job });
+    else if (state === "failed") emit({ type: state, job, field: e instanceof ParamError ? e.field : undefined });
+    else emit({ type: state, job, at: e instanceof CancelledError ? { stage: e.stage, step: e.step, steps: e.steps, block: e.block, blocks: e.blocks, chunk: e.chunk, chunks: e.chunks, layer: e.layer, layers: e.layers } : undefined });
   }
 
   /** Resolves once the job is done, failed or cancelled, or after `ms`. */
@@ -233,10 +242,10 @@ export function createQueue(o: QueueOptions): Queue {
             await o.journal.append({ t: "requeue", id: job.id, at: Date.now(), reason: "server shutdown" });
             Object.assign(job, { state: "queued", step: 0, stage: undefined, cancelling: undefined });
             waiting.unshift(job);
-            emit({ type: "requeued", job });
+            emit({ type: "requeued", job, reason: "server shutdown; it runs again when the server restarts" });
           } else {
             await o.journal.append({ t: "cancelled", id: job.id, at: Date.now(), reason: message });
-            end(job, "cancelled", { error: message });
+            end(job, "cancelled", { error: message }, e);
           }
           return;
         }
@@ -254,7 +263,7 @@ export function createQueue(o: QueueOptions): Queue {
         }
         const error = isTransient(e) ? `${message} (gave up after ${tries} retries)` : message;
         await o.journal.append({ t: "failed", id: job.id, at: Date.now(), error });
-        end(job, "failed", { error });
+        end(job, "failed", { error }, e);
         return;
       } finally {
         await place?.close();
@@ -290,7 +299,7 @@ export function createQueue(o: QueueOptions): Queue {
 
   return {
     events,
-    async submit(request) {
+    async submit(request, client) {
       const { output, fps, crf, saveTensors, ...params } = request;
       const resolved = resolveParams(params);
       o.admit?.(resolved);
@@ -303,7 +312,7 @@ export function createQueue(o: QueueOptions): Queue {
       };
       await o.journal.append({ t: "submit", id: job.id, at: job.submittedAt, params: job.params, options });
       enqueue(job);
-      emit({ type: "queued", job });
+      emit({ type: "queued", job, client });
       setImmediate(pump);
       return job;
     },
@@ -353,18 +362,23 @@ export function createQueue(o: QueueOptions): Queue {
           await o.journal.append({ t: "cancelled", id: r.id, at: Date.now(), reason: error });
           Object.assign(job, { state: "cancelled", error, endedAt: Date.now() });
           jobs.set(job.id, job);
-        } else if (r.state === "queued") enqueue(job);
-        else if (r.state === "running") {
+          emit({ type: "cancelled", job });
+        } else if (r.state === "queued") {
+          enqueue(job);
+          emit({ type: "requeued", job, reason: "after a restart (queued in the journal)" });
+        } else if (r.state === "running") {
           // The server stopped while this job ran: one more try, then it is failed with the reason.
           if (r.interrupted <= 1) {
             await o.journal.append({ t: "requeue", id: r.id, at: Date.now(), reason: "the server stopped while the job ran; retrying once", interrupted: true });
             job.state = "queued";
             enqueue(job);
+            emit({ type: "requeued", job, reason: "after a restart (the server stopped while it ran; it runs once more)" });
           } else {
             const error = `interrupted ${r.interrupted} times: the server stopped while the job ran (not retried again)`;
             await o.journal.append({ t: "failed", id: r.id, at: Date.now(), error });
             Object.assign(job, { state: "failed", error, endedAt: Date.now() });
             jobs.set(job.id, job);
+            emit({ type: "failed", job });
           }
         } else jobs.set(job.id, job);
       }
@@ -420,7 +434,7 @@ export function createQueue(o: QueueOptions): Queue {
         try {
           await o.journal.append({ t: "requeue", id: job.id, at: Date.now(), reason: "server shutdown: the grace period ended while it ran" });
           Object.assign(job, { state: "queued", step: 0, stage: undefined, cancelling: undefined });
-          emit({ type: "requeued", job });
+          emit({ type: "requeued", job, reason: "server shutdown: the grace period ended while it ran" });
         } catch (e) {
           log(`wanlab serve: job ${job.id}: could not journal its re-queueing: ${(e as Error).message}`);
         }
