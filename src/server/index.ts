@@ -222,10 +222,10 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
       if (!g.fits) throw new ParamError("budget", g.problem);
     },
   });
-  if (!o.quiet) watchJobs(queue.events, { log });
-  await queue.restore(replayed);
   const resumed = replayed.filter((j) => j.state === "queued" || j.state === "running").length;
   if (resumed) log(`wanlab serve: resuming ${resumed} job(s) from ${journalPath}`);
+  if (!o.quiet) watchJobs(queue.events, { log });
+  await queue.restore(replayed);
 
   const token = randomBytes(32).toString("base64url");
   let stopping = false;
