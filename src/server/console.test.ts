@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { test } from "node:test";
 import type { ProgressEvent } from "../engine.js";
-import { formatSeconds, oneLine, watchJobs, whereStopped } from "./console.js";
+import { clip, formatSeconds, oneLine, watchJobs, whereStopped } from "./console.js";
 import type { Job, JobEvent } from "./jobs.js";
 
 function harness() {
@@ -89,6 +89,7 @@ test("prompts, paths and messages stay on one line without control characters", 
   h.emit({ type: "queued", job: h.job });
   for (const l of h.lines) assert.doesNotMatch(l, /[\x00-\x1f\x7f-\x9f]/);
   assert.match(h.lines[1]!, /"x\\ny{55}\.\.\."$/, "a long prompt is cut to 60 characters");
+  assert.equal(clip("a\n" + "b".repeat(500), 300), `a\\n${"b".repeat(294)}...`);
 });
 
 test("durations and stopping points read as people write them", () => {

@@ -26,6 +26,12 @@ export function oneLine(text: string): string {
   return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => (c === "\n" ? "\\n" : c === "\t" ? " " : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
 }
 
+/** `text` on one line (oneLine), cut to `max` characters: a refused 64 KiB prompt is not echoed whole. */
+export function clip(text: string, max: number): string {
+  const line = oneLine(text);
+  return line.length > max ? `${line.slice(0, max - 3)}...` : line;
+}
+
 /** 0.4 s, 12 s, 3 min 20 s, 2 h 05 min. */
 export function formatSeconds(s: number): string {
   if (!Number.isFinite(s) || s < 0) return "?";
@@ -68,7 +74,7 @@ export function watchJobs(events: Queue["events"], o: JobConsoleOptions): () => 
   const every = o.progressEveryMs ?? 10_000;
   // per running job: when its last line was written, and the tenth of its steps that line showed
   const shown = new Map<string, { at: number; tenth: number }>();
-  const say = (id: string, what: string) => o.log(`wanlab serve: ${timestamp(now())} job ${id} ${oneLine(what)}`);
+  const say = (id: string, what: string) => o.log(`wanlab serve: ${timestamp(now())} job ${id} ${clip(what, 1000)}`);
 
   const listener = (e: JobEvent) => {
     const j = e.job;

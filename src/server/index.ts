@@ -13,7 +13,7 @@ import { defaultModel, wanlabHome } from "../models.js";
 import { ParamError, resolveParams, type ResolvedParams } from "../params.js";
 import { formatBytes } from "../terminal/format.js";
 import { buildApp } from "./app.js";
-import { oneLine, timestamp, watchJobs } from "./console.js";
+import { clip, timestamp, watchJobs } from "./console.js";
 import { createQueue, type Faults, type RetryPolicy } from "./jobs.js";
 import { openJournal, readJournal, repairJournal, replay } from "./journal.js";
 import { modelFingerprint } from "./outputs.js";
@@ -249,7 +249,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     info: { ...lab.info, dir: model, fingerprint, version },
     shutdown: () => void close(),
     stopping: () => stopping,
-    onRefused: o.quiet ? undefined : (client, error, field) => log(`wanlab serve: ${timestamp(Date.now())} refused a job from ${client}: ${oneLine(error)}${field ? ` (field ${field})` : ""}`),
+    onRefused: o.quiet ? undefined : (client, error, field) => log(`wanlab serve: ${timestamp(Date.now())} refused a job from ${client}: ${clip(error, 300)}${field ? ` (field ${field})` : ""}`),
     plan: (p) => guarded(resolveParams(p), lab.memoryPlan(p)),
     memory: () => ({
       process: { ...process.memoryUsage(), rssAtStart: memoryAtStart },
