@@ -1,30 +1,56 @@
-#!/usr/bin/env zx
+#!/usr/bin/env node
 // Batch generation: a prompts file (one prompt per line) or JSONL (one GenerateParams object per
-// line) becomes one job each on a wanlab server; prints progress and writes an index of outputs.
+// line) becomes one job each on a wanlab server; prints progress as jobs finish, gathers each
+// done job's video and manifest under --out and writes an index of them. Run from the
+// repository (node resolves zx and wanlab from its node_modules):
 //
-//   scripts/batch.mjs --prompts prompts.txt --out runs/batch [--model DIR] [--height 480 ...]
+//   ./scripts/batch.mjs --help                     (or: node scripts/batch.mjs --help)
+//   ./scripts/batch.mjs --prompts prompts.txt --out runs/batch [--model DIR] [--height 480 ...]
 //
-// Uses the running server (server.json), --url/--token, or starts one (--model DIR, --outputs DIR).
-// Exit codes: 0 all done, 1 some job failed, 2 usage.
-import { argv, chalk, fs, path } from "zx";
+// The flags are the table below; any other is refused (exit 2) before a job is submitted.
+import { chalk, fs, path } from "zx";
 import { resolveParams } from "wanlab";
-import { assertFits, fail, paramsFromFlags, spin, Usage, withServer } from "./lib/wanlab.mjs";
+import { defineFlags } from "./lib/flags.mjs";
+import { progress } from "./lib/progress.mjs";
+import { assertFits, fail, paramFlags, paramsFromFlags, serverFlags, Usage, withServer } from "./lib/wanlab.mjs";
 
-const help = "usage: batch.mjs --prompts FILE(.txt|.jsonl) [--out DIR] [--model DIR [--budget BYTES|auto]] [--outputs DIR] [--url URL --token T] [--steps N --height N --width N --num-frames N --seed N ...]";
+const flags = defineFlags([
+  { flag: "prompts", type: "string", value: "FILE", required: true, help: "one prompt per line (.txt; # comments) or one GenerateParams object per line (.jsonl)" },
+  { flag: "out", type: "string", value: "DIR", default: "batch", help: "where index.json and the jobs' videos and manifests go" },
+  { flag: "dry-run", type: "boolean", help: "check every line and print the jobs it would submit; submit none" },
+  { flag: "output", type: "string", value: "NAME", help: "the jobs' subfolder of the server's outputs" },
+  ...paramFlags(),
+  ...serverFlags,
+], {
+  name: "batch.mjs",
+  about: "One job per line of --prompts on a wanlab server; the flags' parameters apply to every line (a JSONL\n" +
+    "line's own fields win). Writes OUT/index.json and OUT/line-NNN/{video.mp4,manifest.json}.\n" +
+    "Exit: 0 all done, 1 a job failed, 2 usage (a bad line is named FILE:LINE).",
+  examples: [
+    "batch.mjs --prompts prompts.txt --out runs/batch --steps 20",
+    "batch.mjs --prompts grid.jsonl --model ~/models/Wan2.1-T2V-1.3B --budget auto",
+  ],
+});
 
 async function main() {
-  if (argv.help) return console.log(help);
-  if (!argv.prompts) throw new Usage(`--prompts FILE is required\n${help}`);
-  const text = await fs.readFile(argv.prompts, "utf8");
+  const argv = flags.parse();
+  if (!argv) return;
+  const text = await fs.readFile(argv.prompts, "utf8").catch((e) => {
+    throw new Usage(`--prompts ${argv.prompts}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
+  });
   const common = paramsFromFlags(argv);
   const lines = text.split("\n").map((l, i) => [i + 1, l.trim()]).filter(([, l]) => l && !l.startsWith("#"));
+  const at = (line) => `${argv.prompts}:${line}`;
   const requests = lines.map(([line, l]) => {
     if (!argv.prompts.endsWith(".jsonl")) return { line, params: { ...common, prompt: l } };
+    let params;
     try {
-      return { line, params: { ...common, ...JSON.parse(l) } };
+      params = JSON.parse(l);
     } catch (e) {
-      throw new Usage(`${argv.prompts}:${line}: not JSON: ${e.message}`);
+      throw new Usage(`${at(line)}: not JSON: ${e.message}`);
     }
+    if (params === null || typeof params !== "object" || Array.isArray(params)) throw new Usage(`${at(line)}: not a JSON object of parameters`);
+    return { line, params: { ...common, ...params } };
   });
   if (!requests.length) throw new Usage(`${argv.prompts} has no prompts`);
   // Check every line before submitting any, so a bad line 40 does not leave 39 jobs behind.
@@ -32,35 +58,51 @@ async function main() {
     try {
       resolveParams(r.params);
     } catch (e) {
-      throw new Usage(`${argv.prompts}:${r.line}: ${e.message}`);
+      throw new Usage(`${at(r.line)}: ${e.message}`);
     }
   }
-  const out = path.resolve(argv.out ?? "batch");
+  if (argv["dry-run"]) {
+    for (const r of requests) console.log(`${at(r.line)}: ${JSON.stringify(r.params)}`);
+    return console.error(`${requests.length} jobs; none submitted (--dry-run)`);
+  }
+  const out = path.resolve(argv.out);
   await fs.mkdirp(out);
+  const width = String(Math.max(...requests.map((r) => r.line))).length;
+  const folder = (line) => `line-${String(line).padStart(Math.max(3, width), "0")}`;
 
   const index = await withServer(argv, async (lab) => {
-    await assertFits(lab, requests, (r) => `${argv.prompts}:${r.line}`);
+    await assertFits(lab, requests, (r) => at(r.line));
     // Submit everything first: each request is validated by the server (400 names the field).
     const jobs = [];
     for (const r of requests) {
       try {
         jobs.push({ ...r, id: (await lab.submit({ output: argv.output, ...r.params })).id });
       } catch (e) {
-        throw new (e.name === "ParamError" ? Usage : Error)(`${argv.prompts}:${r.line}: ${e.message}`);
+        throw new (e.name === "ParamError" ? Usage : Error)(`${at(r.line)}: ${e.message}`);
       }
     }
-    let finished = 0;
-    const results = await spin(`${jobs.length} jobs`, () =>
-      Promise.all(jobs.map(async (j) => {
+    console.error(`submitted ${jobs.length} jobs; their videos and manifests go to ${out}`);
+    const bar = progress(jobs.length);
+    try {
+      return await Promise.all(jobs.map(async (j) => {
         const v = await lab.wait(j.id);
-        finished++;
+        const entry = { line: j.line, id: j.id, state: v.state, prompt: v.params.prompt, seed: v.params.seed, params: v.params, outputs: v.outputs ?? [], error: v.error };
+        if (v.state === "done") {
+          // Gathered under OUT: the server's folder may be on another machine, or cleaned.
+          const dir = folder(j.line);
+          await fs.mkdirp(path.join(out, dir));
+          await fs.writeFile(path.join(out, dir, "manifest.json"), await lab.download(j.id, "manifest.json"));
+          await fs.writeFile(path.join(out, dir, "video.mp4"), await lab.download(j.id, "video.mp4"));
+          Object.assign(entry, { video: path.join(dir, "video.mp4"), manifest: path.join(dir, "manifest.json") });
+        }
         const mark = v.state === "done" ? chalk.green("done") : chalk.red(v.state);
-        console.error(`[${finished}/${jobs.length}] line ${j.line}: ${mark} ${v.outputs?.[0] ?? v.error ?? ""}`);
-        return { line: j.line, id: j.id, state: v.state, prompt: v.params.prompt, seed: v.params.seed, params: v.params, outputs: v.outputs ?? [], error: v.error };
-      })),
-    );
-    return results;
-  }, { serveArgs: [] });
+        bar.finished(v.state === "done", `${at(j.line)}: ${mark}${entry.video ? ` ${path.join(out, entry.video)}` : v.error ? `: ${v.error}` : ""}`);
+        return entry;
+      }));
+    } finally {
+      bar.end();
+    }
+  });
 
   const file = path.join(out, "index.json");
   await fs.writeFile(`${file}.tmp`, JSON.stringify({ prompts: path.resolve(argv.prompts), jobs: index }, null, 2) + "\n");

@@ -1,4 +1,4 @@
-#!/usr/bin/env zx
+#!/usr/bin/env node
 // Benchmark matrix: video sizes × devices × parallel layouts (ulysses×ring), each layout on a
 // server of its own (devices and layouts are fixed when a model loads), JSON + a plotly report.
 //
@@ -6,15 +6,33 @@
 //
 // A combination the engine refuses (say, a layout it does not have yet) is recorded with the
 // reason and skipped. With --url (or a running server and no --model) the matrix is that
-// server's one layout. Exit: 0 ok, 1 a run failed, 2 usage.
-import { argv, fs, path } from "zx";
+// server's one layout. Exit: 0 ok, 1 a run failed, 2 usage. Run from the repository:
+// `./scripts/bench.mjs --help` (or `node scripts/bench.mjs --help`).
+import { fs, path } from "zx";
 import { connectClient as connect } from "wanlab";
-import { fail, numbers, plotlyHtml, spin, startServer, Usage } from "./lib/wanlab.mjs";
+import { defineFlags } from "./lib/flags.mjs";
+import { fail, plotlyHtml, spin, startServer, Usage } from "./lib/wanlab.mjs";
 
-const help = "usage: bench.mjs [--model DIR | --url URL --token T] [--sizes HxWxF,...] [--devices auto,cpu:0-3,cuda:0-1,...] [--layouts 1x1,2x1,...] [--steps N] [--repeat N] [--out DIR]";
+const flags = defineFlags([
+  { flag: "model", type: "string", value: "DIR", help: "the model folder; each layout gets a server of its own on it" },
+  { flag: "url", type: "string", value: "URL", help: "measure the server at this address instead (its one layout)" },
+  { flag: "token", type: "string", value: "TOKEN", help: "its token (with --url)", shown: "$WANLAB_TOKEN" },
+  { flag: "server", type: "boolean", help: "measure the running server (server.json) instead" },
+  { flag: "sizes", type: "strings", value: "HxWxF,...", default: ["16x16x1", "32x32x5"], help: "video sizes: height x width x frames" },
+  { flag: "devices", type: "strings", value: "DEV,...", default: ["auto"], help: "device sets, one server each: auto, cpu, cpu:0-3, cuda:0-1" },
+  { flag: "layouts", type: "strings", value: "UxR,...", default: ["1x1"], help: "parallel layouts, ulysses x ring" },
+  { flag: "steps", type: "integer", value: "N", default: 2, help: "denoising steps per job" },
+  { flag: "repeat", type: "integer", value: "N", default: 2, help: "jobs per size" },
+  { flag: "out", type: "string", value: "DIR", default: "bench-out", help: "where bench.json and bench.html go" },
+  { flag: "outputs", type: "string", value: "DIR", shown: "OUT/outputs", help: "the servers' outputs folder" },
+], {
+  name: "bench.mjs",
+  about: "Benchmark matrix: sizes x devices x layouts, each layout on a server of its own.\n" +
+    "Writes OUT/bench.json and OUT/bench.html. Exit: 0 ok, 1 a run failed, 2 usage.",
+  examples: ["bench.mjs --model DIR --sizes 480x832x81,240x416x33 --layouts 1x1,2x1 --out bench/run", "bench.mjs --server --sizes 480x832x81 --steps 10 --repeat 3"],
+});
 
-function parseList(flag, value, fallback, re) {
-  const list = value === undefined ? fallback : String(value).split(",").map((s) => s.trim());
+function checkList(flag, list, re) {
   for (const v of list) if (!re.test(v)) throw new Usage(`--${flag}: '${v}' does not match ${re}`);
   return list;
 }
@@ -38,13 +56,14 @@ async function measure(lab, size, steps, repeat) {
 }
 
 async function main() {
-  if (argv.help) return console.log(help);
-  const sizes = parseList("sizes", argv.sizes, ["16x16x1", "32x32x5"], /^\d+x\d+x\d+$/);
-  const devices = parseList("devices", argv.devices, ["auto"], /^(auto|(cpu|cuda)(:[\d,-]+)?)$/);
-  const layouts = parseList("layouts", argv.layouts, ["1x1"], /^\d+x\d+$/);
-  const [steps] = numbers("steps", argv.steps, [2]);
-  const [repeat] = numbers("repeat", argv.repeat, [2]);
-  const out = path.resolve(argv.out ?? "bench-out");
+  const argv = flags.parse();
+  if (!argv) return;
+  const sizes = checkList("sizes", argv.sizes, /^\d+x\d+x\d+$/);
+  const devices = checkList("devices", argv.devices, /^(auto|(cpu|cuda)(:[\d,-]+)?)$/);
+  const layouts = checkList("layouts", argv.layouts, /^\d+x\d+$/);
+  const { steps, repeat } = argv;
+  if (steps < 1 || repeat < 1) throw new Usage("--steps and --repeat must be at least 1");
+  const out = path.resolve(argv.out);
   await fs.mkdirp(out);
   const results = [];
 

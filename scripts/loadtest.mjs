@@ -1,4 +1,4 @@
-#!/usr/bin/env zx
+#!/usr/bin/env node
 // Load test of `wanlab serve` (loopback only, bounded): N jobs on the tiny model with random
 // cancels, injected engine failures (the server's faults test seam, through test/serve-launcher.ts)
 // and one SIGKILL + restart halfway.
@@ -8,20 +8,46 @@
 //
 //   scripts/loadtest.mjs [--jobs 200] [--cancel 0.15] [--faults transient=0.1,fatal=0.05] [--out DIR] [--model DIR]
 //
-// Exit: 0 all checks hold, 1 a check failed, 2 usage.
+// Exit: 0 all checks hold, 1 a check failed, 2 usage. Run from the repository after a build
+// (the faults seam is dist/test/serve-launcher.js): `./scripts/loadtest.mjs --help`.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { argv, path } from "zx";
+import { path } from "zx";
 import { readJournal, replay } from "wanlab/internals";
+import { defineFlags } from "./lib/flags.mjs";
 import { cli, fail, startServer, Usage } from "./lib/wanlab.mjs";
 
+const flags = defineFlags([
+  { flag: "jobs", type: "integer", value: "N", default: 200, help: "jobs to submit, 2 to 5000" },
+  { flag: "cancel", type: "number", value: "P", default: 0.15, help: "the share of jobs cancelled at a random time, 0 to 1" },
+  { flag: "faults", type: "string", value: "SPEC", default: "transient=0.1,fatal=0.05", help: "injected engine failures: transient=P,fatal=P" },
+  { flag: "out", type: "string", value: "DIR", shown: "a temporary folder, removed after", help: "the work folder: the tiny model, the outputs, the journal" },
+  { flag: "keep", type: "boolean", help: "keep the temporary work folder" },
+  { flag: "model", type: "string", value: "DIR", shown: "a tiny model made in the work folder", help: "the model folder" },
+], {
+  name: "loadtest.mjs",
+  about: "Load test of `wanlab serve` on loopback: random cancels, injected engine failures and one SIGKILL +\n" +
+    "restart halfway; checks every job's end, outputs and journal, and prints the numbers as JSON.\n" +
+    "Exit: 0 all checks hold, 1 a check failed, 2 usage.",
+  examples: ["loadtest.mjs --jobs 16 --cancel 0.2 --faults transient=0.15,fatal=0.1 --out /tmp/load"],
+});
+const argv = (() => {
+  try {
+    const parsed = flags.parse();
+    if (parsed && !(parsed.jobs >= 2 && parsed.jobs <= 5000 && parsed.cancel >= 0 && parsed.cancel <= 1)) throw new Usage("--jobs must be 2-5000 and --cancel in [0, 1]");
+    return parsed;
+  } catch (e) {
+    fail(e);
+  }
+})();
+if (!argv) process.exit();
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const total = Number(argv.jobs ?? 200);
-const cancelRate = Number(argv.cancel ?? 0.15);
-const faults = argv.faults ?? "transient=0.1,fatal=0.05";
-if (!(total >= 2 && total <= 5000) || !(cancelRate >= 0 && cancelRate <= 1)) throw new Usage("--jobs must be 2-5000 and --cancel in [0, 1]");
+const total = argv.jobs;
+const cancelRate = argv.cancel;
+const faults = argv.faults;
 const work = path.resolve(argv.out ?? mkdtempSync(join(tmpdir(), "wanlab-load-")));
 const outputs = join(work, "outputs");
 const log = (l) => console.error(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${l}`);

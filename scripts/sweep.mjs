@@ -1,48 +1,91 @@
-#!/usr/bin/env zx
+#!/usr/bin/env node
 // A parameter sweep: the grid cfg × shift × steps × TeaCache threshold × denoising strength ×
-// seeds for one prompt, run on a wanlab server, then a contact sheet (the first frame of every
-// run, tiled by ffmpeg) and a plotly page of the timings.
+// seeds for one prompt, run on a wanlab server; each run's video and manifest gathered under
+// --out, then a contact sheet (the first frame of every run, tiled by ffmpeg) and a plotly page
+// of the timings. Run from the repository (node resolves zx and wanlab from its node_modules):
 //
-//   scripts/sweep.mjs --prompt "a cat" --cfg 3,5,7 --shift 3,5 --steps 10,20 --seeds 1,2 --out runs/sweep
-//   scripts/sweep.mjs --prompt "a cat" --tea-cache 0,0.1,0.2 --seeds 1,2          (speed against fidelity)
-//   scripts/sweep.mjs --prompt "a cat" --input-video in.mp4 --strength 0.4,0.7,1   (video-to-video)
+//   ./scripts/sweep.mjs --help                     (or: node scripts/sweep.mjs --help)
+//   ./scripts/sweep.mjs --prompt "a cat" --cfg 3,5,7 --shift 3,5 --steps 10,20 --seeds 1,2 --out runs/sweep
 //
-// Writes OUT/sweep.json, OUT/contact-sheet.png, OUT/sweep.html. Exit: 0 ok, 1 a job failed, 2 usage.
-import { $, argv, fs, path } from "zx";
-import { assertFits, fail, numbers, paramsFromFlags, plotlyHtml, spin, Usage, withServer } from "./lib/wanlab.mjs";
+// The flags are the table below; any other is refused (exit 2) before a job is submitted.
+import { $, fs, path } from "zx";
+import { defineFlags } from "./lib/flags.mjs";
+import { progress } from "./lib/progress.mjs";
+import { assertFits, fail, paramFlags, paramsFromFlags, plotlyHtml, serverFlags, Usage, withServer } from "./lib/wanlab.mjs";
 
-const help = "usage: sweep.mjs --prompt TEXT [--cfg 3,5,7] [--shift 3,5] [--steps 10,20] [--tea-cache 0,0.1 [--tea-cache-model-id ID]] [--input-video FILE --strength 0.5,0.8] [--seeds 1,2] [--out DIR] [--model DIR [--budget BYTES|auto] | --url URL --token T] [--height N --width N --num-frames N]";
+const swept = ["seed", "steps", "cfg-scale", "sigma-shift", "tea-cache-l1-thresh", "denoising-strength"];
+const flags = defineFlags([
+  { flag: "prompt", type: "string", required: true, help: "what the videos show" },
+  { flag: "cfg", type: "numbers", default: [5], help: "classifier-free guidance scales" },
+  { flag: "shift", type: "numbers", default: [5], help: "sigma shifts of the schedule" },
+  { flag: "steps", type: "numbers", default: [50], help: "denoising step counts", aliases: ["num-inference-steps"] },
+  { flag: "tea-cache", type: "numbers", default: [0], help: "TeaCache thresholds, 0 is off" },
+  { flag: "strength", type: "numbers", default: [1], help: "denoising strengths; below 1 needs --input-video" },
+  { flag: "seeds", type: "numbers", default: [0], help: "noise seeds" },
+  { flag: "out", type: "string", value: "DIR", default: "sweep", help: "where sweep.json, the runs' videos and manifests, the contact sheet and the report go" },
+  ...paramFlags(swept),
+  ...serverFlags,
+], {
+  name: "sweep.mjs",
+  about: "A parameter sweep: one job per point of cfg × shift × steps × TeaCache × strength × seeds for\n" +
+    "one prompt, on a wanlab server. Writes OUT/sweep.json, OUT/runs/NN-.../{video.mp4,manifest.json},\n" +
+    "OUT/contact-sheet.png and OUT/sweep.html. Exit: 0 all done, 1 a job failed, 2 usage.",
+  examples: [
+    'sweep.mjs --prompt "a cat" --cfg 3,5,7 --shift 3,5 --steps 10,20 --seeds 1,2 --out runs/sweep',
+    'sweep.mjs --prompt "a cat" --tea-cache 0,0.1,0.2 --seeds 1,2',
+    'sweep.mjs --prompt "a cat" --input-video in.mp4 --strength 0.4,0.7,1',
+  ],
+});
+
+/** A grid point as its label and folder name say it: what differs from the defaults' one point. */
+function label(p) {
+  return `cfg ${p.cfgScale}, shift ${p.sigmaShift}, ${p.numInferenceSteps} steps${p.teaCacheL1Thresh ? `, TeaCache ${p.teaCacheL1Thresh}` : ""}` +
+    `${p.inputVideo ? `, strength ${p.denoisingStrength}` : ""}, seed ${p.seed}`;
+}
+const slug = (i, p) => `${String(i).padStart(2, "0")}-${label(p).replace(/,? /g, (m) => (m === " " ? "" : "-")).replace(/[^\w.-]/g, "")}`;
 
 async function main() {
-  if (argv.help) return console.log(help);
-  if (typeof argv.prompt !== "string") throw new Usage(`--prompt TEXT is required\n${help}`);
-  if (argv.strength !== undefined && argv["input-video"] === undefined) throw new Usage(`--strength needs --input-video FILE\n${help}`);
-  const base = paramsFromFlags({ ...argv, steps: undefined, seed: undefined }); // lists here, not numbers
+  const argv = flags.parse();
+  if (!argv) return;
+  if (argv.strength.some((s) => s !== 1) && argv["input-video"] === undefined) throw new Usage(`--strength needs --input-video FILE\n${flags.help().split("\n")[0]}`);
+  const base = paramsFromFlags(argv);
   const grid = [];
-  for (const cfgScale of numbers("cfg", argv.cfg, [5]))
-    for (const sigmaShift of numbers("shift", argv.shift, [5]))
-      for (const numInferenceSteps of numbers("steps", argv.steps, [base.numInferenceSteps ?? 50]))
-        for (const teaCacheL1Thresh of numbers("tea-cache", argv["tea-cache"], [0]))
-          for (const denoisingStrength of numbers("strength", argv.strength, [1]))
-            for (const seed of numbers("seeds", argv.seeds, [0]))
+  for (const cfgScale of argv.cfg)
+    for (const sigmaShift of argv.shift)
+      for (const numInferenceSteps of argv.steps)
+        for (const teaCacheL1Thresh of argv["tea-cache"])
+          for (const denoisingStrength of argv.strength)
+            for (const seed of argv.seeds)
               grid.push({ ...base, prompt: argv.prompt, cfgScale, sigmaShift, numInferenceSteps, seed, denoisingStrength,
                 teaCacheL1Thresh, ...(teaCacheL1Thresh > 0 ? {} : { teaCacheModelId: undefined }) });
-  const out = path.resolve(argv.out ?? "sweep");
-  await fs.mkdirp(out);
+  const out = path.resolve(argv.out);
+  await fs.mkdirp(path.join(out, "runs"));
 
   const runs = await withServer(argv, async (lab) => {
-    await assertFits(lab, grid.map((params) => ({ params })), (r) => `cfg ${r.params.cfgScale}, shift ${r.params.sigmaShift}, ${r.params.numInferenceSteps} steps` +
-      `${r.params.teaCacheL1Thresh ? `, TeaCache ${r.params.teaCacheL1Thresh}` : ""}${r.params.inputVideo ? `, strength ${r.params.denoisingStrength}` : ""}`);
+    await assertFits(lab, grid.map((params) => ({ params })), (r) => label(r.params).replace(/, seed .*$/, ""));
     const ids = [];
     for (const p of grid) ids.push((await lab.submit(p)).id);
-    return spin(`sweep of ${grid.length}`, () =>
-      Promise.all(ids.map(async (id, i) => {
+    const bar = progress(grid.length);
+    console.error(`submitted ${grid.length} jobs; their videos and manifests go to ${path.join(out, "runs")}`);
+    try {
+      return await Promise.all(ids.map(async (id, i) => {
         const v = await lab.wait(id);
-        const manifest = v.state === "done" ? JSON.parse((await lab.download(id, "manifest.json")).toString()) : undefined;
-        const video = v.state === "done" ? await lab.download(id, "video.mp4") : undefined;
-        return { ...grid[i], seed: v.params.seed, id, state: v.state, error: v.error, outputs: v.outputs ?? [], timings: manifest?.timings, video };
-      })),
-    );
+        const run = { ...grid[i], seed: v.params.seed, id, state: v.state, error: v.error, outputs: v.outputs ?? [] };
+        if (v.state === "done") {
+          // Gathered under OUT: the server's folder may be on another machine, or cleaned.
+          const dir = path.join("runs", slug(i, grid[i]));
+          await fs.mkdirp(path.join(out, dir));
+          const manifest = await lab.download(id, "manifest.json");
+          await fs.writeFile(path.join(out, dir, "manifest.json"), manifest);
+          await fs.writeFile(path.join(out, dir, "video.mp4"), await lab.download(id, "video.mp4"));
+          Object.assign(run, { timings: JSON.parse(manifest.toString()).timings, video: path.join(dir, "video.mp4"), manifest: path.join(dir, "manifest.json") });
+        }
+        bar.finished(v.state === "done", `${label(grid[i])}: ${v.state}${v.error ? `: ${v.error}` : ""}`);
+        return run;
+      }));
+    } finally {
+      bar.end();
+    }
   });
 
   // Contact sheet: the first frame of each run, in grid order, through ffmpeg's tile filter.
@@ -50,11 +93,8 @@ async function main() {
   await fs.remove(frames);
   await fs.mkdirp(frames);
   const done = runs.filter((r) => r.video);
-  for (const [i, r] of done.entries()) {
-    const mp4 = path.join(frames, `${i}.mp4`);
-    await fs.writeFile(mp4, r.video);
-    await $`ffmpeg -hide_banner -loglevel error -y -i ${mp4} -frames:v 1 ${path.join(frames, String(i).padStart(4, "0") + ".png")}`;
-  }
+  for (const [i, r] of done.entries())
+    await $`ffmpeg -hide_banner -loglevel error -y -i ${path.join(out, r.video)} -frames:v 1 ${path.join(frames, String(i).padStart(4, "0") + ".png")}`;
   const sheet = path.join(out, "contact-sheet.png");
   if (done.length) {
     const cols = Math.ceil(Math.sqrt(done.length));
@@ -63,7 +103,7 @@ async function main() {
   }
   await fs.remove(frames);
 
-  const summary = runs.map(({ video, ...r }) => r);
+  const summary = runs;
   await fs.writeFile(path.join(out, "sweep.json"), JSON.stringify({ prompt: argv.prompt, runs: summary, contactSheet: done.length ? sheet : null }, null, 2) + "\n");
   const bySteps = [...new Set(summary.map((r) => r.numInferenceSteps))];
   const traces = bySteps.map((steps) => {

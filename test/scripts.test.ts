@@ -38,6 +38,12 @@ test("batch.mjs: a prompts file and a JSONL file against the running server, wit
   r = script("batch.mjs", ["--prompts", "p.jsonl", "--out", "b2", "--steps", "1", ...size], { WANLAB_RUNTIME_DIR: join(dir, "run") });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /p\.jsonl:2: height must be a multiple of 16, got 100/);
+  for (const [text, message] of [['{"prompt": "x"}\n\n{"prompt": "y",}\n', /^batch\.mjs: bad\.jsonl:3: not JSON: /], ['{"prompt": "x"}\n["y"]\n', /^batch\.mjs: bad\.jsonl:2: not a JSON object of parameters\n$/]] as const) {
+    writeFileSync(join(dir, "bad.jsonl"), text);
+    r = script("batch.mjs", ["--prompts", "bad.jsonl", "--out", "b2", "--steps", "1", ...size], { WANLAB_RUNTIME_DIR: join(dir, "run") });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, message);
+  }
   r = script("batch.mjs", []);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--prompts FILE is required/);
@@ -55,12 +61,45 @@ test("batch.mjs --budget: a line the server predicts over its budget stops the b
   assert.ok(!existsSync(journal) || !readFileSync(journal, "utf8").includes('"t":"submit"'), "nothing was submitted");
 });
 
+test("batch.mjs: progress lines as jobs finish, each done job's video and manifest gathered under --out", () => {
+  writeFileSync(join(dir, "three.txt"), "a cat\n\na dog\na fox\n");
+  const r = script("batch.mjs", ["--prompts", "three.txt", "--out", "gathered", "--steps", "2", "--height", "32", "--width", "32", "--num-frames", "1"], { WANLAB_RUNTIME_DIR: join(dir, "run") });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stderr.split("\n").filter((l) => l.startsWith("["));
+  assert.equal(lines.length, 3, r.stderr);
+  lines.forEach((l, i) => assert.match(l, new RegExp(`^\\[${i + 1}/3\\] \\d+\\.\\d+s elapsed${i < 2 ? ", ETA \\d+\\.\\d+s" : ""}, 0 failed: three\\.txt:\\d: done ${join(dir, "gathered", "line-00")}\\d/video\\.mp4$`)));
+  const index = JSON.parse(readFileSync(join(dir, "gathered", "index.json"), "utf8"));
+  assert.deepEqual(index.jobs.map((j: { line: number; video: string; manifest: string }) => [j.line, j.video, j.manifest]),
+    [[1, "line-001/video.mp4", "line-001/manifest.json"], [3, "line-003/video.mp4", "line-003/manifest.json"], [4, "line-004/video.mp4", "line-004/manifest.json"]]);
+  for (const j of index.jobs as { id: string; prompt: string; outputs: string[]; video: string; manifest: string }[]) {
+    assert.deepEqual(readFileSync(join(dir, "gathered", j.video)), readFileSync(j.outputs[0]!), "the server's video, copied");
+    const m = JSON.parse(readFileSync(join(dir, "gathered", j.manifest), "utf8"));
+    assert.deepEqual([m.params.prompt, m.params.height, m.params.numInferenceSteps], [j.prompt, 32, 2]);
+  }
+  const probe = spawnSync("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", join(dir, "gathered", "line-003", "video.mp4")], { encoding: "utf8" });
+  assert.equal(probe.stdout.trim(), "32,32");
+});
+
 test("sweep.mjs: a 2×2 grid on a server it starts; contact sheet and plotly report", () => {
   const r = script("sweep.mjs", ["--prompt", "a cat", "--cfg", "3,5", "--steps", "1,2", "--model", model, "--outputs", join(dir, "sweep-out"), "--out", "sw", ...size], { WANLAB_RUNTIME_DIR: join(dir, "none") });
   assert.equal(r.status, 0, r.stderr);
   const sweep = JSON.parse(readFileSync(join(dir, "sw", "sweep.json"), "utf8"));
   assert.equal(sweep.runs.length, 4);
   assert.ok(sweep.runs.every((x: { state: string }) => x.state === "done"));
+  // progress as the jobs finish, and each run's video and manifest under --out
+  const progress = r.stderr.split("\n").filter((l) => l.startsWith("["));
+  assert.deepEqual(progress.map((l) => /^\[(\d)\/4\] \d+\.\d+s elapsed(, ETA \d+\.\d+s)?, 0 failed: cfg \d, shift 5, \d steps, seed 0: done$/.exec(l)?.[1]), ["1", "2", "3", "4"], r.stderr);
+  assert.deepEqual(sweep.runs.map((x: { video: string; manifest: string }) => [x.video, x.manifest]), [
+    ["runs/00-cfg3-shift5-1steps-seed0/video.mp4", "runs/00-cfg3-shift5-1steps-seed0/manifest.json"],
+    ["runs/01-cfg3-shift5-2steps-seed0/video.mp4", "runs/01-cfg3-shift5-2steps-seed0/manifest.json"],
+    ["runs/02-cfg5-shift5-1steps-seed0/video.mp4", "runs/02-cfg5-shift5-1steps-seed0/manifest.json"],
+    ["runs/03-cfg5-shift5-2steps-seed0/video.mp4", "runs/03-cfg5-shift5-2steps-seed0/manifest.json"],
+  ]);
+  for (const x of sweep.runs as { cfgScale: number; numInferenceSteps: number; outputs: string[]; video: string; manifest: string }[]) {
+    assert.deepEqual(readFileSync(join(dir, "sw", x.video)), readFileSync(x.outputs[0]!), "the server's video, copied");
+    const m = JSON.parse(readFileSync(join(dir, "sw", x.manifest), "utf8"));
+    assert.deepEqual([m.params.cfgScale, m.params.numInferenceSteps], [x.cfgScale, x.numInferenceSteps]);
+  }
   const probe = spawnSync("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", join(dir, "sw", "contact-sheet.png")], { encoding: "utf8" });
   assert.equal(probe.stdout.trim(), "34,34"); // 2×2 tiles of 16 px, 2 px padding
   assert.match(readFileSync(join(dir, "sw", "sweep.html"), "utf8"), /Plotly\.newPlot/);

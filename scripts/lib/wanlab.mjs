@@ -1,4 +1,5 @@
 // Shared by the zx scripts: find or start a `wanlab serve`, job parameters from flags, reports.
+// Their flag tables and parser: ./flags.mjs; progress lines: ./progress.mjs.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -6,13 +7,13 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectClient as connect, readServerFile, runtimeDir } from "wanlab";
 import { spinner } from "zx";
+import { Usage } from "./flags.mjs";
 
 export const cli = fileURLToPath(new URL("../../bin/wanlab.js", import.meta.url));
 /** test/serve-launcher.ts: `wanlab serve` with test seams (injected engine faults) for the load test. */
 const launcher = fileURLToPath(new URL("../../dist/test/serve-launcher.js", import.meta.url));
 
-/** A usage error: the scripts exit 2 on these, 1 on failed jobs. */
-export class Usage extends Error {}
+export { Usage };
 
 /**
  * Asks the server whether each request fits its memory budget (POST /v1/plan) before any is
@@ -99,32 +100,46 @@ export async function startServer({ model, outputs, args = [], env = {}, seams, 
 
 export { runtimeDir };
 
-const numberFlags = { "num-inference-steps": "numInferenceSteps", steps: "numInferenceSteps", "cfg-scale": "cfgScale", "sigma-shift": "sigmaShift", height: "height", width: "width", "num-frames": "numFrames", seed: "seed",
-  "tea-cache-l1-thresh": "teaCacheL1Thresh", "denoising-strength": "denoisingStrength" };
+/** How a script finds its server (withServer reads these). */
+export const serverFlags = [
+  { flag: "model", type: "string", value: "DIR", help: "start a server on this model folder for the run (stopped after it)" },
+  { flag: "budget", type: "string", value: "BYTES|auto", help: "that server's memory budget (with --model)" },
+  { flag: "outputs", type: "string", value: "DIR", help: "that server's outputs folder (with --model)", shown: "wanlab serve's" },
+  { flag: "fresh", type: "boolean", help: "start a server even when one is running (server.json)" },
+  { flag: "url", type: "string", value: "URL", help: "use the server at this address instead" },
+  { flag: "token", type: "string", value: "TOKEN", help: "its token (with --url)", shown: "$WANLAB_TOKEN" },
+];
 
-/** GenerateParams from the flags a script shares with `wanlab generate`. */
-export function paramsFromFlags(argv) {
-  const p = {};
-  for (const [flag, name] of Object.entries(numberFlags)) {
-    if (argv[flag] === undefined) continue;
-    const n = Number(argv[flag]);
-    if (!Number.isFinite(n)) throw new Usage(`--${flag} must be a number, got '${argv[flag]}'`);
-    p[name] = n;
-  }
-  if (argv["negative-prompt"] !== undefined) p.negativePrompt = String(argv["negative-prompt"]);
-  if (argv.tiled) p.tiled = true;
-  if (argv["tea-cache-model-id"] !== undefined) p.teaCacheModelId = String(argv["tea-cache-model-id"]);
-  // The server reads the file: an absolute path, whatever its working directory.
-  if (argv["input-video"] !== undefined) p.inputVideo = resolve(String(argv["input-video"]));
-  return p;
+/** The generation parameters a script passes to every job, as `wanlab generate` names them;
+ * absent ones take the server's defaults. `except` leaves out the ones a script sweeps. */
+export function paramFlags(except = []) {
+  return [
+    { flag: "negative-prompt", type: "string", help: "what the videos should not show" },
+    { flag: "seed", type: "integer", value: "N", help: "the noise seed", shown: "random per job" },
+    { flag: "steps", type: "integer", value: "N", help: "denoising steps", shown: "50", aliases: ["num-inference-steps"] },
+    { flag: "cfg-scale", type: "number", help: "classifier-free guidance scale", shown: "5" },
+    { flag: "sigma-shift", type: "number", help: "the flow-matching schedule's shift", shown: "5" },
+    { flag: "height", type: "integer", value: "N", help: "video height in pixels, a multiple of 16", shown: "480" },
+    { flag: "width", type: "integer", value: "N", help: "video width in pixels, a multiple of 16", shown: "832" },
+    { flag: "num-frames", type: "integer", value: "N", help: "frames, 4k+1", shown: "81" },
+    { flag: "tiled", type: "boolean", help: "decode the VAE in tiles (less memory)" },
+    { flag: "tea-cache-l1-thresh", type: "number", help: "TeaCache threshold, 0 is off", shown: "0" },
+    { flag: "tea-cache-model-id", type: "string", value: "ID", help: "TeaCache's calibration (Wan2.1-T2V-1.3B, Wan2.1-T2V-14B)" },
+    { flag: "input-video", type: "string", value: "FILE", help: "video to video: the input video" },
+    { flag: "denoising-strength", type: "number", help: "how much of the schedule runs from the input video", shown: "1" },
+  ].filter((f) => !except.includes(f.flag));
 }
 
-/** A list flag: "1,2,3" → [1, 2, 3]. */
-export function numbers(flag, value, fallback) {
-  if (value === undefined) return fallback;
-  const list = String(value).split(",").map((s) => Number(s.trim()));
-  if (!list.length || list.some((n) => !Number.isFinite(n))) throw new Usage(`--${flag} must be a comma-separated list of numbers, got '${value}'`);
-  return list;
+const paramNames = { steps: "numInferenceSteps", "cfg-scale": "cfgScale", "sigma-shift": "sigmaShift", height: "height", width: "width", "num-frames": "numFrames", seed: "seed",
+  "tea-cache-l1-thresh": "teaCacheL1Thresh", "denoising-strength": "denoisingStrength", "negative-prompt": "negativePrompt", tiled: "tiled", "tea-cache-model-id": "teaCacheModelId" };
+
+/** GenerateParams from the parsed paramFlags (only those given). */
+export function paramsFromFlags(flags) {
+  const p = {};
+  for (const [flag, name] of Object.entries(paramNames)) if (flags[flag] !== undefined && flags[flag] !== false) p[name] = flags[flag];
+  // The server reads the file: an absolute path, whatever its working directory.
+  if (flags["input-video"] !== undefined) p.inputVideo = resolve(String(flags["input-video"]));
+  return p;
 }
 
 /** A self-contained plotly page (plotly from its CDN when opened; the data is inline). */
