@@ -11,8 +11,11 @@ import { cmdDemo } from "./cli/demo.js";
 import { cmdGenerate } from "./cli/generate.js";
 import { cmdDoctor, cmdInspect, cmdMakeTiny } from "./cli/inspect.js";
 import { cmdKernel } from "./cli/kernel.js";
-import { UsageError } from "./cli/parse.js";
+import { help, UsageError } from "./cli/parse.js";
+import { didYouMean } from "./cli/suggest.js";
+import type { Command } from "./options/table.js";
 import { cmdServe } from "./cli/serve.js";
+import { clearProgress } from "./terminal/progress.js";
 
 /** `wanlab help`: made from the option table (src/options/table.ts), as each command's --help is. */
 const usage = usageText();
@@ -33,9 +36,20 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   serve: cmdServe,
 };
 
+/** The table's commands behind each command word, for `wanlab help COMMAND`. */
+const helpOf: Record<string, Command[]> = {
+  doctor: ["doctor"], kernel: ["kernel-install", "kernel-uninstall", "kernel-list"], demo: ["demo"], generate: ["generate"], inspect: ["inspect"],
+  "make-tiny": ["make-tiny"], bench: ["bench-model", "bench-load", "bench-parallel"], serve: ["serve"],
+};
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv;
   if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
+    const topic = cmd === "help" ? args[0] : undefined;
+    if (topic !== undefined) {
+      if (!helpOf[topic]) return unknownCommand(topic);
+      return help(...helpOf[topic]!);
+    }
     console.log(usage);
     return cmd === undefined ? 2 : 0;
   }
@@ -44,13 +58,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const run = commands[cmd];
-  if (!run) {
-    console.error(`wanlab: unknown command '${cmd}'\n\n${usage}`);
-    return 2;
-  }
+  if (!run) return unknownCommand(cmd);
   try {
     return await run(args);
   } catch (e) {
+    clearProgress();
     if (e instanceof ParamError) {
       // Parameter names become their flags: the field, and any other camelCase one the message names.
       const field = e.field;
@@ -67,4 +79,13 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`wanlab ${cmd}: ${(e as Error).message}`);
     return 1;
   }
+}
+
+/** `wanlab generat`: the nearest command, and where the list is. */
+function unknownCommand(cmd: string): number {
+  const known = [...Object.keys(commands), "help"];
+  const option = cmd.startsWith("-");
+  const near = option ? didYouMean(cmd.replace(/^--?/, ""), ["help", "version"], "--") : didYouMean(cmd, known);
+  console.error(`wanlab: unknown ${option ? "option" : "command"} ${cmd}${near}\nRun \`wanlab help\` for the commands: ${known.join(", ")}.`);
+  return 2;
 }

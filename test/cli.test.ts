@@ -94,10 +94,12 @@ describe("make-tiny and inspect", () => {
     // 64×64×5 on one CUDA device (inspect needs no GPU): the tiny DiT's two blocks decide between
     // a plan that fits and one that does not.
     const args = ["inspect", join(dir, "official"), "--json", "--devices", "cuda:0", "--height", "64", "--width", "64", "--num-frames", "5"];
+    // exit 0 when the plan fits (with streaming or not), 1 when nothing fits the budget
     const run = (...extra: string[]) => {
       const r = wanlab([...args, ...extra]);
-      assert.equal(r.status, 0, r.stderr);
-      return (JSON.parse(r.stdout) as InspectReport).memory;
+      const json = JSON.parse(r.stdout) as InspectReport;
+      assert.equal(r.status, json.memory.budget && json.memory.budget.persistent_params === -2 ? 1 : 0, r.stderr);
+      return json.memory;
     };
     const resident = run();
     const streamed = run("--persistent-params", "0");
@@ -274,6 +276,14 @@ test("demo makes the embedded default model once and generates a video from it",
   assert.equal(first.stdout.trim(), out);
   assert.match(first.stderr, /embedded default model: ready at/);
   assert.match(first.stderr, /wrote .*demo\.mp4 \(9 frames, 128×128, seed 42\)/);
+  // it says its model's weights are random, and ends with the next three things to try, as commands
+  assert.match(first.stderr, /^wanlab demo: using the embedded tiny model; its weights are random, so the video is noise-like$/m);
+  const next = first.stderr.slice(first.stderr.indexOf("next, try:"));
+  assert.match(next, /^ {2}a notebook +npx wanlab kernel install && jupyter lab notebooks\/01-quickstart\.ipynb$/m);
+  assert.match(next, /^ {2}a server job +npx wanlab serve &$/m);
+  assert.match(next, /^ +npx wanlab generate --server --prompt "[^"]+" --seed 7$/m);
+  assert.match(next, /^ {2}a sweep +node scripts\/sweep\.mjs --prompt "a cat" --cfg 3,5,7 --seeds 1,2 --out runs\/sweep$/m);
+  for (const line of next.split("\n")) assert.ok(line.length <= 100, line);
   assert.ok(readFileSync(out).length > 1000);
   const second = wanlab(["demo", "--output", out], { WANLAB_HOME: home });
   assert.equal(second.status, 0);

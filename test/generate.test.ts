@@ -238,8 +238,11 @@ describe("CLI generate", () => {
     assert.equal(r.status, 0, r.stderr);
     const meta = JSON.parse(readFileSync(`${out}.json`, "utf8"));
     assert.deepEqual([meta.params.teaCacheL1Thresh, meta.params.teaCacheModelId, meta.timings.tea_cache_skipped_steps], [0.2, "Wan2.1-T2V-14B", [1, 2]]);
-    r = wanlab(["generate", "--prompt", "x"]);
-    assert.match(r.stderr, /--model DIR is required/);
+    // without --model the embedded tiny model runs, after the checks that need no model
+    r = wanlab(["generate", "--prompt", "x", "--height", "17"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /height/);
+    assert.doesNotMatch(r.stderr, /embedded|loading/);
     r = wanlab(["generate", "--model", join(dir, "nope"), "--prompt", "x"]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /nope does not exist/);

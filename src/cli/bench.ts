@@ -7,6 +7,7 @@ import type { Dims } from "../models.js";
 import { choicesOf, rangeOf } from "../options/table.js";
 import { formatBytes, table } from "../terminal/format.js";
 import { terminalProgress } from "../terminal/progress.js";
+import { didYouMean } from "./suggest.js";
 import { choice, deviceOption, help, intOption, parseCommand, UsageError, type Dtype } from "./parse.js";
 
 /** `wanlab bench dit|vae|t5`: ours against PyTorch eager on DiffSynth's module, same weights and input. */
@@ -99,7 +100,11 @@ export async function cmdBench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what === "parallel") return cmdBenchParallel(rest);
   if (what === "dit" || what === "vae" || what === "t5") return cmdBenchModel(what, rest);
-  if (what !== "load") throw new UsageError(`bench needs a target: dit, vae, t5, load or parallel (got '${what ?? ""}')`);
+  if (what === "--help" || what === "-h" || what === "help") return help("bench-model", "bench-load", "bench-parallel");
+  if (what !== "load") {
+    const kinds = ["dit", "vae", "t5", "load", "parallel"];
+    throw new UsageError(`bench needs a target: ${kinds.join(", ")} (got '${what ?? ""}')${what ? didYouMean(what, kinds) : ""}`);
+  }
   const { values: v, positionals } = parseCommand(rest, "bench-load");
   if (v.help) return help("bench-load");
   const extra = v.touch ? ["--touch"] : [];

@@ -9,6 +9,7 @@ import { checkInputVideoPath } from "../video/read.js";
 import { writePngFrames } from "../video/ffmpeg.js";
 import { checkDistinct, checkOutputDir, checkOutputFile, commitFile, tempBeside, type OutputFileOptions } from "../fs/safe-output.js";
 import { computeFlags, rangeOf } from "../options/table.js";
+import { defaultModel } from "../models.js";
 import { terminalProgress } from "../terminal/progress.js";
 import { computeOpenOptions, groupOpenOptions, help, intOption, intSyntax, numberOption, parseCommand, UsageError } from "./parse.js";
 
@@ -17,7 +18,8 @@ function stageLabel(e: ProgressEvent): string {
 }
 
 export interface RunOptions {
-  model: string;
+  /** The model folder; undefined: the embedded tiny model, made on first use (after the checks). */
+  model?: string;
   params: GenerateParams;
   output: string;
   saveTensors?: string;
@@ -26,6 +28,8 @@ export interface RunOptions {
   framesDir?: string;
   /** Existing regular files among the outputs may be replaced (--overwrite; demo: always). */
   overwrite?: boolean;
+  /** The command that runs it, as its messages name it (default generate). */
+  command?: "generate" | "demo";
   /** Run on the \`wanlab serve\` found through server.json instead of loading the model here. */
   server?: boolean;
   /** Sequence-parallel device group (local engine only). */
@@ -64,9 +68,14 @@ export async function runGenerate(o: RunOptions): Promise<number> {
   if (checked.inputVideo && !o.server) checkInputVideoPath(checked.inputVideo);
   const writes = !o.parallel?.nodeRank;
   const plan = writes ? planOutputs(o, checked.numFrames) : undefined;
+  if (o.model === undefined && !o.server) {
+    o.model = await embeddedModel();
+    console.error(`wanlab ${o.command ?? "generate"}: ${o.command === "demo" ? "" : "no --model: "}using the embedded tiny model; ` +
+      "its weights are random, so the video is noise-like");
+  }
   const loading = terminalProgress("loading");
-  loading.update(0, o.model);
-  const lab = o.server ? await (await import("../client/index.js")).connectFor(o.model) : await open({ model: o.model, ...o.parallel });
+  loading.update(0, o.model ?? "the server's model");
+  const lab = o.server ? await (await import("../client/index.js")).connectFor(o.model) : await open({ model: o.model!, ...o.parallel });
   if (o.server) o.model = lab.info.dir;
   loading.done(`${lab.info.layout} model ${o.model}`);
   const controller = new AbortController();
@@ -119,7 +128,7 @@ export async function runGenerate(o: RunOptions): Promise<number> {
     // Everything needed to make the same video again, beside it (written aside, then put in place).
     const meta = {
       producer: "wanlab",
-      model: resolvePath(o.model),
+      model: resolvePath(o.model!),
       params: { ...result.params, seed: result.params.seed.toString() },
       fps: o.fps ?? result.video.fps,
       frames: result.video.numFrames,
@@ -146,10 +155,18 @@ export async function runGenerate(o: RunOptions): Promise<number> {
   return 0;
 }
 
+/** The embedded default model's folder, made (with a progress bar) on first use. */
+export async function embeddedModel(): Promise<string> {
+  const progress = terminalProgress("embedded default model");
+  const dir = await defaultModel((file, f) => progress.update(f, file));
+  progress.done(`ready at ${dir}`);
+  return dir;
+}
+
 export async function cmdGenerate(args: string[]): Promise<number> {
   const { values: v } = parseCommand(args, "generate");
   if (v.help) return help("generate");
-  if (typeof v.model !== "string" && !v.server) throw new UsageError("--model DIR is required (or --server)");
+  if (v.steps !== undefined && v["num-inference-steps"] !== undefined) throw new UsageError("--steps is short for --num-inference-steps; give one of them");
   if (typeof v.prompt !== "string") throw new UsageError("--prompt TEXT is required");
   if (v.server && (v.devices !== undefined || v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
     throw new UsageError("--devices, --ulysses, --ring and --cfg-parallel apply to a local engine, not --server");
@@ -162,7 +179,8 @@ export async function cmdGenerate(args: string[]): Promise<number> {
     prompt: v.prompt,
     negativePrompt: v["negative-prompt"] as string | undefined,
     seed: v.seed as string | undefined,
-    numInferenceSteps: intSyntax("num-inference-steps", v["num-inference-steps"], paramRanges.numInferenceSteps),
+    numInferenceSteps: v.steps !== undefined ? intSyntax("steps", v.steps, paramRanges.numInferenceSteps)
+      : intSyntax("num-inference-steps", v["num-inference-steps"], paramRanges.numInferenceSteps),
     cfgScale: numberOption("cfg-scale", v["cfg-scale"], rangeText("cfgScale")),
     sigmaShift: numberOption("sigma-shift", v["sigma-shift"], rangeText("sigmaShift")),
     height: intSyntax("height", v.height, paramRanges.height),
@@ -176,7 +194,7 @@ export async function cmdGenerate(args: string[]): Promise<number> {
     denoisingStrength: numberOption("denoising-strength", v["denoising-strength"], rangeText("denoisingStrength")),
   };
   return runGenerate({
-    model: (v.model as string | undefined) ?? "",
+    model: v.model as string | undefined,
     server: v.server === true,
     params,
     output: (v.output as string | undefined) ?? "out.mp4",

@@ -5,6 +5,7 @@ import { resolve as resolvePath } from "node:path";
 import { inspect, makeTiny, type Dims, type Layout } from "../models.js";
 import { kindOf, OutputError } from "../fs/safe-output.js";
 import { choicesOf, rangeOf } from "../options/table.js";
+import { formatBytes } from "../terminal/format.js";
 import { formatInspect } from "../terminal/inspect.js";
 import { terminalProgress } from "../terminal/progress.js";
 import { budgetOption, choice, countOption, help, intOption, layoutOpenOptions, parseCommand } from "./parse.js";
@@ -12,22 +13,29 @@ import { budgetOption, choice, countOption, help, intOption, layoutOpenOptions, 
 export async function cmdInspect(args: string[]): Promise<number> {
   const { values: v, positionals } = parseCommand(args, "inspect");
   if (v.help) return help("inspect");
+  const given = {
+    t5Device: choice("t5-device", v["t5-device"] as string | undefined, choicesOf("inspect", "t5-device")),
+    t5Offload: v["t5-offload"] === true,
+    tiled: v.tiled === true,
+    shardWeights: v["shard-weights"] === true,
+    persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
+  };
   const report = await inspect(positionals[0]!, {
     ...layoutOpenOptions(v),
     height: intOption("height", v.height as string | undefined, ...rangeOf("inspect", "height")),
     width: intOption("width", v.width as string | undefined, ...rangeOf("inspect", "width")),
     numFrames: intOption("num-frames", v["num-frames"] as string | undefined, ...rangeOf("inspect", "num-frames")),
     budget: budgetOption(v.budget),
-    persistentParams: countOption("persistent-params", v["persistent-params"] as string | undefined),
-    t5Device: choice("t5-device", v["t5-device"] as string | undefined, choicesOf("inspect", "t5-device")),
-    t5Offload: v["t5-offload"] === true,
-    tiled: v.tiled === true,
-    shardWeights: v["shard-weights"] === true,
+    ...given,
   });
-  console.log(v.json ? JSON.stringify(report, null, 2) : formatInspect(report));
+  console.log(v.json ? JSON.stringify(report, null, 2) : formatInspect(report, given));
   // What generate would refuse (a tokenizer.json missing or bad) is a problem here too.
   for (const p of report.problems) console.error(`wanlab inspect: ${p}`);
-  return report.problems.length ? 1 : 0;
+  // A budget that nothing fits (not even with every DiT block streamed) fails, as a run would.
+  const budget = report.memory.budget;
+  const fits = !budget || budget.fits || budget.persistent_params >= 0;
+  if (!fits) console.error(`wanlab inspect: the budget ${formatBytes(budget.bytes)} does not fit this video, not even with every DiT block streamed`);
+  return report.problems.length || !fits ? 1 : 0;
 }
 
 export async function cmdMakeTiny(args: string[]): Promise<number> {

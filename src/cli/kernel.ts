@@ -1,10 +1,11 @@
 // `wanlab kernel install|uninstall|list`: the Jupyter kernelspec of the notebook kernel (src/jupyter/).
 import { resolve as resolvePath } from "node:path";
 import { help, parseCommand, UsageError } from "./parse.js";
+import { didYouMean } from "./suggest.js";
 
 export async function cmdKernel(args: string[]): Promise<number> {
   const { installKernel, listKernels, uninstallKernel } = await import("../jupyter/kernelspec.js");
-  const what = args[0]?.startsWith("-") ? undefined : args[0];
+  const what = args[0]?.startsWith("-") || args[0] === "help" ? undefined : args[0];
   const rest = what === undefined ? args : args.slice(1);
   const v = parseCommand(rest, "kernel-install", "kernel-uninstall", "kernel-list").values;
   if (v.help || !what) return help("kernel-install", "kernel-uninstall", "kernel-list");
@@ -35,5 +36,5 @@ export async function cmdKernel(args: string[]): Promise<number> {
     else for (const k of ks) console.log(`${k.name}\t${k.dir}\t${k.spec.argv[0]} ${k.spec.argv[1]}`);
     return 0;
   }
-  throw new UsageError(`kernel needs install, uninstall or list (got '${what}')`);
+  throw new UsageError(`kernel needs install, uninstall or list (got '${what}')${didYouMean(what, ["install", "uninstall", "list"])}`);
 }

@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import type { OpenOptions } from "../engine.js";
 import { choicesOf, commandTable, rangeOf, type Command } from "../options/table.js";
 import { commandHelp, parseOptionsOf, type ParseOptions } from "../options/usage.js";
+import { didYouMean } from "./suggest.js";
 
 export class UsageError extends Error {}
 
@@ -28,6 +29,7 @@ function parse(args: string[], options: Options, positionals: readonly string[])
     parsed = r as unknown as Parsed;
     tokens = r.tokens ?? [];
   } catch (e) {
+    if ((e as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw unknownOption(args, options);
     throw new UsageError((e as Error).message);
   }
   // A flag given twice would silently keep the last value: an error unless it is repeatable.
@@ -42,6 +44,18 @@ function parse(args: string[], options: Options, positionals: readonly string[])
     throw new UsageError(positionals.length ? `expected ${positionals.join(" ")}, got ${got}` : `takes no arguments, got ${got}`);
   }
   return parsed;
+}
+
+/** The usage error for the first flag `options` does not have, naming the nearest one it has:
+ * "unknown option --stesp; did you mean --steps?". */
+function unknownOption(args: string[], options: Options): UsageError {
+  const { tokens = [] } = parseArgs({ args, options, allowPositionals: true, strict: false, tokens: true });
+  const known = [...Object.keys(options), "help"];
+  for (const t of tokens) {
+    if (t.kind !== "option" || known.includes(t.name) || (t.name === "h" && t.rawName === "-h")) continue;
+    return new UsageError(`unknown option ${t.rawName}${didYouMean(t.name, known, "--")}`);
+  }
+  return new UsageError("unknown option");
 }
 
 /** A decimal integer, nothing else: no sign but '-', no spaces, hex, exponent or fraction. */

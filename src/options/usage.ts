@@ -19,10 +19,11 @@ export function flagText(r: OptionRow): string {
   return `--${r.flag} ${r.value ?? r.choices!.join("|")}`;
 }
 
-const width = 118;
+/** Every line of the help, the usage text and the synopses in docs/cli.md fits this many columns. */
+export const helpWidth = 100;
 
-/** `head` and the command's flags (required ones bare, the others bracketed), wrapped with the
- * continuation lines aligned after the head's first word. */
+/** `head` and the command's flags (required ones bare, the others bracketed), wrapped to
+ * `helpWidth` with the continuation lines aligned after the head's first word. */
 export function synopsis(command: Command, indent = 0): string[] {
   const { head } = commandTable[command];
   const tokens = rowsOf(command).map((r) => (r.required ? flagText(r) : `[${flagText(r)}]`));
@@ -30,31 +31,28 @@ export function synopsis(command: Command, indent = 0): string[] {
   const lines = [" ".repeat(indent) + head];
   for (const t of tokens) {
     const last = lines[lines.length - 1]!;
-    if (last.length + 1 + t.length > width && last.trim() !== head) lines.push(pad + t);
+    if (last.length + 1 + t.length > helpWidth && last.trim() !== head) lines.push(pad + t);
     else lines[lines.length - 1] = `${last} ${t}`;
   }
   return lines;
 }
 
-const descriptionColumn = 32;
-
 export const usageNotes = [
-  "Numbers are decimal (an integer is digits only: no 0x, 1e0, 64.0, +64 or spaces); each flag is given once",
-  "(--env may repeat). Exit status: 0 done, 1 failed, 2 a usage error (a flag, a value or an output target).",
+  "Numbers are decimal (an integer is digits only: no 0x, 1e0, 64.0, +64 or spaces); each flag is given",
+  "once (--env may repeat). Exit status: 0 done, 1 failed, 2 a usage error (a flag, a value or an",
+  "output target).",
 ];
 
-/** `wanlab help`: every command's synopsis and what it does. */
+/** `wanlab help`: every command's synopsis and, below it, what it does. */
 export function usageText(): string {
   const out = ["usage: wanlab COMMAND [options]", "", "commands:"];
-  const describe = (lines: string[], description: readonly string[]) => {
-    const rest = [...description];
-    const last = lines[lines.length - 1]!;
-    if (rest.length && last.length <= descriptionColumn - 2) lines[lines.length - 1] = last.padEnd(descriptionColumn) + rest.shift();
-    out.push(...lines, ...rest.map((d) => " ".repeat(descriptionColumn) + d));
-  };
-  for (const c of commands) describe(synopsis(c, 2), commandTable[c].description);
-  describe(["  help"], ["this text"]);
-  out.push("", ...usageNotes, "Run `wanlab COMMAND --help` for a command's options.");
+  for (const c of commands) {
+    out.push(...synopsis(c, 2));
+    const description = commandTable[c].description.join(" ");
+    if (description) out.push(...wrap(description, helpWidth - 6).map((l) => "      " + l));
+  }
+  out.push("  help [COMMAND]", "      this text, or a command's options", "", ...usageNotes,
+    "Run `wanlab COMMAND --help` for a command's options: what each does, its default and an example.");
   return out.join("\n");
 }
 
@@ -75,37 +73,65 @@ export function allowedText(r: OptionRow): string {
   }
 }
 
-/** The default of a row: a parameter's from `defaults`, otherwise the table's text. */
+/** The default of a row: the table's text, a parameter's from `defaults`, "off" for a flag that
+ * is a switch; "" for a required flag (and an API field without one). */
 export function defaultText(r: OptionRow): string {
   if (r.default !== undefined) return r.default;
   const d = r.param && r.key !== undefined ? (defaults as Record<string, unknown>)[r.key] : undefined;
+  if (r.flag !== undefined && r.type === "boolean") return "off";
   if (d === undefined || d === "" || d === false) return "";
   return Array.isArray(d) ? `[${d.join(", ")}]` : String(d);
 }
 
-/** `wanlab COMMAND --help` (kernel: its three subcommands): the synopsis, what it does, each flag. */
+/** What `--help` says of a flag after its description: required, or its allowed values and default. */
+function factsText(r: OptionRow): string {
+  const facts = [allowedText(r), r.required ? "required" : defaultText(r) && `default ${defaultText(r)}`].filter(Boolean);
+  return facts.length ? ` (${facts.join("; ")})` : "";
+}
+
+/** The widest flag column `--help` gives; a longer flag puts its description two spaces after it. */
+const maxFlagColumn = 30;
+
+/** One flag in `--help`: the flag, its description with allowed values and default, then
+ * `e.g. EXAMPLE`, wrapped to `helpWidth` with the text in column `col`. */
+function flagHelp(r: OptionRow, col: number): string[] {
+  const flag = `  ${flagText(r)}`;
+  const pad = " ".repeat(col);
+  const first = flag.length + 2 <= col ? col : flag.length + 2;
+  const [head, ...rest] = wrap(`${r.help}${factsText(r)}`, helpWidth - first);
+  const text = wrap(rest.join(" "), helpWidth - col);
+  const lines = [flag.padEnd(first) + head, ...(rest.length ? text.map((l) => pad + l) : [])];
+  if (r.example) lines.push(...wrap(`e.g. ${r.example}`, helpWidth - col).map((l) => pad + l));
+  return lines;
+}
+
+/** `wanlab COMMAND --help` (kernel: its three subcommands, bench: its kinds): the usage lines,
+ * what it does, and each flag with what it does, its allowed values, its default and an example.
+ * Several commands list, each under its own heading, the flags not listed before. */
 export function commandHelp(...cmds: Command[]): string {
   const out: string[] = [];
   cmds.forEach((c, i) => {
-    const [first, ...rest] = synopsis(c, "usage: wanlab ".length);
-    out.push(first!.replace(/^ +/, i === 0 ? "usage: wanlab " : "       wanlab "), ...rest);
+    const { head } = commandTable[c];
+    const required = rowsOf(c).filter((r) => r.required).map(flagText);
+    const more = rowsOf(c).some((r) => !r.required) ? ["[options]"] : [];
+    out.push(`${i === 0 ? "usage:" : "      "} wanlab ${[head, ...required, ...more].join(" ")}`);
   });
-  const description = cmds.flatMap((c) => commandTable[c].description);
-  if (description.length) out.push(...description.map((d) => "  " + d));
-  const rows = cmds.flatMap(rowsOf).filter((r, i, all) => all.findIndex((x) => x.flag === r.flag) === i);
-  if (rows.length) {
-    out.push("", "options:");
-    const col = Math.max(...rows.map((r) => flagText(r).length)) + 4;
-    for (const r of rows) {
-      const facts = [allowedText(r), defaultText(r) && `default ${defaultText(r)}`].filter(Boolean).join("; ");
-      out.push(...wrap(`${r.help}${facts ? ` (${facts})` : ""}`, width - col).map((l, i) => (i === 0 ? `  ${flagText(r).padEnd(col - 2)}` : " ".repeat(col)) + l));
-    }
+  const description = cmds.flatMap((c) => commandTable[c].description).join(" ");
+  if (description) out.push(...wrap(description, helpWidth - 2).map((d) => "  " + d));
+  const shown = new Set<OptionRow>();
+  for (const c of cmds) {
+    const rows = rowsOf(c).filter((r) => !shown.has(r));
+    if (!rows.length) continue;
+    rows.forEach((r) => shown.add(r));
+    out.push("", cmds.length > 1 ? `options of wanlab ${commandTable[c].head}:` : "options:");
+    const col = Math.min(maxFlagColumn, Math.max(...rows.map((r) => flagText(r).length)) + 4);
+    for (const r of rows) out.push(...flagHelp(r, col));
   }
   return out.join("\n");
 }
 
 /** Words in lines of at most `max` characters (a longer word stands alone). */
-function wrap(text: string, max: number): string[] {
+export function wrap(text: string, max: number): string[] {
   const lines = [""];
   for (const w of text.split(" ")) {
     const last = lines[lines.length - 1]!;
@@ -118,10 +144,10 @@ function wrap(text: string, max: number): string[] {
 const cell = (s: string) => s.replace(/\|/g, "\\|");
 
 function optionTableMarkdown(rows: OptionRow[], withKey: boolean): string[] {
-  const head = withKey ? ["flag", "API key", "allowed", "default", "what it does"] : ["flag", "allowed", "default", "what it does"];
+  const head = withKey ? ["flag", "API key", "allowed", "default", "example", "what it does"] : ["flag", "allowed", "default", "example", "what it does"];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const r of rows) {
-    const cols = [`\`${flagText(r)}\``, ...(withKey ? [r.key ? `\`${r.key}\`` : ""] : []), allowedText(r), defaultText(r), r.help];
+    const cols = [`\`${flagText(r)}\``, ...(withKey ? [r.key ? `\`${r.key}\`` : ""] : []), allowedText(r), r.required ? "required" : defaultText(r), r.example ? `\`${r.example}\`` : "", r.help];
     lines.push(`| ${cols.map(cell).join(" | ")} |`);
   }
   return lines;
@@ -134,7 +160,7 @@ export function cliMarkdown(): string {
     "",
     "<!-- Generated from src/options/table.ts by `node scripts/docs-cli.mjs > docs/cli.md`; do not edit by hand. -->",
     "",
-    "`wanlab COMMAND --help` prints the same options. " + usageNotes.join(" "),
+    "`wanlab COMMAND --help` prints the same options. " + usageNotes.join(" ").replace(/ +/g, " "),
     "",
   ];
   const sections: [string, Command[]][] = [["demo", ["demo"]], ["generate", ["generate"]], ["inspect", ["inspect"]], ["make-tiny", ["make-tiny"]],
@@ -142,7 +168,7 @@ export function cliMarkdown(): string {
     ["kernel", ["kernel-install", "kernel-uninstall", "kernel-list"]], ["doctor", ["doctor"]]];
   for (const [title, cmds] of sections) {
     out.push(`## wanlab ${title}`, "", "```");
-    for (const c of cmds) out.push(...synopsis(c).map((l, i) => (i === 0 ? "wanlab " + l : "       " + l)));
+    for (const c of cmds) out.push(...synopsis(c, "wanlab ".length).map((l, i) => (i === 0 ? "wanlab " + l.trimStart() : l)));
     out.push("```", "");
     const description = cmds.flatMap((c) => commandTable[c].description);
     if (description.length) out.push(description.join(" "), "");

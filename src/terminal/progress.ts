@@ -8,12 +8,26 @@ export interface ProgressReporter {
   done(message?: string): void;
 }
 
+/** The bars drawn in place and not yet done: each stream's unfinished line. */
+const drawn = new Map<NodeJS.WriteStream, () => void>();
+
+/** Erases any bar left drawn in place (a TTY's unfinished line), so that an error or a message
+ * printed next starts on a clean line: `wanlab` calls it before printing a command's error. */
+export function clearProgress(): void {
+  for (const erase of [...drawn.values()]) erase();
+}
+
 export function terminalProgress(label: string, stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
   const tty = (stream as WriteStream).isTTY === true;
   const start = Date.now();
   let lastDraw = 0;
   let lastLine = "";
   const elapsed = () => (Date.now() - start) / 1000;
+  const erase = () => {
+    stream.write("\r\x1b[K");
+    lastLine = "";
+    drawn.delete(stream);
+  };
   return {
     update(fraction, message) {
       const f = Math.min(1, Math.max(0, fraction));
@@ -29,6 +43,7 @@ export function terminalProgress(label: string, stream: NodeJS.WriteStream = pro
         const line = `${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${(f * 100).toFixed(0).padStart(3)}% ${elapsed().toFixed(1)}s${etaText} ${message}`;
         stream.write(`\r${line.slice(0, cols - 1).padEnd(Math.min(cols - 1, lastLine.length))}`);
         lastLine = line;
+        drawn.set(stream, erase);
       } else {
         const line = `${label}: ${(f * 100).toFixed(0)}% ${message}`;
         if (line !== lastLine) stream.write(line + "\n");
@@ -36,6 +51,7 @@ export function terminalProgress(label: string, stream: NodeJS.WriteStream = pro
       }
     },
     done(message = "done") {
+      if (drawn.get(stream) === erase) drawn.delete(stream);
       const line = `${label}: ${message} in ${elapsed().toFixed(1)}s`;
       stream.write(tty ? `\r${line.padEnd(Math.min(((stream as WriteStream).columns ?? 100) - 1, lastLine.length))}\n` : line + "\n");
     },
