@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Batch generation: a prompts file (one prompt per line) or JSONL (one GenerateParams object per
 // line) becomes one job each on a wanlab server; prints progress as jobs finish, gathers each
-// done job's video and manifest under --out and writes an index of them. Run from the
+// done job's video and manifest under --out and writes an index of them and a labelled contact
+// sheet. Run from the
 // repository (node resolves zx and wanlab from its node_modules):
 //
 //   ./scripts/batch.mjs --help                     (or: node scripts/batch.mjs --help)
@@ -10,6 +11,7 @@
 // The flags are the table below; any other is refused (exit 2) before a job is submitted.
 import { chalk, fs, path } from "zx";
 import { resolveParams } from "wanlab";
+import { contactSheet } from "./lib/contact-sheet.mjs";
 import { defineFlags } from "./lib/flags.mjs";
 import { progress } from "./lib/progress.mjs";
 import { assertFits, fail, paramFlags, paramsFromFlags, serverFlags, Usage, withServer } from "./lib/wanlab.mjs";
@@ -24,7 +26,7 @@ const flags = defineFlags([
 ], {
   name: "batch.mjs",
   about: "One job per line of --prompts on a wanlab server; the flags' parameters apply to every line (a JSONL\n" +
-    "line's own fields win). Writes OUT/index.json and OUT/line-NNN/{video.mp4,manifest.json}.\n" +
+    "line's own fields win). Writes OUT/index.json, OUT/line-NNN/{video.mp4,manifest.json} and\nOUT/contact-sheet.png.\n" +
     "Exit: 0 all done, 1 a job failed, 2 usage (a bad line is named FILE:LINE).",
   examples: [
     "batch.mjs --prompts prompts.txt --out runs/batch --steps 20",
@@ -104,13 +106,18 @@ async function main() {
     }
   });
 
+  // Contact sheet: the first frame of each done job, in file order, labelled by line and seed.
+  const done = index.filter((j) => j.video);
+  const sheet = path.join(out, "contact-sheet.png");
+  const short = (p) => (p.length > 60 ? `${p.slice(0, 59)}…` : p);
+  if (done.length) await contactSheet(done.map((j) => ({ file: path.join(out, j.video), label: `line ${j.line}, seed ${j.seed}, ${short(j.prompt)}` })), sheet);
+
   const file = path.join(out, "index.json");
-  await fs.writeFile(`${file}.tmp`, JSON.stringify({ prompts: path.resolve(argv.prompts), jobs: index }, null, 2) + "\n");
+  await fs.writeFile(`${file}.tmp`, JSON.stringify({ prompts: path.resolve(argv.prompts), jobs: index, contactSheet: done.length ? sheet : null }, null, 2) + "\n");
   await fs.rename(`${file}.tmp`, file);
-  const done = index.filter((j) => j.state === "done").length;
   console.log(file);
-  console.error(`${done}/${index.length} done; index in ${file}`);
-  if (done !== index.length) process.exitCode = 1;
+  console.error(`${done.length}/${index.length} done; index in ${file}; contact sheet ${done.length ? sheet : "(none)"}`);
+  if (done.length !== index.length) process.exitCode = 1;
 }
 
 await main().catch(fail);

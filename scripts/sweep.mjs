@@ -8,7 +8,8 @@
 //   ./scripts/sweep.mjs --prompt "a cat" --cfg 3,5,7 --shift 3,5 --steps 10,20 --seeds 1,2 --out runs/sweep
 //
 // The flags are the table below; any other is refused (exit 2) before a job is submitted.
-import { $, fs, path } from "zx";
+import { fs, path } from "zx";
+import { contactSheet, varying } from "./lib/contact-sheet.mjs";
 import { defineFlags } from "./lib/flags.mjs";
 import { progress } from "./lib/progress.mjs";
 import { assertFits, fail, paramFlags, paramsFromFlags, plotlyHtml, serverFlags, Usage, withServer } from "./lib/wanlab.mjs";
@@ -88,20 +89,15 @@ async function main() {
     }
   });
 
-  // Contact sheet: the first frame of each run, in grid order, through ffmpeg's tile filter.
-  const frames = path.join(out, ".frames");
-  await fs.remove(frames);
-  await fs.mkdirp(frames);
+  // Contact sheet: the first frame of each done run, in grid order, labelled by the parameters
+  // that vary over the grid (sweep.json's runs carry the same labels).
+  const tea = runs.some((r) => r.teaCacheL1Thresh);
+  const labels = varying(runs, (r) => [["cfg", r.cfgScale], ["shift", r.sigmaShift], ["steps", r.numInferenceSteps],
+    ...(tea ? [["TeaCache", r.teaCacheL1Thresh]] : []), ...(r.inputVideo ? [["strength", r.denoisingStrength]] : []), ["seed", r.seed]]);
+  runs.forEach((r, i) => (r.label = labels[i]));
   const done = runs.filter((r) => r.video);
-  for (const [i, r] of done.entries())
-    await $`ffmpeg -hide_banner -loglevel error -y -i ${path.join(out, r.video)} -frames:v 1 ${path.join(frames, String(i).padStart(4, "0") + ".png")}`;
   const sheet = path.join(out, "contact-sheet.png");
-  if (done.length) {
-    const cols = Math.ceil(Math.sqrt(done.length));
-    const rows = Math.ceil(done.length / cols);
-    await $`ffmpeg -hide_banner -loglevel error -y -framerate 1 -i ${path.join(frames, "%04d.png")} -vf ${`tile=${cols}x${rows}:padding=2`} -frames:v 1 ${sheet}`;
-  }
-  await fs.remove(frames);
+  if (done.length) await contactSheet(done.map((r) => ({ file: path.join(out, r.video), label: r.label })), sheet);
 
   const summary = runs;
   await fs.writeFile(path.join(out, "sweep.json"), JSON.stringify({ prompt: argv.prompt, runs: summary, contactSheet: done.length ? sheet : null }, null, 2) + "\n");

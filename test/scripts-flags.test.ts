@@ -1,6 +1,7 @@
 // The zx scripts' command lines (scripts/lib/flags.mjs): one declared table per script, --help
 // made from it, unknown flags refused naming the nearest known one before any server or job,
-// and the shebang runnable without zx on PATH. Also the progress lines (scripts/lib/progress.mjs).
+// and the shebang runnable without zx on PATH. Also the progress lines (scripts/lib/progress.mjs)
+// and the contact sheets' labels (scripts/lib/contact-sheet.mjs).
 // No server here: scripts.test.ts runs them against the tiny model.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -18,6 +19,10 @@ interface Flags {
 interface Progress {
   progress(total: number, options: { stream: { isTTY?: boolean; columns?: number; write(s: string): void }; now: () => number }): { finished(ok: boolean, what: string): void; end(): void };
   duration(s: number): string;
+}
+interface Sheet {
+  wrapLabel(text: string, chars?: number): string[];
+  varying<T>(runs: T[], describe: (r: T) => [string, unknown][]): string[];
 }
 const lib = async <T>(name: string) => (await import(pathToFileURL(join(root, "scripts", "lib", name)).href)) as T;
 
@@ -159,4 +164,15 @@ test("progress: one line per finished job off a terminal with n/N, elapsed, ETA 
   q.finished(true, "line 4: done");
   q.end();
   assert.deepEqual(tty, ["\r\x1b[Kline 3: failed: boom\n", "\r\x1b[K[1/2] 0.0s elapsed, ETA 0.0s, 1 failed: line 3: failed: boom", "\r\x1b[K[2/2] 0.0s elapsed, 1 failed: line 4: done", "\n"]);
+});
+
+test("contact sheet labels: only the parameters that vary over the grid, wrapped between parts, then words", async () => {
+  const { wrapLabel, varying } = await lib<Sheet>("contact-sheet.mjs");
+  const runs = [{ cfg: 3, steps: 10, seed: 1 }, { cfg: 5, steps: 10, seed: 1 }, { cfg: 3, steps: 10, seed: 2 }];
+  const describe = (r: (typeof runs)[0]): [string, unknown][] => [["cfg", r.cfg], ["steps", r.steps], ["seed", r.seed]];
+  assert.deepEqual(varying(runs, describe), ["cfg 3, seed 1", "cfg 5, seed 1", "cfg 3, seed 2"]);
+  assert.deepEqual(varying([runs[0]!], describe), ["cfg 3, 10 steps, seed 1"]);
+  assert.deepEqual(wrapLabel("cfg 3, shift 5, 10 steps, seed 42", 16), ["cfg 3, shift 5,", "10 steps,", "seed 42"]);
+  assert.deepEqual(wrapLabel("line 4, seed 7, a red fox in deep snow", 16), ["line 4, seed 7,", "a red fox in", "deep snow"]);
+  assert.deepEqual(wrapLabel("x".repeat(20), 8), ["xxxxxxxx", "xxxxxxxx", "xxxx"]);
 });

@@ -22,6 +22,13 @@ after(async () => {
   await s.exited;
 });
 
+/** A w×h crop of a PNG at (x, y) as 8-bit gray pixels. */
+function gray(png: string, x: number, y: number, w: number, h: number): Buffer {
+  const r = spawnSync("ffmpeg", ["-v", "error", "-i", png, "-vf", `crop=${w}:${h}:${x}:${y}`, "-f", "rawvideo", "-pix_fmt", "gray", "-"]);
+  assert.equal(r.status, 0, String(r.stderr));
+  return r.stdout;
+}
+
 function script(name: string, args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [join(root, "scripts", name), ...args], { encoding: "utf8", cwd: dir, env: { ...process.env, CI: "1", ...env } });
 }
@@ -63,7 +70,7 @@ test("batch.mjs --budget: a line the server predicts over its budget stops the b
 
 test("batch.mjs: progress lines as jobs finish, each done job's video and manifest gathered under --out", () => {
   writeFileSync(join(dir, "three.txt"), "a cat\n\na dog\na fox\n");
-  const r = script("batch.mjs", ["--prompts", "three.txt", "--out", "gathered", "--steps", "2", "--height", "32", "--width", "32", "--num-frames", "1"], { WANLAB_RUNTIME_DIR: join(dir, "run") });
+  const r = script("batch.mjs", ["--prompts", "three.txt", "--out", "gathered", "--steps", "2", "--seed", "7", "--height", "32", "--width", "32", "--num-frames", "1"], { WANLAB_RUNTIME_DIR: join(dir, "run") });
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stderr.split("\n").filter((l) => l.startsWith("["));
   assert.equal(lines.length, 3, r.stderr);
@@ -76,8 +83,15 @@ test("batch.mjs: progress lines as jobs finish, each done job's video and manife
     const m = JSON.parse(readFileSync(join(dir, "gathered", j.manifest), "utf8"));
     assert.deepEqual([m.params.prompt, m.params.height, m.params.numInferenceSteps], [j.prompt, 32, 2]);
   }
-  const probe = spawnSync("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", join(dir, "gathered", "line-003", "video.mp4")], { encoding: "utf8" });
+  let probe = spawnSync("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", join(dir, "gathered", "line-003", "video.mp4")], { encoding: "utf8" });
   assert.equal(probe.stdout.trim(), "32,32");
+  // the contact sheet: 2×2 tiles (three used), each labelled "line N, seed 7, prompt" on one line
+  assert.equal(index.contactSheet, join(dir, "gathered", "contact-sheet.png"));
+  probe = spawnSync("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", index.contactSheet], { encoding: "utf8" });
+  assert.equal(probe.stdout.trim(), "514,562");
+  const bands = [[0, 256], [258, 256], [0, 538], [258, 538]].map(([x, y]) => gray(index.contactSheet, x!, y!, 256, 24));
+  assert.ok(bands.slice(0, 3).every((b) => b.some((v) => v < 100)), "three labelled tiles");
+  assert.ok(bands[3]!.every((v) => v > 200), "the unused fourth tile is blank");
 });
 
 test("sweep.mjs: a 2×2 grid on a server it starts; contact sheet and plotly report", () => {
@@ -101,7 +115,11 @@ test("sweep.mjs: a 2×2 grid on a server it starts; contact sheet and plotly rep
     assert.deepEqual([m.params.cfgScale, m.params.numInferenceSteps], [x.cfgScale, x.numInferenceSteps]);
   }
   const probe = spawnSync("ffprobe", ["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", join(dir, "sw", "contact-sheet.png")], { encoding: "utf8" });
-  assert.equal(probe.stdout.trim(), "34,34"); // 2×2 tiles of 16 px, 2 px padding
+  assert.equal(probe.stdout.trim(), "514,562"); // 2×2 tiles: 16 px frames scaled to 256, a 24 px label band under each, 2 px padding
+  assert.deepEqual(sweep.runs.map((x: { label: string }) => x.label), ["cfg 3, 1 steps", "cfg 3, 2 steps", "cfg 5, 1 steps", "cfg 5, 2 steps"]);
+  const bands = [[0, 256], [258, 256], [0, 538], [258, 538]].map(([x, y]) => gray(join(dir, "sw", "contact-sheet.png"), x!, y!, 256, 24));
+  assert.ok(bands.every((b) => b.some((v) => v < 100) && b.some((v) => v > 200)), "each tile has dark text on its white label band");
+  assert.notDeepEqual(bands[0], bands[1], "the labels differ");
   assert.match(readFileSync(join(dir, "sw", "sweep.html"), "utf8"), /Plotly\.newPlot/);
   assert.ok(!existsSync(join(dir, "none", "server.json")), "the server it started is gone");
 });
