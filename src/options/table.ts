@@ -196,6 +196,7 @@ const commandRows: OptionRow[] = [
   { flag: "outputs", type: "string", value: "DIR", default: "$WANLAB_HOME/outputs", example: "--outputs runs/server", commands: ["serve"], help: "where jobs write their files" },
   { flag: "allow-remote", type: "boolean", example: "--allow-remote --host 0.0.0.0", commands: ["serve"], help: "listen on an address other than loopback" },
   { flag: "grace", type: "integer", value: "S", range: [0, 86400], default: "30", example: "--grace 120", commands: ["serve"], help: "seconds a shutdown waits for the running job" },
+  { flag: "quiet", type: "boolean", example: "--quiet", commands: ["serve"], help: "no console line per job event (accepted, started, progress, done, failed, cancelled)" },
   { flag: "user", type: "boolean", default: "on, unless root (the system's kernels)", example: "--user", commands: ["kernel-install"], help: "install for this user (one of --user, --prefix, --sys-prefix)" },
   { flag: "prefix", type: "string", value: "P", default: "none", example: "--prefix ~/.venv", commands: ["kernel-install", "kernel-uninstall"], help: "install under this prefix" },
   { flag: "sys-prefix", type: "boolean", example: "--sys-prefix", commands: ["kernel-install"], help: "install under the Python's sys.prefix" },
@@ -219,9 +220,11 @@ export interface CommandInfo {
 }
 
 export const commandTable: Readonly<Record<Command, CommandInfo>> = {
-  demo: { head: "demo", positionals: [], description: ["the main job: a short video from the embedded default (a tiny generated model);",
+  demo: { head: "demo", positionals: [], description: ["the main job: a short video from the embedded default (a tiny generated model",
+    "whose weights are random, so the video is noise-like), then the next three things to try;",
     "each run replaces its output (a regular file) and its .json"] },
-  generate: { head: "generate", positionals: [], description: ["text to video (DiffSynth-Studio's defaults; a random seed is printed;",
+  generate: { head: "generate", positionals: [], description: ["text to video (DiffSynth-Studio's defaults; without --model, the embedded tiny",
+    "model, whose weights are random; a random seed is printed;",
     "outputs (the mp4, its .json, tensors, frames) are new paths or regular files, checked",
     "before the model loads in folders that exist; existing files are kept unless --overwrite;",
     "--devices defaults to auto: cuda:0 when a GPU is visible, else cpu;",
