@@ -11,6 +11,7 @@
 import { fs, path } from "zx";
 import { connectClient as connect } from "wanlab";
 import { defineFlags } from "./lib/flags.mjs";
+import { progress } from "./lib/progress.mjs";
 import { fail, plotlyHtml, spin, startServer, Usage } from "./lib/wanlab.mjs";
 
 const flags = defineFlags([
@@ -66,10 +67,18 @@ async function main() {
   const out = path.resolve(argv.out);
   await fs.mkdirp(out);
   const results = [];
+  const remote = argv.url || (!argv.model && argv.server);
+  // One line per measured size (a spinner runs while one is measured on a terminal).
+  const bar = progress(remote ? sizes.length : devices.length * layouts.length * sizes.length, { stream: { write: (s) => process.stderr.write(s) } });
+  const line = (r) => (r.error ? `failed: ${r.error}` : `${r.mean.step_s.toFixed(3)} s/step, ${r.mean.wall_s.toFixed(2)} s/job`);
 
-  if (argv.url || (!argv.model && argv.server)) {
+  if (remote) {
     const lab = await connect(argv.url ? { url: argv.url, token: argv.token ?? process.env.WANLAB_TOKEN } : {});
-    for (const size of sizes) results.push({ devices: "server", layout: "server", ...(await spin(`${size}`, () => measure(lab, size, steps, repeat))) });
+    for (const size of sizes) {
+      const r = await spin(`${size}`, () => measure(lab, size, steps, repeat));
+      results.push({ devices: "server", layout: "server", ...r });
+      bar.finished(!r.error, `server ${size}: ${line(r)}`);
+    }
     await lab.close();
   } else {
     for (const dev of devices)
@@ -80,7 +89,7 @@ async function main() {
           server = await startServer({ model: argv.model, outputs: argv.outputs ?? path.join(out, "outputs"), args: ["--devices", dev, "--ulysses", ulysses, "--ring", ring] });
         } catch (e) {
           results.push({ devices: dev, layout, skipped: e.message });
-          console.error(`${dev} ${layout}: skipped: ${e.message}`);
+          bar.finished(true, `${dev} ${layout}: skipped (${sizes.length} size${sizes.length === 1 ? "" : "s"}): ${e.message}`, sizes.length);
           continue;
         }
         try {
@@ -88,7 +97,7 @@ async function main() {
           for (const size of sizes) {
             const r = await spin(`${dev} ${layout} ${size}`, () => measure(lab, size, steps, repeat));
             results.push({ devices: dev, layout, ...r });
-            console.error(`${dev} ${layout} ${size}: ${r.error ? `failed: ${r.error}` : `${r.mean.step_s.toFixed(3)} s/step, ${r.mean.wall_s.toFixed(2)} s/job`}`);
+            bar.finished(!r.error, `${dev} ${layout} ${size}: ${line(r)}`);
           }
           await lab.close();
         } finally {

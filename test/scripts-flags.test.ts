@@ -17,7 +17,7 @@ interface Flags {
   distance(a: string, b: string): number;
 }
 interface Progress {
-  progress(total: number, options: { stream: { isTTY?: boolean; columns?: number; write(s: string): void }; now: () => number }): { finished(ok: boolean, what: string): void; end(): void };
+  progress(total: number, options: { stream: { isTTY?: boolean; columns?: number; write(s: string): void }; now: () => number }): { finished(ok: boolean, what: string, count?: number): void; end(): void };
   duration(s: number): string;
 }
 interface Sheet {
@@ -158,6 +158,10 @@ test("progress: one line per finished job off a terminal with n/N, elapsed, ETA 
     "[4/4] 1m40s elapsed, 1 failed: cfg 9: done\n",
   ]);
   assert.equal(duration(4000), "1h06m");
+  lines.length = 0;
+  const skipping = progress(5, { stream: { write: (s) => void lines.push(s) }, now: () => t });
+  skipping.finished(false, "2x1: skipped", 3);
+  assert.deepEqual(lines, ["[3/5] 0.0s elapsed, ETA 0.0s, 3 failed: 2x1: skipped\n"]);
   const tty: string[] = [];
   const q = progress(2, { stream: { isTTY: true, columns: 80, write: (s) => void tty.push(s) }, now: () => t });
   q.finished(false, "line 3: failed: boom");

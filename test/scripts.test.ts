@@ -151,6 +151,10 @@ test("bench.mjs: sizes × layouts, a refused layout recorded as skipped", () => 
   assert.equal(b.results[0].devices, "auto");  // the default: cuda:0 with a GPU, here the CPU
   assert.ok(b.results[0].mean.step_s > 0);
   assert.match(b.results[1].skipped, /ulysses/);
+  const lines = r.stderr.split("\n").filter((l) => l.startsWith("["));
+  assert.match(lines[0]!, /^\[1\/2\] \d+\.\d+s elapsed, ETA \d+\.\d+s, 0 failed: auto 1x1 16x16x1: \d+\.\d+ s\/step, \d+\.\d+ s\/job$/);
+  assert.match(lines[1]!, /^\[2\/2\] \d+\.\d+s elapsed, 0 failed: auto 2x1: skipped \(1 size\): .*ulysses/);
+  assert.equal(lines.length, 2);
   assert.ok(existsSync(join(dir, "bench", "bench.html")));
 });
 

@@ -10,8 +10,9 @@ export function duration(s) {
 }
 
 /**
- * `progress(total)` → { finished(ok, what), end() }. `what` names the job (its line, its grid
- * point) and how it ended; the status reads
+ * `progress(total)` → { finished(ok, what, count = 1), end() }. `what` names the job (its line,
+ * its grid point) and how it ended; `count` jobs ended that way (a bench layout that could not
+ * start skips all its sizes). The status reads
  * `[3/8] 12.4s elapsed, ETA 20.7s, 1 failed: cfg 3, seed 1: done`.
  */
 export function progress(total, { stream = process.stderr, now = () => performance.now() } = {}) {
@@ -21,9 +22,9 @@ export function progress(total, { stream = process.stderr, now = () => performan
   let failed = 0;
   let drawn = false;
   return {
-    finished(ok, what) {
-      n++;
-      if (!ok) failed++;
+    finished(ok, what, count = 1) {
+      n += count;
+      if (!ok) failed += count;
       const elapsed = (now() - t0) / 1000;
       const eta = n < total ? `, ETA ${duration((elapsed / n) * (total - n))}` : "";
       const line = `[${n}/${total}] ${duration(elapsed)} elapsed${eta}, ${failed} failed: ${what}`;
