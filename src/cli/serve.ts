@@ -19,6 +19,7 @@ export async function cmdServe(args: string[]): Promise<number> {
     outputs: v.outputs as string | undefined,
     allowRemote: v["allow-remote"] === true,
     graceMs: (intOption("grace", v.grace as string | undefined, ...rangeOf("serve", "grace")) ?? 30) * 1000,
+    quiet: v.quiet === true,
     parallel: { ...groupOpenOptions(v), ...computeOpenOptions(none ? { ...v, budget: undefined } : v) },
     ...(none ? { guard: false } : {}),
   };
