@@ -163,11 +163,13 @@ test("progress: one line per finished job off a terminal with n/N, elapsed, ETA 
   skipping.finished(false, "2x1: skipped", 3);
   assert.deepEqual(lines, ["[3/5] 0.0s elapsed, ETA 0.0s, 3 failed: 2x1: skipped\n"]);
   const tty: string[] = [];
-  const q = progress(2, { stream: { isTTY: true, columns: 80, write: (s) => void tty.push(s) }, now: () => t });
+  const q = progress(3, { stream: { isTTY: true, columns: 80, write: (s) => void tty.push(s) }, now: () => t });
   q.finished(false, "line 3: failed: boom");
   q.finished(true, "line 4: done");
+  q.finished(true, `\x1b[32mdone\x1b[39m ${"x".repeat(100)}`);
   q.end();
-  assert.deepEqual(tty, ["\r\x1b[Kline 3: failed: boom\n", "\r\x1b[K[1/2] 0.0s elapsed, ETA 0.0s, 1 failed: line 3: failed: boom", "\r\x1b[K[2/2] 0.0s elapsed, 1 failed: line 4: done", "\n"]);
+  assert.deepEqual(tty, ["\r\x1b[Kline 3: failed: boom\n", "\r\x1b[K[1/3] 0.0s elapsed, ETA 0.0s, 1 failed: line 3: failed: boom",
+    "\r\x1b[K[2/3] 0.0s elapsed, ETA 0.0s, 1 failed: line 4: done", `\r\x1b[K[3/3] 0.0s elapsed, 1 failed: done ${"x".repeat(43)}…`, "\n"]); // cut to the terminal's 80 columns, colours dropped
 });
 
 test("contact sheet labels: only the parameters that vary over the grid, wrapped between parts, then words", async () => {

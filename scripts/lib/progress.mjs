@@ -31,7 +31,9 @@ export function progress(total, { stream = process.stderr, now = () => performan
       if (!tty) return void stream.write(`${line}\n`);
       const cols = stream.columns ?? 100;
       if (!ok) stream.write(`\r\x1b[K${what}\n`);
-      stream.write(`\r\x1b[K${line.length > cols - 1 ? `${line.slice(0, cols - 2)}…` : line}`);
+      // Longer than the terminal is wide, it would wrap and the next redraw would not cover it.
+      const plain = line.replace(/\x1b\[[0-9;]*m/g, "");
+      stream.write(`\r\x1b[K${plain.length > cols - 1 ? `${plain.slice(0, cols - 2)}…` : line}`);
       drawn = true;
     },
     /** Ends the in-place line (call before printing anything else). */
