@@ -84,6 +84,15 @@ describe("mistyped commands and flags", () => {
     assert.match(kernel.stderr, /; did you mean install\?$/m);
   });
 
+  test("a flag without its value, or a switch given one, is named with what it takes", () => {
+    const missing = wanlab(["generate", "--prompt"]);
+    assert.equal(missing.status, 2);
+    assert.equal(missing.stderr, "wanlab generate: --prompt needs a value: --prompt TEXT\n");
+    const valued = wanlab(["generate", "--prompt", "x", "--tiled=yes"]);
+    assert.equal(valued.status, 2);
+    assert.equal(valued.stderr, "wanlab generate: --tiled is a switch and takes no value\n");
+  });
+
   test("--steps is short for --num-inference-steps; giving both is a usage error", () => {
     const r = wanlab(["generate", "--prompt", "x", "--steps", "2", "--num-inference-steps", "3"]);
     assert.equal(r.status, 2);

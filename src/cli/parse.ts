@@ -3,8 +3,8 @@
 // allowed, and the flag groups that become OpenOptions fields. A UsageError exits 2.
 import { parseArgs } from "node:util";
 import type { OpenOptions } from "../engine.js";
-import { choicesOf, commandTable, rangeOf, type Command } from "../options/table.js";
-import { commandHelp, parseOptionsOf, type ParseOptions } from "../options/usage.js";
+import { choicesOf, commandTable, rangeOf, rowsOf, type Command } from "../options/table.js";
+import { commandHelp, flagText, parseOptionsOf, type ParseOptions } from "../options/usage.js";
 import { didYouMean } from "./suggest.js";
 
 export class UsageError extends Error {}
@@ -18,10 +18,12 @@ export interface Parsed {
 
 /** Parses a command's flags (the option table's rows for it; `kernel` parses its subcommands' at once). */
 export function parseCommand(args: string[], ...cmds: Command[]): Parsed {
-  return parse(args, parseOptionsOf(...cmds), commandTable[cmds[0]!].positionals);
+  return parse(args, parseOptionsOf(...cmds), commandTable[cmds[0]!].positionals, cmds);
 }
 
-function parse(args: string[], options: Options, positionals: readonly string[]): Parsed {
+const rowsOfCommands = (cmds: Command[]) => cmds.flatMap((c) => rowsOf(c));
+
+function parse(args: string[], options: Options, positionals: readonly string[], cmds: Command[]): Parsed {
   let parsed: Parsed;
   let tokens: { kind: string; name?: string }[];
   try {
@@ -29,7 +31,12 @@ function parse(args: string[], options: Options, positionals: readonly string[])
     parsed = r as unknown as Parsed;
     tokens = r.tokens ?? [];
   } catch (e) {
-    if ((e as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw unknownOption(args, options);
+    const code = (e as { code?: string }).code;
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw unknownOption(args, options);
+    const name = /'--?([\w-]+)/.exec((e as Error).message)?.[1];
+    const row = name === undefined ? undefined : rowsOfCommands(cmds).find((r) => r.flag === name);
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && row)
+      throw new UsageError(row.type === "boolean" ? `--${name} is a switch and takes no value` : `--${name} needs a value: ${flagText(row)}`);
     throw new UsageError((e as Error).message);
   }
   // A flag given twice would silently keep the last value: an error unless it is repeatable.

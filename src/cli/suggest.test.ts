@@ -21,4 +21,7 @@ test("the nearest known name is suggested; a name nothing is close to gets no su
   assert.equal(nearest("fps", ["json", "height", "ring", "budget"]), undefined);
   assert.equal(didYouMean("stesp", generate, "--"), "; did you mean --steps?");
   assert.equal(didYouMean("zzzzzz", generate, "--"), "");
+  // a short name allows one edit: -s is no --fps, --fsp is
+  assert.equal(nearest("s", ["fps", "crf", "seed"]), undefined);
+  assert.equal(nearest("fsp", ["fps", "crf", "seed"]), "fps");
 });

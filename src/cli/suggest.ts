@@ -15,9 +15,10 @@ export function editDistance(a: string, b: string): number {
 }
 
 /** The known name nearest `name` (the first of equals, in the order given), or undefined when
- * none is close: more than a third of the name's characters (at least 2) would have to change. */
+ * none is close: more than a third of the name's characters (at least 2; 1 in a name of up to 3)
+ * would have to change. */
 export function nearest(name: string, known: readonly string[]): string | undefined {
-  const limit = Math.max(2, Math.floor(name.length / 3));
+  const limit = name.length <= 3 ? 1 : Math.max(2, Math.floor(name.length / 3));
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const k of known) {
