@@ -94,6 +94,17 @@ test("batch.mjs: progress lines as jobs finish, each done job's video and manife
   assert.ok(bands[3]!.every((v) => v > 200), "the unused fourth tile is blank");
 });
 
+test("batch.mjs on a terminal: the progress line is redrawn in place, not one line per job", () => {
+  writeFileSync(join(dir, "tty.txt"), "a cat\na dog\n");
+  const command = [process.execPath, join(root, "scripts", "batch.mjs"), "--prompts", "tty.txt", "--out", "tty", "--steps", "1", ...size].map((a) => `'${a}'`).join(" ");
+  // util-linux `script` runs it under a pseudo-terminal (80 columns)
+  const r = spawnSync("script", ["-qefc", command, "/dev/null"], { encoding: "utf8", cwd: dir, env: { ...process.env, WANLAB_RUNTIME_DIR: join(dir, "run"), COLUMNS: "80" } });
+  assert.equal(r.status, 0, r.stdout);
+  assert.match(r.stdout, /\r\x1b\[K\[1\/2\] \d+\.\d+s elapsed, ETA \d+\.\d+s, 0 failed: tty\.txt:1: /);
+  assert.match(r.stdout, /\r\x1b\[K\[2\/2\] \d+\.\d+s elapsed, 0 failed: tty\.txt:2: .*\r?\n/);
+  assert.doesNotMatch(r.stdout, /\n\[1\/2\]/, "no line of its own for the first job");
+});
+
 test("sweep.mjs: a 2×2 grid on a server it starts; contact sheet and plotly report", () => {
   const r = script("sweep.mjs", ["--prompt", "a cat", "--cfg", "3,5", "--steps", "1,2", "--model", model, "--outputs", join(dir, "sweep-out"), "--out", "sw", ...size], { WANLAB_RUNTIME_DIR: join(dir, "none") });
   assert.equal(r.status, 0, r.stderr);
