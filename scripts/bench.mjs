@@ -67,7 +67,11 @@ async function main() {
   const out = path.resolve(argv.out);
   await fs.mkdirp(out);
   const results = [];
-  const remote = argv.url || (!argv.model && argv.server);
+  if ((argv.url || argv.server) && (argv.model || argv.outputs || argv.devices !== flags.table.find((f) => f.flag === "devices").default || argv.layouts.length > 1 || argv.layouts[0] !== "1x1"))
+    throw new Usage("--model, --outputs, --devices and --layouts start servers of their own; not with --url or --server (that server's one layout is measured)");
+  if (argv.url && argv.server) throw new Usage("--url or --server, not both");
+  if (!argv.url && argv.token !== undefined) throw new Usage("--token goes with --url");
+  const remote = argv.url || argv.server;
   // One line per measured size (a spinner runs while one is measured on a terminal).
   const bar = progress(remote ? sizes.length : devices.length * layouts.length * sizes.length, { stream: { write: (s) => process.stderr.write(s) } });
   const line = (r) => (r.error ? `failed: ${r.error}` : `${r.mean.step_s.toFixed(3)} s/step, ${r.mean.wall_s.toFixed(2)} s/job`);

@@ -5,6 +5,7 @@
 // No server here: scripts.test.ts runs them against the tiny model.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -52,7 +53,8 @@ test("every script refuses an unknown flag with exit 2, naming the nearest known
   }
 });
 
-test("scripts refuse a malformed value, a missing value, a single-valued flag given twice and a stray argument, exit 2", () => {
+test("scripts refuse a malformed value, a missing value, a single-valued flag given twice, a stray argument and flags that do not go together, exit 2", () => {
+  writeFileSync(join(dir, "a.txt"), "a cat\n");
   const cases: [string, string[], RegExp][] = [
     ["sweep.mjs", ["--prompt", "a cat", "--cfg", "3,x"], /^sweep\.mjs: --cfg must be a comma-separated list of numbers, got '3,x'\n$/],
     ["sweep.mjs", ["--prompt", "a cat", "--height", "big"], /^sweep\.mjs: --height must be a number, got 'big'\n$/],
@@ -63,6 +65,8 @@ test("scripts refuse a malformed value, a missing value, a single-valued flag gi
     ["batch.mjs", ["--prompts", "a.txt", "extra"], /^batch\.mjs: unexpected argument 'extra'/],
     ["bench.mjs", ["--steps", "1.5"], /^bench\.mjs: --steps must be an integer, got '1\.5'\n$/],
     ["bench.mjs", ["--layouts", "1x1,two"], /^bench\.mjs: --layouts: 'two' does not match/],
+    ["bench.mjs", ["--server", "--layouts", "2x1"], /^bench\.mjs: --model, --outputs, --devices and --layouts start servers of their own; not with --url or --server/],
+    ["batch.mjs", ["--prompts", "a.txt", "--token", "t"], /^batch\.mjs: --token goes with --url\n$/],
   ];
   for (const [name, args, re] of cases) {
     const r = script(name, args);

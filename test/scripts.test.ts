@@ -54,6 +54,13 @@ test("batch.mjs: a prompts file and a JSONL file against the running server, wit
   r = script("batch.mjs", []);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--prompts FILE is required/);
+  // flags that would only shape a server started here are refused when one is running already
+  r = script("batch.mjs", ["--prompts", "prompts.txt", "--out", "b2", "--budget", "1G", ...size], { WANLAB_RUNTIME_DIR: join(dir, "run") });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^batch\.mjs: --budget: for a server started here \(with --model or --fresh\); the one at http:\S+ is running already\n$/);
+  r = script("sweep.mjs", ["--prompt", "a cat", "--url", "http://127.0.0.1:9", "--model", model, "--outputs", "o"]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, "sweep.mjs: --model, --outputs: for a server started here, not with --url\n");
 });
 
 test("batch.mjs --budget: a line the server predicts over its budget stops the batch before any job is submitted", () => {

@@ -33,9 +33,14 @@ export async function assertFits(lab, requests, where) {
  * --budget BYTES|auto when given).
  */
 export async function withServer(argv, fn, { serveArgs = [], log = (l) => console.error(l) } = {}) {
+  // Flags for a server started here would do nothing to one already running: refuse them.
+  const forStarted = ["budget", "outputs"].filter((f) => argv[f] !== undefined).map((f) => `--${f}`);
+  if (argv.url && (forStarted.length || argv.model || argv.fresh)) throw new Usage(`${[...(argv.model ? ["--model"] : []), ...(argv.fresh ? ["--fresh"] : []), ...forStarted].join(", ")}: for a server started here, not with --url`);
+  if (!argv.url && argv.token !== undefined) throw new Usage("--token goes with --url");
   if (argv.url) return run(await connect({ url: argv.url, token: argv.token ?? process.env.WANLAB_TOKEN }), fn);
   const running = !argv.model && !argv.fresh ? await readServerFile().catch(() => undefined) : undefined;
   if (running) {
+    if (forStarted.length) throw new Usage(`${forStarted.join(", ")}: for a server started here (with --model or --fresh); the one at ${running.url} is running already`);
     log(`using the server at ${running.url} (${running.model})`);
     return run(await connect(), fn);
   }
