@@ -240,9 +240,9 @@ export const commandTable: Readonly<Record<Command, CommandInfo>> = {
     "--budget plans for 480x832x81 and refuses jobs predicted to exceed it; without it",
     "jobs predicted beyond the device's (or the host's) memory are refused;",
     "--budget none: no budget and no such guard)"] },
-  "kernel-install": { head: "kernel install", positionals: [], description: ["install the Jupyter kernel \"wanlab (TypeScript)\" (tslab);"] },
-  "kernel-uninstall": { head: "kernel uninstall", positionals: [], description: ["remove it;"] },
-  "kernel-list": { head: "kernel list", positionals: [], description: ["list the installed ones"] },
+  "kernel-install": { head: "kernel install", positionals: [], description: ["install the Jupyter kernel \"wanlab (TypeScript)\" (tslab)"] },
+  "kernel-uninstall": { head: "kernel uninstall", positionals: [], description: ["remove it"] },
+  "kernel-list": { head: "kernel list", positionals: [], description: ["list the installed wanlab kernels"] },
   doctor: { head: "doctor", positionals: [], description: ["what this machine can run and where runs go (libtorch, CUDA devices checked by",
     "running each path, ffmpeg, the Jupyter kernel); exit 1 on a problem"] },
 };

@@ -116,8 +116,7 @@ export function commandHelp(...cmds: Command[]): string {
     const more = rowsOf(c).some((r) => !r.required) ? ["[options]"] : [];
     out.push(`${i === 0 ? "usage:" : "      "} wanlab ${[head, ...required, ...more].join(" ")}`);
   });
-  const description = cmds.flatMap((c) => commandTable[c].description).join(" ");
-  if (description) out.push(...wrap(description, helpWidth - 2).map((d) => "  " + d));
+  for (const d of descriptions(cmds)) out.push(...wrap(d, helpWidth - 2).map((l) => "  " + l));
   const shown = new Set<OptionRow>();
   for (const c of cmds) {
     const rows = rowsOf(c).filter((r) => !shown.has(r));
@@ -128,6 +127,13 @@ export function commandHelp(...cmds: Command[]): string {
     for (const r of rows) out.push(...flagHelp(r, col));
   }
   return out.join("\n");
+}
+
+/** What the commands do: one command's description; several, each after its usage head. */
+function descriptions(cmds: Command[]): string[] {
+  const of = (c: Command) => commandTable[c].description.join(" ");
+  if (cmds.length === 1) return of(cmds[0]!) ? [of(cmds[0]!)] : [];
+  return cmds.filter((c) => of(c)).map((c) => `${commandTable[c].head}: ${of(c)}`);
 }
 
 /** Words in lines of at most `max` characters (a longer word stands alone). */
@@ -170,8 +176,7 @@ export function cliMarkdown(): string {
     out.push(`## wanlab ${title}`, "", "```");
     for (const c of cmds) out.push(...synopsis(c, "wanlab ".length).map((l, i) => (i === 0 ? "wanlab " + l.trimStart() : l)));
     out.push("```", "");
-    const description = cmds.flatMap((c) => commandTable[c].description);
-    if (description.length) out.push(description.join(" "), "");
+    for (const d of descriptions(cmds)) out.push(d, "");
     const rows = cmds.flatMap(rowsOf).filter((r, i, all) => all.findIndex((x) => x.flag === r.flag) === i);
     if (rows.length) out.push(...optionTableMarkdown(rows, rows.some((r) => r.key !== undefined)), "");
   }
