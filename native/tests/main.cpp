@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,22 @@
 #include "test.h"
 
 namespace wantest {
+
+std::array<std::string, 2> on_two_nodes(const std::function<void(int)>& fn) {
+  std::array<std::string, 2> err;
+  auto node = [&](int k) {
+    try {
+      fn(k);
+    } catch (const std::exception& e) {
+      err[size_t(k)] = e.what();
+    } catch (const Failure& f) {
+      err[size_t(k)] = f.what;
+    }
+  };
+  std::thread t0(node, 0), t1(node, 1);
+  t0.join(), t1.join();
+  return err;
+}
 std::vector<Case>& registry() {
   static std::vector<Case> cases;
   return cases;

@@ -21,31 +21,19 @@ TEST(parallel_nodes_quote_the_failing_node_and_recover) {
   r.negative_ids = at::remainder(at::arange(512, at::kLong) * 5 + 1, 380);
   r.negative_mask = (at::arange(512, at::kLong) < 7).to(at::kLong);
   r.seed = 3, r.height = 32, r.width = 32, r.num_frames = 5, r.num_inference_steps = 2;
-  std::string err[2], open_err[2];
-  auto both = [&](const std::function<void(int)>& fn) {
-    std::thread t0(fn, 0), t1(fn, 1);
-    t0.join(), t1.join();
-  };
-  both([&](int k) {
-    try {
-      ParallelOptions p;
-      p.devices = "cpu:0-1", p.ulysses = 2, p.ring = 2, p.timeout_s = 30;
-      p.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), p.nnodes = 2, p.node_rank = k;
-      nodes[k] = std::make_unique<T2VEngine>(model, p);
-    } catch (const std::exception& e) {
-      open_err[k] = e.what();
-    }
+  std::array<std::string, 2> err, open_err;
+  open_err = wantest::on_two_nodes([&](int k) {
+    ParallelOptions p;
+    p.devices = "cpu:0-1", p.ulysses = 2, p.ring = 2, p.timeout_s = 30;
+    p.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), p.nnodes = 2, p.node_rank = k;
+    nodes[k] = std::make_unique<T2VEngine>(model, p);
   });
   if (!open_err[0].empty() || !open_err[1].empty()) throw wantest::Failure{open_err[0] + " | " + open_err[1]};
   FaultInjection f;
   f.kind = FaultInjection::Throw, f.rank = 2, f.step = 1;
   wantest::inject_fault(*nodes[1]->group(), f);
-  both([&](int k) {
-    try {
-      nodes[k]->generate(r);
-    } catch (const std::exception& e) {
-      err[k] = e.what();
-    }
+  err = wantest::on_two_nodes([&](int k) {
+    nodes[k]->generate(r);
   });
   std::printf("     node 0: %s\n     node 1: %s\n", err[0].c_str(), err[1].c_str());
   EXPECT(err[1].find("rank 2 (cpu:0): injected fault at step 2/2") == 0);
@@ -54,12 +42,8 @@ TEST(parallel_nodes_quote_the_failing_node_and_recover) {
   // Both nodes rebuilt their groups: the next request runs and gives the same latents on both.
   wantest::inject_fault(*nodes[1]->group(), {});
   at::Tensor lat[2];
-  both([&](int k) {
-    try {
-      lat[k] = nodes[k]->generate(r).latents;
-    } catch (const std::exception& e) {
-      err[k] = e.what();
-    }
+  err = wantest::on_two_nodes([&](int k) {
+    lat[k] = nodes[k]->generate(r).latents;
   });
   if (!lat[0].defined() || !lat[1].defined()) throw wantest::Failure{"after the failure: " + err[0] + " | " + err[1]};
   EXPECT(at::equal(lat[0], lat[1]));

@@ -268,23 +268,17 @@ TEST(parallel_two_nodes_form_one_group_through_the_tcp_store) {
   // processes): one group of 4, the same latents as the one-process 4-rank run.
   uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
   std::unique_ptr<T2VEngine> nodes[2];
-  std::string err[2];
+  std::array<std::string, 2> err;
   at::Tensor lat[2];
   const T2VRequest r = request(48, 48, 5);
   const std::string model = wantest::tiny_model();  // written once, before the threads
-  auto node = [&](int k) {
-    try {
-      ParallelOptions p;
-      p.devices = "cpu:0-1", p.ulysses = 2, p.ring = 2, p.timeout_s = 60;
-      p.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), p.nnodes = 2, p.node_rank = k;
-      nodes[k] = std::make_unique<T2VEngine>(model, p);
-      lat[k] = nodes[k]->generate(r).latents;
-    } catch (const std::exception& e) {
-      err[k] = e.what();
-    }
-  };
-  std::thread t0(node, 0), t1(node, 1);
-  t0.join(), t1.join();
+  err = wantest::on_two_nodes([&](int k) {
+    ParallelOptions p;
+    p.devices = "cpu:0-1", p.ulysses = 2, p.ring = 2, p.timeout_s = 60;
+    p.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), p.nnodes = 2, p.node_rank = k;
+    nodes[k] = std::make_unique<T2VEngine>(model, p);
+    lat[k] = nodes[k]->generate(r).latents;
+  });
   if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{"node 0: " + err[0] + "\nnode 1: " + err[1]};
   const at::Tensor ref = engine_for("cpu:0-3", 2, 2, false).generate(r).latents;
   const double e0 = wantest::rel_l2(lat[0], ref), e1 = wantest::rel_l2(lat[1], ref);
@@ -301,31 +295,25 @@ TEST(a_follower_node_runs_node_0s_request_as_published_with_its_uint64_seed) {
   // only when every field (the seed 2^53 + 1 included, which a double would round) arrived intact.
   uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
   std::unique_ptr<T2VEngine> nodes[2];
-  std::string err[2];
+  std::array<std::string, 2> err;
   T2VRequest r = request(32, 48, 5, 3.5);
   r.seed = 9007199254740993ULL, r.sigma_shift = 3.0, r.num_inference_steps = 3;
   const std::string model = wantest::tiny_model();
   at::Tensor latents;
   std::vector<std::string> followed;
   std::atomic<bool> stop{false};
-  auto node = [&](int k) {
-    try {
-      ParallelOptions p;
-      p.devices = "cpu:0", p.cfg_parallel = true, p.timeout_s = 60;
-      p.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), p.nnodes = 2, p.node_rank = k;
-      nodes[k] = std::make_unique<T2VEngine>(model, p);
-      if (k == 0) {
-        latents = nodes[0]->generate(r).latents;
-        nodes[0]->end_requests();
-      } else {
-        nodes[1]->follow(stop, [&](int64_t, const std::string& e) { followed.push_back(e); });
-      }
-    } catch (const std::exception& e) {
-      err[k] = e.what();
+  err = wantest::on_two_nodes([&](int k) {
+    ParallelOptions p;
+    p.devices = "cpu:0", p.cfg_parallel = true, p.timeout_s = 60;
+    p.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), p.nnodes = 2, p.node_rank = k;
+    nodes[k] = std::make_unique<T2VEngine>(model, p);
+    if (k == 0) {
+      latents = nodes[0]->generate(r).latents;
+      nodes[0]->end_requests();
+    } else {
+      nodes[1]->follow(stop, [&](int64_t, const std::string& e) { followed.push_back(e); });
     }
-  };
-  std::thread t0(node, 0), t1(node, 1);
-  t0.join(), t1.join();
+  });
   if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{"node 0: " + err[0] + "\nnode 1: " + err[1]};
   const at::Tensor one = engine_for("cpu", 0, 0, false).generate(r).latents;
   T2VRequest rounded = r;

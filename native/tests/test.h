@@ -6,6 +6,7 @@
 #include <initializer_list>
 
 #include <cstdint>
+#include <array>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -53,6 +54,9 @@ wan::T2VRequest tiny_request(int64_t height, int64_t width, int64_t frames, int6
 // tensors <name>.prompt_ids/.prompt_mask/.negative_ids/.negative_mask of `g` and the case's JSON
 // metadata (seed, size, steps, cfg, shift; tiling, TeaCache, denoising strength where present).
 wan::T2VRequest golden_request(const wan::TensorMap& g, const std::string& name, const std::string& metadata);
+// Runs fn(0) and fn(1) at once on two threads (the two nodes of a multi-node test) and returns
+// what each threw: "" for a node whose fn returned.
+std::array<std::string, 2> on_two_nodes(const std::function<void(int)>& fn);
 // Same dtype, shape and bytes (bitwise, so NaN payloads and f8 patterns count).
 bool same(const wan::StoredTensor& a, const wan::StoredTensor& b);
 }  // namespace wantest

@@ -74,35 +74,23 @@ TEST(v2v_on_two_nodes_sends_the_encoded_input_to_the_follower) {
 
   const uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
   std::unique_ptr<T2VEngine> nodes[2];
-  std::string err[2];
-  auto both = [&](const std::function<void(int)>& fn) {
-    std::thread t0(fn, 0), t1(fn, 1);
-    t0.join(), t1.join();
-  };
-  both([&](int k) {
-    try {
-      ParallelOptions o;
-      o.devices = "cpu:0-1", o.ulysses = 2, o.ring = 2, o.timeout_s = 30;
-      o.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), o.nnodes = 2, o.node_rank = k;
-      nodes[k] = std::make_unique<T2VEngine>(wantest::tiny_model(), o);
-    } catch (const std::exception& e) {
-      err[k] = e.what();
-    }
+  std::array<std::string, 2> err;
+  err = wantest::on_two_nodes([&](int k) {
+    ParallelOptions o;
+    o.devices = "cpu:0-1", o.ulysses = 2, o.ring = 2, o.timeout_s = 30;
+    o.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), o.nnodes = 2, o.node_rank = k;
+    nodes[k] = std::make_unique<T2VEngine>(wantest::tiny_model(), o);
   });
   if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{err[0] + " | " + err[1]};
   at::Tensor latents;
   std::vector<std::string> followed;
   std::atomic<bool> stop{false};
-  both([&](int k) {
-    try {
-      if (k == 0) {
-        latents = nodes[0]->generate(r).latents;
-        nodes[0]->end_requests();
-      } else {
-        nodes[1]->follow(stop, [&](int64_t, const std::string& e) { followed.push_back(e); });
-      }
-    } catch (const std::exception& e) {
-      err[k] = e.what();
+  err = wantest::on_two_nodes([&](int k) {
+    if (k == 0) {
+      latents = nodes[0]->generate(r).latents;
+      nodes[0]->end_requests();
+    } else {
+      nodes[1]->follow(stop, [&](int64_t, const std::string& e) { followed.push_back(e); });
     }
   });
   if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{err[0] + " | " + err[1]};
