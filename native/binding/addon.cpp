@@ -54,14 +54,8 @@ Napi::Value Doctor(const Napi::CallbackInfo& info) {
 // inspect_options_from_json decodes them; a bad one throws at once (a ParamError on its key).
 Napi::Value Inspect(const Napi::CallbackInfo& info) {
   const std::string dir = string_arg(info, 0, "dir");
-  wan::InspectOptions opts;
-  try {
-    opts = wan::inspect_options_from_json(object_to_json(object_arg(info, 1), "options"));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw js_error(info.Env(), e);
-  }
+  const wan::InspectOptions opts = engine_call(
+      info.Env(), [&] { return wan::inspect_options_from_json(object_to_json(object_arg(info, 1), "options")); });
   auto* w = new PromiseWorker(info.Env(), [dir, opts] { return wan::inspect_model(dir, opts).dump(); });
   w->Queue();
   return w->promise();

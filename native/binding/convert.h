@@ -16,6 +16,18 @@ namespace wanjs {
 // the request field as the engine spells it (snake_case), which src/params.ts maps to the API's name.
 Napi::Error js_error(Napi::Env env, const std::exception& e);
 
+// f()'s value; an engine error f throws becomes js_error's JS error (a JS error passes unchanged).
+template <class F>
+auto engine_call(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw js_error(env, e);
+  }
+}
+
 // A JavaScript value as JSON: numbers (integral ones within +-2^53 as JSON integers, others as
 // doubles), strings, booleans, null, arrays, objects (properties holding undefined are left out),
 // BigInts as decimal strings (a seed up to 2^64-1 survives), and typed arrays as arrays of their

@@ -22,14 +22,8 @@ wan::T2VRequest request_arg(const Napi::CallbackInfo& info, const char* call, bo
   if (info.Length() < 1 || !info[0].IsObject())
     throw Napi::TypeError::New(info.Env(), std::string(call) + ": request must be an object");
   const Napi::Object o = info[0].As<Napi::Object>();
-  wan::T2VRequest r;
-  try {
-    r = wan::request_from_json(object_to_json(o, "request", {"inputVideo"}), need_prompt);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw js_error(info.Env(), e);
-  }
+  wan::T2VRequest r = engine_call(
+      info.Env(), [&] { return wan::request_from_json(object_to_json(o, "request", {"inputVideo"}), need_prompt); });
   r.input_video = input_video(o.Get("inputVideo"));
   return r;
 }
@@ -168,11 +162,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Generate(const Napi::CallbackInfo& info) {
     auto eng = engine();
     wan::T2VRequest req = request_arg(info, "generate", true);
-    try {
-      eng->validate(req);  // bad parameters (and a request over the memory budget) reject before any work is queued
-    } catch (const std::exception& e) {
-      throw js_error(info.Env(), e);
-    }
+    // Bad parameters (and a request over the memory budget) reject before any work is queued.
+    engine_call(info.Env(), [&] { eng->validate(req); });
     Napi::Function cb = info.Length() > 1 && info[1].IsFunction() ? info[1].As<Napi::Function>() : Napi::Function();
     std::string save = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
     const int64_t preview_every = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
@@ -232,11 +223,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Plan(const Napi::CallbackInfo& info) {
     auto eng = engine();
     const wan::T2VRequest r = request_arg(info, "plan", false);
-    try {
-      return Napi::String::New(info.Env(), eng->memory_report(r).dump());
-    } catch (const std::exception& e) {  // e.g. no TeaCache calibration fits this DiT: a ParamError
-      throw js_error(info.Env(), e);
-    }
+    // An error is e.g. no TeaCache calibration that fits this DiT: a ParamError.
+    return Napi::String::New(info.Env(), engine_call(info.Env(), [&] { return eng->memory_report(r).dump(); }));
   }
   Napi::Value Info(const Napi::CallbackInfo& info) {
     auto eng = engine();
@@ -302,14 +290,8 @@ Napi::Function define_engine_class(Napi::Env env) {
 
 Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   const std::string dir = string_arg(info, 0, "dir");
-  wan::EngineOptions options;
-  try {
-    options = wan::engine_options_from_json(object_to_json(object_arg(info, 1), "options"));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw js_error(info.Env(), e);
-  }
+  wan::EngineOptions options = engine_call(
+      info.Env(), [&] { return wan::engine_options_from_json(object_to_json(object_arg(info, 1), "options")); });
   auto* w = new OpenWorker(info.Env(), dir, std::move(options));
   w->Queue();
   return w->promise();

@@ -164,11 +164,8 @@ wan::MemoryPlanOptions plan_options_of(const std::string& text) {
 Napi::Value MemoryPlanOf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string arch = string_arg(info, 0, "arch"), options = string_arg(info, 1, "options");
-  try {
-    return Napi::String::New(env, wan::to_json(wan::plan_memory(arch_of(arch), plan_options_of(options))).dump());
-  } catch (const std::exception& e) {
-    throw js_error(env, e);
-  }
+  return Napi::String::New(
+      env, engine_call(env, [&] { return wan::to_json(wan::plan_memory(arch_of(arch), plan_options_of(options))).dump(); }));
 }
 
 }  // namespace wanjs
