@@ -32,3 +32,5 @@ export { readJournal, replay } from "./server/journal.js";
 // The notebook layer beyond open/connect/display (src/display/index.ts).
 export { inKernel, latentPreview } from "./display/index.js";
 export { statsFigure } from "./lab.js";
+// "Did you mean": the edit distance the CLI and the zx scripts' flag tables rank names by.
+export { editDistance } from "./cli/suggest.js";

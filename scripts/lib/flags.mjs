@@ -3,6 +3,8 @@
 // table is refused naming the nearest one (`unknown flag --cfgs; did you mean --cfg?`), so a
 // typo stops the script before any job runs instead of running the wrong grid.
 
+import { editDistance } from "wanlab/internals";
+
 /** A usage error: the scripts exit 2 on these, 1 on failed jobs. */
 export class Usage extends Error {}
 
@@ -28,18 +30,9 @@ export class Usage extends Error {}
 const placeholders = { string: "TEXT", boolean: "", number: "X", integer: "N", numbers: "X,...", strings: "A,..." };
 const isList = (type) => type === "numbers" || type === "strings";
 
-/** Edit distance with adjacent transpositions counted once (--stesp is one edit from --steps). */
-export function distance(a, b) {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  return d[a.length][b.length];
-}
+/** Edit distance with adjacent transpositions counted once (--stesp is one edit from --steps):
+ * the CLI's, so a script and `wanlab` rank a typo's candidates alike. */
+export const distance = editDistance;
 
 /** The known name nearest to `name`, when it is near enough to be a typo of it. */
 export function nearest(name, names) {
