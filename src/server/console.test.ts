@@ -55,6 +55,15 @@ test("failed names the field, cancelled where the engine stopped, re-queued why"
   ]);
 });
 
+test("a cancel that stopped outside the engine still reads as cancelled, with its reason", () => {
+  const h = harness();
+  h.job.error = "This operation was aborted";
+  h.emit({ type: "cancelled", job: h.job });
+  h.job.error = undefined;
+  h.emit({ type: "cancelled", job: h.job });
+  assert.deepEqual(h.lines.map((l) => l.replace(/^wanlab serve: \S+ job j1 /, "")), ["cancelled: This operation was aborted", "cancelled"]);
+});
+
 test("progress: a line per tenth of the steps, or after 10 s without one; never more", () => {
   const h = harness();
   h.emit({ type: "started", job: h.job });

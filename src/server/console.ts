@@ -115,7 +115,10 @@ export function watchJobs(events: Queue["events"], o: JobConsoleOptions): () => 
       case "cancelled": {
         shown.delete(j.id);
         const where = e.at ? whereStopped(e.at) : "";
-        say(j.id, where ? `cancelled ${where}` : `${j.error ?? "cancelled"}`);
+        // Every cancel line starts "cancelled", also when the stop came outside the engine (an
+        // abort while the job waited or wrote its outputs), whose message may not say so.
+        const why = j.error ?? "";
+        say(j.id, where ? `cancelled ${where}` : why.startsWith("cancelled") ? why : `cancelled${why ? `: ${why}` : ""}`);
         return;
       }
       case "requeued":
