@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Batch generation: a prompts file (one prompt per line) or JSONL (one GenerateParams object per
 // line) becomes one job each on a wanlab server; prints progress as jobs finish, gathers each
-// done job's video and manifest under --out and writes an index of them and a labelled contact
-// sheet. Run from the
-// repository (node resolves zx and wanlab from its node_modules):
+// done job's video and manifest under --out and writes an index of them, a labelled contact
+// sheet and an offline report (OUT/report.html: each job's frames, video, parameters, manifest
+// and timings). Run from the repository (node resolves zx and wanlab from its node_modules), or
+// as `npx wanlab batch` where the package is installed:
 //
 //   ./scripts/batch.mjs --help                     (or: node scripts/batch.mjs --help)
 //   ./scripts/batch.mjs --prompts prompts.txt --out runs/batch [--model DIR] [--height 480 ...]
@@ -11,14 +12,15 @@
 // The flags are the table below; any other is refused (exit 2) before a job is submitted.
 import { chalk, fs, path } from "zx";
 import { resolveParams } from "wanlab";
-import { contactSheet } from "./lib/contact-sheet.mjs";
+import { contactSheet, frameStrip } from "./lib/contact-sheet.mjs";
 import { defineFlags } from "./lib/flags.mjs";
 import { progress } from "./lib/progress.mjs";
+import { plotlySource, reportHtml } from "./lib/report.mjs";
 import { assertFits, fail, paramFlags, paramsFromFlags, serverFlags, Usage, withServer } from "./lib/wanlab.mjs";
 
 const flags = defineFlags([
   { flag: "prompts", type: "string", value: "FILE", required: true, help: "one prompt per line (.txt; # comments) or one GenerateParams object per line (.jsonl)" },
-  { flag: "out", type: "string", value: "DIR", default: "batch", help: "where index.json and the jobs' videos and manifests go" },
+  { flag: "out", type: "string", value: "DIR", default: "batch", help: "where index.json, the jobs' videos and manifests, the contact sheet and the report go" },
   { flag: "dry-run", type: "boolean", help: "check every line and print the jobs it would submit; submit none" },
   { flag: "output", type: "string", value: "NAME", help: "the jobs' subfolder of the server's outputs" },
   ...paramFlags(),
@@ -26,13 +28,34 @@ const flags = defineFlags([
 ], {
   name: "batch.mjs",
   about: "One job per line of --prompts on a wanlab server; the flags' parameters apply to every line (a JSONL\n" +
-    "line's own fields win). Writes OUT/index.json, OUT/line-NNN/{video.mp4,manifest.json} and\nOUT/contact-sheet.png.\n" +
+    "line's own fields win). Writes OUT/index.json, OUT/line-NNN/{video.mp4,manifest.json},\nOUT/contact-sheet.png and OUT/report.html, which opens offline.\n" +
     "Exit: 0 all done, 1 a job failed, 2 usage (a bad line is named FILE:LINE).",
   examples: [
     "batch.mjs --prompts prompts.txt --out runs/batch --steps 20",
     "batch.mjs --prompts grid.jsonl --model ~/models/Wan2.1-T2V-1.3B --budget auto",
   ],
 });
+
+/** The parameters a card shows and the charts plot, from a job's resolved parameters. */
+const shown = (p) => [["seed", p.seed], ["steps", p.numInferenceSteps], ["cfg", p.cfgScale], ["shift", p.sigmaShift], ["size", `${p.width}×${p.height}×${p.numFrames}`],
+  ...(p.teaCacheL1Thresh ? [["TeaCache", p.teaCacheL1Thresh]] : []), ...(p.inputVideo ? [["strength", p.denoisingStrength]] : [])];
+
+/** The report's input: one card per line; time against each numeric parameter the lines vary
+ * (against the line number when none does). */
+function batchReport(prompts, index, strips, sheet) {
+  const runs = index.map((j) => ({ label: `line ${j.line}`, params: [["line", j.line], ...shown(j.params)], prompt: j.prompt, state: j.state, error: j.error,
+    video: j.video, manifest: j.manifest, strip: strips.get(j), timings: j.timings }));
+  const names = runs[0].params.map(([k]) => k).filter((k) => k !== "line" && k !== "size");
+  const axes = names.filter((k) => new Set(runs.map((r) => String(r.params.find(([x]) => x === k)?.[1]))).size > 1);
+  return {
+    title: `batch: ${path.basename(prompts)}`,
+    about: [`${index.length} jobs from ${path.resolve(prompts)}; written ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}`],
+    links: [...(sheet ? [{ href: "contact-sheet.png", text: "contact sheet" }] : []), { href: "index.json", text: "index.json" }],
+    axes: axes.length ? axes : ["line"],
+    runs,
+    plotly: plotlySource(),
+  };
+}
 
 async function main() {
   const argv = flags.parse();
@@ -72,6 +95,7 @@ async function main() {
   const width = String(Math.max(...requests.map((r) => r.line))).length;
   const folder = (line) => `line-${String(line).padStart(Math.max(3, width), "0")}`;
 
+  const strips = new Map(); // job → its frame strip as a data: URI, for the report
   const index = await withServer(argv, async (lab) => {
     await assertFits(lab, requests, (r) => at(r.line));
     // Submit everything first: each request is validated by the server (400 names the field).
@@ -93,9 +117,12 @@ async function main() {
           // Gathered under OUT: the server's folder may be on another machine, or cleaned.
           const dir = folder(j.line);
           await fs.mkdirp(path.join(out, dir));
-          await fs.writeFile(path.join(out, dir, "manifest.json"), await lab.download(j.id, "manifest.json"));
+          const manifest = await lab.download(j.id, "manifest.json");
+          await fs.writeFile(path.join(out, dir, "manifest.json"), manifest);
           await fs.writeFile(path.join(out, dir, "video.mp4"), await lab.download(j.id, "video.mp4"));
-          Object.assign(entry, { video: path.join(dir, "video.mp4"), manifest: path.join(dir, "manifest.json") });
+          const m = JSON.parse(manifest.toString());
+          Object.assign(entry, { video: path.join(dir, "video.mp4"), manifest: path.join(dir, "manifest.json"), frames: path.join(dir, "frames.jpg"), timings: m.timings });
+          strips.set(entry, await frameStrip(path.join(out, entry.video), path.join(out, entry.frames), m.video.numFrames));
         }
         const mark = v.state === "done" ? chalk.green("done") : chalk.red(v.state);
         bar.finished(v.state === "done", `${at(j.line)}: ${mark}${entry.video ? ` ${path.join(out, entry.video)}` : v.error ? `: ${v.error}` : ""}`);
@@ -113,10 +140,12 @@ async function main() {
   if (done.length) await contactSheet(done.map((j) => ({ file: path.join(out, j.video), label: `line ${j.line}, seed ${j.seed}, ${short(j.prompt)}` })), sheet);
 
   const file = path.join(out, "index.json");
-  await fs.writeFile(`${file}.tmp`, JSON.stringify({ prompts: path.resolve(argv.prompts), jobs: index, contactSheet: done.length ? sheet : null }, null, 2) + "\n");
+  const report = path.join(out, "report.html");
+  await fs.writeFile(`${file}.tmp`, JSON.stringify({ prompts: path.resolve(argv.prompts), jobs: index, contactSheet: done.length ? sheet : null, report }, null, 2) + "\n");
   await fs.rename(`${file}.tmp`, file);
+  await fs.writeFile(report, reportHtml(batchReport(argv.prompts, index, strips, done.length > 0)));
   console.log(file);
-  console.error(`${done.length}/${index.length} done; index in ${file}; contact sheet ${done.length ? sheet : "(none)"}`);
+  console.error(`${done.length}/${index.length} done; index in ${file}; contact sheet ${done.length ? sheet : "(none)"}; report ${report}`);
   if (done.length !== index.length) process.exitCode = 1;
 }
 

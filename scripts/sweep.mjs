@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 // A parameter sweep: the grid cfg × shift × steps × TeaCache threshold × denoising strength ×
 // seeds for one prompt, run on a wanlab server; each run's video and manifest gathered under
-// --out, then a contact sheet (the first frame of every run, tiled by ffmpeg) and a plotly page
-// of the timings. Run from the repository (node resolves zx and wanlab from its node_modules):
+// --out, then a contact sheet (the first frame of every run, tiled by ffmpeg) and an offline
+// report (OUT/report.html: the runs' frames, videos, parameters, manifests and timing charts).
+// Run from the repository (node resolves zx and wanlab from its node_modules), or as
+// `npx wanlab sweep` where the package is installed:
 //
 //   ./scripts/sweep.mjs --help                     (or: node scripts/sweep.mjs --help)
 //   ./scripts/sweep.mjs --prompt "a cat" --cfg 3,5,7 --shift 3,5 --steps 10,20 --seeds 1,2 --out runs/sweep
 //
 // The flags are the table below; any other is refused (exit 2) before a job is submitted.
 import { fs, path } from "zx";
-import { contactSheet, varying } from "./lib/contact-sheet.mjs";
+import { contactSheet, frameStrip, varying } from "./lib/contact-sheet.mjs";
 import { defineFlags } from "./lib/flags.mjs";
 import { progress } from "./lib/progress.mjs";
-import { assertFits, fail, paramFlags, paramsFromFlags, plotlyHtml, serverFlags, Usage, withServer } from "./lib/wanlab.mjs";
+import { plotlySource, reportHtml } from "./lib/report.mjs";
+import { assertFits, fail, linkOrCopy, paramFlags, paramsFromFlags, serverFlags, Usage, withServer } from "./lib/wanlab.mjs";
 
 const swept = ["seed", "steps", "cfg-scale", "sigma-shift", "tea-cache-l1-thresh", "denoising-strength"];
 const flags = defineFlags([
@@ -30,7 +33,8 @@ const flags = defineFlags([
   name: "sweep.mjs",
   about: "A parameter sweep: one job per point of cfg × shift × steps × TeaCache × strength × seeds for\n" +
     "one prompt, on a wanlab server. Writes OUT/sweep.json, OUT/runs/NN-.../{video.mp4,manifest.json},\n" +
-    "OUT/contact-sheet.png and OUT/sweep.html. Exit: 0 all done, 1 a job failed, 2 usage.",
+    "OUT/contact-sheet.png and OUT/report.html (also as OUT/sweep.html), which opens offline.\n" +
+    "Exit: 0 all done, 1 a job failed, 2 usage.",
   examples: [
     'sweep.mjs --prompt "a cat" --cfg 3,5,7 --shift 3,5 --steps 10,20 --seeds 1,2 --out runs/sweep',
     'sweep.mjs --prompt "a cat" --tea-cache 0,0.1,0.2 --seeds 1,2',
@@ -62,6 +66,7 @@ async function main() {
   const out = path.resolve(argv.out);
   await fs.mkdirp(path.join(out, "runs"));
 
+  const strips = new Map(); // run → its frame strip as a data: URI, for the report
   const runs = await withServer(argv, async (lab) => {
     await assertFits(lab, grid.map((params) => ({ params })), (r) => label(r.params).replace(/, seed .*$/, ""));
     const ids = [];
@@ -79,7 +84,9 @@ async function main() {
           const manifest = await lab.download(id, "manifest.json");
           await fs.writeFile(path.join(out, dir, "manifest.json"), manifest);
           await fs.writeFile(path.join(out, dir, "video.mp4"), await lab.download(id, "video.mp4"));
-          Object.assign(run, { timings: JSON.parse(manifest.toString()).timings, video: path.join(dir, "video.mp4"), manifest: path.join(dir, "manifest.json") });
+          const m = JSON.parse(manifest.toString());
+          Object.assign(run, { timings: m.timings, video: path.join(dir, "video.mp4"), manifest: path.join(dir, "manifest.json"), frames: path.join(dir, "frames.jpg") });
+          strips.set(run, await frameStrip(path.join(out, run.video), path.join(out, run.frames), m.video.numFrames));
         }
         bar.finished(v.state === "done", `${label(grid[i])}: ${v.state}${v.error ? `: ${v.error}` : ""}`);
         return run;
@@ -92,23 +99,29 @@ async function main() {
   // Contact sheet: the first frame of each done run, in grid order, labelled by the parameters
   // that vary over the grid (sweep.json's runs carry the same labels).
   const tea = runs.some((r) => r.teaCacheL1Thresh);
-  const labels = varying(runs, (r) => [["cfg", r.cfgScale], ["shift", r.sigmaShift], ["steps", r.numInferenceSteps],
-    ...(tea ? [["TeaCache", r.teaCacheL1Thresh]] : []), ...(r.inputVideo ? [["strength", r.denoisingStrength]] : []), ["seed", r.seed]]);
+  const params = (r) => [["cfg", r.cfgScale], ["shift", r.sigmaShift], ["steps", r.numInferenceSteps],
+    ...(tea ? [["TeaCache", r.teaCacheL1Thresh]] : []), ...(r.inputVideo ? [["strength", r.denoisingStrength]] : []), ["seed", r.seed]];
+  const labels = varying(runs, params);
   runs.forEach((r, i) => (r.label = labels[i]));
   const done = runs.filter((r) => r.video);
   const sheet = path.join(out, "contact-sheet.png");
   if (done.length) await contactSheet(done.map((r) => ({ file: path.join(out, r.video), label: r.label })), sheet);
 
-  const summary = runs;
-  await fs.writeFile(path.join(out, "sweep.json"), JSON.stringify({ prompt: argv.prompt, runs: summary, contactSheet: done.length ? sheet : null }, null, 2) + "\n");
-  const bySteps = [...new Set(summary.map((r) => r.numInferenceSteps))];
-  const traces = bySteps.map((steps) => {
-    const rs = summary.filter((r) => r.numInferenceSteps === steps && r.timings);
-    return { type: "scatter", mode: "markers", name: `${steps} steps`, x: rs.map((r) => r.cfgScale), y: rs.map((r) => r.timings.generate_s), text: rs.map((r) => `shift ${r.sigmaShift}, seed ${r.seed}, ${r.id}`) };
-  });
-  await fs.writeFile(path.join(out, "sweep.html"), plotlyHtml(`sweep: ${argv.prompt}`, traces, { xaxis: { title: "cfg scale" }, yaxis: { title: "generate time (s)" } }));
+  const report = path.join(out, "report.html");
+  await fs.writeFile(path.join(out, "sweep.json"), JSON.stringify({ prompt: argv.prompt, runs, contactSheet: done.length ? sheet : null, report }, null, 2) + "\n");
+  // The report: time against each parameter the grid varies; a run that failed shows its reason.
+  const axes = params(runs[0]).map(([k]) => k).filter((k) => new Set(runs.map((r) => String(params(r).find(([x]) => x === k)[1]))).size > 1);
+  await fs.writeFile(report, reportHtml({
+    title: `sweep: ${argv.prompt}`,
+    about: [`${runs.length} runs of ${axes.length ? axes.join(" × ") : "one point"}; written ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}`],
+    links: [...(done.length ? [{ href: "contact-sheet.png", text: "contact sheet" }] : []), { href: "sweep.json", text: "sweep.json" }],
+    axes,
+    runs: runs.map((r) => ({ label: r.label, params: params(r), state: r.state, error: r.error, video: r.video, manifest: r.manifest, strip: strips.get(r), timings: r.timings })),
+    plotly: plotlySource(),
+  }));
+  await linkOrCopy(report, path.join(out, "sweep.html"));
   console.log(path.join(out, "sweep.json"));
-  console.error(`${done.length}/${runs.length} done; contact sheet ${done.length ? sheet : "(none)"}; report ${path.join(out, "sweep.html")}`);
+  console.error(`${done.length}/${runs.length} done; contact sheet ${done.length ? sheet : "(none)"}; report ${report}`);
   if (done.length !== runs.length) process.exitCode = 1;
 }
 

@@ -15,10 +15,11 @@ import { help, UsageError } from "./cli/parse.js";
 import { didYouMean } from "./cli/suggest.js";
 import type { Command } from "./options/table.js";
 import { cmdServe } from "./cli/serve.js";
+import { scriptCommands, scriptsUsage } from "./cli/scripts.js";
 import { clearProgress } from "./terminal/progress.js";
 
 /** `wanlab help`: made from the option table (src/options/table.ts), as each command's --help is. */
-const usage = usageText();
+const usage = [usageText(), "", "scripts (the package's zx scripts; each takes --help):", ...scriptsUsage()].join("\n");
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -34,6 +35,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   "make-tiny": cmdMakeTiny,
   bench: cmdBench,
   serve: cmdServe,
+  ...scriptCommands,
 };
 
 /** The table's commands behind each command word, for `wanlab help COMMAND`. */
@@ -47,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
     const topic = cmd === "help" ? args[0] : undefined;
     if (topic !== undefined) {
+      if (Object.hasOwn(scriptCommands, topic)) return scriptCommands[topic as keyof typeof scriptCommands](["--help"]);
       if (!helpOf[topic]) return unknownCommand(topic);
       return help(...helpOf[topic]!);
     }

@@ -1,15 +1,15 @@
 // The zx scripts' command lines (scripts/lib/flags.mjs): one declared table per script, --help
 // made from it, unknown flags refused naming the nearest known one before any server or job,
 // and the shebang runnable without zx on PATH. Also the progress lines (scripts/lib/progress.mjs)
-// and the contact sheets' labels (scripts/lib/contact-sheet.mjs).
-// No server here: scripts.test.ts runs them against the tiny model.
+// and the contact sheets' labels (scripts/lib/contact-sheet.mjs), and `wanlab sweep|batch`
+// running the package's scripts. No server here: scripts.test.ts runs them against the tiny model.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { root, scratch } from "./helpers.js";
+import { root, scratch, wanlab } from "./helpers.js";
 
 type Table = { flag: string; type: string; help: string; default?: unknown; aliases?: string[]; required?: boolean }[];
 interface Flags {
@@ -185,4 +185,38 @@ test("contact sheet labels: only the parameters that vary over the grid, wrapped
   assert.deepEqual(wrapLabel("cfg 3, shift 5, 10 steps, seed 42", 16), ["cfg 3, shift 5,", "10 steps,", "seed 42"]);
   assert.deepEqual(wrapLabel("line 4, seed 7, a red fox in deep snow", 16), ["line 4, seed 7,", "a red fox in", "deep snow"]);
   assert.deepEqual(wrapLabel("x".repeat(20), 8), ["xxxxxxxx", "xxxxxxxx", "xxxx"]);
+});
+
+test("wanlab sweep and wanlab batch run the package's scripts with the same flags, output and exit status; wanlab help lists them", () => {
+  writeFileSync(join(dir, "two.txt"), "a cat\n# a comment\na dog\n");
+  const env = { CI: "1", WANLAB_RUNTIME_DIR: join(dir, "none") };
+  const viaCli = (args: string[]) => {
+    const r = spawnSync(process.execPath, [join(root, "bin", "wanlab.js"), ...args], { encoding: "utf8", cwd: dir, env: { ...process.env, ...env } });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const cases: [string, string[], number][] = [
+    ["sweep", ["--help"], 0],
+    ["batch", ["--prompts", "two.txt", "--steps", "2", "--dry-run"], 0], // prints the jobs, submits none
+    ["batch", ["--stesp", "2", "--dry-run"], 2],
+    ["sweep", ["--prompt", "a cat", "--cfgs", "1,3"], 2],
+    ["sweep", ["--prompt", "a cat", "--url", "http://127.0.0.1:9"], 1], // nothing listens there
+  ];
+  for (const [name, args, status] of cases) {
+    const direct = script(`${name}.mjs`, args);
+    const through = viaCli([name, ...args]);
+    assert.equal(through.status, status, `wanlab ${name} ${args.join(" ")}: ${through.stderr}`);
+    assert.deepEqual(through, direct, `wanlab ${name} ${args.join(" ")} is scripts/${name}.mjs`);
+  }
+  assert.match(viaCli(["batch", "--prompts", "two.txt", "--dry-run"]).stdout, /^two\.txt:1: \{"prompt":"a cat"\}\ntwo\.txt:3: \{"prompt":"a dog"\}\n$/);
+  const help = wanlab(["help"]);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^  sweep \[flags\] .*`wanlab sweep --help`/m);
+  assert.match(help.stdout, /^  batch \[flags\] .*`wanlab batch --help`/m);
+  for (const line of help.stdout.split("\n")) assert.ok([...line].length <= 100, `wanlab help: ${line}`);
+  const sweepHelp = wanlab(["help", "sweep"]);
+  assert.equal(sweepHelp.status, 0);
+  assert.deepEqual(sweepHelp, wanlab(["sweep", "--help"]));
+  const typo = wanlab(["swep"]);
+  assert.equal(typo.status, 2);
+  assert.match(typo.stderr, /^wanlab: unknown command swep; did you mean sweep\?/);
 });

@@ -1,7 +1,7 @@
 // A labelled contact sheet: the first frame of each video, scaled to one tile width, with its
 // label (the parameters that tell the runs apart) in a white band under it, tiled left to right,
 // top to bottom in the order given. ffmpeg draws the text (drawtext, the system's sans font).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { $ } from "zx";
@@ -61,4 +61,17 @@ export function varying(runs, describe) {
   const differs = keys.filter((k) => new Set(parts.map((p) => p.find(([x]) => x === k)?.[1])).size > 1);
   const shown = differs.length ? differs : keys;
   return parts.map((p) => p.filter(([k]) => shown.includes(k)).map(([k, v]) => (k === "steps" ? `${v} steps` : `${k} ${v}`)).join(", "));
+}
+
+/**
+ * Writes `file` (a JPEG): up to `frames` frames of `video` taken evenly from its `numFrames`,
+ * side by side at `height` pixels (small videos scaled up, nearest neighbour). Returns it as a
+ * data: URI, for a report that carries its images inline.
+ */
+export async function frameStrip(video, file, numFrames, { frames = 6, height = 72 } = {}) {
+  const every = Math.max(1, Math.ceil(numFrames / frames));
+  const count = Math.max(1, Math.ceil(numFrames / every));
+  const vf = [`select=not(mod(n\\,${every}))`, `scale=-2:${height}:flags=neighbor`, `tile=${count}x1:padding=2:color=white`].join(",");
+  await $`ffmpeg -hide_banner -loglevel error -y -i ${video} -vf ${vf} -frames:v 1 -q:v 4 ${file}`;
+  return `data:image/jpeg;base64,${readFileSync(file).toString("base64")}`;
 }

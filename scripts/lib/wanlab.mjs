@@ -2,12 +2,14 @@
 // Their flag tables and parser: ./flags.mjs; progress lines: ./progress.mjs.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { copyFile, link, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectClient as connect, readServerFile, runtimeDir } from "wanlab";
 import { spinner } from "zx";
 import { Usage } from "./flags.mjs";
+import { plotlySource } from "./report.mjs";
 
 export const cli = fileURLToPath(new URL("../../bin/wanlab.js", import.meta.url));
 /** test/serve-launcher.ts: `wanlab serve` with test seams (injected engine faults) for the load test. */
@@ -147,13 +149,19 @@ export function paramsFromFlags(flags) {
   return p;
 }
 
-/** A self-contained plotly page (plotly from its CDN when opened; the data is inline). */
+/** A self-contained plotly page that opens offline: plotly.js inlined, the data inline. */
 export function plotlyHtml(title, traces, layout = {}) {
   return `<!doctype html><meta charset="utf-8"><title>${title}</title>
-<script src="https://cdn.plot.ly/plotly-2.35.2.min.js"></script>
 <div id="plot" style="width:100%;height:90vh"></div>
-<script>Plotly.newPlot("plot", ${JSON.stringify(traces)}, ${JSON.stringify({ title, ...layout })});</script>
+<script>${plotlySource().replace(/<\/script/gi, "<\\/script")}</script>
+<script>Plotly.newPlot("plot", ${JSON.stringify(traces)}, ${JSON.stringify({ title: { text: title, x: 0, xanchor: "left" }, margin: { t: 60 }, ...layout })}, { displaylogo: false });</script>
 `;
+}
+
+/** `to` as a second name of `from` (a hard link, or a copy where links fail); replaces `to`. */
+export async function linkOrCopy(from, to) {
+  await rm(to, { force: true });
+  await link(from, to).catch(() => copyFile(from, to));
 }
 
 /** Exit codes: 2 for usage errors, 1 for anything else. */
