@@ -1,7 +1,7 @@
 // The HTTP API (fastify): every route checks the bearer token first, bodies are validated
 // against the schema derived from params.ts and then by resolveParams, and handlers only read
 // state or enqueue; compute happens in the queue's single consumer.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { isUtf8 } from "node:buffer";
 import { constants } from "node:fs";
 import { open as openFile } from "node:fs/promises";
@@ -13,6 +13,11 @@ import { ParamError, resolveParams, type GenerateParams } from "../params.js";
 import { jsonDepth } from "../fs/json.js";
 import type { Job, JobEvent, Queue } from "./jobs.js";
 import { apiRoutes, homePage } from "./home.js";
+import { progressOnly, type LiveView } from "./live.js";
+import { signInPage, statusPage, statusPageHeaders } from "./page.js";
+import { sameSecret, sessionCookie, signedIn } from "./session.js";
+import { byteRange } from "./range.js";
+import { statusReporter } from "./status.js";
 import { allowedFor, jobBodySchema, jobFields, planBodySchema, type JobRequest } from "./schema.js";
 
 export interface AppOptions {
@@ -29,6 +34,8 @@ export interface AppOptions {
   plan: (params: GenerateParams) => MemoryPlanReport;
   /** Told of each POST /v1/jobs answered with an error (for the console): who sent it, why, the field. */
   onRefused?: (client: string, error: string, field?: string) => void;
+  /** Each job's latest progress and latent preview (the status page). */
+  live?: LiveView;
 }
 
 /** What GET /v1/jobs/ID answers: the contract's fields first. */
@@ -47,7 +54,7 @@ const terminal = new Set(["done", "failed", "cancelled"]);
 
 function eventData(e: JobEvent) {
   const base = { id: e.job.id, state: e.job.state, step: e.job.step, totalSteps: e.job.totalSteps };
-  if (e.type === "progress") return { ...base, progress: e.progress };
+  if (e.type === "progress") return { ...base, progress: progressOnly(e.progress), ...(e.progress.latents ? { preview: true } : {}) };
   if (e.type === "retry") return { ...base, error: e.error, delayMs: e.delayMs };
   if (e.type === "done") return { ...base, outputs: e.job.outputs };
   if (e.type === "failed" || e.type === "cancelled") return { ...base, error: e.job.error };
@@ -118,10 +125,13 @@ export function buildApp(o: AppOptions): FastifyInstance {
       if (!apiRoutes.some(([method, path]) => method === m && path === r.url)) throw new Error(`route ${m} ${r.url} is not described in src/server/home.ts (apiRoutes), the page at /`);
     }
   });
+  // A browser signed in to the status page (src/server/session.ts) may read: GET and HEAD only.
   app.addHook("onRequest", async (req, reply) => {
-    if ((req.method === "GET" || req.method === "HEAD") && req.routeOptions.url === "/") return;
+    const reads = req.method === "GET" || req.method === "HEAD";
+    if (reads && req.routeOptions.url === "/") return;
     const given = req.headers.authorization;
     const token = bearerToken(given);
+    if (token === undefined && reads && signedIn(req.headers.cookie, o.token, req.socket.localPort ?? 0)) return;
     if (token === undefined || !timingSafeEqual(digest(token), expected)) {
       reply.header("www-authenticate", 'Bearer realm="wanlab"');
       return reply.code(401).send({ error: given ? "invalid bearer token" : "missing Authorization: Bearer TOKEN (the token is in server.json)" });
@@ -165,7 +175,37 @@ export function buildApp(o: AppOptions): FastifyInstance {
 
   const findJob = (id: string) => (idPattern.test(id) ? o.queue.get(id) : undefined);
 
-  app.get("/", async (_req, reply) => reply.type("text/plain; charset=utf-8").header("cache-control", "no-store").header("x-content-type-options", "nosniff").send(homePage(o.info.version)));
+  // GET /: the status page for a signed-in browser; /?token=TOKEN signs a browser in and
+  // redirects to / (the token leaves the address bar); any other browser gets a page that says
+  // how to sign in, and other clients the plain-text list of routes.
+  app.get<{ Querystring: { token?: string } }>("/", async (req, reply) => {
+    reply.header("cache-control", "no-store").header("x-content-type-options", "nosniff").header("referrer-policy", "no-referrer");
+    const port = req.socket.localPort ?? 0;
+    const given = req.query.token;
+    if (typeof given === "string") {
+      if (sameSecret(given, o.token)) return reply.code(303).header("set-cookie", sessionCookie(o.token, port)).header("location", "/").send();
+      return reply.code(401).headers(statusPageHeaders()).type("text/html; charset=utf-8").send(signInPage(o.info.version, "The token in this link does not match this server (a new one is made each time it starts)"));
+    }
+    if (signedIn(req.headers.cookie, o.token, port)) {
+      const nonce = randomBytes(16).toString("base64");
+      return reply.headers(statusPageHeaders(nonce)).type("text/html; charset=utf-8").send(statusPage(o.info.version, nonce));
+    }
+    if (/\btext\/html\b/.test(req.headers.accept ?? "")) return reply.headers(statusPageHeaders()).type("text/html; charset=utf-8").send(signInPage(o.info.version));
+    return reply.type("text/plain; charset=utf-8").send(homePage(o.info.version));
+  });
+
+  const status = statusReporter({
+    queue: o.queue, live: o.live, version: o.info.version, memory: o.memory, plan: o.plan,
+    model: { layout: o.info.layout, placement: o.info.placement },
+  });
+  app.get("/v1/status", async () => status());
+
+  app.get<{ Params: { id: string } }>("/v1/jobs/:id/preview", async (req, reply) => {
+    const job = findJob(req.params.id);
+    const preview = job ? o.live?.preview(job.id) : undefined;
+    if (!preview) return reply.code(404).send({ error: job ? `job ${job.id} has no latent preview (yet, or any more)` : `no job ${req.params.id}` });
+    return reply.type("image/png").header("cache-control", "no-store").send(preview.png);
+  });
 
   app.get("/v1/health", async (_req, reply) => {
     if (o.stopping()) return reply.code(503).send({ status: "stopping" });
@@ -224,7 +264,15 @@ export function buildApp(o: AppOptions): FastifyInstance {
       if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") return reply.code(404).send({ error: `job ${job!.id}'s output '${req.params.name}' is no longer on the server (${file} ${code === "ELOOP" ? "is now a symbolic link" : "was removed"})` });
       throw e;
     }
-    return reply.type(type).send(fh.createReadStream());
+    const size = (await fh.stat()).size;
+    const range = byteRange(req.headers.range, size);
+    reply.type(type).header("accept-ranges", "bytes");
+    if (range === "unsatisfiable") {
+      await fh.close();
+      return reply.code(416).header("content-range", `bytes */${size}`).send({ error: `range ${req.headers.range} starts past the end of ${req.params.name} (${size} bytes)` });
+    }
+    if (range) return reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${size}`).header("content-length", range.end - range.start + 1).send(fh.createReadStream({ start: range.start, end: range.end }));
+    return reply.header("content-length", size).send(fh.createReadStream());
   });
 
   function stream(raw: ServerResponse, initial: JobEvent[], accept: (e: JobEvent) => boolean, endOn?: (e: JobEvent) => boolean): void {

@@ -15,6 +15,8 @@ export const apiRoutes: readonly (readonly [method: string, path: string, what: 
   ["GET", "/v1/jobs/:id/events", "a job's events (text/event-stream) until it ends"],
   ["GET", "/v1/events", "every job's events (text/event-stream)"],
   ["GET", "/v1/stats", "queue counts, throughput, latency, memory"],
+  ["GET", "/v1/status", "what the status page shows: running job, queue, recent jobs, stats"],
+  ["GET", "/v1/jobs/:id/preview", "the running job's latest latent preview (PNG)"],
   ["POST", "/v1/shutdown", "stop the server (the running job finishes or is re-queued)"],
 ];
 
@@ -30,6 +32,9 @@ export function homePage(version: string): string {
     "($WANLAB_RUNTIME_DIR, else $XDG_RUNTIME_DIR/wanlab, else ~/.local/share/wanlab/runtime),",
     "readable only by the user who started the server. `wanlab generate --server` and",
     "connect() from \"wanlab\" read it there.",
+    "",
+    "A browser: open the link the server printed at start (URL/?token=TOKEN) for the",
+    "status page; it signs the browser in with a cookie that reads (GET) only.",
     "",
     ...apiRoutes.map(([m, p, what]) => `  ${`${m} ${p}`.padEnd(width)}  ${what}`),
     "",

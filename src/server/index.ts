@@ -15,6 +15,7 @@ import { formatBytes } from "../terminal/format.js";
 import { buildApp } from "./app.js";
 import { clip, timestamp, watchJobs } from "./console.js";
 import { createQueue, type Faults, type RetryPolicy } from "./jobs.js";
+import { previewEvery, watchLive } from "./live.js";
 import { openJournal, readJournal, repairJournal, replay } from "./journal.js";
 import { modelFingerprint } from "./outputs.js";
 import { checkRuntimeDir, processStart, readServerFile, removeServerFile, runtimeDir, serverFile, staleReason, writeServerFile } from "./runtime.js";
@@ -205,6 +206,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     log,
     stopWaitMs,
     cancelWaitMs: o.cancelWaitMs ?? testSeams.cancelWaitMs,
+    previewEvery,
     admit: (p) => {
       if (p.inputVideo) checkInputVideoPath(p.inputVideo);  // read on this machine, when the job runs
       let plan: MemoryPlanReport;
@@ -225,6 +227,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   const resumed = replayed.filter((j) => j.state === "queued" || j.state === "running").length;
   if (resumed) log(`wanlab serve: resuming ${resumed} job(s) from ${journalPath}`);
   if (!o.quiet) watchJobs(queue.events, { log });
+  const live = watchLive(queue.events);
   await queue.restore(replayed);
 
   const token = randomBytes(32).toString("base64url");
@@ -245,7 +248,7 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
   const memoryAtStart = process.memoryUsage().rss;
 
   const app = buildApp({
-    token, queue, bodyLimit: o.bodyLimit,
+    token, queue, live, bodyLimit: o.bodyLimit,
     info: { ...lab.info, dir: model, fingerprint, version },
     shutdown: () => void close(),
     stopping: () => stopping,
@@ -329,6 +332,7 @@ export async function runServer(o: ServeOptions): Promise<number> {
   const server = await serve(o);
   console.log(`listening on ${server.url}`);
   console.error(`wanlab serve: token and URL in ${server.runtimeFile}; outputs in ${server.outputs}`);
+  console.error(`wanlab serve: status page: ${server.url}/?token=${server.token}  (the link signs a browser in: keep it private)`);
   let signals = 0;
   const onSignal = () => {
     signals++;

@@ -97,6 +97,9 @@ export interface QueueOptions {
   stopWaitMs?: number;
   /** Log lines (failed jobs, journal errors); default stderr. */
   log?: (line: string) => void;
+  /** Ask the engine for the latents every `previewEvery(steps)` denoising steps (progress events
+   * then carry them: the status page's previews, src/server/live.ts); default none. */
+  previewEvery?: (steps: number) => number;
 }
 
 export interface QueueStats {
@@ -204,6 +207,7 @@ export function createQueue(o: QueueOptions): Queue {
           {
             signal: controller.signal,
             saveTensors: job.options.saveTensors ? join(tmp, "tensors.safetensors") : undefined,
+            preview: o.previewEvery ? { every: o.previewEvery(job.totalSteps) } : undefined,
             onProgress: (p) => {
               job.stage = p.stage;
               if (p.stage === "denoise") job.step = p.step;
