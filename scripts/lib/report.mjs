@@ -79,7 +79,7 @@ export function reportFigures({ axes, runs }) {
     figs.push({
       id: "time-by-stage",
       data: stages.map(([name, get]) => ({ type: "bar", name, x: timed.map((r) => r.label), y: timed.map((r) => get(r.timings) ?? 0) })),
-      layout: layout("time per run by stage", "", "seconds", { barmode: "stack", showlegend: true, xaxis: { type: "category", automargin: true } }),
+      layout: layout("time per run by stage", "", "seconds", { barmode: "stack", showlegend: true, xaxis: { title: { text: "run" }, type: "category", automargin: true } }),
     });
   return figs;
 }
