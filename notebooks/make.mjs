@@ -56,16 +56,11 @@ for (const seed of seeds)
     for (const cfg of cfgs)
       runs.push({ cfg, shift, seed, r: await lab.generate({ prompt, seed, cfgScale: cfg, sigmaShift: shift, height: 32, width: 32, numFrames: 1, numInferenceSteps: 2 }) });
 runs.length`),
-  md("Contact sheet: rows are seed × shift, columns cfg; each tile is the first frame."),
-  code(`
-const tile = 32, cols = cfgs.length, rows = seeds.length * shifts.length;
-const sheet = { width: cols * tile, height: rows * tile, numFrames: 1, fps: 1, frames: new Uint8Array(cols * tile * rows * tile * 3) };
-runs.forEach(({ r }, i) => {
-  const cx = i % cols, cy = Math.floor(i / cols);
-  for (let y = 0; y < tile; y++)
-    sheet.frames.set(r.video.frames.subarray(y * tile * 3, (y + 1) * tile * 3), ((cy * tile + y) * sheet.width + cx * tile) * 3);
-});
-wan.display({ mimeBundle: () => ({ "image/png": wan.frameStrip(sheet).toString("base64"), "text/plain": "contact sheet" }) });`),
+  md("Contact sheet: rows are seed × shift, columns cfg; each tile is the video (its first frame in the PNG), captioned by its parameters."),
+  code(`wan.plot.grid(runs.map((x) => x.r), { cols: cfgs.length, labels: runs.map((x) => \`cfg \${x.cfg} · shift \${x.shift} · seed \${x.seed}\`) })`),
+  md("Two of them side by side, captioned by the parameters that differ; and one video's frames as a strip:"),
+  code(`wan.plot.compare(runs[0]!.r, runs[2]!.r)`),
+  code(`wan.frameStrip(runs[0]!.r)`),
   md("Mean absolute difference from the cfg=1 video of the same seed and shift, per cfg:"),
   code(`
 const diff = (a: Uint8Array, b: Uint8Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]!), 0) / a.length;

@@ -7,11 +7,11 @@
 import { connect as connectClient, connectFor, type Client, type ConnectOptions, type RemoteResult } from "./client/index.js";
 import { open as openEngine, type EngineLab, type OpenOptions } from "./engine.js";
 import { CancelledError, type GenerateOptions, type GenerateResult, type Lab, type MemoryPlanReport, type ModelInfo } from "./shared/lab.js";
-import { resolveParams, type GenerateParams } from "./params.js";
+import { refuseUnknownParams, resolveParams, type GenerateParams } from "./params.js";
 import type { JobOptions } from "./shared/jobs.js";
 import { inKernel, interruptible } from "./display/interrupt.js";
 import { notebookLoad } from "./display/load.js";
-import { makeDisplayable, type Displayable } from "./display/mime.js";
+import { inspectValue, makeDisplayable, type Displayable } from "./display/mime.js";
 import { figure, memoryPlan as memoryPlanFigure, type Figure } from "./display/plot.js";
 import { notebookProgress, type RankRow } from "./display/progress.js";
 import { encodeVideo, videoBundle, type EncodedVideo } from "./display/video.js";
@@ -51,7 +51,7 @@ export interface ServerLab extends NotebookLab {
 /** A memory plan that shows itself as its chart; its fields stay a plain object. */
 function shownPlan(p: MemoryPlanReport): MemoryPlanReport & Displayable {
   const fig = memoryPlanFigure(p);
-  return makeDisplayable(p, () => fig.mimeBundle(), () => String(fig.mimeBundle()["text/plain"]));
+  return makeDisplayable(p, () => fig.mimeBundle(), () => inspectValue(fig));
 }
 
 /** Charts of one generation's timings: seconds per denoising step, and encode / denoise / decode. */
@@ -72,6 +72,15 @@ export function statsFigure(r: GenerateResult): Figure {
         : []),
     ]
     : [];
+  // Each subplot's title above its own domain (plotly has no subplot titles of its own).
+  const domains: [string, [number, number]][] = [
+    ["seconds per denoising step", memory.length ? [0, 0.42] : [0, 0.55]],
+    ["seconds per component", memory.length ? [0.5, 0.72] : [0.65, 1]],
+    ...(memory.length ? [["memory per stage (GB)", [0.8, 1]] as [string, [number, number]]] : []),
+  ];
+  const subplotTitles = domains.map(([text, [a, b]]) => ({
+    text, showarrow: false, xref: "paper", yref: "paper", x: (a + b) / 2, y: 1, xanchor: "center", yanchor: "bottom", yshift: 6, font: { size: 12, color: "#444" },
+  }));
   return figure(
     [
       // TeaCache's skipped steps (the blocks' residual reused) in grey
@@ -92,12 +101,15 @@ export function statsFigure(r: GenerateResult): Figure {
       title: { text: `${p.width}×${p.height}, ${p.numFrames} frames, ${p.numInferenceSteps} steps, seed ${p.seed}` },
       showlegend: false,
       barmode: "group",
+      height: 380,
+      margin: { t: 96, r: 20, b: 60, l: 60 },
+      annotations: subplotTitles,
       xaxis: { title: { text: skipped.size ? `denoising step (${skipped.size} skipped by TeaCache, grey)` : "denoising step" },
-        domain: memory.length ? [0, 0.42] : [0, 0.55] },
+        domain: domains[0]![1] },
       yaxis: { title: { text: "seconds" } },
-      xaxis2: { domain: memory.length ? [0.5, 0.72] : [0.65, 1] },
+      xaxis2: { domain: domains[1]![1] },
       yaxis2: { anchor: "x2", title: { text: "seconds" } },
-      ...(memory.length ? { xaxis3: { domain: [0.8, 1] }, yaxis3: { anchor: "x3", title: { text: `GB (${memory.length > 1 ? "predicted | measured" : "predicted"})` } } } : {}),
+      ...(memory.length ? { xaxis3: { domain: domains[2]![1] }, yaxis3: { anchor: "x3", title: { text: `GB (${memory.length > 1 ? "predicted | measured" : "predicted"})` } } } : {}),
     },
   );
 }
@@ -115,6 +127,7 @@ async function displayable(r: GenerateResult): Promise<NotebookResult> {
   const out = makeDisplayable(r, () => bundle, () => String(bundle["text/plain"])) as NotebookResult;
   Object.defineProperty(out, "encoded", { value: encoded, enumerable: false });
   makeDisplayable(r.video, () => bundle, () => String(bundle["text/plain"]));
+  Object.defineProperty(r.video, "encoded", { value: encoded, enumerable: false });
   return out;
 }
 
@@ -154,7 +167,7 @@ function layoutText(p: ModelInfo["parallel"], devices?: string): string {
 /** generate() with the notebook's progress, ■ and inline results, over any Lab (engine or client). */
 function notebookGenerate<R extends GenerateResult>(
   lab: { generate(params: GenerateParams, options?: GenerateOptions): Promise<R> },
-  context: { ranks: RankRow[]; previews: boolean; history: NotebookResult[] },
+  context: { ranks: RankRow[]; previews: boolean; history: NotebookResult[]; inProcess: boolean },
 ) {
   return async function generate(params: GenerateParams, options: GenerateOptions = {}): Promise<R & NotebookResult> {
     if (!inKernel()) {
@@ -162,7 +175,9 @@ function notebookGenerate<R extends GenerateResult>(
       context.history.push(r);
       return r;
     }
-    resolveParams(params); // a parameter error is reported as itself, before any bar appears
+    // A parameter error is reported as itself, before any bar appears (the server checks its own keys).
+    if (context.inProcess) refuseUnknownParams(params);
+    resolveParams(params);
     const note = options.preview && !context.previews ? "no latent previews through the server (in-process engine only)" : undefined;
     const progress = notebookProgress("wanlab", { ranks: context.ranks, note });
     const { signal, release } = interruptible(options.signal);
@@ -184,7 +199,7 @@ function notebookGenerate<R extends GenerateResult>(
       if (e instanceof CancelledError) {
         const where = `cancelled at step ${progress.step}/${progress.total || params.numInferenceSteps || "?"}`;
         progress.finish(`${where}; the model is still loaded`, false);
-        throw new CancelledError(`${where}; the model is still loaded`);
+        throw new CancelledError(`${where}; the model is still loaded`, e);
       }
       progress.finish(`failed: ${(e as Error).message}`, false);
       throw e;
@@ -244,7 +259,7 @@ export async function open(options: NotebookOpenOptions = {}): Promise<NotebookL
     info: lab.info,
     where: "in-process",
     history,
-    generate: notebookGenerate(lab, { ranks: rankRows(p, devices), previews: true, history }),
+    generate: notebookGenerate(lab, { ranks: rankRows(p, devices), previews: true, history, inProcess: true }),
     stats: statsOf(history),
     memoryPlan: async (params) => shownPlan(lab.memoryPlan(params)),
     close: lab.close,
@@ -277,7 +292,7 @@ export async function connect(options: ConnectOptions = {}, model?: string): Pro
     where: client.url,
     client,
     history,
-    generate: notebookGenerate(client, { ranks: rankRows(p), previews: false, history }),
+    generate: notebookGenerate(client, { ranks: rankRows(p), previews: false, history, inProcess: false }),
     stats: statsOf(history),
     memoryPlan: async (params) => shownPlan(await client.memoryPlan(params)),
     close: client.close,

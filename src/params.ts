@@ -150,6 +150,16 @@ function pair(field: string, v: [number, number]): [number, number] {
   return [int(`${field}[0]`, v[0], 1, 1024), int(`${field}[1]`, v[1], 1, 1024)];
 }
 
+/** The GenerateParams field names, in the order the server's messages list them. */
+export const paramKeys: readonly string[] = [...paramRowsByKey.keys()].filter((k): k is string => typeof k === "string");
+
+/** Refuses a key that is not a GenerateParams field (a typo would otherwise fall back to its
+ * default silently), with the server's message for an unknown job field. */
+export function refuseUnknownParams(p: object, allowed: readonly string[] = paramKeys): void {
+  for (const key of Object.keys(p))
+    if (!allowed.includes(key)) throw new ParamError(key, `unknown parameter '${key}'; allowed: ${allowed.join(", ")}`);
+}
+
 /** Applies defaults and checks every field; the first bad one throws a ParamError naming it. */
 export function resolveParams(p: GenerateParams): ResolvedParams {
   if (typeof p.prompt !== "string") throw new ParamError("prompt", "prompt must be a string");

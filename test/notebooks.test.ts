@@ -19,6 +19,13 @@ const dir = scratch("wanlab-nb-");
 const prefix = join(dir, "prefix");
 const env = { ...process.env, JUPYTER_PATH: join(prefix, "share", "jupyter"), JUPYTER_PLATFORM_DIRS: "1" };
 
+/** What an output shows as a cell's value or printed line: an execute_result's text (a string
+ * without its quotes) or a stream's text, trimmed. */
+function shown(o: { type: string; text?: string }): string | undefined {
+  if (o.type === "execute_result") return (o.text ?? "").replace(/^'(.*)'$/s, "$1");
+  return o.type === "stream" ? (o.text ?? "").trim() : undefined;
+}
+
 function py(args: string[], cwd = root, extraEnv: Record<string, string> = {}): unknown {
   const r = spawnSync(python, [join(root, "test", "python", "notebooks.py"), ...args], { cwd, env: { ...env, ...extraEnv }, encoding: "utf8", maxBuffer: 64 << 20, timeout: 240_000 });
   assert.equal(r.status, 0, `notebooks.py ${args[0]} failed:\n${r.stderr}`);
@@ -121,7 +128,7 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
     assert.ok(rankBar, "the hybrid run's bar lists every rank with its communication");
     assert.ok(all.some((o) => o.text?.includes("device group cpu:0-3 (threads, rendezvous, process groups)): ✓")), "the load bar names the device group");
     assert.ok(all.filter(isVideo).length === 1, "the video (mp4 + GIF) from `r.video` as the cell's value");
-    assert.ok(all.some((o) => o.type === "stream" && o.text?.includes("[ 5, 48, 48, 3 ]")), "video.tensor().shape");
+    assert.ok(all.some((o) => shown(o)?.includes("[ 5, 48, 48, 3 ]")), "video.tensor().shape");
   });
 
   test("02-parameter-sweep shows a contact sheet and a plot", () => {
@@ -142,7 +149,7 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
     assert.equal(r.interrupted.status, "error");
     assert.ok(r.interrupted.stop_latency_s < 30, `stopped ${r.interrupted.stop_latency_s}s after the interrupt`);
     assert.equal(r.next.status, "ok", JSON.stringify(r.next));
-    assert.ok(r.next.outputs.some((o) => o.type === "stream" && o.text === "2\n"), JSON.stringify(r.next.outputs));
+    assert.ok(r.next.outputs.some((o) => shown(o) === "2"), JSON.stringify(r.next.outputs));
   });
 
   test("a cell attaches to a running wanlab serve: progress, inline video, stats; close() leaves the server running", async () => {
@@ -152,13 +159,13 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
       const r = py(["server"], root, { WANLAB_RUNTIME_DIR: runtimeDir }) as { cells: { source: string; status: string; outputs: Output[] }[] };
       for (const c of r.cells) assert.equal(c.status, "ok", `${c.source}\n${JSON.stringify(c.outputs)}`);
       const [where, gen, shape, stats, again] = r.cells;
-      assert.ok(where!.outputs.some((o) => o.type === "stream" && o.text?.trim() === server.url), JSON.stringify(where!.outputs));
+      assert.ok(where!.outputs.some((o) => shown(o) === server.url), JSON.stringify(where!.outputs));
       assert.ok(where!.outputs.some((o) => /^wanlab connect: attached to http/.test(o.text ?? "")), "the connect bar");
       assert.ok(gen!.outputs.some((o) => o.type === "update_display_data" && /denoising \d\/3/.test(o.text ?? "")), "live progress from the server's events");
       assert.ok(gen!.outputs.some((o) => o.mimes?.includes("image/gif") && o.mimes.includes("text/html")), "the video");
-      assert.ok(shape!.outputs.some((o) => o.type === "stream" && o.text?.trim() === "[ 5, 32, 32, 3 ]"), JSON.stringify(shape!.outputs));
+      assert.ok(shape!.outputs.some((o) => shown(o) === "[ 5, 32, 32, 3 ]"), JSON.stringify(shape!.outputs));
       assert.ok(stats!.outputs.some((o) => o.mimes?.includes("application/vnd.plotly.v1+json")));
-      assert.ok(again!.outputs.some((o) => o.type === "stream" && o.text?.trim() === "true"), "close() detached; open({ server: true }) reattached and got the same video");
+      assert.ok(again!.outputs.some((o) => shown(o) === "true"), "close() detached; open({ server: true }) reattached and got the same video");
       assert.equal((await server.api("/v1/health")).status, 200, "the server outlives the kernel's lab and the kernel");
     } finally {
       server.child.kill("SIGTERM");
@@ -181,10 +188,10 @@ describe("notebooks through Jupyter on the wanlab kernel", { skip }, () => {
     assert.equal(a.generation_status, "error", "then ■ stopped it");
     assert.equal(r.start.status, "ok");
     assert.equal(r.other.status, "ok");
-    assert.ok(r.other.outputs.some((o) => o.type === "stream" && o.text?.trim() === "2,4,6"), JSON.stringify(r.other.outputs));
+    assert.ok(r.other.outputs.some((o) => shown(o) === "2,4,6"), JSON.stringify(r.other.outputs));
     assert.ok(r.other.seconds < 10, `the other cell took ${r.other.seconds}s`);
     // The background generation was still running after the other cell: the abort found it mid-way.
     assert.equal(r.end.status, "ok", JSON.stringify(r.end));
-    assert.ok(r.end.outputs.some((o) => o.type === "stream" && /^cancelled at step \d+\/1000; the model is still loaded$/.test(o.text?.trim() ?? "")), JSON.stringify(r.end.outputs));
+    assert.ok(r.end.outputs.some((o) => /^cancelled at step \d+\/1000; the model is still loaded$/.test(shown(o) ?? "")), JSON.stringify(r.end.outputs));
   });
 });

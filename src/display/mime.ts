@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { inKernel } from "./interrupt.js";
+import { valueBundle } from "./value.js";
 
 export type MimeBundle = Record<string, unknown>;
 
@@ -45,26 +46,33 @@ export function isDisplayable(x: unknown): x is Displayable {
   return typeof x === "object" && x !== null && typeof (x as Displayable).mimeBundle === "function";
 }
 
-/** Shows a value in the notebook (its bundle), or prints it outside one. */
+/** Shows a value in the notebook (its bundle, or a labelled grid for an array of videos), or prints it outside one. */
 export function display(x: unknown): void {
-  if (isDisplayable(x) && publish(x.mimeBundle())) return;
+  if (publish(valueBundle(x))) return;
   console.log(x);
 }
 
 /**
- * tslab prints a cell's last value with console.log; this makes that print publish the rich
- * bundle first and leave a one-line summary as the text.
+ * Gives `target` a MIME bundle: the kernel shows the bundle when it is a cell's value (one
+ * execute_result) or passed to display(); printed (console.log, inside other values) it reads as
+ * the one-line summary.
  */
 export function makeDisplayable<T extends object>(target: T, bundle: () => MimeBundle, summary: () => string): T & Displayable {
-  Object.defineProperty(target, "mimeBundle", { value: bundle, enumerable: false });
-  Object.defineProperty(target, inspect.custom, {
-    value: () => {
-      if (inKernel()) publish(bundle());
-      return summary();
-    },
-    enumerable: false,
-  });
+  Object.defineProperty(target, "mimeBundle", { value: bundle, enumerable: false, configurable: true });
+  Object.defineProperty(target, inspect.custom, { value: () => summary(), enumerable: false, configurable: true });
   return target as T & Displayable;
+}
+
+/** Bigints print as plain integers where a JavaScript number holds them exactly (seeds: 42, not 42n). */
+export function plainBigints(text: string, style: string): string {
+  if (style !== "bigint") return text;
+  const digits = text.endsWith("n") ? text.slice(0, -1) : text;
+  return /^-?\d{1,16}$/.test(digits) && Number.isSafeInteger(Number(digits)) ? digits : text;
+}
+
+/** A value as the kernel prints it: util.inspect with plain bigints. */
+export function inspectValue(x: unknown): string {
+  return inspect(x, { stylize: plainBigints } as Parameters<typeof inspect>[1]);
 }
 
 export function escapeHtml(s: string): string {

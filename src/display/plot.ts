@@ -1,11 +1,15 @@
 // Plotly charts as notebook output: the plotly MIME bundle (JupyterLab with the plotly renderer,
 // VS Code) and an HTML fallback that draws with plotly.js from the plotly.js-dist-min package —
-// inlined, no CDN — for exporters and viewers that only know HTML.
+// inlined once per kernel session (gzipped, no CDN) — for exporters and viewers that only know HTML.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
+import { gzipSync } from "node:zlib";
 import type { GenerateResult, MemoryPlanReport } from "../shared/lab.js";
 import { makeDisplayable, type Displayable, type MimeBundle } from "./mime.js";
+
+// Image grids of videos sit beside the charts: wan.plot.grid(results), wan.plot.compare(a, b).
+export { compare, grid, type Grid, type GridOptions, type VideoLike } from "./grid.js";
 
 export interface Trace {
   type?: "bar" | "scatter" | "heatmap" | "box";
@@ -22,39 +26,69 @@ export interface Figure extends Displayable {
   layout: Record<string, unknown>;
 }
 
-let plotlySource: string | undefined;
-/** plotly.js, read once; the first chart a kernel shows carries it, later ones reuse window.Plotly. */
-function plotlyJs(): string {
-  plotlySource ??= readFileSync(createRequire(import.meta.url).resolve("plotly.js-dist-min"), "utf8");
-  return plotlySource;
+let plotlyGzip: string | undefined;
+/** plotly.js, gzipped and base64-encoded once: 4.9 MB of source travels as 2 MB. */
+function plotlyJsGzip(): string {
+  plotlyGzip ??= gzipSync(readFileSync(createRequire(import.meta.url).resolve("plotly.js-dist-min")), { level: 9 }).toString("base64");
+  return plotlyGzip;
+}
+
+/** Marks the one output that carries plotly.js (tests count it). */
+export const plotlyCarrierId = "wanlab-plotly-js";
+
+/** The script that defines window.Plotly from the gzipped library (the browser's DecompressionStream). */
+function plotlyLoader(): string {
+  return (
+    `<script type="text/javascript" id="${plotlyCarrierId}">(function(){if(window.Plotly||window.__wanlabPlotly)return;window.__wanlabPlotly=1;` +
+    `var b=atob("${plotlyJsGzip()}"),a=new Uint8Array(b.length);for(var i=0;i<b.length;i++)a[i]=b.charCodeAt(i);` +
+    `new Response(new Blob([a]).stream().pipeThrough(new DecompressionStream("gzip"))).text().then(function(src){` +
+    `var s=document.createElement("script");s.textContent=src;document.head.appendChild(s);});})();</script>`
+  );
 }
 
 const shipped = new Set<string>();
 
+/** Only the buttons a static chart needs: a short modebar stays clear of the title. */
+const plotConfig = { responsive: true, displaylogo: false, modeBarButtons: [["toImage", "zoom2d", "pan2d", "resetScale2d"]] };
+
 function html(fig: { data: Trace[]; layout: Record<string, unknown> }, session: string): string {
   const id = `wanlab-plot-${randomBytes(6).toString("hex")}`;
   // Every chart in a saved notebook must render on its own page load, so the library goes with the
-  // first chart of each kernel session and the others wait for it.
-  const lib = shipped.has(session) ? "" : `<script type="text/javascript">${plotlyJs().replace(/<\/script/gi, "<\\/script")}</script>`;
+  // first chart of each kernel session and the others wait for window.Plotly.
+  const lib = shipped.has(session) ? "" : plotlyLoader();
   shipped.add(session);
   const spec = JSON.stringify({ data: fig.data, layout: fig.layout }).replace(/</g, "\\u003c");
   return (
     `<div id="${id}" style="width:100%;max-width:720px;height:${Number(fig.layout.height ?? 360)}px"></div>${lib}` +
-    `<script type="text/javascript">(function(){var s=${spec};function draw(){if(window.Plotly){window.Plotly.newPlot("${id}",s.data,s.layout,{responsive:true,displaylogo:false});}else{setTimeout(draw,50);}}draw();})();</script>`
+    `<script type="text/javascript">(function(){var s=${spec};function draw(){if(window.Plotly){window.Plotly.newPlot("${id}",s.data,s.layout,${JSON.stringify(plotConfig)});}else{setTimeout(draw,50);}}draw();})();</script>`
   );
 }
 
 const session = randomBytes(4).toString("hex");
 
+/** The title at the top left, below the band where the modebar appears on hover. */
+function placedTitle(title: unknown): Record<string, unknown> | undefined {
+  if (title === undefined) return undefined;
+  const t = typeof title === "string" ? { text: title } : (title as Record<string, unknown>);
+  return { x: 0, xref: "container", xanchor: "left", y: 1, yref: "container", yanchor: "top", pad: { t: 30, l: 12 }, font: { size: 15 }, ...t };
+}
+
+const titleText = (layout: Record<string, unknown>) => String((layout.title as { text?: string } | undefined)?.text ?? layout.title ?? "");
+
 /** A figure from traces and a layout; shown as a chart when it is a cell's value. */
 export function figure(data: Trace[], layout: Record<string, unknown> = {}, plain?: string): Figure {
-  const fig: { data: Trace[]; layout: Record<string, unknown> } = { data, layout: { height: 360, margin: { t: 40, r: 20, b: 50, l: 60 }, ...layout } };
+  const title = placedTitle(layout.title);
+  const fig: { data: Trace[]; layout: Record<string, unknown> } = {
+    data,
+    layout: { height: 360, margin: { t: title ? 64 : 40, r: 20, b: 50, l: 60 }, ...layout, ...(title ? { title } : {}) },
+  };
+  const text = () => plain ?? `Figure: ${titleText(fig.layout)} (${fig.data.length} trace${fig.data.length === 1 ? "" : "s"})`;
   const bundle = (): MimeBundle => ({
-    "application/vnd.plotly.v1+json": { data: fig.data, layout: fig.layout },
+    "application/vnd.plotly.v1+json": { data: fig.data, layout: fig.layout, config: plotConfig },
     "text/html": html(fig, session),
-    "text/plain": plain ?? `Figure: ${String((fig.layout.title as { text?: string } | undefined)?.text ?? fig.layout.title ?? "")} (${fig.data.length} trace${fig.data.length === 1 ? "" : "s"})`,
+    "text/plain": text(),
   });
-  return makeDisplayable(fig, bundle, () => bundle()["text/plain"] as string) as Figure;
+  return makeDisplayable(fig, bundle, text) as Figure;
 }
 
 export function bar(x: unknown[], y: unknown[], layout: Record<string, unknown> = {}, trace: Partial<Trace> = {}): Figure {

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { collect } from "../shared/process.js";
 import { encodePng, findFfmpeg, writeMp4 } from "../video/ffmpeg.js";
-import { escapeHtml, type MimeBundle } from "./mime.js";
+import { escapeHtml, makeDisplayable, type Displayable, type MimeBundle } from "./mime.js";
 
 export interface VideoFrames {
   /** [numFrames, height, width, 3] RGB bytes. */
@@ -68,8 +68,16 @@ export async function encodeVideo(v: VideoFrames): Promise<EncodedVideo> {
   }
 }
 
-/** Frames side by side in one PNG (every `every`-th frame): a still summary of a clip. */
-export function frameStrip(v: VideoFrames, every = 1): Buffer {
+/** A PNG that shows itself as an image when it is a cell's value; still a Buffer of the PNG bytes. */
+export type Png = Buffer & Displayable;
+
+/**
+ * Frames side by side in one PNG (every `every`-th frame): a still summary of a clip. Takes the
+ * video or the result holding it; as a cell's value it shows as the image.
+ */
+export function frameStrip(x: VideoFrames | { video: VideoFrames }, every = 1): Png {
+  const v = "video" in x ? x.video : x;
+  if (!(Number.isInteger(every) && every >= 1)) throw new RangeError(`frameStrip: every must be an integer >= 1, got ${every}`);
   const picks = [];
   for (let i = 0; i < v.numFrames; i += every) picks.push(i);
   const W = v.width * picks.length;
@@ -80,7 +88,9 @@ export function frameStrip(v: VideoFrames, every = 1): Buffer {
       out.set(v.frames.subarray(src, src + v.width * 3), (y * W + k * v.width) * 3);
     }
   });
-  return encodePng(out, W, v.height);
+  const png = encodePng(out, W, v.height);
+  const text = `frame strip: ${picks.length} frame${picks.length === 1 ? "" : "s"} of ${v.width}×${v.height}${every > 1 ? ` (every ${every}th)` : ""}`;
+  return makeDisplayable(png, () => ({ "image/png": png.toString("base64"), "text/plain": text }), () => text);
 }
 
 /** The output bundle for an encoded video; `label` goes in the caption and alt text. */

@@ -1,4 +1,5 @@
-// The wanlab Jupyter kernel: tslab, plus three things tslab leaves to the embedder.
+// The wanlab Jupyter kernel: tslab, plus what tslab leaves to the embedder (and kernel.ts: values,
+// errors and execution counts as Jupyter messages, stop_on_error honoured).
 // - `import ... from "wanlab"` resolves to this package (types included) when the notebook's
 //   directory has no node_modules/wanlab of its own; a project-local wanlab still wins.
 // - SIGINT (the notebook's ■) aborts the running generation at its next step instead of only
@@ -9,6 +10,7 @@ import Module, { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { interruptAll } from "../display/interrupt.js";
+import { startKernel } from "./kernel.js";
 
 const packageRoot = fileURLToPath(new URL("../../../", import.meta.url));
 const require = createRequire(import.meta.url);
@@ -82,8 +84,7 @@ const config = configPath(process.argv.slice(2));
 (globalThis as Record<symbol, unknown>)[Symbol.for("wanlab.kernel")] = true;
 hookRuntimeResolution();
 hookTypeResolution();
-const { startKernel } = require(tslabMain) as { startKernel(o: { configPath: string; enableFindLocal: boolean }): void };
-// enableFindLocal: false — the kernel runs the tslab this wanlab was installed with (the hooks above
-// live in its module instances).
-startKernel({ configPath: config, enableFindLocal: false });
+// The tslab this wanlab was installed with (the hooks above live in its module instances), with
+// wanlab's execute handling (kernel.ts).
+startKernel(config, tslabMain);
 routeInterrupts();
