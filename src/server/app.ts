@@ -266,11 +266,12 @@ export function buildApp(o: AppOptions): FastifyInstance {
     }
     const size = (await fh.stat()).size;
     const range = byteRange(req.headers.range, size);
-    reply.type(type).header("accept-ranges", "bytes");
+    reply.header("accept-ranges", "bytes");
     if (range === "unsatisfiable") {
       await fh.close();
       return reply.code(416).header("content-range", `bytes */${size}`).send({ error: `range ${req.headers.range} starts past the end of ${req.params.name} (${size} bytes)` });
     }
+    reply.type(type);
     if (range) return reply.code(206).header("content-range", `bytes ${range.start}-${range.end}/${size}`).header("content-length", range.end - range.start + 1).send(fh.createReadStream({ start: range.start, end: range.end }));
     return reply.header("content-length", size).send(fh.createReadStream());
   });

@@ -118,8 +118,8 @@ function renderRunning(r, now) {
   }
 }
 
-function renderQueue(q, now) {
-  $("queue-count").textContent = q.length ? "(" + q.length + ")" : "";
+function renderQueue(q, depth, now) {
+  $("queue-count").textContent = depth ? "(" + depth + (depth > q.length ? ", the first " + q.length + " shown" : "") + ")" : "";
   var body = $("queue").tBodies[0];
   body.replaceChildren();
   if (!q.length) { var tr = el("tr"); var td = el("td", "muted", "No job is waiting."); td.colSpan = 6; tr.append(td); body.append(tr); return; }
@@ -180,7 +180,8 @@ function renderStats(s) {
 function render(s) {
   $("version").textContent = s.version;
   renderRunning(s.running, s.now);
-  renderQueue(s.queued, s.now);
+  renderQueue(s.queued, s.stats.queueDepth, s.now);
+  document.title = (s.running ? (s.running.stage === "denoise" ? "step " + s.running.step + "/" + s.running.totalSteps : s.running.stage || "running") + " \u00b7 " : "") + "wanlab serve";
   renderRecent(s.recent);
   renderStats(s);
   document.body.dataset.updated = String(s.now);

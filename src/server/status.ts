@@ -52,6 +52,7 @@ export interface StatusReport {
   model: { layout: string; placement?: unknown };
   now: number;
   running: RunningSummary | null;
+  /** The first `queuedShown` waiting jobs, in order (stats.queueDepth counts them all). */
   queued: JobSummary[];
   /** The last jobs that ended, newest first. */
   recent: JobSummary[];
@@ -72,6 +73,8 @@ export interface StatusSource {
 
 /** How many ended jobs the page lists. */
 export const recentCount = 12;
+/** How many waiting jobs it lists. */
+export const queuedShown = 50;
 
 export function keyParams(p: Job["params"]): KeyParams {
   return {
@@ -131,7 +134,7 @@ export function statusReporter(s: StatusSource): () => StatusReport {
       model: s.model,
       now: Date.now(),
       running,
-      queued: s.queue.queued().map((j) => summary(j)),
+      queued: s.queue.queued().slice(0, queuedShown).map((j) => summary(j)),
       recent: ended.map((j) => summary(j, s.live)),
       stats: s.queue.stats(),
       recentStepsPerSecond: s.live?.recentSpeeds() ?? [],
