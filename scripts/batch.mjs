@@ -9,32 +9,15 @@
 //   ./scripts/batch.mjs --help                     (or: node scripts/batch.mjs --help)
 //   ./scripts/batch.mjs --prompts prompts.txt --out runs/batch [--model DIR] [--height 480 ...]
 //
-// The flags are the table below; any other is refused (exit 2) before a job is submitted.
+// The flags are its table in ./lib/script-flags.mjs; any other is refused (exit 2) before a job
+// is submitted.
 import { chalk, fs, path } from "zx";
 import { resolveParams } from "wanlab";
 import { contactSheet, frameStrip } from "./lib/contact-sheet.mjs";
-import { defineFlags } from "./lib/flags.mjs";
 import { progress } from "./lib/progress.mjs";
 import { plotlySource, reportHtml } from "./lib/report.mjs";
-import { assertFits, fail, paramFlags, paramsFromFlags, serverFlags, Usage, withServer } from "./lib/wanlab.mjs";
-
-const flags = defineFlags([
-  { flag: "prompts", type: "string", value: "FILE", required: true, help: "one prompt per line (.txt; # comments) or one GenerateParams object per line (.jsonl)" },
-  { flag: "out", type: "string", value: "DIR", default: "batch", help: "where index.json, the jobs' videos and manifests, the contact sheet and the report go" },
-  { flag: "dry-run", type: "boolean", help: "check every line and print the jobs it would submit; submit none" },
-  { flag: "output", type: "string", value: "NAME", help: "the jobs' subfolder of the server's outputs" },
-  ...paramFlags(),
-  ...serverFlags,
-], {
-  name: "batch.mjs",
-  about: "One job per line of --prompts on a wanlab server; the flags' parameters apply to every line (a JSONL\n" +
-    "line's own fields win). Writes OUT/index.json, OUT/line-NNN/{video.mp4,manifest.json},\nOUT/contact-sheet.png and OUT/report.html, which opens offline.\n" +
-    "Exit: 0 all done, 1 a job failed, 2 usage (a bad line is named FILE:LINE).",
-  examples: [
-    "batch.mjs --prompts prompts.txt --out runs/batch --steps 20",
-    "batch.mjs --prompts grid.jsonl --model ~/models/Wan2.1-T2V-1.3B --budget auto",
-  ],
-});
+import { batchFlags as flags } from "./lib/script-flags.mjs";
+import { assertFits, fail, paramsFromFlags, Usage, withServer } from "./lib/wanlab.mjs";
 
 /** The parameters a card shows and the charts plot, from a job's resolved parameters. */
 const shown = (p) => [["seed", p.seed], ["steps", p.numInferenceSteps], ["cfg", p.cfgScale], ["shift", p.sigmaShift], ["size", `${p.width}×${p.height}×${p.numFrames}`],

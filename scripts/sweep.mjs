@@ -9,38 +9,14 @@
 //   ./scripts/sweep.mjs --help                     (or: node scripts/sweep.mjs --help)
 //   ./scripts/sweep.mjs --prompt "a cat" --cfg 3,5,7 --shift 3,5 --steps 10,20 --seeds 1,2 --out runs/sweep
 //
-// The flags are the table below; any other is refused (exit 2) before a job is submitted.
+// The flags are its table in ./lib/script-flags.mjs; any other is refused (exit 2) before a job
+// is submitted.
 import { fs, path } from "zx";
 import { contactSheet, frameStrip, varying } from "./lib/contact-sheet.mjs";
-import { defineFlags } from "./lib/flags.mjs";
 import { progress } from "./lib/progress.mjs";
 import { plotlySource, reportHtml } from "./lib/report.mjs";
-import { assertFits, fail, linkOrCopy, paramFlags, paramsFromFlags, serverFlags, Usage, withServer } from "./lib/wanlab.mjs";
-
-const swept = ["seed", "steps", "cfg-scale", "sigma-shift", "tea-cache-l1-thresh", "denoising-strength"];
-const flags = defineFlags([
-  { flag: "prompt", type: "string", required: true, help: "what the videos show" },
-  { flag: "cfg", type: "numbers", default: [5], help: "classifier-free guidance scales" },
-  { flag: "shift", type: "numbers", default: [5], help: "sigma shifts of the schedule" },
-  { flag: "steps", type: "numbers", default: [50], help: "denoising step counts", aliases: ["num-inference-steps"] },
-  { flag: "tea-cache", type: "numbers", default: [0], help: "TeaCache thresholds, 0 is off" },
-  { flag: "strength", type: "numbers", default: [1], help: "denoising strengths; below 1 needs --input-video" },
-  { flag: "seeds", type: "numbers", default: [0], help: "noise seeds" },
-  { flag: "out", type: "string", value: "DIR", default: "sweep", help: "where sweep.json, the runs' videos and manifests, the contact sheet and the report go" },
-  ...paramFlags(swept),
-  ...serverFlags,
-], {
-  name: "sweep.mjs",
-  about: "A parameter sweep: one job per point of cfg × shift × steps × TeaCache × strength × seeds for\n" +
-    "one prompt, on a wanlab server. Writes OUT/sweep.json, OUT/runs/NN-.../{video.mp4,manifest.json},\n" +
-    "OUT/contact-sheet.png and OUT/report.html (also as OUT/sweep.html), which opens offline.\n" +
-    "Exit: 0 all done, 1 a job failed, 2 usage.",
-  examples: [
-    'sweep.mjs --prompt "a cat" --cfg 3,5,7 --shift 3,5 --steps 10,20 --seeds 1,2 --out runs/sweep',
-    'sweep.mjs --prompt "a cat" --tea-cache 0,0.1,0.2 --seeds 1,2',
-    'sweep.mjs --prompt "a cat" --input-video in.mp4 --strength 0.4,0.7,1',
-  ],
-});
+import { sweepFlags as flags } from "./lib/script-flags.mjs";
+import { assertFits, fail, linkOrCopy, paramsFromFlags, Usage, withServer } from "./lib/wanlab.mjs";
 
 /** A grid point as its label and folder name say it: what differs from the defaults' one point. */
 function label(p) {

@@ -5,7 +5,7 @@
 // running the package's scripts. No server here: scripts.test.ts runs them against the tiny model.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -219,4 +219,11 @@ test("wanlab sweep and wanlab batch run the package's scripts with the same flag
   const typo = wanlab(["swep"]);
   assert.equal(typo.status, 2);
   assert.match(typo.stderr, /^wanlab: unknown command swep; did you mean sweep\?/);
+});
+
+test("docs/scripts.md's flags section is what scripts/lib/docs-scripts.mjs makes from the flag tables", async () => {
+  const { flagsSection, page } = await lib<{ flagsSection(): string; page: string }>("docs-scripts.mjs");
+  const section = flagsSection();
+  for (const flag of ["`--cfg X,...`", "`--seeds X,...`", "`--prompts FILE`", "`--dry-run`", "`--budget BYTES\\|auto`"]) assert.ok(section.includes(`| ${flag} |`), flag);
+  assert.ok(readFileSync(page, "utf8").includes(section), "regenerate: node scripts/lib/docs-scripts.mjs --write");
 });

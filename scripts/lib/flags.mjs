@@ -86,14 +86,25 @@ export function defineFlags(table, { name, about = "", examples = [] }) {
   const spell = (f) => `--${f.flag}${f.type === "boolean" ? "" : ` ${f.value ?? placeholders[f.type]}`}`;
   const synopsis = `usage: ${name} ${all.filter((f) => f.required).map(spell).join(" ")}${all.some((f) => !f.required) ? " [flags]" : ""}`.replace(/ +/g, " ");
 
-  function help() {
-    const rows = all.map((f) => {
+  /** Each flag as [how it is written, its help with its notes (required, default, aliases)]. */
+  function rows() {
+    return all.map((f) => {
       const def = f.shown ?? (f.default === undefined || f.default === false ? undefined : Array.isArray(f.default) ? f.default.join(",") : String(f.default));
       const notes = [f.required ? "required" : undefined, def !== undefined ? `default: ${def}` : undefined, f.aliases?.length ? `also ${f.aliases.map((a) => (a.length === 1 ? `-${a}` : `--${a}`)).join(", ")}` : undefined,
         isList(f.type) ? "comma-separated or repeated" : undefined].filter(Boolean);
       return [spell(f), `${f.help}${notes.length ? ` (${notes.join("; ")})` : ""}`];
     });
-    const width = Math.min(30, Math.max(...rows.map(([l]) => l.length)) + 2);
+  }
+
+  /** The flags as a Markdown table (docs/scripts.md). */
+  function markdown() {
+    const cell = (s) => s.replace(/\|/g, "\\|");
+    return ["| flag | what it does |", "| --- | --- |", ...rows().map(([l, h]) => `| \`${cell(l)}\` | ${cell(h)} |`)].join("\n");
+  }
+
+  function help() {
+    const described = rows();
+    const width = Math.min(30, Math.max(...described.map(([l]) => l.length)) + 2);
     const wrap = (text, indent) => {
       const lines = [];
       let line = "";
@@ -106,7 +117,7 @@ export function defineFlags(table, { name, about = "", examples = [] }) {
       lines.push(line);
       return lines.join(`\n${" ".repeat(indent)}`);
     };
-    const flagLines = rows.map(([l, h]) => (l.length + 2 > width ? `  ${l}\n${" ".repeat(width + 2)}${wrap(h, width + 2)}` : `  ${l.padEnd(width)}${wrap(h, width + 2)}`));
+    const flagLines = described.map(([l, h]) => (l.length + 2 > width ? `  ${l}\n${" ".repeat(width + 2)}${wrap(h, width + 2)}` : `  ${l.padEnd(width)}${wrap(h, width + 2)}`));
     return [synopsis, ...(about ? ["", about] : []), "", "flags:", ...flagLines, ...(examples.length ? ["", "examples:", ...examples.map((e) => `  ${e}`)] : [])].join("\n");
   }
 
@@ -150,5 +161,5 @@ export function defineFlags(table, { name, about = "", examples = [] }) {
     return out;
   }
 
-  return { parse, help, table: all };
+  return { parse, help, markdown, synopsis, about, examples, table: all };
 }
