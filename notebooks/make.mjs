@@ -44,8 +44,8 @@ console.log(r.video.numFrames, r.video.width, r.video.height, r.video.frames.len
 
 writeFileSync(new URL("02-parameter-sweep.ipynb", import.meta.url), nb([
   md(`# Parameter sweep
-cfg scale × sigma shift × seed on one prompt: a contact sheet of first frames and a plot of how far each
-video moves from the cfg=1 baseline.`),
+cfg scale × sigma shift × seed on one prompt: the videos in a grid labelled by their parameters, two side by
+side, and a plot of how far each video moves from the cfg=1 baseline.`),
   code(setup),
   code(`
 const cfgs = [1, 3, 5], shifts = [3, 5], seeds = [1, 2];
