@@ -170,7 +170,7 @@ function renderStats(s) {
   (m.devices || []).forEach(function (d) {
     var t = bytes(d.total - d.free) + " of " + bytes(d.total) + " used";
     if (d.allocated !== undefined) t += "; allocated " + bytes(d.allocated) + ", peak " + bytes(d.peakAllocated) + ", reserved " + bytes(d.reserved);
-    rows.push([d.device + (d.name ? " (" + d.name + ")" : ""), t]);
+    rows.push([d.device === "cpu" ? "host memory" : d.device + (d.name ? " (" + d.name + ")" : ""), t]);
   });
   if (m.promptCache) rows.push(["prompt cache", bytes(m.promptCache.bytes) + ", " + (m.promptCache.hits || 0) + " hits, " + (m.promptCache.misses || 0) + " misses"]);
   var dl = $("stats"); dl.replaceChildren();
