@@ -48,6 +48,9 @@ function plotlyLoader(): string {
 
 const shipped = new Set<string>();
 
+/** What a chart says when plotly.js never arrives (the output that carried it was replaced). */
+const waiting = "waiting for plotly.js: the first chart of the kernel session carries it; restart the kernel and run all cells to draw this chart";
+
 /** Only the buttons a static chart needs: a short modebar stays clear of the title. */
 const plotConfig = { responsive: true, displaylogo: false, modeBarButtons: [["toImage", "zoom2d", "pan2d", "resetScale2d"]] };
 
@@ -60,7 +63,8 @@ function html(fig: { data: Trace[]; layout: Record<string, unknown> }, session: 
   const spec = JSON.stringify({ data: fig.data, layout: fig.layout }).replace(/</g, "\\u003c");
   return (
     `<div id="${id}" style="width:100%;max-width:720px;height:${Number(fig.layout.height ?? 360)}px"></div>${lib}` +
-    `<script type="text/javascript">(function(){var s=${spec};function draw(){if(window.Plotly){window.Plotly.newPlot("${id}",s.data,s.layout,${JSON.stringify(plotConfig)});}else{setTimeout(draw,50);}}draw();})();</script>`
+    `<script type="text/javascript">(function(){var s=${spec},n=0;function draw(){if(window.Plotly){window.Plotly.newPlot("${id}",s.data,s.layout,${JSON.stringify(plotConfig)});}` +
+    `else{if(++n===200)document.getElementById("${id}").textContent=${JSON.stringify(waiting)};setTimeout(draw,50);}}draw();})();</script>`
   );
 }
 
