@@ -30,7 +30,7 @@ interface ExecuteRequest {
 }
 
 /** What one cell left: its value, the error it threw, or TypeScript's diagnostics. */
-class CellCapture {
+export class CellCapture {
   private value: { v: unknown } | undefined;
   private error: { e: unknown } | undefined;
   private diagnostics: string[] = [];
