@@ -170,14 +170,14 @@ function notebookGenerate<R extends GenerateResult>(
   context: { ranks: RankRow[]; previews: boolean; history: NotebookResult[]; inProcess: boolean },
 ) {
   return async function generate(params: GenerateParams, options: GenerateOptions = {}): Promise<R & NotebookResult> {
+    // A mistyped key is refused as the server refuses it (the server checks its own requests).
+    if (context.inProcess) refuseUnknownParams(params);
     if (!inKernel()) {
       const r = (await displayable(await lab.generate(params, options))) as R & NotebookResult;
       context.history.push(r);
       return r;
     }
-    // A parameter error is reported as itself, before any bar appears (the server checks its own keys).
-    if (context.inProcess) refuseUnknownParams(params);
-    resolveParams(params);
+    resolveParams(params); // a parameter error is reported as itself, before any bar appears
     const note = options.preview && !context.previews ? "no latent previews through the server (in-process engine only)" : undefined;
     const progress = notebookProgress("wanlab", { ranks: context.ranks, note });
     const { signal, release } = interruptible(options.signal);

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as wan from "../src/internals.js";
+import { paramKeys } from "../src/params.js";
 import { scratch, wanlab } from "./helpers.js";
 import { startServer, type RunningServer } from "./serve.js";
 
@@ -49,6 +50,12 @@ describe("in-process notebook lab", () => {
     await lab.generate(small, { onProgress: (e) => e.latents && none.push(e.step) });
     assert.deepEqual(none, [], "no previews unless asked");
     await assert.rejects(lab.generate(small, { preview: { every: 0 } }), (e: Error) => e instanceof wan.ParamError && /preview.every/.test(e.message));
+  });
+
+  test("an unknown key is refused before any compute, with the server's message", async () => {
+    await assert.rejects(lab.generate({ ...small, stesp: 2 } as wan.GenerateParams), (e: Error) =>
+      e instanceof wan.ParamError && e.field === "stesp" && e.message === `unknown parameter 'stesp'; allowed: ${paramKeys.join(", ")}`);
+    assert.deepEqual(paramKeys.slice(0, 4), ["prompt", "negativePrompt", "seed", "numInferenceSteps"]);
   });
 
   test("video.tensor() is float32 [F, H, W, 3] in [0, 1]: frames / 255", async () => {
