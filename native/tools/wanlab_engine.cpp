@@ -5,6 +5,7 @@
 #include <iostream>
 #include <map>
 #include <stdexcept>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -47,7 +48,9 @@ const std::vector<std::string> kGenerateFlags = {
 const char* kGenerateHelp = R"(      one generation of the request in REQ.json (the API's request keys: promptIds, promptMask,
       negativeIds, negativeMask as token ids, seed, height, width, numFrames, numInferenceSteps,
       cfgScale, ...; text to video) on an engine opened with these options; prints the run's
-      timings as JSON; --save-tensors writes noise, context, latents, video and token_ids. Nodes
+      timings as JSON; --save-tensors writes noise, context, latents, video and token_ids;
+      --timesteps replaces the schedule with those timesteps (in (0, 1000], decreasing), shifted
+      by the request's sigmaShift as LightX2V shifts its denoising_step_list. Nodes
       1.. of a multi-node group (--node-rank K) follow node 0's requests instead
 )";
 const char* kUsageTail = R"(  make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]
@@ -99,7 +102,7 @@ const char* kUsageTail = R"(  make-tiny OUT [--layout official|sharded|diffusers
 // command does (a missing file, a value the engine refuses) stay exit 1.
 std::string usage_text() {
   return std::string(kUsageHead) + "  inspect DIR " + wan::flags_usage(kInspectFlags, 14) + "\n" + kInspectHelp +
-         "  generate DIR --request REQ.json [--save-tensors OUT.safetensors]\n              " +
+         "  generate DIR --request REQ.json [--save-tensors OUT.safetensors] [--timesteps T1,T2,...]\n              " +
          wan::flags_usage(kGenerateFlags, 14) + "\n" + kGenerateHelp + kUsageTail;
 }
 
@@ -184,7 +187,7 @@ int main(int argc, char** argv) {
       std::cout << wan::inspect_model(a.positional[0], o).dump(2) << "\n";
     } else if (cmd == "generate") {
       Args a = parse(argc, argv, wan::switch_flags(kGenerateFlags));
-      check_known(a, with(kGenerateFlags, {"--request", "--save-tensors"}));
+      check_known(a, with(kGenerateFlags, {"--request", "--save-tensors", "--timesteps"}));
       if (a.positional.size() != 1) usage("generate needs exactly one model directory");
       wan::GenerateFileOptions o;
       o.model_dir = a.positional[0];
@@ -192,6 +195,11 @@ int main(int argc, char** argv) {
       if (!a.options.count("--request") && o.engine.parallel.node_rank == 0) usage("generate needs --request REQ.json");
       if (a.options.count("--request")) o.request_path = a.options["--request"];
       if (a.options.count("--save-tensors")) o.save_tensors = a.options["--save-tensors"];
+      if (a.options.count("--timesteps")) {  // 1000,750,500,250
+        std::stringstream list(a.options["--timesteps"]);
+        for (std::string t; std::getline(list, t, ',');) o.timesteps.push_back(wan::parse_number_flag("--timesteps", t));
+        if (o.timesteps.empty()) usage("--timesteps needs a comma-separated list, e.g. 1000,750,500,250");
+      }
       o.progress = [](const wan::T2VEvent& e) {
         std::fprintf(stderr, "%s %lld/%lld %.1f s\n", e.stage.c_str(), (long long)e.step, (long long)e.total, e.elapsed_s);
       };

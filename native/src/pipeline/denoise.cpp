@@ -64,7 +64,8 @@ void fail_nonfinite_step(int64_t step, int64_t steps, int64_t blocks,
 
 at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
                                        const T2VRequest& r, const FlowMatchSchedule& sched,
-                                       const std::vector<bool>& skips, nlohmann::json& step_s,
+                                       const std::vector<bool>& skips, int64_t first, int64_t last,
+                                       nlohmann::json& step_s,
                                        const std::function<void(int64_t, const at::Tensor&)>& on_step,
                                        const std::atomic<bool>* cancel) const {
   const bool cfg = r.cfg_scale != 1.0;
@@ -126,7 +127,7 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
         stop.record(step, b + 1, n);
         throw RankCancelled(concat("cancelled at step ", step, "/", steps, ", block ", b + 1, "/", n));
       };
-      for (int64_t i = 0; i < steps; ++i) {
+      for (int64_t i = first; i < last; ++i) {
         step = i + 1;
         s.step = i;
         s.ctx.where = concat("step ", i + 1, "/", steps);

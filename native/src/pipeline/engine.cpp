@@ -8,6 +8,7 @@
 
 #include "common/cuda.h"
 #include "common/log.h"
+#include "pipeline/fork.h"
 
 namespace wan {
 
@@ -111,6 +112,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   }
   vae_ = std::make_unique<WanVAE>(model_.vae, model_.arch.vae, vae_place_);
   // The models hold what they need; in-memory weights (random ones) are not kept twice.
+  fingerprint_ = dit_fingerprint(model_);
   model_.dit.clear(), model_.t5.clear(), model_.vae.clear();
   const LogLevel log_level = p.log_level.empty() ? env_log_level() : parse_log_level(p.log_level);
   if (world > 1) {

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/json_limits.h"
+#include "pipeline/flow_match.h"
 #include "pipeline/json_fields.h"
 
 namespace wan {
@@ -27,6 +28,8 @@ constexpr Key kKeys[] = {
     {"sigmaShift", "sigma_shift"}, {"tiled", "tiled"}, {"tileSize", "tile_size"}, {"tileStride", "tile_stride"},
     {"teaCacheL1Thresh", "tea_cache_l1_thresh"}, {"teaCacheModelId", "tea_cache_model_id"},
     {"denoisingStrength", "denoising_strength"},
+    {"timesteps", "timesteps"}, {"stopAtStep", "stop_at_step"}, {"resumeFromStep", "resume"}, {"resumeModel", "resume"},
+    {"resumeSigmas", "resume"},
 };
 
 const char* field_of(const std::string& key) {
@@ -64,6 +67,15 @@ uint64_t seed_of(const json& v) {
   return r;
 }
 
+// An array of at most `max_len` finite numbers.
+std::vector<double> numbers_of(const json& v, const char* key, size_t max_len) {
+  if (!v.is_array() || v.size() > max_len)
+    throw ParamError(field_of(key), concat(key, " must be an array of at most ", max_len, " numbers, got ", json_describe(v)));
+  std::vector<double> out;
+  for (size_t i = 0; i < v.size(); ++i) out.push_back(json_field_number(v[i], concat(key, "[", i, "]"), field_of(key)));
+  return out;
+}
+
 std::array<int64_t, 2> pair_of(const json& v, const char* key) {
   if (!v.is_array() || v.size() != 2)
     throw ParamError(field_of(key), concat(key, " must be [height, width] in latent units, got ", json_describe(v)));
@@ -91,6 +103,13 @@ json request_to_json(const T2VRequest& r) {
   if (r.prompt_mask.defined()) j["promptMask"] = int_list(r.prompt_mask);
   if (r.negative_ids.defined()) j["negativeIds"] = int_list(r.negative_ids);
   if (r.negative_mask.defined()) j["negativeMask"] = int_list(r.negative_mask);
+  if (!r.timesteps.empty()) j["timesteps"] = r.timesteps;
+  if (r.stop_at_step != 0) j["stopAtStep"] = r.stop_at_step;
+  if (r.resume_from_step >= 0) {
+    j["resumeFromStep"] = r.resume_from_step;
+    if (!r.resume_model.empty()) j["resumeModel"] = r.resume_model;
+    if (!r.resume_sigmas.empty()) j["resumeSigmas"] = r.resume_sigmas;
+  }
   return j;
 }
 
@@ -131,6 +150,20 @@ T2VRequest request_from_json(const json& j, bool need_prompt) {
   number_of("teaCacheL1Thresh", r.tea_cache_l1_thresh);
   if (has("teaCacheModelId")) r.tea_cache_model_id = json_field_string(j["teaCacheModelId"], "teaCacheModelId", "tea_cache_model_id");
   number_of("denoisingStrength", r.denoising_strength);
+  // A timestep list sets the number of steps; a numInferenceSteps beside it must agree.
+  if (has("timesteps")) {
+    r.timesteps = numbers_of(j["timesteps"], "timesteps", kMaxTimesteps);
+    if (has("numInferenceSteps") && r.num_inference_steps != int64_t(r.timesteps.size()))
+      throw ParamError("timesteps", concat("timesteps lists ", r.timesteps.size(), " steps but numInferenceSteps is ",
+                                           r.num_inference_steps, "; give one of them"));
+    r.num_inference_steps = int64_t(r.timesteps.size());
+  }
+  int_of("stopAtStep", r.stop_at_step);
+  if (has("resumeModel") || has("resumeSigmas"))
+    if (!has("resumeFromStep")) throw ParamError("resume", "resumeModel and resumeSigmas need resumeFromStep");
+  if (has("resumeFromStep")) r.resume_from_step = json_field_int(j["resumeFromStep"], "resumeFromStep", "resume", 0, kMax);
+  if (has("resumeModel")) r.resume_model = json_field_string(j["resumeModel"], "resumeModel", "resume");
+  if (has("resumeSigmas")) r.resume_sigmas = numbers_of(j["resumeSigmas"], "resumeSigmas", kMaxTimesteps);
   return r;
 }
 

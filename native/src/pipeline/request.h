@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -32,14 +33,30 @@ struct T2VRequest {
   // Or the input's latents already encoded, [z_dim, f, h/8, w/8] float32: what follower nodes of
   // a multi-node engine receive from node 0.
   at::Tensor input_latents;
+  // A custom schedule (pipeline/flow_match.h listed_schedule): timesteps in (0, 1000], strictly
+  // decreasing, shifted by sigma_shift as LightX2V shifts its denoising_step_list; its length is
+  // the number of steps. Empty: num_inference_steps evenly spaced (DiffSynth's schedule).
+  std::vector<double> timesteps;
+  // Forked runs (pipeline/fork.h). stop_at_step k in 1 .. steps: return the latents after step k
+  // undecoded (0: run to the end). resume_from_step k >= 0: the first k steps already ran and
+  // resume_latents [z_dim, f, h/8, w/8] float32 is where they left off; resume_model, when not
+  // "", must be this engine's model fingerprint, and resume_sigmas, when not empty, the sigmas of
+  // the run that stopped (the schedule must be the same). -1: not a resume.
+  int64_t stop_at_step = 0;
+  int64_t resume_from_step = -1;
+  at::Tensor resume_latents;
+  std::string resume_model;
+  std::vector<double> resume_sigmas;
 };
 
 // The request as JSON, keys as the TypeScript API spells them (camelCase):
 //   {"promptIds": [int, ...], "promptMask": [0|1, ...], "negativeIds": [...], "negativeMask": [...],
 //    "seed": "decimal" | number, "height", "width", "numFrames", "numInferenceSteps", "cfgScale",
 //    "sigmaShift", "tiled", "tileSize": [h, w], "tileStride": [h, w], "teaCacheL1Thresh",
-//    "teaCacheModelId", "denoisingStrength"}
-// Tensors other than the token ids (input_video, input_latents) travel beside it, not in it.
+//    "teaCacheModelId", "denoisingStrength", "timesteps": [number, ...], "stopAtStep",
+//    "resumeFromStep", "resumeModel", "resumeSigmas": [number, ...]}
+// Tensors other than the token ids (input_video, input_latents, resume_latents) travel beside it,
+// not in it; timesteps, stopAtStep and the resume keys are written only where set.
 // request_to_json writes every key (the seed as a decimal string: a uint64 does not fit a double),
 // the token ids and masks only where their tensors are defined (no negative prompt: none), so
 // request_from_json(request_to_json(r)) equals r in every field the JSON holds.

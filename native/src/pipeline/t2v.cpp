@@ -11,6 +11,7 @@
 #include "formats/safetensors.h"
 #include "models/latent_grid.h"
 #include "pipeline/denoise.h"
+#include "pipeline/fork.h"
 #include "pipeline/noise.h"
 #include "pipeline/run_stats.h"
 #include "pipeline/stage_checks.h"
@@ -60,7 +61,8 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   int encode_total = prompts;  // and the video's chunks
   report("encode", 0, prompts, t_encode);
   at::Tensor input_latents = r.input_latents;  // [16, f, h, w] float32 on the CPU
-  if (!input_latents.defined() && r.input_video.defined()) {
+  const bool resume = r.resume_from_step >= 0;  // a resumed run starts from its latents: no input to encode
+  if (!input_latents.defined() && r.input_video.defined() && !resume) {
     const auto t_video = Clock::now();
     VaeEncodeOptions enc;
     enc.tiled = r.tiled;
@@ -90,7 +92,9 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   out.noise = initial_noise(r.seed, {1, model_.arch.vae.z_dim, g.frames, g.height, g.width}).squeeze(0);
 
   // 3. flow-match sampling with CFG
-  FlowMatchSchedule sched = wan_schedule(r.num_inference_steps, r.denoising_strength, r.sigma_shift);
+  FlowMatchSchedule sched = request_schedule(r);
+  // Forked runs (pipeline/fork.h): steps [first, last) run here.
+  const int64_t first = resume ? r.resume_from_step : 0, last = r.stop_at_step > 0 ? r.stop_at_step : sched.steps();
   // TeaCache: which steps skip the blocks depends on the timesteps alone, so it is decided here,
   // once, for both CFG branches and every rank.
   std::vector<bool> skips;
@@ -100,11 +104,15 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
     for (size_t i = 0; i < skips.size(); ++i)
       if (skips[i]) skipped.push_back(i);
     out.timings["tea_cache_skipped_steps"] = skipped;
+    if (resume) skips[size_t(first)] = false;  // no residual to reuse: the first resumed step runs the blocks
   }
   // float32 latents: the sampler's state stays in float32. Video-to-video: DiffSynth's add_noise,
   // (1 - sigma_0) * input latents + sigma_0 * noise.
   at::Tensor x = out.noise;
-  if (input_latents.defined()) {
+  if (resume) {
+    x = r.resume_latents.to(at::kFloat);
+    out.timings["resumed_from_step"] = first;
+  } else if (input_latents.defined()) {
     const at::Tensor sigma = sched.sigmas[0];
     x = (1 - sigma) * input_latents + sigma * out.noise;
   }
@@ -113,9 +121,9 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   stage_start();
   auto t_denoise = Clock::now();
   nlohmann::json step_s = nlohmann::json::array();
-  report("denoise", 0, sched.steps(), t_denoise);
+  report("denoise", first, sched.steps(), t_denoise);
   if (group_) {
-    x = denoise_parallel(x, context, negative, r, sched, skips, step_s,
+    x = denoise_parallel(x, context, negative, r, sched, skips, first, last, step_s,
                          [&](int64_t done, const at::Tensor& xs) { report("denoise", done, sched.steps(), t_denoise, xs); }, cancel);
   } else {
     const int64_t steps = sched.steps();
@@ -126,7 +134,7 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
     ds.in_block = [&](int64_t b, int64_t n) {
       if (cancel_set(cancel)) cancelled_in_step(step, steps, b + 1, n);
     };
-    for (int64_t i = 0; i < steps; ++i) {
+    for (int64_t i = first; i < last; ++i) {
       step = i + 1;
       if (cancel_set(cancel)) cancelled_in_step(step, steps);
       auto t_step = Clock::now();
@@ -141,6 +149,14 @@ T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(cons
   out.timings["step_s"] = step_s;
   // Per rank (this node's): run_stats.h says what each figure is.
   if (group_) out.timings["ranks"] = rank_stats_json(*group_);
+  if (last < sched.steps()) {  // stopped early: the latents and what a continuation needs, undecoded
+    out.fork = fork_state(r, sched, last, out.latents.sizes().vec(), fingerprint_);
+    out.timings["stopped_at_step"] = last;
+    stage_end("denoise");
+    if (!stage_peaks.empty()) out.timings["device_peak_bytes"] = stage_peaks;
+    out.timings["placement"] = placement();
+    return out;
+  }
 
   // 4. decode
   if (cancel_set(cancel))
@@ -195,9 +211,11 @@ void save_result_tensors(const std::string& path, const T2VResult& result, const
   t["noise"] = stored(result.noise.to(at::kFloat).contiguous());
   t["context"] = stored(result.context.to(at::kFloat).contiguous());
   t["latents"] = stored(result.latents.to(at::kFloat).contiguous());
-  t["video"] = stored(result.video.to(at::kFloat).contiguous());
+  if (result.video.defined()) t["video"] = stored(result.video.to(at::kFloat).contiguous());
   t["token_ids"] = stored(request.prompt_ids.to(at::kLong).contiguous());
-  save_safetensors(path, t, {{"seed", std::to_string(request.seed)}, {"producer", "wanlab"}});
+  std::map<std::string, std::string> meta = {{"seed", std::to_string(request.seed)}, {"producer", "wanlab"}};
+  if (!result.fork.is_null()) meta["wanlab.fork"] = result.fork.dump();  // what --resume reads (pipeline/fork.h)
+  save_safetensors(path, t, meta);
 }
 
 }  // namespace wan

@@ -47,6 +47,9 @@ struct T2VResult {
   // tea_cache_skipped_steps: the steps whose blocks were skipped (0-based); with an input video,
   // video_encode_s (inside encode_s).
   nlohmann::json timings;
+  // A run stopped early (stop_at_step): its fork state (pipeline/fork.h), and `video` undefined;
+  // else null.
+  nlohmann::json fork;
 };
 
 // Thrown when generate() sees its cancel flag; the engine stays usable (the next generate gives
@@ -99,6 +102,8 @@ class T2VEngine {
   T2VEngine(LoadedModel model, const ParallelOptions& parallel, const ComputeOptions& compute = {});
   ~T2VEngine();
   const LoadedModel& model() const { return model_; }
+  // The DiT weights' identity (pipeline/fork.h dit_fingerprint): what a resume is checked against.
+  const std::string& dit_identity() const { return fingerprint_; }
   const ParallelLayout& layout() const { return layout_; }
   // The DiT copy on `device` (one per local device); the first one for the CPU.
   const WanDiT& dit(const at::Device& device) const;
@@ -141,6 +146,7 @@ class T2VEngine {
 
  private:
   LoadedModel model_;
+  std::string fingerprint_;  // dit_fingerprint(model_), taken before the loaded tensors are released
   std::unique_ptr<Umt5Encoder> t5_;
   // One per local device, in device-list order; with shard_weights one per local rank.
   std::vector<std::unique_ptr<WanDiT>> dits_;
@@ -176,13 +182,15 @@ class T2VEngine {
   std::string budget_hints(const T2VRequest& r, bool weights_only = false) const;
   at::Tensor denoise_parallel(const at::Tensor& noise, const at::Tensor& context, const at::Tensor& negative,
                               const T2VRequest& r, const FlowMatchSchedule& sched, const std::vector<bool>& skips,
-                              nlohmann::json& step_s,
+                              int64_t first, int64_t last, nlohmann::json& step_s,
                               const std::function<void(int64_t, const at::Tensor&)>& on_step,
                               const std::atomic<bool>* cancel) const;
 };
 
 // --save-tensors: float32 `noise` [16, f, h, w], `context` [text_len, text_dim], `latents`
 // [16, f, h, w], `video` [3, F, H, W] in [-1, 1], and int64 `token_ids` [text_len] (the prompt's).
+// A run stopped early has no `video`; its fork state (pipeline/fork.h) is the metadata key
+// "wanlab.fork", so the file resumes the run (`wanlab generate --resume FILE`).
 void save_result_tensors(const std::string& path, const T2VResult& result, const T2VRequest& request);
 
 }  // namespace wan

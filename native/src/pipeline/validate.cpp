@@ -4,6 +4,7 @@
 #include "pipeline/t2v.h"
 
 #include "models/latent_grid.h"
+#include "pipeline/fork.h"
 #include "pipeline/tea_cache.h"
 
 namespace wan {
@@ -65,6 +66,15 @@ void T2VEngine::validate(const T2VRequest& r) const {
   const int64_t ok_hw = 8 * a.patch[1];
   on_field(size_fails(r.height, ok_hw, 1) ? "height" : size_fails(ok_hw, r.width, 1) ? "width" : "num_frames",
            [&] { check_video_size(r.height, r.width, r.num_frames, ""); });
+  if (!r.timesteps.empty()) {  // a custom schedule (pipeline/flow_match.h listed_schedule)
+    if (const std::string why = timesteps_problem(r.timesteps); !why.empty()) fail_param("timesteps", why);
+    if (r.num_inference_steps != int64_t(r.timesteps.size()))
+      fail_param("timesteps", "timesteps lists ", r.timesteps.size(), " steps but num_inference_steps is ",
+                 r.num_inference_steps, "; give one of them");
+    if (r.denoising_strength != 1.0)
+      fail_param("timesteps", "with timesteps the first one sets where the schedule starts; denoising_strength must "
+                 "stay 1, got ", r.denoising_strength);
+  }
   if (r.num_inference_steps < 1 || r.num_inference_steps > 1000)
     fail_param("num_inference_steps", "num_inference_steps must be between 1 and 1000, got ", r.num_inference_steps);
   if (!(r.cfg_scale >= 0.0 && r.cfg_scale <= 100.0))
@@ -103,6 +113,12 @@ void T2VEngine::validate(const T2VRequest& r) const {
   } else if (r.denoising_strength != 1.0) {
     fail_param("denoising_strength", "denoising_strength ", r.denoising_strength,
                " < 1 starts from a noised input video; give input_video");
+  }
+  if (r.stop_at_step != 0 || r.resume_from_step >= 0 || r.resume_latents.defined()) {  // forked runs (pipeline/fork.h)
+    if (r.resume_from_step >= 0 && nnodes_ > 1)
+      fail_param("resume", "a multi-node engine does not resume runs; resume on an engine of one node");
+    const LatentGrid g = latent_grid(r.num_frames, r.height, r.width);
+    check_fork(r, request_schedule(r), {model_.arch.vae.z_dim, g.frames, g.height, g.width}, fingerprint_);
   }
   on_field("prompt", [&] { check_prompt(r.prompt_ids, r.prompt_mask, "prompt", a.text_len); });
   if (r.cfg_scale != 1.0)

@@ -31,6 +31,7 @@ nlohmann::json generate_from_file(const GenerateFileOptions& o) {
   } catch (const ParamError& e) {
     throw ParamError(e.field, concat(o.request_path, ": ", e.what()));
   }
+  if (!o.timesteps.empty()) request.timesteps = o.timesteps, request.num_inference_steps = int64_t(o.timesteps.size());
   T2VEngine engine(o.model_dir, o.engine.parallel, o.engine.compute);
   T2VResult result;
   try {

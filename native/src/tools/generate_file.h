@@ -5,6 +5,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +18,7 @@ struct GenerateFileOptions {
   std::string model_dir, request_path;
   EngineOptions engine;
   std::string save_tensors;  // "": none; else save_result_tensors (pipeline/t2v.h) there
+  std::vector<double> timesteps;  // --timesteps: replaces the request's schedule (pipeline/flow_match.h listed_schedule)
   std::function<void(const T2VEvent&)> progress;
 };
 
