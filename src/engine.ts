@@ -16,6 +16,7 @@ import { readInputVideo } from "./video/read.js";
 import { loadTokenizer, type PromptTokenizer } from "./tokenizer.js";
 import { videoToUint8 } from "./video/convert.js";
 import { writeMp4, writePngFrames } from "./video/ffmpeg.js";
+import { resolveEnvRendezvous } from "./launch-env.js";
 import { CancelledError, defaultFps, framesTensor, type CancelledAt, type GenerateOptions, type GenerateResult, type Lab, type LoadEvent, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Tensor, type Video } from "./shared/lab.js";
 
 // The lab's types live in src/shared/lab.ts (the client and the notebook layer use them too).
@@ -174,7 +175,8 @@ function makeVideo(video: Tensor): Video {
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
 export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   const dir = options.model ?? (await defaultModel());
-  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo } = options;
+  // rendezvous "env://": the group from torchrun's (or Slurm's) variables, checked before any load.
+  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo } = resolveEnvRendezvous(options);
   const stage = async <T>(name: LoadEvent["stage"], work: () => Promise<T>): Promise<T> => {
     options.onLoad?.({ stage: name, state: "start" });
     const t0 = performance.now();

@@ -12,6 +12,7 @@ import { computeFlags, rangeOf } from "../options/table.js";
 import { defaultModel } from "../models.js";
 import { terminalProgress } from "../terminal/progress.js";
 import { computeOpenOptions, groupOpenOptions, help, intOption, intSyntax, numberOption, parseCommand, UsageError } from "./parse.js";
+import { cliEnvRendezvous } from "./launch.js";
 
 function stageLabel(e: ProgressEvent): string {
   return e.stage === "denoise" ? `step ${e.step}/${e.total}` : e.stage === "decode" ? `VAE ${e.step}/${e.total}` : "text encoder";
@@ -66,6 +67,8 @@ export async function runGenerate(o: RunOptions): Promise<number> {
   // target costs no load). Nodes 1.. write nothing.
   const checked = resolveParams(o.params);
   if (checked.inputVideo && !o.server) checkInputVideoPath(checked.inputVideo);
+  // --rendezvous env:// (torchrun, Slurm): this process's rank and the group from the environment.
+  if (o.parallel?.rendezvous === "env://") o.parallel = cliEnvRendezvous(o.parallel);
   const writes = !o.parallel?.nodeRank;
   const plan = writes ? planOutputs(o, checked.numFrames) : undefined;
   if (o.model === undefined && !o.server) {

@@ -2,11 +2,13 @@
 import type { ServeOptions } from "../server/index.js";
 import { rangeOf } from "../options/table.js";
 import { budgetOption, computeOpenOptions, groupOpenOptions, help, intOption, parseCommand, UsageError } from "./parse.js";
+import { cliEnvRendezvous } from "./launch.js";
 
 export async function cmdServe(args: string[]): Promise<number> {
   const { values: v } = parseCommand(args, "serve");
   if (v.help) return help("serve");
-  if (v.devices === undefined && (v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
+  const env = v.rendezvous === "env://";
+  if (!env && v.devices === undefined && (v.ulysses !== undefined || v.ring !== undefined || v["cfg-parallel"]))
     throw new UsageError("--ulysses, --ring and --cfg-parallel need --devices listing the ranks (e.g. --devices cpu:0-3)");
   // --budget none: no engine budget and no host guard (the server's default refuses jobs
   // predicted beyond the device's or the host's memory).
@@ -20,7 +22,8 @@ export async function cmdServe(args: string[]): Promise<number> {
     allowRemote: v["allow-remote"] === true,
     graceMs: (intOption("grace", v.grace as string | undefined, ...rangeOf("serve", "grace")) ?? 30) * 1000,
     quiet: v.quiet === true,
-    parallel: { ...groupOpenOptions(v), ...computeOpenOptions(none ? { ...v, budget: undefined } : v) },
+    // --rendezvous env:// (torchrun): rank 0 serves HTTP, the other ranks follow it.
+    parallel: (env ? cliEnvRendezvous : <T>(p: T) => p)({ ...groupOpenOptions(v), ...computeOpenOptions(none ? { ...v, budget: undefined } : v) }),
     ...(none ? { guard: false } : {}),
   };
   const { runServer } = await import("../server/index.js"); // fastify loads only for this command

@@ -39,8 +39,9 @@ DeviceGroup::DeviceGroup(const DeviceGroupOptions& o) : opts_(o) {
     // Node 0 serves the store; the others join it (waiting up to the timeout for node 0).
     log_info("rendezvous: ", o.node_rank == 0 ? "serving" : "joining", " the TCPStore at ", o.rendezvous_host, ":",
              o.rendezvous_port);
-    rdv_ = o.node_rank == 0 ? Rendezvous::serve(o.rendezvous_host, uint16_t(o.rendezvous_port), o.timeout)
-                            : Rendezvous::join(o.rendezvous_host, uint16_t(o.rendezvous_port), o.timeout);
+    rdv_ = o.store                ? o.store
+           : o.node_rank == 0 ? Rendezvous::serve(o.rendezvous_host, uint16_t(o.rendezvous_port), o.timeout)
+                              : Rendezvous::join(o.rendezvous_host, uint16_t(o.rendezvous_port), o.timeout);
     monitor_ = std::make_unique<NodeMonitor>(o.rendezvous_host, rdv_->port(), o.nnodes, o.node_rank, local, o.timeout);
   } else if (n > 1) {
     rdv_ = Rendezvous::serve("127.0.0.1", 0, o.timeout);

@@ -85,6 +85,9 @@ struct DeviceGroupOptions {
   std::string rendezvous_host = "127.0.0.1";
   int rendezvous_port = 0;
   int nnodes = 1, node_rank = 0;
+  // nnodes > 1: the store the pre-flight check (parallel/preflight.h) already served or joined at
+  // host:port; null: served or joined here.
+  std::shared_ptr<Rendezvous> store;
   // Where this node's ranks log (common/log.h); null: stderr at $WANLAB_LOG_LEVEL.
   std::shared_ptr<Logger> logger;
 };

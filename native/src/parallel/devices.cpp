@@ -19,10 +19,20 @@ int parse_index(const std::string& s, const std::string& text) {
 }  // namespace
 
 std::string resolve_devices(const std::string& text, std::string* why) {
-  if (text != "auto") return text;
+  if (text.rfind("auto", 0) != 0) return text;
+  int k = 0;  // "auto:K": GPU K (a process launched as LOCAL_RANK K)
+  if (text != "auto") {
+    if (text.size() < 6 || text[4] != ':')
+      fail("invalid devices '", text, "' (expected auto, auto:K, cpu, cpu:0-3, cuda:0-7 or cuda:0,2)");
+    k = parse_index(text.substr(5), text);
+  }
   if (cuda_available()) {
-    if (why) *why = concat(cuda_device_name(at::Device(at::kCUDA, 0)), " is visible");
-    return "cuda:0";
+    const int n = cuda_device_count();
+    if (k >= n)
+      fail("devices '", text, "': cuda:", k, " does not exist (", n, " CUDA device", n == 1 ? "" : "s",
+           " visible); a process launched with LOCAL_RANK ", k, " needs GPU ", k);
+    if (why) *why = concat(cuda_device_name(at::Device(at::kCUDA, c10::DeviceIndex(k))), " is visible");
+    return concat("cuda:", k);
   }
   if (why) {
     const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
@@ -38,7 +48,7 @@ c10::Device aten_device(const DeviceSpec& d) {
 }
 
 std::vector<DeviceSpec> parse_devices(const std::string& text) {
-  if (text == "auto") return parse_devices(resolve_devices(text));
+  if (text.rfind("auto", 0) == 0) return parse_devices(resolve_devices(text));
   std::string type = text, rest;
   size_t colon = text.find(':');
   if (colon != std::string::npos) type = text.substr(0, colon), rest = text.substr(colon + 1);

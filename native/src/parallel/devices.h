@@ -1,5 +1,7 @@
 // Device lists as users write them: "cpu", "cpu:0-3", "cuda:0", "cuda:0-7", "cuda:0,2,5", and
-// "auto": the first CUDA device when this build has CUDA and one is visible, else the CPU.
+// "auto": the first CUDA device when this build has CUDA and one is visible, else the CPU;
+// "auto:K" likewise with GPU K (one process per GPU, K its LOCAL_RANK): an error when CUDA devices
+// are visible but not K.
 #pragma once
 #include <c10/core/Device.h>
 

@@ -8,6 +8,7 @@
 
 #include "common/cuda.h"
 #include "common/log.h"
+#include "parallel/preflight.h"
 #include "pipeline/fork.h"
 
 namespace wan {
@@ -81,6 +82,17 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   }
   const int world = int(devices.size()) * p.nnodes;
   layout_ = make_layout(world, p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(model_.arch.dit.num_heads));
+  // Several processes: the pre-flight check (parallel/preflight.h) before any weights load, its
+  // store handed on to the device group.
+  std::shared_ptr<Rendezvous> store;
+  if (p.nnodes > 1) {
+    PreflightOptions pre;
+    pre.host = rdv_host, pre.port = rdv_port, pre.nnodes = p.nnodes, pre.node_rank = p.node_rank;
+    pre.devices = devices;
+    pre.timeout = std::chrono::milliseconds(int64_t(std::min(p.timeout_s, 60.0) * 1000));
+    pre.model = weights_fingerprint(model_);
+    store = preflight(pre).store;
+  }
   c10::NoGradGuard no_grad;
   if (c.t5_offload && !t5_place_.device.is_cuda())
     fail("t5 offload keeps the text encoder's weights in host memory between prompts on a CUDA device; the text "
@@ -121,6 +133,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
     o.devices = devices;
     o.rendezvous_host = rdv_host, o.rendezvous_port = rdv_port;
     o.nnodes = p.nnodes, o.node_rank = p.node_rank;
+    o.store = store;
     o.layout = layout_;
     o.timeout = std::chrono::milliseconds(int64_t(p.timeout_s * 1000));
     group_ = std::make_unique<DeviceGroup>(o);

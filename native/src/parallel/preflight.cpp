@@ -1,0 +1,249 @@
+#include "parallel/preflight.h"
+
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include "common/cuda.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "parallel/c10d_compat.h"
+
+namespace wan {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+// The version of what nodes exchange (store keys, collective order): bumped when it changes.
+constexpr int kWire = 1;
+
+std::string this_host() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0 || !name[0]) return "localhost";
+  return name;
+}
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct Fnv {
+  uint64_t h = 1469598103934665603ull;
+  void add(const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  }
+  void add(const std::string& s) { add(s.data(), s.size() + 1); }
+};
+
+// "cuda:0,1" (one kind per node: the engine refuses a mix), as parse_devices reads it back.
+std::string device_list(const std::vector<DeviceSpec>& d) {
+  std::string s = d[0].type + ":";
+  for (size_t i = 0; i < d.size(); ++i) s += concat(i ? "," : "", d[i].index);
+  return s;
+}
+
+std::string ranks_of(int node, int local) {
+  const int first = node * local;
+  return local == 1 ? concat("rank ", first) : concat("ranks ", first, "-", first + local - 1);
+}
+
+constexpr char kSep = '\x1f';
+std::string encode(const PreflightNode& n) {
+  return concat(n.node, kSep, n.first_rank, kSep, n.host, kSep, n.devices, kSep, n.build, kSep, n.model, kSep, n.pid);
+}
+PreflightNode decode(const std::string& s, int node) {
+  std::vector<std::string> f;
+  std::string cur;
+  for (char c : s) {
+    if (c == kSep) f.push_back(cur), cur.clear();
+    else cur += c;
+  }
+  f.push_back(cur);
+  if (f.size() != 7) fail("pre-flight: node ", node, " published an unreadable record (another wanlab version?)");
+  PreflightNode n;
+  n.node = std::atoi(f[0].c_str()), n.first_rank = std::atoi(f[1].c_str());
+  n.host = f[2], n.devices = f[3], n.build = f[4], n.model = f[5], n.pid = std::atol(f[6].c_str());
+  return n;
+}
+
+std::string describe(const PreflightNode& n, int local) {
+  return concat("node ", n.node, " (", ranks_of(n.node, local), ", host ", n.host, ", ", n.devices, ")");
+}
+
+// The address peers reach this process's Gloo at (loopback when the store is on loopback).
+std::string gloo_host(const std::string& store_host) {
+  return store_host == "127.0.0.1" || store_host == "localhost" ? "127.0.0.1" : this_host();
+}
+
+// One rank's smoke collectives on its device: "" when all arrived as sent, else what failed.
+std::string smoke(const PreflightOptions& o, int local_index, const std::string& store_host, uint16_t store_port,
+                  std::chrono::milliseconds left) {
+  const int local = int(o.devices.size()), world = local * o.nnodes, g = o.node_rank * local + local_index;
+  const DeviceSpec& d = o.devices[local_index];
+  RankContext ctx;
+  ctx.rank = g, ctx.world = world, ctx.device = aten_device(d);
+  ctx.device_name = concat(d.type, ":", d.index);
+  ctx.timeout = left;
+  ctx.where = "pre-flight";
+  try {
+    auto rdv = Rendezvous::join(store_host, store_port, left);
+    std::vector<int> all(world);
+    for (int i = 0; i < world; ++i) all[i] = i;
+    Communicator c(ctx, *rdv, "preflight", all, "preflight", gloo_host(store_host));
+    const auto opts = at::TensorOptions().dtype(at::kFloat).device(ctx.device);
+    // all_gather: row j holds j.
+    at::Tensor got = c.all_gather(at::full({4}, float(g), opts), "pre-flight all_gather").cpu();
+    for (int j = 0; j < world; ++j)
+      if (got[j][0].item<float>() != float(j))
+        return concat("all_gather gave ", got[j][0].item<float>(), " from rank ", j, " (expected ", j, ")");
+    // all_to_all: block j of rank g holds g * world + j; block j received holds j * world + g.
+    at::Tensor x = (at::arange(world, opts) + float(g * world)).repeat_interleave(2);
+    at::Tensor y = c.all_to_all(x, "pre-flight all_to_all").cpu();
+    for (int j = 0; j < world; ++j)
+      if (y[2 * j].item<float>() != float(j * world + g))
+        return concat("all_to_all gave ", y[2 * j].item<float>(), " from rank ", j, " (expected ", j * world + g, ")");
+    // send/recv around the ring: each rank receives its predecessor's rank.
+    const int from = (g + world - 1) % world;
+    at::Tensor r = c.exchange(at::full({4}, float(g), opts), (g + 1) % world, from, "pre-flight send/recv").cpu();
+    if (r[0].item<float>() != float(from))
+      return concat("send/recv gave ", r[0].item<float>(), " from rank ", from, " (expected ", from, ")");
+    c.barrier("pre-flight barrier");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+std::string engine_build() {
+  return concat("libtorch ", TORCH_VERSION, cuda_built() ? " CUDA" : " CPU-only",
+                c10d_compat::kHaveNccl ? " NCCL" : "", ", ", __VERSION__, ", wire ", kWire);
+}
+
+std::string weights_fingerprint(const LoadedModel& m) {
+  Fnv f;
+  size_t n = 0;
+  for (const TensorMap* map : {&m.dit, &m.t5, &m.vae})
+    for (const auto& [name, t] : *map) {
+      ++n;
+      f.add(name);
+      f.add(dtype_name(t.dtype));
+      if (!t.data.defined()) continue;
+      for (int64_t s : t.data.sizes()) f.add(&s, sizeof s);
+      if (!t.data.is_cpu() || !t.data.is_contiguous() || t.data.numel() == 0) continue;
+      const auto* p = static_cast<const uint8_t*>(t.data.data_ptr());
+      const size_t bytes = size_t(t.data.numel()) * t.data.element_size(), k = std::min<size_t>(64, bytes);
+      f.add(p, k);
+      f.add(p + bytes - k, k);
+    }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(f.h));
+  return concat(hex, " (", n, " tensors)");
+}
+
+PreflightResult preflight(const PreflightOptions& o) {
+  const auto t0 = Clock::now();
+  const auto deadline = t0 + o.timeout;
+  const int local = int(o.devices.size());
+  if (local < 1) fail("pre-flight: no devices");
+  const double limit_s = o.timeout.count() / 1000.0;
+  const std::string addr = concat(o.host, ":", o.port);
+  PreflightNode me;
+  me.node = o.node_rank, me.first_rank = o.node_rank * local, me.host = this_host();
+  me.devices = device_list(o.devices), me.build = engine_build(), me.model = o.model, me.pid = long(getpid());
+  const std::string here = describe(me, local);
+  auto left = [&] {
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+  };
+
+  PreflightResult r;
+  try {
+    r.store = o.node_rank == 0 ? Rendezvous::serve(o.host, uint16_t(o.port), o.timeout)
+                               : Rendezvous::join(o.host, uint16_t(o.port), o.timeout);
+  } catch (const std::exception& e) {
+    if (o.node_rank == 0) fail("pre-flight: ", here, " cannot serve the rendezvous store at ", addr, ": ", e.what());
+    fail("pre-flight: node 0 (rank 0) never answered at ", addr, " within ", limit_s, " s (it did not start, or the ",
+         "address is wrong or unreachable); here: ", here, ": ", e.what());
+  }
+  const std::string key = "preflight/node/";
+  std::vector<std::string> records(o.nnodes);
+  try {
+    r.store->set(key + std::to_string(o.node_rank), encode(me));
+    // Every node's record, within the timeout.
+    for (;;) {
+      std::vector<int> missing;
+      for (int k = 0; k < o.nnodes; ++k)
+        if (records[k].empty()) {
+          if (r.store->check(key + std::to_string(k))) records[k] = r.store->get(key + std::to_string(k));
+          else missing.push_back(k);
+        }
+      if (missing.empty()) break;
+      if (Clock::now() >= deadline) {
+        std::string who, joined;
+        for (int k : missing) who += concat(who.empty() ? "" : ", ", ranks_of(k, local), " (node ", k, ")");
+        for (int k = 0; k < o.nnodes; ++k)
+          if (!records[k].empty()) joined += concat(joined.empty() ? "" : "; ", describe(decode(records[k], k), local));
+        fail("pre-flight: ", who, " never joined the rendezvous at ", addr,
+             " within ", limit_s, " s (not started, crashed before joining, or cannot reach ", addr, "); joined: ",
+             joined, ". No weights were loaded");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    // Everyone has read everyone's record before any node may fail on it (node 0 holds the store).
+    r.store->add("preflight/read", 1);
+    while (r.store->add("preflight/read", 0) < o.nnodes && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("pre-flight: ", here, ": the rendezvous store at ", addr, " stopped answering (node 0 exited?): ", e.what());
+  }
+  r.meet_s = since(t0);
+  for (int k = 0; k < o.nnodes; ++k) r.nodes.push_back(decode(records[k], k));
+  // Every node compares against node 0 (each reaches the same verdict).
+  const PreflightNode& n0 = r.nodes[0];
+  for (const auto& n : r.nodes) {
+    if (n.build != n0.build)
+      fail("pre-flight: ", describe(n, local), " runs engine build '", n.build, "' but ", describe(n0, local), " runs '",
+           n0.build, "'; install the same wanlab on every node");
+    if (!n.model.empty() && !n0.model.empty() && n.model != n0.model)
+      fail("pre-flight: ", describe(n, local), " loaded a different model (fingerprint ", n.model, ") than ",
+           describe(n0, local), " (", n0.model, "); every node needs the same checkpoint");
+  }
+  // Two ranks on one host naming the same GPU (NCCL refuses it: one GPU per rank).
+  for (size_t a = 0; a < r.nodes.size(); ++a)
+    for (size_t b = a; b < r.nodes.size(); ++b) {
+      if (r.nodes[a].host != r.nodes[b].host) continue;
+      const auto da = parse_devices(r.nodes[a].devices), db = parse_devices(r.nodes[b].devices);
+      for (size_t i = 0; i < da.size(); ++i)
+        for (size_t j = a == b ? i + 1 : 0; j < db.size(); ++j)
+          if (da[i].type == "cuda" && db[j].type == "cuda" && da[i].index == db[j].index)
+            fail("pre-flight: rank ", r.nodes[a].first_rank + int(i), " and rank ", r.nodes[b].first_rank + int(j),
+                 " both use cuda:", da[i].index, " on host ", r.nodes[a].host,
+                 "; each rank needs its own GPU (launched with LOCAL_RANK, each process takes cuda:LOCAL_RANK)");
+        }
+  // The smoke collectives, one thread per local rank.
+  const auto t1 = Clock::now();
+  std::vector<std::string> errs(local);
+  {
+    std::vector<std::thread> ts;
+    const auto remaining = left();
+    for (int i = 0; i < local; ++i)
+      ts.emplace_back([&, i] { errs[i] = smoke(o, i, o.host, r.store->port(), remaining); });
+    for (auto& t : ts) t.join();
+  }
+  for (int i = 0; i < local; ++i)
+    if (!errs[i].empty())
+      fail("pre-flight on host ", me.host, ": rank ", me.first_rank + i, " (", o.devices[i].type, ":", o.devices[i].index,
+           "): ", errs[i], ". No weights were loaded");
+  r.collectives_s = since(t1);
+  log_info("pre-flight: ", o.nnodes, " nodes met in ", r.meet_s, " s, same build and model; collectives ok in ",
+           r.collectives_s, " s");
+  return r;
+}
+
+}  // namespace wan

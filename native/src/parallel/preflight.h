@@ -1,0 +1,54 @@
+// The pre-flight check of a multi-process device group, run before any weights load: every node
+// meets the others in the rendezvous store within a short timeout, they compare engine builds and
+// model fingerprints and the GPUs they claim, then every rank runs one of each collective the
+// engine uses (all-gather, all-to-all, send/recv, barrier) on its own device and checks what
+// arrived. Each failure is an error naming the rank, its host and device, and what failed; a rank
+// that never joins is named within the timeout, never waited for.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checkpoint/layout.h"
+#include "parallel/devices.h"
+#include "parallel/process_group.h"
+
+namespace wan {
+
+// What the nodes compare: the libtorch version and flavour (CUDA, NCCL), the compiler and the
+// wire format of wanlab's store keys and collectives.
+std::string engine_build();
+
+// A fingerprint of a loaded model without reading its weights: every tensor's name, dtype and
+// shape, and the first and last 64 bytes of each tensor held in host memory (the pages a
+// memory-mapped tensor starts and ends on), hashed (FNV-1a 64), e.g. "9f2c…e1 (1234 tensors)".
+std::string weights_fingerprint(const LoadedModel& m);
+
+struct PreflightOptions {
+  std::string host = "127.0.0.1";  // the store: served by node 0 at host:port, joined by the others
+  int port = 0;
+  int nnodes = 1, node_rank = 0;
+  std::vector<DeviceSpec> devices;  // this node's ranks (node K's ranks are K * devices.size() + i)
+  std::chrono::milliseconds timeout{60000};  // for all of it
+  std::string model;                // weights_fingerprint; "" = not compared
+};
+
+// What each node published.
+struct PreflightNode {
+  int node = 0, first_rank = 0;
+  std::string host, devices, build, model;
+  long pid = 0;
+};
+
+struct PreflightResult {
+  std::shared_ptr<Rendezvous> store;  // node 0's served store, or this node's client: the device group's
+  std::vector<PreflightNode> nodes;
+  double meet_s = 0;         // until every node had joined
+  double collectives_s = 0;  // the smoke collectives
+};
+
+// Runs the check on this node (every node calls it with the same nnodes, port and devices count).
+PreflightResult preflight(const PreflightOptions& o);
+
+}  // namespace wan

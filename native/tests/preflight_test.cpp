@@ -1,0 +1,90 @@
+// The pre-flight check of a multi-process group (parallel/preflight.h), its nodes as threads of
+// this process: a node that never joins is named within the timeout; different models or GPUs
+// claimed twice are refused on every node; a complete group passes its smoke collectives.
+#include <chrono>
+#include <thread>
+
+#include "parallel/preflight.h"
+#include "test.h"
+
+using namespace wan;
+
+namespace {
+uint16_t free_port() { return Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port(); }
+
+PreflightOptions node(uint16_t port, int k, int nnodes, const std::string& devices, const std::string& model = "m") {
+  PreflightOptions o;
+  o.port = port, o.nnodes = nnodes, o.node_rank = k;
+  o.devices = parse_devices(devices);
+  o.timeout = std::chrono::milliseconds(3000);
+  o.model = model;
+  return o;
+}
+
+// Runs every node's preflight on its own thread: each node's error, "" if it passed.
+std::vector<std::string> run_nodes(const std::vector<PreflightOptions>& nodes) {
+  std::vector<std::string> errs(nodes.size());
+  std::vector<std::thread> ts;
+  for (size_t k = 0; k < nodes.size(); ++k)
+    ts.emplace_back([&, k] {
+      try {
+        preflight(nodes[k]);
+      } catch (const std::exception& e) {
+        errs[k] = e.what();
+      }
+    });
+  for (auto& t : ts) t.join();
+  return errs;
+}
+}  // namespace
+
+TEST(preflight_names_a_rank_that_never_joins_within_the_timeout) {
+  PreflightOptions o = node(0, 0, 2, "cpu");
+  o.timeout = std::chrono::milliseconds(1000);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_ERROR(preflight(o), "pre-flight: rank 1 (node 1) never joined the rendezvous at 127.0.0.1:", "within 1 s",
+               "joined: node 0 (rank 0, host ", "cpu:0)", "No weights were loaded");
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(s >= 1.0 && s < 2.5);
+}
+
+TEST(preflight_names_node_0_when_it_never_serves_the_store) {
+  PreflightOptions o = node(free_port(), 1, 2, "cpu");
+  o.timeout = std::chrono::milliseconds(1000);
+  EXPECT_ERROR(preflight(o), "pre-flight: node 0 (rank 0) never answered at 127.0.0.1:", "here: node 1 (rank 1, host ");
+}
+
+TEST(preflight_passes_a_complete_group_and_hands_on_node_0s_store) {
+  const uint16_t port = free_port();
+  std::vector<PreflightOptions> nodes = {node(port, 0, 2, "cpu:0-1"), node(port, 1, 2, "cpu:0-1")};
+  std::vector<PreflightResult> res(2);
+  std::vector<std::thread> ts;
+  for (int k = 0; k < 2; ++k) ts.emplace_back([&, k] { res[k] = preflight(nodes[k]); });
+  for (auto& t : ts) t.join();
+  CHECK(res[0].store && res[0].store->port() == port);
+  CHECK(res[1].nodes.size() == 2 && res[1].nodes[1].first_rank == 2 && res[1].nodes[1].devices == "cpu:0,1");
+  CHECK(res[0].nodes[0].build == engine_build());
+}
+
+TEST(preflight_refuses_nodes_with_different_models_on_every_node) {
+  const uint16_t port = free_port();
+  const auto errs = run_nodes({node(port, 0, 2, "cpu", "aaaa (3 tensors)"), node(port, 1, 2, "cpu", "bbbb (3 tensors)")});
+  for (const auto& e : errs)
+    if (e.find("pre-flight: node 1 (rank 1, host ") == std::string::npos ||
+        e.find("loaded a different model (fingerprint bbbb (3 tensors)) than node 0 (rank 0") == std::string::npos)
+      throw wantest::Failure{e};
+}
+
+TEST(preflight_refuses_two_ranks_on_one_gpu_of_one_host) {
+  const uint16_t port = free_port();
+  const auto errs = run_nodes({node(port, 0, 2, "cuda:0"), node(port, 1, 2, "cuda:0")});
+  for (const auto& e : errs)
+    if (e.find("rank 0 and rank 1 both use cuda:0 on host ") == std::string::npos) throw wantest::Failure{e};
+}
+
+TEST(weights_fingerprint_follows_the_weights_not_the_folder) {
+  const std::string a = weights_fingerprint(load_model(wantest::tiny_model("official", 1)));
+  CHECK(a == weights_fingerprint(load_model(wantest::tiny_model("official", 1))));
+  CHECK(a != weights_fingerprint(load_model(wantest::tiny_model("official", 2))));
+  CHECK(a.find(" tensors)") != std::string::npos);
+}

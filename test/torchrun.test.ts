@@ -1,0 +1,157 @@
+// `--rendezvous env://` under the real torchrun (`python3 -m torch.distributed.run` from the
+// PyTorch 2 CPU wheel CI installs in .cache/torch-2): 2 and 4 processes of `wanlab generate`, one
+// rank each, give rank 0 the one-rank latents; `wanlab serve` under torchrun answers a job from
+// rank 0 while rank 1 follows; bad launch variables are refused before any load.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { before, test } from "node:test";
+import { open } from "../src/engine.js";
+import { cliPath, root, scratch, wanlab } from "./helpers.js";
+import { readSafetensors, relL2 } from "./safetensors.js";
+import { waitFor } from "./serve.js";
+
+const torch2 = join(root, ".cache", "torch-2");
+const haveTorchrun = existsSync(join(torch2, "torch", "distributed", "run.py"));
+const skip = haveTorchrun ? false : `no PyTorch 2 wheel in ${torch2} (CI installs it; .ci/run)`;
+if (!haveTorchrun && process.env.CI === "true") throw new Error(`torchrun tests need ${torch2} under CI`);
+
+const dir = scratch();
+const model = join(dir, "tiny");
+const args = ["--model", model, "--prompt", "a boat", "--seed", "5", "--num-inference-steps", "2",
+  "--height", "48", "--width", "48", "--num-frames", "5"];
+
+let one: Float32Array;
+before(async () => {
+  assert.equal(wanlab(["make-tiny", model]).status, 0);
+  // One rank, in process: the same request as `args`.
+  const lab = await open({ model });
+  one = (await lab.generate({ prompt: "a boat", seed: 5n, numInferenceSteps: 2, height: 48, width: 48, numFrames: 5 },
+    { returnTensors: true })).tensors!.latents.data as Float32Array;
+  await lab.close();
+});
+
+/** A port p with p + 1 free as well (torchrun's agent takes p, wanlab's store p + 1). */
+async function portPair(): Promise<number> {
+  const listen = (p: number) => new Promise<number | undefined>((res) => {
+    const srv = createServer();
+    srv.once("error", () => res(undefined));
+    srv.listen(p, "127.0.0.1", () => {
+      const got = (srv.address() as { port: number }).port;
+      srv.close(() => res(got));
+    });
+  });
+  for (let i = 0; i < 20; i++) {
+    const p = await listen(0);
+    if (p !== undefined && p < 65535 && (await listen(p + 1)) !== undefined) return p;
+  }
+  throw new Error("no two consecutive free ports");
+}
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+/** torchrun --nproc-per-node N --no-python node bin/wanlab.js ARGS, in `cwd`. */
+function torchrun(n: number, port: number, wanlabArgs: string[], cwd: string, onStdout?: (s: string) => void) {
+  const child = spawn("python3", ["-m", "torch.distributed.run", "--nproc-per-node", String(n), "--master-port", String(port),
+    "--no-python", process.execPath, cliPath, ...wanlabArgs],
+  { cwd, env: { ...process.env, PYTHONPATH: torch2, WANLAB_RUNTIME_DIR: join(cwd, "run") }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "", stderr = "";
+  child.stdout.on("data", (d) => { stdout += d; onStdout?.(stdout); });
+  child.stderr.on("data", (d) => (stderr += d));
+  const done = new Promise<Run>((res) => child.on("close", (code) => res({ code, stdout, stderr })));
+  return { child, done };
+}
+
+function latents(path: string): Float32Array {
+  return readSafetensors(path).tensors.latents!.f32!;
+}
+
+for (const [n, layout] of [[2, ["--ulysses", "2"]], [4, ["--ulysses", "2", "--ring", "2"]]] as const) {
+  test(`torchrun --nproc-per-node ${n} of wanlab generate --rendezvous env:// ${layout.join(" ")}: rank 0 writes the one-rank latents, every rank logs to its own file`, { skip }, async () => {
+    const cwd = join(dir, `run${n}`);
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(cwd);
+    const r = await torchrun(n, await portPair(), ["generate", ...args, ...layout, "--rendezvous", "env://", "--timeout", "30",
+      "--output", join(cwd, "out.mp4"), "--save-tensors", join(cwd, "out.safetensors")], cwd).done;
+    assert.equal(r.code, 0, r.stderr);
+    const e = relL2(latents(join(cwd, "out.safetensors")), one);
+    assert.ok(e <= 1e-5, `latents rel L2 ${e}`);
+    assert.ok(existsSync(join(cwd, "out.mp4.json")), "rank 0 writes the sidecar");
+    assert.equal((r.stdout.match(/out\.mp4$/gm) ?? []).length, 1, "only rank 0 writes the video");
+    for (let k = 1; k < n; k++) assert.match(r.stderr, new RegExp(`node ${k} of ${n}: done \\(node 0 writes the outputs\\)`));
+    // wanlab-logs/RUN_ID/rank-K.log, one per rank, each naming its own rank.
+    const runs = readdirSync(join(cwd, "wanlab-logs"));
+    assert.equal(runs.length, 1);
+    for (let k = 0; k < n; k++) {
+      const log = readFileSync(join(cwd, "wanlab-logs", runs[0]!, `rank-${k}.log`), "utf8");
+      assert.match(log, new RegExp(`^\\[rank ${k} cpu:0\\] .* info: `, "m"));
+      assert.match(r.stderr, new RegExp(`wanlab: rank ${k} of ${n} \\(env://, store [\\w.-]+:\\d+\\), devices auto:${k}, logs in `));
+    }
+  });
+}
+
+test("wanlab serve under torchrun (2 processes): rank 0 serves HTTP and answers a job, rank 1 follows", { skip }, async () => {
+  const cwd = join(dir, "serve");
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(cwd);
+  let url: string | undefined;
+  const run = torchrun(2, await portPair(), ["serve", "--model", model, "--ulysses", "2", "--rendezvous", "env://", "--timeout", "30",
+    "--port", "0", "--outputs", join(cwd, "out")], cwd, (out) => (url ??= /^listening on (\S+)$/m.exec(out)?.[1]));
+  try {
+    await waitFor("listening on", async () => url, 40_000);
+    const { token } = JSON.parse(readFileSync(join(cwd, "run", "server.json"), "utf8")) as { token: string };
+    const api = (path: string, init: RequestInit = {}) =>
+      fetch(url + path, { ...init, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" } });
+    const params = { prompt: "a boat", seed: 5, height: 48, width: 48, numFrames: 5, numInferenceSteps: 2, saveTensors: true };
+    const res = await api("/v1/jobs", { method: "POST", body: JSON.stringify(params) });
+    assert.equal(res.status, 202, await res.clone().text());
+    const { id } = (await res.json()) as { id: string };
+    const job = await waitFor("job done", async () => {
+      const j = (await (await api(`/v1/jobs/${id}`)).json()) as Record<string, any>;
+      return j.state === "done" || j.state === "failed" ? j : undefined;
+    }, 40_000);
+    assert.equal(job.state, "done", JSON.stringify(job));
+    const e = relL2(latents((job.outputs as string[]).find((p) => p.endsWith(".safetensors"))!), one);
+    assert.ok(e <= 1e-5, `latents rel L2 ${e}`);
+  } finally {
+    run.child.kill("SIGTERM");
+  }
+  const r = await run.done;
+  assert.match(r.stdout, /following node 0 at tcp:\/\/[\w.-]+:\d+/, r.stderr);
+});
+
+test("env:// refuses missing or invalid variables and a WORLD_SIZE the layout does not fit, before any load", () => {
+  const env = { MASTER_ADDR: "127.0.0.1", MASTER_PORT: "29999", RANK: "0", WORLD_SIZE: "2", LOCAL_RANK: "0", LOCAL_WORLD_SIZE: "2" };
+  const gen = ["generate", ...args, "--rendezvous", "env://", "--output", join(dir, "bad.mp4")];
+  const run = (extra: string[], vars: Record<string, string>) => {
+    const r = wanlab([...gen, ...extra], vars);
+    assert.equal(r.status, 2, r.stderr);
+    assert.doesNotMatch(r.stderr, /loading/);
+    return r.stderr;
+  };
+  assert.match(run(["--ulysses", "2", "--ring", "2"], env),
+    /WORLD_SIZE=2 gives 2 ranks, but --ulysses 2 × --ring 2 makes 4; the degrees describe the whole world/);
+  assert.match(run(["--cfg-parallel", "--ulysses", "2"], env), /WORLD_SIZE=2 gives 2 ranks, but --ulysses 2 × --cfg-parallel \(2\) does not divide/);
+  assert.match(run([], { ...env, MASTER_PORT: "", LOCAL_RANK: "" }), /env:\/\/ needs MASTER_PORT, LOCAL_RANK in the environment/);
+  assert.match(run([], { ...env, RANK: "2" }), /RANK=2 must be below WORLD_SIZE=2/);
+  assert.match(run([], { ...env, WORLD_SIZE: "two" }), /WORLD_SIZE='two' must be an integer in \[1, 1024\]/);
+  assert.match(run([], { ...env, LOCAL_RANK: "3" }), /LOCAL_RANK=3 must be below LOCAL_WORLD_SIZE=2/);
+  assert.match(run(["--node-rank", "1"], env), /drop --nnodes and --node-rank/);
+  assert.equal(existsSync(join(dir, "bad.mp4")), false);
+});
+
+test("the pre-flight check names a rank that never joins within the timeout, before any weights load", async () => {
+  const port = await portPair();
+  const env = { MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port), RANK: "0", WORLD_SIZE: "2", LOCAL_RANK: "0", LOCAL_WORLD_SIZE: "2" };
+  const t0 = performance.now();
+  const r = wanlab(["generate", ...args, "--ulysses", "2", "--rendezvous", "env://", "--timeout", "3",
+    "--log-dir", join(dir, "pre-logs"), "--output", join(dir, "pre.mp4")], env);
+  const s = (performance.now() - t0) / 1000;
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`pre-flight: rank 1 \\(node 1\\) never joined the rendezvous at 127\\.0\\.0\\.1:${port} within 3 s ` +
+    "\\(not started, crashed before joining, or cannot reach .*\\); joined: node 0 \\(rank 0, host [^,]+, cpu:0\\)\\. No weights were loaded"));
+  assert.ok(s < 15, `took ${s} s`);
+  assert.equal(existsSync(join(dir, "pre.mp4")), false);
+});
