@@ -12,9 +12,11 @@ export { connect, open, type NotebookLab, type NotebookOpenOptions, type Noteboo
 // What a lab takes, gives and throws.
 export { resolveParams, ParamError, type GenerateParams, type ResolvedParams } from "./params.js";
 export { CancelledError, type CancelledAt, type GenerateOptions, type GenerateResult, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Tensor, type Video } from "./shared/lab.js";
-// Notebook output: display(x), the inline video's settings, a frame strip, plotly charts.
+// Notebook output: display(x), the inline video's settings, a frame strip, a labelled grid of
+// videos and a side-by-side comparison, plotly charts.
 export { display, type Displayable, type MimeBundle } from "./display/mime.js";
 export { displayConfig, frameStrip } from "./display/video.js";
+export { compare, grid } from "./display/grid.js";
 export * as plot from "./display/plot.js";
 export type { Figure } from "./display/plot.js";
 // A model folder and this machine, as objects: what `wanlab inspect` and `wanlab doctor` print.

@@ -11,8 +11,8 @@ import { root } from "./helpers.js";
 /** The public entry's values: a name added to src/index.ts must be added here (and documented). */
 const publicValues = [
   "CancelledError", "ParamError",
-  "connect", "connectClient",
-  "display", "displayConfig", "doctor", "frameStrip", "inspect", "open", "plot",
+  "compare", "connect", "connectClient",
+  "display", "displayConfig", "doctor", "frameStrip", "grid", "inspect", "open", "plot",
   "readServerFile", "resolveParams", "runtimeDir",
 ];
 

@@ -8,7 +8,7 @@ import { gzipSync } from "node:zlib";
 import type { GenerateResult, MemoryPlanReport } from "../shared/lab.js";
 import { makeDisplayable, type Displayable, type MimeBundle } from "./mime.js";
 
-// Image grids of videos sit beside the charts: wan.plot.grid(results), wan.plot.compare(a, b).
+// Image grids of videos sit beside the charts: wan.grid(results), wan.compare(a, b).
 export { compare, grid, type Grid, type GridOptions, type VideoLike } from "./grid.js";
 
 export interface Trace {
