@@ -50,6 +50,7 @@ section{background:#fff;border:1px solid var(--line);border-radius:6px;padding:.
 section h2{font-size:15px;margin:0 0 .6em}
 #recent-section{grid-column:1 / -1}
 #stats-section{grid-row:span 2}
+@media (max-width:800px){main{grid-template-columns:1fr}#stats-section{grid-row:auto}}
 .prompt{font-weight:600;overflow-wrap:anywhere}
 .bar{height:10px;background:var(--line);border-radius:5px;overflow:hidden;margin:.5em 0}
 .bar>div{height:100%;background:var(--bar);width:0;transition:width .3s}
