@@ -12,7 +12,7 @@
 // t2v run; (d) the full 50-step estimate against the FLOP bound; (e) the DiT block's elementwise
 // passes (bench elementwise): ATen, the own kernel replacing one, one pass at the measured copy
 // bandwidth. Every figure also comes as a
-// table, so the page reads without JavaScript. plotly.js: --inline embeds plotly.js-dist-min
+// table, so the page reads without JavaScript. plotly.js: --inline embeds plotly.js-cartesian-dist-min
 // (4.8 MB); otherwise the page loads it from this checkout's node_modules, then from the plotly CDN.
 // Exit: 0 ok, 1 unreadable results, 2 usage.
 import { createRequire } from "node:module";
@@ -244,7 +244,7 @@ async function main() {
   if (argv.baseline) runs.push({ label: argv["baseline-label"] ?? "baseline", results: await readResults(path.resolve(argv.baseline)) });
   runs.push({ label: argv.label ?? (argv.baseline ? "optimised" : path.basename(dir, ".tgz")), results: await readResults(dir) });
   const figs = buildReport(runs);
-  const plotlyPath = createRequire(import.meta.url).resolve("plotly.js-dist-min");
+  const plotlyPath = createRequire(import.meta.url).resolve("plotly.js-cartesian-dist-min");
   const version = JSON.parse(await fs.readFile(path.join(path.dirname(plotlyPath), "package.json"), "utf8")).version;
   const out = path.resolve(argv.out ?? (dir.endsWith(".tgz") ? path.dirname(dir) : dir));
   await fs.mkdirp(out);

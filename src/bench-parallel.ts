@@ -254,7 +254,7 @@ export function benchParallelHtml(r: BenchParallelReport): string {
         return { type: "bar", name, x: rows.map((x) => String(x.gpus)), y: rows.map((x) => x.commSecondsPerStep) };
       }) },
   ];
-  const plotly = readFileSync(createRequire(import.meta.url).resolve("plotly.js-dist-min"), "utf8").replace(/<\/script/gi, "<\\/script");
+  const plotly = readFileSync(createRequire(import.meta.url).resolve("plotly.js-cartesian-dist-min"), "utf8").replace(/<\/script/gi, "<\\/script");
   const divs = figs.map((_, i) => `<div id="f${i}" style="width:100%;max-width:960px;height:420px"></div>`).join("\n");
   const spec = JSON.stringify(figs.map((f) => ({ data: f.data, layout: { title: { text: f.title, font: { size: 13 } }, ...f.layout } }))).replace(/</g, "\\u003c");
   return `<!doctype html><meta charset="utf-8"><title>wanlab bench parallel</title>

@@ -1,6 +1,7 @@
 // Plotly charts as notebook output: the plotly MIME bundle (JupyterLab with the plotly renderer,
-// VS Code) and an HTML fallback that draws with plotly.js from the plotly.js-dist-min package —
-// inlined once per kernel session (gzipped, no CDN) — for exporters and viewers that only know HTML.
+// VS Code) and an HTML fallback that draws with plotly.js — the plotly.js-cartesian-dist-min
+// bundle (bar, scatter, heatmap: what wanlab draws), inlined once per kernel session, gzipped, no
+// CDN — for exporters and viewers that only know HTML.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
@@ -29,7 +30,7 @@ export interface Figure extends Displayable {
 let plotlyGzip: string | undefined;
 /** plotly.js, gzipped and base64-encoded once: 4.9 MB of source travels as 2 MB. */
 function plotlyJsGzip(): string {
-  plotlyGzip ??= gzipSync(readFileSync(createRequire(import.meta.url).resolve("plotly.js-dist-min")), { level: 9 }).toString("base64");
+  plotlyGzip ??= gzipSync(readFileSync(createRequire(import.meta.url).resolve("plotly.js-cartesian-dist-min")), { level: 9 }).toString("base64");
   return plotlyGzip;
 }
 
