@@ -230,6 +230,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
           teaCacheModelId: p.teaCacheModelId,
           inputVideo,
           denoisingStrength: p.denoisingStrength,
+          ...(p.loras.length ? { loras: p.loras } : {}),
         },
         options.onProgress,
         options.saveTensors,

@@ -35,7 +35,25 @@ export interface GenerateParams {
   /** How much of the schedule runs from the input video: sigmas start here instead of 1 (0, 1];
    * lower keeps more of the input. Below 1 it needs inputVideo. */
   denoisingStrength?: number;
+  /** LoRAs on the DiT for this generation, stacked in order (docs/lora.md); the loaded weights
+   * stay as they are, and a generation without LoRAs gets the base model. */
+  loras?: LoraSpec[];
 }
+
+/** One LoRA of a generation. */
+export interface LoraSpec {
+  /** A .safetensors file where the engine runs: PEFT/diffusers lora_A/lora_B, kohya
+   * lora_down/lora_up with alpha, ComfyUI's diffusion_model. names and diff/diff_b. */
+  path: string;
+  /** Its strength, W' = W + scale · ΔW: a finite number in [-100, 100]; default 1. */
+  scale?: number;
+  /** false: keys that fit no weight of the model are skipped (and reported) instead of refused;
+   * default true. */
+  strict?: boolean;
+}
+
+/** At most this many LoRAs per generation. */
+export const maxLoras = 16;
 
 /** TeaCache calibrations the engine has (DiffSynth's text-to-video ones). */
 export const teaCacheModelIds = ["Wan2.1-T2V-1.3B", "Wan2.1-T2V-14B"] as const;
@@ -60,6 +78,8 @@ export interface ResolvedParams {
   /** "": text to video. */
   inputVideo: string;
   denoisingStrength: number;
+  /** [] without LoRAs. */
+  loras: Required<LoraSpec>[];
 }
 
 export { defaults };
@@ -139,9 +159,9 @@ function int(field: string, v: number, min: number, max: number, extra?: (n: num
   return v;
 }
 
-function num(field: string, v: number, min: number, max: number, openMin = false): number {
+function num(field: string, v: number, min: number, max: number, openMin = false, errorField = field): number {
   if (typeof v !== "number" || !Number.isFinite(v) || (openMin ? v <= min : v < min) || v > max)
-    throw new ParamError(field, `${field} must be a number in ${openMin ? "(" : "["}${min}, ${max}], got ${v}`);
+    throw new ParamError(errorField, `${field} must be a number in ${openMin ? "(" : "["}${min}, ${max}], got ${v}`);
   return v;
 }
 
@@ -158,6 +178,21 @@ export const paramKeys: readonly string[] = [...paramRowsByKey.keys()].filter((k
 export function refuseUnknownParams(p: object, allowed: readonly string[] = paramKeys): void {
   for (const key of Object.keys(p))
     if (!allowed.includes(key)) throw new ParamError(key, `unknown parameter '${key}'; allowed: ${allowed.join(", ")}`);
+}
+
+function loras(v: unknown): Required<LoraSpec>[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > maxLoras)
+    throw new ParamError("loras", `loras must be an array of at most ${maxLoras} { path, scale, strict } objects`);
+  return v.map((l: unknown, i) => {
+    const { path, scale, strict, ...rest } = (l ?? {}) as LoraSpec;
+    if (typeof l !== "object" || l === null || Array.isArray(l)) throw new ParamError("loras", `loras[${i}] must be an object { path, scale, strict }`);
+    const extra = Object.keys(rest)[0];
+    if (extra !== undefined) throw new ParamError("loras", `loras[${i}] has an unknown key '${extra}'; allowed: path, scale, strict`);
+    if (typeof path !== "string" || path === "") throw new ParamError("loras", `loras[${i}].path must be a file path, got ${JSON.stringify(path)}`);
+    if (strict !== undefined && typeof strict !== "boolean") throw new ParamError("loras", `loras[${i}].strict must be a boolean`);
+    return { path, scale: num(`loras[${i}].scale`, scale ?? 1, -100, 100, false, "loras"), strict: strict ?? true };
+  });
 }
 
 /** Applies defaults and checks every field; the first bad one throws a ParamError naming it. */
@@ -183,6 +218,7 @@ export function resolveParams(p: GenerateParams): ResolvedParams {
     teaCacheModelId: p.teaCacheModelId ?? defaults.teaCacheModelId,
     inputVideo: p.inputVideo ?? defaults.inputVideo,
     denoisingStrength: num("denoisingStrength", p.denoisingStrength ?? defaults.denoisingStrength, ...paramRanges.denoisingStrength, true),
+    loras: loras(p.loras),
   };
   if (typeof r.inputVideo !== "string") throw new ParamError("inputVideo", "inputVideo must be a path to a video file");
   if (r.denoisingStrength < 1 && r.inputVideo === "")

@@ -51,7 +51,8 @@ const char* kGenerateHelp = R"(      one generation of the request in REQ.json (
       timings as JSON; --save-tensors writes noise, context, latents, video and token_ids;
       --timesteps replaces the schedule with those timesteps (in (0, 1000], decreasing), shifted
       by the request's sigmaShift as LightX2V shifts its denoising_step_list. Nodes
-      1.. of a multi-node group (--node-rank K) follow node 0's requests instead
+      1.. of a multi-node group (--node-rank K) follow node 0's requests instead; --lora
+      (repeatable) adds a LoRA on the DiT at SCALE (default 1) after the request's loras
 )";
 const char* kUsageTail = R"(  make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]
       write a deterministic random-weight Wan2.1 T2V model in a published layout
@@ -102,7 +103,8 @@ const char* kUsageTail = R"(  make-tiny OUT [--layout official|sharded|diffusers
 // command does (a missing file, a value the engine refuses) stay exit 1.
 std::string usage_text() {
   return std::string(kUsageHead) + "  inspect DIR " + wan::flags_usage(kInspectFlags, 14) + "\n" + kInspectHelp +
-         "  generate DIR --request REQ.json [--save-tensors OUT.safetensors] [--timesteps T1,T2,...]\n              " +
+         "  generate DIR --request REQ.json [--save-tensors OUT.safetensors] [--timesteps T1,T2,...]\n"
+         "              [--lora FILE[:SCALE]]... " +
          wan::flags_usage(kGenerateFlags, 14) + "\n" + kGenerateHelp + kUsageTail;
 }
 
@@ -117,6 +119,7 @@ template <typename... A>
 struct Args {
   std::vector<std::string> positional;
   std::map<std::string, std::string> options;  // "--flag" -> value ("" for switches)
+  std::vector<std::string> loras;              // --lora FILE[:SCALE], repeatable, in order
 };
 
 Args parse(int argc, char** argv, const std::vector<std::string>& switches) {
@@ -131,6 +134,9 @@ Args parse(int argc, char** argv, const std::vector<std::string>& switches) {
     for (const auto& w : switches) is_switch = is_switch || w == s;
     if (is_switch) {
       a.options[s] = "";
+    } else if (s == "--lora") {
+      if (i + 1 >= argc) usage("option --lora needs a value");
+      a.loras.push_back(argv[++i]);
     } else {
       if (i + 1 >= argc) usage("option ", s, " needs a value");
       a.options[s] = argv[++i];
@@ -163,6 +169,7 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
 }
 
 void check_known(const Args& a, const std::vector<std::string>& known) {
+  if (!a.loras.empty() && std::find(known.begin(), known.end(), "--lora") == known.end()) usage("unknown option --lora");
   for (const auto& [k, _] : a.options) {
     bool ok = false;
     for (const auto& n : known) ok = ok || n == k;
@@ -187,7 +194,7 @@ int main(int argc, char** argv) {
       std::cout << wan::inspect_model(a.positional[0], o).dump(2) << "\n";
     } else if (cmd == "generate") {
       Args a = parse(argc, argv, wan::switch_flags(kGenerateFlags));
-      check_known(a, with(kGenerateFlags, {"--request", "--save-tensors", "--timesteps"}));
+      check_known(a, with(kGenerateFlags, {"--request", "--save-tensors", "--timesteps", "--lora"}));
       if (a.positional.size() != 1) usage("generate needs exactly one model directory");
       wan::GenerateFileOptions o;
       o.model_dir = a.positional[0];
@@ -199,6 +206,13 @@ int main(int argc, char** argv) {
         std::stringstream list(a.options["--timesteps"]);
         for (std::string t; std::getline(list, t, ',');) o.timesteps.push_back(wan::parse_number_flag("--timesteps", t));
         if (o.timesteps.empty()) usage("--timesteps needs a comma-separated list, e.g. 1000,750,500,250");
+      }
+      for (const std::string& l : a.loras) {  // FILE[:SCALE]: the text after the last ':' without a '/' is the scale
+        const size_t colon = l.rfind(':');
+        const bool scaled = colon != std::string::npos && l.find('/', colon) == std::string::npos;
+        const std::string file = scaled ? l.substr(0, colon) : l;
+        if (file.empty()) usage("--lora needs FILE[:SCALE], got '", l, "'");
+        o.loras.push_back({file, scaled ? wan::parse_number_flag("--lora", l.substr(colon + 1)) : 1.0, true});
       }
       o.progress = [](const wan::T2VEvent& e) {
         std::fprintf(stderr, "%s %lld/%lld %.1f s\n", e.stage.c_str(), (long long)e.step, (long long)e.total, e.elapsed_s);

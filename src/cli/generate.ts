@@ -4,7 +4,7 @@
 import { rm, writeFile } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import { CancelledError, open, type GenerateResult, type OpenOptions, type ProgressEvent } from "../engine.js";
-import { paramRanges, rangeText, resolveParams, type GenerateParams } from "../params.js";
+import { paramRanges, rangeText, resolveParams, type GenerateParams, type LoraSpec } from "../params.js";
 import { checkInputVideoPath } from "../video/read.js";
 import { writePngFrames } from "../video/ffmpeg.js";
 import { checkDistinct, checkOutputDir, checkOutputFile, commitFile, tempBeside, type OutputFileOptions } from "../fs/safe-output.js";
@@ -166,6 +166,23 @@ export async function embeddedModel(): Promise<string> {
   return dir;
 }
 
+/** --lora FILE[:SCALE], repeatable: the text after the last ':' (when it holds no '/') is the
+ * scale, a decimal number (default 1); the path is made absolute (a server reads it from its own
+ * working directory). A path with a ':' in its last part takes an explicit scale (a:b.safetensors:1). */
+export function loraOptions(values: unknown): LoraSpec[] | undefined {
+  if (values === undefined) return undefined;
+  return (values as string[]).map((text) => {
+    const colon = text.lastIndexOf(":");
+    const tail = colon >= 0 ? text.slice(colon + 1) : "";
+    const file = colon >= 0 && !tail.includes("/") ? text.slice(0, colon) : text;
+    const scale = file === text ? undefined : Number(tail);
+    if (file === "") throw new UsageError(`--lora needs FILE[:SCALE], got '${text}'`);
+    if (scale !== undefined && (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(tail) || !Number.isFinite(scale)))
+      throw new UsageError(`--lora ${text}: the scale after ':' must be a decimal number, got '${tail}'`);
+    return { path: resolvePath(file), ...(scale !== undefined ? { scale } : {}) };
+  });
+}
+
 export async function cmdGenerate(args: string[]): Promise<number> {
   const { values: v } = parseCommand(args, "generate");
   if (v.help) return help("generate");
@@ -195,6 +212,7 @@ export async function cmdGenerate(args: string[]): Promise<number> {
     // An absolute path: a server (--server) reads it on its own, from another working directory.
     inputVideo: typeof v["input-video"] === "string" ? resolvePath(v["input-video"]) : undefined,
     denoisingStrength: numberOption("denoising-strength", v["denoising-strength"], rangeText("denoisingStrength")),
+    loras: loraOptions(v.lora),
   };
   return runGenerate({
     model: v.model as string | undefined,

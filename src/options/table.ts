@@ -10,8 +10,9 @@ export type Command = "demo" | "generate" | "inspect" | "make-tiny" | "bench-mod
 /** How a value is read: "integer" decimal digits in `range`; "number" a finite decimal in
  * `range`; "count" digits with an optional K/M/G suffix (24G); "budget" a count, auto (or none
  * where `choices` says); "device" cpu, cuda or cuda:N; "seed" an integer in [0, 2^64-1];
- * "pair" [height, width] (API only); "string" text or a path. */
-export type OptionType = "string" | "boolean" | "integer" | "number" | "seed" | "count" | "budget" | "choice" | "device" | "pair";
+ * "pair" [height, width] (API only); "string" text or a path; "loras" FILE[:SCALE] on the CLI,
+ * [{ path, scale?, strict? }] in the API. */
+export type OptionType = "string" | "boolean" | "integer" | "number" | "seed" | "count" | "budget" | "choice" | "device" | "pair" | "loras";
 
 export interface OptionRow {
   /** The flag without "--"; absent: an API field with no flag. */
@@ -107,6 +108,8 @@ const paramRows: OptionRow[] = [
     help: "video to video: a file ffmpeg reads, its first frames scaled to the size" },
   { flag: "denoising-strength", key: "denoisingStrength", engine: "denoising_strength", type: "number", value: "X", range: [0, 1], exclusiveMin: true, param: true, example: "--denoising-strength 0.7 --input-video in.mp4", commands: G,
     help: "how much of the schedule runs from the input video (below 1 needs --input-video)" },
+  { flag: "lora", key: "loras", engine: "loras", type: "loras", value: "FILE[:SCALE]", multiple: true, param: true, default: "none", example: "--lora style.safetensors:0.8 --lora motion.safetensors", commands: G,
+    help: "a LoRA on the DiT at SCALE (default 1; repeatable, stacked in order): merged into a working copy, the loaded weights stay as they are" },
 ];
 
 /** The ranks and their layout, several nodes, logs: native ParallelOptions (OpenOptions). */

@@ -4,7 +4,7 @@
 // the server runs on every body that passes the schema. The schema checks shape (names, types,
 // sizes) so fastify refuses malformed JSON before a handler runs; resolveParams checks ranges with
 // the same messages as the API and CLI.
-import { defaults, type GenerateParams } from "../params.js";
+import { defaults, maxLoras, type GenerateParams } from "../params.js";
 import { jobOptionRow, maxPromptChars, paramRowsByKey, type OptionRow } from "../options/table.js";
 
 export { maxPromptChars };
@@ -14,6 +14,11 @@ type JsonSchema = Record<string, unknown>;
 const integer = { type: "integer" };
 const number = { type: "number" };
 const pair = { type: "array", items: integer, minItems: 2, maxItems: 2 };
+const loraList = {
+  type: "array", maxItems: maxLoras,
+  items: { type: "object", required: ["path"], additionalProperties: false,
+    properties: { path: { type: "string", minLength: 1, maxLength: 4096 }, scale: number, strict: { type: "boolean" } } },
+};
 
 /** A parameter's JSON shape from its table row. */
 function schemaOf(r: OptionRow): JsonSchema {
@@ -24,6 +29,7 @@ function schemaOf(r: OptionRow): JsonSchema {
     // JSON numbers lose precision past 2^53: large seeds travel as decimal strings.
     case "seed": return { anyOf: [integer, { type: "string", pattern: "^[0-9]{1,20}$" }] };
     case "pair": return pair;
+    case "loras": return loraList;
     case "string":
       return { type: "string", ...(r.minLength !== undefined ? { minLength: r.minLength } : {}), ...(r.maxLength !== undefined ? { maxLength: r.maxLength } : {}) };
     default: throw new Error(`no JSON schema for a ${r.type} parameter (${r.key})`);
@@ -35,7 +41,7 @@ function schemaOf(r: OptionRow): JsonSchema {
 const paramKeys: { [K in keyof Required<GenerateParams>]: true } = {
   prompt: true, negativePrompt: true, seed: true, numInferenceSteps: true, cfgScale: true, guidanceScale: true, sigmaShift: true,
   height: true, width: true, numFrames: true, tiled: true, tileSize: true, tileStride: true, teaCacheL1Thresh: true,
-  teaCacheModelId: true, inputVideo: true, denoisingStrength: true,
+  teaCacheModelId: true, inputVideo: true, denoisingStrength: true, loras: true,
 };
 
 /** One entry per GenerateParams field, from its row in the option table. */
@@ -75,6 +81,7 @@ export function allowedFor(field: string): string {
   const s = (paramSchemas as Record<string, JsonSchema>)[field] ?? (jobOptionSchemas as Record<string, JsonSchema>)[field];
   if (!s) return `one of the fields ${jobFields.join(", ")}`;
   if (s.anyOf) return "an integer from 0 to 2^64-1 (a decimal string beyond 2^53)";
+  if (s === loraList) return `an array of at most ${maxLoras} { path, scale, strict } objects`;
   if (s.type === "array") return "[height, width], two integers";
   if (s.type === "integer" && s.minimum !== undefined) return `an integer from ${s.minimum} to ${s.maximum}`;
   if (s.type === "string" && s.maxLength) return `a string of at most ${s.maxLength} characters`;

@@ -92,6 +92,18 @@ class WanDiT {
   // Block linear weights kept as float8 bytes (a float8 checkpoint), and their type.
   int64_t f8_params() const { return f8_params_; }
 
+  // LoRA working copies (models/lora_merge.h; models/lora_slots.cpp). base_tensor: the tensor
+  // forward uses for canonical name `name` (checkpoint/arch.h dit_specs) as the base model has
+  // it, in the compute dtype on its device (a float8 weight decoded; an offloaded block's in
+  // host memory); an error naming it for an unknown name or a block sharded across ranks.
+  at::Tensor base_tensor(const std::string& name) const;
+  // Uses `t` (base_tensor's shape and dtype, on its device) for `name` from now on. The base
+  // tensor is held aside, untouched, and restore_base() puts every one back as it was.
+  void use_tensor(const std::string& name, const at::Tensor& t);
+  void restore_base();
+  // Bytes of the tensors use_tensor installed (the working copies), per device copy of the DiT.
+  int64_t working_bytes() const;
+
  private:
   struct Linear {
     at::Tensor w, b;  // w: [out, in], b: [out]
@@ -161,6 +173,15 @@ class WanDiT {
   std::vector<Block> blocks;
   Linear head;
   at::Tensor head_modulation;  // [1, 2, D] float32
+  // LoRA: the base of each tensor use_tensor replaced (a float8 linear's bytes with its type and
+  // scale), and where a name lives.
+  struct SavedTensor {
+    at::Tensor t;
+    std::optional<DType> f8;
+    float scale = 1.0f;
+  };
+  std::map<std::string, SavedTensor> lora_base_;
+  at::Tensor* lora_slot(const std::string& name, Linear** linear, bool* offloaded);
   mutable std::mutex rope_mu_;  // forward is const and may run on several rank threads at once
   mutable std::map<std::array<int64_t, 3>, RopeTable> rope_cache_;
 };

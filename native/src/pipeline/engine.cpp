@@ -163,6 +163,7 @@ nlohmann::json T2VEngine::placement() const {
           {"dit_offloaded_params", dits_.front()->offloaded_params()},
           {"dit_weight_shards", dits_.front()->weight_shards()},
           {"dit_f8_params", dits_.front()->f8_params()},
+          {"dit_loras", loras()},
           {"devices_note", devices_note_},
           {"memory_budget_bytes", memory_budget_},
           {"memory_budget_note", budget_note_}};

@@ -29,7 +29,7 @@ constexpr Key kKeys[] = {
     {"teaCacheL1Thresh", "tea_cache_l1_thresh"}, {"teaCacheModelId", "tea_cache_model_id"},
     {"denoisingStrength", "denoising_strength"},
     {"timesteps", "timesteps"}, {"stopAtStep", "stop_at_step"}, {"resumeFromStep", "resume"}, {"resumeModel", "resume"},
-    {"resumeSigmas", "resume"},
+    {"resumeSigmas", "resume"}, {"loras", "loras"},
 };
 
 const char* field_of(const std::string& key) {
@@ -110,8 +110,35 @@ json request_to_json(const T2VRequest& r) {
     if (!r.resume_model.empty()) j["resumeModel"] = r.resume_model;
     if (!r.resume_sigmas.empty()) j["resumeSigmas"] = r.resume_sigmas;
   }
+  if (!r.loras.empty()) {
+    j["loras"] = json::array();
+    for (const T2VRequest::Lora& l : r.loras) j["loras"].push_back({{"path", l.path}, {"scale", l.scale}, {"strict", l.strict}});
+  }
   return j;
 }
+
+namespace {
+// "loras": an array of at most 16 {path, scale?, strict?} objects.
+std::vector<T2VRequest::Lora> loras_of(const json& v) {
+  if (!v.is_array() || v.size() > 16)
+    throw ParamError("loras", concat("loras must be an array of at most 16 {path, scale, strict} objects, got ",
+                                     json_describe(v)));
+  std::vector<T2VRequest::Lora> out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string at = concat("loras[", i, "]");
+    if (!v[i].is_object()) throw ParamError("loras", concat(at, " must be an object {path, scale, strict}, got ", json_describe(v[i])));
+    check_json_keys(v[i], {"path", "scale", "strict"}, "LoRA");
+    if (!v[i].contains("path")) throw ParamError("loras", concat(at, " has no path"));
+    T2VRequest::Lora l;
+    l.path = json_field_string(v[i]["path"], at + ".path", "loras");
+    if (l.path.empty()) throw ParamError("loras", concat(at, ".path is empty"));
+    if (v[i].contains("scale")) l.scale = json_field_number(v[i]["scale"], at + ".scale", "loras");
+    if (v[i].contains("strict")) l.strict = json_field_bool(v[i]["strict"], at + ".strict", "loras");
+    out.push_back(l);
+  }
+  return out;
+}
+}  // namespace
 
 T2VRequest request_from_json(const json& j, bool need_prompt) {
   static const std::vector<const char*> known = [] {
@@ -164,6 +191,7 @@ T2VRequest request_from_json(const json& j, bool need_prompt) {
   if (has("resumeFromStep")) r.resume_from_step = json_field_int(j["resumeFromStep"], "resumeFromStep", "resume", 0, kMax);
   if (has("resumeModel")) r.resume_model = json_field_string(j["resumeModel"], "resumeModel", "resume");
   if (has("resumeSigmas")) r.resume_sigmas = numbers_of(j["resumeSigmas"], "resumeSigmas", kMaxTimesteps);
+  if (has("loras")) r.loras = loras_of(j["loras"]);
   return r;
 }
 

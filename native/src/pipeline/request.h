@@ -47,6 +47,14 @@ struct T2VRequest {
   at::Tensor resume_latents;
   std::string resume_model;
   std::vector<double> resume_sigmas;
+  // LoRAs (checkpoint/lora.h, models/lora_merge.h) on the DiT for this request, in order:
+  // W' = W + Σ scale · ΔW. strict false skips the keys that fit nothing instead of refusing.
+  struct Lora {
+    std::string path;
+    double scale = 1.0;
+    bool strict = true;
+  };
+  std::vector<Lora> loras;
 };
 
 // The request as JSON, keys as the TypeScript API spells them (camelCase):
@@ -57,6 +65,8 @@ struct T2VRequest {
 //    "resumeFromStep", "resumeModel", "resumeSigmas": [number, ...]}
 // Tensors other than the token ids (input_video, input_latents, resume_latents) travel beside it,
 // not in it; timesteps, stopAtStep and the resume keys are written only where set.
+// "loras": [{"path": string, "scale": number (default 1), "strict": bool (default true)}, ...]
+// (at most 16; written only where set).
 // request_to_json writes every key (the seed as a decimal string: a uint64 does not fit a double),
 // the token ids and masks only where their tensors are defined (no negative prompt: none), so
 // request_from_json(request_to_json(r)) equals r in every field the JSON holds.

@@ -22,6 +22,7 @@ namespace wan {
 T2VResult T2VEngine::generate(const T2VRequest& r, const std::function<void(const T2VEvent&)>& progress,
                               const std::atomic<bool>* cancel) const {
   validate(r);
+  use_loras(r);  // the request's LoRA working copies on the DiT (or the base model back)
   c10::NoGradGuard no_grad;
   auto report = [&](const char* stage, int64_t step, int64_t total, Clock::time_point t0,
                     const at::Tensor& latents = at::Tensor()) {

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "models/dit.h"
+#include "models/lora_merge.h"
 #include "models/memory_model.h"
 #include "pipeline/flow_match.h"
 #include "pipeline/prompt_cache.h"
@@ -140,6 +141,12 @@ class T2VEngine {
   // other nodes runs the published requests in order (each joins node 0's collectives, so a
   // cancel on node 0 cancels them too) until node 0 calls end_requests() or `stop` is set.
   // `on_request(n, error)` reports each request followed ("" when it succeeded).
+  // The LoRAs on the DiT now (pipeline/lora_use.cpp): {"loras": [{path, fingerprint, scale, rank,
+  // weights, skipped}], "working_bytes" (per DiT copy), "switch_s" (the last switch's seconds)}.
+  nlohmann::json loras() const;
+  // Puts the request's LoRA set on every local DiT copy unless it is on already (generate does).
+  void use_loras(const T2VRequest& r) const;
+
   void follow(const std::atomic<bool>& stop, const std::function<void(int64_t, const std::string&)>& on_request = {}) const;
   void end_requests() const;
   int node_rank() const { return node_rank_; }
@@ -162,6 +169,12 @@ class T2VEngine {
   // The files the weights were mapped from, as they were then (see the class comment).
   std::vector<FileStamp> mapped_files_;
   void check_model_files() const;
+  // LoRAs: the request's set read and checked (validate), the set on the DiT copies now.
+  std::vector<LoraUse> lora_set(const T2VRequest& r) const;
+  mutable std::mutex lora_mu_;
+  mutable std::string lora_key_;
+  mutable nlohmann::json lora_info_ = nlohmann::json::array();
+  mutable double lora_switch_s_ = 0;
   mutable PromptCache prompt_cache_;
   // [text_len, dim] on the CPU: from the cache, else encoded (and kept); `cached` counts hits.
   // `cancel`: checked between the text encoder's layers (throws Cancelled).

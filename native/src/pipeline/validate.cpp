@@ -123,6 +123,7 @@ void T2VEngine::validate(const T2VRequest& r) const {
   on_field("prompt", [&] { check_prompt(r.prompt_ids, r.prompt_mask, "prompt", a.text_len); });
   if (r.cfg_scale != 1.0)
     on_field("negative_prompt", [&] { check_prompt(r.negative_ids, r.negative_mask, "negative prompt", a.text_len); });
+  lora_set(r);  // every LoRA file read (cached), parsed and matched against the model
   if (const std::string why = budget_problem(r); !why.empty()) fail(why);
 }
 

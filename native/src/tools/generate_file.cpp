@@ -32,6 +32,7 @@ nlohmann::json generate_from_file(const GenerateFileOptions& o) {
     throw ParamError(e.field, concat(o.request_path, ": ", e.what()));
   }
   if (!o.timesteps.empty()) request.timesteps = o.timesteps, request.num_inference_steps = int64_t(o.timesteps.size());
+  request.loras.insert(request.loras.end(), o.loras.begin(), o.loras.end());
   T2VEngine engine(o.model_dir, o.engine.parallel, o.engine.compute);
   T2VResult result;
   try {

@@ -19,6 +19,7 @@ struct GenerateFileOptions {
   EngineOptions engine;
   std::string save_tensors;  // "": none; else save_result_tensors (pipeline/t2v.h) there
   std::vector<double> timesteps;  // --timesteps: replaces the request's schedule (pipeline/flow_match.h listed_schedule)
+  std::vector<T2VRequest::Lora> loras;  // --lora: added after the request's own (models/lora_merge.h)
   std::function<void(const T2VEvent&)> progress;
 };
 

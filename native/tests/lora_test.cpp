@@ -1,0 +1,162 @@
+// LoRAs on a loaded engine against DiffSynth-Studio's fused load_lora (test/golden/make_lora.py):
+// every naming of the same LoRA, stacked with a second at 0.7 and -0.3, with CFG, on one rank and
+// on a Ulysses group; the base model back bit for bit; bad files refused before any compute.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+
+#include "checkpoint/lora.h"
+#include "formats/safetensors.h"
+#include "pipeline/t2v.h"
+#include "test.h"
+#include "tools/generate_file.h"
+
+using namespace wan;
+
+namespace {
+const TensorMap& golden() {
+  static const TensorMap g = load_safetensors(wantest::source_dir() + "/test/golden/data/lora.safetensors", false);
+  return g;
+}
+const at::Tensor& G(const std::string& name) { return golden().at(name).data; }
+std::string lora_file(const std::string& name) {
+  return wantest::source_dir() + "/test/golden/data/lora/" + name + ".safetensors";
+}
+// make_lora.py's case with `loras` (file name, scale).
+T2VRequest lora_request(const std::vector<std::pair<std::string, double>>& loras) {
+  T2VRequest r;
+  r.prompt_ids = G("prompt_ids"), r.prompt_mask = G("prompt_mask");
+  r.negative_ids = G("negative_ids"), r.negative_mask = G("negative_mask");
+  r.seed = 11, r.height = 48, r.width = 64, r.num_frames = 5, r.num_inference_steps = 3;
+  r.cfg_scale = 5.0, r.sigma_shift = 5.0;
+  for (const auto& [name, scale] : loras) r.loras.push_back({name[0] == '/' ? name : lora_file(name), scale, true});
+  return r;
+}
+const T2VEngine& engine() {
+  static const T2VEngine e(wantest::tiny_model());
+  return e;
+}
+at::Tensor latents(const T2VEngine& e, const T2VRequest& r) { return e.generate(r).latents; }
+// A LoRA file of `tensors` under the scratch directory.
+std::string write_lora(const std::string& name, const TensorMap& tensors) {
+  const std::string p = wantest::scratch(name);
+  save_safetensors(p, tensors);
+  return p;
+}
+StoredTensor f32(const at::Tensor& t) { return stored(t.to(at::kFloat).contiguous()); }
+}  // namespace
+
+TEST(lora_every_naming_stacked_at_0_7_and_minus_0_3_matches_diffsynth_fused_load_lora) {
+  for (const char* naming : {"lora1_kohya_comfy", "lora1_peft", "lora1_peft_default", "lora1_diffusers", "lora1_kohya_flat"}) {
+    const double d = wantest::rel_l2(latents(engine(), lora_request({{naming, 0.7}, {"lora2_peft", -0.3}})), G("fused.latents"));
+    if (!(d < 1e-5)) throw wantest::Failure{std::string(naming) + ": rel L2 " + std::to_string(d) + " > 1e-5"};
+  }
+  // Full-weight differences (diff, diff_b, a norm's diff) as ComfyUI applies them.
+  EXPECT(wantest::rel_l2(latents(engine(), lora_request({{"lora1_diff", 0.7}, {"lora2_peft", -0.3}})), G("diff.latents")) < 1e-5);
+  // The LoRAs do move the result (the comparison above could not pass on the base model).
+  EXPECT(wantest::rel_l2(G("fused.latents"), G("base.latents")) > 1e-2);
+}
+
+TEST(lora_removed_gives_the_base_model_bit_for_bit_and_the_same_request_twice_is_identical) {
+  const T2VEngine fresh(wantest::tiny_model());
+  const at::Tensor base = latents(fresh, lora_request({}));
+  EXPECT(wantest::rel_l2(base, G("base.latents")) < 1e-5);
+  const T2VRequest with = lora_request({{"lora1_peft", 0.7}, {"lora2_peft", -0.3}});
+  const at::Tensor a = latents(engine(), with), b = latents(engine(), with);
+  EXPECT(at::equal(a, b));
+  const nlohmann::json on = engine().loras();
+  EXPECT(on["loras"].size() == 2 && on["loras"][0]["scale"] == 0.7 && on["working_bytes"].get<int64_t>() > 0);
+  EXPECT(on["loras"][0]["fingerprint"] == lora_fingerprint(lora_file("lora1_peft")));
+  // Switching to another scale rebuilds the copies from the base, not from the last set.
+  const at::Tensor c = latents(engine(), lora_request({{"lora1_peft", 0.35}}));
+  EXPECT(!at::equal(c, a));
+  EXPECT(at::equal(latents(engine(), lora_request({})), base));
+  EXPECT(engine().loras()["loras"].empty() && engine().loras()["working_bytes"] == 0);
+  EXPECT(at::equal(latents(engine(), with), a));
+}
+
+TEST(lora_on_a_ulysses_2_group_matches_one_rank) {
+  ParallelOptions p;
+  p.devices = "cpu:0-1", p.ulysses = 2, p.timeout_s = 60;
+  const T2VEngine group(wantest::tiny_model(), p);
+  const T2VRequest r = lora_request({{"lora1_kohya_comfy", 0.7}, {"lora2_peft", -0.3}});
+  const at::Tensor one = latents(engine(), r), two = latents(group, r);
+  // The group's attention sums in another order: the parallel tests' bound.
+  std::printf("     ulysses 2 vs one rank: latents rel L2 %.2e\n", wantest::rel_l2(two, one));
+  EXPECT(wantest::rel_l2(two, one) < 1e-5);
+  EXPECT(wantest::rel_l2(two, G("fused.latents")) < 1e-5);
+}
+
+TEST(lora_bad_files_and_scales_are_refused_before_compute_naming_the_file_and_key) {
+  const T2VEngine& e = engine();
+  const at::Tensor base = latents(e, lora_request({}));
+  const TensorMap good = load_safetensors(lora_file("lora2_peft"), false);
+  // A LoRA for a bigger model (the 14B's dim 5120 on a DiT of dim 256).
+  const std::string big = write_lora("big.safetensors", {{"diffusion_model.blocks.0.self_attn.q.lora_up.weight", f32(at::ones({5120, 1}))},
+                                                         {"diffusion_model.blocks.0.self_attn.q.lora_down.weight", f32(at::ones({1, 5120}))}});
+  EXPECT_ERROR(e.validate(lora_request({{big, 1.0}})), big, "blocks.0.self_attn.q.lora_up.weight", "another model size");
+  // Ranks that disagree between lora_B and lora_A.
+  const std::string ranks = write_lora("ranks.safetensors", {{"blocks.0.self_attn.q.lora_B.weight", f32(at::ones({256, 4}))},
+                                                             {"blocks.0.self_attn.q.lora_A.weight", f32(at::ones({3, 256}))}});
+  EXPECT_ERROR(e.validate(lora_request({{ranks, 1.0}})), ranks, "rank 4", "rank 3", "ranks disagree");
+  // A key that matches no weight (block 7 of a 2-block DiT), in a file that is otherwise good.
+  TensorMap extra = good;
+  extra["blocks.7.self_attn.q.lora_A.weight"] = f32(at::ones({2, 256}));
+  extra["blocks.7.self_attn.q.lora_B.weight"] = f32(at::ones({256, 2}));
+  const std::string stray = write_lora("stray.safetensors", extra);
+  EXPECT_ERROR(e.validate(lora_request({{stray, 1.0}})), stray, "blocks.7.self_attn.q.lora_A.weight", "matches no weight");
+  // No LoRA keys at all (a checkpoint given as a LoRA).
+  const std::string plain = write_lora("plain.safetensors", {{"blocks.0.self_attn.q.weight", f32(at::ones({256, 256}))}});
+  EXPECT_ERROR(e.validate(lora_request({{plain, 1.0}})), plain, "holds no LoRA keys");
+  // A truncated file.
+  const std::string cut = wantest::scratch("cut.safetensors");
+  std::filesystem::copy_file(lora_file("lora2_peft"), cut, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::resize_file(cut, std::filesystem::file_size(cut) / 2);
+  EXPECT_ERROR(e.validate(lora_request({{cut, 1.0}})), cut, "truncated");
+  // NaN values, a NaN scale, a missing file.
+  TensorMap nan = good;
+  nan.begin()->second = f32(at::full(nan.begin()->second.data.sizes(), std::numeric_limits<float>::quiet_NaN()));
+  const std::string nanf = write_lora("nan.safetensors", nan);
+  EXPECT_ERROR(e.validate(lora_request({{nanf, 1.0}})), nanf, "NaN");
+  EXPECT_ERROR(e.validate(lora_request({{"lora2_peft", std::nan("")}})), "loras[0].scale", "finite");
+  EXPECT_ERROR(e.validate(lora_request({{"/no/such/lora.safetensors", 1.0}})), "/no/such/lora.safetensors", "does not exist");
+  // generate refuses the same way, and the engine is still the base model.
+  EXPECT_ERROR(e.generate(lora_request({{big, 1.0}})), "another model size");
+  EXPECT(at::equal(latents(e, lora_request({})), base));
+  // strict: false skips the stray key, reports it, and applies the rest: as the good file.
+  T2VRequest lenient = lora_request({{stray, -0.3}});
+  lenient.loras[0].strict = false;
+  const at::Tensor skipped = latents(e, lenient);
+  EXPECT(e.loras()["loras"][0]["skipped"].size() == 2);
+  EXPECT(at::equal(skipped, latents(e, lora_request({{"lora2_peft", -0.3}}))));
+  // Request JSON: loras round-trip, and a bad entry names the field.
+  const T2VRequest back = request_from_json(request_to_json(lenient));
+  EXPECT(back.loras.size() == 1 && back.loras[0].path == stray && back.loras[0].scale == -0.3 && !back.loras[0].strict);
+  EXPECT_ERROR(request_from_json({{"promptIds", {1}}, {"promptMask", {1}}, {"loras", {{{"scale", 1}}}}}), "loras[0] has no path");
+}
+
+TEST(lora_is_refused_on_sharded_weights_naming_the_placement) {
+  ParallelOptions p;
+  p.devices = "cpu:0-1", p.ulysses = 2, p.timeout_s = 60;
+  ComputeOptions c;
+  c.shard_weights = true;
+  const T2VEngine sharded(wantest::tiny_model(), p, c);
+  EXPECT_ERROR(sharded.validate(lora_request({{"lora2_peft", 1.0}})), "lora2_peft", "shard weights", "not supported");
+}
+
+TEST(lora_wanlab_engine_generate_adds_its_lora_flags_to_the_request_file) {
+  const std::string req = wantest::scratch("lora-request.json"), out = wantest::scratch("lora-out.safetensors");
+  {
+    FILE* f = std::fopen(req.c_str(), "w");
+    const std::string text = request_to_json(lora_request({{"lora1_kohya_flat", 0.7}})).dump();
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  }
+  GenerateFileOptions o;
+  o.model_dir = wantest::tiny_model(), o.request_path = req, o.save_tensors = out;
+  o.loras = {{lora_file("lora2_peft"), -0.3, true}};
+  const nlohmann::json timings = generate_from_file(o);
+  EXPECT(timings["placement"]["dit_loras"]["loras"].size() == 2);
+  EXPECT(wantest::rel_l2(load_safetensors(out, false).at("latents").data, G("fused.latents")) < 1e-5);
+}
