@@ -160,3 +160,20 @@ TEST(lora_wanlab_engine_generate_adds_its_lora_flags_to_the_request_file) {
   EXPECT(timings["placement"]["dit_loras"]["loras"].size() == 2);
   EXPECT(wantest::rel_l2(load_safetensors(out, false).at("latents").data, G("fused.latents")) < 1e-5);
 }
+
+TEST(lora_working_copies_are_counted_by_the_memory_plan_and_match_what_the_dit_holds) {
+  const T2VRequest plain = lora_request({}), with = lora_request({{"lora1_peft", 0.7}, {"lora2_peft", -0.3}});
+  const MemoryPlan a = engine().memory_plan(plain), b = engine().memory_plan(with);
+  EXPECT(a.dit_lora == 0 && b.dit_lora > 0 && b.resident() == a.resident() + b.dit_lora);
+  latents(engine(), with);
+  EXPECT(engine().loras()["working_bytes"].get<int64_t>() == b.dit_lora);
+}
+
+TEST(lora_on_float8_block_linears_merges_into_a_compute_dtype_copy_and_restores_the_float8_bytes) {
+  const T2VEngine f8(wantest::tiny_model("comfyui-fp8"));
+  EXPECT(f8.placement()["dit_f8_params"].get<int64_t>() > 0);
+  const at::Tensor base = latents(f8, lora_request({}));
+  const at::Tensor with = latents(f8, lora_request({{"lora1_peft", 0.7}}));
+  EXPECT(wantest::rel_l2(with, base) > 1e-3);
+  EXPECT(at::equal(latents(f8, lora_request({})), base));
+}

@@ -64,6 +64,7 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
     p.dit_resident = outside * B + kept * block_bytes;
     if (o.gpu) p.host_pinned = (layers - kept) * block_bytes;
   }
+  p.dit_lora = o.lora_bytes;
   // An offloaded text encoder (a CUDA one: the engine refuses it elsewhere) is pinned on the host
   // whichever GPU it encodes on, and on this one only while it encodes.
   const int64_t t5_params = count_params(t5_specs(a.t5)), t5_bytes = t5_params * B;
@@ -105,6 +106,7 @@ MemoryPlan plan_memory(const ModelArch& a, const MemoryPlanOptions& o) {
 
 nlohmann::json to_json(const MemoryPlan& p) {
   return {{"dit_resident_bytes", p.dit_resident}, {"dit_streamed_bytes", p.dit_streamed},
+          {"dit_lora_bytes", p.dit_lora},
           {"t5_bytes", p.t5},                     {"t5_streamed_bytes", p.t5_streamed},
           {"vae_bytes", p.vae},
           {"t5_activation_bytes", p.t5_activations}, {"dit_activation_bytes", p.dit_activations},

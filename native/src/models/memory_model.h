@@ -65,6 +65,9 @@ struct MemoryPlanOptions {
   // host (their activations and gathered blocks add up, as do their shards with sharded weights;
   // unsharded they share one DiT); a GPU holds one rank.
   int ranks_on_device = 1;
+  // LoRA working copies (models/lora_merge.h lora_working_bytes): held beside the base weights
+  // while a request's LoRAs are on (once per DiT copy; CPU ranks share one).
+  int64_t lora_bytes = 0;
 };
 
 struct MemoryPlan {
@@ -74,7 +77,8 @@ struct MemoryPlan {
   int64_t vae_encode_activations = 0;  // video-to-video: while the input video is encoded
   int64_t host_pinned = 0, host_t5 = 0, host_vae = 0, host_activations = 0;
   int64_t host() const { return host_pinned + host_t5 + host_vae + host_activations; }
-  int64_t resident() const { return dit_resident + t5 + vae; }
+  int64_t dit_lora = 0;  // LoRA working copies (MemoryPlanOptions::lora_bytes)
+  int64_t resident() const { return dit_resident + dit_lora + t5 + vae; }
   int64_t encode() const { return resident() + std::max(t5_streamed + t5_activations, vae_encode_activations); }
   int64_t denoise() const { return resident() + dit_streamed + dit_activations; }
   int64_t decode() const { return resident() + vae_activations; }
