@@ -18,6 +18,7 @@
 #include "tools/engine_flags.h"
 #include "tools/generate_file.h"
 #include "tools/inspect.h"
+#include "tools/bench_lora.h"
 #include "tools/load_bench.h"
 #include "tools/make_model.h"
 #include "common/error.h"
@@ -56,6 +57,10 @@ const char* kGenerateHelp = R"(      one generation of the request in REQ.json (
 )";
 const char* kUsageTail = R"(  make-tiny OUT [--layout official|sharded|diffusers|comfyui|comfyui-fp8] [--seed N] [--dims tiny|1.3B|14B]
       write a deterministic random-weight Wan2.1 T2V model in a published layout
+  bench-lora DIR [--rank N] [--steps N] [--height N --width N --frames N] [--devices LIST]
+      a random LoRA of that rank on every block linear: seconds to read it, to switch the loaded
+      engine to it, to another scale and back to the base, against reopening the model, and the
+      denoising step with and without it (cfg 1), as JSON
   bench-load DIR [--copy] [--touch]
       load time and resident memory of the whole model (mmap by default), as JSON
   bench dit|vae|t5 [--dims tiny|1.3B|14B] [--layers N] [--frames N --height N --width N]
@@ -243,6 +248,16 @@ int main(int argc, char** argv) {
       };
       wan::make_model(a.positional[0], o);
       std::cout << "{\"out\": \"" << a.positional[0] << "\"}\n";
+    } else if (cmd == "bench-lora") {
+      Args a = parse(argc, argv, {});
+      check_known(a, {"--rank", "--steps", "--height", "--width", "--frames", "--devices"});
+      if (a.positional.size() != 1) usage("bench-lora needs exactly one model directory");
+      wan::BenchLoraOptions o;
+      o.rank = int_option(a, "--rank", int(o.rank)), o.steps = int_option(a, "--steps", int(o.steps));
+      o.height = int_option(a, "--height", int(o.height)), o.width = int_option(a, "--width", int(o.width));
+      o.frames = int_option(a, "--frames", int(o.frames));
+      if (a.options.count("--devices")) o.devices = a.options["--devices"];
+      std::cout << wan::bench_lora(a.positional[0], o).dump(2) << "\n";
     } else if (cmd == "bench-load") {
       Args a = parse(argc, argv, {"--copy", "--touch"});
       check_known(a, {"--copy", "--touch"});

@@ -1,0 +1,83 @@
+#include "tools/bench_lora.h"
+
+#include <chrono>
+
+#include "checkpoint/lora.h"
+#include "common/error.h"
+#include "formats/safetensors.h"
+#include "pipeline/t2v.h"
+#include "tools/median.h"
+
+namespace wan {
+
+namespace {
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+nlohmann::json bench_lora(const std::string& dir, const BenchLoraOptions& o) {
+  if (o.rank < 1 || o.steps < 1) fail("bench-lora: --rank and --steps must be at least 1");
+  ParallelOptions p;
+  p.devices = o.devices;
+  auto t0 = std::chrono::steady_clock::now();
+  T2VEngine engine(dir, p);
+  const double reload_s = since(t0);
+  const DitArch& a = engine.model().arch.dit;
+
+  // A random rank-`rank` LoRA on every block linear (PEFT naming), ~1 % of each weight's scale.
+  TensorMap lora;
+  at::manual_seed(0);
+  int64_t weights = 0;
+  for (const TensorSpec& s : dit_specs(a)) {
+    if (!is_block_linear_weight(s.name, int64_t(s.shape.size()))) continue;
+    const std::string m = s.name.substr(0, s.name.size() - 7);
+    lora[m + ".lora_B.weight"] = stored(at::randn({s.shape[0], o.rank}) * 0.01);
+    lora[m + ".lora_A.weight"] = stored(at::randn({o.rank, s.shape[1]}) * 0.01);
+    ++weights;
+  }
+  const std::string path = dir + "/.bench-lora.safetensors";
+  save_safetensors(path, lora);
+  nlohmann::json out;
+  try {
+    T2VRequest r;
+    const int64_t L = a.text_len;
+    r.prompt_ids = at::remainder(at::arange(L, at::kLong) * 7 + 3, 300);
+    r.prompt_mask = (at::arange(L, at::kLong) < 12).to(at::kLong);
+    r.height = o.height, r.width = o.width, r.num_frames = o.frames, r.num_inference_steps = o.steps, r.cfg_scale = 1.0;
+    auto step_median = [&](const T2VRequest& q) { return median_of(engine.generate(q).timings["step_s"].get<std::vector<double>>()); };
+    step_median(r);  // warm-up (prompt cache, allocator)
+    const double step_base = step_median(r);
+
+    t0 = std::chrono::steady_clock::now();
+    const std::shared_ptr<const LoraFile> parsed = load_lora(path, a);
+    const double parse_s = since(t0);
+    T2VRequest with = r;
+    with.loras = {{path, 1.0, true}};
+    auto timed_switch = [&](const T2VRequest& q) {
+      const auto s0 = std::chrono::steady_clock::now();
+      engine.use_loras(q);
+      return since(s0);
+    };
+    const double switch_s = timed_switch(with);
+    const double cached_s = timed_switch(with);  // the same set again: nothing to do
+    const int64_t working = engine.loras()["working_bytes"].get<int64_t>();
+    const double step_lora = step_median(with);
+    T2VRequest half = with;
+    half.loras[0].scale = 0.5;
+    const double rescale_s = timed_switch(half);
+    const double restore_s = timed_switch(r);
+    out = {{"model", dir}, {"devices", o.devices}, {"rank", o.rank}, {"lora_file_bytes", parsed->bytes},
+           {"lora_weights", weights}, {"working_bytes", working}, {"reload_s", reload_s}, {"parse_s", parse_s},
+           {"switch_s", switch_s}, {"rescale_s", rescale_s}, {"restore_s", restore_s}, {"cached_s", cached_s},
+           {"steps", o.steps}, {"video", {o.height, o.width, o.frames}}, {"step_s_base", step_base},
+           {"step_s_lora", step_lora}, {"step_overhead", step_lora / step_base - 1}};
+  } catch (...) {
+    std::remove(path.c_str());
+    throw;
+  }
+  std::remove(path.c_str());
+  return out;
+}
+
+}  // namespace wan
