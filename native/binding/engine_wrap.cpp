@@ -15,16 +15,19 @@ namespace wanjs {
 
 namespace {
 
-// A request object as the engine takes it: every key but inputVideo through the request codec
-// (pipeline/request.h), inputVideo as a tensor beside it (convert.h input_video). A memory plan
+// A request object as the engine takes it: every key but inputVideo and resumeLatents through the
+// request codec (pipeline/request.h), those two as tensors beside it (convert.h input_video). A memory plan
 // (`need_prompt` false) needs no token ids.
 wan::T2VRequest request_arg(const Napi::CallbackInfo& info, const char* call, bool need_prompt) {
   if (info.Length() < 1 || !info[0].IsObject())
     throw Napi::TypeError::New(info.Env(), std::string(call) + ": request must be an object");
   const Napi::Object o = info[0].As<Napi::Object>();
   wan::T2VRequest r = engine_call(
-      info.Env(), [&] { return wan::request_from_json(object_to_json(o, "request", {"inputVideo"}), need_prompt); });
+      info.Env(), [&] { return wan::request_from_json(object_to_json(o, "request", {"inputVideo", "resumeLatents"}), need_prompt); });
   r.input_video = input_video(o.Get("inputVideo"));
+  // A resumed run's latents (pipeline/fork.h), {data: Float32Array, shape: [16, f, h, w]}: decoded as
+  // inputVideo is; the engine checks the shape.
+  r.resume_latents = input_video(o.Get("resumeLatents"));
   return r;
 }
 
@@ -93,7 +96,8 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<Event> {
     o.Set("noise", tensor_object(env, result_.noise));
     o.Set("context", tensor_object(env, result_.context));
     o.Set("latents", tensor_object(env, result_.latents));
-    o.Set("video", tensor_object(env, result_.video));
+    if (result_.video.defined()) o.Set("video", tensor_object(env, result_.video));  // none for a stopped run
+    if (!result_.fork.is_null()) o.Set("fork", Napi::String::New(env, result_.fork.dump()));
     o.Set("timings", Napi::String::New(env, result_.timings.dump()));
     deferred_.Resolve(o);
   }
@@ -156,6 +160,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   // generate(request, onProgress?, saveTensorsPath?, previewEvery?) -> Promise<{noise, context, latents, video, timings}>
+  // (a run stopped early, request.stopAtStep: no video, and `fork`, its fork state as JSON: pipeline/fork.h)
   // request: pipeline/request.h's JSON keys (token ids as typed arrays, the seed as a BigInt,
   // string or number) plus inputVideo {data: Float32Array, shape}. previewEvery k > 0: every
   // k-th denoise event (and the last) carries `latents` [16, f, h, w].
