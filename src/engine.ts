@@ -37,6 +37,9 @@ export interface OpenOptions {
   ring?: number;
   /** Conditional and unconditional passes on two halves of the devices. */
   cfgParallel?: boolean;
+  /** "auto": ulysses × ring × CFG-parallel picked from the ranks, the heads and the nodes
+   * (docs/parallel.md#layout-auto); `info.parallel.reason` says how. Not with the degrees. */
+  layout?: "auto";
   /** Timeout of every collective between ranks, seconds (default 300). */
   timeoutS?: number;
   /** Several processes: "tcp://HOST:PORT" (served by node 0), the node count and this node's rank;
@@ -176,7 +179,7 @@ function makeVideo(video: Tensor): Video {
 export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   const dir = options.model ?? (await defaultModel());
   // rendezvous "env://": the group from torchrun's (or Slurm's) variables, checked before any load.
-  const { devices, ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo } = resolveEnvRendezvous(options);
+  const { devices, ulysses, ring, cfgParallel, layout, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo } = resolveEnvRendezvous(options);
   const stage = async <T>(name: LoadEvent["stage"], work: () => Promise<T>): Promise<T> => {
     options.onLoad?.({ stage: name, state: "start" });
     const t0 = performance.now();
@@ -184,7 +187,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     options.onLoad?.({ stage: name, state: "done", seconds: (performance.now() - t0) / 1000 });
     return out;
   };
-  const engine = await stage("model", async () => (await native().openEngine(dir, { devices: devices ?? "auto", ulysses, ring, cfgParallel, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo })) as NativeEngine);
+  const engine = await stage("model", async () => (await native().openEngine(dir, { devices: devices ?? "auto", ulysses, ring, cfgParallel, layout, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo })) as NativeEngine);
   const info = JSON.parse(engine.info()) as ModelInfo;
   let tokenizer: PromptTokenizer;
   try {

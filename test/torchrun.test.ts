@@ -155,3 +155,20 @@ test("the pre-flight check names a rank that never joins within the timeout, bef
   assert.ok(s < 15, `took ${s} s`);
   assert.equal(existsSync(join(dir, "pre.mp4")), false);
 });
+
+test("--layout auto picks cfg-parallel × Ulysses by the documented rule, records why in the sidecar and matches one rank", () => {
+  const out = join(dir, "auto.mp4");
+  const r = wanlab(["generate", ...args, "--devices", "cpu:0-3", "--layout", "auto", "--output", out, "--save-tensors", join(dir, "auto.safetensors")]);
+  assert.equal(r.status, 0, r.stderr);
+  const e = relL2(latents(join(dir, "auto.safetensors")), one);
+  assert.ok(e <= 1e-5, `latents rel L2 ${e}`);
+  const meta = JSON.parse(readFileSync(`${out}.json`, "utf8")) as { parallel: Record<string, unknown> };
+  assert.deepEqual(meta.parallel, { devices: 4, ulysses: 2, ring: 1, cfg: 2,
+    reason: "auto: cfg-parallel 2: 4 ranks are even (rule 1); ulysses 2: the largest degree dividing the 2 ranks per branch and the 2 heads (rule 2)" });
+  const both = wanlab(["generate", ...args, "--devices", "cpu:0-3", "--layout", "auto", "--ulysses", "2", "--output", join(dir, "bad.mp4")]);
+  assert.equal(both.status, 1);
+  assert.match(both.stderr, /layout auto chooses ulysses, ring and cfg parallel itself; give either layout auto or the degrees/);
+  const bad = wanlab(["generate", ...args, "--layout", "best", "--output", join(dir, "bad.mp4")]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--layout/);
+});

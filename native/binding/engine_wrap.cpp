@@ -243,6 +243,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         {"parallel", {{"devices", eng->layout().devices}, {"ulysses", eng->layout().ulysses},
                                       {"ring", eng->layout().ring}, {"cfg", eng->layout().cfg}}},
                         {"placement", eng->placement()}};
+    if (!eng->layout_reason().empty()) j["parallel"]["reason"] = eng->layout_reason();  // --layout auto's choice
     return Napi::String::New(info.Env(), j.dump());
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {

@@ -11,7 +11,7 @@ import { checkDistinct, checkOutputDir, checkOutputFile, commitFile, tempBeside,
 import { computeFlags, rangeOf } from "../options/table.js";
 import { defaultModel } from "../models.js";
 import { terminalProgress } from "../terminal/progress.js";
-import { computeOpenOptions, groupOpenOptions, help, intOption, intSyntax, numberOption, parseCommand, UsageError } from "./parse.js";
+import { choice, computeOpenOptions, groupOpenOptions, help, intOption, intSyntax, numberOption, parseCommand, UsageError } from "./parse.js";
 import { cliEnvRendezvous } from "./launch.js";
 
 function stageLabel(e: ProgressEvent): string {
@@ -34,7 +34,7 @@ export interface RunOptions {
   /** Run on the \`wanlab serve\` found through server.json instead of loading the model here. */
   server?: boolean;
   /** Sequence-parallel device group (local engine only). */
-  parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"
+  parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "layout" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"
     | "dtype" | "t5Device" | "t5Offload" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget" | "budgetVideo">;
 }
 
@@ -136,6 +136,8 @@ export async function runGenerate(o: RunOptions): Promise<number> {
       fps: o.fps ?? result.video.fps,
       frames: result.video.numFrames,
       timings: result.timings,
+      // The ranks' layout; with --layout auto, the rule's reason.
+      parallel: lab.info.parallel,
       saveTensors: o.saveTensors ? resolvePath(o.saveTensors) : undefined,
     };
     const metaTmp = tempBeside(plan.sidecar);
@@ -225,7 +227,7 @@ export async function cmdGenerate(args: string[]): Promise<number> {
     framesDir: v["frames-dir"] as string | undefined,
     overwrite: v.overwrite === true,
     // A budget is planned for the one video this command makes.
-    parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v),
+    parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v), layout: choice("layout", v.layout as string | undefined, ["auto"] as const),
       budgetVideo: { height: params.height, width: params.width, numFrames: params.numFrames, tiled: params.tiled } },
   });
 }

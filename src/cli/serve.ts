@@ -1,7 +1,7 @@
 // `wanlab serve`: the HTTP server (src/server/) on one engine; fastify loads only for this command.
 import type { ServeOptions } from "../server/index.js";
 import { rangeOf } from "../options/table.js";
-import { budgetOption, computeOpenOptions, groupOpenOptions, help, intOption, parseCommand, UsageError } from "./parse.js";
+import { budgetOption, choice, computeOpenOptions, groupOpenOptions, help, intOption, parseCommand, UsageError } from "./parse.js";
 import { cliEnvRendezvous } from "./launch.js";
 
 export async function cmdServe(args: string[]): Promise<number> {
@@ -23,7 +23,8 @@ export async function cmdServe(args: string[]): Promise<number> {
     graceMs: (intOption("grace", v.grace as string | undefined, ...rangeOf("serve", "grace")) ?? 30) * 1000,
     quiet: v.quiet === true,
     // --rendezvous env:// (torchrun): rank 0 serves HTTP, the other ranks follow it.
-    parallel: (env ? cliEnvRendezvous : <T>(p: T) => p)({ ...groupOpenOptions(v), ...computeOpenOptions(none ? { ...v, budget: undefined } : v) }),
+    parallel: (env ? cliEnvRendezvous : <T>(p: T) => p)({ ...groupOpenOptions(v), ...computeOpenOptions(none ? { ...v, budget: undefined } : v),
+      layout: choice("layout", v.layout as string | undefined, ["auto"] as const) }),
     ...(none ? { guard: false } : {}),
   };
   const { runServer } = await import("../server/index.js"); // fastify loads only for this command

@@ -8,6 +8,7 @@
 
 #include "common/cuda.h"
 #include "common/log.h"
+#include "parallel/layout_auto.h"
 #include "parallel/preflight.h"
 #include "pipeline/fork.h"
 
@@ -81,7 +82,19 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
     rdv_port = std::stoi(port);
   }
   const int world = int(devices.size()) * p.nnodes;
-  layout_ = make_layout(world, p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(model_.arch.dit.num_heads));
+  if (p.layout == "auto") {
+    // parallel/layout_auto.h: the degrees from the ranks, the heads and the nodes.
+    if (p.ulysses || p.ring || p.cfg_parallel)
+      fail("layout auto chooses ulysses, ring and cfg parallel itself; give either layout auto or the degrees");
+    const LayoutChoice choice = auto_layout({world, int(model_.arch.dit.num_heads), p.nnodes > 1 ? int(devices.size()) : 0, 0});
+    layout_ = choice.layout;
+    layout_reason_ = "auto: " + choice.reason;
+    log_info("layout ", layout_reason_);
+  } else if (!p.layout.empty()) {
+    fail("layout must be \"auto\" (or left out to give the degrees), got '", p.layout, "'");
+  } else {
+    layout_ = make_layout(world, p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(model_.arch.dit.num_heads));
+  }
   // Several processes: the pre-flight check (parallel/preflight.h) before any weights load, its
   // store handed on to the device group.
   std::shared_ptr<Rendezvous> store;

@@ -14,6 +14,7 @@ struct ParallelOptions {
   std::string devices = "cpu";  // "cpu", "cpu:0-3", "cuda:0-7", "auto" (parallel/devices.h)
   int ulysses = 0, ring = 0;    // 0 = choose (make_layout)
   bool cfg_parallel = false;    // cond/uncond on two halves of the devices
+  std::string layout;           // "auto": the degrees chosen by parallel/layout_auto.h; "": as given
   double timeout_s = 300;       // every collective
   // Several processes: "tcp://HOST:PORT" served by node 0; `devices` are this node's ranks and
   // the degrees count the whole group (devices x nnodes ranks). Every node runs the same request.

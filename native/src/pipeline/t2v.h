@@ -106,6 +106,8 @@ class T2VEngine {
   // The DiT weights' identity (pipeline/fork.h dit_fingerprint): what a resume is checked against.
   const std::string& dit_identity() const { return fingerprint_; }
   const ParallelLayout& layout() const { return layout_; }
+  // How the layout was picked: "" (the degrees given), else `--layout auto`'s rule and reason.
+  const std::string& layout_reason() const { return layout_reason_; }
   // The DiT copy on `device` (one per local device); the first one for the CPU.
   const WanDiT& dit(const at::Device& device) const;
   const Umt5Encoder& t5() const { return *t5_; }
@@ -181,6 +183,7 @@ class T2VEngine {
   at::Tensor encode(const at::Tensor& ids, const at::Tensor& mask, int& cached, const std::atomic<bool>* cancel = nullptr) const;
   Placement dit_place_, t5_place_, vae_place_;
   ParallelLayout layout_;
+  std::string layout_reason_;
   std::unique_ptr<DeviceGroup> group_;
   int nnodes_ = 1, node_rank_ = 0;
   std::shared_ptr<Rendezvous> requests_;  // own store client for the request stream (nnodes > 1)
