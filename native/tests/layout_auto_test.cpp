@@ -41,8 +41,7 @@ TEST(layout_auto_says_why_and_refuses_more_ranks_than_tokens) {
   const LayoutChoice c = auto_layout({16, 12, 0, 0});
   CHECK(c.reason == "cfg-parallel 2: 16 ranks are even (rule 1); ulysses 4: the largest degree dividing the 8 ranks "
                     "per branch and the 12 heads (rule 2); ring 2: the rest (rule 3)");
-  EXPECT_ERROR(auto_layout({16, 12, 0, 6}), "splits the video's 6 DiT tokens over 8 ranks per branch",
-               "ranks beyond tokens");
-  EXPECT_ERROR(check_layout_tokens({4, 2, 2, 1}, 3), "ulysses 2 x ring 2 x cfg 1", "3 DiT tokens over 4 ranks");
+  EXPECT_ERROR(auto_layout({16, 12, 0, 6}), "8 sequence-parallel ranks but only 6 tokens", "ranks beyond tokens");
+  EXPECT_ERROR(check_layout_tokens({4, 2, 2, 1}, 3), "ulysses 2 x ring 2 x cfg 1: 4 sequence-parallel ranks but only 3");
   EXPECT_ERROR(auto_layout({6, 40, 4, 0}), "6 ranks are not whole nodes of 4");
 }

@@ -45,9 +45,9 @@ LayoutChoice auto_layout(const LayoutInputs& in) {
 void check_layout_tokens(const ParallelLayout& l, int64_t tokens) {
   const int sp = l.sequence_parallel();
   if (tokens < sp)
-    fail("layout ulysses ", l.ulysses, " x ring ", l.ring, " x cfg ", l.cfg, " splits the video's ", tokens,
-         " DiT tokens over ", sp, " ranks per branch: every rank needs at least one token (ranks beyond tokens); "
-         "use fewer ranks or a larger video");
+    fail("layout ulysses ", l.ulysses, " x ring ", l.ring, " x cfg ", l.cfg, ": ", sp, " sequence-parallel ranks but only ",
+         tokens, " tokens in this video's DiT sequence (ranks beyond tokens: every rank needs at least one); use fewer "
+         "ranks or a larger video");
 }
 
 }  // namespace wan

@@ -4,6 +4,7 @@
 #include "pipeline/t2v.h"
 
 #include "models/latent_grid.h"
+#include "parallel/layout_auto.h"
 #include "pipeline/fork.h"
 #include "pipeline/tea_cache.h"
 
@@ -66,6 +67,8 @@ void T2VEngine::validate(const T2VRequest& r) const {
   const int64_t ok_hw = 8 * a.patch[1];
   on_field(size_fails(r.height, ok_hw, 1) ? "height" : size_fails(ok_hw, r.width, 1) ? "width" : "num_frames",
            [&] { check_video_size(r.height, r.width, r.num_frames, ""); });
+  // Every sequence-parallel rank needs a token (parallel/layout_auto.h: ranks beyond tokens).
+  on_field("height", [&] { check_layout_tokens(layout_, latent_grid(r.num_frames, r.height, r.width).tokens(a.patch)); });
   if (!r.timesteps.empty()) {  // a custom schedule (pipeline/flow_match.h listed_schedule)
     if (const std::string why = timesteps_problem(r.timesteps); !why.empty()) fail_param("timesteps", why);
     if (r.num_inference_steps != int64_t(r.timesteps.size()))
