@@ -76,16 +76,26 @@ TEST(lora_removed_gives_the_base_model_bit_for_bit_and_the_same_request_twice_is
   EXPECT(at::equal(latents(engine(), with), a));
 }
 
-TEST(lora_on_a_ulysses_2_group_matches_one_rank) {
-  ParallelOptions p;
-  p.devices = "cpu:0-1", p.ulysses = 2, p.timeout_s = 60;
-  const T2VEngine group(wantest::tiny_model(), p);
+TEST(lora_on_ulysses_ring_and_cfg_parallel_groups_matches_one_rank) {
   const T2VRequest r = lora_request({{"lora1_kohya_comfy", 0.7}, {"lora2_peft", -0.3}});
-  const at::Tensor one = latents(engine(), r), two = latents(group, r);
-  // The group's attention sums in another order: the parallel tests' bound.
-  std::printf("     ulysses 2 vs one rank: latents rel L2 %.2e\n", wantest::rel_l2(two, one));
-  EXPECT(wantest::rel_l2(two, one) < 1e-5);
-  EXPECT(wantest::rel_l2(two, G("fused.latents")) < 1e-5);
+  const at::Tensor one = latents(engine(), r);
+  struct Layout {
+    const char* name;
+    int ulysses, ring;
+    bool cfg;
+  };
+  for (const Layout& l : {Layout{"ulysses 2", 2, 1, false}, Layout{"ring 2", 1, 2, false}, Layout{"cfg parallel", 1, 1, true}}) {
+    ParallelOptions p;
+    p.devices = "cpu:0-1", p.ulysses = l.ulysses, p.ring = l.ring, p.cfg_parallel = l.cfg, p.timeout_s = 60;
+    const T2VEngine group(wantest::tiny_model(), p);
+    const at::Tensor two = latents(group, r);
+    // The group's attention sums in another order: the parallel tests' bound.
+    std::printf("     %s vs one rank: latents rel L2 %.2e\n", l.name, wantest::rel_l2(two, one));
+    EXPECT(wantest::rel_l2(two, one) < 1e-5);
+    EXPECT(wantest::rel_l2(two, G("fused.latents")) < 1e-5);
+    // Off again: the group's base model, as a fresh group gives it.
+    EXPECT(at::equal(latents(group, lora_request({})), latents(T2VEngine(wantest::tiny_model(), p), lora_request({}))));
+  }
 }
 
 TEST(lora_bad_files_and_scales_are_refused_before_compute_naming_the_file_and_key) {
