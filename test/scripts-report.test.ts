@@ -104,10 +104,10 @@ async function checkReport(page: Page, expect: { charts: string[]; labels: strin
   assert.ok(charts.every((c) => c.y && !c.overlap), JSON.stringify(charts));
   assert.deepEqual(await page.evaluate(`[...document.querySelectorAll(".run .label")].map((e) => e.textContent)`), expect.labels);
   await page.waitFor(`[...document.querySelectorAll("video")].every((v) => v.readyState >= 1 || v.error)`, 10_000);
-  const videos = await page.evaluate<{ src: string; ready: number; error: number | null; width: number }[]>(
-    `[...document.querySelectorAll("video")].map((v) => ({ src: v.currentSrc, ready: v.readyState, error: v.error && v.error.code, width: v.videoWidth }))`);
+  const videos = await page.evaluate<{ src: string; ready: number; error: number | null; width: number; small: boolean }[]>(
+    `[...document.querySelectorAll("video")].map((v) => ({ src: v.currentSrc, ready: v.readyState, error: v.error && v.error.code, width: v.videoWidth, small: v.classList.contains("small") }))`);
   assert.equal(videos.length, expect.videos);
-  assert.ok(videos.every((v) => v.src.startsWith("file:") && v.ready >= 1 && v.error === null && v.width === 32), `every video loads from --out: ${JSON.stringify(videos)}`);
+  assert.ok(videos.every((v) => v.src.startsWith("file:") && v.ready >= 1 && v.error === null && v.width === 32 && v.small), `every video loads from --out (32 px wide: scaled up pixel for pixel): ${JSON.stringify(videos)}`);
   assert.ok(await page.evaluate(`[...document.querySelectorAll("img.strip")].every((i) => i.complete && i.naturalWidth > 0)`), "every frame strip shows");
   assert.equal(await page.evaluate(`document.querySelectorAll("img.strip").length`), expect.videos);
   assert.deepEqual([page.failedRequests, page.errors], [[], []], "no request left the machine; no script error");
@@ -128,7 +128,7 @@ test("a sweep's report.html in headless Chromium with the network off: charts wi
   assert.match(r.stderr, new RegExp(`report ${join(dir, "sw", "report.html")}\\n$`));
   const report = join(dir, "sw", "report.html");
   const html = readFileSync(report, "utf8");
-  const plotly = readFileSync(join(root, "node_modules", "plotly.js-dist-min", "plotly.min.js"), "utf8");
+  const plotly = readFileSync(join(root, "node_modules", "plotly.js-cartesian-dist-min", "plotly-cartesian.min.js"), "utf8");
   assert.equal(html.split(plotly.slice(0, 200)).length, 2, "plotly.js inlined once");
   assert.equal(readFileSync(join(dir, "sw", "sweep.html"), "utf8"), html, "sweep.html is the same report");
   const page = await browser.open(pathToFileURL(report).href);

@@ -68,7 +68,7 @@ export function varying(runs, describe) {
  * side by side at `height` pixels (small videos scaled up, nearest neighbour). Returns it as a
  * data: URI, for a report that carries its images inline.
  */
-export async function frameStrip(video, file, numFrames, { frames = 6, height = 72 } = {}) {
+export async function frameStrip(video, file, numFrames, { frames = 4, height = 96 } = {}) {
   const every = Math.max(1, Math.ceil(numFrames / frames));
   const count = Math.max(1, Math.ceil(numFrames / every));
   const vf = [`select=not(mod(n\\,${every}))`, `scale=-2:${height}:flags=neighbor`, `tile=${count}x1:padding=2:color=white`].join(",");

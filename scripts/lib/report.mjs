@@ -34,9 +34,9 @@ import { readFileSync } from "node:fs";
  * @property {string} plotly             plotly.js's source, inlined once
  */
 
-/** plotly.js-dist-min's source, as the package resolves it (a dependency of wanlab). */
+/** plotly.js-cartesian-dist-min's source, as the package resolves it (a dependency of wanlab). */
 export function plotlySource() {
-  return readFileSync(createRequire(import.meta.url).resolve("plotly.js-dist-min"), "utf8");
+  return readFileSync(createRequire(import.meta.url).resolve("plotly.js-cartesian-dist-min"), "utf8");
 }
 
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -121,8 +121,8 @@ h1{font-size:1.4em;margin:.2em 0}.about{margin:.2em 0;color:#444}.links a{margin
 .run{margin:0;border:1px solid #ccc;border-radius:4px;padding:8px;background:#fafafa}
 .run.failed{border-color:#c33;background:#fff4f4}.run figcaption{font-weight:600}
 .state,.error{color:#b00}.params,.prompt,.timings{font-size:12px;margin:4px 0}.param{white-space:nowrap;margin-right:6px}
-.prompt{font-style:italic}.strip{display:block;max-width:100%;image-rendering:pixelated;margin:4px 0}
-video{display:block;width:100%;max-height:240px;background:#000;image-rendering:pixelated}
+.prompt{font-style:italic}.strip{display:block;max-width:100%;margin:4px 0}
+video{display:block;width:100%;max-height:240px;background:#000}video.small{image-rendering:pixelated}
 table.timings{border-collapse:collapse;font-size:12px;margin:1em 0}table.timings td,table.timings th{border:1px solid #ccc;padding:2px 6px}td.n{text-align:right}
 </style></head><body>
 <h1>${esc(title)}</h1>
@@ -140,6 +140,11 @@ ${table(runs)}
 </details>
 <script>${plotly.replace(/<\/script/gi, "<\\/script")}</script>
 <script>
+// A video smaller than its card is scaled up pixel for pixel (a tiny model's 32×32), not blurred.
+for (const v of document.querySelectorAll("video")) {
+  const crisp = () => v.videoWidth && v.videoWidth < 256 && v.classList.add("small");
+  if (v.readyState >= 1) crisp(); else v.addEventListener("loadedmetadata", crisp);
+}
 for (const f of ${scriptJson(figs)}) Plotly.newPlot(f.id, f.data, f.layout, { displaylogo: false, responsive: true,
   modeBarButtonsToRemove: ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "pan2d"] });
 </script>
