@@ -12,6 +12,7 @@
 import { defaultModel } from "./models.js";
 import { native } from "./native.js";
 import { ParamError, paramErrorFromEngine, resolveParams, type GenerateParams, type ResolvedParams } from "./params.js";
+import { forkStateOf, readForkFile, type ForkState } from "./fork.js";
 import { readInputVideo } from "./video/read.js";
 import { loadTokenizer, type PromptTokenizer } from "./tokenizer.js";
 import { videoToUint8 } from "./video/convert.js";
@@ -99,6 +100,17 @@ interface NativeResult {
   latents: Tensor;
   video: Tensor;
   timings: string;
+  /** A run stopped early (stopAtStep): its fork state as JSON, and no video. */
+  fork?: string;
+}
+
+/** A run stopped after a step (EngineLab.fork): its latents and what a resume needs. */
+export interface ForkedRun {
+  /** Every parameter as used, the seed included. */
+  params: ResolvedParams;
+  /** Pass as `resume` (GenerateParams) to continue the run. */
+  state: ForkState;
+  timings: Omit<GenerateResult["timings"], "decode_s"> & { stopped_at_step: number };
 }
 
 /** A CUDA device the engine's models use, now (T2VEngine::device_memory): the driver's free and
@@ -130,6 +142,9 @@ export interface EngineLab extends Lab {
   memoryPlan(params: Omit<GenerateParams, "prompt">): MemoryPlanReport;
   /** The engine's prompt-embedding cache: a sweep that keeps its prompts encodes them once. */
   promptCache(): PromptCacheStats;
+  /** Runs the first `stopAtStep` steps of a generation and stops there, undecoded: its latents and
+   * what a resume needs (docs/forks.md). `options.saveTensors` writes them as a fork file. */
+  fork(params: GenerateParams, stopAtStep: number, options?: Omit<GenerateOptions, "returnTensors">): Promise<ForkedRun>;
 }
 
 /** Embeddings held (host bytes, at most capacity_bytes; least recently used out first), and how
@@ -200,8 +215,29 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   let closed = false;
 
   async function generate(params: GenerateParams, options: GenerateOptions = {}): Promise<GenerateResult> {
-    if (closed) throw new Error("generate: the engine is closed");
+    const { p, posi, r } = await run("generate", params, options, 0);
+    const result: GenerateResult = {
+      video: makeVideo(r.video),
+      params: p,
+      promptTokens: posi.length,
+      timings: JSON.parse(r.timings),
+    };
+    if (options.returnTensors) result.tensors = { noise: r.noise, context: r.context, latents: r.latents, video: r.video };
+    return result;
+  }
+
+  async function fork(params: GenerateParams, stopAtStep: number, options: GenerateOptions = {}): Promise<ForkedRun> {
+    if (!Number.isInteger(stopAtStep) || stopAtStep < 1) throw new ParamError("stopAtStep", `stopAtStep must be an integer >= 1, got ${stopAtStep}`);
+    const { p, r } = await run("fork", params, options, stopAtStep);
+    return { params: p, state: forkStateOf(r.fork!, r.latents), timings: JSON.parse(r.timings) };
+  }
+
+  // One engine run: a whole generation (stopAtStep 0), or its first stopAtStep steps.
+  async function run(call: string, params: GenerateParams, options: GenerateOptions, stopAtStep: number) {
+    if (closed) throw new Error(`${call}: the engine is closed`);
     const p = resolveParams(params);
+    // A resume reads its fork file (GenerateParams.resume) before any compute.
+    const resume = typeof params.resume === "string" ? await readForkFile(params.resume) : params.resume;
     options.signal?.throwIfAborted();
     const every = options.preview?.every;
     if (every !== undefined && !(Number.isInteger(every) && every >= 1)) throw new ParamError("preview.every", `preview.every must be an integer >= 1, got ${every}`);
@@ -234,6 +270,9 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
           inputVideo,
           denoisingStrength: p.denoisingStrength,
           ...(p.loras.length ? { loras: p.loras } : {}),
+          ...(p.timesteps.length ? { timesteps: p.timesteps } : {}),
+          ...(stopAtStep ? { stopAtStep } : {}),
+          ...(resume ? { resumeFromStep: resume.fromStep, resumeLatents: resume.latents, resumeModel: resume.model, resumeSigmas: resume.sigmas } : {}),
         },
         options.onProgress,
         options.saveTensors,
@@ -245,14 +284,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
-    const result: GenerateResult = {
-      video: makeVideo(r.video),
-      params: p,
-      promptTokens: posi.length,
-      timings: JSON.parse(r.timings),
-    };
-    if (options.returnTensors) result.tensors = { noise: r.noise, context: r.context, latents: r.latents, video: r.video };
-    return result;
+    return { p, posi, r };
   }
 
   async function close(): Promise<void> {
@@ -280,5 +312,5 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   }
   const promptCache = (): PromptCacheStats =>
     closed ? { entries: 0, bytes: 0, capacity_bytes: 0, hits: 0, misses: 0 } : (JSON.parse(engine.promptCache()) as PromptCacheStats);
-  return { info, generate, close, [Symbol.asyncDispose]: close, follow, stopFollowing, endRequests, deviceMemory, memoryPlan, promptCache };
+  return { info, generate, close, [Symbol.asyncDispose]: close, follow, stopFollowing, endRequests, deviceMemory, memoryPlan, promptCache, fork };
 }

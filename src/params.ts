@@ -4,6 +4,7 @@
 // `tiled`, which is opt-in here: see README).
 import { randomBytes } from "node:crypto";
 import { apiKeyOfEngineField, defaults, paramRowsByKey } from "./options/table.js";
+import type { ResumeState } from "./fork.js";
 
 export interface GenerateParams {
   prompt: string;
@@ -38,6 +39,13 @@ export interface GenerateParams {
   /** LoRAs on the DiT for this generation, stacked in order (docs/lora.md); the loaded weights
    * stay as they are, and a generation without LoRAs gets the base model. */
   loras?: LoraSpec[];
+  /** An explicit schedule (LightX2V's denoising_step_list, e.g. [1000, 750, 500, 250]): timesteps
+   * in (0, 1000], strictly decreasing, shifted by sigmaShift; its length is the number of steps
+   * (numInferenceSteps, if given, must agree). Absent: numInferenceSteps evenly spaced. */
+  timesteps?: number[];
+  /** Continue a stopped run (docs/forks.md): a fork file (`--stop-at-step K --save-tensors FILE`)
+   * or a fork state (EngineLab.fork). The model, video size and schedule must be the run's. */
+  resume?: string | ResumeState;
 }
 
 /** One LoRA of a generation. */
@@ -80,6 +88,11 @@ export interface ResolvedParams {
   denoisingStrength: number;
   /** [] without LoRAs. */
   loras: Required<LoraSpec>[];
+  /** [] without a timestep list. */
+  timesteps: number[];
+  /** The fork file a resumed run read (a run resumed from a fork state in memory: undefined; the
+   * step it resumed from is timings.resumed_from_step). */
+  resume?: string;
 }
 
 export { defaults };
@@ -195,6 +208,31 @@ function loras(v: unknown): Required<LoraSpec>[] {
   });
 }
 
+function timestepList(v: unknown, steps: number | undefined): number[] {
+  if (v === undefined || (Array.isArray(v) && v.length === 0)) return [];  // [] as resolveParams gives it back: none
+  if (!Array.isArray(v) || v.length > 1000) throw new ParamError("timesteps", "timesteps must be an array of at most 1000 numbers");
+  v.forEach((t, i) => {
+    if (typeof t !== "number" || !Number.isFinite(t) || t <= 0 || t > 1000) throw new ParamError("timesteps", `timesteps[${i}] = ${t} is outside (0, 1000]`);
+    if (i > 0 && !(t < v[i - 1])) throw new ParamError("timesteps", `timesteps[${i}] = ${t} is not below timesteps[${i - 1}] = ${v[i - 1]}: timesteps must be strictly decreasing`);
+  });
+  if (steps !== undefined && steps !== v.length) throw new ParamError("timesteps", `timesteps lists ${v.length} steps but numInferenceSteps is ${steps}; give one of them`);
+  return [...v] as number[];
+}
+
+function resumeOf(v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === "string") {
+    if (v === "") throw new ParamError("resume", "resume must be a fork file or a fork state, got ''");
+    return v;
+  }
+  const s = v as Partial<ResumeState>;
+  if (typeof v !== "object" || v === null || !Number.isInteger(s.fromStep) || s.fromStep! < 0)
+    throw new ParamError("resume", "resume must be a fork file or { latents, fromStep } with fromStep an integer >= 0");
+  if (!(s.latents?.data instanceof Float32Array) || !Array.isArray(s.latents.shape) || s.latents.shape.length !== 4)
+    throw new ParamError("resume", "resume.latents must be { data: Float32Array, shape: [16, f, h, w] }");
+  return undefined;
+}
+
 /** Applies defaults and checks every field; the first bad one throws a ParamError naming it. */
 export function resolveParams(p: GenerateParams): ResolvedParams {
   if (typeof p.prompt !== "string") throw new ParamError("prompt", "prompt must be a string");
@@ -219,7 +257,10 @@ export function resolveParams(p: GenerateParams): ResolvedParams {
     inputVideo: p.inputVideo ?? defaults.inputVideo,
     denoisingStrength: num("denoisingStrength", p.denoisingStrength ?? defaults.denoisingStrength, ...paramRanges.denoisingStrength, true),
     loras: loras(p.loras),
+    timesteps: timestepList(p.timesteps, p.numInferenceSteps),
+    resume: resumeOf(p.resume),
   };
+  if (r.timesteps.length) r.numInferenceSteps = r.timesteps.length;
   if (typeof r.inputVideo !== "string") throw new ParamError("inputVideo", "inputVideo must be a path to a video file");
   if (r.denoisingStrength < 1 && r.inputVideo === "")
     throw new ParamError("denoisingStrength", `denoisingStrength ${r.denoisingStrength} < 1 starts from a noised input video; give inputVideo`);

@@ -13,6 +13,7 @@ import { defaultModel } from "../models.js";
 import { terminalProgress } from "../terminal/progress.js";
 import { choice, computeOpenOptions, groupOpenOptions, help, intOption, intSyntax, numberOption, parseCommand, UsageError } from "./parse.js";
 import { cliEnvRendezvous } from "./launch.js";
+import { numberList, runFork } from "./fork.js";
 
 function stageLabel(e: ProgressEvent): string {
   return e.stage === "denoise" ? `step ${e.step}/${e.total}` : e.stage === "decode" ? `VAE ${e.step}/${e.total}` : "text encoder";
@@ -215,7 +216,15 @@ export async function cmdGenerate(args: string[]): Promise<number> {
     inputVideo: typeof v["input-video"] === "string" ? resolvePath(v["input-video"]) : undefined,
     denoisingStrength: numberOption("denoising-strength", v["denoising-strength"], rangeText("denoisingStrength")),
     loras: loraOptions(v.lora),
+    timesteps: numberList("timesteps", v.timesteps),
+    // An absolute path, as inputVideo's.
+    resume: typeof v.resume === "string" ? resolvePath(v.resume) : undefined,
   };
+  if (v["stop-at-step"] !== undefined)  // the first K steps, written as a fork file (src/cli/fork.ts)
+    return runFork({ model: (v.model as string | undefined) ?? (await embeddedModel()), server: v.server === true, params,
+      stopAtStep: intOption("stop-at-step", v["stop-at-step"] as string, ...rangeOf("generate", "stop-at-step"))!,
+      saveTensors: v["save-tensors"] as string | undefined, overwrite: v.overwrite === true,
+      parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v) } });
   return runGenerate({
     model: v.model as string | undefined,
     server: v.server === true,

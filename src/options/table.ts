@@ -11,8 +11,8 @@ export type Command = "demo" | "generate" | "inspect" | "make-tiny" | "bench-mod
  * `range`; "count" digits with an optional K/M/G suffix (24G); "budget" a count, auto (or none
  * where `choices` says); "device" cpu, cuda or cuda:N; "seed" an integer in [0, 2^64-1];
  * "pair" [height, width] (API only); "string" text or a path; "loras" FILE[:SCALE] on the CLI,
- * [{ path, scale?, strict? }] in the API. */
-export type OptionType = "string" | "boolean" | "integer" | "number" | "seed" | "count" | "budget" | "choice" | "device" | "pair" | "loras";
+ * [{ path, scale?, strict? }] in the API; "numbers" N1,N2,... on the CLI, an array in the API. */
+export type OptionType = "string" | "boolean" | "integer" | "number" | "seed" | "count" | "budget" | "choice" | "device" | "pair" | "loras" | "numbers";
 
 export interface OptionRow {
   /** The flag without "--"; absent: an API field with no flag. */
@@ -89,6 +89,8 @@ const paramRows: OptionRow[] = [
   { key: "guidanceScale", type: "number", param: true, commands: [], help: "alias of cfgScale (diffusers' name)" },
   { flag: "sigma-shift", key: "sigmaShift", engine: "sigma_shift", type: "number", value: "X", range: [0, 100], exclusiveMin: true, param: true, example: "--sigma-shift 3", commands: G,
     help: "the flow-matching schedule's shift" },
+  { flag: "timesteps", key: "timesteps", engine: "timesteps", type: "numbers", value: "T1,T2,...", range: [0, 1000], exclusiveMin: true, param: true, default: "none: --num-inference-steps evenly spaced", example: "--timesteps 1000,750,500,250 --cfg-scale 1", commands: G,
+    help: "an explicit schedule, strictly decreasing (LightX2V's denoising_step_list), shifted by --sigma-shift; its length is the number of steps" },
   { flag: "height", key: "height", engine: "height", type: "integer", value: "N", range: [16, 4096], param: true, example: "--height 720 --width 1280", commands: G,
     help: "video height in pixels, a multiple of 16" },
   { flag: "width", key: "width", engine: "width", type: "integer", value: "N", range: [16, 4096], param: true, example: "--width 1280 --height 720", commands: G,
@@ -110,6 +112,8 @@ const paramRows: OptionRow[] = [
     help: "how much of the schedule runs from the input video (below 1 needs --input-video)" },
   { flag: "lora", key: "loras", engine: "loras", type: "loras", value: "FILE[:SCALE]", multiple: true, param: true, default: "none", example: "--lora style.safetensors:0.8 --lora motion.safetensors", commands: G,
     help: "a LoRA on the DiT at SCALE (default 1; repeatable, stacked in order): merged into a working copy, the loaded weights stay as they are" },
+  { flag: "resume", key: "resume", engine: "resume", type: "string", value: "FILE", param: true, minLength: 1, maxLength: 4096, default: "none", example: "--resume fork.safetensors --prompt \"a red fox at dusk\"", commands: G,
+    help: "continue a run stopped with --stop-at-step from its saved latents (same model, size and schedule; prompt, CFG and TeaCache may change)" },
 ];
 
 /** The ranks and their layout, several nodes, logs: native ParallelOptions (OpenOptions). */
@@ -154,6 +158,8 @@ const commandRows: OptionRow[] = [
   { flag: "output", type: "string", value: "out.mp4", default: "wanlab-demo.mp4", example: "--output cat.mp4", commands: ["demo"], help: "the video (and its .json); each run replaces them" },
   { flag: "output", type: "string", value: "out.mp4", default: "out.mp4", example: "--output runs/fox.mp4", commands: G, help: "the video; its metadata goes to out.mp4.json" },
   { flag: "save-tensors", type: "string", value: "out.safetensors", default: "none", example: "--save-tensors runs/fox.safetensors", commands: G, help: "also write the float32 noise, context, latents and video" },
+  { flag: "stop-at-step", type: "integer", value: "K", range: [1, 999], default: "none (run to the end)", example: "--stop-at-step 10 --save-tensors fork.safetensors", commands: G,
+    help: "stop after step K and write the latents and what --resume needs to --save-tensors (no video)" },
   { flag: "fps", key: "fps", type: "integer", value: "N", range: [1, 240], default: "15", example: "--fps 24", commands: G, help: "frames per second of the mp4" },
   { flag: "crf", key: "crf", type: "integer", value: "N", range: [0, 51], default: "5", example: "--crf 18", commands: G, help: "x264 quality (lower: better, bigger)" },
   { flag: "frames-dir", type: "string", value: "DIR", default: "none", example: "--frames-dir runs/fox-frames", commands: G, help: "also write each frame as DIR/N.png" },

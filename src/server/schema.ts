@@ -14,6 +14,7 @@ type JsonSchema = Record<string, unknown>;
 const integer = { type: "integer" };
 const number = { type: "number" };
 const pair = { type: "array", items: integer, minItems: 2, maxItems: 2 };
+const numberList = { type: "array", items: number, maxItems: 1000 };
 const loraList = {
   type: "array", maxItems: maxLoras,
   items: { type: "object", required: ["path"], additionalProperties: false,
@@ -30,6 +31,7 @@ function schemaOf(r: OptionRow): JsonSchema {
     case "seed": return { anyOf: [integer, { type: "string", pattern: "^[0-9]{1,20}$" }] };
     case "pair": return pair;
     case "loras": return loraList;
+    case "numbers": return numberList;
     case "string":
       return { type: "string", ...(r.minLength !== undefined ? { minLength: r.minLength } : {}), ...(r.maxLength !== undefined ? { maxLength: r.maxLength } : {}) };
     default: throw new Error(`no JSON schema for a ${r.type} parameter (${r.key})`);
@@ -42,6 +44,7 @@ const paramKeys: { [K in keyof Required<GenerateParams>]: true } = {
   prompt: true, negativePrompt: true, seed: true, numInferenceSteps: true, cfgScale: true, guidanceScale: true, sigmaShift: true,
   height: true, width: true, numFrames: true, tiled: true, tileSize: true, tileStride: true, teaCacheL1Thresh: true,
   teaCacheModelId: true, inputVideo: true, denoisingStrength: true, loras: true,
+  timesteps: true, resume: true,
 };
 
 /** One entry per GenerateParams field, from its row in the option table. */
@@ -81,6 +84,7 @@ export function allowedFor(field: string): string {
   const s = (paramSchemas as Record<string, JsonSchema>)[field] ?? (jobOptionSchemas as Record<string, JsonSchema>)[field];
   if (!s) return `one of the fields ${jobFields.join(", ")}`;
   if (s.anyOf) return "an integer from 0 to 2^64-1 (a decimal string beyond 2^53)";
+  if (s === numberList) return "an array of at most 1000 numbers";
   if (s === loraList) return `an array of at most ${maxLoras} { path, scale, strict } objects`;
   if (s.type === "array") return "[height, width], two integers";
   if (s.type === "integer" && s.minimum !== undefined) return `an integer from ${s.minimum} to ${s.maximum}`;
