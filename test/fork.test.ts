@@ -9,7 +9,8 @@ import { after, before, describe, test } from "node:test";
 import { open, type EngineLab } from "../src/engine.js";
 import { ParamError, resolveParams } from "../src/params.js";
 import { readForkFile } from "../src/fork.js";
-import { scratch, wanlab } from "./helpers.js";
+import { spawnSync } from "node:child_process";
+import { root, scratch, wanlab } from "./helpers.js";
 import { readSafetensors } from "./safetensors.js";
 import { startServer, waitState, type RunningServer } from "./serve.js";
 
@@ -175,6 +176,19 @@ describe("on the server", () => {
     const resumed = await submit({ numInferenceSteps: 4, resume: fork });
     assert.equal(resumed.manifest.params.resume, fork);
     assert.ok(sameLatents(resumed.latents, listed.latents));
+    // scripts/fork.mjs: the fork on a local engine, its continuations as jobs that resume it.
+    const r = spawnSync(process.execPath, [join(root, "scripts", "fork.mjs"), "--url", s.url, "--token", s.token, "--prompt", prompt, "--negative-prompt",
+      negativePrompt, "--at", "2", "--steps", "4", "--seed", "7", "--height", "32", "--width", "32", "--num-frames", "5", "--cfg-scale", "4", "--cfg", "1,4",
+      "--out", join(dir, "fork-grid")], { encoding: "utf8", env: { ...process.env, CI: "1" } });
+    assert.equal(r.status, 0, r.stderr);
+    const grid = JSON.parse(readFileSync(join(dir, "fork-grid", "fork.json"), "utf8"));
+    assert.deepEqual([grid.at, grid.steps, grid.seed], [2, 4, "7"]);
+    assert.deepEqual(grid.runs.map((x: { cfgScale: number; state: string }) => [x.cfgScale, x.state]), [[1, "done"], [4, "done"]]);
+    for (const x of grid.runs) assert.equal(JSON.parse(readFileSync(join(dir, "fork-grid", x.manifest), "utf8")).params.resume, join(dir, "fork-grid", "fork.safetensors"));
+    assert.ok(existsSync(join(dir, "fork-grid", "contact-sheet.png")));
+    const typo = spawnSync(process.execPath, [join(root, "scripts", "fork.mjs"), "--prompt", "x", "--at", "2", "--cfgs", "1"], { encoding: "utf8" });
+    assert.equal(typo.status, 2);
+    assert.match(typo.stderr, /unknown flag --cfgs; did you mean --cfg\?/);
     const bad = await s.api("/v1/jobs", { method: "POST", json: { prompt, timesteps: [1000, "x"] } });
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as { field: string }).field, /^timesteps/);
