@@ -282,7 +282,7 @@ test("demo makes the embedded default model once and generates a video from it",
   assert.match(next, /^ {2}a notebook +npx wanlab kernel install && jupyter lab notebooks\/01-quickstart\.ipynb$/m);
   assert.match(next, /^ {2}a server job +npx wanlab serve &$/m);
   assert.match(next, /^ +npx wanlab generate --server --prompt "[^"]+" --seed 7$/m);
-  assert.match(next, /^ {2}a sweep +node scripts\/sweep\.mjs --prompt "a cat" --cfg 3,5,7 --seeds 1,2 --out runs\/sweep$/m);
+  assert.match(next, /^ {2}a sweep +npx wanlab sweep --prompt "a cat" --cfg 3,5,7 --seeds 1,2 --out runs\/sweep$/m);
   for (const line of next.split("\n")) assert.ok(line.length <= 100, line);
   assert.ok(readFileSync(out).length > 1000);
   const second = wanlab(["demo", "--output", out], { WANLAB_HOME: home });

@@ -9,8 +9,8 @@ export const nextSteps = [
   "  a notebook    npx wanlab kernel install && jupyter lab notebooks/01-quickstart.ipynb",
   "  a server job  npx wanlab serve &",
   "                npx wanlab generate --server --prompt \"a lighthouse in a storm\" --seed 7",
-  "  a sweep       node scripts/sweep.mjs --prompt \"a cat\" --cfg 3,5,7 --seeds 1,2 --out runs/sweep",
-  "                (on that server: runs/sweep/sweep.html and a contact sheet)",
+  "  a sweep       npx wanlab sweep --prompt \"a cat\" --cfg 3,5,7 --seeds 1,2 --out runs/sweep",
+  "                (on that server: runs/sweep/report.html, which opens offline)",
   "  a real model  npx wanlab generate --model DIR --prompt \"...\"  (wanlab generate --help)",
 ];
 
