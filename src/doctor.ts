@@ -125,3 +125,58 @@ export function doctorText(r: DoctorReport): string {
   out.push(`${r.ok ? "ok" : "not ok"}: ${r.message}`);
   return out.join("\n");
 }
+
+/** Which ranks `checkLinks` measures: as a device group is opened (OpenOptions' fields). */
+export interface LinkCheckOptions {
+  /** This process's ranks, e.g. "cpu:0-3", "cuda:0-7" (default "cpu:0-1"). */
+  devices?: string;
+  /** Several processes: "tcp://HOST:PORT" with nnodes and nodeRank, or "env://" (torchrun, Slurm). */
+  rendezvous?: string;
+  nnodes?: number;
+  nodeRank?: number;
+  /** For the whole check, seconds (default 30): a rank that never joins is named after it. */
+  timeoutS?: number;
+  /** Bytes each rank hands over per call (default 4 KiB, 64 KiB, 1 MiB, 16 MiB). */
+  sizes?: number[];
+  /** Timed calls per size after one warm-up (default 5). */
+  reps?: number;
+}
+
+/** One collective at one message size: the median latency per call (slowest local rank) and
+ * payload bytes per second. */
+export interface LinkMeasure { op: "all_to_all" | "all_gather" | "send/recv"; bytes: number; latency_s: number; bytes_per_s: number }
+
+export interface LinkReport {
+  world: number;
+  node_rank: number;
+  /** What every node published in the pre-flight check (same build and model checked). */
+  nodes: { node: number; first_rank: number; host: string; devices: string; build: string; model: string; pid: number }[];
+  meet_s: number;
+  preflight_collectives_s: number;
+  measures: LinkMeasure[];
+}
+
+/** The pre-flight check of a group (every rank meets, same build, one of each collective checked)
+ * and the collectives the engine uses measured between its ranks (native/src/parallel/link_check.h).
+ * Every process of a multi-node group calls it with the same options. */
+export async function checkLinks(options: LinkCheckOptions = {}): Promise<LinkReport> {
+  const { resolveEnvRendezvous } = await import("./launch-env.js");
+  const { rendezvous, nnodes, nodeRank, devices, timeoutS, sizes, reps } = resolveEnvRendezvous(options);
+  const o = Object.fromEntries(Object.entries({ devices, rendezvous, nnodes, nodeRank, timeoutS, sizes, reps })
+    .filter(([, v]) => v !== undefined));
+  const r = JSON.parse(await native().checkLinks(o)) as LinkReport;
+  Object.defineProperty(r, inspect.custom, { value: () => linksText(r), enumerable: false });
+  return r;
+}
+
+/** The link report as a table: one row per collective and size. */
+export function linksText(r: LinkReport): string {
+  const out = [`  ${r.world} ranks on ${r.nodes.map((n) => `${n.host} (${n.devices})`).join(", ")}; met in ${(r.meet_s * 1e3).toFixed(0)} ms, ` +
+    `pre-flight collectives ok in ${(r.preflight_collectives_s * 1e3).toFixed(0)} ms; build ${r.nodes[0]?.build ?? "?"}`];
+  const size = (b: number) => (b >= 2 ** 20 ? `${+(b / 2 ** 20).toFixed(2)} MiB` : `${+(b / 1024).toFixed(2)} KiB`);
+  const rows = [["collective", "bytes/rank", "latency", "bandwidth"], ...r.measures.map((m) => [m.op, size(m.bytes),
+    m.latency_s < 1e-3 ? `${(m.latency_s * 1e6).toFixed(0)} µs` : `${(m.latency_s * 1e3).toFixed(2)} ms`, `${bytesIn(m.bytes_per_s, "GB", 2)}/s`])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  for (const row of rows) out.push("  " + row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
+  return out.join("\n");
+}

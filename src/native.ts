@@ -9,6 +9,8 @@ export interface NativeAddon {
   inspect(dir: string, options: Record<string, unknown>): Promise<string>;
   /** native/src/tools/doctor.h: the JSON of `wanlab-engine doctor`. */
   doctor(): Promise<string>;
+  /** The pre-flight check and collectives of a group measured (native/src/tools/links.h): JSON. */
+  checkLinks(options: Record<string, unknown>): Promise<string>;
   makeModel(out: string, options: Record<string, unknown>, onProgress?: (message: string, fraction: number) => void): Promise<string>;
   benchLoad(dir: string, options: { mmap: boolean; touch: boolean }): Promise<string>;
   /** Synchronous; see registerFatalCleanup below. */

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { before, test } from "node:test";
+import { checkLinks, linksText } from "../src/doctor.js";
 import { open } from "../src/engine.js";
 import { cliPath, root, scratch, wanlab } from "./helpers.js";
 import { readSafetensors, relL2 } from "./safetensors.js";
@@ -171,4 +172,17 @@ test("--layout auto picks cfg-parallel × Ulysses by the documented rule, record
   const bad = wanlab(["generate", ...args, "--layout", "best", "--output", join(dir, "bad.mp4")]);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--layout/);
+});
+
+test("checkLinks (wanlab doctor --devices) runs the pre-flight check and measures every collective the engine uses per message size", async () => {
+  const r = await checkLinks({ devices: "cpu:0-1", sizes: [4096, 65536], reps: 2 });
+  assert.equal(r.world, 2);
+  assert.equal(r.nodes.length, 1);
+  assert.equal(r.nodes[0]!.devices, "cpu:0,1");
+  assert.match(r.nodes[0]!.build, /^libtorch \S+ (CPU-only|CUDA)/);
+  assert.deepEqual(r.measures.map((m) => `${m.op} ${m.bytes}`),
+    ["all_to_all 4096", "all_to_all 65536", "all_gather 4096", "all_gather 65536", "send/recv 4096", "send/recv 65536"]);
+  for (const m of r.measures) assert.ok(m.latency_s > 0 && Math.abs(m.bytes_per_s - m.bytes / m.latency_s) <= 1e-6 * m.bytes_per_s, JSON.stringify(m));
+  assert.match(linksText(r), /^ {2}collective +bytes\/rank +latency +bandwidth$/m);
+  await assert.rejects(checkLinks({ devices: "cpu" }), /needs at least 2 ranks/);
 });

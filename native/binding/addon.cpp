@@ -13,6 +13,7 @@
 #include "model_facts.h"
 #include "tools/doctor.h"
 #include "tools/inspect.h"
+#include "tools/links.h"
 #include "tools/load_bench.h"
 #include "tools/make_model.h"
 #include "workers.h"
@@ -46,6 +47,15 @@ Napi::Value RegisterFatalCleanup(const Napi::CallbackInfo& info) {
 // doctor() -> Promise<json string>: tools/doctor.h (runs small checks on every CUDA device).
 Napi::Value Doctor(const Napi::CallbackInfo& info) {
   auto* w = new PromiseWorker(info.Env(), [] { return wan::doctor_report().dump(); });
+  w->Queue();
+  return w->promise();
+}
+
+// checkLinks(options) -> Promise<json string>: tools/links.h (the group's pre-flight check and its
+// collectives measured); a bad option throws at once.
+Napi::Value CheckLinks(const Napi::CallbackInfo& info) {
+  const nlohmann::json opts = engine_call(info.Env(), [&] { return object_to_json(object_arg(info, 0), "options"); });
+  auto* w = new PromiseWorker(info.Env(), [opts] { return wan::links_report(opts).dump(); });
   w->Queue();
   return w->promise();
 }
@@ -117,6 +127,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openEngine", Napi::Function::New(env, OpenEngine));
   exports.Set("inspect", Napi::Function::New(env, Inspect));
   exports.Set("doctor", Napi::Function::New(env, Doctor));
+  exports.Set("checkLinks", Napi::Function::New(env, CheckLinks));
   exports.Set("makeModel", Napi::Function::New(env, MakeModel));
   exports.Set("benchLoad", Napi::Function::New(env, BenchLoad));
   exports.Set("registerFatalCleanup", Napi::Function::New(env, RegisterFatalCleanup));
