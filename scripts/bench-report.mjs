@@ -13,7 +13,7 @@
 // passes (bench elementwise): ATen, the own kernel replacing one, one pass at the measured copy
 // bandwidth. Every figure also comes as a
 // table, so the page reads without JavaScript. plotly.js: --inline embeds plotly.js-cartesian-dist-min
-// (4.8 MB); otherwise the page loads it from this checkout's node_modules, then from the plotly CDN.
+// (1.4 MB); otherwise the page loads it from this checkout's node_modules, then from the plotly CDN.
 // Exit: 0 ok, 1 unreadable results, 2 usage.
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -248,7 +248,7 @@ async function main() {
   const version = JSON.parse(await fs.readFile(path.join(path.dirname(plotlyPath), "package.json"), "utf8")).version;
   const out = path.resolve(argv.out ?? (dir.endsWith(".tgz") ? path.dirname(dir) : dir));
   await fs.mkdirp(out);
-  const cdn = `https://cdn.plot.ly/plotly-${version}.min.js`;
+  const cdn = `https://cdn.plot.ly/plotly-cartesian-${version}.min.js`;
   const plotlyTag = argv.inline
     ? `<script>${(await fs.readFile(plotlyPath, "utf8")).replace(/<\/script/gi, "<\\/script")}</script>`
     : `<script src="${esc(path.relative(out, plotlyPath).split(path.sep).join("/"))}"></script>
