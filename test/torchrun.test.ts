@@ -186,3 +186,23 @@ test("checkLinks (wanlab doctor --devices) runs the pre-flight check and measure
   assert.match(linksText(r), /^ {2}collective +bytes\/rank +latency +bandwidth$/m);
   await assert.rejects(checkLinks({ devices: "cpu" }), /needs at least 2 ranks/);
 });
+
+test("a rank with another model is refused by the pre-flight check on every rank, naming it, and both exit", async () => {
+  const other = join(dir, "tiny-seed7");
+  assert.equal(wanlab(["make-tiny", other, "--seed", "7"]).status, 0);
+  const port = await portPair();
+  const rank = (k: number, m: string) => new Promise<Run>((res) => {
+    const env = { ...process.env, MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port), RANK: String(k), WORLD_SIZE: "2", LOCAL_RANK: String(k) };
+    const p = spawn(process.execPath, [cliPath, "generate", ...args.slice(2), "--model", m, "--ulysses", "2", "--rendezvous", "env://",
+      "--timeout", "20", "--log-dir", join(dir, `mm-logs${k}`), "--output", join(dir, `mm${k}.mp4`)], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "", stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("close", (code) => res({ code, stdout, stderr }));
+  });
+  const [r0, r1] = await Promise.all([rank(0, model), rank(1, other)]);
+  for (const r of [r0, r1]) {
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /pre-flight: node 1 \(rank 1, host [^,]+, cpu:0\) loaded a different model \(fingerprint [0-9a-f]{16} \(\d+ tensors\)\) than node 0 \(rank 0, host [^,]+, cpu:0\) \([0-9a-f]{16} \(\d+ tensors\)\); every node needs the same checkpoint/);
+  }
+});
