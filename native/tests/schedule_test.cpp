@@ -11,6 +11,7 @@
 #include "pipeline/request.h"
 #include "pipeline/t2v.h"
 #include "test.h"
+#include "tools/generate_file.h"
 
 using namespace wan;
 
@@ -127,4 +128,18 @@ TEST(schedule_bad_timestep_lists_are_refused_naming_the_first_offending_index) {
   x.timesteps = {1000, 500}, x.num_inference_steps = 2, x.denoising_strength = 0.5;
   EXPECT(field_of(x).find("timesteps: with timesteps the first one sets where the schedule starts") == 0);
   EXPECT(with({1000, 750, 500, 250}) == "accepted");
+}
+
+TEST(schedule_wanlab_engine_timesteps_replace_the_request_files_schedule) {
+  T2VRequest r = four_step_request();
+  r.num_inference_steps = 9;  // replaced by the four listed timesteps
+  const std::string path = wantest::scratch("schedule-request.json");
+  wantest::write_bytes(path, request_to_json(r).dump());
+  GenerateFileOptions o;
+  o.model_dir = wantest::tiny_model(), o.request_path = path, o.engine.parallel.devices = "cpu";
+  o.timesteps = {1000, 750, 500, 250};
+  o.save_tensors = wantest::scratch("schedule-listed.safetensors");
+  const nlohmann::json timings = generate_from_file(o);
+  EXPECT(timings["step_s"].size() == 4);
+  EXPECT(at::equal(load_safetensors(o.save_tensors, false).at("latents").data, engine().generate(four_step_request()).latents));
 }
