@@ -193,14 +193,18 @@ PreflightResult preflight(const PreflightOptions& o) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    // Everyone has read everyone's record before any node may fail on it (node 0 holds the store).
     r.store->add("preflight/read", 1);
-    while (r.store->add("preflight/read", 0) < o.nnodes && Clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
     fail("pre-flight: ", here, ": the rendezvous store at ", addr, " stopped answering (node 0 exited?): ", e.what());
+  }
+  // Everyone has read everyone's record before any node may fail on it (node 0 holds the store);
+  // a store gone now is node 0 leaving after the last read: this node has what it needs.
+  try {
+    while (r.store->add("preflight/read", 0) < o.nnodes && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } catch (const std::exception&) {
   }
   r.meet_s = since(t0);
   for (int k = 0; k < o.nnodes; ++k) r.nodes.push_back(decode(records[k], k));
