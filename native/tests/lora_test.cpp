@@ -146,13 +146,26 @@ TEST(lora_bad_files_and_scales_are_refused_before_compute_naming_the_file_and_ke
   EXPECT_ERROR(request_from_json({{"promptIds", {1}}, {"promptMask", {1}}, {"loras", {{{"scale", 1}}}}}), "loras[0] has no path");
 }
 
-TEST(lora_is_refused_on_sharded_weights_naming_the_placement) {
+TEST(lora_on_weights_sharded_across_a_ulysses_group_matches_one_rank_and_restores_the_shards) {
   ParallelOptions p;
   p.devices = "cpu:0-1", p.ulysses = 2, p.timeout_s = 60;
   ComputeOptions c;
   c.shard_weights = true;
   const T2VEngine sharded(wantest::tiny_model(), p, c);
-  EXPECT_ERROR(sharded.validate(lora_request({{"lora2_peft", 1.0}})), "lora2_peft", "shard weights", "not supported");
+  const at::Tensor base = latents(sharded, lora_request({}));
+  const T2VRequest r = lora_request({{"lora1_diff", 0.7}, {"lora2_peft", -0.3}});
+  const at::Tensor with = latents(sharded, r);
+  std::printf("     sharded weights vs one rank: latents rel L2 %.2e\n", wantest::rel_l2(with, latents(engine(), r)));
+  EXPECT(wantest::rel_l2(with, latents(engine(), r)) < 1e-5);
+  EXPECT(wantest::rel_l2(with, G("diff.latents")) < 1e-5);
+  // Each rank copies its part of each touched block (here both, half of each in float32) and the
+  // whole of a touched weight outside the blocks (head.head [64, 256]): what the memory plan
+  // counts for the two CPU ranks, each holding a sharded DiT.
+  const DitArch& a = sharded.model().arch.dit;
+  const int64_t part = sharded.loras()["working_bytes"].get<int64_t>();
+  EXPECT(part == 2 * (dit_block_params(a).total * 4 / 2) + a.out_dim * 4 * a.dim * 4);
+  EXPECT(2 * part == sharded.memory_plan(r).dit_lora);
+  EXPECT(at::equal(latents(sharded, lora_request({})), base));
 }
 
 TEST(lora_wanlab_engine_generate_adds_its_lora_flags_to_the_request_file) {

@@ -116,7 +116,7 @@ WanDiT::Block WanDiT::gathered_block(const Block& local, const std::vector<DitSh
 }
 
 WanDiT::WanDiT(const TensorMap& weights, const DitArch& arch, const DitOptions& o)
-    : arch_(arch), dtype_(o.placement.dtype), device_(o.placement.device), weight_shards_(o.weight_shards) {
+    : arch_(arch), dtype_(o.placement.dtype), device_(o.placement.device), weight_shards_(o.weight_shards), weight_shard_(o.weight_shard) {
   if (o.weight_shards < 1 || o.weight_shard < 0 || o.weight_shard >= o.weight_shards)
     fail("WanDiT: weight shard ", o.weight_shard, " of ", o.weight_shards, " is not a valid part");
   if (o.weight_shards > 1 && o.persistent_params >= 0)

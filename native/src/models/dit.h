@@ -100,6 +100,12 @@ class WanDiT {
   // Uses `t` (base_tensor's shape and dtype, on its device) for `name` from now on. The base
   // tensor is held aside, untouched, and restore_base() puts every one back as it was.
   void use_tensor(const std::string& name, const at::Tensor& t);
+  // The same for any placement, sharded blocks included: `merged(w, begin, end)` gets float32
+  // elements [begin, end) of the flattened base tensor `name` (all of them, or this rank's part
+  // of a sharded block's) and returns their merged float32 values; they are rounded to the
+  // tensor's dtype and used from now on (restore_base puts the base back).
+  using Merge = std::function<at::Tensor(const at::Tensor& w, int64_t begin, int64_t end)>;
+  void merge_tensor(const std::string& name, const Merge& merged);
   void restore_base();
   // Bytes of the tensors use_tensor installed (the working copies), per device copy of the DiT.
   int64_t working_bytes() const;
@@ -164,7 +170,7 @@ class WanDiT {
   at::ScalarType dtype_ = at::kFloat;  // compute dtype of the weights and the matmul activations
   at::Device device_{at::kCPU};
   int64_t resident_params_ = 0, offloaded_params_ = 0, offloaded_blocks_ = 0;
-  int weight_shards_ = 1;
+  int weight_shards_ = 1, weight_shard_ = 0;
   int64_t f8_params_ = 0;
   std::vector<FlatSlot> flat_layout_;
   std::array<int64_t, 3> flat_numel_{0, 0, 0};  // per dtype group, before padding
@@ -181,7 +187,8 @@ class WanDiT {
     float scale = 1.0f;
   };
   std::map<std::string, SavedTensor> lora_base_;
-  at::Tensor* lora_slot(const std::string& name, Linear** linear, bool* offloaded);
+  std::map<std::pair<size_t, size_t>, at::Tensor> lora_base_parts_;  // (block, dtype group) -> base part
+  at::Tensor* lora_slot(const std::string& name, Linear** linear, bool* offloaded, int64_t* block);
   mutable std::mutex rope_mu_;  // forward is const and may run on several rank threads at once
   mutable std::map<std::array<int64_t, 3>, RopeTable> rope_cache_;
 };

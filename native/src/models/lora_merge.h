@@ -25,8 +25,10 @@ struct LoraUse {
 // Makes `set` the DiT's LoRAs (an empty set: the base model).
 void apply_loras(WanDiT& dit, const std::vector<LoraUse>& set);
 
-// Bytes of the working copies `set` makes on one device copy of a DiT whose weights compute in
-// `compute` (norms and modulation stay float32): what the memory model adds to the weights.
-int64_t lora_working_bytes(const std::vector<LoraUse>& set, at::ScalarType compute);
+// Bytes of the working copies `set` makes on one device copy of a DiT of `arch` whose weights
+// compute in `compute` (norms and modulation stay float32): what the memory model adds to the
+// weights. With the blocks sharded over `shards` ranks a rank copies its whole part of each
+// touched block's buffer (per dtype), 1/shards of the block.
+int64_t lora_working_bytes(const std::vector<LoraUse>& set, at::ScalarType compute, const DitArch& arch, int shards = 1);
 
 }  // namespace wan

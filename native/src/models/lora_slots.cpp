@@ -1,5 +1,6 @@
 // WanDiT's tensors by canonical name, for LoRA working copies (models/lora_merge.h): the base
 // tensor of a name, a working copy used in its place, and the base put back, the same tensor.
+#include <algorithm>
 #include <cstring>
 
 #include "common/cuda.h"
@@ -10,9 +11,11 @@
 namespace wan {
 
 // The member that holds `name`; *linear is its Linear when `name` is a linear's weight (float8
-// bytes are replaced with the Linear's type), *offloaded whether its block lives in host memory.
-at::Tensor* WanDiT::lora_slot(const std::string& name, Linear** linear, bool* offloaded) {
-  *linear = nullptr, *offloaded = false;
+// bytes are replaced with the Linear's type), *offloaded whether its block lives in host memory,
+// *block its block's index (-1 outside the blocks). A sharded block's members are empty: its
+// tensors live in Block::parts (merge_tensor).
+at::Tensor* WanDiT::lora_slot(const std::string& name, Linear** linear, bool* offloaded, int64_t* block) {
+  *linear = nullptr, *offloaded = false, *block = -1;
   auto in_linear = [&](Linear& l, const std::string& rest) -> at::Tensor* {
     if (rest == "weight") return *linear = &l, &l.w;
     if (rest == "bias") return &l.b;
@@ -39,10 +42,8 @@ at::Tensor* WanDiT::lora_slot(const std::string& name, Linear** linear, bool* of
     const std::string num = rest.substr(0, dot);
     if (dot != std::string::npos && !num.empty() && num.size() < 7 &&
         num.find_first_not_of("0123456789") == std::string::npos && std::stoll(num) < int64_t(blocks.size())) {
-      Block& b = blocks[size_t(std::stoll(num))];
-      if (!b.parts.empty())
-        fail("LoRA: the DiT's block weights are sharded across ", weight_shards_, " ranks (shard weights); LoRA "
-             "working copies of sharded weights are not supported: open the engine without shard weights to use LoRAs");
+      *block = std::stoll(num);
+      Block& b = blocks[size_t(*block)];
       *offloaded = b.offloaded;
       const std::string r = rest.substr(dot + 1);
       std::string lin;
@@ -70,7 +71,10 @@ at::Tensor WanDiT::base_tensor(const std::string& name) const {
   auto* self = const_cast<WanDiT*>(this);  // lora_slot only finds the member
   Linear* l;
   bool offloaded;
-  const at::Tensor* t = self->lora_slot(name, &l, &offloaded);
+  int64_t block;
+  const at::Tensor* t = self->lora_slot(name, &l, &offloaded, &block);
+  if (block >= 0 && !blocks[size_t(block)].parts.empty())
+    fail("LoRA: ", name, " is sharded across ", weight_shards_, " ranks; only this rank's part of it is here");
   if (auto it = lora_base_.find(name); it != lora_base_.end()) {  // a working copy is in use
     const SavedTensor& s = it->second;
     return s.f8 ? weight(Linear{s.t, {}, s.f8, s.scale}) : s.t;
@@ -81,7 +85,8 @@ at::Tensor WanDiT::base_tensor(const std::string& name) const {
 void WanDiT::use_tensor(const std::string& name, const at::Tensor& t) {
   Linear* l;
   bool offloaded;
-  at::Tensor* slot = lora_slot(name, &l, &offloaded);
+  int64_t block;
+  at::Tensor* slot = lora_slot(name, &l, &offloaded, &block);
   const at::Tensor base = base_tensor(name);
   if (!t.sizes().equals(base.sizes()) || t.scalar_type() != base.scalar_type() || t.device() != base.device())
     fail("LoRA: working copy of ", name, " must be ", base.sizes(), " ", base.scalar_type(), " on ", base.device().str(),
@@ -93,15 +98,51 @@ void WanDiT::use_tensor(const std::string& name, const at::Tensor& t) {
   if (l) l->f8.reset(), l->scale = 1.0f;
 }
 
+void WanDiT::merge_tensor(const std::string& name, const Merge& merged) {
+  Linear* l;
+  bool offloaded;
+  int64_t bi;
+  at::Tensor* member = lora_slot(name, &l, &offloaded, &bi);
+  if (bi < 0 || blocks[size_t(bi)].parts.empty()) {
+    const at::Tensor base = base_tensor(name);
+    const at::Tensor w = merged(base.to(at::kFloat).reshape({-1}), 0, base.numel());
+    use_tensor(name, w.view(base.sizes()).to(base.scalar_type()).contiguous());
+    return;
+  }
+  // Sharded: this rank's slice [lo, lo + S) of the block's flat buffer of the tensor's dtype
+  // group; the tensor is [off, off + n) of that buffer.
+  Block& b = blocks[size_t(bi)];
+  std::vector<at::Tensor*> ts = b.tensors();
+  const size_t i = size_t(std::find(ts.begin(), ts.end(), member) - ts.begin());
+  const FlatSlot& f = flat_layout_.at(i);
+  if (f.group == 2) fail("LoRA: ", name, " is a float8 weight sharded across ranks, which takes no LoRA");
+  int64_t n = 1;
+  for (int64_t d : f.shape) n *= d;
+  const auto key = std::make_pair(size_t(bi), size_t(f.group));
+  if (!lora_base_parts_.count(key)) {
+    lora_base_parts_[key] = b.parts[size_t(f.group)];
+    b.parts[size_t(f.group)] = b.parts[size_t(f.group)].clone();
+  }
+  const at::Tensor& base = lora_base_parts_[key];
+  const int64_t S = base.numel(), lo = int64_t(weight_shard_) * S;
+  const int64_t begin = std::max(f.offset, lo), end = std::min(f.offset + n, lo + S);
+  if (begin >= end) return;  // none of it on this rank
+  const at::Tensor w = merged(base.narrow(0, begin - lo, end - begin).to(at::kFloat), begin - f.offset, end - f.offset);
+  b.parts[size_t(f.group)].narrow(0, begin - lo, end - begin).copy_(w.to(base.scalar_type()));
+}
+
 void WanDiT::restore_base() {
   for (auto& [name, s] : lora_base_) {
     Linear* l;
     bool offloaded;
-    at::Tensor* slot = lora_slot(name, &l, &offloaded);
+    int64_t block;
+    at::Tensor* slot = lora_slot(name, &l, &offloaded, &block);
     *slot = s.t;
     if (l) l->f8 = s.f8, l->scale = s.scale;
   }
   lora_base_.clear();
+  for (auto& [key, part] : lora_base_parts_) blocks[key.first].parts[key.second] = part;
+  lora_base_parts_.clear();
 }
 
 int64_t WanDiT::working_bytes() const {
@@ -110,9 +151,11 @@ int64_t WanDiT::working_bytes() const {
   for (const auto& [name, s] : lora_base_) {
     Linear* l;
     bool offloaded;
-    const at::Tensor* t = self->lora_slot(name, &l, &offloaded);
+    int64_t block;
+    const at::Tensor* t = self->lora_slot(name, &l, &offloaded, &block);
     n += t->numel() * int64_t(t->element_size());
   }
+  for (const auto& [key, part] : lora_base_parts_) n += part.numel() * int64_t(part.element_size());
   return n;
 }
 

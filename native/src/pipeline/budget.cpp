@@ -29,7 +29,10 @@ MemoryPlanOptions T2VEngine::plan_options(const T2VRequest& r) const {
   o.encode_video = r.input_video.defined() && !r.input_latents.defined();
   o.block_residuals = r.tea_cache_l1_thresh > 0 ? (r.cfg_scale != 1.0 && layout_.cfg == 1 ? 2 : 1) : 0;
   o.ranks_on_device = ranks_on_dit_device_;
-  if (!r.loras.empty()) o.lora_bytes = lora_working_bytes(lora_set(r), dit_place_.dtype);
+  if (!r.loras.empty())
+    o.lora_bytes = lora_working_bytes(lora_set(r), dit_place_.dtype, model_.arch.dit,
+                                      shard_weights_ ? layout_.sequence_parallel() : 1) *
+                   (shard_weights_ ? ranks_on_dit_device_ : 1);  // CPU ranks: one sharded DiT each
   return o;
 }
 

@@ -30,9 +30,9 @@ std::vector<LoraUse> T2VEngine::lora_set(const T2VRequest& r) const {
     if (!std::isfinite(l.scale) || std::fabs(l.scale) > 100)
       fail_param("loras", "loras[", i, "].scale must be a finite number between -100 and 100, got ", l.scale, " (",
                  l.path, ")");
-    if (shard_weights_)
-      fail_param("loras", "LoRA ", l.path, ": the engine shards the DiT's weights across ranks (shard weights), where "
-                 "LoRAs are not supported; open it without shard weights to use LoRAs");
+    if (shard_weights_ && dit_f8_)
+      fail_param("loras", "LoRA ", l.path, ": the engine shards float8 DiT weights across ranks (shard weights), "
+                 "which take no LoRA; open it without shard weights to use LoRAs");
     try {
       set.push_back({load_lora(l.path, model_.arch.dit, l.strict), l.scale});
     } catch (const ParamError&) {
