@@ -14,6 +14,32 @@ namespace {
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+// The other way to apply a LoRA, timed instead of built: its terms beside the base weights
+// (y = x Wᵀ + s · (x Aᵀ) Bᵀ, DiffSynth's hot-loaded path) cost two thin matmuls per linear and
+// step. Seconds per DiT pass of those extra matmuls: one block's ten linears on `tokens` video
+// tokens (the cross-attention's k and v on `text` tokens), median of 5, times the blocks.
+double lowrank_pass_s(const DitArch& a, int64_t rank, int64_t tokens, int64_t text) {
+  const int64_t D = a.dim, F = a.ffn_dim;
+  struct Lin {
+    int64_t out, in, rows;
+  };
+  const Lin lins[] = {{D, D, tokens}, {D, D, tokens}, {D, D, tokens}, {D, D, tokens}, {D, D, tokens},
+                      {D, D, text},   {D, D, text},   {D, D, tokens}, {F, D, tokens}, {D, F, tokens}};
+  std::vector<double> runs;
+  for (int rep = 0; rep < 6; ++rep) {
+    double t = 0;
+    for (const Lin& l : lins) {
+      const at::Tensor x = at::randn({1, l.rows, l.in}), A = at::randn({rank, l.in}), B = at::randn({l.out, rank});
+      const auto t0 = std::chrono::steady_clock::now();
+      const at::Tensor y = at::linear(at::linear(x, A), B).mul_(0.5);  // [1, rows, out]: the extra term
+      t += since(t0);
+      (void)y;
+    }
+    if (rep > 0) runs.push_back(t);  // the first warms up
+  }
+  return median_of(runs) * double(a.num_layers);
+}
 }  // namespace
 
 nlohmann::json bench_lora(const std::string& dir, const BenchLoraOptions& o) {
@@ -67,11 +93,14 @@ nlohmann::json bench_lora(const std::string& dir, const BenchLoraOptions& o) {
     half.loras[0].scale = 0.5;
     const double rescale_s = timed_switch(half);
     const double restore_s = timed_switch(r);
+    const int64_t tokens = ((o.frames - 1) / 4 + 1) * (o.height / 16) * (o.width / 16);
+    const double lowrank_s = lowrank_pass_s(a, o.rank, tokens, a.text_len);
     out = {{"model", dir}, {"devices", o.devices}, {"rank", o.rank}, {"lora_file_bytes", parsed->bytes},
            {"lora_weights", weights}, {"working_bytes", working}, {"reload_s", reload_s}, {"parse_s", parse_s},
            {"switch_s", switch_s}, {"rescale_s", rescale_s}, {"restore_s", restore_s}, {"cached_s", cached_s},
            {"steps", o.steps}, {"video", {o.height, o.width, o.frames}}, {"step_s_base", step_base},
-           {"step_s_lora", step_lora}, {"step_overhead", step_lora / step_base - 1}};
+           {"step_s_lora", step_lora}, {"step_overhead", step_lora / step_base - 1},
+           {"lowrank_step_s_extra", lowrank_s}, {"lowrank_step_overhead", lowrank_s / step_base}};
   } catch (...) {
     std::remove(path.c_str());
     throw;

@@ -17,7 +17,9 @@ struct BenchLoraOptions {
 
 // {"model", "devices", "rank", "lora_file_bytes", "lora_weights", "working_bytes", "reload_s",
 //  "parse_s", "switch_s", "rescale_s", "restore_s", "cached_s", "step_s_base", "step_s_lora",
-//  "step_overhead"}: seconds (medians of the steps), the overhead step_s_lora / step_s_base - 1.
+//  "step_overhead", "lowrank_step_s_extra", "lowrank_step_overhead"}: seconds (medians of the
+// steps), the overhead step_s_lora / step_s_base - 1 of the merged weights, and what the LoRA's
+// terms would add to a step (cfg 1: one DiT pass) if applied beside the base weights instead.
 nlohmann::json bench_lora(const std::string& dir, const BenchLoraOptions& o);
 
 }  // namespace wan
