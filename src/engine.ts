@@ -110,7 +110,7 @@ export interface ForkedRun {
   params: ResolvedParams;
   /** Pass as `resume` (GenerateParams) to continue the run. */
   state: ForkState;
-  timings: Omit<GenerateResult["timings"], "decode_s"> & { stopped_at_step: number };
+  timings: Omit<GenerateResult["timings"], "decode_s" | "predicted_peak_bytes"> & { stopped_at_step: number };
 }
 
 /** A CUDA device the engine's models use, now (T2VEngine::device_memory): the driver's free and

@@ -37,7 +37,7 @@ struct T2VRequest {
   // decreasing, shifted by sigma_shift as LightX2V shifts its denoising_step_list; its length is
   // the number of steps. Empty: num_inference_steps evenly spaced (DiffSynth's schedule).
   std::vector<double> timesteps;
-  // Forked runs (pipeline/fork.h). stop_at_step k in 1 .. steps: return the latents after step k
+  // Forked runs (pipeline/fork.h). stop_at_step k in 1 .. steps-1: the latents after step k, returned
   // undecoded (0: run to the end). resume_from_step k >= 0: the first k steps already ran and
   // resume_latents [z_dim, f, h/8, w/8] float32 is where they left off; resume_model, when not
   // "", must be this engine's model fingerprint, and resume_sigmas, when not empty, the sigmas of
