@@ -278,11 +278,11 @@ test("demo makes the embedded default model once and generates a video from it",
   assert.match(first.stderr, /wrote .*demo\.mp4 \(9 frames, 128×128, seed 42\)/);
   // it says its model's weights are random, and ends with the next three things to try, as commands
   assert.match(first.stderr, /^wanlab demo: using the embedded tiny model; its weights are random, so the video is noise-like$/m);
-  const next = first.stderr.slice(first.stderr.indexOf("next, try:"));
+  const next = first.stderr.slice(first.stderr.indexOf("next, try"));
   assert.match(next, /^ {2}a notebook +npx wanlab kernel install && jupyter lab notebooks\/01-quickstart\.ipynb$/m);
   assert.match(next, /^ {2}a server job +npx wanlab serve &$/m);
-  assert.match(next, /^ +npx wanlab generate --server --prompt "[^"]+" --seed 7$/m);
-  assert.match(next, /^ {2}a sweep +npx wanlab sweep --prompt "a cat" --cfg 3,5,7 --seeds 1,2 --out runs\/sweep$/m);
+  assert.match(next, /^ +npx wanlab generate --server --prompt "[^"]+" --seed 7 \\\n +--height 128 --width 128 --num-frames 9 --steps 10$/m);
+  assert.match(next, /^ {2}a sweep +npx wanlab sweep --prompt "a cat" --cfg 3,5,7 --seeds 1,2 --out runs\/sweep \\\n +--height 128 --width 128 --num-frames 9 --steps 10$/m);
   for (const line of next.split("\n")) assert.ok(line.length <= 100, line);
   assert.ok(readFileSync(out).length > 1000);
   const second = wanlab(["demo", "--output", out], { WANLAB_HOME: home });

@@ -5,11 +5,13 @@ import { help, parseCommand } from "./parse.js";
 
 /** What to try after the demo, as commands to paste: a notebook, a server job, a sweep. */
 export const nextSteps = [
-  "next, try:",
+  "next, try (the tiny model is quick at the demo's size, slow at the 480×832×81 default):",
   "  a notebook    npx wanlab kernel install && jupyter lab notebooks/01-quickstart.ipynb",
   "  a server job  npx wanlab serve &",
-  "                npx wanlab generate --server --prompt \"a lighthouse in a storm\" --seed 7",
-  "  a sweep       npx wanlab sweep --prompt \"a cat\" --cfg 3,5,7 --seeds 1,2 --out runs/sweep",
+  "                npx wanlab generate --server --prompt \"a lighthouse in a storm\" --seed 7 \\",
+  "                  --height 128 --width 128 --num-frames 9 --steps 10",
+  "  a sweep       npx wanlab sweep --prompt \"a cat\" --cfg 3,5,7 --seeds 1,2 --out runs/sweep \\",
+  "                  --height 128 --width 128 --num-frames 9 --steps 10",
   "                (on that server: runs/sweep/report.html, which opens offline)",
   "  a real model  npx wanlab generate --model DIR --prompt \"...\"  (wanlab generate --help)",
 ];
