@@ -15,6 +15,10 @@ import { inspectValue, makeDisplayable, type Displayable } from "./display/mime.
 import { figure, memoryPlan as memoryPlanFigure, type Figure } from "./display/plot.js";
 import { notebookProgress, type RankRow } from "./display/progress.js";
 import { encodeVideo, videoBundle, type EncodedVideo } from "./display/video.js";
+import { continuation, notebookFork, refuseServerFork, serverContinuation, type ForkOptions, type NotebookFork } from "./lab-fork.js";
+import type { ForkedRun } from "./engine.js";
+
+export type { ForkOptions, NotebookFork } from "./lab-fork.js";
 
 export interface NotebookResult extends GenerateResult, Displayable {
   /** The mp4 / GIF / poster bytes the display uses (encoded once, after generation). */
@@ -29,7 +33,14 @@ export interface NotebookOpenOptions extends OpenOptions {
 }
 
 export interface NotebookLab extends Lab {
+  /** With `stopAtStep`: runs the first steps only and gives back the fork (latents and what a
+   * resume needs, docs/forks.md); a server-attached lab refuses it (its jobs run to the end). */
+  generate(params: GenerateParams, options: ForkOptions): Promise<NotebookFork>;
   generate(params: GenerateParams, options?: GenerateOptions): Promise<NotebookResult>;
+  /** Continues a fork to the end: generate({ ...run.params, ...changes, resume: run.state }).
+   * Unchanged parameters give the uninterrupted run's latents bit for bit. A server-attached lab
+   * resumes the fork's file (`run.file`, written with ForkOptions.saveTensors). */
+  resume(run: ForkedRun & { file?: string }, changes?: Partial<GenerateParams>, options?: GenerateOptions): Promise<NotebookResult>;
   /** "in-process", or the URL of the server it is attached to. */
   readonly where: string;
   /** Every finished generation of this lab, oldest first. */
@@ -45,7 +56,9 @@ export interface NotebookLab extends Lab {
 export interface ServerLab extends NotebookLab {
   /** The server's client: jobs, queue, server stats, shutdown. */
   readonly client: Client;
+  generate(params: GenerateParams, options: ForkOptions): Promise<never>;
   generate(params: GenerateParams & Pick<JobOptions, "output">, options?: GenerateOptions): Promise<NotebookResult & RemoteResult>;
+  resume(run: ForkedRun & { file?: string }, changes?: Partial<GenerateParams> & Pick<JobOptions, "output">, options?: GenerateOptions): Promise<NotebookResult & RemoteResult>;
 }
 
 /** A memory plan that shows itself as its chart; its fields stay a plain object. */
@@ -255,11 +268,17 @@ export async function open(options: NotebookOpenOptions = {}): Promise<NotebookL
   const p = lab.info.parallel;
   load?.finish(`loaded ${lab.info.layout} model in ${((performance.now() - t0) / 1000).toFixed(1)}s · ${layoutText(p, devices)}`, true);
   const history: NotebookResult[] = [];
+  const ranks = rankRows(p, devices);
+  const whole = notebookGenerate(lab, { ranks, previews: true, history, inProcess: true });
+  const fork = notebookFork(lab, ranks);
+  const generate = (async (params: GenerateParams, options: GenerateOptions | ForkOptions = {}) =>
+    "stopAtStep" in options && options.stopAtStep !== undefined ? fork(params, options) : whole(params, options)) as NotebookLab["generate"];
   return {
     info: lab.info,
     where: "in-process",
     history,
-    generate: notebookGenerate(lab, { ranks: rankRows(p, devices), previews: true, history, inProcess: true }),
+    generate,
+    resume: async (run, changes, options) => whole(continuation(run, changes), options),
     stats: statsOf(history),
     memoryPlan: async (params) => shownPlan(lab.memoryPlan(params)),
     close: lab.close,
@@ -287,12 +306,16 @@ export async function connect(options: ConnectOptions = {}, model?: string): Pro
   const p = client.info.parallel;
   load?.finish(`attached to ${client.url}: ${client.info.layout} model ${client.info.dir} · ${layoutText(p)}; close() detaches, the server keeps it loaded`, true);
   const history: NotebookResult[] = [];
+  const whole = notebookGenerate(client, { ranks: rankRows(p), previews: false, history, inProcess: false });
+  const generate = (async (params: GenerateParams & Pick<JobOptions, "output">, options: GenerateOptions | ForkOptions = {}) =>
+    "stopAtStep" in options && options.stopAtStep !== undefined ? refuseServerFork() : whole(params, options)) as ServerLab["generate"];
   return {
     info: client.info,
     where: client.url,
     client,
     history,
-    generate: notebookGenerate(client, { ranks: rankRows(p), previews: false, history, inProcess: false }),
+    generate,
+    resume: async (run, changes, options) => whole(serverContinuation(run, changes), options),
     stats: statsOf(history),
     memoryPlan: async (params) => shownPlan(await client.memoryPlan(params)),
     close: client.close,
