@@ -11,30 +11,9 @@
 import { fs, path } from "zx";
 import { spawnSync } from "node:child_process";
 import { contactSheet, varying } from "./lib/contact-sheet.mjs";
-import { defineFlags } from "./lib/flags.mjs";
+import { forkFlags as flags } from "./lib/script-flags.mjs";
 import { progress } from "./lib/progress.mjs";
-import { cli, fail, paramFlags, paramsFromFlags, serverFlags, Usage, withServer } from "./lib/wanlab.mjs";
-
-const flags = defineFlags([
-  { flag: "prompt", type: "string", required: true, help: "what the run shows up to step K" },
-  { flag: "at", type: "integer", value: "K", required: true, help: "the step after which the run forks (1 to steps - 1)" },
-  { flag: "prompts", type: "string", value: "FILE", help: "the continuations' prompts, one per line (# comments)", shown: "the run's prompt" },
-  { flag: "cfg", type: "numbers", help: "the continuations' classifier-free guidance scales", shown: "the run's --cfg-scale" },
-  { flag: "tea-cache", type: "numbers", default: [0], help: "the continuations' TeaCache thresholds, 0 is off" },
-  { flag: "out", type: "string", value: "DIR", default: "fork", help: "where fork.safetensors, fork.json, the runs' videos and manifests and the contact sheet go" },
-  ...paramFlags(["input-video", "denoising-strength"]),
-  ...serverFlags,
-], {
-  name: "fork.mjs",
-  about: "Runs one generation to step K on a local engine (the fork), then continues it on a wanlab server\n" +
-    "once per point of prompt × cfg × TeaCache. Writes OUT/fork.safetensors, OUT/fork.json,\n" +
-    "OUT/runs/NN-.../{video.mp4,manifest.json} and OUT/contact-sheet.png.\n" +
-    "Exit: 0 all done, 1 a job failed, 2 usage.",
-  examples: [
-    'fork.mjs --prompt "a red fox in snow" --at 10 --steps 30 --cfg 3,5,7 --out runs/fork',
-    'fork.mjs --prompt "a red fox in snow" --at 20 --prompts then.txt --model ~/models/Wan2.1-T2V-1.3B',
-  ],
-});
+import { cli, fail, paramsFromFlags, Usage, withServer } from "./lib/wanlab.mjs";
 
 /** The fork state a fork file carries (its safetensors metadata "wanlab.fork"). */
 async function forkState(file) {

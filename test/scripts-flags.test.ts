@@ -41,6 +41,7 @@ test("every script refuses an unknown flag with exit 2, naming the nearest known
     ["sweep.mjs", ["--prompt", "a cat", "--seed", "4", ...missingModel], "sweep.mjs: unknown flag --seed; did you mean --seeds?"],
     ["batch.mjs", ["--stesp", "2", "--dry-run"], "batch.mjs: unknown flag --stesp; did you mean --steps?"],
     ["batch.mjs", ["--prompts", "p.txt", "--modle", "x"], "batch.mjs: unknown flag --modle; did you mean --model?"],
+    ["fork.mjs", ["--prompt", "a cat", "--at", "2", "--teacache", "0.1"], "fork.mjs: unknown flag --teacache; did you mean --tea-cache?"],
     ["bench.mjs", ["--size", "16x16x1", ...missingModel], "bench.mjs: unknown flag --size; did you mean --sizes?"],
     ["loadtest.mjs", ["--job", "3"], "loadtest.mjs: unknown flag --job; did you mean --jobs?"],
     ["sweep.mjs", ["--prompt", "a cat", "--zzzzzzzz"], "sweep.mjs: unknown flag --zzzzzzzz; see --help"],
@@ -79,6 +80,7 @@ test("--help of every script is made from its flag table: each flag with its hel
   const expect: Record<string, string[]> = {
     "sweep.mjs": ["usage: sweep.mjs --prompt TEXT [flags]", "--cfg X,...", "classifier-free guidance scales (default: 5; comma-separated or repeated)",
       "--steps X,...", "also --num-inference-steps", "--seeds X,...", "--out DIR", "default: sweep", "--model DIR", "--url URL", "--tiled", "examples:"],
+    "fork.mjs": ["usage: fork.mjs --prompt TEXT --at K [flags]", "--at K", "(required)", "--cfg X,...", "the continuations' classifier-free guidance scales", "--out DIR", "default: fork", "--url URL"],
     "batch.mjs": ["usage: batch.mjs --prompts FILE [flags]", "--prompts FILE", "(required)", "--steps N", "--seed N", "--dry-run", "--out DIR", "default: batch", "--budget BYTES|auto"],
     "bench.mjs": ["usage: bench.mjs [flags]", "--sizes HxWxF,...", "default: 16x16x1,32x32x5", "--layouts UxR,...", "--repeat N", "default: 2"],
     "loadtest.mjs": ["usage: loadtest.mjs [flags]", "--jobs N", "default: 200", "--faults SPEC", "default: transient=0.1,fatal=0.05", "--keep"],
@@ -96,7 +98,7 @@ test("--help of every script is made from its flag table: each flag with its hel
 
 test("the scripts run by their shebang from the repository root with no zx (or node_modules/.bin) on PATH", () => {
   const path = (process.env.PATH ?? "").split(delimiter).filter((p) => !p.includes("node_modules")).join(delimiter);
-  for (const name of ["sweep.mjs", "batch.mjs", "bench.mjs", "loadtest.mjs"]) {
+  for (const name of ["sweep.mjs", "batch.mjs", "fork.mjs", "bench.mjs", "loadtest.mjs"]) {
     const r = spawnSync(`./scripts/${name}`, ["--help"], { encoding: "utf8", cwd: root, env: { ...process.env, PATH: path } });
     assert.equal(r.status, 0, `./scripts/${name} --help: ${r.error ?? r.stderr}`);
     assert.match(r.stdout, new RegExp(`^usage: ${name.replace(".", "\\.")}`));
@@ -200,6 +202,8 @@ test("wanlab sweep and wanlab batch run the package's scripts with the same flag
     ["batch", ["--stesp", "2", "--dry-run"], 2],
     ["sweep", ["--prompt", "a cat", "--cfgs", "1,3"], 2],
     ["sweep", ["--prompt", "a cat", "--url", "http://127.0.0.1:9"], 1], // nothing listens there
+    ["fork", ["--help"], 0],
+    ["fork", ["--prompt", "a cat", "--at", "2", "--cfgs", "1"], 2],
   ];
   for (const [name, args, status] of cases) {
     const direct = script(`${name}.mjs`, args);
@@ -212,6 +216,7 @@ test("wanlab sweep and wanlab batch run the package's scripts with the same flag
   assert.equal(help.status, 0);
   assert.match(help.stdout, /^  sweep \[flags\] .*`wanlab sweep --help`/m);
   assert.match(help.stdout, /^  batch \[flags\] .*`wanlab batch --help`/m);
+  assert.match(help.stdout, /^  fork \[flags\] .*`wanlab fork --help`/m);
   for (const line of help.stdout.split("\n")) assert.ok([...line].length <= 100, `wanlab help: ${line}`);
   const sweepHelp = wanlab(["help", "sweep"]);
   assert.equal(sweepHelp.status, 0);
@@ -224,6 +229,6 @@ test("wanlab sweep and wanlab batch run the package's scripts with the same flag
 test("docs/scripts.md's flags section is what scripts/lib/docs-scripts.mjs makes from the flag tables", async () => {
   const { flagsSection, page } = await lib<{ flagsSection(): string; page: string }>("docs-scripts.mjs");
   const section = flagsSection();
-  for (const flag of ["`--cfg X,...`", "`--seeds X,...`", "`--prompts FILE`", "`--dry-run`", "`--budget BYTES\\|auto`"]) assert.ok(section.includes(`| ${flag} |`), flag);
+  for (const flag of ["`--cfg X,...`", "`--seeds X,...`", "`--prompts FILE`", "`--dry-run`", "`--budget BYTES\\|auto`", "`--at K`", "`--tea-cache X,...`"]) assert.ok(section.includes(`| ${flag} |`), flag);
   assert.ok(readFileSync(page, "utf8").includes(section), "regenerate: node scripts/lib/docs-scripts.mjs --write");
 });

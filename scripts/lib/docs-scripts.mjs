@@ -4,7 +4,7 @@
 // the markers in docs/scripts.md. test/scripts-flags.test.ts checks that the page is current.
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { batchFlags, sweepFlags } from "./script-flags.mjs";
+import { batchFlags, forkFlags, sweepFlags } from "./script-flags.mjs";
 
 export const begin = "<!-- flags: generated from scripts/lib/script-flags.mjs by `node scripts/lib/docs-scripts.mjs --write`; do not edit by hand -->";
 export const end = "<!-- end of generated flags -->";
@@ -19,7 +19,7 @@ export function flagsSection() {
     flags.markdown(), "",
     "Examples:", "", "```", ...flags.examples.map((e) => `wanlab ${e.replace(/^(\S+)\.mjs/, "$1")}`), "```",
   ].join("\n");
-  return [begin, "", script("sweep", sweepFlags), "", script("batch", batchFlags), "", end].join("\n");
+  return [begin, "", script("sweep", sweepFlags), "", script("batch", batchFlags), "", script("fork", forkFlags), "", end].join("\n");
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -1,4 +1,4 @@
-// The flag tables of sweep.mjs and batch.mjs, apart from the scripts so that their docs
+// The flag tables of sweep.mjs, batch.mjs and fork.mjs, apart from the scripts so that their docs
 // (docs/scripts.md, by ./docs-scripts.mjs) are made from the same tables as their --help.
 import { defineFlags } from "./flags.mjs";
 import { paramFlags, serverFlags } from "./wanlab.mjs";
@@ -45,5 +45,27 @@ export const batchFlags = defineFlags([
   examples: [
     "batch.mjs --prompts prompts.txt --out runs/batch --steps 20",
     "batch.mjs --prompts grid.jsonl --model ~/models/Wan2.1-T2V-1.3B --budget auto",
+  ],
+});
+
+/** scripts/fork.mjs */
+export const forkFlags = defineFlags([
+  { flag: "prompt", type: "string", required: true, help: "what the run shows up to step K" },
+  { flag: "at", type: "integer", value: "K", required: true, help: "the step after which the run forks (1 to steps - 1)" },
+  { flag: "prompts", type: "string", value: "FILE", help: "the continuations' prompts, one per line (# comments)", shown: "the run's prompt" },
+  { flag: "cfg", type: "numbers", help: "the continuations' classifier-free guidance scales", shown: "the run's --cfg-scale" },
+  { flag: "tea-cache", type: "numbers", default: [0], help: "the continuations' TeaCache thresholds, 0 is off" },
+  { flag: "out", type: "string", value: "DIR", default: "fork", help: "where fork.safetensors, fork.json, the runs' videos and manifests and the contact sheet go" },
+  ...paramFlags(["input-video", "denoising-strength"]),
+  ...serverFlags,
+], {
+  name: "fork.mjs",
+  about: "Runs one generation to step K on a local engine (the fork), then continues it on a wanlab server\n" +
+    "once per point of prompt × cfg × TeaCache. Writes OUT/fork.safetensors, OUT/fork.json,\n" +
+    "OUT/runs/NN-.../{video.mp4,manifest.json} and OUT/contact-sheet.png.\n" +
+    "Exit: 0 all done, 1 a job failed, 2 usage.",
+  examples: [
+    'fork.mjs --prompt "a red fox in snow" --at 10 --steps 30 --cfg 3,5,7 --out runs/fork',
+    'fork.mjs --prompt "a red fox in snow" --at 20 --prompts then.txt --model ~/models/Wan2.1-T2V-1.3B',
   ],
 });

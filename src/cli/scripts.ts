@@ -1,5 +1,5 @@
-// `wanlab sweep ...` and `wanlab batch ...`: the package's zx scripts (scripts/sweep.mjs,
-// scripts/batch.mjs) run from wherever the package is installed, so `npx wanlab sweep --help`
+// `wanlab sweep ...`, `wanlab batch ...` and `wanlab fork ...`: the package's zx scripts
+// (scripts/sweep.mjs, scripts/batch.mjs, scripts/fork.mjs) run from wherever the package is installed, so `npx wanlab sweep --help`
 // works without a checkout. The script gets the arguments as given, this terminal, and its exit
 // status comes back as the command's (a signal that ended it as 128 + its number).
 import { spawn } from "node:child_process";
@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 export const scriptTable = {
   sweep: "a parameter sweep on a server (cfg × shift × steps × TeaCache × strength × seeds): videos, manifests, a labelled contact sheet and an offline report under --out",
   batch: "one job per line of a prompts file or JSONL on a server: videos, manifests, an index, a labelled contact sheet and an offline report under --out",
+  fork: "one run to step K on a local engine, then continued on a server once per prompt × cfg × TeaCache: the fork file, videos, manifests and a labelled contact sheet under --out",
 } as const;
 
 export type ScriptName = keyof typeof scriptTable;
@@ -43,6 +44,7 @@ export function runScript(name: ScriptName, args: string[]): Promise<number> {
 export const scriptCommands: Record<ScriptName, (args: string[]) => Promise<number>> = {
   sweep: (args) => runScript("sweep", args),
   batch: (args) => runScript("batch", args),
+  fork: (args) => runScript("fork", args),
 };
 
 /** Their lines in `wanlab help`, wrapped as the table's commands are (within 100 columns). */
