@@ -39,7 +39,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
     }
   std::string why;
   const std::string list = resolve_devices(p.devices, &why);  // "auto" resolved once
-  if (p.devices == "auto") {
+  if (p.devices.rfind("auto", 0) == 0) {  // "auto", or "auto:K" (--rendezvous env://: LOCAL_RANK K)
     devices_note_ = concat("auto: ", list, " (", why, ")");
     // A CUDA build that finds no GPU is the surprising case: say so where the run is watched.
     if (list == "cpu" && cuda_built()) log_warn("devices ", devices_note_, "; the DiT runs on the CPU in float32");
