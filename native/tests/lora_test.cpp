@@ -1,6 +1,7 @@
 // LoRAs on a loaded engine against DiffSynth-Studio's fused load_lora (test/golden/make_lora.py):
 // every naming of the same LoRA, stacked with a second at 0.7 and -0.3, with CFG, on one rank and
 // on a Ulysses group; the base model back bit for bit; bad files refused before any compute.
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -8,6 +9,7 @@
 
 #include "checkpoint/lora.h"
 #include "formats/safetensors.h"
+#include "parallel/process_group.h"
 #include "pipeline/t2v.h"
 #include "test.h"
 #include "tools/generate_file.h"
@@ -199,4 +201,32 @@ TEST(lora_on_float8_block_linears_merges_into_a_compute_dtype_copy_and_restores_
   const at::Tensor with = latents(f8, lora_request({{"lora1_peft", 0.7}}));
   EXPECT(wantest::rel_l2(with, base) > 1e-3);
   EXPECT(at::equal(latents(f8, lora_request({})), base));
+}
+
+TEST(lora_reaches_the_other_node_of_a_two_node_group_through_the_request_stream) {
+  const uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
+  const std::string model = wantest::tiny_model();  // made once, before the two nodes read it
+  std::unique_ptr<T2VEngine> nodes[2];
+  std::array<std::string, 2> err = wantest::on_two_nodes([&](int k) {
+    ParallelOptions p;
+    p.devices = "cpu:0", p.ulysses = 2, p.timeout_s = 30;
+    p.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), p.nnodes = 2, p.node_rank = k;
+    nodes[k] = std::make_unique<T2VEngine>(model, p);
+  });
+  if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{err[0] + " | " + err[1]};
+  at::Tensor lat;
+  std::string followed = "none";
+  std::atomic<bool> stop{false};
+  err = wantest::on_two_nodes([&](int k) {
+    if (k == 0) {
+      lat = nodes[0]->generate(lora_request({{"lora1_peft", 0.7}, {"lora2_peft", -0.3}})).latents;
+      nodes[0]->end_requests();
+    } else {
+      nodes[1]->follow(stop, [&](int64_t, const std::string& e) { followed = e; });
+    }
+  });
+  if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{err[0] + " | " + err[1]};
+  EXPECT(followed.empty());  // node 1 ran the request without an error
+  EXPECT(nodes[1]->loras()["loras"].size() == 2 && nodes[1]->loras()["loras"][1]["scale"] == -0.3);
+  EXPECT(wantest::rel_l2(lat, G("fused.latents")) < 1e-5);
 }
