@@ -171,23 +171,24 @@ PreflightResult preflight(const PreflightOptions& o) {
   }
   const std::string key = "preflight/node/";
   std::vector<std::string> records(o.nnodes);
+  auto missing_text = [&] {  // the nodes not seen yet
+    std::string who;
+    for (int k = 0; k < o.nnodes; ++k)
+      if (records[k].empty()) who += concat(who.empty() ? "" : ", ", ranks_of(k, local), " (node ", k, ")");
+    return who;
+  };
   try {
     r.store->set(key + std::to_string(o.node_rank), encode(me));
     // Every node's record, within the timeout.
     for (;;) {
-      std::vector<int> missing;
       for (int k = 0; k < o.nnodes; ++k)
-        if (records[k].empty()) {
-          if (r.store->check(key + std::to_string(k))) records[k] = r.store->get(key + std::to_string(k));
-          else missing.push_back(k);
-        }
-      if (missing.empty()) break;
+        if (records[k].empty() && r.store->check(key + std::to_string(k))) records[k] = r.store->get(key + std::to_string(k));
+      if (missing_text().empty()) break;
       if (Clock::now() >= deadline) {
-        std::string who, joined;
-        for (int k : missing) who += concat(who.empty() ? "" : ", ", ranks_of(k, local), " (node ", k, ")");
+        std::string joined;
         for (int k = 0; k < o.nnodes; ++k)
           if (!records[k].empty()) joined += concat(joined.empty() ? "" : "; ", describe(decode(records[k], k), local));
-        fail("pre-flight: ", who, " never joined the rendezvous at ", addr,
+        fail("pre-flight: ", missing_text(), " never joined the rendezvous at ", addr,
              " within ", limit_s, " s (not started, crashed before joining, or cannot reach ", addr, "); joined: ",
              joined, ". No weights were loaded");
       }
@@ -197,7 +198,10 @@ PreflightResult preflight(const PreflightOptions& o) {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    fail("pre-flight: ", here, ": the rendezvous store at ", addr, " stopped answering (node 0 exited?): ", e.what());
+    // Node 0 left: it fails on its own when a rank never joins, so name the ones still missing.
+    fail("pre-flight: ", here, ": the rendezvous store at ", addr, " stopped answering (node 0 exited",
+         missing_text().empty() ? "" : concat("; not joined by then: ", missing_text()), "): ", e.what(),
+         ". No weights were loaded");
   }
   // Everyone has read everyone's record before any node may fail on it (node 0 holds the store);
   // a store gone now is node 0 leaving after the last read: this node has what it needs.
