@@ -301,7 +301,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     try {
       return JSON.parse(engine.plan({ height: p.height, width: p.width, numFrames: p.numFrames, tiled: p.tiled, tileSize: p.tileSize,
         cfgScale: p.cfgScale, teaCacheL1Thresh: p.teaCacheL1Thresh, teaCacheModelId: p.teaCacheModelId,
-        inputVideo: p.inputVideo !== "", denoisingStrength: p.denoisingStrength })) as MemoryPlanReport;
+        inputVideo: p.inputVideo !== "", denoisingStrength: p.denoisingStrength, ...(p.loras.length ? { loras: p.loras } : {}) })) as MemoryPlanReport;
     } catch (e) {  // e.g. no TeaCache calibration fits this model: the engine names the field
       throw paramErrorFromEngine(e) ?? e;
     }

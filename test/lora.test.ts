@@ -73,6 +73,12 @@ describe("server: loras in a job", () => {
     const latents = readSafetensors(j.outputs.find((f: string) => f.endsWith(".safetensors"))).tensors.latents!.f32!;
     assert.ok(relL2(latents, golden.tensors["fused.latents"]!.f32!) < 1e-5);
 
+    // POST /v1/plan counts the LoRAs' working copies in the resident bytes.
+    const plan = async (loras: unknown[]) => (await (await s!.api("/v1/plan", { method: "POST", json: { ...body, loras } })).json()) as Record<string, number>;
+    const [without, within] = [await plan([]), await plan(body.loras)];
+    assert.equal(without.dit_lora_bytes, 0);
+    assert.ok(within.dit_lora_bytes > 0 && within.resident_bytes === without.resident_bytes + within.dit_lora_bytes);
+
     const shape = await s.api("/v1/jobs", { method: "POST", json: { ...body, loras: [{ file: "x" }] } });
     assert.equal(shape.status, 400);
     const missing = await s.api("/v1/jobs", { method: "POST", json: { ...body, loras: [{ path: join(dir, "none.safetensors") }] } });
