@@ -129,6 +129,8 @@ export interface DeviceMemoryNow {
 /** The in-process engine's lab: a Lab plus the multi-node request stream (`wanlab serve` on
  * several nodes). */
 export interface EngineLab extends Lab {
+  /** ModelInfo and the DiT's fingerprint, what a fork state records as `model` (ForkState). */
+  readonly info: ModelInfo & { dit_fingerprint: string };
   /** Nodes 1.. of a multi-node engine (`nodeRank` > 0): run node 0's requests as they come, until
    * node 0 calls endRequests() or stopFollowing() is called. Node 0 publishes every generate(). */
   follow(): Promise<FollowSummary>;
@@ -203,7 +205,7 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     return out;
   };
   const engine = await stage("model", async () => (await native().openEngine(dir, { devices: devices ?? "auto", ulysses, ring, cfgParallel, layout, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo })) as NativeEngine);
-  const info = JSON.parse(engine.info()) as ModelInfo;
+  const info = JSON.parse(engine.info()) as ModelInfo & { dit_fingerprint: string };
   let tokenizer: PromptTokenizer;
   try {
     tokenizer = await stage("tokenizer", () => loadTokenizer(options.tokenizer ?? info.tokenizer_dir));

@@ -3,7 +3,7 @@
 // (from its fork state or its fork file) equals the uninterrupted run bit for bit; a resume that
 // does not fit the model, size or schedule is refused naming it.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { open, type EngineLab } from "../src/engine.js";
@@ -192,5 +192,25 @@ describe("on the server", () => {
     const bad = await s.api("/v1/jobs", { method: "POST", json: { prompt, timesteps: [1000, "x"] } });
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as { field: string }).field, /^timesteps/);
+  });
+
+  test("a job's resume is checked at submit: a missing file, no fork state, another model, size or step count is a 400 naming resume and the problem", async () => {
+    const { prompt, seed, height, width, numFrames } = base;
+    const fork = join(dir, "fork.safetensors");  // the CLI test's: 32×32×5, 4 steps
+    // The same fork with another model's fingerprint (same length, so the header keeps its size).
+    const other = join(dir, "other-model.safetensors");
+    const text = readFileSync(fork).toString("latin1");
+    writeFileSync(other, Buffer.from(text.replace(/fnv1a64:[0-9a-f]{16}/, "fnv1a64:0000000000000000"), "latin1"));
+    const refused = async (body: object) => {
+      const res = await s.api("/v1/jobs", { method: "POST", json: { prompt, seed, height, width, numFrames, numInferenceSteps: 4, ...body } });
+      const j = (await res.json()) as { field: string; error: string };
+      return `${res.status} ${j.field}: ${j.error}`;
+    };
+    assert.equal(await refused({ resume: join(dir, "nope.safetensors") }), `400 resume: resume: cannot read ${join(dir, "nope.safetensors")}: no such file`);
+    assert.match(await refused({ resume: join(dir, "whole.safetensors") }), /^400 resume: resume: .*whole\.safetensors holds no fork state/);
+    assert.match(await refused({ resume: other }), /^400 resume: resume: .*other-model\.safetensors comes from another model \(fnv1a64:0000000000000000\), this engine's is fnv1a64:[0-9a-f]{16}$/);
+    assert.match(await refused({ resume: fork, height: 48 }), /^400 resume: .*holds latents of shape \[16, 2, 4, 4\], this request's video needs \[16, 2, 6, 4\]/);
+    assert.match(await refused({ resume: fork, numInferenceSteps: 5 }), /^400 resume: .*was stopped in a schedule of 4 steps, this request's has 5/);
+    assert.match(await refused({ resume: dir }), /^400 resume: resume: cannot read .*: (it is a folder|not a regular file)/);
   });
 });

@@ -242,7 +242,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         {"vae", wan::to_json(m.arch.vae)},
                         {"parallel", {{"devices", eng->layout().devices}, {"ulysses", eng->layout().ulysses},
                                       {"ring", eng->layout().ring}, {"cfg", eng->layout().cfg}}},
-                        {"placement", eng->placement()}};
+                        {"placement", eng->placement()},
+                        {"dit_fingerprint", eng->dit_identity()}};  // what fork states record as "model"
     if (!eng->layout_reason().empty()) j["parallel"]["reason"] = eng->layout_reason();  // --layout auto's choice
     return Napi::String::New(info.Env(), j.dump());
   }

@@ -20,6 +20,7 @@ import { openJournal, readJournal, repairJournal, replay } from "./journal.js";
 import { modelFingerprint } from "./outputs.js";
 import { checkRuntimeDir, processStart, readServerFile, removeServerFile, runtimeDir, serverFile, staleReason, writeServerFile } from "./runtime.js";
 import { checkInputVideoPath } from "../video/read.js";
+import { checkForkFile } from "../fork.js";
 
 export { runtimeDir, readServerFile, serverFile, type ServerInfo } from "./runtime.js";
 export { jobBodySchema, paramSchemas, type JobOptions, type JobRequest } from "./schema.js";
@@ -209,6 +210,8 @@ export async function serve(o: ServeOptions = {}): Promise<Server> {
     previewEvery,
     admit: (p) => {
       if (p.inputVideo) checkInputVideoPath(p.inputVideo);  // read on this machine, when the job runs
+      // A fork file is read on this machine too: it must fit this model, the video and the steps.
+      if (p.resume) checkForkFile(p.resume, { ...p, model: lab.info.dit_fingerprint, zDim: Number(lab.info.vae.z_dim) });
       let plan: MemoryPlanReport;
       try {
         plan = lab.memoryPlan(p);
