@@ -93,8 +93,8 @@ TEST(preflight_names_a_missing_middle_rank_on_every_node_that_started) {
   // Nodes 0 and 2 of 3 start, node 1 never does: both name rank 1 and return, neither hangs.
   const uint16_t port = free_port();
   std::vector<PreflightOptions> nodes = {node(port, 0, 3, "cpu"), node(port, 2, 3, "cpu")};
-  for (auto& n : nodes) n.timeout = std::chrono::milliseconds(1000);
-  nodes[1].timeout = std::chrono::milliseconds(1500);  // node 0 gives up first and takes the store with it
+  nodes[0].timeout = std::chrono::milliseconds(2000);
+  nodes[1].timeout = std::chrono::milliseconds(3000);  // node 0 gives up first and takes the store with it
   const auto errs = run_nodes(nodes);
   for (const auto& e : errs)
     if (e.find("rank 1 (node 1)") == std::string::npos || e.find("No weights were loaded") == std::string::npos)
