@@ -1,10 +1,13 @@
 // Forked runs (pipeline/fork.h): stopped after step k and resumed, with unchanged parameters,
 // the latents are the uninterrupted run's bit for bit, on one rank and on a Ulysses group of two
-// threads; a resume that does not fit (shape, model, schedule, step) is refused before compute.
+// threads and on two nodes (node 0 publishes the resume latents to its follower); a resume that does not fit (shape, model, schedule, step) is refused before compute.
+#include <atomic>
+
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "formats/safetensors.h"
+#include "parallel/process_group.h"
 #include "pipeline/fork.h"
 #include "pipeline/t2v.h"
 #include "test.h"
@@ -140,4 +143,36 @@ TEST(fork_saved_tensors_carry_the_fork_state) {
 TEST(fork_dit_identity_is_the_same_in_every_layout_of_one_checkpoint) {
   EXPECT(T2VEngine(wantest::tiny_model("diffusers")).dit_identity() == one_rank().dit_identity());
   EXPECT(T2VEngine(wantest::tiny_model("official", 1)).dit_identity() != one_rank().dit_identity());
+}
+
+TEST(fork_stopped_then_resumed_equals_the_uninterrupted_run_on_two_nodes) {
+  // Node 0 runs the whole run, the fork and its resume; node 1 follows with no latents of its own:
+  // the resume's latents reach it through the request stream, or its collectives would not meet.
+  const std::string model = wantest::tiny_model();  // written once, before the two nodes read it
+  const uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
+  std::unique_ptr<T2VEngine> nodes[2];
+  std::array<std::string, 2> err = wantest::on_two_nodes([&](int k) {
+    ParallelOptions o;
+    o.devices = "cpu:0", o.ulysses = 2, o.ring = 1, o.timeout_s = 30;
+    o.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), o.nnodes = 2, o.node_rank = k;
+    nodes[k] = std::make_unique<T2VEngine>(model, o);
+  });
+  if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{err[0] + " | " + err[1]};
+  T2VResult whole, resumed;
+  std::vector<std::string> followed;
+  std::atomic<bool> stop{false};
+  err = wantest::on_two_nodes([&](int k) {
+    if (k == 0) {
+      whole = nodes[0]->generate(base());
+      resumed = stop_then_resume(*nodes[0], base(), 2);
+      nodes[0]->end_requests();
+    } else {
+      nodes[1]->follow(stop, [&](int64_t, const std::string& e) { followed.push_back(e); });
+    }
+  });
+  if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{err[0] + " | " + err[1]};
+  EXPECT(followed.size() == 3);
+  for (const std::string& e : followed) EXPECT(e.empty());
+  EXPECT(at::equal(resumed.latents, whole.latents));
+  EXPECT(wantest::rel_l2(whole.latents, one_rank().generate(base()).latents) < 1e-5);
 }

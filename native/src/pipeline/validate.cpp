@@ -118,8 +118,6 @@ void T2VEngine::validate(const T2VRequest& r) const {
                " < 1 starts from a noised input video; give input_video");
   }
   if (r.stop_at_step != 0 || r.resume_from_step >= 0 || r.resume_latents.defined()) {  // forked runs (pipeline/fork.h)
-    if (r.resume_from_step >= 0 && nnodes_ > 1)
-      fail_param("resume", "a multi-node engine does not resume runs; resume on an engine of one node");
     const LatentGrid g = latent_grid(r.num_frames, r.height, r.width);
     check_fork(r, request_schedule(r), {model_.arch.vae.z_dim, g.frames, g.height, g.width}, fingerprint_);
   }
