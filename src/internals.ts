@@ -18,7 +18,7 @@ export {
   type MakeTinyOptions,
   type MemoryReport,
 } from "./models.js";
-export { doctorText, type EngineReport } from "./doctor.js";
+export { checkLinks, doctorText, linksText, type EngineReport, type LinkCheckOptions, type LinkReport } from "./doctor.js";
 export { defaultFps, open as openEngine, type DeviceMemoryNow, type EngineLab, type FollowSummary, type Lab, type LoadEvent, type OpenOptions, type PromptCacheStats, type RankTimings } from "./engine.js";
 export { defaults, parseSeed, randomSeed } from "./params.js";
 export { cleanPrompt, loadTokenizer, type EncodedPrompt, type PromptTokenizer } from "./tokenizer.js";
