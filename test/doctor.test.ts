@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { defaultEnginePath } from "../src/bench.js";
-import type { DoctorReport, EngineReport } from "../src/doctor.js";
+import type { DoctorReport, EngineReport, LinkReport } from "../src/doctor.js";
 import { wanlab } from "./helpers.js";
 
 test("wanlab doctor --json: CPU-only build, runs on the CPU in float32 and says how to get the GPU build", () => {
@@ -68,4 +68,25 @@ test("wanlab-engine doctor: the engine's half alone (for GPU machines without No
   const extra = spawnSync(defaultEnginePath, ["doctor", "now"], { encoding: "utf8" });
   assert.equal(extra.status, 2);
   assert.match(extra.stderr, /doctor takes no arguments/);
+});
+
+test("wanlab doctor --devices cpu:0-1 --json: the pre-flight check, then every collective's latency and bytes/s per message size", () => {
+  const r = wanlab(["doctor", "--devices", "cpu:0-1", "--timeout", "20", "--json"]);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const l = JSON.parse(r.stdout) as LinkReport;
+  assert.equal(l.world, 2);
+  assert.equal(l.node_rank, 0);
+  assert.deepEqual(l.nodes.map((n) => [n.node, n.first_rank, n.devices]), [[0, 0, "cpu:0,1"]]);
+  assert.ok(l.meet_s >= 0 && l.preflight_collectives_s > 0);
+  const sizes = [4096, 65536, 1 << 20, 16 << 20];
+  assert.deepEqual(l.measures.map((m) => `${m.op} ${m.bytes}`),
+    ["all_to_all", "all_gather", "send/recv"].flatMap((op) => sizes.map((b) => `${op} ${b}`)));
+  for (const m of l.measures) assert.ok(m.latency_s > 0 && Math.abs(m.bytes_per_s * m.latency_s - m.bytes) <= 1e-6 * m.bytes, JSON.stringify(m));
+  // the link check's flags alone are a usage error: they go with --devices or --rendezvous
+  const alone = wanlab(["doctor", "--timeout", "5"]);
+  assert.equal(alone.status, 2);
+  assert.match(alone.stderr, /--timeout goes with --devices or --rendezvous \(the link check\)/);
+  const one = wanlab(["doctor", "--devices", "cpu"]);
+  assert.equal(one.status, 1);
+  assert.match(one.stderr, /^wanlab doctor: .*needs at least 2 ranks/m);
 });

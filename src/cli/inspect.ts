@@ -8,7 +8,7 @@ import { choicesOf, rangeOf } from "../options/table.js";
 import { formatBytes } from "../terminal/format.js";
 import { formatInspect } from "../terminal/inspect.js";
 import { terminalProgress } from "../terminal/progress.js";
-import { budgetOption, choice, countOption, help, intOption, layoutOpenOptions, parseCommand } from "./parse.js";
+import { budgetOption, choice, countOption, help, intOption, layoutOpenOptions, numberOption, parseCommand, UsageError } from "./parse.js";
 
 export async function cmdInspect(args: string[]): Promise<number> {
   const { values: v, positionals } = parseCommand(args, "inspect");
@@ -54,11 +54,28 @@ export async function cmdMakeTiny(args: string[]): Promise<number> {
   return 0;
 }
 
-/** `wanlab doctor [--json]`: src/doctor.ts; exit 1 when a problem is found. */
+/** `wanlab doctor [--json]`: src/doctor.ts; exit 1 when a problem is found. With --devices or
+ * --rendezvous (and --nnodes, --node-rank, --timeout S): the group's pre-flight check and its links
+ * measured (checkLinks); a check that fails throws, naming the rank, and exits 1. */
 export async function cmdDoctor(args: string[]): Promise<number> {
   const { values: v } = parseCommand(args, "doctor");
   if (v.help) return help("doctor");
-  const { doctor, doctorText } = await import("../doctor.js");
+  const { doctor, doctorText, checkLinks, linksText } = await import("../doctor.js");
+  if (v.devices !== undefined || v.rendezvous !== undefined) {
+    const timeoutS = numberOption("timeout", v.timeout, "(0, 86400]");
+    if (timeoutS !== undefined && !(timeoutS > 0 && timeoutS <= 86400)) throw new UsageError(`--timeout must be seconds in (0, 86400], got ${v.timeout}`);
+    const links = await checkLinks({
+      devices: v.devices as string | undefined,
+      rendezvous: v.rendezvous as string | undefined,
+      nnodes: intOption("nnodes", v.nnodes as string | undefined, ...rangeOf("doctor", "nnodes")),
+      nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, ...rangeOf("doctor", "node-rank")),
+      timeoutS,
+    });
+    console.log(v.json ? JSON.stringify(links, null, 2) : linksText(links));
+    return 0;
+  }
+  for (const flag of ["nnodes", "node-rank", "timeout"] as const)
+    if (v[flag] !== undefined) throw new UsageError(`--${flag} goes with --devices or --rendezvous (the link check)`);
   const r = await doctor();
   console.log(v.json ? JSON.stringify(r, null, 2) : doctorText(r));
   return r.ok ? 0 : 1;

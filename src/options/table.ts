@@ -69,6 +69,9 @@ export const maxPromptChars = 8192;
 const G: readonly Command[] = ["generate"];
 const GS: readonly Command[] = ["generate", "serve"];
 const GIS: readonly Command[] = ["generate", "inspect", "serve"];
+/** The device group's rows that `wanlab doctor` takes for its link check too. */
+const GISD: readonly Command[] = [...GIS, "doctor"];
+const GSD: readonly Command[] = ["generate", "serve", "doctor"];
 const BM: readonly Command[] = ["bench-model"];
 const logLevels = ["error", "warn", "info", "debug"] as const;
 const dtypes = ["f32", "bf16", "f16"] as const;
@@ -118,16 +121,17 @@ const paramRows: OptionRow[] = [
 
 /** The ranks and their layout, several nodes, logs: native ParallelOptions (OpenOptions). */
 const groupRows: OptionRow[] = [
-  { flag: "devices", key: "devices", type: "string", value: "LIST", default: "auto: cuda:0 when a GPU is visible, else cpu", example: "--devices cuda:0,1", commands: GIS,
+  { flag: "devices", key: "devices", type: "string", value: "LIST", default: "auto: cuda:0 when a GPU is visible, else cpu", example: "--devices cuda:0,1", commands: GISD,
     help: "the ranks: cpu, cpu:0-3, cuda:0,1, ..." },
   { flag: "ulysses", key: "ulysses", type: "integer", value: "N", range: [1, 1024], default: "chosen", example: "--devices cuda:0-3 --ulysses 2 --ring 2", commands: GIS, help: "Ulysses (head-parallel) degree" },
   { flag: "ring", key: "ring", type: "integer", value: "N", range: [1, 1024], default: "chosen", example: "--devices cuda:0-3 --ring 4", commands: GIS, help: "ring-attention degree" },
   { flag: "cfg-parallel", key: "cfgParallel", type: "boolean", example: "--devices cuda:0,1 --cfg-parallel", commands: GIS, help: "the conditional and unconditional passes on two halves of the devices" },
-  { flag: "rendezvous", key: "rendezvous", type: "string", value: "tcp://HOST:PORT|env://", default: "none (one node)", example: "--rendezvous tcp://10.0.0.1:29500 --nnodes 2 --node-rank 0", commands: GS, help: "several nodes: where they meet (env://: torchrun's or Slurm's MASTER_ADDR, RANK, WORLD_SIZE, ..., one rank per process)" },
+  { flag: "rendezvous", key: "rendezvous", type: "string", value: "tcp://HOST:PORT|env://", default: "none (one node)", example: "--rendezvous tcp://10.0.0.1:29500 --nnodes 2 --node-rank 0", commands: GSD, help: "several nodes: where they meet (env://: torchrun's or Slurm's MASTER_ADDR, RANK, WORLD_SIZE, ..., one rank per process)" },
   { flag: "layout", key: "layout", type: "choice", choices: ["auto"], value: "auto", default: "the degrees given, else chosen: Ulysses up to the heads, ring the rest", example: "--devices cuda:0-7 --layout auto", commands: GS, help: "auto: ulysses × ring × cfg-parallel picked from the ranks, heads and nodes (the reason is in the .json)" },
-  { flag: "nnodes", key: "nnodes", type: "integer", value: "N", range: [1, 1024], default: "1", example: "--nnodes 2", commands: GS, help: "several nodes: how many" },
-  { flag: "node-rank", key: "nodeRank", type: "integer", value: "K", range: [0, 1023], default: "0", example: "--node-rank 1", commands: GS, help: "several nodes: this one (node 0 writes the outputs)" },
+  { flag: "nnodes", key: "nnodes", type: "integer", value: "N", range: [1, 1024], default: "1", example: "--nnodes 2", commands: GSD, help: "several nodes: how many" },
+  { flag: "node-rank", key: "nodeRank", type: "integer", value: "K", range: [0, 1023], default: "0", example: "--node-rank 1", commands: GSD, help: "several nodes: this one (node 0 writes the outputs)" },
   { flag: "timeout", key: "timeoutS", type: "number", value: "S", range: [0, 86400], exclusiveMin: true, default: "300", example: "--timeout 600", commands: GS, help: "collective timeout in seconds" },
+  { flag: "timeout", key: "timeoutS", type: "number", value: "S", range: [0, 86400], exclusiveMin: true, default: "30", example: "--devices cpu:0-1 --timeout 10", commands: ["doctor"], help: "the link check's limit in seconds: a rank that has not joined by then is named" },
   { flag: "log-dir", key: "logDir", type: "string", value: "DIR", default: "none (stderr)", example: "--log-dir runs/logs", commands: GS, help: "one log file per rank" },
   { flag: "log-level", key: "logLevel", type: "choice", choices: logLevels, default: "$WANLAB_LOG_LEVEL, else warn", example: "--log-level info", commands: GS, help: "the ranks' log level" },
 ];
@@ -254,7 +258,9 @@ export const commandTable: Readonly<Record<Command, CommandInfo>> = {
   "kernel-uninstall": { head: "kernel uninstall", positionals: [], description: ["remove it"] },
   "kernel-list": { head: "kernel list", positionals: [], description: ["list the installed wanlab kernels"] },
   doctor: { head: "doctor", positionals: [], description: ["what this machine can run and where runs go (libtorch, CUDA devices checked by",
-    "running each path, ffmpeg, the Jupyter kernel); exit 1 on a problem"] },
+    "running each path, ffmpeg, the Jupyter kernel); exit 1 on a problem;",
+    "with --devices or --rendezvous: the group's pre-flight check and its links instead (all-to-all,",
+    "all-gather, send/recv: latency and bytes/s per message size)"] },
 };
 
 export const commands = Object.keys(commandTable) as Command[];
