@@ -100,6 +100,29 @@ TEST(lora_on_ulysses_ring_and_cfg_parallel_groups_matches_one_rank) {
   }
 }
 
+TEST(lora_text_encoder_keys_are_refused_by_name_and_skipped_with_strict_false) {
+  const T2VEngine& e = engine();
+  // LoRA 2 plus UMT5 terms in three namings: official / DiffSynth, diffusers' pipeline, kohya.
+  TensorMap te = load_safetensors(lora_file("lora2_peft"), false);
+  for (const char* m : {"blocks.0.attn.q", "text_encoder.encoder.block.0.layer.0.SelfAttention.q",
+                        "lora_te_encoder_block_0_layer_0_SelfAttention_q"}) {
+    te[std::string(m) + ".lora_A.weight"] = f32(at::ones({2, 64}));
+    te[std::string(m) + ".lora_B.weight"] = f32(at::ones({64, 2}));
+  }
+  const std::string path = write_lora("text_encoder.safetensors", te);
+  EXPECT_ERROR(e.validate(lora_request({{path, 1.0}})), path, "blocks.0.attn.q.lora_A.weight", "text-encoder (UMT5) key",
+               "DiT only");
+  // strict false: the DiT terms alone, the six UMT5 keys listed as skipped.
+  T2VRequest loose = lora_request({});
+  loose.loras.push_back({path, -0.3, false});
+  e.validate(loose);
+  const at::Tensor got = latents(e, loose);
+  const nlohmann::json skipped = e.loras()["loras"][0]["skipped"];
+  EXPECT(at::equal(got, latents(e, lora_request({{"lora2_peft", -0.3}}))));
+  EXPECT(skipped.size() == 6);
+  for (const auto& k : skipped) EXPECT(k.get<std::string>().find("text-encoder (UMT5) key") != std::string::npos);
+}
+
 TEST(lora_bad_files_and_scales_are_refused_before_compute_naming_the_file_and_key) {
   const T2VEngine& e = engine();
   const at::Tensor base = latents(e, lora_request({}));

@@ -82,6 +82,23 @@ std::string canonical_module(const std::string& m, const ModelNames& names) {
   return "";
 }
 
+// Whether a file's module name is one of the UMT5 text encoder's: kohya's "lora_te_" / "lora_te1_",
+// diffusers' "text_encoder." pipeline prefix, Hugging Face UMT5 names ("encoder.block.3.layer.0.
+// SelfAttention.q", "shared") or the official / DiffSynth WanTextEncoder names ("blocks.3.attn.q",
+// "blocks.3.ffn.fc1", "token_embedding"), which no DiT module shares.
+bool text_encoder_module(const std::string& m) {
+  for (const char* p : {"lora_te_", "lora_te1_", "lora_te2_", "text_encoder.", "text_encoders.", "te.", "encoder.block.",
+                        "encoder.final_layer_norm"})
+    if (starts_with(m, p)) return true;
+  if (m == "shared" || m == "token_embedding" || m == "encoder.embed_tokens") return true;
+  if (!starts_with(m, "blocks.")) return false;
+  const size_t dot = m.find('.', 7);
+  if (dot == std::string::npos) return false;
+  const std::string r = m.substr(dot + 1);
+  return starts_with(r, "attn.") || r == "ffn.gate.0" || r == "ffn.fc1" || r == "ffn.fc2" ||
+         starts_with(r, "pos_embedding");
+}
+
 std::string shape_text(const std::vector<int64_t>& s) {
   std::string t = "[";
   for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
@@ -142,6 +159,11 @@ std::shared_ptr<const LoraFile> parse_lora(const std::string& path, const std::s
       continue;
     }
     const std::string m = canonical_module(i.module, names);
+    if (m.empty() && text_encoder_module(i.module)) {
+      problem(key, concat("is a text-encoder (UMT5) key (module ", i.module, "); LoRAs apply to the DiT only, as in "
+                          "DiffSynth's Wan pipeline, whose load_lora fuses a file into the one model it is given"));
+      continue;
+    }
     if (m.empty()) {
       problem(key, concat("matches no weight of this DiT (module ", i.module, "; ", arch.num_layers, " blocks, dim ",
                           arch.dim, ")"));

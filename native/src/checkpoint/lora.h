@@ -12,6 +12,11 @@
 // mapped through the checkpoints' name table (checkpoint/key_names.h), or kohya's flattened
 // "lora_unet_blocks_3_self_attn_q".
 //
+// Text-encoder (UMT5) keys ("lora_te_...", "text_encoder....", "blocks.3.attn.q", ...) are refused
+// by name like any key that does not fit, or skipped with strict false: DiffSynth's Wan pipeline
+// applies LoRAs to its DiT only (pipe.load_lora(pipe.dit, path)), so a DiT-only result would
+// silently differ from what such a file means.
+//
 // Applied (models/lora_merge.h) as DiffSynth's fused load_lora does: W' = W + scale · up · down
 // (+ scale · diff), LoRA after LoRA in the order given.
 #pragma once
