@@ -8,7 +8,8 @@
 // A lab: open() loads a model here (or attaches to a server with `server: true`), connect()
 // attaches to a running `wanlab serve`; both show live progress, ■ to cancel and inline results
 // in a notebook.
-export { connect, open, type NotebookLab, type NotebookOpenOptions, type NotebookResult, type ServerLab } from "./lab.js";
+export { connect, open, type ForkOptions, type NotebookFork, type NotebookLab, type NotebookOpenOptions, type NotebookResult, type ServerLab } from "./lab.js";
+export type { ForkState, ResumeState } from "./fork.js";
 // What a lab takes, gives and throws.
 export { resolveParams, ParamError, type GenerateParams, type ResolvedParams } from "./params.js";
 export { CancelledError, type CancelledAt, type GenerateOptions, type GenerateResult, type MemoryPlanReport, type ModelInfo, type ProgressEvent, type Tensor, type Video } from "./shared/lab.js";

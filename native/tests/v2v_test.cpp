@@ -73,13 +73,14 @@ TEST(v2v_on_two_nodes_sends_the_encoded_input_to_the_follower) {
   r.input_video = g.at(n + ".input_video").data;
 
   const uint16_t port = Rendezvous::serve("127.0.0.1", 0, std::chrono::seconds(5))->port();  // a free port
+  const std::string model = wantest::tiny_model();  // made once, before the two nodes open it
   std::unique_ptr<T2VEngine> nodes[2];
   std::array<std::string, 2> err;
   err = wantest::on_two_nodes([&](int k) {
     ParallelOptions o;
     o.devices = "cpu:0-1", o.ulysses = 2, o.ring = 2, o.timeout_s = 30;
     o.rendezvous = "tcp://127.0.0.1:" + std::to_string(port), o.nnodes = 2, o.node_rank = k;
-    nodes[k] = std::make_unique<T2VEngine>(wantest::tiny_model(), o);
+    nodes[k] = std::make_unique<T2VEngine>(model, o);
   });
   if (!err[0].empty() || !err[1].empty()) throw wantest::Failure{err[0] + " | " + err[1]};
   at::Tensor latents;
