@@ -1,6 +1,7 @@
 // LoRAs on a loaded engine against DiffSynth-Studio's fused load_lora (test/golden/make_lora.py):
 // every naming of the same LoRA, stacked with a second at 0.7 and -0.3, with CFG, on one rank and
-// on a Ulysses group; the base model back bit for bit; bad files refused before any compute.
+// on a Ulysses group; DiffSynth's hot-loaded path; a 4-step cfg-1 (distilled-LoRA) run; the base
+// model back bit for bit; bad files refused before any compute.
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -58,6 +59,26 @@ TEST(lora_every_naming_stacked_at_0_7_and_minus_0_3_matches_diffsynth_fused_load
   EXPECT(wantest::rel_l2(latents(engine(), lora_request({{"lora1_diff", 0.7}, {"lora2_peft", -0.3}})), G("diff.latents")) < 1e-5);
   // The LoRAs do move the result (the comparison above could not pass on the base model).
   EXPECT(wantest::rel_l2(G("fused.latents"), G("base.latents")) > 1e-2);
+}
+
+TEST(lora_merged_matches_diffsynth_hot_loaded_path_within_1e_5) {
+  // DiffSynth's hot-loaded LoRA (x @ A.T @ B.T added at each forward, base weights untouched) gives
+  // the same video as its fused load_lora and wanlab's merged working copies.
+  const at::Tensor got = latents(engine(), lora_request({{"lora1_kohya_comfy", 0.7}, {"lora2_peft", -0.3}}));
+  EXPECT(wantest::rel_l2(got, G("hot.latents")) < 1e-5);
+  EXPECT(wantest::rel_l2(G("hot.latents"), G("base.latents")) > 1e-2);
+}
+
+TEST(lora_4_step_cfg_1_distilled_run_matches_diffsynth_fused_and_hot_loaded) {
+  // The step-distilled LoRA use: 4 steps, cfg_scale 1 (no negative-prompt pass).
+  T2VRequest r = lora_request({{"lora1_kohya_comfy", 0.7}, {"lora2_peft", -0.3}});
+  r.num_inference_steps = 4, r.cfg_scale = 1.0;
+  const at::Tensor got = latents(engine(), r);
+  EXPECT(wantest::rel_l2(got, G("distilled.latents")) < 1e-5);
+  EXPECT(wantest::rel_l2(got, G("distilled_hot.latents")) < 1e-5);
+  r.loras.clear();
+  EXPECT(wantest::rel_l2(latents(engine(), r), G("distilled_base.latents")) < 1e-5);
+  EXPECT(wantest::rel_l2(G("distilled.latents"), G("distilled_base.latents")) > 1e-2);
 }
 
 TEST(lora_removed_gives_the_base_model_bit_for_bit_and_the_same_request_twice_is_identical) {

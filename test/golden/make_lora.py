@@ -21,14 +21,22 @@ lora_A scaled by alpha_file / rank where the file has an alpha):
          0.7 * diff to the DiffSynth model's parameters directly (ComfyUI's meaning of diff/diff_b).
 Latents: make_t2v's loop (WanVideoPipeline text-to-video, float32 CPU), 48x64, 5 frames, 3 steps,
 CFG 5: `base` without LoRAs, `fused` with LoRA 1 (kohya file) at 0.7 then LoRA 2 at -0.3,
-`diff` with lora1_diff at 0.7 then LoRA 2 at -0.3.
+`diff` with lora1_diff at 0.7 then LoRA 2 at -0.3; `hot` the `fused` case on DiffSynth's hot-loaded
+path (BasePipeline.enable_lora_hot_loading wraps each Linear in AutoWrappedLinear, load_lora with
+hotload=True: out + x @ (scale * lora_A).T @ lora_B.T at every forward, the base weights untouched).
+The distilled-LoRA use case, 4 steps without CFG (cfg_scale 1, no negative prompt pass):
+`distilled.latents` with the fused LoRAs, `distilled_hot.latents` hot-loaded, `distilled_base.latents`
+without LoRAs.
 
   PYTHONPATH=.cache/torch-2:.cache/pydeps:test/golden python3 test/golden/make_lora.py --diffsynth DIR
 """
 import argparse
+import ast
 import copy
 import json
 import os
+import types
+from typing import Union
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -40,6 +48,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PROMPT, NEGATIVE, SEED, HEIGHT, WIDTH, FRAMES, STEPS, CFG, SHIFT = (
     "a small boat on a lake at dawn", "blurry", 11, 48, 64, 5, 3, 5.0, 5.0)
 SCALES = (0.7, -0.3)
+DISTILLED_STEPS = 4  # with cfg_scale 1
 DIFFUSERS = {"self_attn": "attn1", "cross_attn": "attn2", "q": "to_q", "k": "to_k", "v": "to_v", "o": "to_out.0"}
 
 
@@ -61,6 +70,22 @@ def make_pairs(dit_sd, modules, rank, gen):
         s = (0.2 * float(w.float().std()) / rank ** 0.5) ** 0.5
         pairs[m] = (torch.randn(w.shape[0], rank, generator=gen) * s, torch.randn(rank, w.shape[1], generator=gen) * s)
     return pairs
+
+
+def pipeline_methods(root, *names):
+    """BasePipeline's methods `names`, compiled from DiffSynth's diffusion/base_pipeline.py with the
+    names they use (its module imports PIL, transformers and every model loader, which the
+    generator does without): the hot-loaded LoRA path exactly as DiffSynth's source has it."""
+    layers = reference.import_diffsynth(root, "core.vram.layers")
+    path = os.path.join(root, "diffsynth", "diffusion", "base_pipeline.py")
+    tree = ast.parse(open(path).read(), path)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "BasePipeline")
+    defs = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name in names]
+    scope = {"torch": torch, "Union": Union, "ModelConfig": object, "load_state_dict": None,
+             "AutoWrappedLinear": layers.AutoWrappedLinear, "LoRAHotLoadMixin": layers.LoRAHotLoadMixin,
+             "enable_vram_management": layers.enable_vram_management}
+    exec(compile(ast.Module(body=defs, type_ignores=[]), path, "exec"), scope)
+    return [scope[n] for n in names]
 
 
 def main():
@@ -145,11 +170,27 @@ def main():
                                    alpha=SCALES[1])
     models["diff"] = d
 
+    load_lora, enable_lora_hot_loading = pipeline_methods(root, "load_lora", "enable_lora_hot_loading")
+    # The two methods read only these attributes of the pipeline.
+    host = types.SimpleNamespace(torch_dtype=torch.float32, device="cpu", lora_loader=general.GeneralLoRALoader)
+
+    def hot(lora_files):
+        """DiffSynth's hot-loaded LoRAs: the DiT's Linears wrapped, each file's terms added at forward."""
+        d = enable_lora_hot_loading(host, copy.deepcopy(dit))
+        for path, scale in lora_files:
+            lora = {k: v.float() for k, v in load_file(path).items()}  # load_state_dict(torch_dtype=float32)
+            load_lora(host, d, state_dict=lora, alpha=scale, hotload=True, verbose=0)
+        return d
+
+    lora_set = [(os.path.join(lora_dir, "lora1_kohya_comfy.safetensors"), SCALES[0]), lora2]
+    models["hot"] = hot(lora_set)
+
     out = {}
     meta = {"diffsynth_commit": "fed7b18f", "torch": torch.__version__,
             "case": json.dumps({"prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": str(SEED), "height": HEIGHT,
                                 "width": WIDTH, "num_frames": FRAMES, "num_inference_steps": STEPS, "cfg_scale": CFG,
-                                "sigma_shift": SHIFT, "scales": list(SCALES)})}
+                                "sigma_shift": SHIFT, "scales": list(SCALES),
+                                "distilled": {"num_inference_steps": DISTILLED_STEPS, "cfg_scale": 1.0}})}
     with torch.no_grad():
         (ids, mask), (nids, nmask), posi, nega, _sched, noise = make_t2v.prepare(
             fm, tokens, encode, PROMPT, NEGATIVE, SEED, HEIGHT, WIDTH, FRAMES, STEPS, SHIFT)
@@ -158,6 +199,12 @@ def main():
             sched = fm.FlowMatchScheduler("Wan")
             sched.set_timesteps(STEPS, denoising_strength=1.0, shift=SHIFT)
             latents = make_t2v.denoise(model, model_fn, sched, noise, posi, nega, CFG)
+            out[name + ".latents"] = latents[0].contiguous()
+            print(f"{name}: |latents| {latents.norm():.6f}")
+        for name, model in (("distilled", models["fused"]), ("distilled_hot", models["hot"]), ("distilled_base", dit)):
+            sched = fm.FlowMatchScheduler("Wan")
+            sched.set_timesteps(DISTILLED_STEPS, denoising_strength=1.0, shift=SHIFT)
+            latents = make_t2v.denoise(model, model_fn, sched, noise, posi, nega, 1.0)
             out[name + ".latents"] = latents[0].contiguous()
             print(f"{name}: |latents| {latents.norm():.6f}")
     rel = float((out["fused.latents"] - out["base.latents"]).norm() / out["base.latents"].norm())
