@@ -14,6 +14,7 @@
 #include "pipeline/t2v.h"
 #include "test.h"
 #include "tools/generate_file.h"
+#include "tools/inspect.h"
 
 using namespace wan;
 
@@ -273,4 +274,29 @@ TEST(lora_reaches_the_other_node_of_a_two_node_group_through_the_request_stream)
   EXPECT(followed.empty());  // node 1 ran the request without an error
   EXPECT(nodes[1]->loras()["loras"].size() == 2 && nodes[1]->loras()["loras"][1]["scale"] == -0.3);
   EXPECT(wantest::rel_l2(lat, G("fused.latents")) < 1e-5);
+}
+
+TEST(lora_inspect_counts_the_working_copies_in_every_peak_and_holds_them_to_the_budget) {
+  InspectOptions o;
+  o.engine.parallel.devices = "cpu";
+  o.height = 48, o.width = 64, o.num_frames = 5;
+  const nlohmann::json base = inspect_model(wantest::tiny_model(), o)["memory"];
+  o.loras = {{lora_file("lora1_kohya_comfy"), 0.7, true}, {lora_file("lora2_peft"), -0.3, true}};
+  const nlohmann::json with = inspect_model(wantest::tiny_model(), o)["memory"];
+  const int64_t copies = with["dit_lora_bytes"].get<int64_t>();
+  // Every weight the two LoRAs touch, once, in float32 on the CPU.
+  const DitArch& arch = engine().model().arch.dit;
+  EXPECT(copies > 0 && base["dit_lora_bytes"] == 0);
+  EXPECT(copies == lora_working_bytes({{load_lora(o.loras[0].path, arch), 0.7}, {load_lora(o.loras[1].path, arch), -0.3}},
+                                      at::kFloat, arch));
+  EXPECT(with["rank0_peak_bytes"].get<int64_t>() == base["rank0_peak_bytes"].get<int64_t>() + copies);
+  // A budget the base run just fits is too small with the LoRAs.
+  o.engine.compute.memory_budget = base["rank0_peak_bytes"].get<int64_t>();
+  EXPECT(inspect_model(wantest::tiny_model(), o)["memory"]["budget"]["fits"] == false);
+  o.loras.clear();
+  EXPECT(inspect_model(wantest::tiny_model(), o)["memory"]["budget"]["fits"] == true);
+  // A LoRA that does not fit the model is refused naming it, as generate would.
+  o.loras = {{"/no/such/lora.safetensors", 1.0, true}};
+  EXPECT_ERROR(inspect_model(wantest::tiny_model(), o), "/no/such/lora.safetensors", "does not exist");
+  EXPECT(inspect_options_from_json({{"loras", {{{"path", "a.safetensors"}, {"scale", 0.5}}}}}).loras[0].scale == 0.5);
 }

@@ -107,7 +107,7 @@ const char* kUsageTail = R"(  make-tiny OUT [--layout official|sharded|diffusers
 // positional count): exit 2 with the usage hint, like an unknown command. Errors in what the
 // command does (a missing file, a value the engine refuses) stay exit 1.
 std::string usage_text() {
-  return std::string(kUsageHead) + "  inspect DIR " + wan::flags_usage(kInspectFlags, 14) + "\n" + kInspectHelp +
+  return std::string(kUsageHead) + "  inspect DIR [--lora FILE[:SCALE]]... " + wan::flags_usage(kInspectFlags, 14) + "\n" + kInspectHelp +
          "  generate DIR --request REQ.json [--save-tensors OUT.safetensors] [--timesteps T1,T2,...]\n"
          "              [--lora FILE[:SCALE]]... " +
          wan::flags_usage(kGenerateFlags, 14) + "\n" + kGenerateHelp + kUsageTail;
@@ -182,6 +182,19 @@ void check_known(const Args& a, const std::vector<std::string>& known) {
   }
 }
 
+// The --lora FILE[:SCALE] flags: the text after the last ':' without a '/' is the scale.
+std::vector<wan::T2VRequest::Lora> lora_flags(const Args& a) {
+  std::vector<wan::T2VRequest::Lora> out;
+  for (const std::string& l : a.loras) {
+    const size_t colon = l.rfind(':');
+    const bool scaled = colon != std::string::npos && l.find('/', colon) == std::string::npos;
+    const std::string file = scaled ? l.substr(0, colon) : l;
+    if (file.empty()) usage("--lora needs FILE[:SCALE], got '", l, "'");
+    out.push_back({file, scaled ? wan::parse_number_flag("--lora", l.substr(colon + 1)) : 1.0, true});
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -193,9 +206,10 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "inspect") {
       Args a = parse(argc, argv, with(wan::switch_flags(kInspectFlags), {"--json"}));
-      check_known(a, with(kInspectFlags, {"--json"}));
+      check_known(a, with(kInspectFlags, {"--json", "--lora"}));
       if (a.positional.size() != 1) usage("inspect needs exactly one model directory");
-      const wan::InspectOptions o = decode_flags(a, kInspectFlags, wan::inspect_options_from_json);
+      wan::InspectOptions o = decode_flags(a, kInspectFlags, wan::inspect_options_from_json);
+      o.loras = lora_flags(a);
       std::cout << wan::inspect_model(a.positional[0], o).dump(2) << "\n";
     } else if (cmd == "generate") {
       Args a = parse(argc, argv, wan::switch_flags(kGenerateFlags));
@@ -212,13 +226,7 @@ int main(int argc, char** argv) {
         for (std::string t; std::getline(list, t, ',');) o.timesteps.push_back(wan::parse_number_flag("--timesteps", t));
         if (o.timesteps.empty()) usage("--timesteps needs a comma-separated list, e.g. 1000,750,500,250");
       }
-      for (const std::string& l : a.loras) {  // FILE[:SCALE]: the text after the last ':' without a '/' is the scale
-        const size_t colon = l.rfind(':');
-        const bool scaled = colon != std::string::npos && l.find('/', colon) == std::string::npos;
-        const std::string file = scaled ? l.substr(0, colon) : l;
-        if (file.empty()) usage("--lora needs FILE[:SCALE], got '", l, "'");
-        o.loras.push_back({file, scaled ? wan::parse_number_flag("--lora", l.substr(colon + 1)) : 1.0, true});
-      }
+      o.loras = lora_flags(a);
       o.progress = [](const wan::T2VEvent& e) {
         std::fprintf(stderr, "%s %lld/%lld %.1f s\n", e.stage.c_str(), (long long)e.step, (long long)e.total, e.elapsed_s);
       };

@@ -12,7 +12,9 @@
 #include "common/mapped_file.h"
 #include "models/dit.h"
 #include "models/latent_grid.h"
+#include "models/lora_merge.h"
 #include "parallel/devices.h"
+#include "parallel/layout_auto.h"
 #include "pipeline/engine_options.h"
 #include "pipeline/json_fields.h"
 
@@ -80,8 +82,23 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
   const ComputeOptions& co = o.engine.compute;
   const std::string list = resolve_devices(po.devices);  // what the estimate is for
   auto devices = parse_devices(list);
-  ParallelLayout l = make_layout(static_cast<int>(devices.size()), po.ulysses, po.ring, po.cfg_parallel ? 2 : 1,
-                                 static_cast<int>(a.dit.num_heads));
+  const int64_t tokens = latent_grid(o.num_frames, o.height, o.width).tokens(a.dit.patch);
+  // The layout as the engine would pick it (T2VEngine's constructor), "auto" by the rule of
+  // parallel/layout_auto.h with this video's tokens known, so a layout that cannot work is refused here.
+  ParallelLayout l;
+  std::string reason;
+  if (po.layout == "auto") {
+    if (po.ulysses || po.ring || po.cfg_parallel)
+      fail("layout auto chooses ulysses, ring and cfg parallel itself; give either layout auto or the degrees");
+    const LayoutChoice c = auto_layout({static_cast<int>(devices.size()), static_cast<int>(a.dit.num_heads), 0, tokens});
+    l = c.layout;
+    reason = "auto: " + c.reason;
+  } else if (!po.layout.empty()) {
+    fail("layout must be \"auto\" (or left out to give the degrees), got '", po.layout, "'");
+  } else {
+    l = make_layout(static_cast<int>(devices.size()), po.ulysses, po.ring, po.cfg_parallel ? 2 : 1,
+                    static_cast<int>(a.dit.num_heads));
+  }
   const bool cuda = devices[0].type == "cuda";
   MemoryPlanOptions mo;
   mo.height = o.height, mo.width = o.width, mo.num_frames = o.num_frames;
@@ -100,8 +117,13 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
     fail("--t5-offload keeps a CUDA text encoder's weights in host memory between prompts; here it runs on the CPU (devices '",
          list, "'", co.t5_device == "cpu" ? ", --t5-device cpu" : "", ")");
   if (co.persistent_params >= 0 && !cuda) fail("--persistent-params streams DiT blocks to a CUDA device; devices are '", list, "'");
+  // LoRA working copies on each DiT copy (models/lora_merge.h), as the engine's plan counts them.
+  std::vector<LoraUse> set;
+  for (const T2VRequest::Lora& r : o.loras) set.push_back({load_lora(r.path, a.dit, r.strict), r.scale});
+  if (!set.empty())
+    mo.lora_bytes = lora_working_bytes(set, cuda ? at::kBFloat16 : at::kFloat, a.dit,
+                                       co.shard_weights ? l.sequence_parallel() : 1);
   const MemoryPlan p = plan_memory(a, mo);
-  const int64_t tokens = latent_grid(o.num_frames, o.height, o.width).tokens(a.dit.patch);
   const int64_t sp = l.sequence_parallel();
   nlohmann::json j = {{"devices", list},
                       {"device_count", devices.size()},
@@ -114,6 +136,7 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
                       {"weight_dtype", std::string(cuda ? "BF16" : "F32") + (dit_f8 ? " + F8 block linears" : "")},
                       {"dit_weights_bytes", p.dit_resident},
                       {"dit_streamed_bytes", p.dit_streamed},
+                      {"dit_lora_bytes", p.dit_lora},
                       {"dit_activation_bytes", p.dit_activations},
                       {"t5_weights_bytes", p.t5},
                       {"t5_streamed_bytes", p.t5_streamed},
@@ -127,11 +150,13 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
                       {"host_pinned_bytes", p.host_pinned},
                       {"host_t5_bytes", p.host_t5},
                       {"host_activation_bytes", p.host_activations},
-                      {"other_rank_peak_bytes", devices.size() > 1 ? p.dit_resident + p.dit_streamed + p.dit_activations : 0}};
+                      {"other_rank_peak_bytes", devices.size() > 1 ? p.dit_resident + p.dit_lora + p.dit_streamed + p.dit_activations : 0}};
+  if (!reason.empty()) j["layout_reason"] = reason;  // layout auto: which rule picked each degree
   // CPU ranks are threads of one host: what they hold together is what a budget is held to, as
   // the engine counts it (T2VEngine: ranks_on_dit_device).
   MemoryPlanOptions host = mo;
   host.ranks_on_device = cuda ? 1 : int(devices.size());
+  if (co.shard_weights) host.lora_bytes *= host.ranks_on_device;  // CPU ranks: one sharded DiT each
   const MemoryPlan hp = plan_memory(a, host);
   if (!cuda && devices.size() > 1) j["host_ranks_peak_bytes"] = hp.peak();
   const int64_t budget = co.memory_budget;
@@ -181,12 +206,13 @@ InspectOptions inspect_options_from_json(const nlohmann::json& j) {
     else if (k == "numFrames") o.num_frames = int(json_field_int(v, k, k, 1, 1 << 20));
     else if (k == "tiled") o.tiled = json_field_bool(v, k, k);
     else if (k == "cfg") cfg2 = json_field_int(v, k, k, 1, 2) == 2;
-    else if (k == "devices" || k == "ulysses" || k == "ring" || k == "cfgParallel" || k == "budget" ||
+    else if (k == "loras") o.loras = request_from_json({{"loras", v}}, /*need_prompt=*/false).loras;
+    else if (k == "devices" || k == "ulysses" || k == "ring" || k == "cfgParallel" || k == "layout" || k == "budget" ||
              k == "persistentParams" || k == "t5Device" || k == "t5Offload" || k == "shardWeights")
       engine[k] = v;
     else
-      throw ParamError(k, concat("unknown inspect option '", k, "' (known: height, width, numFrames, tiled, cfg, devices, ulysses, ",
-                                 "ring, cfgParallel, budget, persistentParams, t5Device, t5Offload, shardWeights)"));
+      throw ParamError(k, concat("unknown inspect option '", k, "' (known: height, width, numFrames, tiled, cfg, loras, devices, ulysses, ",
+                                 "ring, cfgParallel, layout, budget, persistentParams, t5Device, t5Offload, shardWeights)"));
   }
   if (!engine.contains("devices")) engine["devices"] = o.engine.parallel.devices;  // "auto"
   o.engine = engine_options_from_json(engine);
