@@ -39,6 +39,8 @@ export interface InspectOptions {
   ring?: number;
   /** Run the conditional and unconditional passes on two halves of the devices. */
   cfgParallel?: boolean;
+  /** "auto": the degrees picked as open({ layout: "auto" }) picks them (memory.layout_reason says why). */
+  layout?: "auto";
   height?: number;
   width?: number;
   numFrames?: number;
@@ -76,6 +78,8 @@ export interface MemoryReport {
   ulysses: number;
   ring: number;
   cfg: number;
+  /** With layout "auto": which rule picked each degree ("auto: cfg-parallel 2: ..."). */
+  layout_reason?: string;
   video: { height: number; width: number; num_frames: number };
   tokens: number;
   tokens_per_rank: number;

@@ -174,6 +174,28 @@ test("--layout auto picks cfg-parallel × Ulysses by the documented rule, record
   assert.match(bad.stderr, /--layout/);
 });
 
+test("inspect --layout auto reports the degrees open() would pick by the documented rule, with the reason, and refuses what cannot work", () => {
+  // the tiny model has 2 heads: cfg-parallel on even ranks (rule 1), Ulysses gcd(ranks per branch, 2) (rule 2), ring the rest (rule 3)
+  for (const [ranks, cfg, ulysses, ring] of [[2, 2, 1, 1], [3, 1, 1, 3], [4, 2, 2, 1], [6, 2, 1, 3], [8, 2, 2, 2]] as const) {
+    const r = wanlab(["inspect", model, "--devices", `cpu:0-${ranks - 1}`, "--layout", "auto", "--height", "48", "--width", "48", "--num-frames", "5", "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const m = (JSON.parse(r.stdout) as { memory: { ulysses: number; ring: number; cfg: number; layout_reason?: string } }).memory;
+    assert.deepEqual([m.cfg, m.ulysses, m.ring], [cfg, ulysses, ring], `${ranks} ranks`);
+    assert.match(m.layout_reason!, new RegExp(`^auto: ${cfg === 2 ? "cfg-parallel 2" : "no cfg-parallel"}: ${ranks} ranks are ${cfg === 2 ? "even" : "odd"} \\(rule 1\\)`));
+  }
+  const text = wanlab(["inspect", model, "--devices", "cpu:0-3", "--layout", "auto"]);
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /ulysses 2 × ring 1 × cfg 2/);
+  assert.match(text.stdout, /^layout auto: cfg-parallel 2: 4 ranks are even \(rule 1\); ulysses 2: the largest degree dividing the 2 ranks per branch and the 2 heads \(rule 2\)$/m);
+  const both = wanlab(["inspect", model, "--devices", "cpu:0-3", "--layout", "auto", "--ring", "2"]);
+  assert.equal(both.status, 1);
+  assert.match(both.stderr, /layout auto chooses ulysses, ring and cfg parallel itself/);
+  // 16×16×1 is one token: 3 sequence-parallel ranks per branch cannot split it
+  const tiny = wanlab(["inspect", model, "--devices", "cpu:0-5", "--layout", "auto", "--height", "16", "--width", "16", "--num-frames", "1"]);
+  assert.equal(tiny.status, 1);
+  assert.match(tiny.stderr, /layout ulysses 1 x ring 3 x cfg 2: 3 sequence-parallel ranks but only 1 tokens .*ranks beyond tokens/);
+});
+
 test("checkLinks (wanlab doctor --devices) runs the pre-flight check and measures every collective the engine uses per message size", async () => {
   const r = await checkLinks({ devices: "cpu:0-1", sizes: [4096, 65536], reps: 2 });
   assert.equal(r.world, 2);

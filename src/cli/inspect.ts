@@ -29,6 +29,8 @@ export async function cmdInspect(args: string[]): Promise<number> {
     ...given,
   });
   console.log(v.json ? JSON.stringify(report, null, 2) : formatInspect(report, given));
+  // --layout auto: the degrees above, and which rule picked each.
+  if (!v.json && report.memory.layout_reason) console.log(`layout ${report.memory.layout_reason}`);
   // What generate would refuse (a tokenizer.json missing or bad) is a problem here too.
   for (const p of report.problems) console.error(`wanlab inspect: ${p}`);
   // A budget that nothing fits (not even with every DiT block streamed) fails, as a run would.

@@ -106,9 +106,10 @@ export function budgetOption(value: string | boolean | undefined, orNone = false
 }
 
 /** --devices, --ulysses, --ring, --cfg-parallel as OpenOptions fields. */
-export function layoutOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel"> {
+export function layoutOpenOptions(v: Parsed["values"]): Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "layout"> {
   return {
     devices: v.devices as string | undefined,
+    layout: choice("layout", v.layout as string | undefined, choicesOf<"auto">("generate", "layout")),
     ulysses: intOption("ulysses", v.ulysses as string | undefined, ...rangeOf("generate", "ulysses")),
     ring: intOption("ring", v.ring as string | undefined, ...rangeOf("generate", "ring")),
     cfgParallel: v["cfg-parallel"] === true,
