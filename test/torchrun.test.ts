@@ -12,7 +12,7 @@ import { checkLinks, linksText } from "../src/doctor.js";
 import { open } from "../src/engine.js";
 import { cliPath, root, scratch, wanlab } from "./helpers.js";
 import { readSafetensors, relL2 } from "./safetensors.js";
-import { waitFor } from "./serve.js";
+import { startServer, tiny, waitFor, waitState } from "./serve.js";
 
 const torch2 = join(root, ".cache", "torch-2");
 const haveTorchrun = existsSync(join(torch2, "torch", "distributed", "run.py"));
@@ -116,6 +116,8 @@ test("wanlab serve under torchrun (2 processes): rank 0 serves HTTP and answers 
     assert.equal(job.state, "done", JSON.stringify(job));
     const e = relL2(latents((job.outputs as string[]).find((p) => p.endsWith(".safetensors"))!), one);
     assert.ok(e <= 1e-5, `latents rel L2 ${e}`);
+    const manifest = JSON.parse(readFileSync((job.outputs as string[]).find((p) => p.endsWith("manifest.json"))!, "utf8")) as { parallel: unknown };
+    assert.deepEqual(manifest.parallel, { devices: 2, ulysses: 2, ring: 1, cfg: 1 });
   } finally {
     run.child.kill("SIGTERM");
   }
@@ -172,6 +174,23 @@ test("--layout auto picks cfg-parallel × Ulysses by the documented rule, record
   const bad = wanlab(["generate", ...args, "--layout", "best", "--output", join(dir, "bad.mp4")]);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--layout/);
+});
+
+test("wanlab serve --layout auto: a job's manifest.json records the layout and its reason, as generate's sidecar does", async () => {
+  const s = await startServer(["--model", model, "--devices", "cpu:0-3", "--layout", "auto", "--port", "0", "--outputs", join(dir, "auto-out")],
+    join(dir, "auto-run"));
+  try {
+    const res = await s.api("/v1/jobs", { method: "POST", json: { prompt: "a boat", seed: 5, ...tiny, height: 32, width: 32 } });
+    assert.equal(res.status, 202, await res.clone().text());
+    const job = await waitState(s, ((await res.json()) as { id: string }).id, ["done", "failed"]);
+    assert.equal(job.state, "done", JSON.stringify(job));
+    const manifest = JSON.parse(readFileSync((job.outputs as string[]).find((p) => p.endsWith("manifest.json"))!, "utf8")) as { parallel: unknown };
+    assert.deepEqual(manifest.parallel, { devices: 4, ulysses: 2, ring: 1, cfg: 2,
+      reason: "auto: cfg-parallel 2: 4 ranks are even (rule 1); ulysses 2: the largest degree dividing the 2 ranks per branch and the 2 heads (rule 2)" });
+  } finally {
+    s.child.kill("SIGTERM");
+    await s.exited;
+  }
 });
 
 test("inspect --layout auto reports the degrees open() would pick by the documented rule, with the reason, and refuses what cannot work", () => {

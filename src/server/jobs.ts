@@ -225,6 +225,7 @@ export function createQueue(o: QueueOptions): Queue {
           params: job.params,
           video: { file: files.video, width: result.video.width, height: result.video.height, numFrames: result.video.numFrames, fps: job.options.fps ?? result.video.fps, crf: job.options.crf ?? 5 },
           tensors: files.tensors,
+          parallel: o.lab.info.parallel,
           promptTokens: result.promptTokens,
           attempts: job.attempts + tries,
           timings: {

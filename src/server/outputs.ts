@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { constants, existsSync } from "node:fs";
 import { lstat, open as openFile, mkdir, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
-import type { GenerateResult } from "../engine.js";
+import type { GenerateResult, ModelInfo } from "../engine.js";
 import { ParamError, type ResolvedParams } from "../params.js";
 
 /** ResolvedParams as JSON: the seed as a decimal string (it can exceed 2^53). */
@@ -226,6 +226,9 @@ export interface Manifest {
   params: ResolvedJson;
   video: { file: string; width: number; height: number; numFrames: number; fps: number; crf: number };
   tensors?: string;
+  /** The DiT's layout as the engine opened it (info.parallel), as the CLI's sidecar records it;
+   * with layout "auto", the reason. */
+  parallel?: ModelInfo["parallel"];
   promptTokens: number;
   attempts: number;
   timings: { submitted: string; started: string; finished: string; queue_s: number; generate_s: number; write_s: number; engine: GenerateResult["timings"] };

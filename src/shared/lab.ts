@@ -126,8 +126,9 @@ export interface ModelInfo {
   dit: Record<string, unknown>;
   t5: Record<string, unknown>;
   vae: Record<string, unknown>;
-  /** The DiT's layout: ranks (devices × nodes) and degrees. */
-  parallel?: { devices: number; ulysses: number; ring: number; cfg: number };
+  /** The DiT's layout: ranks (devices × nodes) and degrees; with layout "auto", which rule picked
+   * each degree ("auto: cfg-parallel 2: 4 ranks are even (rule 1); ..."). */
+  parallel?: { devices: number; ulysses: number; ring: number; cfg: number; reason?: string };
   /** Where each model computes ("cuda:0 bf16"; dit: one per local device) and the DiT's resident /
    * streamed parameter counts (T2VEngine::placement()). */
   placement?: Placement;
