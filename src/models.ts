@@ -5,6 +5,7 @@ import { rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { native } from "./native.js";
 import { loadTokenizer } from "./tokenizer.js";
+import type { LoraSpec } from "./params.js";
 
 /** What make-tiny writes: the published layouts; "sharded" is the official one with its DiT in
  * shards, "comfyui-fp8" ComfyUI's scaled-fp8 repacks (block linears float8 e4m3, each with its
@@ -58,6 +59,8 @@ export interface InspectOptions {
   tiled?: boolean;
   /** DiT blocks sharded over the sequence-parallel ranks (each block gathered while the one before it computes). */
   shardWeights?: boolean;
+  /** LoRAs as a request gives them: their working copies count in every peak and against the budget. */
+  loras?: LoraSpec[];
 }
 
 export interface ComponentReport {
@@ -87,6 +90,8 @@ export interface MemoryReport {
   dit_weights_bytes: number;
   /** Two DiT blocks in flight when blocks stream from the host (persistentParams). */
   dit_streamed_bytes: number;
+  /** Working copies of the weights the LoRAs change (InspectOptions.loras), beside the base weights. */
+  dit_lora_bytes: number;
   dit_activation_bytes: number;
   t5_weights_bytes: number;
   /** An offloaded text encoder (--t5-offload): on the device while encoding only. */

@@ -31,6 +31,27 @@ after(async () => {
   }
 });
 
+describe("wanlab inspect --lora", () => {
+  test("the LoRAs' working copies count in the peak and against the budget", () => {
+    const args = ["inspect", model, "--json", "--height", "48", "--width", "64", "--num-frames", "5"];
+    const plain = wanlab(args), withLora = wanlab([...args, "--lora", `${lora("lora2_peft")}:0.5`]);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.equal(withLora.status, 0, withLora.stderr);
+    const a = JSON.parse(plain.stdout).memory, b = JSON.parse(withLora.stdout).memory;
+    assert.equal(a.dit_lora_bytes, 0);
+    assert.ok(b.dit_lora_bytes > 0, String(b.dit_lora_bytes));
+    assert.equal(b.rank0_peak_bytes - a.rank0_peak_bytes, b.dit_lora_bytes);
+    // a budget the plain plan fits exactly is too small with the LoRA
+    const tight = wanlab([...args, "--lora", lora("lora2_peft"), "--budget", String(a.rank0_peak_bytes)]);
+    assert.equal(JSON.parse(tight.stdout).memory.budget.fits, false);
+    const text = wanlab(args.filter((x) => x !== "--json").concat("--lora", lora("lora2_peft")));
+    assert.match(text.stdout, /LoRA working copies of the DiT \(--lora\) +[\d.]+ [kMG]?B/);
+    const bad = wanlab([...args, "--lora", join(dir, "missing.safetensors")]);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /missing\.safetensors/);
+  });
+});
+
 describe("wanlab generate --lora", () => {
   test("two LoRAs at 0.7 and -0.3 give DiffSynth's latents; the sidecar records path, fingerprint and scale", () => {
     const out = join(dir, "cli.mp4"), tensors = join(dir, "cli.safetensors");

@@ -9,6 +9,7 @@ import { formatBytes } from "../terminal/format.js";
 import { formatInspect } from "../terminal/inspect.js";
 import { terminalProgress } from "../terminal/progress.js";
 import { budgetOption, choice, countOption, help, intOption, layoutOpenOptions, numberOption, parseCommand, UsageError } from "./parse.js";
+import { loraOptions } from "./generate.js";
 
 export async function cmdInspect(args: string[]): Promise<number> {
   const { values: v, positionals } = parseCommand(args, "inspect");
@@ -26,6 +27,7 @@ export async function cmdInspect(args: string[]): Promise<number> {
     width: intOption("width", v.width as string | undefined, ...rangeOf("inspect", "width")),
     numFrames: intOption("num-frames", v["num-frames"] as string | undefined, ...rangeOf("inspect", "num-frames")),
     budget: budgetOption(v.budget),
+    loras: loraOptions(v.lora),
     ...given,
   });
   console.log(v.json ? JSON.stringify(report, null, 2) : formatInspect(report, given));

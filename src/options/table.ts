@@ -113,7 +113,7 @@ const paramRows: OptionRow[] = [
     help: "video to video: a file ffmpeg reads, its first frames scaled to the size" },
   { flag: "denoising-strength", key: "denoisingStrength", engine: "denoising_strength", type: "number", value: "X", range: [0, 1], exclusiveMin: true, param: true, example: "--denoising-strength 0.7 --input-video in.mp4", commands: G,
     help: "how much of the schedule runs from the input video (below 1 needs --input-video)" },
-  { flag: "lora", key: "loras", engine: "loras", type: "loras", value: "FILE[:SCALE]", multiple: true, param: true, default: "none", example: "--lora style.safetensors:0.8 --lora motion.safetensors", commands: G,
+  { flag: "lora", key: "loras", engine: "loras", type: "loras", value: "FILE[:SCALE]", multiple: true, param: true, default: "none", example: "--lora style.safetensors:0.8 --lora motion.safetensors", commands: [...G, "inspect"],
     help: "a LoRA on the DiT at SCALE (default 1; repeatable, stacked in order): merged into a working copy, the loaded weights stay as they are" },
   { flag: "resume", key: "resume", engine: "resume", type: "string", value: "FILE", param: true, minLength: 1, maxLength: 4096, default: "none", example: "--resume fork.safetensors --prompt \"a red fox at dusk\"", commands: G,
     help: "continue a run stopped with --stop-at-step from its saved latents (same model, size and schedule; prompt, CFG and TeaCache may change)" },

@@ -85,6 +85,7 @@ export function formatInspect(r: InspectReport, given: InspectGiven = {}): strin
   const mem = [
     [`  DiT weights on the device (${m.weight_dtype}, every rank)`, formatBytes(m.dit_weights_bytes)],
     ...(m.dit_streamed_bytes > 0 ? [["  DiT blocks streaming in (two)", formatBytes(m.dit_streamed_bytes)]] : []),
+    ...(m.dit_lora_bytes > 0 ? [["  LoRA working copies of the DiT (--lora)", formatBytes(m.dit_lora_bytes)]] : []),
     ["  DiT activations (per rank)", formatBytes(m.dit_activation_bytes)],
     m.t5_streamed_bytes > 0
       ? ["  T5 weights (rank 0), while encoding only (offloaded)", formatBytes(m.t5_streamed_bytes)]
