@@ -340,6 +340,30 @@ describe("memory budget", () => {
   });
 });
 
+describe("device group", () => {
+  test("a 2-rank server refuses at submit a video with fewer DiT tokens than ranks (400 naming the rule, nothing queued); the next job runs", async () => {
+    const g = await startServer(["--model", model, "--outputs", join(dir, "outputs-group"), "--devices", "cpu:0-1", "--ulysses", "2"], join(dir, "run-group"));
+    try {
+      // 16x16x1: latents 1x2x2, patches (1, 2, 2) → 1 token, the smallest video validation allows
+      const res = await g.api("/v1/jobs", { method: "POST", json: { prompt: "x", ...tiny } });
+      assert.equal(res.status, 400);
+      const j = (await res.json()) as { error: string; field: string };
+      assert.equal(j.field, "height");
+      assert.match(j.error, /layout ulysses 2 x ring 1 x cfg 1: 2 sequence-parallel ranks but only 1 tokens in this video's DiT sequence \(ranks beyond tokens: every rank needs at least one\)/);
+      const listed = (await (await g.api("/v1/jobs")).json()) as { jobs: unknown[] };
+      assert.equal(listed.jobs.length, 0);
+      assert.equal(((await (await g.api("/v1/stats")).json()) as { queueDepth: number }).queueDepth, 0);
+      // 16x32x1: 2 tokens, one per rank
+      const id = await submit(g, { prompt: "x", ...tiny, width: 32 });
+      const done = await waitState(g, id, ["done", "failed"]);
+      assert.equal(done.state, "done", done.error);
+    } finally {
+      g.child.kill("SIGTERM");
+      await g.exited;
+    }
+  });
+});
+
 describe("journal, restart, shutdown", () => {
   test("a killed server resumes queued jobs and retries the interrupted one once", async () => {
     const out2 = join(dir, "outputs-restart");
