@@ -15,6 +15,7 @@
 #include "tools/bench_pipeline.h"
 #include "tools/device_parity.h"
 #include "tools/doctor.h"
+#include "tools/links.h"
 #include "tools/engine_flags.h"
 #include "tools/generate_file.h"
 #include "tools/inspect.h"
@@ -29,17 +30,21 @@ namespace {
 const char* kUsageHead = R"(usage: wanlab-engine COMMAND [options]
 
 commands:
-  doctor
+  doctor [--devices LIST [--rendezvous tcp://HOST:PORT|env:// --nnodes N --node-rank K] [--timeout S]]
       what this build and machine can run, checked by running it: libtorch (CUDA, NCCL), what
       --devices auto picks, each CUDA device's paths (bf16 matmul, SDPA, ring parts, own kernels);
-      JSON, exit 1 when a problem is found
+      JSON, exit 1 when a problem is found. With --devices: that group's pre-flight check and its
+      links instead (all-to-all, all-gather, send/recv: latency and bytes/s per message size)
 )";
 // The commands whose options are the engine's (tools/engine_flags.h): their flags and usage text
 // come from its table.
-const std::vector<std::string> kInspectFlags = {"--devices", "--ulysses", "--ring", "--cfg-parallel", "--height",
-                                                "--width", "--num-frames", "--budget", "--persistent-params",
-                                                "--t5-device", "--t5-offload", "--tiled", "--shard-weights"};
-const char* kInspectHelp = R"(      layout, files, architecture, parameters, dtypes and memory per device, as JSON
+const std::vector<std::string> kInspectFlags = {"--devices", "--ulysses", "--ring", "--cfg-parallel", "--layout",
+                                                "--height", "--width", "--num-frames", "--budget",
+                                                "--persistent-params", "--t5-device", "--t5-offload", "--tiled",
+                                                "--shard-weights"};
+const char* kInspectHelp = R"(      layout, files, architecture, parameters, dtypes and memory per device, as JSON; --layout auto
+      picks ulysses, ring and cfg parallel for the devices as a load would (memory.ulysses, ring,
+      cfg) and says which rule picked each (memory.layout_reason)
 )";
 const std::vector<std::string> kGenerateFlags = {
     "--devices", "--ulysses", "--ring", "--cfg-parallel", "--timeout", "--rendezvous", "--nnodes", "--node-rank",
@@ -233,8 +238,17 @@ int main(int argc, char** argv) {
       std::cout << wan::generate_from_file(o).dump(2) << "\n";
     } else if (cmd == "doctor") {
       Args a = parse(argc, argv, {});
-      check_known(a, {});
+      check_known(a, {"--devices", "--rendezvous", "--nnodes", "--node-rank", "--timeout"});
       if (!a.positional.empty()) usage("doctor takes no arguments");
+      if (a.options.count("--devices") || a.options.count("--rendezvous")) {  // the group's check and links
+        nlohmann::json o = {{"devices", a.options.count("--devices") ? a.options["--devices"] : "auto"}};
+        if (a.options.count("--rendezvous")) o["rendezvous"] = a.options["--rendezvous"];
+        if (a.options.count("--nnodes")) o["nnodes"] = wan::parse_int_flag("--nnodes", a.options["--nnodes"]);
+        if (a.options.count("--node-rank")) o["nodeRank"] = wan::parse_int_flag("--node-rank", a.options["--node-rank"]);
+        if (a.options.count("--timeout")) o["timeoutS"] = wan::parse_number_flag("--timeout", a.options["--timeout"]);
+        std::cout << wan::links_report(o).dump(2) << "\n";
+        return 0;
+      }
       const nlohmann::json r = wan::doctor_report();
       std::cout << r.dump(2) << "\n";
       return r["ok"].get<bool>() ? 0 : 1;

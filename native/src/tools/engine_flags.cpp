@@ -13,6 +13,7 @@ const std::vector<EngineFlag>& engine_flags() {
       {"--ulysses", "ulysses", F::kInt, "N"},
       {"--ring", "ring", F::kInt, "N"},
       {"--cfg-parallel", "cfgParallel", F::kSwitch, ""},
+      {"--layout", "layout", F::kString, "auto"},
       {"--timeout", "timeoutS", F::kNumber, "S"},
       {"--rendezvous", "rendezvous", F::kString, "tcp://HOST:PORT"},
       {"--nnodes", "nnodes", F::kInt, "N"},
