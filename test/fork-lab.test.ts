@@ -6,25 +6,11 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { connect, open, type NotebookLab } from "../src/lab.js";
-import { scratch, wanlab } from "./helpers.js";
-import { readSafetensors } from "./safetensors.js";
+import { forkCase as base, latentsOf, sameFloats as same, tinyModelFixture } from "./helpers.js";
 import { startServer, type RunningServer } from "./serve.js";
 
-const dir = scratch("wanlab-fork-lab-");
-const model = join(dir, "tiny");
-const base = { prompt: "a red fox in snow", negativePrompt: "blurry", seed: 7, height: 32, width: 32, numFrames: 5, numInferenceSteps: 4, cfgScale: 4 };
 let lab: NotebookLab;
-
-const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-const same = (a: Float32Array, b: Float32Array) => bytes(a).equals(bytes(b));
-const latentsOf = (file: string) => readSafetensors(file).tensors.latents!.f32!;
-
-before(async () => {
-  const r = wanlab(["make-tiny", model]);
-  assert.equal(r.status, 0, r.stderr);
-  lab = await open({ model });
-});
-after(async () => lab?.close());
+const { dir, model } = tinyModelFixture("wanlab-fork-lab-", async (model) => (lab = await open({ model })));
 
 describe("forked runs in an in-process notebook lab", () => {
   test("generate(params, { stopAtStep: 2 }) then resume(run): the uninterrupted run's latents, bit for bit; a changed cfgScale differs", async () => {

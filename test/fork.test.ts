@@ -10,27 +10,14 @@ import { open, type EngineLab } from "../src/engine.js";
 import { ParamError, resolveParams } from "../src/params.js";
 import { readForkFile } from "../src/fork.js";
 import { spawnSync } from "node:child_process";
-import { root, scratch, wanlab } from "./helpers.js";
+import { forkCase as base, latentsOf, root, sameFloats as sameLatents, tinyModelFixture, wanlab } from "./helpers.js";
 import { readSafetensors } from "./safetensors.js";
 import { startServer, waitState, type RunningServer } from "./serve.js";
 
-const dir = scratch("wanlab-fork-");
-const model = join(dir, "tiny");
-const base = { prompt: "a red fox in snow", negativePrompt: "blurry", seed: 7, height: 32, width: 32, numFrames: 5, numInferenceSteps: 4, cfgScale: 4 };
+let lab: EngineLab;
+const { dir, model } = tinyModelFixture("wanlab-fork-", async (model) => (lab = await open({ model })));
 const cli = ["generate", "--model", model, "--prompt", base.prompt, "--negative-prompt", base.negativePrompt, "--seed", "7", "--height", "32",
   "--width", "32", "--num-frames", "5", "--cfg-scale", "4"];
-let lab: EngineLab;
-
-const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-const sameLatents = (a: Float32Array, b: Float32Array) => bytes(a).equals(bytes(b));
-const latentsOf = (file: string) => readSafetensors(file).tensors.latents!.f32!;
-
-before(async () => {
-  const r = wanlab(["make-tiny", model]);
-  assert.equal(r.status, 0, r.stderr);
-  lab = await open({ model });
-});
-after(async () => lab?.close());
 
 describe("custom schedules", () => {
   test("timesteps [1000, 750, 500, 250] give the 4-step schedule's latents and are recorded", async () => {
