@@ -5,26 +5,18 @@
 #include <cstdio>
 
 #include "checkpoint/layout.h"
-#include "formats/safetensors.h"
 #include "common/error.h"
 #include "kernels/attention.h"
 #include "models/dit.h"
 #include "models/rope.h"
+#include "golden.h"
 #include "test.h"
 
 using namespace wan;
 
 namespace {
 
-const TensorMap& golden() {
-  static const TensorMap g = load_safetensors(wantest::source_dir() + "/test/golden/data/dit.safetensors", false);
-  return g;
-}
-at::Tensor gold(const std::string& name) {
-  auto it = golden().find(name);
-  if (it == golden().end()) throw wantest::Failure{"dit.safetensors has no tensor " + name};
-  return to_float32(it->second);
-}
+at::Tensor gold(const std::string& name) { return wantest::golden_float("dit", name); }
 
 const WanDiT& tiny_dit() {
   static const LoadedModel m = load_model(wantest::tiny_model());
@@ -68,7 +60,7 @@ TEST(dit_output_depends_on_timestep_and_context) {
 }
 
 TEST(dit_rope_table_is_diffsynths_bit_for_bit) {
-  at::Tensor ref = golden().at("rope.freqs").data;  // [24, 64, 2] float64: DiffSynth freqs_cis, (2, 3, 4) grid
+  at::Tensor ref = wantest::golden_tensor("dit", "rope.freqs");  // [24, 64, 2] float64: DiffSynth freqs_cis, (2, 3, 4) grid
   RopeTable t = rope_table(128, 2, 3, 4);
   EXPECT(t.cos.scalar_type() == at::kDouble && t.size() == 24 && t.cos.size(1) == 64);
   EXPECT(at::equal(t.cos, ref.select(-1, 0)));

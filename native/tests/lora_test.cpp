@@ -12,6 +12,7 @@
 #include "formats/safetensors.h"
 #include "parallel/process_group.h"
 #include "pipeline/t2v.h"
+#include "golden.h"
 #include "test.h"
 #include "tools/generate_file.h"
 #include "tools/inspect.h"
@@ -19,11 +20,7 @@
 using namespace wan;
 
 namespace {
-const TensorMap& golden() {
-  static const TensorMap g = load_safetensors(wantest::source_dir() + "/test/golden/data/lora.safetensors", false);
-  return g;
-}
-const at::Tensor& G(const std::string& name) { return golden().at(name).data; }
+const at::Tensor& G(const std::string& name) { return wantest::golden_tensor("lora", name); }
 std::string lora_file(const std::string& name) {
   return wantest::source_dir() + "/test/golden/data/lora/" + name + ".safetensors";
 }
@@ -37,10 +34,7 @@ T2VRequest lora_request(const std::vector<std::pair<std::string, double>>& loras
   for (const auto& [name, scale] : loras) r.loras.push_back({name[0] == '/' ? name : lora_file(name), scale, true});
   return r;
 }
-const T2VEngine& engine() {
-  static const T2VEngine e(wantest::tiny_model());
-  return e;
-}
+const T2VEngine& engine() { return wantest::tiny_engine(); }
 at::Tensor latents(const T2VEngine& e, const T2VRequest& r) { return e.generate(r).latents; }
 // A LoRA file of `tensors` under the scratch directory.
 std::string write_lora(const std::string& name, const TensorMap& tensors) {

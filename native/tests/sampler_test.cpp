@@ -1,22 +1,14 @@
 // Noise and flow-match schedule against PyTorch 2.13 + DiffSynth-Studio (test/golden/make_sampler.py).
-#include "formats/safetensors.h"
 #include "common/error.h"
 #include "pipeline/flow_match.h"
 #include "pipeline/noise.h"
+#include "golden.h"
 #include "test.h"
 
 using namespace wan;
 
 namespace {
-const TensorMap& golden() {
-  static const TensorMap g = load_safetensors(wantest::source_dir() + "/test/golden/data/sampler.safetensors", false);
-  return g;
-}
-const at::Tensor& G(const std::string& name) {
-  auto it = golden().find(name);
-  if (it == golden().end()) throw wantest::Failure{"golden tensor " + name + " missing"};
-  return it->second.data;
-}
+const at::Tensor& G(const std::string& name) { return wantest::golden_tensor("sampler", name); }
 }  // namespace
 
 TEST(sampler_noise_is_bit_identical_to_torch_randn_for_any_seed) {

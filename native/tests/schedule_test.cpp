@@ -10,26 +10,15 @@
 #include "pipeline/flow_match.h"
 #include "pipeline/request.h"
 #include "pipeline/t2v.h"
+#include "golden.h"
 #include "test.h"
 #include "tools/generate_file.h"
 
 using namespace wan;
 
 namespace {
-const std::string kGolden = "/test/golden/data/schedule.safetensors";
-const TensorMap& golden() {
-  static const TensorMap g = load_safetensors(wantest::source_dir() + kGolden, false);
-  return g;
-}
-const at::Tensor& G(const std::string& name) {
-  auto it = golden().find(name);
-  if (it == golden().end()) throw wantest::Failure{"golden tensor " + name + " missing"};
-  return it->second.data;
-}
-const T2VEngine& engine() {
-  static const T2VEngine e(wantest::tiny_model());
-  return e;
-}
+const at::Tensor& G(const std::string& name) { return wantest::golden_tensor("schedule", name); }
+const T2VEngine& engine() { return wantest::tiny_engine(); }
 std::vector<double> doubles(const at::Tensor& t) {
   const at::Tensor c = t.to(at::kDouble).contiguous();
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
@@ -45,7 +34,7 @@ T2VRequest four_step_request() {
 }  // namespace
 
 TEST(schedule_timestep_list_matches_lightx2v_bit_for_bit) {
-  const int lists = std::stoi(read_safetensors_header(wantest::source_dir() + kGolden).metadata.at("lists"));
+  const int lists = std::stoi(read_safetensors_header(wantest::golden_path("schedule")).metadata.at("lists"));
   EXPECT(lists >= 4);
   for (int i = 0; i < lists; ++i) {
     const std::string p = "lightx2v." + std::to_string(i) + ".";

@@ -7,25 +7,15 @@
 #include "formats/safetensors.h"
 #include "common/proc_status.h"
 #include "pipeline/t2v.h"
+#include "golden.h"
 #include "test.h"
 
 using namespace wan;
 
 namespace {
-const std::string kGolden = "/test/golden/data/t2v.safetensors";
-const TensorMap& golden() {
-  static const TensorMap g = load_safetensors(wantest::source_dir() + kGolden, false);
-  return g;
-}
-const at::Tensor& G(const std::string& name) {
-  auto it = golden().find(name);
-  if (it == golden().end()) throw wantest::Failure{"golden tensor " + name + " missing"};
-  return it->second.data;
-}
-const T2VEngine& engine() {
-  static const T2VEngine e(wantest::tiny_model());
-  return e;
-}
+const TensorMap& golden() { return wantest::golden("t2v"); }
+const at::Tensor& G(const std::string& name) { return wantest::golden_tensor("t2v", name); }
+const T2VEngine& engine() { return wantest::tiny_engine(); }
 // A golden case's prompts with other parameters.
 T2VRequest request_for(const std::string& name, const nlohmann::json& p) {
   return wantest::golden_request(golden(), name, p.dump());
@@ -33,7 +23,7 @@ T2VRequest request_for(const std::string& name, const nlohmann::json& p) {
 }  // namespace
 
 TEST(t2v_whole_generations_match_diffsynth) {
-  SafetensorsHeader h = read_safetensors_header(wantest::source_dir() + kGolden);
+  SafetensorsHeader h = read_safetensors_header(wantest::golden_path("t2v"));
   auto cases = nlohmann::json::parse(h.metadata.at("cases"));
   EXPECT(cases.size() == 4);
   for (const auto& c : cases) {

@@ -9,25 +9,16 @@
 #include "formats/safetensors.h"
 #include "common/error.h"
 #include "models/vae.h"
+#include "golden.h"
 #include "test.h"
 
 using namespace wan;
 
 namespace {
-std::string golden_path() { return wantest::source_dir() + "/test/golden/data/vae.safetensors"; }
-
-const TensorMap& golden() {
-  static const TensorMap g = load_safetensors(golden_path(), false);
-  return g;
-}
-at::Tensor golden(const std::string& name) {
-  auto it = golden().find(name);
-  if (it == golden().end()) throw wantest::Failure{"golden tensor " + name + " missing from " + golden_path()};
-  return to_float32(it->second);
-}
+at::Tensor golden(const std::string& name) { return wantest::golden_float("vae", name); }
 // The case's tile settings as make_vae.py recorded them.
 void golden_tiles(const std::string& name, std::array<int64_t, 2>& size, std::array<int64_t, 2>& stride) {
-  auto meta = read_safetensors_header(golden_path()).metadata;
+  auto meta = read_safetensors_header(wantest::golden_path("vae")).metadata;
   auto j = nlohmann::json::parse(meta.at(name));
   size = {j["tile_size"][0].get<int64_t>(), j["tile_size"][1].get<int64_t>()};
   stride = {j["tile_stride"][0].get<int64_t>(), j["tile_stride"][1].get<int64_t>()};
