@@ -10,7 +10,6 @@
 
   PYTHONPATH=.cache/torch-2:.cache/pydeps:test/golden python3 test/golden/make_schedule.py --diffsynth DIR
 """
-import argparse
 import json
 import os
 
@@ -19,8 +18,6 @@ from safetensors.torch import save_file
 
 import make_t2v
 import reference
-
-ROOT = make_t2v.ROOT
 
 # name, prompt, seed, height, width, frames, steps, shift
 CASES = [("four_step_cfg1", "a red fox running through snow", 11, 64, 64, 5, 4, 5.0)]
@@ -38,11 +35,7 @@ def lightx2v_schedule(step_list, shift):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--diffsynth")
-    ap.add_argument("--engine", default=os.path.join(ROOT, "native", "build", "wanlab-engine"))
-    ap.add_argument("--out", default=os.path.join(ROOT, "test", "golden", "data", "schedule.safetensors"))
-    args = ap.parse_args()
+    args = reference.golden_args("schedule.safetensors")
     dit, model_fn, fm, vae, tokens, encode = make_t2v.load_tiny(reference.diffsynth_dir(args.diffsynth), args.engine)
 
     out, meta = {}, {"diffsynth_commit": "fed7b18f", "torch": torch.__version__}

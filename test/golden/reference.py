@@ -12,6 +12,7 @@ The `transformers` import in wan_video_text_encoder.py is only for its tokenizer
 stub module satisfies the import, and tokenization is done with the `tokenizers` library on the
 same tokenizer.json (what T5TokenizerFast runs underneath).
 """
+import argparse
 import importlib
 import math
 import os
@@ -21,12 +22,24 @@ import types
 import torch
 import torch.nn.functional as F
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
 
 def diffsynth_dir(argv_value=None):
     d = argv_value or os.environ.get("DIFFSYNTH_DIR")
     if not d or not os.path.isdir(os.path.join(d, "diffsynth")):
         sys.exit("golden: give the DiffSynth-Studio source tree with --diffsynth DIR or DIFFSYNTH_DIR")
     return d
+
+
+def golden_args(out_name):
+    """The generators' command line: --diffsynth (the source tree, else $DIFFSYNTH_DIR), --engine (the
+    wanlab-engine that writes the tiny model) and --out (default test/golden/data/<out_name>)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--diffsynth")
+    ap.add_argument("--engine", default=os.path.join(ROOT, "native", "build", "wanlab-engine"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "test", "golden", "data", out_name))
+    return ap.parse_args()
 
 
 def install_sdpa_shim():
