@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { connect, open, type NotebookLab } from "../src/lab.js";
-import { forkCase as base, latentsOf, sameFloats as same, tinyModelFixture } from "./helpers.js";
+import { forkCase as base, latentsOf, sameFloats as same, serverFixture, tinyModelFixture } from "./helpers.js";
 import { startServer, type RunningServer } from "./serve.js";
 
 let lab: NotebookLab;
@@ -39,13 +39,7 @@ describe("forked runs in an in-process notebook lab", () => {
 
 describe("forked runs through a server-attached lab", () => {
   let s: RunningServer;
-  before(async () => {
-    s = await startServer(["--model", model, "--port", "0", "--outputs", join(dir, "outputs")], join(dir, "run"));
-  });
-  after(async () => {
-    s?.child.kill("SIGTERM");
-    await s?.exited;
-  });
+  serverFixture(async () => (s = await startServer(["--model", model, "--port", "0", "--outputs", join(dir, "outputs")], join(dir, "run"))));
 
   test("stopAtStep is refused; resume() sends the fork's file as the job's resume and gives the uninterrupted latents", async () => {
     const remote = await connect({ url: s.url, token: s.token });

@@ -5,12 +5,12 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { open, type EngineLab } from "../src/engine.js";
 import { ParamError, resolveParams } from "../src/params.js";
 import { readForkFile } from "../src/fork.js";
 import { spawnSync } from "node:child_process";
-import { forkCase as base, latentsOf, root, sameFloats as sameLatents, tinyModelFixture, wanlab } from "./helpers.js";
+import { forkCase as base, latentsOf, root, sameFloats as sameLatents, serverFixture, tinyModelFixture, wanlab } from "./helpers.js";
 import { readSafetensors } from "./safetensors.js";
 import { startServer, waitState, type RunningServer } from "./serve.js";
 
@@ -139,13 +139,7 @@ describe("forked runs", () => {
 
 describe("on the server", () => {
   let s: RunningServer;
-  before(async () => {
-    s = await startServer(["--model", model, "--port", "0", "--outputs", join(dir, "outputs")], join(dir, "run"));
-  });
-  after(async () => {
-    s?.child.kill("SIGTERM");
-    await s?.exited;
-  });
+  serverFixture(async () => (s = await startServer(["--model", model, "--port", "0", "--outputs", join(dir, "outputs")], join(dir, "run"))));
 
   test("a job with timesteps and a job resuming a fork file: recorded in the manifest, the uninterrupted latents", async () => {
     const { prompt, negativePrompt, seed, height, width, numFrames, cfgScale } = base;

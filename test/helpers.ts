@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import { readSafetensors } from "./safetensors.js";
+import type { RunningServer } from "./serve.js";
 
 export const root = fileURLToPath(new URL("../../", import.meta.url));
 export const cliPath = join(root, "bin", "wanlab.js");
@@ -45,6 +46,19 @@ export function tinyModelFixture(prefix: string, open: (model: string) => Promis
   });
   after(async () => opened?.close());
   return { dir, model };
+}
+
+/** Runs `start` before the enclosing describe's tests and stops the server it started (SIGTERM)
+ * after them. `start` typically also stores the server in the test file's own variable. */
+export function serverFixture(start: () => Promise<RunningServer>): void {
+  let s: RunningServer | undefined;
+  before(async () => {
+    s = await start();
+  });
+  after(async () => {
+    s?.child.kill("SIGTERM");
+    await s?.exited;
+  });
 }
 
 /** The forked-run case (test/fork*.test.ts): 4 steps with CFG on the tiny model, to stop and resume. */
