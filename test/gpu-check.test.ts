@@ -10,14 +10,20 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { root, scratch } from "./helpers.js";
 
+// nvidia-smi, and python3 asked about its torch (the CUDA wheel the script builds against), stand
+// in for a GPU machine's; python3 asked anything else is the real one.
+function standIns(bin: string): void {
+  writeFileSync(join(bin, "nvidia-smi"), '#!/bin/sh\necho "stand-in GPU, 0 MiB"\n');
+  writeFileSync(join(bin, "python3"), '#!/bin/sh\ncase "$2" in *"import torch"*) echo "stand-in python3"; exit 0;; esac\n' +
+    `exec ${spawnSync("sh", ["-c", "command -v python3"], { encoding: "utf8" }).stdout.trim()} "$@"\n`);
+  for (const name of ["nvidia-smi", "python3"]) chmodSync(join(bin, name), 0o755);
+}
+
 test("gpu-check.sh: doctor, the device tests and every step, logged; OUT_DIR holds log.txt and results.tgz", () => {
   const dir = scratch();
   const bin = join(dir, "bin");
   mkdirSync(bin);
-  for (const [name, line] of [["nvidia-smi", "stand-in GPU, 0 MiB"], ["python3", "stand-in python3"]] as const) {
-    writeFileSync(join(bin, name), `#!/bin/sh\necho "${line}"\n`);
-    chmodSync(join(bin, name), 0o755);
-  }
+  standIns(bin);
   const build = join(root, "native", "build");
   const out = join(dir, "out");
   const r = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
@@ -60,5 +66,40 @@ test("gpu-check.sh: doctor, the device tests and every step, logged; OUT_DIR hol
   const bad = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
     encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT_DIR: join(dir, "bad"), GPU_CHECK: "all" } });
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /GPU_CHECK must be base or 14b, got 'all'/);
+  assert.match(bad.stderr, /GPU_CHECK must be base, 14b or group, got 'all'/);
+});
+
+test("gpu-check.sh GPU_CHECK=group: each layout of ranks sharing a device against one rank, then the group's pre-flight and links", () => {
+  const dir = scratch();
+  const bin = join(dir, "bin");
+  mkdirSync(bin);
+  standIns(bin);
+  const build = join(root, "native", "build");
+  const out = join(dir, "out");
+  // GROUP_DEVICE=cpu: the same set on CPU ranks in float32, where every layout must give one rank's latents.
+  const r = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
+    encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT_DIR: out, GPU_CHECK: "group", GROUP_DEVICE: "cpu" },
+    timeout: 400_000,
+  });
+  const unpacked = join(dir, "results");
+  mkdirSync(unpacked);
+  const tar = spawnSync("tar", ["xzf", join(out, "results.tgz"), "-C", unpacked], { encoding: "utf8" });
+  for (const made of ["tiny", "results", "request.json", "request-tea.json"]) rmSync(join(build, made), { recursive: true, force: true });
+  for (const f of readdirSync(build)) if (f.endsWith(".safetensors")) rmSync(join(build, f));
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.equal(tar.status, 0, tar.stderr);
+  const log = readFileSync(join(out, "log.txt"), "utf8");
+  assert.match(log, /ok {3}transport_/);
+  const parity = readFileSync(join(unpacked, "group_parity.jsonl"), "utf8").trim().split("\n")
+    .map((l) => JSON.parse(l) as { label: string; rel_l2?: number; error?: string });
+  assert.deepEqual(parity.map((p) => p.label), ["one vs one_f32_cpu", ...["u2", "r2", "u2r2", "r4", "cfg_u2", "u2_sharded"].map((l) => `${l} vs one`),
+    "u2r2_tea vs one_tea"]);
+  for (const p of parity) assert.ok(p.rel_l2 !== undefined && p.rel_l2 <= 1e-5, `${p.label}: ${p.rel_l2 ?? p.error}`);
+  for (const n of [2, 4]) {
+    assert.match(log, new RegExp(`^rc=0 preflight_links_${n} `, "m"));
+    const links = JSON.parse(readFileSync(join(unpacked, `preflight_links_${n}.json`), "utf8")) as { world: number; measures: { op: string }[] };
+    assert.equal(links.world, n);
+    assert.deepEqual([...new Set(links.measures.map((m) => m.op))].sort(), ["all_gather", "all_to_all", "send/recv"]);
+  }
+  assert.match(log, /^done \d+s$/m);
 });

@@ -11,9 +11,14 @@
 # Env: OUT_DIR (default ./gpu-check); GPU_CHECK=14b runs, instead of the 1.3B set, the 14B through
 # the whole pipeline at 1280x720, at 480p under a 24 GB budget and at 480p with float8 block
 # linears (about 6 minutes; a second device call fits the device tool's 10 minutes a call, and on
-# a warm machine reuses BUILD_DIR); WANLAB_JSON_INCLUDE /
-# WANLAB_GLOO_INCLUDE when nlohmann/json and Gloo headers are not system-wide; DIFFSYNTH_DIR (a
-# DiffSynth-Studio checkout) for the peer.
+# a warm machine reuses BUILD_DIR); GPU_CHECK=group runs the device group's set instead: the
+# transport tests, the tiny model's latents on 2 and 4 ranks sharing the GPU for each layout
+# against one rank (group_parity.jsonl: rel L2 per layout beside one rank's bf16 against CPU
+# float32), the pre-flight check and link measures of 2 and 4 ranks, and the N-GPU projections
+# (GROUP_DEVICE=cpu runs the same set on CPU ranks, float32: the script's own test);
+# WANLAB_JSON_INCLUDE when nlohmann/json's headers are not system-wide; WANLAB_GLOO_DIR, the Gloo
+# headers of the commit this PyTorch pins (native/tools/fetch-gloo.sh; without it the build goes
+# on unmatched, and says so in the log); DIFFSYNTH_DIR (a DiffSynth-Studio checkout) for the peer.
 #
 # What comes back from a device run is two files, however many steps there are: OUT_DIR/log.txt
 # and OUT_DIR/results.tgz (one JSON per step, re-packed after every step so a run cut short still
@@ -25,7 +30,7 @@ B=${1:-/tmp/wanlab-gpu-build}
 OUT=${OUT_DIR:-$PWD/gpu-check}
 R=$B/results
 SET=${GPU_CHECK:-base}
-[ "$SET" = base ] || [ "$SET" = 14b ] || { echo "GPU_CHECK must be base or 14b, got '$SET'" >&2; exit 2; }
+[ "$SET" = base ] || [ "$SET" = 14b ] || [ "$SET" = group ] || { echo "GPU_CHECK must be base, 14b or group, got '$SET'" >&2; exit 2; }
 mkdir -p "$OUT" "$R"
 LOG=$OUT/log.txt
 step() { local name=$1 limit=$2; shift 2; echo "=== $name ($(date +%T), t=${SECONDS}s)" | tee -a "$LOG";
@@ -37,10 +42,12 @@ TD=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') || exit 1
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$LOG"
 extra=()
 [ -n "${WANLAB_JSON_INCLUDE:-}" ] && extra+=("-DWANLAB_JSON_INCLUDE=$WANLAB_JSON_INCLUDE")
-[ -n "${WANLAB_GLOO_INCLUDE:-}" ] && extra+=("-DWANLAB_GLOO_INCLUDE=$WANLAB_GLOO_INCLUDE")
+if [ -n "${WANLAB_GLOO_DIR:-}" ]; then extra+=("-DWANLAB_GLOO_DIR=$WANLAB_GLOO_DIR")
+else extra+=("-DWANLAB_GLOO_UNMATCHED=ON"); fi
 [ -f "$B/build.ninja" ] || cmake -S "$ROOT/native" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DWANLAB_TORCH_DIR="$TD" "${extra[@]}" > "$B/cmake.txt" 2>&1 || { tail -30 "$B/cmake.txt" | tee -a "$LOG"; exit 1; }
 ninja -C "$B" wanlab-engine wanlab-tests > "$B/build.txt" 2>&1 || { grep -E "error" -A5 "$B/build.txt" | head -80 | tee -a "$LOG"; exit 1; }
+grep -E "wanlab: (Gloo|building anyway)" -A1 "$B/cmake.txt" 2>/dev/null | tee -a "$LOG"
 echo "built ${SECONDS}s" | tee -a "$LOG"
 E=$B/wanlab-engine
 
@@ -52,6 +59,7 @@ if [ "$SET" = 14b ]; then  # a second call on the same (warm) machine: the build
   echo "done ${SECONDS}s" | tee -a "$LOG"
   exit 0
 fi
+if [ "$SET" = group ]; then . "$ROOT/native/tools/gpu-check-group.sh"; exit 0; fi
 # Each filter under a time limit: a hung collective must not eat the device time of the steps after it.
 for t in nccl attention_parts _kernel bf16_path device_lists f8_ offload tea_cache v2v; do
   timeout 180 "$B/wanlab-tests" "$t" 2>&1 | tee -a "$LOG" | tail -4; done
