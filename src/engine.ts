@@ -41,6 +41,11 @@ export interface OpenOptions {
   /** "auto": ulysses × ring × CFG-parallel picked from the ranks, the heads and the nodes
    * (docs/parallel.md#layout-auto); `info.parallel.reason` says how. Not with the degrees. */
   layout?: "auto";
+  /** How ranks exchange tensors: "nccl" GPU to GPU (CUDA ranks, a build with NCCL), "gloo" through
+   * host memory (GPU ranks stage every transfer through pinned buffers: for machines where NCCL or
+   * peer-to-peer is broken). Default: nccl between CUDA ranks when the build has NCCL, else gloo;
+   * ranks sharing a GPU (devices "cuda:0x4", a test mode) always use gloo. */
+  transport?: "gloo" | "nccl";
   /** Timeout of every collective between ranks, seconds (default 300). */
   timeoutS?: number;
   /** Several processes: "tcp://HOST:PORT" (served by node 0), the node count and this node's rank;
@@ -192,11 +197,19 @@ function makeVideo(video: Tensor): Video {
   };
 }
 
+/** The engine's refusal of the device list or the transport, made before any load (the addon's code
+ * "WANLAB_PARAM", field "devices" or "transport"), as a ParamError on that option; any other error
+ * as it is. */
+function groupOptionError(e: unknown): unknown {
+  const { code, field, message } = (e ?? {}) as { code?: unknown; field?: unknown; message?: unknown };
+  return code === "WANLAB_PARAM" && (field === "devices" || field === "transport") && typeof message === "string" ? new ParamError(field, message) : e;
+}
+
 /** Loads a model (default: the embedded tiny one) into a resident engine. */
 export async function open(options: OpenOptions = {}): Promise<EngineLab> {
   const dir = options.model ?? (await defaultModel());
   // rendezvous "env://": the group from torchrun's (or Slurm's) variables, checked before any load.
-  const { devices, ulysses, ring, cfgParallel, layout, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo } = resolveEnvRendezvous(options);
+  const { devices, ulysses, ring, cfgParallel, layout, transport, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo } = resolveEnvRendezvous(options);
   const stage = async <T>(name: LoadEvent["stage"], work: () => Promise<T>): Promise<T> => {
     options.onLoad?.({ stage: name, state: "start" });
     const t0 = performance.now();
@@ -204,7 +217,13 @@ export async function open(options: OpenOptions = {}): Promise<EngineLab> {
     options.onLoad?.({ stage: name, state: "done", seconds: (performance.now() - t0) / 1000 });
     return out;
   };
-  const engine = await stage("model", async () => (await native().openEngine(dir, { devices: devices ?? "auto", ulysses, ring, cfgParallel, layout, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo })) as NativeEngine);
+  const engine = await stage("model", async () => {
+    try {  // openEngine checks the options at once (it throws) and loads in the background (it rejects)
+      return (await native().openEngine(dir, { devices: devices ?? "auto", ulysses, ring, cfgParallel, layout, transport, timeoutS, rendezvous, nnodes, nodeRank, logDir, logLevel, dtype, t5Device, t5Offload, vaeDevice, persistentParams, shardWeights, budget, budgetVideo })) as NativeEngine;
+    } catch (e) {
+      throw groupOptionError(e);
+    }
+  });
   const info = JSON.parse(engine.info()) as ModelInfo & { dit_fingerprint: string };
   let tokenizer: PromptTokenizer;
   try {

@@ -16,7 +16,7 @@ export interface NativeAddon {
   /** Synchronous; see registerFatalCleanup below. */
   registerFatalCleanup(paths: string[]): void;
   /** Loads a model into a resident engine (src/engine.ts wraps it). */
-  openEngine(dir: string, options?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; layout?: string; timeoutS?: number; rendezvous?: string; nnodes?: number; nodeRank?: number; logDir?: string; logLevel?: string;
+  openEngine(dir: string, options?: { devices?: string; ulysses?: number; ring?: number; cfgParallel?: boolean; layout?: string; transport?: string; timeoutS?: number; rendezvous?: string; nnodes?: number; nodeRank?: number; logDir?: string; logLevel?: string;
     dtype?: string; t5Device?: string; t5Offload?: boolean; vaeDevice?: string; persistentParams?: number; shardWeights?: boolean;
     budget?: number | "auto"; budgetVideo?: { height?: number; width?: number; numFrames?: number; tiled?: boolean }; promptCacheBytes?: number }): Promise<unknown>;
   /**

@@ -258,6 +258,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         {"placement", eng->placement()},
                         {"dit_fingerprint", eng->dit_identity()}};  // what fork states record as "model"
     if (!eng->layout_reason().empty()) j["parallel"]["reason"] = eng->layout_reason();  // --layout auto's choice
+    if (const wan::DeviceGroup* g = eng->group(); g && g->devices()[0].type == "cuda") {
+      j["parallel"]["transport"] = wan::transport_name(g->transport());  // CUDA ranks: gloo or nccl (CPU ranks: gloo)
+      if (g->shared_device()) j["parallel"]["shared_device"] = true;     // ranks sharing a GPU: a test mode
+    }
     return Napi::String::New(info.Env(), j.dump());
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -310,8 +314,13 @@ Napi::Function define_engine_class(Napi::Env env) {
 
 Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   const std::string dir = string_arg(info, 0, "dir");
-  wan::EngineOptions options = engine_call(
-      info.Env(), [&] { return wan::engine_options_from_json(object_to_json(object_arg(info, 1), "options")); });
+  // The options decoded, and the device list and transport checked, before the load starts: their
+  // errors reject with code WANLAB_PARAM and the field ("devices", "transport").
+  wan::EngineOptions options = engine_call(info.Env(), [&] {
+    wan::EngineOptions o = wan::engine_options_from_json(object_to_json(object_arg(info, 1), "options"));
+    wan::check_group_devices(o.parallel.devices, o.parallel.transport);
+    return o;
+  });
   auto* w = new OpenWorker(info.Env(), dir, std::move(options));
   w->Queue();
   return w->promise();

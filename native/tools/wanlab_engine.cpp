@@ -47,8 +47,8 @@ const char* kInspectHelp = R"(      layout, files, architecture, parameters, dty
       cfg) and says which rule picked each (memory.layout_reason)
 )";
 const std::vector<std::string> kGenerateFlags = {
-    "--devices", "--ulysses", "--ring", "--cfg-parallel", "--timeout", "--rendezvous", "--nnodes", "--node-rank",
-    "--log-dir", "--log-level", "--dtype", "--t5-device", "--t5-offload", "--vae-device", "--persistent-params",
+    "--devices", "--ulysses", "--ring", "--cfg-parallel", "--transport", "--timeout", "--rendezvous", "--nnodes",
+    "--node-rank", "--log-dir", "--log-level", "--dtype", "--t5-device", "--t5-offload", "--vae-device", "--persistent-params",
     "--shard-weights", "--budget", "--budget-height", "--budget-width", "--budget-frames", "--budget-tiled",
     "--prompt-cache-bytes"};
 const char* kGenerateHelp = R"(      one generation of the request in REQ.json (the API's request keys: promptIds, promptMask,

@@ -35,7 +35,7 @@ export interface RunOptions {
   /** Run on the \`wanlab serve\` found through server.json instead of loading the model here. */
   server?: boolean;
   /** Sequence-parallel device group (local engine only). */
-  parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "layout" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"
+  parallel?: Pick<OpenOptions, "devices" | "ulysses" | "ring" | "cfgParallel" | "layout" | "transport" | "rendezvous" | "nnodes" | "nodeRank" | "timeoutS" | "logDir" | "logLevel"
     | "dtype" | "t5Device" | "t5Offload" | "vaeDevice" | "persistentParams" | "shardWeights" | "budget" | "budgetVideo">;
 }
 
@@ -237,6 +237,7 @@ export async function cmdGenerate(args: string[]): Promise<number> {
     overwrite: v.overwrite === true,
     // A budget is planned for the one video this command makes.
     parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v), layout: choice("layout", v.layout as string | undefined, ["auto"] as const),
+      transport: choice("transport", v.transport as string | undefined, ["gloo", "nccl"] as const),
       budgetVideo: { height: params.height, width: params.width, numFrames: params.numFrames, tiled: params.tiled } },
   });
 }

@@ -24,7 +24,8 @@ export async function cmdServe(args: string[]): Promise<number> {
     quiet: v.quiet === true,
     // --rendezvous env:// (torchrun): rank 0 serves HTTP, the other ranks follow it.
     parallel: (env ? cliEnvRendezvous : <T>(p: T) => p)({ ...groupOpenOptions(v), ...computeOpenOptions(none ? { ...v, budget: undefined } : v),
-      layout: choice("layout", v.layout as string | undefined, ["auto"] as const) }),
+      layout: choice("layout", v.layout as string | undefined, ["auto"] as const),
+      transport: choice("transport", v.transport as string | undefined, ["gloo", "nccl"] as const) }),
     ...(none ? { guard: false } : {}),
   };
   const { runServer } = await import("../server/index.js"); // fastify loads only for this command

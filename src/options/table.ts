@@ -122,12 +122,14 @@ const paramRows: OptionRow[] = [
 /** The ranks and their layout, several nodes, logs: native ParallelOptions (OpenOptions). */
 const groupRows: OptionRow[] = [
   { flag: "devices", key: "devices", type: "string", value: "LIST", default: "auto: cuda:0 when a GPU is visible, else cpu", example: "--devices cuda:0,1", commands: GISD,
-    help: "the ranks: cpu, cpu:0-3, cuda:0,1, ..." },
+    help: "the ranks: cpu, cpu:0-3, cuda:0,1, ...; cuda:0x4: 4 ranks sharing GPU 0 (a test mode, on gloo)" },
   { flag: "ulysses", key: "ulysses", type: "integer", value: "N", range: [1, 1024], default: "chosen", example: "--devices cuda:0-3 --ulysses 2 --ring 2", commands: GIS, help: "Ulysses (head-parallel) degree" },
   { flag: "ring", key: "ring", type: "integer", value: "N", range: [1, 1024], default: "chosen", example: "--devices cuda:0-3 --ring 4", commands: GIS, help: "ring-attention degree" },
   { flag: "cfg-parallel", key: "cfgParallel", type: "boolean", example: "--devices cuda:0,1 --cfg-parallel", commands: GIS, help: "the conditional and unconditional passes on two halves of the devices" },
   { flag: "rendezvous", key: "rendezvous", type: "string", value: "tcp://HOST:PORT|env://", default: "none (one node)", example: "--rendezvous tcp://10.0.0.1:29500 --nnodes 2 --node-rank 0", commands: GSD, help: "several nodes: where they meet (env://: torchrun's or Slurm's MASTER_ADDR, RANK, WORLD_SIZE, ..., one rank per process)" },
   { flag: "layout", key: "layout", type: "choice", choices: ["auto"], value: "auto", default: "the degrees given, else chosen: Ulysses up to the heads, ring the rest", example: "--devices cuda:0-7 --layout auto", commands: GIS, help: "auto: ulysses × ring × cfg-parallel picked from the ranks, heads and nodes (the reason is in the .json; inspect prints it)" },
+  { flag: "transport", key: "transport", type: "choice", choices: ["gloo", "nccl"], value: "gloo|nccl", default: "nccl between CUDA ranks when the build has NCCL, else gloo (always gloo for cuda:KxN)", example: "--devices cuda:0-7 --transport gloo", commands: GS,
+    help: "how ranks exchange tensors: nccl GPU to GPU; gloo through pinned host memory, for machines where NCCL or peer-to-peer is broken" },
   { flag: "nnodes", key: "nnodes", type: "integer", value: "N", range: [1, 1024], default: "1", example: "--nnodes 2", commands: GSD, help: "several nodes: how many" },
   { flag: "node-rank", key: "nodeRank", type: "integer", value: "K", range: [0, 1023], default: "0", example: "--node-rank 1", commands: GSD, help: "several nodes: this one (node 0 writes the outputs)" },
   { flag: "timeout", key: "timeoutS", type: "number", value: "S", range: [0, 86400], exclusiveMin: true, default: "300", example: "--timeout 600", commands: GS, help: "collective timeout in seconds" },

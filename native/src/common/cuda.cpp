@@ -68,6 +68,16 @@ void device_synchronize(const at::Device& d) {
   c10::cuda::getCurrentCUDAStream(d.has_index() ? d.index() : 0).synchronize();
 }
 
+struct RankStreamScope::Guards {
+  c10::cuda::CUDAGuard device;        // restored last
+  c10::cuda::CUDAStreamGuard stream;  // restored first
+  explicit Guards(c10::DeviceIndex i) : device(i), stream(c10::cuda::getStreamFromPool(false, i)) {}
+};
+RankStreamScope::RankStreamScope(const at::Device& d) {
+  if (d.is_cuda()) guards_ = std::make_unique<Guards>(d.has_index() ? d.index() : 0);
+}
+RankStreamScope::~RankStreamScope() = default;
+
 std::shared_ptr<void> mark_stream(const at::Device& d) {
   if (!d.is_cuda()) return nullptr;
   return record_event(c10::cuda::getCurrentCUDAStream(d.has_index() ? d.index() : 0));
@@ -154,6 +164,9 @@ void* cuda_current_stream(const at::Device&) { no_cuda("cuda_current_stream"); }
 void device_synchronize(const at::Device& d) {
   if (d.is_cuda()) no_cuda("device_synchronize");
 }
+struct RankStreamScope::Guards {};
+RankStreamScope::RankStreamScope(const at::Device&) {}  // CUDA ranks are refused before any rank starts
+RankStreamScope::~RankStreamScope() = default;
 std::shared_ptr<void> mark_stream(const at::Device&) { return nullptr; }
 void host_wait(const std::shared_ptr<void>&) {}
 DeviceMemory device_memory(const at::Device&) { return {}; }

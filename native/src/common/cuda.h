@@ -33,6 +33,22 @@ void* cuda_current_stream(const at::Device& d);
 // Waits for all work queued on the device's current stream (no-op on the CPU).
 void device_synchronize(const at::Device& d);
 
+// While it lives, on the thread that made it: `d` is the current device and a stream of the
+// thread's own (from PyTorch's pool) the current stream on it, so ranks sharing a GPU queue their
+// work on separate streams (each rank's worker thread holds one). Work handed between threads
+// must be synchronised (device_synchronize on the side that queued it). A no-op on the CPU.
+class RankStreamScope {
+ public:
+  explicit RankStreamScope(const at::Device& d);
+  ~RankStreamScope();
+  RankStreamScope(const RankStreamScope&) = delete;
+  RankStreamScope& operator=(const RankStreamScope&) = delete;
+
+ private:
+  struct Guards;
+  std::unique_ptr<Guards> guards_;
+};
+
 // An event after the work queued so far on the device's current stream; host_wait blocks the
 // calling thread until that work has run (a null mark returns at once).
 std::shared_ptr<void> mark_stream(const at::Device& d);

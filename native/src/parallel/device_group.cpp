@@ -3,7 +3,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
+#include "common/cuda.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "parallel/node_monitor.h"
@@ -34,7 +37,8 @@ DeviceGroup::DeviceGroup(const DeviceGroupOptions& o) : opts_(o) {
   for (int i = 0; i < n; ++i) entered_[i] = 0;
   LogScope log_scope(o.logger);
   log_info("device group: ", n, " ranks (", local, " on this node, node ", o.node_rank, " of ", o.nnodes, "), ulysses ",
-           L.ulysses, " x ring ", L.ring, " x cfg ", L.cfg, ", timeout ", o.timeout.count() / 1000.0, " s");
+           L.ulysses, " x ring ", L.ring, " x cfg ", L.cfg, ", timeout ", o.timeout.count() / 1000.0, " s, transport ",
+           transport_name(o.transport), shares_device(o.devices) ? " (ranks share one GPU: a test mode)" : "");
   if (o.nnodes > 1) {
     // Node 0 serves the store; the others join it (waiting up to the timeout for node 0).
     log_info("rendezvous: ", o.node_rank == 0 ? "serving" : "joining", " the TCPStore at ", o.rendezvous_host, ":",
@@ -48,6 +52,8 @@ DeviceGroup::DeviceGroup(const DeviceGroupOptions& o) : opts_(o) {
     log_info("rendezvous: TCPStore on 127.0.0.1:", rdv_->port());
   }
   check_cost_s_ = check_tensor_cost_s();
+  const char* stage_env = std::getenv("WANLAB_STAGE_HOST");  // the test switch (DeviceGroupOptions::stage_host)
+  const bool stage_host = o.stage_host || (stage_env && std::strcmp(stage_env, "1") == 0);
   const int sp = L.sequence_parallel();
   for (int i = 0; i < local; ++i) {
     const int g = o.node_rank * local + i;
@@ -60,6 +66,8 @@ DeviceGroup::DeviceGroup(const DeviceGroupOptions& o) : opts_(o) {
     s->ctx.timeout = o.timeout;
     s->ctx.abort = &abort_;
     s->ctx.entered = o.nnodes == 1 ? entered_.get() : nullptr;  // other processes' progress is not visible
+    s->ctx.transport = o.transport;
+    s->ctx.stage_host = stage_host;
     s->layout = L;
     s->cfg_index = g / sp;
     s->sp_rank = g % sp;
@@ -155,6 +163,7 @@ void DeviceGroup::worker(int local) {
   int64_t seen = 0;
   RankState& s = *ranks_[rank];
   LogScope log_scope(opts_.logger, s.ctx.rank, s.ctx.device_name);
+  RankStreamScope stream_scope(s.ctx.device);  // CUDA: this rank's device and own stream
   for (;;) {
     const std::function<void(RankState&)>* task;
     {
@@ -168,6 +177,7 @@ void DeviceGroup::worker(int local) {
     int kind = 0;
     try {
       (*task)(s);
+      device_synchronize(s.ctx.device);  // what the rank queued is done before the caller reads it
     } catch (const CommError& e) {
       err = e.what();
       kind = e.kind;
@@ -227,6 +237,9 @@ void DeviceGroup::run(const std::function<void(RankState&)>& fn) {
   std::vector<std::string> errs;
   std::vector<int> kinds;
   ++requests_;
+  // The ranks run on streams of their own: what this thread queued on their devices (the text
+  // embeddings, a CUDA VAE's latents) must be done first.
+  for (auto& r : ranks_) device_synchronize(r->ctx.device);
   dispatch(fn, errs, &kinds);
   // The root cause: the most specific failure, the earliest among equals. A rank's own error (a
   // throw, a device check) beats a timeout that names the rank that never arrived, which beats a

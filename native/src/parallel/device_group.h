@@ -8,6 +8,12 @@
 //
 // Rank layout (global rank g): g = cfg_index * sp + ring_index * ulysses + ulysses_index,
 // sp = ulysses * ring. Tokens are split over the sp ranks of a CFG branch in sp-rank order.
+//
+// On CUDA each rank's thread keeps its device current and queues its work on a stream of its own
+// (common/cuda.h RankStreamScope), so ranks sharing a GPU ("cuda:0x4") do not serialise on one
+// stream. run() waits for the work the calling thread queued on the ranks' devices before the
+// ranks start, and each rank waits for its own stream before it reports done: tensors cross
+// between the caller and the ranks only at those two points.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -90,6 +96,11 @@ struct DeviceGroupOptions {
   std::shared_ptr<Rendezvous> store;
   // Where this node's ranks log (common/log.h); null: stderr at $WANLAB_LOG_LEVEL.
   std::shared_ptr<Logger> logger;
+  // The ranks' c10d backend (parallel/devices.h choose_transport). stage_host: Gloo copies every
+  // transfer through host buffers even on CPU ranks (RankContext::stage_host), a test switch, also
+  // set by the environment variable WANLAB_STAGE_HOST=1.
+  Transport transport = Transport::Default;
+  bool stage_host = false;
 };
 
 class NodeMonitor;
@@ -105,6 +116,9 @@ class DeviceGroup {
   int world() const { return size() * opts_.nnodes; }
   int first_rank() const { return opts_.node_rank * size(); }  // this node's first global rank
   const ParallelLayout& layout() const { return opts_.layout; }
+  const std::vector<DeviceSpec>& devices() const { return opts_.devices; }  // this node's
+  Transport transport() const { return opts_.transport; }
+  bool shared_device() const { return shares_device(opts_.devices); }  // several ranks on one GPU
   std::chrono::milliseconds timeout() const { return opts_.timeout; }
   void set_timeout(std::chrono::milliseconds t);
   // Every rank's hooks from the next run on (StepHook, AttentionHook); {} removes one.

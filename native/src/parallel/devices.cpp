@@ -7,6 +7,7 @@
 
 #include "common/cuda.h"
 #include "common/error.h"
+#include "parallel/process_group.h"
 
 namespace wan {
 
@@ -59,6 +60,16 @@ std::vector<DeviceSpec> parse_devices(const std::string& text) {
     if (colon != std::string::npos) fail("invalid devices '", text, "': nothing after ':'");
     return {{type, 0}};
   }
+  const size_t x = rest.find('x');
+  if (x != std::string::npos) {  // "cuda:KxN": N ranks on GPU K (the whole list)
+    if (type == "cpu")
+      fail("invalid devices '", text, "': KxN shares one GPU between N ranks (cuda:0x4); CPU ranks are numbered instead "
+           "(cpu:0-3 for 4 ranks)");
+    const int k = parse_index(rest.substr(0, x), text), n = parse_index(rest.substr(x + 1), text);
+    if (n < 2 || n > 16)
+      fail("invalid devices '", text, "': cuda:", k, "xN shares GPU ", k, " between N = 2 to 16 ranks, got ", n);
+    return std::vector<DeviceSpec>(size_t(n), DeviceSpec{type, k});
+  }
   size_t pos = 0;
   while (pos <= rest.size()) {
     size_t comma = rest.find(',', pos);
@@ -69,7 +80,12 @@ std::vector<DeviceSpec> parse_devices(const std::string& text) {
     if (hi < lo) fail("invalid device range '", item, "' in devices '", text, "'");
     for (int i = lo; i <= hi; ++i) {
       for (const auto& d : out)
-        if (d.index == i) fail("device ", type, ":", i, " is listed twice in '", text, "'");
+        if (d.index == i) {
+          if (type == "cpu") fail("device ", type, ":", i, " is listed twice in '", text, "'");
+          fail("device cuda:", i, " is listed twice in '", text, "': NCCL refuses two ranks on one GPU; to test N ranks "
+               "on GPU ", i, " write the whole list as cuda:", i, "xN (e.g. cuda:", i, "x4), which runs them on the "
+               "Gloo transport");
+        }
       out.push_back({type, i});
     }
     if (comma == std::string::npos) break;
@@ -77,6 +93,76 @@ std::vector<DeviceSpec> parse_devices(const std::string& text) {
   }
   if (out.size() > 1024) fail("too many devices in '", text, "'");
   return out;
+}
+
+bool shares_device(const std::vector<DeviceSpec>& devices) {
+  for (size_t i = 1; i < devices.size(); ++i)
+    if (devices[i].type == "cuda" && devices[i].type == devices[0].type && devices[i].index == devices[0].index)
+      return true;
+  return false;
+}
+
+std::string format_devices(const std::vector<DeviceSpec>& d) {
+  if (d.empty()) return "";
+  if (shares_device(d)) return concat(d[0].type, ":", d[0].index, "x", d.size());
+  std::string s = d[0].type + ":";
+  for (size_t i = 0; i < d.size(); ++i) s += concat(i ? "," : "", d[i].index);
+  return s;
+}
+
+const char* transport_name(Transport t) {
+  return t == Transport::Gloo ? "gloo" : t == Transport::Nccl ? "nccl" : "default";
+}
+
+Transport choose_transport(const std::string& asked, const std::vector<DeviceSpec>& devices, const std::string& text) {
+  if (!asked.empty() && asked != "gloo" && asked != "nccl")
+    fail_param("transport", "transport must be gloo or nccl, got '", asked, "'");
+  const bool cuda = !devices.empty() && devices[0].type == "cuda", shared = shares_device(devices);
+  if (asked == "nccl") {
+    if (!nccl_built())
+      fail_param("transport", "transport nccl: this wanlab build has no NCCL (",
+                 cuda_built() ? "its CUDA libtorch was built without c10d's NCCL, USE_C10D_NCCL"
+                              : "it links a CPU-only libtorch",
+                 "); leave transport out or give gloo");
+    if (!cuda)
+      fail_param("transport", "transport nccl moves tensors between GPUs, but devices '", text,
+                 "' are CPU ranks, whose collectives run on Gloo; leave transport out or give gloo");
+    if (shared)
+      fail_param("transport", "transport nccl cannot run devices '", text, "': NCCL refuses two ranks on one GPU ",
+                 "(\"Duplicate GPU detected\"), so ranks sharing a GPU use gloo");
+    return Transport::Nccl;
+  }
+  if (asked == "gloo") return Transport::Gloo;
+  return cuda && nccl_built() && !shared ? Transport::Nccl : Transport::Gloo;
+}
+
+GroupDevices check_group_devices(const std::string& devices, const std::string& transport) {
+  GroupDevices g;
+  try {
+    g.list = resolve_devices(devices, &g.why);  // "auto" resolved once
+    g.devices = parse_devices(g.list);
+  } catch (const ParamError&) {
+    throw;
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    throw ParamError("devices", m.find("devices") != std::string::npos ? m : "devices: " + m);
+  }
+  bool any_cuda = false, any_cpu = false;
+  for (const auto& d : g.devices) {
+    (d.type == "cuda" ? any_cuda : any_cpu) = true;
+    if (d.type != "cuda") continue;
+    const int n = cuda_device_count();
+    if (n == 0)
+      fail_param("devices", "devices '", devices, "': no CUDA device is visible",
+                 cuda_built() ? "" : " (this wanlab build has no CUDA: it links a CPU-only libtorch)");
+    if (d.index >= n)
+      fail_param("devices", "devices '", devices, "': cuda:", d.index, " does not exist (", n, " CUDA device",
+                 n == 1 ? "" : "s", " visible)");
+  }
+  if (any_cuda && any_cpu) fail_param("devices", "devices '", devices, "' mix CPU and CUDA ranks; use one kind");
+  g.shared = shares_device(g.devices);
+  g.transport = choose_transport(transport, g.devices, devices);
+  return g;
 }
 
 ParallelLayout make_layout(int devices, int ulysses, int ring, int cfg, int heads) {

@@ -1,7 +1,8 @@
 // Device lists as users write them: "cpu", "cpu:0-3", "cuda:0", "cuda:0-7", "cuda:0,2,5", and
 // "auto": the first CUDA device when this build has CUDA and one is visible, else the CPU;
 // "auto:K" likewise with GPU K (one process per GPU, K its LOCAL_RANK): an error when CUDA devices
-// are visible but not K.
+// are visible but not K. "cuda:KxN" (N in 2..16) is N ranks sharing GPU K, a test and debugging
+// mode: NCCL refuses two ranks on one GPU, so such a group runs on the Gloo transport.
 #pragma once
 #include <c10/core/Device.h>
 
@@ -15,8 +16,37 @@ struct DeviceSpec {
   int index = 0;
 };
 
-// Parses a device list; errors name the text and the allowed forms.
+// Parses a device list; errors name the text and the allowed forms. A GPU named twice is refused
+// unless the list is "cuda:KxN"; "cpu:KxN" is refused (CPU ranks are numbered: cpu:0-3).
 std::vector<DeviceSpec> parse_devices(const std::string& text);
+// True when several ranks of the list are on one GPU (only "cuda:KxN" parses so).
+bool shares_device(const std::vector<DeviceSpec>& devices);
+// The list as parse_devices reads it back: "cuda:0x4" for a shared GPU, else "cuda:0,1,2".
+std::string format_devices(const std::vector<DeviceSpec>& devices);
+
+// How ranks exchange tensors (c10d backends). Gloo moves host memory: a rank on a GPU stages every
+// transfer through pinned host buffers. NCCL moves GPU memory directly (CUDA ranks, a libtorch
+// with c10d's NCCL). Default: NCCL for CUDA ranks where the build has it, else Gloo.
+enum class Transport { Default, Gloo, Nccl };
+const char* transport_name(Transport t);  // "default", "gloo", "nccl"
+
+// The transport a group of `devices` (the list `text`) uses, given what was asked ("", "gloo" or
+// "nccl"): NCCL for CUDA ranks when this build has NCCL, Gloo otherwise and always for a shared
+// GPU. A ParamError on "transport" names why NCCL cannot run (CPU ranks, a build without NCCL, a
+// shared GPU) or the value that is neither.
+Transport choose_transport(const std::string& asked, const std::vector<DeviceSpec>& devices, const std::string& text);
+
+// The device list and transport an engine opens with, checked before anything loads: "auto"
+// resolved (why: the reason, for "auto"), the list parsed, its GPUs present in this build and
+// machine, one kind of rank, the transport chosen. Errors are ParamErrors on "devices" or
+// "transport".
+struct GroupDevices {
+  std::string list, why;
+  std::vector<DeviceSpec> devices;
+  Transport transport = Transport::Gloo;
+  bool shared = false;  // several ranks on one GPU
+};
+GroupDevices check_group_devices(const std::string& devices, const std::string& transport);
 // The ATen device a spec names (a CPU rank's index numbers the rank, not a device: the CPU).
 c10::Device aten_device(const DeviceSpec& d);
 

@@ -95,7 +95,23 @@ at::Tensor comm_buffer(at::IntArrayRef shape, const at::TensorOptions& o) {
   c10::InferenceMode off(false);
   return at::empty(shape, o);
 }
+
+// A host buffer of a staged transfer: page-locked when the rank is on a CUDA device, so the copies
+// to and from it run at full rate and the copy back to the device can be asynchronous.
+at::Tensor host_buffer(at::IntArrayRef shape, at::ScalarType dtype, const at::Device& rank_device) {
+  return comm_buffer(shape, at::TensorOptions().dtype(dtype).pinned_memory(rank_device.is_cuda()));
+}
+
+// What Gloo is handed: a bfloat16 tensor viewed as float16, bit for bit. These collectives only
+// move bytes, and Gloo's type switch (libtorch 1.13's at least) refuses bfloat16.
+at::Tensor gloo_view(const at::Tensor& t) {
+  if (t.scalar_type() != at::kBFloat16) return t;
+  c10::InferenceMode off(false);
+  return t.view(at::kHalf);
+}
 }  // namespace
+
+bool nccl_built() { return cc::kHaveNccl; }
 
 struct Communicator::Impl {
   cc::GroupPtr group;
@@ -116,16 +132,22 @@ Communicator::Communicator(RankContext& ctx, const Rendezvous& rdv, const std::s
   if (it == ranks.end()) fail("rank ", ctx.rank, " is not a member of group ", name_);
   rank_ = int(it - ranks.begin());
   impl_ = std::make_unique<Impl>();
+  // NCCL between CUDA ranks where the build has it (unless Gloo was asked for); Gloo otherwise,
+  // staged through host buffers on a rank that is not on the CPU (or when a test forces it).
+  const bool nccl_possible = ctx.device.is_cuda() && nccl_built();
+  if (ctx.transport == Transport::Nccl && !nccl_possible)
+    fail("rank ", ctx.rank, " (", ctx.device_name, "): group ", name_, ": transport nccl needs a CUDA rank and a ",
+         "libtorch with NCCL", nccl_built() ? "" : " (this build has none)");
+  nccl_ = nccl_possible && ctx.transport != Transport::Gloo;
+  staged_ = !nccl_ && (ctx.stage_host || !ctx.device.is_cpu());
   auto store = cc::prefix_store(key + "/" + name_, rdv.impl().store);
   try {
 #ifdef USE_C10D_NCCL
-    if (ctx.device.is_cuda()) {
+    if (nccl_) {
       impl_->group = cc::nccl_group(store, rank_, size(), ctx.timeout);
       return;
     }
 #endif
-    if (!ctx.device.is_cpu())
-      fail("no c10d backend for ", ctx.device.str(), " in this build (NCCL needs a CUDA libtorch 2.x)");
     impl_->group = cc::gloo_group(store, rank_, size(), gloo_host, ctx.timeout);
   } catch (const Error&) {
     throw;
@@ -172,8 +194,31 @@ at::Tensor Pending::wait() {
   const auto t0 = Clock::now();
   if (p->recv) p->c->wait_p2p(&p->work, &p->recv, p->to, p->from, p->what);
   else p->c->wait(&p->work, p->op, p->what);
+  const at::Tensor out = p->c->to_rank(p->out);  // staged: back to the rank's device
   p->c->done(p->op, p->what, p->start_s + seconds_since(t0), p->started);
-  return p->out;
+  return out;
+}
+
+at::Tensor Communicator::send_buffer(const at::Tensor& x) {
+  if (!staged_) return x.contiguous();
+  at::Tensor h = host_buffer(x.sizes(), x.scalar_type(), ctx_.device);
+  c10::InferenceMode off(false);
+  h.copy_(x);  // blocking: from a GPU it waits for the rank's stream, so x is computed
+  return h;
+}
+
+at::Tensor Communicator::result_buffer(at::IntArrayRef shape, const at::TensorOptions& o) {
+  return staged_ ? host_buffer(shape, o.dtype().toScalarType(), ctx_.device) : comm_buffer(shape, o);
+}
+
+at::Tensor Communicator::to_rank(const at::Tensor& result) {
+  if (!staged_) return result;
+  at::Tensor d = comm_buffer(result.sizes(), result.options().device(ctx_.device).pinned_memory(false));
+  c10::InferenceMode off(false);
+  // Queued on the rank's stream. From pinned memory PyTorch's host allocator records the copy, so
+  // `result` is not reused before the copy has run, even when it is freed before that.
+  d.copy_(result, /*non_blocking=*/true);
+  return d;
 }
 
 std::string Communicator::missing_ranks(const std::vector<int>& members) const {
@@ -268,24 +313,27 @@ Pending Communicator::start_all_to_all(const at::Tensor& x, const char* what) {
   if (x.dim() < 1 || x.size(0) % size() != 0)
     fail_op("all_to_all", what, concat("needs dim 0 divisible by the group size ", size(), ", got ", x.sizes()), 0);
   auto p = begin("all_to_all", what);
-  p->in = {x.contiguous()};
-  p->out = comm_buffer(p->in[0].sizes(), p->in[0].options());
+  p->in = {send_buffer(x)};
+  p->out = result_buffer(x.sizes(), x.options());
+  if (!nccl_) p->in = {gloo_view(p->in[0])}, p->outs = {{gloo_view(p->out)}};  // the buffers as Gloo takes them
+  at::Tensor& dst = nccl_ ? p->out : p->outs[0][0];
   std::vector<int64_t> splits;  // empty: equal blocks
-  launch("all_to_all", what, [&] { p->work = impl_->group->alltoall_base(p->out, p->in[0], splits, splits); });
+  launch("all_to_all", what, [&] { p->work = impl_->group->alltoall_base(dst, p->in[0], splits, splits); });
   return started(std::move(p));
 }
 
 Pending Communicator::start_all_gather(const at::Tensor& x, const char* what) {
   enter("all_gather", what, &x);
   auto p = begin("all_gather", what);
-  p->in = {x.contiguous()};
+  p->in = {send_buffer(x)};
   std::vector<int64_t> shape{int64_t(size())};
-  for (auto s : p->in[0].sizes()) shape.push_back(s);
-  p->out = comm_buffer(shape, p->in[0].options());
+  for (auto s : x.sizes()) shape.push_back(s);
+  p->out = result_buffer(shape, x.options());
   p->outs.resize(1);
   {
     c10::InferenceMode off(false);
-    for (int i = 0; i < size(); ++i) p->outs[0].push_back(p->out[i]);
+    for (int i = 0; i < size(); ++i) p->outs[0].push_back(nccl_ ? p->out[i] : gloo_view(p->out[i]));
+    if (!nccl_) p->in = {gloo_view(p->in[0])};
   }
   launch("all_gather", what, [&] { p->work = impl_->group->allgather(p->outs, p->in); });
   return started(std::move(p));
@@ -296,9 +344,10 @@ Pending Communicator::start_exchange(const at::Tensor& x, int to, int from, cons
   auto p = begin("send/recv", what);
   p->to = to, p->from = from;
   const int tag = tag_++;
-  p->in = {x.contiguous()};
-  p->outs = {{comm_buffer(x.sizes(), x.options())}};
+  p->in = {send_buffer(x)};  // staged: the host copy, kept until the Pending is waited
+  p->outs = {{result_buffer(x.sizes(), x.options())}};
   p->out = p->outs[0][0];
+  if (!nccl_) p->in = {gloo_view(p->in[0])}, p->outs = {{gloo_view(p->out)}};
   launch("send/recv", what, [&] {
     p->work = impl_->group->send(p->in, to, tag);
     p->recv = impl_->group->recv(p->outs[0], from, tag);
@@ -309,17 +358,18 @@ Pending Communicator::start_exchange(const at::Tensor& x, int to, int from, cons
 at::Tensor Communicator::broadcast(const at::Tensor& x, int root, const char* what) {
   enter("broadcast", what, &x);
   auto t0 = Clock::now();
-  at::Tensor buf = comm_buffer(x.sizes(), x.options());
-  {
+  at::Tensor buf = staged_ ? send_buffer(x) : comm_buffer(x.sizes(), x.options());  // written on the others
+  if (!staged_) {
     c10::InferenceMode off(false);
     buf.copy_(x);
   }
-  std::vector<at::Tensor> ts{buf};
+  std::vector<at::Tensor> ts{nccl_ ? buf : gloo_view(buf)};
   ::c10d::BroadcastOptions o;
   o.rootRank = root;
   cc::WorkPtr w;
   launch("broadcast", what, [&] { w = impl_->group->broadcast(ts, o); });
   wait(&w, "broadcast", what);
+  buf = to_rank(buf);
   done("broadcast", what, seconds_since(t0), t0);
   return buf;
 }

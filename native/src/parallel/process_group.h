@@ -1,5 +1,8 @@
 // Communication between ranks through libtorch's c10d: a TCPStore rendezvous and one process
 // group (Gloo for CPU ranks, NCCL for CUDA ranks where the libtorch has it) per group of ranks.
+// Gloo on a rank whose device is not the CPU (the gloo transport, a GPU shared by several ranks)
+// stages every transfer through pinned host memory: the input is copied to a host buffer, Gloo
+// moves host tensors, and Pending::wait copies the result back to the rank's device.
 //
 // Every collective (1) checks its tensors are on this rank's device with the expected dtype,
 // (2) runs with a timeout, and (3) fails with an error naming the rank, the collective, the
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "parallel/devices.h"
 
 namespace wan {
 
@@ -45,8 +49,17 @@ struct RankContext {
   std::chrono::milliseconds timeout{300000};     // every collective
   const std::atomic<bool>* abort = nullptr;      // another rank of this process failed: give up
   std::atomic<int64_t>* entered = nullptr;       // [world] collectives entered, per rank (in-process)
+  // The backend of this rank's groups (parallel/devices.h; Default: NCCL on a CUDA rank where the
+  // build has it, else Gloo). stage_host: Gloo stages through host buffers even on a CPU rank,
+  // where it is a plain copy: the same code path as a GPU rank's, for tests (WANLAB_STAGE_HOST=1,
+  // parallel/device_group.h). A non-CPU rank on Gloo always stages.
+  Transport transport = Transport::Default;
+  bool stage_host = false;
   CommStats stats;
 };
+
+// True when this build's libtorch has c10d's NCCL backend (a CUDA libtorch 2.x with USE_C10D_NCCL).
+bool nccl_built();
 
 // Checks `t` is on the rank's device with `dtype`; the error names the tensor, the rank and both
 // devices (or dtypes).
@@ -116,6 +129,8 @@ class Communicator {
   int rank() const { return rank_; }  // within the group
   int size() const { return int(ranks_.size()); }
   const std::string& name() const { return name_; }
+  bool nccl() const { return nccl_; }
+  bool staged() const { return staged_; }  // Gloo through host buffers (see the top of this file)
 
   // x: [size * n, ...] -> [size * n, ...]: block i of x goes to member i; block j of the result
   // came from member j.
@@ -154,6 +169,11 @@ class Communicator {
   std::shared_ptr<Pending::Impl> begin(const char* op, const char* what);
   // Hands out `p` once its collective is started, with the time starting took.
   static Pending started(std::shared_ptr<Pending::Impl> p);
+  // Staging (staged()): what the backend reads, x's host copy (else x, contiguous); where it
+  // writes a result (host or the rank's device); a result on the rank's device (else itself).
+  at::Tensor send_buffer(const at::Tensor& x);
+  at::Tensor result_buffer(at::IntArrayRef shape, const at::TensorOptions& o);
+  at::Tensor to_rank(const at::Tensor& result);
   // Adds blocked time to the stats; debug log of the whole transfer.
   void done(const char* op, const char* what, double blocked_s, std::chrono::steady_clock::time_point started);
 
@@ -162,6 +182,7 @@ class Communicator {
   std::vector<int> ranks_;
   int rank_ = 0;
   int tag_ = 0;
+  bool nccl_ = false, staged_ = false;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -24,8 +24,9 @@ void check_cuda_device(int index, const std::string& what) {
 }
 }  // namespace
 
+// The device list and transport are checked before anything loads (again below, on the loaded model).
 T2VEngine::T2VEngine(const std::string& model_dir, const ParallelOptions& p, const ComputeOptions& c)
-    : T2VEngine(load_model(model_dir, true), p, c) {}
+    : T2VEngine((check_group_devices(p.devices, p.transport), load_model(model_dir, true)), p, c) {}
 
 T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeOptions& c)
     : model_(std::move(model)), prompt_cache_(c.prompt_cache_bytes) {
@@ -37,21 +38,16 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
       if (std::none_of(mapped_files_.begin(), mapped_files_.end(), [&](const FileStamp& f) { return f.path == st.path; }))
         mapped_files_.push_back(st);
     }
-  std::string why;
-  const std::string list = resolve_devices(p.devices, &why);  // "auto" resolved once
+  // "auto" resolved once; the list parsed, its GPUs present, one kind of rank, the transport chosen.
+  const GroupDevices group = check_group_devices(p.devices, p.transport);
+  const std::string &list = group.list, &why = group.why;
   if (p.devices.rfind("auto", 0) == 0) {  // "auto", or "auto:K" (--rendezvous env://: LOCAL_RANK K)
     devices_note_ = concat("auto: ", list, " (", why, ")");
     // A CUDA build that finds no GPU is the surprising case: say so where the run is watched.
     if (list == "cpu" && cuda_built()) log_warn("devices ", devices_note_, "; the DiT runs on the CPU in float32");
     else log_info("devices ", devices_note_);
   }
-  const std::vector<DeviceSpec> devices = parse_devices(list);
-  bool any_cuda = false, any_cpu = false;
-  for (const auto& d : devices) {
-    (d.type == "cuda" ? any_cuda : any_cpu) = true;
-    if (d.type == "cuda") check_cuda_device(d.index, concat("devices '", p.devices, "'"));
-  }
-  if (any_cuda && any_cpu) fail("devices '", p.devices, "' mix CPU and CUDA ranks; use one kind");
+  const std::vector<DeviceSpec>& devices = group.devices;
   const at::Device first = aten_device(devices[0]);  // one kind: checked above
   const at::ScalarType dtype = c.dtype.empty() ? default_compute_dtype(first) : parse_compute_dtype(c.dtype);
   dit_place_ = {first, dtype};
@@ -120,7 +116,8 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
   shard_weights_ = c.shard_weights;
   persistent_params_ = c.persistent_params;
   dit_f8_ = dit_keeps_f8(model_.dit);
-  ranks_on_dit_device_ = first.is_cpu() ? int(devices.size()) : 1;
+  // Ranks sharing a GPU (a test mode) share its DiT as CPU ranks share the host's.
+  ranks_on_dit_device_ = first.is_cpu() || group.shared ? int(devices.size()) : 1;
   if (c.memory_budget != -1) apply_budget(c);
   check_host_memory();
   t5_ = std::make_unique<Umt5Encoder>(model_.t5, model_.arch.t5, t5_place_, t5_offload_);
@@ -133,7 +130,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
       dit_options.weight_shard = int((p.node_rank * int(devices.size()) + int(i)) % sp);
     }
     dits_.push_back(std::make_unique<WanDiT>(model_.dit, model_.arch.dit, dit_options));
-    if (d.type == "cpu" && !shard_weights_) break;
+    if ((d.type == "cpu" || group.shared) && !shard_weights_) break;
   }
   vae_ = std::make_unique<WanVAE>(model_.vae, model_.arch.vae, vae_place_);
   // The models hold what they need; in-memory weights (random ones) are not kept twice.
@@ -149,6 +146,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
     o.store = store;
     o.layout = layout_;
     o.timeout = std::chrono::milliseconds(int64_t(p.timeout_s * 1000));
+    o.transport = group.transport;
     group_ = std::make_unique<DeviceGroup>(o);
   }
   nnodes_ = p.nnodes, node_rank_ = p.node_rank;

@@ -45,7 +45,7 @@ ComputeOptions::BudgetVideo budget_video_of(const json& v) {
 }  // namespace
 
 EngineOptions engine_options_from_json(const json& j) {
-  check_json_keys(j, {"devices", "ulysses", "ring", "cfgParallel", "layout", "timeoutS", "rendezvous", "nnodes", "nodeRank",
+  check_json_keys(j, {"devices", "ulysses", "ring", "cfgParallel", "layout", "transport", "timeoutS", "rendezvous", "nnodes", "nodeRank",
                       "logDir", "logLevel", "dtype", "t5Device", "t5Offload", "vaeDevice", "persistentParams",
                       "shardWeights", "budget", "budgetVideo", "promptCacheBytes"},
                   "engine options");
@@ -63,6 +63,7 @@ EngineOptions engine_options_from_json(const json& j) {
     else if (k == "ring") count(p.ring);
     else if (k == "cfgParallel") flag(p.cfg_parallel);
     else if (k == "layout") str(p.layout);
+    else if (k == "transport") str(p.transport);
     else if (k == "timeoutS") p.timeout_s = json_field_number(v, k, k);
     else if (k == "rendezvous") str(p.rendezvous);
     else if (k == "nnodes") count(p.nnodes);

@@ -15,6 +15,9 @@ struct ParallelOptions {
   int ulysses = 0, ring = 0;    // 0 = choose (make_layout)
   bool cfg_parallel = false;    // cond/uncond on two halves of the devices
   std::string layout;           // "auto": the degrees chosen by parallel/layout_auto.h; "": as given
+  // The ranks' c10d backend: "gloo" (host memory; GPU ranks stage through pinned buffers), "nccl"
+  // (CUDA ranks), "": NCCL for CUDA ranks where the build has it, else Gloo (parallel/devices.h).
+  std::string transport;
   double timeout_s = 300;       // every collective
   // Several processes: "tcp://HOST:PORT" served by node 0; `devices` are this node's ranks and
   // the degrees count the whole group (devices x nnodes ranks). Every node runs the same request.
@@ -64,7 +67,7 @@ struct EngineOptions {
 };
 
 // The options as JSON, keys as openEngine spells them (src/engine.ts), every one optional:
-//   {"devices": str, "ulysses": int, "ring": int, "cfgParallel": bool, "timeoutS": number,
+//   {"devices": str, "ulysses": int, "ring": int, "cfgParallel": bool, "transport": str, "timeoutS": number,
 //    "rendezvous": str, "nnodes": int, "nodeRank": int, "logDir": str, "logLevel": str,
 //    "dtype": str, "t5Device": str, "t5Offload": bool, "vaeDevice": str, "persistentParams": int,
 //    "shardWeights": bool, "budget": bytes | "auto", "promptCacheBytes": int,

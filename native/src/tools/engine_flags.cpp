@@ -14,6 +14,7 @@ const std::vector<EngineFlag>& engine_flags() {
       {"--ring", "ring", F::kInt, "N"},
       {"--cfg-parallel", "cfgParallel", F::kSwitch, ""},
       {"--layout", "layout", F::kString, "auto"},
+      {"--transport", "transport", F::kString, "gloo|nccl"},
       {"--timeout", "timeoutS", F::kNumber, "S"},
       {"--rendezvous", "rendezvous", F::kString, "tcp://HOST:PORT"},
       {"--nnodes", "nnodes", F::kInt, "N"},
