@@ -13,6 +13,7 @@
 #include "tools/bench_models.h"
 #include "tools/bench_overlap.h"
 #include "tools/bench_pipeline.h"
+#include "tools/bench_projection.h"
 #include "tools/device_parity.h"
 #include "tools/doctor.h"
 #include "tools/links.h"
@@ -91,6 +92,16 @@ const char* kUsageTail = R"(  make-tiny OUT [--layout official|sharded|diffusers
       sequence-parallel attention on CPU thread ranks (Gloo), the engine's schedule (transfers
       beside compute) against the sequential one in the same command: time per call, exposed
       communication, and the ratio
+  bench projection [--dims tiny|1.3B|14B] [--height 480 --width 832 --frames 81] [--steps 50]
+                   [--cfg-scale 5] [--gpus 1,2,4,8,16] [--layouts L1,L2] [--shard-weights]
+                   [--link nvlink4|ib400|pcie4] [--links DOCTOR.json] [--inter-link ib400]
+                   [--gpus-per-node 8] [--blocks 2] [--warmup 1] [--iters 3] [--device cpu|cuda[:N]]
+                   [--dtype ...] [--heads N] [--threads N] [--seed N]
+      seconds per step and for --steps steps on N GPUs per layout (1, uN, rN, uNrM, cfg, cfg-uN,
+      cfg-uNrM; -shard for sharded weights): one rank's blocks measured on this device at its
+      real shapes, the engine's collectives modelled over the links (stated presets, or the
+      JSON `wanlab doctor --devices ... --json` writes) through the engine's overlap schedule;
+      speed-up, efficiency, the public anchors and the goals, as JSON
   bench t2v --random-weights 1.3B|14B [--device cuda] [--frames 81 --height 480 --width 832]
             [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda] [--t5-offload]
             [--v2v-strength S]
@@ -329,6 +340,41 @@ int main(int argc, char** argv) {
                                       int_option(a, "--iters", 5))
                        .dump(2)
                 << "\n";
+    } else if (cmd == "bench" && argc > 2 && std::string(argv[2]) == "projection") {
+      Args a = parse(argc, argv, {"--shard-weights"});
+      check_known(a, {"--dims", "--heads", "--device", "--dtype", "--height", "--width", "--frames", "--steps",
+                      "--cfg-scale", "--gpus", "--layouts", "--shard-weights", "--blocks", "--warmup", "--iters",
+                      "--threads", "--seed", "--link", "--links", "--inter-link", "--gpus-per-node"});
+      wan::ProjectionBenchOptions o;
+      if (a.options.count("--dims")) o.dims = a.options["--dims"];
+      if (a.options.count("--device")) o.device = a.options["--device"];
+      if (a.options.count("--dtype")) o.dtype = a.options["--dtype"];
+      if (a.options.count("--link")) o.link = a.options["--link"];
+      if (a.options.count("--links")) o.links_file = a.options["--links"];
+      if (a.options.count("--inter-link")) o.inter_link = a.options["--inter-link"];
+      o.heads = int_option(a, "--heads", o.heads);
+      o.height = int_option(a, "--height", o.height), o.width = int_option(a, "--width", o.width);
+      o.frames = int_option(a, "--frames", o.frames), o.steps = int_option(a, "--steps", o.steps);
+      o.blocks = int_option(a, "--blocks", o.blocks), o.warmup = int_option(a, "--warmup", o.warmup);
+      o.iters = int_option(a, "--iters", o.iters), o.threads = int_option(a, "--threads", o.threads);
+      o.gpus_per_node = int_option(a, "--gpus-per-node", o.gpus_per_node);
+      o.seed = static_cast<uint64_t>(int_option(a, "--seed", 0));
+      if (a.options.count("--cfg-scale")) o.cfg_scale = wan::parse_number_flag("--cfg-scale", a.options["--cfg-scale"]);
+      o.shard_weights = a.options.count("--shard-weights") > 0;
+      auto list = [&](const std::string& flag) {
+        std::vector<std::string> out;
+        std::stringstream in(a.options[flag]);
+        for (std::string t; std::getline(in, t, ',');)
+          if (!t.empty()) out.push_back(t);
+        if (out.empty()) usage(flag, " needs a comma-separated list");
+        return out;
+      };
+      if (a.options.count("--gpus")) {
+        o.gpus.clear();
+        for (const auto& g : list("--gpus")) o.gpus.push_back(wan::parse_int_flag("--gpus", g));
+      }
+      if (a.options.count("--layouts")) o.layouts = list("--layouts");
+      std::cout << wan::bench_projection(o).dump(2) << "\n";
     } else if (cmd == "bench" && argc > 2 && std::string(argv[2]) == "t2v") {
       Args a = parse(argc, argv, {"--tiled", "--dit-f8", "--t5-offload"});
       check_known(a, {"--random-weights", "--device", "--dtype", "--frames", "--height", "--width", "--steps",
@@ -362,7 +408,7 @@ int main(int argc, char** argv) {
       Args a = parse(argc, argv, {"--no-peer"});
       check_known(a, {"--dims", "--layers", "--frames", "--height", "--width", "--tokens", "--iters", "--warmup",
                       "--threads", "--seed", "--diffsynth", "--python", "--no-peer", "--device", "--dtype"});
-      if (a.positional.size() != 1) usage("bench needs one target: dit, vae, t5, matmul, attention, elementwise, overlap or t2v");
+      if (a.positional.size() != 1) usage("bench needs one target: dit, vae, t5, matmul, attention, elementwise, overlap, projection or t2v");
       const std::string& what = a.positional[0];
       wan::BenchOptions o;
       if (a.options.count("--dims")) o.dims = a.options["--dims"];
@@ -388,7 +434,7 @@ int main(int argc, char** argv) {
       if (what == "dit") r = wan::bench_dit(o);
       else if (what == "vae") r = wan::bench_vae(o);
       else if (what == "t5") r = wan::bench_t5(o);
-      else usage("unknown bench target '", what, "' (allowed: dit, vae, t5, matmul, attention, elementwise, overlap, t2v)");
+      else usage("unknown bench target '", what, "' (allowed: dit, vae, t5, matmul, attention, elementwise, overlap, projection, t2v)");
       std::cout << r.dump(2) << "\n";
     } else {
       std::cerr << "wanlab-engine: unknown command '" << cmd << "'\n" << usage_text();
