@@ -1,6 +1,7 @@
 // The pre-flight check of a multi-process group (parallel/preflight.h), its nodes as threads of
 // this process: a node that never joins is named within the timeout; different models or GPUs
-// claimed twice are refused on every node; a complete group passes its smoke collectives.
+// claimed twice are refused on every node; a complete group passes its smoke collectives and
+// measures, for layout auto, the links within and across nodes and each rank's compute.
 #include <chrono>
 #include <thread>
 
@@ -45,7 +46,7 @@ TEST(preflight_names_a_rank_that_never_joins_within_the_timeout) {
   EXPECT_ERROR(preflight(o), "pre-flight: rank 1 (node 1) never joined the rendezvous at 127.0.0.1:", "within 1 s",
                "joined: node 0 (rank 0, host ", "cpu:0)", "No weights were loaded");
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  CHECK(s >= 1.0 && s < 2.5);
+  EXPECT(s >= 1.0 && s < 2.5);
 }
 
 TEST(preflight_names_node_0_when_it_never_serves_the_store) {
@@ -61,9 +62,9 @@ TEST(preflight_passes_a_complete_group_and_hands_on_node_0s_store) {
   std::vector<std::thread> ts;
   for (int k = 0; k < 2; ++k) ts.emplace_back([&, k] { res[k] = preflight(nodes[k]); });
   for (auto& t : ts) t.join();
-  CHECK(res[0].store && res[0].store->port() == port);
-  CHECK(res[1].nodes.size() == 2 && res[1].nodes[1].first_rank == 2 && res[1].nodes[1].devices == "cpu:0,1");
-  CHECK(res[0].nodes[0].build == engine_build());
+  EXPECT(res[0].store && res[0].store->port() == port);
+  EXPECT(res[1].nodes.size() == 2 && res[1].nodes[1].first_rank == 2 && res[1].nodes[1].devices == "cpu:0,1");
+  EXPECT(res[0].nodes[0].build == engine_build());
 }
 
 TEST(preflight_refuses_nodes_with_different_models_on_every_node) {
@@ -84,9 +85,9 @@ TEST(preflight_refuses_two_ranks_on_one_gpu_of_one_host) {
 
 TEST(weights_fingerprint_follows_the_weights_not_the_folder) {
   const std::string a = weights_fingerprint(load_model(wantest::tiny_model("official", 1)));
-  CHECK(a == weights_fingerprint(load_model(wantest::tiny_model("official", 1))));
-  CHECK(a != weights_fingerprint(load_model(wantest::tiny_model("official", 2))));
-  CHECK(a.find(" tensors)") != std::string::npos);
+  EXPECT(a == weights_fingerprint(load_model(wantest::tiny_model("official", 1))));
+  EXPECT(a != weights_fingerprint(load_model(wantest::tiny_model("official", 2))));
+  EXPECT(a.find(" tensors)") != std::string::npos);
 }
 
 TEST(preflight_names_a_missing_middle_rank_on_every_node_that_started) {
@@ -99,4 +100,27 @@ TEST(preflight_names_a_missing_middle_rank_on_every_node_that_started) {
   for (const auto& e : errs)
     if (e.find("rank 1 (node 1)") == std::string::npos || e.find("No weights were loaded") == std::string::npos)
       throw wantest::Failure{e};
+}
+
+TEST(preflight_measures_the_links_and_compute_layout_auto_weighs_the_same_on_every_node_within_a_second) {
+  const uint16_t port = free_port();
+  std::vector<PreflightOptions> nodes = {node(port, 0, 2, "cpu:0-1"), node(port, 1, 2, "cpu:0-1")};
+  for (auto& n : nodes) n.probe_head_dim = 64;
+  std::vector<PreflightResult> res(2);
+  std::vector<std::thread> ts;
+  for (int k = 0; k < 2; ++k) ts.emplace_back([&, k] { res[k] = preflight(nodes[k]); });
+  for (auto& t : ts) t.join();
+  for (const auto& r : res) {
+    const MeasuredLinks& m = r.links;
+    EXPECT(m.within.bytes_per_s > 0 && m.within.latency_s > 0 && m.across.bytes_per_s > 0 && m.across.latency_s > 0);
+    EXPECT(m.flops_per_s > 0 && m.probe_s > 0);
+    EXPECT(r.all_to_all_within_s > 0 && r.all_to_all_group_s > 0);
+    // the smoke collectives and the measurements together, on 4 thread ranks of 2 busy cores
+    EXPECT(r.collectives_s < 1.0);
+  }
+  // the group's figures, not each node's own: both nodes pick the same layout from them
+  EXPECT(res[0].links.within.bytes_per_s == res[1].links.within.bytes_per_s);
+  EXPECT(res[0].links.across.latency_s == res[1].links.across.latency_s);
+  EXPECT(res[0].links.flops_per_s == res[1].links.flops_per_s);
+  EXPECT(links_text(res[0].links).find("within a node ") == 0);
 }

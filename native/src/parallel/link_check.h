@@ -32,4 +32,11 @@ struct LinkReport {
 
 LinkReport check_links(const LinkCheckOptions& o);
 
+// One collective timed on `c`: op 0 all-to-all, 1 all-gather, 2 send/recv (to member `to`, from
+// member `from`) of about `bytes` per rank (float32 elements, a multiple of the group's size), each
+// call after a barrier, `reps` timed calls after one warm-up: the median seconds per call. *sent:
+// the bytes each rank actually handed over per call.
+double time_collective(Communicator& c, int op, int64_t bytes, int reps, int to, int from, const at::Device& device,
+                       int64_t* sent = nullptr);
+
 }  // namespace wan

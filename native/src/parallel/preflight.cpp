@@ -11,7 +11,9 @@
 #include "common/cuda.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "kernels/attention.h"
 #include "parallel/c10d_compat.h"
+#include "parallel/link_check.h"
 
 namespace wan {
 
@@ -78,9 +80,70 @@ std::string gloo_host(const std::string& store_host) {
   return store_host == "127.0.0.1" || store_host == "localhost" ? "127.0.0.1" : this_host();
 }
 
+// What one rank measures for layout auto, then the group's figures: every rank all-gathers every
+// rank's, and takes the lowest bandwidth and flops and the highest latency (the same numbers on
+// every node, so every node picks the same layout).
+struct Measured {
+  MeasuredLinks links;
+  double a2a_within_s = 0, a2a_group_s = 0;
+};
+Measured measure(const PreflightOptions& o, Communicator& world_comm, RankContext& ctx, const Rendezvous& rdv,
+                 const std::string& gloo, int local_index) {
+  constexpr int64_t kSmall = 4096, kLarge = 512 << 10, kAllToAll = 64 << 10;
+  constexpr int kReps = 3;
+  const int local = int(o.devices.size()), world = local * o.nnodes, g = ctx.rank;
+  // v: within bytes/s, latency; across bytes/s, latency; flops/s; probe s; all-to-all within, group
+  std::vector<float> v(8, 0.f);
+  auto speed = [&](Communicator& c, int to, int from, float* bw, float* lat) {
+    int64_t sent = 0;
+    *lat = float(time_collective(c, 2, kSmall, kReps, to, from, ctx.device));
+    const double t = time_collective(c, 2, kLarge, kReps, to, from, ctx.device, &sent);
+    *bw = float(double(sent) / t);
+  };
+  if (local >= 2) {
+    std::vector<int> node(local);
+    for (int k = 0; k < local; ++k) node[k] = o.node_rank * local + k;
+    Communicator nc(ctx, rdv, "preflight-node", node, "preflight", gloo);
+    speed(nc, (local_index + 1) % local, (local_index + local - 1) % local, &v[0], &v[1]);
+    v[6] = float(time_collective(nc, 0, kAllToAll, kReps, 0, 0, ctx.device));
+  }
+  if (o.nnodes >= 2) {
+    speed(world_comm, (g + local) % world, (g + world - local) % world, &v[2], &v[3]);
+    v[7] = float(time_collective(world_comm, 0, kAllToAll, kReps, 0, 0, ctx.device));
+  }
+  {  // the compute probe: self-attention of 128 tokens, 2 heads at the DiT's head dim
+    const int64_t hd = o.probe_head_dim, n = 128, heads = 2;
+    const auto opts = at::TensorOptions().dtype(ctx.device.is_cuda() ? at::kBFloat16 : at::kFloat).device(ctx.device);
+    const at::Tensor q = at::rand({1, heads, n, hd}, opts);
+    attention(q, q, q).cpu();  // warm-up
+    const auto t0 = Clock::now();
+    for (int r = 0; r < 2; ++r) attention(q, q, q).cpu();
+    const double s = since(t0) / 2;
+    v[4] = float(4.0 * heads * n * n * hd / s), v[5] = float(s);
+  }
+  const at::Tensor all = world_comm.all_gather(at::tensor(v).to(ctx.device), "pre-flight measurements").cpu();
+  Measured m;
+  auto lowest = [&](int k) {
+    double x = 0;
+    for (int j = 0; j < world; ++j) x = j == 0 ? all[j][k].item<float>() : std::min<double>(x, all[j][k].item<float>());
+    return x;
+  };
+  auto highest = [&](int k) {
+    double x = 0;
+    for (int j = 0; j < world; ++j) x = std::max<double>(x, all[j][k].item<float>());
+    return x;
+  };
+  m.links.within = {lowest(0), highest(1)};
+  m.links.across = {lowest(2), highest(3)};
+  m.links.flops_per_s = lowest(4), m.links.probe_s = highest(5);
+  m.a2a_within_s = highest(6), m.a2a_group_s = highest(7);
+  return m;
+}
+
 // One rank's smoke collectives on its device: "" when all arrived as sent, else what failed.
+// probe_head_dim > 0: then what layout auto weighs, into *measured.
 std::string smoke(const PreflightOptions& o, int local_index, const std::string& store_host, uint16_t store_port,
-                  std::chrono::milliseconds left) {
+                  std::chrono::milliseconds left, Measured* measured) {
   const int local = int(o.devices.size()), world = local * o.nnodes, g = o.node_rank * local + local_index;
   const DeviceSpec& d = o.devices[local_index];
   RankContext ctx;
@@ -111,6 +174,7 @@ std::string smoke(const PreflightOptions& o, int local_index, const std::string&
     if (r[0].item<float>() != float(from))
       return concat("send/recv gave ", r[0].item<float>(), " from rank ", from, " (expected ", from, ")");
     c.barrier("pre-flight barrier");
+    if (o.probe_head_dim > 0) *measured = measure(o, c, ctx, *rdv, gloo_host(store_host), local_index);
   } catch (const std::exception& e) {
     return e.what();
   }
@@ -237,11 +301,12 @@ PreflightResult preflight(const PreflightOptions& o) {
   // The smoke collectives, one thread per local rank.
   const auto t1 = Clock::now();
   std::vector<std::string> errs(local);
+  std::vector<Measured> measured(local);
   {
     std::vector<std::thread> ts;
     const auto remaining = left();
     for (int i = 0; i < local; ++i)
-      ts.emplace_back([&, i] { errs[i] = smoke(o, i, o.host, r.store->port(), remaining); });
+      ts.emplace_back([&, i] { errs[i] = smoke(o, i, o.host, r.store->port(), remaining, &measured[i]); });
     for (auto& t : ts) t.join();
   }
   for (int i = 0; i < local; ++i)
@@ -251,6 +316,13 @@ PreflightResult preflight(const PreflightOptions& o) {
   r.collectives_s = since(t1);
   log_info("pre-flight: ", o.nnodes, " nodes met in ", r.meet_s, " s, same build and model; collectives ok in ",
            r.collectives_s, " s");
+  if (o.probe_head_dim > 0) {
+    r.links = measured[0].links;
+    r.all_to_all_within_s = measured[0].a2a_within_s, r.all_to_all_group_s = measured[0].a2a_group_s;
+    log_info("pre-flight links: ", links_text(r.links), "; 64 KiB all-to-all ",
+             r.all_to_all_within_s > 0 ? concat(r.all_to_all_within_s * 1e3, " ms within a node, ") : std::string(),
+             r.all_to_all_group_s * 1e3, " ms over the group");
+  }
   return r;
 }
 

@@ -12,6 +12,7 @@
 
 #include "checkpoint/layout.h"
 #include "parallel/devices.h"
+#include "parallel/layout_auto.h"
 #include "parallel/process_group.h"
 
 namespace wan {
@@ -32,6 +33,10 @@ struct PreflightOptions {
   std::vector<DeviceSpec> devices;  // this node's ranks (node K's ranks are K * devices.size() + i)
   std::chrono::milliseconds timeout{60000};  // for all of it
   std::string model;                // weights_fingerprint; "" = not compared
+  // > 0: after the smoke collectives, measure what layout auto weighs (parallel/layout_auto.h):
+  // send/recv of 4 KiB (latency) and 512 KiB (bandwidth) within a node and across nodes, a 64 KiB
+  // all-to-all within a node and over the group, and an attention probe at this head dim per rank.
+  int64_t probe_head_dim = 0;
 };
 
 // What each node published.
@@ -46,6 +51,8 @@ struct PreflightResult {
   std::vector<PreflightNode> nodes;
   double meet_s = 0;         // until every node had joined
   double collectives_s = 0;  // the smoke collectives
+  MeasuredLinks links;       // probe_head_dim > 0: the slowest rank's figures, the same on every node
+  double all_to_all_within_s = 0, all_to_all_group_s = 0;  // the 64 KiB all-to-alls (0 = not run)
 };
 
 // Runs the check on this node (every node calls it with the same nnodes, port and devices count).
