@@ -78,21 +78,21 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
     rdv_port = std::stoi(port);
   }
   const int world = int(devices.size()) * p.nnodes;
+  // The layout's inputs (parallel/layout_auto.h); several processes add the pre-flight's measurements.
+  const DitArch& dit_arch = model_.arch.dit;
+  LayoutInputs layout_in(world, int(dit_arch.num_heads), p.nnodes > 1 ? int(devices.size()) : 0, 0);
+  layout_in.dim = dit_arch.dim, layout_in.ffn_dim = dit_arch.ffn_dim, layout_in.layers = dit_arch.num_layers;
+  layout_in.elem_bytes = int(c10::elementSize(dtype));
   if (p.layout == "auto") {
-    // parallel/layout_auto.h: the degrees from the ranks, the heads and the nodes.
     if (p.ulysses || p.ring || p.cfg_parallel)
       fail("layout auto chooses ulysses, ring and cfg parallel itself; give either layout auto or the degrees");
-    const LayoutChoice choice = auto_layout({world, int(model_.arch.dit.num_heads), p.nnodes > 1 ? int(devices.size()) : 0, 0});
-    layout_ = choice.layout;
-    layout_reason_ = "auto: " + choice.reason;
-    log_info("layout ", layout_reason_);
   } else if (!p.layout.empty()) {
     fail("layout must be \"auto\" (or left out to give the degrees), got '", p.layout, "'");
   } else {
-    layout_ = make_layout(world, p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(model_.arch.dit.num_heads));
+    layout_ = make_layout(world, p.ulysses, p.ring, p.cfg_parallel ? 2 : 1, int(dit_arch.num_heads));
   }
   // Several processes: the pre-flight check (parallel/preflight.h) before any weights load, its
-  // store handed on to the device group.
+  // store handed on to the device group, its link and compute figures to the layout.
   std::shared_ptr<Rendezvous> store;
   if (p.nnodes > 1) {
     PreflightOptions pre;
@@ -100,7 +100,22 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
     pre.devices = devices;
     pre.timeout = std::chrono::milliseconds(int64_t(std::min(p.timeout_s, 60.0) * 1000));
     pre.model = weights_fingerprint(model_);
-    store = preflight(pre).store;
+    pre.probe_head_dim = dit_arch.dim / std::max<int64_t>(1, dit_arch.num_heads);
+    const PreflightResult checked = preflight(pre);
+    store = checked.store;
+    layout_in.links = checked.links;
+  }
+  if (p.layout == "auto") {
+    // The degrees from the ranks, the heads, the nodes and the measured links and compute.
+    const LayoutChoice choice = auto_layout(layout_in);
+    layout_ = choice.layout;
+    layout_reason_ = "auto: " + choice.reason;
+    log_info("layout ", layout_reason_);
+  } else if (p.nnodes > 1) {
+    // A given ring across a slow link where layout auto keeps it within nodes: warned, and the
+    // warning is the layout's reason in the sidecar and the manifest.
+    const std::string warning = review_layout(layout_in, layout_);
+    if (!warning.empty()) log_warn(warning), layout_reason_ = warning;
   }
   c10::NoGradGuard no_grad;
   if (c.t5_offload && !t5_place_.device.is_cuda())
