@@ -184,8 +184,9 @@ LayoutChoice auto_layout(const LayoutInputs& in) {
   // Rule 4: only a slow boundary between nodes lets the step-time model overrule rules 1-3.
   const std::string links = links_text(in.links);
   const LayoutCost rule = layout_cost(in, c.layout);
-  auto modelled = [](const LayoutCost& k) {
-    return concat(fmt("%.3g s per step (compute ", k.step_s()), fmt("%.3g s, comm ", k.compute_s),
+  const int64_t tokens = in.tokens > 0 ? in.tokens : kReferenceTokens;
+  auto modelled = [&](const LayoutCost& k) {
+    return concat(fmt("%.3g s per step at ", k.step_s()), tokens, fmt(" tokens (compute %.3g s, comm ", k.compute_s),
                   fmt("%.3g s, ", k.comm_s), fmt("%.3g s of it across nodes)", k.across_s));
   };
   if (!several_nodes(in) || !in.links.slow_boundary()) {
