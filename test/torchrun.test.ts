@@ -176,6 +176,35 @@ test("--layout auto picks cfg-parallel × Ulysses by the documented rule, record
   assert.match(bad.stderr, /--layout/);
 });
 
+test("two processes of 2 ranks with --layout auto: the pre-flight measures the links and compute, the sidecar quotes them with rule 4's verdict, node 0 matches one rank", async () => {
+  const port = await portPair();
+  const node = (k: number) => new Promise<Run>((res) => {
+    const p = spawn(process.execPath, [cliPath, "generate", ...args, "--devices", "cpu:0-1", "--layout", "auto",
+      "--rendezvous", `tcp://127.0.0.1:${port}`, "--nnodes", "2", "--node-rank", String(k), "--timeout", "30",
+      "--output", join(dir, `links${k}.mp4`), "--save-tensors", join(dir, `links${k}.safetensors`)], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "", stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("close", (code) => res({ code, stdout, stderr }));
+  });
+  const [n0, n1] = await Promise.all([node(0), node(1)]);
+  assert.equal(n0.code, 0, n0.stderr);
+  assert.equal(n1.code, 0, n1.stderr);
+  const e = relL2(latents(join(dir, "links0.safetensors")), one);
+  assert.ok(e <= 1e-5, `latents rel L2 ${e}`);
+  const { parallel } = JSON.parse(readFileSync(join(dir, "links0.mp4.json"), "utf8")) as { parallel: Record<string, unknown> };
+  // the tiny model's compute dwarfs loopback transfers: rules 1-3 stand whatever the links measure
+  assert.deepEqual([parallel.devices, parallel.cfg, parallel.ulysses, parallel.ring], [4, 2, 2, 1]);
+  const num = "[\\d.e+-]+";
+  const modelled = `${num} s per step at 32760 tokens \\(compute ${num} s, comm ${num} s, ${num} s of it across nodes\\)`;
+  assert.match(String(parallel.reason), new RegExp("^auto: cfg-parallel 2: 4 ranks are even \\(rule 1\\); ulysses 2: the largest degree " +
+    `dividing the 2 ranks per branch and the 2 heads within a node's 2 ranks \\(rule 2\\); links: within a node ${num} GB/s, ${num} us; ` +
+    `across nodes ${num} GB/s, ${num} us \\(${num}x (slower|faster)\\); compute ${num} [GT]FLOP/s \\(probe ${num} ms\\): ` +
+    // uniform links (or, on a busy machine, a slow boundary that changes nothing)
+    `(across nodes less than 4x slower than within, rules 1-3 stand \\(rule 4\\); modelled ${modelled}|` +
+    `rules 1-3's pick models ${modelled}, within 1.1x of the fastest layout \\(rule 4\\))$`));
+});
+
 test("wanlab serve --layout auto: a job's manifest.json records the layout and its reason, as generate's sidecar does", async () => {
   const s = await startServer(["--model", model, "--devices", "cpu:0-3", "--layout", "auto", "--port", "0", "--outputs", join(dir, "auto-out")],
     join(dir, "auto-run"));
