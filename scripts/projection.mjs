@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The chart of an N-GPU projection (`wanlab-engine bench projection`'s JSON): seconds for the
 // video's steps against GPUs, one line per layout family (each point one layout, its name on
-// hover), the ideal scaling of the 1-GPU time, and the public anchors as markers; a table of
+// hover; points only where a family has several layouts at one GPU count), the ideal scaling of the 1-GPU time, and the public anchors as markers; a table of
 // every layout below, so the page reads without JavaScript. plotly.js is inlined: the page opens
 // offline.
 //
@@ -40,7 +40,9 @@ export function projectionTraces(p) {
   for (const [name, rows] of families) {
     const pts = (name === "Ulysses" || name === "ring") && base ? [base, ...rows] : rows;
     pts.sort((a, b) => a.gpus - b.gpus || a.total_s - b.total_s);
-    traces.push({ name, type: "scatter", mode: "lines+markers", x: pts.map((r) => r.gpus), y: pts.map((r) => r.total_s),
+    // A family with several layouts at one GPU count (u4r2 and u2r4) is drawn as points only.
+    const oneEach = new Set(pts.map((r) => r.gpus)).size === pts.length;
+    traces.push({ name, type: "scatter", mode: oneEach ? "lines+markers" : "markers", x: pts.map((r) => r.gpus), y: pts.map((r) => r.total_s),
       text: pts.map((r) => `${r.layout}: ${r.total_s.toFixed(1)} s, efficiency ${r.efficiency.toFixed(2)}`), hoverinfo: "text" });
   }
   const gpus = [...new Set(p.layouts.map((r) => r.gpus))].sort((a, b) => a - b);
