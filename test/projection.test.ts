@@ -117,7 +117,7 @@ test("bench projection: sharded layouts add the weights' all-gathers as the engi
   }
 });
 
-test("bench projection: measured links from `wanlab doctor --devices ... --json`, and refused input named", () => {
+test("bench projection: measured links from `wanlab doctor --devices ... --json`, a run projected again, and refused input named", () => {
   const links = join(dir, "links.json");
   const measures = ["all_to_all", "all_gather", "send/recv"].flatMap((op) =>
     [[4096, 1e-4], [1 << 20, 2e-3]].map(([bytes, s]) => ({ op, bytes, latency_s: s, bytes_per_s: bytes! / s! })));
@@ -127,6 +127,18 @@ test("bench projection: measured links from `wanlab doctor --devices ... --json`
   assert.equal(p.links.intra_node.measured_world, 2);
   assert.ok(p.layouts[1]!.modelled.block.ring_comm_s >= 1e-4, JSON.stringify(p.layouts[1]));
 
+  // The first test's measurements projected again over PCIe, for 20 steps: nothing is timed, the
+  // measured parts are the same, no layout gets faster on a slower link.
+  const first = JSON.parse(readFileSync(join(dir, "projection.json"), "utf8")) as Report;
+  const again = report([...video, "--measured", join(dir, "projection.json"), "--link", "pcie4", "--steps", "20"]);
+  assert.deepEqual(again.layouts.map((r) => r.layout), first.layouts.map((r) => r.layout));
+  again.layouts.forEach((r, i) => {
+    const was = first.layouts[i]!;
+    assert.deepEqual(r.measured, was.measured, r.layout);
+    assert.ok(r.step_s >= was.step_s, `${r.layout}: ${r.step_s} over PCIe, ${was.step_s} over NVLink`);
+    assert.ok(Math.abs(r.total_s - 20 * r.step_s) < 1e-9 * r.total_s, r.layout);
+  });
+
   const bad = (args: string[], ...needles: string[]) => {
     const r = bench([...video, ...quick, ...args]);
     assert.notEqual(r.status, 0, args.join(" "));
@@ -134,6 +146,7 @@ test("bench projection: measured links from `wanlab doctor --devices ... --json`
   };
   bad(["--layouts", "u3x"], "layout 'u3x'", "uNrM");
   bad(["--link", "nvlink9"], "nvlink9", "nvlink4, ib400, pcie4");
+  bad(["--measured", join(dir, "projection.json"), "--width", "64"], "it measured tiny with 8 heads at 128x128x9, not tiny with 8 heads at 128x64x9");
   bad(["--links", join(dir, "missing.json")], "cannot read --links", "missing.json");
   writeFileSync(join(dir, "partial.json"), JSON.stringify({ measures: measures.slice(0, 2) }));
   bad(["--links", join(dir, "partial.json")], "no measure of all_gather");

@@ -96,12 +96,13 @@ const char* kUsageTail = R"(  make-tiny OUT [--layout official|sharded|diffusers
                    [--cfg-scale 5] [--gpus 1,2,4,8,16] [--layouts L1,L2] [--shard-weights]
                    [--link nvlink4|ib400|pcie4] [--links DOCTOR.json] [--inter-link ib400]
                    [--gpus-per-node 8] [--blocks 2] [--warmup 1] [--iters 3] [--device cpu|cuda[:N]]
-                   [--dtype ...] [--heads N] [--threads N] [--seed N]
+                   [--dtype ...] [--heads N] [--threads N] [--seed N] [--measured PREVIOUS.json]
       seconds per step and for --steps steps on N GPUs per layout (1, uN, rN, uNrM, cfg, cfg-uN,
       cfg-uNrM; -shard for sharded weights): one rank's blocks measured on this device at its
       real shapes, the engine's collectives modelled over the links (stated presets, or the
       JSON `wanlab doctor --devices ... --json` writes) through the engine's overlap schedule;
-      speed-up, efficiency, the public anchors and the goals, as JSON
+      speed-up, efficiency, the public anchors and the goals, as JSON; --measured projects a
+      previous run's measurements again (other links or steps) without timing anything
   bench t2v --random-weights 1.3B|14B [--device cuda] [--frames 81 --height 480 --width 832]
             [--steps 3] [--full-steps 50] [--cfg-scale 5] [--tiled] [--t5-device cpu|cuda] [--t5-offload]
             [--v2v-strength S]
@@ -344,7 +345,7 @@ int main(int argc, char** argv) {
       Args a = parse(argc, argv, {"--shard-weights"});
       check_known(a, {"--dims", "--heads", "--device", "--dtype", "--height", "--width", "--frames", "--steps",
                       "--cfg-scale", "--gpus", "--layouts", "--shard-weights", "--blocks", "--warmup", "--iters",
-                      "--threads", "--seed", "--link", "--links", "--inter-link", "--gpus-per-node"});
+                      "--threads", "--seed", "--link", "--links", "--inter-link", "--gpus-per-node", "--measured"});
       wan::ProjectionBenchOptions o;
       if (a.options.count("--dims")) o.dims = a.options["--dims"];
       if (a.options.count("--device")) o.device = a.options["--device"];
@@ -352,6 +353,7 @@ int main(int argc, char** argv) {
       if (a.options.count("--link")) o.link = a.options["--link"];
       if (a.options.count("--links")) o.links_file = a.options["--links"];
       if (a.options.count("--inter-link")) o.inter_link = a.options["--inter-link"];
+      if (a.options.count("--measured")) o.measured_file = a.options["--measured"];
       o.heads = int_option(a, "--heads", o.heads);
       o.height = int_option(a, "--height", o.height), o.width = int_option(a, "--width", o.width);
       o.frames = int_option(a, "--frames", o.frames), o.steps = int_option(a, "--steps", o.steps);

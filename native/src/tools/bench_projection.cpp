@@ -213,6 +213,40 @@ nlohmann::json compute_json(const RankCompute& c, const Projection& p, int64_t l
           {"rank_shape", from}};
 }
 
+// A previous run's measurements (--measured FILE): its rank shapes' compute by (u, r, sharded),
+// refused unless it ran the same model and video.
+struct Measured {
+  std::map<std::tuple<int64_t, int64_t, bool>, RankCompute> compute;
+  nlohmann::json json;
+};
+Measured read_measured(const std::string& file, const ProjectionBenchOptions& o, const DitArch& a) {
+  std::ifstream in(file);
+  if (!in) fail("bench projection: cannot read --measured ", file);
+  Measured m;
+  try {
+    m.json = nlohmann::json::parse(in);
+    if (m.json.value("bench", "") != "projection") fail("not the JSON of `wanlab-engine bench projection`");
+    const auto& v = m.json.at("video");
+    if (m.json.at("dims") != o.dims || m.json.at("arch").at("heads") != a.num_heads || v.at("height") != o.height ||
+        v.at("width") != o.width || v.at("frames") != o.frames)
+      fail("it measured ", m.json.at("dims").get<std::string>(), " with ", m.json.at("arch").at("heads"), " heads at ",
+           v.at("height"), "x", v.at("width"), "x", v.at("frames"), ", not ", o.dims, " with ", a.num_heads, " heads at ",
+           o.height, "x", o.width, "x", o.frames);
+    for (const auto& r : m.json.at("layouts")) {
+      const auto& c = r.at("measured");
+      m.compute[std::make_tuple(r.at("ulysses").get<int64_t>(), r.at("ring").get<int64_t>(), r.at("shard_weights").get<bool>())] =
+          RankCompute{c.at("block_other_s").get<double>(), c.at("block_attention_s").get<double>(),
+                      c.at("block_ring_merge_s").get<double>(), c.at("block_ulysses_copies_s").get<double>(),
+                      c.at("forward_outside_blocks_s").get<double>()};
+    }
+  } catch (const nlohmann::json::exception& e) {
+    fail("bench projection: --measured ", file, ": ", e.what());
+  } catch (const Error& e) {
+    fail("bench projection: --measured ", file, ": ", e.what());
+  }
+  return m;
+}
+
 }  // namespace
 
 nlohmann::json bench_projection(const ProjectionBenchOptions& o) {
@@ -267,8 +301,10 @@ nlohmann::json bench_projection(const ProjectionBenchOptions& o) {
 
   Setup s{o, {parse_device(o.device), at::kFloat}, a, {}, {}, {}, grid.tokens(a.patch)};
   s.place.dtype = o.dtype.empty() ? default_compute_dtype(s.place.device) : parse_compute_dtype(o.dtype);
+  const Measured before = o.measured_file.empty() ? Measured{} : read_measured(o.measured_file, o, a);
+  if (!o.measured_file.empty()) s.place.dtype = before.json.at("element_bytes") == 2 ? at::kBFloat16 : at::kFloat;
   const int64_t e = int64_t(c10::elementSize(s.place.dtype));
-  {
+  if (o.measured_file.empty()) {
     c10::InferenceMode guard;
     for (const auto& spec : dit_specs(a))
       s.weights[spec.name] = stored(random_tensor(spec, o.seed, s.place.device).to(at::kBFloat16));
@@ -298,6 +334,13 @@ nlohmann::json bench_projection(const ProjectionBenchOptions& o) {
     const bool sharded = l.shard_weights && sp > 1;
     const auto key = std::make_tuple(int64_t(l.ulysses), int64_t(l.ring), sharded);
     const std::string shape_name = concat("u", l.ulysses, " r", l.ring, sharded ? " sharded" : "");
+    if (!cache.count(key) && !o.measured_file.empty()) {
+      auto it = before.compute.find(key);
+      if (it == before.compute.end())
+        fail("bench projection: --measured ", o.measured_file, " has no measurement of rank shape ", shape_name,
+             " (layout ", name, "): run it on the device with that layout");
+      cache[key] = {it->second, nlohmann::json()};
+    }
     if (!cache.count(key)) {
       nlohmann::json samples;
       const RankCompute c = measure_rank(s, l.ulysses, l.ring, sharded, samples);
@@ -336,7 +379,8 @@ nlohmann::json bench_projection(const ProjectionBenchOptions& o) {
       if (row["gpus"] == gpus && (!b || row["step_s"].get<double>() < (*b)["step_s"].get<double>())) b = &row;
     return b;
   };
-  const std::string device_name = s.place.device.is_cuda() ? cuda_device_name(s.place.device) : "cpu";
+  const std::string device_name = !o.measured_file.empty() ? before.json.at("device").get<std::string>()
+                                  : s.place.device.is_cuda() ? cuda_device_name(s.place.device) : "cpu";
   const bool h100 = device_name.find("H100") != std::string::npos;
   const bool wan14b_720p = o.dims == "14B" && o.heads == 0 && o.height == 720 && o.width == 1280 && o.frames == 81;
   nlohmann::json goals = nlohmann::json::array();
@@ -370,7 +414,9 @@ nlohmann::json bench_projection(const ProjectionBenchOptions& o) {
   };
   return {{"bench", "projection"},
           {"device", device_name},
-          {"placement", placement_name(s.place)},
+          {"placement", o.measured_file.empty() ? placement_name(s.place) : before.json.at("placement").get<std::string>()},
+          {"element_bytes", e},
+          {"measured_by", o.measured_file.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.measured_file)},
           {"threads", at::get_num_threads()},
           {"dims", o.dims},
           {"arch", {{"dim", a.dim}, {"heads", a.num_heads}, {"layers", layers}, {"ffn_dim", a.ffn_dim}}},
@@ -391,7 +437,7 @@ nlohmann::json bench_projection(const ProjectionBenchOptions& o) {
                          "and the sampler are not included"}}},
           {"layouts", rows},
           {"skipped", skipped},
-          {"rank_samples", rank_samples},
+          {"rank_samples", o.measured_file.empty() ? rank_samples : before.json.value("rank_samples", nlohmann::json::object())},
           {"anchors",
            {{{"source", "Wan2.1 (official), T2V-14B 720p, 50 steps, H100"}, {"dims", "14B"}, {"height", 720}, {"width", 1280},
              {"gpus", {1, 2, 4, 8}}, {"total_s", {1837.9, 945.1, 497.0, 287.9}}},

@@ -43,6 +43,9 @@ struct ProjectionBenchOptions {
   std::string links_file;         // ... or `wanlab doctor --devices ... --json`'s report
   std::string inter_link = "ib400";  // between nodes
   int gpus_per_node = 8;
+  // A previous run's JSON (same model and video): its measured rank compute is projected again
+  // (other links, layouts it measured, steps) without timing anything.
+  std::string measured_file;
 };
 
 // The layouts run by default for `gpus` GPUs (before the heads and tokens filter them).
