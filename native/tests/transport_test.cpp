@@ -13,6 +13,7 @@
 #include "common/cuda.h"
 #include "parallel/devices.h"
 #include "parallel/process_group.h"
+#include "pipeline/engine_options.h"
 #include "pipeline/t2v.h"
 #include "test.h"
 
@@ -137,6 +138,12 @@ TEST(transport_choice_defaults_and_refusals_name_the_reason) {
                    cuda_built() ? "without c10d's NCCL" : "CPU-only libtorch");
   }
   EXPECT(field_of([&] { choose_transport("nccl", cpu2, "cpu:0-1"); }) == "transport");
+}
+
+TEST(transport_is_an_engine_option_in_the_json_codec) {
+  EXPECT(engine_options_from_json(nlohmann::json::parse(R"({"transport": "gloo"})")).parallel.transport == "gloo");
+  EXPECT(engine_options_from_json(nlohmann::json::parse("{}")).parallel.transport.empty());  // the default
+  EXPECT(field_of([] { engine_options_from_json(nlohmann::json::parse(R"({"transport": 1})")); }) == "transport");
 }
 
 TEST(transport_group_devices_are_checked_before_any_load) {
