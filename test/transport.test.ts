@@ -55,6 +55,9 @@ test("--transport nccl between CPU ranks, or in a build without NCCL, and --tran
   const bogus = wanlab([...base(), "--devices", "cpu:0-1", "--transport", "bogus"]);
   assert.equal(bogus.status, 2, bogus.stderr);
   assert.match(bogus.stderr, /--transport must be one of gloo, nccl, got 'bogus'/);
+  const server = wanlab([...base(), "--server", "--transport", "gloo"]);
+  assert.equal(server.status, 2, server.stderr);
+  assert.match(server.stderr, /--transport applies to a local engine \(or to wanlab serve\), not --server/);
   // serve refuses it the same way (a server that started would be killed at the time limit: status null).
   const serve = spawnSync(process.execPath, [cliPath, "serve", "--model", model, "--devices", "cpu:0-1", "--transport", "nccl", "--port", "0"],
     { encoding: "utf8", timeout: 60_000 });

@@ -195,6 +195,7 @@ export async function cmdGenerate(args: string[]): Promise<number> {
     throw new UsageError("--devices, --ulysses, --ring and --cfg-parallel apply to a local engine, not --server");
   for (const k of computeFlags)
     if (v.server && v[k] !== undefined) throw new UsageError(`--${k} applies to a local engine (or to wanlab serve), not --server`);
+  if (v.server && v.transport !== undefined) throw new UsageError("--transport applies to a local engine (or to wanlab serve), not --server");
   // Numbers are decimal (an integer flag takes digits only); the ranges are resolveParams' checks.
   if (typeof v.seed === "string" && !/^\d+$/.test(v.seed))
     throw new UsageError(`--seed must be an integer, got '${v.seed}' (a decimal integer from 0 to 18446744073709551615)`);
