@@ -49,9 +49,12 @@ export function projectionTraces(p) {
   if (base) traces.push({ name: "ideal (1 GPU / N)", type: "scatter", mode: "lines", line: { dash: "dot", color: "gray" },
     x: gpus, y: gpus.map((n) => base.total_s / n) });
   for (const a of p.anchors ?? []) {
-    if (a.total_s) traces.push({ name: `${a.source} (published)`, type: "scatter", mode: "markers", marker: { symbol: "diamond", size: 11 },
+    // An anchor of another model, video or step count is drawn, and said to be.
+    const other = a.dims !== p.dims || a.height !== p.video.height || a.width !== p.video.width || (a.total_s && p.steps !== 50);
+    const note = other ? ", not this run's model, video or steps" : "";
+    if (a.total_s) traces.push({ name: `${a.source} (published${note})`, type: "scatter", mode: "markers", marker: { symbol: "diamond", size: 11 },
       x: a.gpus, y: a.total_s });
-    else if (a.speedup && base) traces.push({ name: `${a.source}: ${a.speedup.at(-1)}× speed-up (published), on this run's 1 GPU`,
+    else if (a.speedup && base) traces.push({ name: `${a.source}: ${a.speedup.at(-1)}× speed-up (published${note}), on this run's 1 GPU`,
       type: "scatter", mode: "markers", marker: { symbol: "star", size: 12 }, x: a.gpus, y: a.speedup.map((s) => base.total_s / s) });
   }
   return traces;

@@ -9,9 +9,11 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { test } from "node:test";
 import { defaultEnginePath } from "../src/bench.js";
 import { dimsOf, stepComm } from "../src/parallel-model.js";
+import { launchBrowser } from "./browser.js";
 import { root, scratch } from "./helpers.js";
 
 interface Row {
@@ -157,7 +159,7 @@ test("bench projection: measured links from `wanlab doctor --devices ... --json`
   assert.match(two.skipped[0]!.reason, /ulysses 4 does not divide the 2 heads/);
 });
 
-test("scripts/projection.mjs: an offline plotly page with a trace per layout family and per anchor", () => {
+test("scripts/projection.mjs: an offline plotly page with a trace per layout family and per anchor", async (t) => {
   const json = join(dir, "projection.json");
   const r = spawnSync(process.execPath, [join(root, "scripts", "projection.mjs"), json], { encoding: "utf8", maxBuffer: 64 << 20 });
   assert.equal(r.status, 0, r.stderr);
@@ -179,6 +181,19 @@ test("scripts/projection.mjs: an offline plotly page with a trace per layout fam
   assert.equal(layout.xaxis.title.text, "GPUs");
   assert.equal(layout.yaxis.title.text, "seconds for 50 steps");
   assert.match(html, /<td>cfg-u4r2<\/td><td>16<\/td>/);
+  // Drawn offline in Chromium (where one is installed): every trace on the plot, no script error.
+  const browser = await launchBrowser(t, { offline: true, width: 1000, height: 700 });
+  if (browser) {
+    const page = join(dir, "projection.html");
+    writeFileSync(page, html);
+    const p = await browser.open(pathToFileURL(page).href);
+    await p.waitFor("document.querySelectorAll('#plot .scatterlayer .trace').length > 0", 10000);
+    assert.equal(await p.evaluate("document.getElementById('plot').data.length"), traces.length);
+    assert.equal(await p.evaluate("document.querySelectorAll('#plot .scatterlayer .trace').length"), traces.length);
+    assert.deepEqual(p.errors, []);
+    await p.screenshot(join(dir, "projection.png"));
+    t.diagnostic(`chart: ${join(dir, "projection.png")}`);
+  }
   const bad = spawnSync(process.execPath, [join(root, "scripts", "projection.mjs"), join(root, "package.json")], { encoding: "utf8" });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /not the JSON of `wanlab-engine bench projection`/);
