@@ -135,7 +135,9 @@ at::Tensor T2VEngine::denoise_parallel(const at::Tensor& noise, const at::Tensor
         const double comm0 = s.ctx.stats.comm_s;
         const int64_t bytes0 = s.ctx.stats.bytes_sent;
         // Rank 0 decides on cancellation; every rank learns it at the same step.
-        at::Tensor flag = at::full({1}, (s.ctx.rank == 0 && cancel && cancel->load()) ? 1 : 0, at::kInt);
+        // On the rank's device: collectives take tensors on it (a CUDA rank's NCCL, or Gloo staging it).
+        at::Tensor flag = at::full({1}, (s.ctx.rank == 0 && cancel && cancel->load()) ? 1 : 0,
+                                   at::TensorOptions().dtype(at::kInt).device(s.ctx.device));
         flag = s.world->broadcast(flag, 0, "cancel flag");
         if (flag.item<int>() != 0) {
           stop.record(step, 0, 0);
