@@ -128,7 +128,15 @@ export interface ModelInfo {
   vae: Record<string, unknown>;
   /** The DiT's layout: ranks (devices × nodes) and degrees; with layout "auto", which rule picked
    * each degree ("auto: cfg-parallel 2: 4 ranks are even (rule 1); ..."). */
-  parallel?: { devices: number; ulysses: number; ring: number; cfg: number; reason?: string };
+  parallel?: {
+    devices: number; ulysses: number; ring: number; cfg: number; reason?: string;
+    /** CUDA ranks only: how they exchange tensors, "nccl" GPU to GPU or "gloo" through pinned host
+     * memory (OpenOptions.transport; CPU ranks always use gloo and leave it out). */
+    transport?: "gloo" | "nccl";
+    /** CUDA ranks only: true when several ranks share one GPU (devices "cuda:0x4", a test mode on
+     * gloo, its ranks sharing the GPU's DiT); left out otherwise. */
+    shared_device?: boolean;
+  };
   /** Where each model computes ("cuda:0 bf16"; dit: one per local device) and the DiT's resident /
    * streamed parameter counts (T2VEngine::placement()). */
   placement?: Placement;
