@@ -144,11 +144,14 @@ async function displayable(r: GenerateResult): Promise<NotebookResult> {
   return out;
 }
 
-/** "cpu:0-3" → cpu:0 … cpu:3; "cuda:0,2" → cuda:0, cuda:2; "cpu" → cpu; [] when it does not parse. */
+/** "cpu:0-3" → cpu:0 … cpu:3; "cuda:0,2" → cuda:0, cuda:2; "cuda:0x4" (4 ranks sharing GPU 0) →
+ * cuda:0 four times; "cpu" → cpu; [] when it does not parse. */
 export function expandDevices(devices: string): string[] {
   const m = /^(\w+)(?::(.+))?$/.exec(devices.trim());
   if (!m) return [];
   if (m[2] === undefined) return [m[1]!];
+  const shared = /^(\d+)x(\d+)$/.exec(m[2].trim());
+  if (shared) return m[1] !== "cuda" ? [] : Array.from({ length: Number(shared[2]) }, () => `${m[1]}:${Number(shared[1])}`);
   const out: string[] = [];
   for (const part of m[2].split(",")) {
     const r = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
@@ -239,7 +242,7 @@ export async function open(options?: NotebookOpenOptions): Promise<NotebookLab>;
 export async function open(options: NotebookOpenOptions = {}): Promise<NotebookLab> {
   const { server, ...engineOptions } = options;
   if (server) {
-    for (const k of ["devices", "ulysses", "ring", "cfgParallel", "rendezvous", "nnodes", "nodeRank", "tokenizer"] as const)
+    for (const k of ["devices", "ulysses", "ring", "cfgParallel", "transport", "rendezvous", "nnodes", "nodeRank", "tokenizer"] as const)
       if (engineOptions[k] !== undefined) throw new Error(`open: '${k}' cannot be combined with server (the server's layout is fixed by \`wanlab serve\`)`);
     return connect(server === true ? {} : server, options.model);
   }

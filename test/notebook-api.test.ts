@@ -201,6 +201,7 @@ describe("the notebook lab attached to wanlab serve", () => {
 
   test("open({ server }) refuses engine options and another model", async () => {
     await assert.rejects(wan.open({ server: { runtimeDir }, devices: "cpu:0-1" }), /'devices' cannot be combined with server/);
+    await assert.rejects(wan.open({ server: { runtimeDir }, transport: "gloo" }), /'transport' cannot be combined with server/);
     await assert.rejects(wan.open({ server: { runtimeDir }, model: join(dir, "other") }), /serves .*, not /);
     await assert.rejects(wan.connect({ runtimeDir: join(dir, "nowhere") }), /no wanlab server is running/);
   });
