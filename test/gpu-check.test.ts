@@ -101,5 +101,8 @@ test("gpu-check.sh GPU_CHECK=group: each layout of ranks sharing a device agains
     assert.equal(links.world, n);
     assert.deepEqual([...new Set(links.measures.map((m) => m.op))].sort(), ["all_gather", "all_to_all", "send/recv"]);
   }
+  assert.match(log, /^rc=0 projection_tiny /m);
+  const projection = JSON.parse(readFileSync(join(unpacked, "projection_tiny.json"), "utf8")) as { layouts: { gpus: number }[] };
+  assert.deepEqual([...new Set(projection.layouts.map((l) => l.gpus))].sort((a, b) => a - b), [1, 2, 4, 8, 16]);
   assert.match(log, /^done \d+s$/m);
 });

@@ -53,5 +53,14 @@ cat "$P" | tee -a "$LOG"
 
 step preflight_links_2 90 "$E" doctor --devices "$(ranks 2)" --timeout 30
 step preflight_links_4 90 "$E" doctor --devices "$(ranks 4)" --timeout 30
+# The N-GPU projections: one rank's blocks measured at each layout's shapes on this GPU, the
+# collectives modelled over NVLink 4 / InfiniBand 400 (scripts/projection.mjs draws them).
+if [ "$GDEV" = cuda ]; then
+  step projection_1.3B_480p 120 "$E" bench projection --device cuda --dims 1.3B --height 480 --width 832 --frames 81
+  step projection_14B_480p 120 "$E" bench projection --device cuda --dims 14B --height 480 --width 832 --frames 81
+  step projection_14B_720p 150 "$E" bench projection --device cuda --dims 14B --height 720 --width 1280 --frames 81
+else
+  step projection_tiny 90 "$E" bench projection --dims tiny --heads 8 --height 128 --width 128 --frames 9 --blocks 1 --iters 1
+fi
 tar czf "$OUT/results.tgz" -C "$R" .
 echo "done ${SECONDS}s" | tee -a "$LOG"
