@@ -87,3 +87,17 @@ test("wanlab generate --devices cpu:0-1 --transport gloo gives one rank's latent
   const meta = JSON.parse(readFileSync(join(dir, "two.mp4.json"), "utf8")) as { parallel: Record<string, unknown> };
   assert.deepEqual(meta.parallel, { devices: 2, ulysses: 2, ring: 1, cfg: 1 });
 });
+
+test("wanlab generate --stop-at-step opens the engine as a whole run does: --transport and --layout reach the device group", () => {
+  const fork = (name: string, ...args: string[]) => wanlab([...base(), "--stop-at-step", "1", "--save-tensors", join(dir, name), ...args]);
+  // NCCL between CPU ranks (or in a build without it) is refused before the load, as for a whole run.
+  const nccl = fork("nccl.fork.safetensors", "--devices", "cpu:0-1", "--ulysses", "2", "--transport", "nccl");
+  assert.equal(nccl.status, 2, nccl.stderr);
+  assert.match(nccl.stderr, /^wanlab generate: --transport nccl/m);
+  // layout auto gives 2 CPU ranks to CFG-parallel (rule 1), where the degrees' default is Ulysses 2.
+  const auto = fork("auto.fork.safetensors", "--devices", "cpu:0-1", "--layout", "auto", "--transport", "gloo", "--log-level", "info");
+  assert.equal(auto.status, 0, auto.stderr);
+  assert.match(auto.stderr, /device group: 2 ranks .*ulysses 1 x ring 1 x cfg 2, .*transport gloo/);
+  assert.equal(auto.stdout.trim(), join(dir, "auto.fork.safetensors"));
+  assert.ok(readSafetensors(join(dir, "auto.fork.safetensors")).tensors.latents, "the fork file holds the latents");
+});

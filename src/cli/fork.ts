@@ -6,6 +6,7 @@ import { CancelledError, open, type OpenOptions } from "../engine.js";
 import { resolveParams, type GenerateParams } from "../params.js";
 import { checkOutputFile, commitFile, tempBeside } from "../fs/safe-output.js";
 import { terminalProgress } from "../terminal/progress.js";
+import { cliEnvRendezvous } from "./launch.js";
 import { UsageError } from "./parse.js";
 
 export interface ForkRunOptions {
@@ -16,6 +17,8 @@ export interface ForkRunOptions {
   saveTensors?: string;
   overwrite?: boolean;
   server?: boolean;
+  /** The local engine's options, as a whole run of `wanlab generate` opens it (the device group,
+   * its layout and transport, the compute placement). */
   parallel?: OpenOptions;
 }
 
@@ -36,19 +39,27 @@ export async function runFork(o: ForkRunOptions): Promise<number> {
   const p = resolveParams(o.params);
   if (o.stopAtStep >= p.numInferenceSteps)
     throw new UsageError(`--stop-at-step must be below the ${p.numInferenceSteps} steps, got ${o.stopAtStep}`);
-  const target = checkOutputFile(o.saveTensors, { flag: "--save-tensors", overwrite: o.overwrite === true });
-  const lab = await open({ model: o.model, ...o.parallel });
+  // --rendezvous env:// (torchrun, Slurm): this process's rank and the group from the environment;
+  // every node runs the steps, node 0 writes the fork file.
+  const parallel = o.parallel?.rendezvous === "env://" ? cliEnvRendezvous(o.parallel) : o.parallel;
+  const target = parallel?.nodeRank ? undefined : checkOutputFile(o.saveTensors, { flag: "--save-tensors", overwrite: o.overwrite === true });
+  const lab = await open({ model: o.model, ...parallel });
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.once("SIGINT", onSigint);
   const bar = terminalProgress("fork");
-  const tmp = tempBeside(target);
+  const tmp = target !== undefined ? tempBeside(target) : undefined;
   try {
     const run = await lab.fork(o.params, o.stopAtStep, {
       signal: controller.signal,
       saveTensors: tmp,
       onProgress: (e) => bar.update(e.stage === "denoise" ? e.step / Math.max(1, o.stopAtStep) : 0, `${e.stage} ${e.step}/${e.total}`),
     });
+    if (target === undefined || tmp === undefined) {
+      bar.done(`stopped after step ${run.state.fromStep}/${run.state.steps}`);
+      console.error(`node ${parallel!.nodeRank} of ${parallel!.nnodes}: done (node 0 writes the fork file)`);
+      return 0;
+    }
     await commitFile(tmp, target, { flag: "--save-tensors", overwrite: o.overwrite === true });
     bar.done(`stopped after step ${run.state.fromStep}/${run.state.steps}, seed ${run.params.seed}`);
     console.log(resolvePath(target));
@@ -62,7 +73,7 @@ export async function runFork(o: ForkRunOptions): Promise<number> {
     throw e;
   } finally {
     process.off("SIGINT", onSigint);
-    await rm(tmp, { force: true });
+    if (tmp !== undefined) await rm(tmp, { force: true });
     await lab.close();
   }
 }

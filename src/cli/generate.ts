@@ -225,7 +225,7 @@ export async function cmdGenerate(args: string[]): Promise<number> {
     return runFork({ model: (v.model as string | undefined) ?? (await embeddedModel()), server: v.server === true, params,
       stopAtStep: intOption("stop-at-step", v["stop-at-step"] as string, ...rangeOf("generate", "stop-at-step"))!,
       saveTensors: v["save-tensors"] as string | undefined, overwrite: v.overwrite === true,
-      parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v) } });
+      parallel: localOpenOptions(v, params) });
   return runGenerate({
     model: v.model as string | undefined,
     server: v.server === true,
@@ -236,9 +236,15 @@ export async function cmdGenerate(args: string[]): Promise<number> {
     crf: intOption("crf", v.crf as string | undefined, ...rangeOf("generate", "crf")),
     framesDir: v["frames-dir"] as string | undefined,
     overwrite: v.overwrite === true,
-    // A budget is planned for the one video this command makes.
-    parallel: { ...groupOpenOptions(v), ...computeOpenOptions(v), layout: choice("layout", v.layout as string | undefined, ["auto"] as const),
-      transport: choice("transport", v.transport as string | undefined, ["gloo", "nccl"] as const),
-      budgetVideo: { height: params.height, width: params.width, numFrames: params.numFrames, tiled: params.tiled } },
+    parallel: localOpenOptions(v, params),
   });
+}
+
+/** The local engine's open options from generate's flags, the same for a whole run and for
+ * --stop-at-step: the device group (its layout and transport too) and the compute placement, with
+ * a budget planned for the one video this command makes. */
+function localOpenOptions(v: ReturnType<typeof parseCommand>["values"], params: GenerateParams): NonNullable<RunOptions["parallel"]> {
+  return { ...groupOpenOptions(v), ...computeOpenOptions(v), layout: choice("layout", v.layout as string | undefined, ["auto"] as const),
+    transport: choice("transport", v.transport as string | undefined, ["gloo", "nccl"] as const),
+    budgetVideo: { height: params.height, width: params.width, numFrames: params.numFrames, tiled: params.tiled } };
 }
