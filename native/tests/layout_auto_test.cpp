@@ -1,7 +1,8 @@
 // `--layout auto` (parallel/layout_auto.h) against its documented rule for several rank and head
-// counts, on one node and across nodes; a layout with more ranks than tokens is refused. On made-up
-// link tables: uniform links keep rules 1-3's pick, a slow link between nodes lets the step-time
-// model choose (rule 4), and a given layout is refused or warned about naming the rule.
+// counts, on one host and across hosts (a node is a host, whatever processes run on it); a layout
+// with more ranks than tokens is refused. On made-up link tables: uniform links keep rules 1-3's
+// pick, a slow link between hosts lets the step-time model choose (rule 4), and a given layout is
+// refused or warned about naming the rule.
 #include <cmath>
 
 #include "common/error.h"
@@ -34,11 +35,31 @@ TEST(layout_auto_follows_the_rule_on_one_node) {
   expect(6, 40, 0, 1, 3, 2);   // 3 per branch, gcd(3, 40) = 1 -> ring 3
 }
 
-TEST(layout_auto_keeps_ulysses_within_a_node) {
-  expect(16, 40, 8, 8, 1, 2);  // 2 nodes of 8: cfg 2, ulysses 8 = a node
-  expect(16, 40, 4, 4, 2, 2);  // 4 nodes of 4: ulysses 4 on a node, ring 2 across nodes
-  expect(8, 40, 2, 2, 2, 2);   // 4 nodes of 2
-  expect(4, 40, 1, 1, 2, 2);   // one rank per process (torchrun on 4 nodes): ring across them
+TEST(layout_auto_keeps_ulysses_within_a_host) {
+  expect(16, 40, 8, 8, 1, 2);  // 2 hosts of 8: cfg 2, ulysses 8 = a host
+  expect(16, 40, 4, 4, 2, 2);  // 4 hosts of 4: ulysses 4 on a host, ring 2 across hosts
+  expect(8, 40, 2, 2, 2, 2);   // 4 hosts of 2
+  expect(4, 40, 1, 1, 2, 2);   // 4 hosts of one rank each: ring across them
+  // torchrun --nproc-per-node N on one host: one rank per process, all N ranks on the host
+  expect(4, 40, 4, 2, 1, 2);
+  expect(8, 40, 8, 4, 1, 2);   // 8 GPUs of one host: cfg 2 x ulysses 4, no ring
+  expect(16, 40, 8, 8, 1, 2);  // torchrun --nnodes 2 --nproc-per-node 8
+}
+
+TEST(layout_auto_quotes_how_the_ranks_were_grouped) {
+  LayoutInputs in{4, 2, 4, 0};
+  in.grouping = "4 ranks per host (all on host vm, 4 processes; from the hosts the pre-flight exchanged)";
+  EXPECT(auto_layout(in).reason == "cfg-parallel 2: 4 ranks are even (rule 1); ulysses 2: the largest degree dividing "
+                                   "the 2 ranks per branch and the 2 heads (rule 2); 4 ranks per host (all on host vm, 4 "
+                                   "processes; from the hosts the pre-flight exchanged)");
+  // hosts that cannot be grouped: one node per process, named so
+  LayoutInputs per{4, 2, 1, 0};
+  per.unit = "process", per.grouping = "1 rank per process, not per host: hosts hold unequal ranks (a 3, b 1)";
+  const LayoutChoice c = auto_layout(per);
+  EXPECT(c.layout.ulysses == 1 && c.layout.ring == 2 && c.layout.cfg == 2);
+  EXPECT(c.reason.find("the 2 heads within a process's 1 ranks (rule 2); ring 2: the rest (rule 3); 1 rank per process, "
+                       "not per host: hosts hold unequal ranks (a 3, b 1)") != std::string::npos);
+  EXPECT_ERROR(auto_layout(LayoutInputs{6, 40, 4, 0}), "6 ranks are not whole hosts of 4");
 }
 
 TEST(layout_auto_says_why_and_refuses_more_ranks_than_tokens) {
@@ -47,12 +68,12 @@ TEST(layout_auto_says_why_and_refuses_more_ranks_than_tokens) {
                     "per branch and the 12 heads (rule 2); ring 2: the rest (rule 3)");
   EXPECT_ERROR(auto_layout({16, 12, 0, 6}), "8 sequence-parallel ranks but only 6 tokens", "ranks beyond tokens");
   EXPECT_ERROR(check_layout_tokens({4, 2, 2, 1}, 3), "ulysses 2 x ring 2 x cfg 1: 4 sequence-parallel ranks but only 3");
-  EXPECT_ERROR(auto_layout({6, 40, 4, 0}), "6 ranks are not whole nodes of 4");
+  EXPECT_ERROR(auto_layout({6, 40, 4, 0}), "6 ranks are not whole hosts of 4");
 }
 
 namespace {
 // A made-up group of the 14B's sizes (dim 5120, FFN 13824, 40 layers, bf16) at 480x832x81 (32760
-// tokens) on made-up links: within a node `within` GB/s and 5 us, across nodes `across` GB/s and
+// tokens) on made-up links: within a host `within` GB/s and 5 us, across hosts `across` GB/s and
 // 20 us, 400 TFLOP/s of compute.
 LayoutInputs measured(int ranks, int heads, int per_node, double within, double across, int64_t tokens = 32760) {
   LayoutInputs in{ranks, heads, per_node, tokens};
@@ -67,7 +88,7 @@ void expect_measured(const LayoutInputs& in, int u, int r, int cfg) {
   const LayoutChoice c = auto_layout(in);
   if (c.layout.ulysses != u || c.layout.ring != r || c.layout.cfg != cfg)
     throw wantest::Failure{wan::concat(in.ranks, " ranks, ", in.heads, " heads, ", in.ranks_per_node,
-                                       " per node: got ulysses ", c.layout.ulysses, " ring ", c.layout.ring, " cfg ",
+                                       " per host: got ulysses ", c.layout.ulysses, " ring ", c.layout.ring, " cfg ",
                                        c.layout.cfg, ", expected ", u, " ", r, " ", cfg, " (", c.reason, ")")};
 }
 }  // namespace
@@ -86,25 +107,30 @@ TEST(layout_auto_on_uniform_measured_links_keeps_the_rule_and_quotes_the_figures
     }
   const LayoutChoice c = auto_layout(measured(8, 40, 4, 100, 60));
   EXPECT(c.reason.rfind("cfg-parallel 2: 8 ranks are even (rule 1); ulysses 4: ", 0) == 0);
-  if (c.reason.find("; links: within a node 100 GB/s, 5 us; across nodes 60 GB/s, 20 us (1.67x slower); compute "
-                      "400 TFLOP/s (probe 1 ms): across nodes less than 4x slower than within, rules 1-3 stand (rule 4); "
+  if (c.reason.find("; links: within a host 100 GB/s, 5 us; across hosts 60 GB/s, 20 us (1.67x slower); compute "
+                      "400 TFLOP/s (probe 1 ms): across hosts less than 4x slower than within, rules 1-3 stand (rule 4); "
                       "modelled ") ==
         std::string::npos)
     throw wantest::Failure{c.reason};
 }
 
-TEST(layout_auto_on_a_slow_link_between_nodes_keeps_ulysses_within_a_node_and_runs_the_ring_across) {
-  // 4 nodes of 4, 400 GB/s within, 25 GB/s across (16x slower): cfg 2 x ulysses 4 x ring 2.
+TEST(layout_auto_on_a_slow_link_between_hosts_keeps_ulysses_within_a_host_and_runs_the_ring_across) {
+  // 4 hosts of 4, 400 GB/s within, 25 GB/s across (16x slower): cfg 2 x ulysses 4 x ring 2.
   expect_measured(measured(16, 40, 4, 400, 25), 4, 2, 2);
-  // 2 nodes of 8: each CFG branch is a node, nothing but the velocity crosses
+  // 2 hosts of 8: each CFG branch is a host, nothing but the velocity crosses
   expect_measured(measured(16, 40, 8, 400, 25), 8, 1, 2);
-  // 3 nodes of 2 with 12 heads: rules 1-3 give ring 3 across nodes; Ulysses 3 sends a third of its
+  // one host of 8 processes, its links measured within it: rules 1-3, "one host"
+  const LayoutChoice one = auto_layout(measured(8, 40, 8, 400, 25));
+  EXPECT(one.layout.cfg == 2 && one.layout.ulysses == 4 && one.layout.ring == 1);
+  EXPECT(one.reason.find("links: within a host 400 GB/s, 5 us; compute 400 TFLOP/s (probe 1 ms): one host, rules 1-3 "
+                         "stand (rule 4)") != std::string::npos);
+  // 3 hosts of 2 with 12 heads: rules 1-3 give ring 3 across hosts; Ulysses 3 sends a third of its
   // all-to-all across and beats it, which rule 4 takes, saying why.
   EXPECT(auto_layout({6, 12, 2, 0}).layout.ring == 3);
   const LayoutChoice c = auto_layout(measured(6, 12, 2, 400, 2));
   EXPECT(c.layout.cfg == 2 && c.layout.ulysses == 3 && c.layout.ring == 1);
-  EXPECT(c.reason.rfind("cfg 2 x ulysses 3 x ring 1: the fastest modelled layout on these links (within a node 400 "
-                       "GB/s, 5 us; across nodes 2 GB/s, 20 us (200x slower)", 0) == 0);
+  EXPECT(c.reason.rfind("cfg 2 x ulysses 3 x ring 1: the fastest modelled layout on these links (within a host 400 "
+                       "GB/s, 5 us; across hosts 2 GB/s, 20 us (200x slower)", 0) == 0);
   EXPECT(c.reason.find("for rules 1-3's cfg 2 x ulysses 1 x ring 3 (rule 4)") != std::string::npos);
 }
 
@@ -112,7 +138,7 @@ TEST(layout_cost_charges_the_slow_link_and_the_compute_share) {
   const LayoutInputs in = measured(16, 40, 4, 400, 25);
   const LayoutCost inside = layout_cost(in, {16, 4, 2, 2});
   EXPECT(inside.compute_s > 0 && inside.comm_s > 0 && inside.across_s > 0 && inside.across_s < inside.comm_s);
-  // 2 nodes of 4: Ulysses 8 sends half its all-to-all over 25 GB/s, Ulysses 4 keeps it within
+  // 2 hosts of 4: Ulysses 8 sends half its all-to-all over 25 GB/s, Ulysses 4 keeps it within
   const LayoutInputs two = measured(8, 40, 4, 400, 25);
   const LayoutCost within = layout_cost(two, {8, 4, 1, 2}), across = layout_cost(two, {8, 8, 1, 1});
   EXPECT(across.across_s > 4 * within.across_s && across.step_s() > within.step_s());
@@ -121,7 +147,7 @@ TEST(layout_cost_charges_the_slow_link_and_the_compute_share) {
   LayoutInputs slow_compute = in;
   slow_compute.links.flops_per_s /= 10;
   EXPECT(std::abs(layout_cost(slow_compute, {16, 4, 2, 2}).compute_s - 10 * inside.compute_s) < 1e-6 * inside.compute_s);
-  // one node: nothing across
+  // one host: nothing across
   EXPECT(layout_cost(measured(8, 40, 0, 400, 25), {8, 4, 1, 2}).across_s == 0);
 }
 
@@ -131,12 +157,13 @@ TEST(layout_review_refuses_heads_not_divisible_and_ranks_beyond_tokens_and_warns
   EXPECT_ERROR(review_layout(measured(8, 40, 0, 100, 100, 3), {8, 4, 1, 2}),
                "4 sequence-parallel ranks but only 3 tokens", "ranks beyond tokens");
   const std::string w = review_layout(measured(8, 40, 4, 400, 25), {8, 1, 8, 1});
-  EXPECT(w.find("layout cfg 1 x ulysses 1 x ring 8 runs its ring across nodes over a slow link (within a node 400 GB/s") == 0);
-  EXPECT(w.find("where layout auto's cfg 2 x ulysses 4 x ring 1 keeps more within nodes") != std::string::npos);
+  EXPECT(w.find("layout cfg 1 x ulysses 1 x ring 8 runs its ring across hosts over a slow link (within a host 400 GB/s") == 0);
+  EXPECT(w.find("where layout auto's cfg 2 x ulysses 4 x ring 1 keeps more within hosts") != std::string::npos);
   EXPECT(w.find("(ring across a slow link, rule 4)") != std::string::npos);
-  EXPECT(review_layout(measured(8, 40, 4, 400, 25), {8, 4, 1, 2}).empty());   // within nodes
+  EXPECT(review_layout(measured(8, 40, 4, 400, 25), {8, 4, 1, 2}).empty());   // within hosts
   EXPECT(review_layout(measured(8, 40, 4, 400, 300), {8, 1, 8, 1}).empty());  // links not a clear factor apart
-  EXPECT(review_layout(measured(8, 40, 0, 400, 25), {8, 1, 8, 1}).empty());   // one node
+  EXPECT(review_layout(measured(8, 40, 0, 400, 25), {8, 1, 8, 1}).empty());   // one host
+  EXPECT(review_layout(measured(8, 40, 8, 400, 25), {8, 1, 8, 1}).empty());   // one host of 8 processes
 }
 
 TEST(layout_candidates_are_every_split_of_the_ranks_that_can_work) {

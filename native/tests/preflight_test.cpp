@@ -1,7 +1,8 @@
 // The pre-flight check of a multi-process group (parallel/preflight.h), its nodes as threads of
 // this process: a node that never joins is named within the timeout; different models or GPUs
 // claimed twice are refused on every node; a complete group passes its smoke collectives and
-// measures, for layout auto, the links within and across nodes and each rank's compute.
+// measures, for layout auto, the links within and across hosts and each rank's compute; ranks are
+// grouped by the hosts the nodes publish (several processes on one host are one node of the rule).
 #include <chrono>
 #include <thread>
 
@@ -106,6 +107,7 @@ TEST(preflight_measures_the_links_and_compute_layout_auto_weighs_the_same_on_eve
   const uint16_t port = free_port();
   std::vector<PreflightOptions> nodes = {node(port, 0, 2, "cpu:0-1"), node(port, 1, 2, "cpu:0-1")};
   for (auto& n : nodes) n.probe_head_dim = 64;
+  nodes[0].host_name = "host-a", nodes[1].host_name = "host-b";  // two hosts of 2 ranks
   std::vector<PreflightResult> res(2);
   std::vector<std::thread> ts;
   for (int k = 0; k < 2; ++k) ts.emplace_back([&, k] { res[k] = preflight(nodes[k]); });
@@ -122,5 +124,43 @@ TEST(preflight_measures_the_links_and_compute_layout_auto_weighs_the_same_on_eve
   EXPECT(res[0].links.within.bytes_per_s == res[1].links.within.bytes_per_s);
   EXPECT(res[0].links.across.latency_s == res[1].links.across.latency_s);
   EXPECT(res[0].links.flops_per_s == res[1].links.flops_per_s);
-  EXPECT(links_text(res[0].links).find("within a node ") == 0);
+  EXPECT(links_text(res[0].links).find("within a host ") == 0);
+  EXPECT(res[0].hosts.ranks_per_node == 2 && res[0].hosts.unit == "host");
+  EXPECT(res[0].hosts.text == "2 ranks per host (2 hosts, 1 process each; from the hosts the pre-flight exchanged)");
+}
+
+TEST(preflight_groups_processes_on_one_host_as_one_node_and_measures_the_links_within_it) {
+  const uint16_t port = free_port();
+  std::vector<PreflightOptions> nodes = {node(port, 0, 2, "cpu:0"), node(port, 1, 2, "cpu:0")};
+  for (auto& n : nodes) n.probe_head_dim = 64, n.host_name = "vm";
+  std::vector<PreflightResult> res(2);
+  std::vector<std::thread> ts;
+  for (int k = 0; k < 2; ++k) ts.emplace_back([&, k] { res[k] = preflight(nodes[k]); });
+  for (auto& t : ts) t.join();
+  for (const auto& r : res) {
+    EXPECT(r.hosts.ranks_per_node == 2 && r.hosts.unit == "host");
+    EXPECT(r.hosts.text == "2 ranks per host (all on host vm, 2 processes; from the hosts the pre-flight exchanged)");
+    // one rank per process, yet the link between the processes is a within-host one
+    EXPECT(r.links.within.bytes_per_s > 0 && !r.links.across.measured());
+  }
+}
+
+TEST(group_by_host_counts_the_ranks_on_each_host_or_falls_back_to_processes_naming_why) {
+  auto nodes = [](std::vector<std::string> hosts) {
+    std::vector<PreflightNode> out;
+    for (size_t k = 0; k < hosts.size(); ++k) out.push_back({int(k), int(k), hosts[k], "cpu:0", "", "", 0});
+    return out;
+  };
+  // torchrun --nproc-per-node 8 on one host
+  EXPECT(group_by_host(nodes(std::vector<std::string>(8, "gpu1")), 1).ranks_per_node == 8);
+  const HostGrouping two = group_by_host(nodes({"a", "a", "b", "b"}), 2);
+  EXPECT(two.ranks_per_node == 4 && two.unit == "host");
+  EXPECT(two.text == "4 ranks per host (2 hosts, 2 processes each; from the hosts the pre-flight exchanged)");
+  const HostGrouping unequal = group_by_host(nodes({"a", "a", "a", "b"}), 1);
+  EXPECT(unequal.ranks_per_node == 1 && unequal.unit == "process");
+  EXPECT(unequal.text == "1 rank per process, not per host: hosts hold unequal ranks (a 3, b 1) (from the hosts the "
+                         "pre-flight exchanged)");
+  const HostGrouping split = group_by_host(nodes({"a", "b", "a", "b"}), 2);
+  EXPECT(split.ranks_per_node == 2 && split.unit == "process");
+  EXPECT(split.text.find("2 ranks per process, not per host: host a's ranks are not consecutive (node 2)") == 0);
 }

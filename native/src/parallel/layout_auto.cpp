@@ -23,7 +23,7 @@ std::string degrees(const ParallelLayout& l) {
 
 bool several_nodes(const LayoutInputs& in) { return in.ranks_per_node > 0 && in.ranks_per_node < in.ranks; }
 
-// Rules 1-3: the degrees from the ranks, the heads and the nodes alone.
+// Rules 1-3: the degrees from the ranks, the heads and the hosts alone.
 LayoutChoice rule_layout(const LayoutInputs& in) {
   LayoutChoice c;
   ParallelLayout& l = c.layout;
@@ -37,7 +37,7 @@ LayoutChoice rule_layout(const LayoutInputs& in) {
   std::string why = l.cfg == 2 ? concat("cfg-parallel 2: ", in.ranks, " ranks are even (rule 1)")
                                : concat("no cfg-parallel: ", in.ranks, " ranks are odd (rule 1)");
   const int n = in.ranks / l.cfg;
-  // Rule 2: Ulysses, the largest degree dividing n, the heads and (several nodes) a node's ranks.
+  // Rule 2: Ulysses, the largest degree dividing n, the heads and (several hosts) a host's ranks.
   int cap = std::gcd(n, in.heads);
   if (several_nodes(in)) cap = std::gcd(cap, in.ranks_per_node);
   l.ulysses = cap;
@@ -45,10 +45,11 @@ LayoutChoice rule_layout(const LayoutInputs& in) {
   if (n > 1) {
     why += concat("; ulysses ", l.ulysses, ": the largest degree dividing the ", n, " rank", n == 1 ? "" : "s",
                   " per branch and the ", in.heads, " heads");
-    if (several_nodes(in)) why += concat(" within a node's ", in.ranks_per_node, " ranks");
+    if (several_nodes(in)) why += concat(" within a ", in.unit, "'s ", in.ranks_per_node, " ranks");
     why += " (rule 2)";
     if (l.ring > 1) why += concat("; ring ", l.ring, ": the rest (rule 3)");
   }
+  if (!in.grouping.empty()) why += "; " + in.grouping;
   c.reason = why;
   return c;
 }
@@ -72,14 +73,16 @@ const LinkSpeed& link(const LayoutInputs& in, int a, int b, bool* across) {
 double transfer_s(const LinkSpeed& s, double bytes) { return s.measured() ? bytes / s.bytes_per_s : 0; }
 }  // namespace
 
-std::string links_text(const MeasuredLinks& m) {
+std::string units(const std::string& unit) { return unit == "process" ? "processes" : unit + "s"; }
+
+std::string links_text(const MeasuredLinks& m, const std::string& unit) {
   auto speed = [](const LinkSpeed& s) {
     return concat(fmt("%.3g GB/s, ", s.bytes_per_s / 1e9), fmt("%.3g us", s.latency_s * 1e6));
   };
   std::string t;
-  if (m.within.measured()) t += "within a node " + speed(m.within);
+  if (m.within.measured()) t += concat("within a ", unit, " ", speed(m.within));
   if (m.across.measured()) {
-    t += concat(t.empty() ? "" : "; ", "across nodes ", speed(m.across));
+    t += concat(t.empty() ? "" : "; ", "across ", units(unit), " ", speed(m.across));
     if (m.within.measured()) {
       const double ratio = m.within.bytes_per_s / m.across.bytes_per_s;
       t += ratio >= 1 ? fmt(" (%.3gx slower)", ratio) : fmt(" (%.3gx faster)", 1 / ratio);
@@ -177,23 +180,23 @@ LayoutChoice auto_layout(const LayoutInputs& in) {
   if (in.ranks < 1) fail("layout auto: needs at least one rank, got ", in.ranks);
   if (in.heads < 1) fail("layout auto: the DiT has no attention heads (", in.heads, ")");
   if (in.ranks_per_node < 0 || (in.ranks_per_node > 0 && in.ranks % in.ranks_per_node != 0))
-    fail("layout auto: ", in.ranks, " ranks are not whole nodes of ", in.ranks_per_node);
+    fail("layout auto: ", in.ranks, " ranks are not whole ", units(in.unit), " of ", in.ranks_per_node);
   LayoutChoice c = rule_layout(in);
   if (in.tokens > 0) check_layout_tokens(c.layout, in.tokens);
   if (in.ranks == 1 || in.dim <= 0 || !in.links.measured()) return c;
-  // Rule 4: only a slow boundary between nodes lets the step-time model overrule rules 1-3.
-  const std::string links = links_text(in.links);
+  // Rule 4: only a slow boundary between hosts lets the step-time model overrule rules 1-3.
+  const std::string links = links_text(in.links, in.unit), across = "across " + units(in.unit);
   const LayoutCost rule = layout_cost(in, c.layout);
   const int64_t tokens = in.tokens > 0 ? in.tokens : kReferenceTokens;
   auto modelled = [&](const LayoutCost& k) {
     return concat(fmt("%.3g s per step at ", k.step_s()), tokens, fmt(" tokens (compute %.3g s, comm ", k.compute_s),
-                  fmt("%.3g s, ", k.comm_s), fmt("%.3g s of it across nodes)", k.across_s));
+                  fmt("%.3g s, ", k.comm_s), fmt("%.3g s of it ", k.across_s), across, ")");
   };
   if (!several_nodes(in) || !in.links.slow_boundary()) {
-    const std::string why = !several_nodes(in) ? "one node"
+    const std::string why = !several_nodes(in) ? "one " + in.unit
                             : !in.links.within.measured() || !in.links.across.measured()
-                                ? "links within and across nodes not both measured (one rank per node)"
-                                : concat("across nodes less than ", fmt("%.3g", kSlowLink), "x slower than within");
+                                ? concat("links within and ", across, " not both measured (one rank per ", in.unit, ")")
+                                : concat(across, " less than ", fmt("%.3g", kSlowLink), "x slower than within");
     c.reason += concat("; links: ", links, ": ", why, ", rules 1-3 stand (rule 4); modelled ", modelled(rule));
     return c;
   }
@@ -212,6 +215,7 @@ LayoutChoice auto_layout(const LayoutInputs& in) {
   b.reason = concat(degrees(best.layout), ": the fastest modelled layout on these links (", links, "): ",
                     modelled(best), " against ", fmt("%.3g s", rule.step_s()), " for rules 1-3's ", degrees(rule.layout),
                     " (rule 4)");
+  if (!in.grouping.empty()) b.reason += "; " + in.grouping;
   return b;
 }
 
@@ -241,8 +245,9 @@ std::string review_layout(const LayoutInputs& in, const ParallelLayout& l) {
   const LayoutChoice pick = auto_layout(in);
   const LayoutCost mine = layout_cost(in, l), theirs = layout_cost(in, pick.layout);
   if (mine.step_s() < kClearGain * theirs.step_s()) return "";
-  return concat("layout ", degrees(l), " runs its ring across nodes over a slow link (", links_text(in.links),
-                ") where layout auto's ", degrees(pick.layout), " keeps more within nodes: modelled ",
+  return concat("layout ", degrees(l), " runs its ring across ", units(in.unit), " over a slow link (",
+                links_text(in.links, in.unit), ") where layout auto's ", degrees(pick.layout), " keeps more within ",
+                units(in.unit), ": modelled ",
                 fmt("%.3g s", mine.step_s()), fmt(" per step against %.3g s", theirs.step_s()),
                 " (ring across a slow link, rule 4); give --layout auto or those degrees");
 }

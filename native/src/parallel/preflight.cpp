@@ -87,11 +87,13 @@ struct Measured {
   MeasuredLinks links;
   double a2a_within_s = 0, a2a_group_s = 0;
 };
+// `per_host`: the ranks of one host (HostGrouping), consecutive: within = among them, across = to
+// the same rank of the next host.
 Measured measure(const PreflightOptions& o, Communicator& world_comm, RankContext& ctx, const Rendezvous& rdv,
-                 const std::string& gloo, int local_index) {
+                 const std::string& gloo, int per_host) {
   constexpr int64_t kSmall = 4096, kLarge = 512 << 10, kAllToAll = 64 << 10;
   constexpr int kReps = 3;
-  const int local = int(o.devices.size()), world = local * o.nnodes, g = ctx.rank;
+  const int world = int(o.devices.size()) * o.nnodes, g = ctx.rank, h = per_host, i = g % h;
   // v: within bytes/s, latency; across bytes/s, latency; flops/s; probe s; all-to-all within, group
   std::vector<float> v(8, 0.f);
   auto speed = [&](Communicator& c, int to, int from, float* bw, float* lat) {
@@ -100,17 +102,15 @@ Measured measure(const PreflightOptions& o, Communicator& world_comm, RankContex
     const double t = time_collective(c, 2, kLarge, kReps, to, from, ctx.device, &sent);
     *bw = float(double(sent) / t);
   };
-  if (local >= 2) {
-    std::vector<int> node(local);
-    for (int k = 0; k < local; ++k) node[k] = o.node_rank * local + k;
-    Communicator nc(ctx, rdv, "preflight-node", node, "preflight", gloo);
-    speed(nc, (local_index + 1) % local, (local_index + local - 1) % local, &v[0], &v[1]);
-    v[6] = float(time_collective(nc, 0, kAllToAll, kReps, 0, 0, ctx.device));
+  if (h >= 2) {
+    std::vector<int> host(h);
+    for (int k = 0; k < h; ++k) host[k] = g - i + k;
+    Communicator hc(ctx, rdv, "preflight-host", host, "preflight", gloo);
+    speed(hc, (i + 1) % h, (i + h - 1) % h, &v[0], &v[1]);
+    v[6] = float(time_collective(hc, 0, kAllToAll, kReps, 0, 0, ctx.device));
   }
-  if (o.nnodes >= 2) {
-    speed(world_comm, (g + local) % world, (g + world - local) % world, &v[2], &v[3]);
-    v[7] = float(time_collective(world_comm, 0, kAllToAll, kReps, 0, 0, ctx.device));
-  }
+  if (world > h) speed(world_comm, (g + h) % world, (g + world - h) % world, &v[2], &v[3]);
+  if (o.nnodes >= 2) v[7] = float(time_collective(world_comm, 0, kAllToAll, kReps, 0, 0, ctx.device));
   {  // the compute probe: self-attention of 128 tokens, 2 heads at the DiT's head dim
     const int64_t hd = o.probe_head_dim, n = 128, heads = 2;
     const auto opts = at::TensorOptions().dtype(ctx.device.is_cuda() ? at::kBFloat16 : at::kFloat).device(ctx.device);
@@ -143,7 +143,7 @@ Measured measure(const PreflightOptions& o, Communicator& world_comm, RankContex
 // One rank's smoke collectives on its device: "" when all arrived as sent, else what failed.
 // probe_head_dim > 0: then what layout auto weighs, into *measured.
 std::string smoke(const PreflightOptions& o, int local_index, const std::string& store_host, uint16_t store_port,
-                  std::chrono::milliseconds left, Measured* measured) {
+                  std::chrono::milliseconds left, int per_host, Measured* measured) {
   const int local = int(o.devices.size()), world = local * o.nnodes, g = o.node_rank * local + local_index;
   const DeviceSpec& d = o.devices[local_index];
   RankContext ctx;
@@ -174,7 +174,7 @@ std::string smoke(const PreflightOptions& o, int local_index, const std::string&
     if (r[0].item<float>() != float(from))
       return concat("send/recv gave ", r[0].item<float>(), " from rank ", from, " (expected ", from, ")");
     c.barrier("pre-flight barrier");
-    if (o.probe_head_dim > 0) *measured = measure(o, c, ctx, *rdv, gloo_host(store_host), local_index);
+    if (o.probe_head_dim > 0) *measured = measure(o, c, ctx, *rdv, gloo_host(store_host), per_host);
   } catch (const std::exception& e) {
     return e.what();
   }
@@ -208,6 +208,42 @@ std::string weights_fingerprint(const LoadedModel& m) {
   return concat(hex, " (", n, " tensors)");
 }
 
+HostGrouping group_by_host(const std::vector<PreflightNode>& nodes, int local) {
+  // The hosts in node order, each with its processes; a host met again after another is not consecutive.
+  std::vector<std::pair<std::string, int>> hosts;
+  std::string split;
+  for (const PreflightNode& n : nodes) {
+    if (!hosts.empty() && hosts.back().first == n.host) {
+      ++hosts.back().second;
+      continue;
+    }
+    for (const auto& h : hosts)
+      if (h.first == n.host && split.empty()) split = concat("host ", n.host, "'s ranks are not consecutive (node ", n.node, ")");
+    hosts.push_back({n.host, 1});
+  }
+  std::string unequal;
+  for (const auto& h : hosts)
+    if (h.second != hosts[0].second) {
+      for (const auto& k : hosts) unequal += concat(unequal.empty() ? "" : ", ", k.first, " ", k.second * local);
+      unequal = concat("hosts hold unequal ranks (", unequal, ")");
+      break;
+    }
+  const char* from = "from the hosts the pre-flight exchanged";
+  HostGrouping g;
+  if (!split.empty() || !unequal.empty()) {
+    g.ranks_per_node = local, g.unit = "process";
+    g.text = concat(local, " rank", local == 1 ? "" : "s", " per process, not per host: ", split.empty() ? unequal : split,
+                    " (", from, ")");
+    return g;
+  }
+  const int procs = hosts[0].second;
+  g.ranks_per_node = procs * local;
+  g.text = concat(g.ranks_per_node, " rank", g.ranks_per_node == 1 ? "" : "s", " per host (",
+                  hosts.size() == 1 ? concat("all on host ", hosts[0].first) : concat(hosts.size(), " hosts"), ", ", procs,
+                  " process", procs == 1 ? "" : "es", hosts.size() == 1 ? "" : " each", "; ", from, ")");
+  return g;
+}
+
 PreflightResult preflight(const PreflightOptions& o) {
   const auto t0 = Clock::now();
   const auto deadline = t0 + o.timeout;
@@ -216,7 +252,7 @@ PreflightResult preflight(const PreflightOptions& o) {
   const double limit_s = o.timeout.count() / 1000.0;
   const std::string addr = concat(o.host, ":", o.port);
   PreflightNode me;
-  me.node = o.node_rank, me.first_rank = o.node_rank * local, me.host = this_host();
+  me.node = o.node_rank, me.first_rank = o.node_rank * local, me.host = o.host_name.empty() ? this_host() : o.host_name;
   me.devices = device_list(o.devices), me.build = engine_build(), me.model = o.model, me.pid = long(getpid());
   const std::string here = describe(me, local);
   auto left = [&] {
@@ -276,6 +312,7 @@ PreflightResult preflight(const PreflightOptions& o) {
   }
   r.meet_s = since(t0);
   for (int k = 0; k < o.nnodes; ++k) r.nodes.push_back(decode(records[k], k));
+  r.hosts = group_by_host(r.nodes, local);
   // Every node compares against node 0 (each reaches the same verdict).
   const PreflightNode& n0 = r.nodes[0];
   for (const auto& n : r.nodes) {
@@ -306,7 +343,7 @@ PreflightResult preflight(const PreflightOptions& o) {
     std::vector<std::thread> ts;
     const auto remaining = left();
     for (int i = 0; i < local; ++i)
-      ts.emplace_back([&, i] { errs[i] = smoke(o, i, o.host, r.store->port(), remaining, &measured[i]); });
+      ts.emplace_back([&, i] { errs[i] = smoke(o, i, o.host, r.store->port(), remaining, r.hosts.ranks_per_node, &measured[i]); });
     for (auto& t : ts) t.join();
   }
   for (int i = 0; i < local; ++i)
@@ -319,8 +356,9 @@ PreflightResult preflight(const PreflightOptions& o) {
   if (o.probe_head_dim > 0) {
     r.links = measured[0].links;
     r.all_to_all_within_s = measured[0].a2a_within_s, r.all_to_all_group_s = measured[0].a2a_group_s;
-    log_info("pre-flight links: ", links_text(r.links), "; 64 KiB all-to-all ",
-             r.all_to_all_within_s > 0 ? concat(r.all_to_all_within_s * 1e3, " ms within a node, ") : std::string(),
+    log_info("pre-flight links (", r.hosts.text, "): ", links_text(r.links, r.hosts.unit), "; 64 KiB all-to-all ",
+             r.all_to_all_within_s > 0 ? concat(r.all_to_all_within_s * 1e3, " ms within a ", r.hosts.unit, ", ")
+                                       : std::string(),
              r.all_to_all_group_s * 1e3, " ms over the group");
   }
   return r;

@@ -34,9 +34,11 @@ struct PreflightOptions {
   std::chrono::milliseconds timeout{60000};  // for all of it
   std::string model;                // weights_fingerprint; "" = not compared
   // > 0: after the smoke collectives, measure what layout auto weighs (parallel/layout_auto.h):
-  // send/recv of 4 KiB (latency) and 512 KiB (bandwidth) within a node and across nodes, a 64 KiB
-  // all-to-all within a node and over the group, and an attention probe at this head dim per rank.
+  // send/recv of 4 KiB (latency) and 512 KiB (bandwidth) within a host and across hosts (as
+  // group_by_host groups the ranks), a 64 KiB all-to-all within a host and over the group, and an
+  // attention probe at this head dim per rank.
   int64_t probe_head_dim = 0;
+  std::string host_name;  // the host this node publishes; "" = this machine's host name
 };
 
 // What each node published.
@@ -46,9 +48,20 @@ struct PreflightNode {
   long pid = 0;
 };
 
+// Which ranks share a host, for layout auto (LayoutInputs::ranks_per_node, unit, grouping): the
+// ranks on one host, counted from the hosts the nodes published (one host of several processes, as
+// under torchrun --nproc-per-node, is one node of all its ranks). Hosts holding unequal numbers of
+// ranks, or a host whose ranks are not consecutive, fall back to one node per process, saying so.
+struct HostGrouping {
+  int ranks_per_node = 1;  // ranks per host (or per process, falling back)
+  std::string unit = "host", text;  // "host" or "process"; the reason's words for where it came from
+};
+HostGrouping group_by_host(const std::vector<PreflightNode>& nodes, int local);
+
 struct PreflightResult {
   std::shared_ptr<Rendezvous> store;  // node 0's served store, or this node's client: the device group's
   std::vector<PreflightNode> nodes;
+  HostGrouping hosts;        // group_by_host(nodes): what "within" and "across" measure
   double meet_s = 0;         // until every node had joined
   double collectives_s = 0;  // the smoke collectives
   MeasuredLinks links;       // probe_head_dim > 0: the slowest rank's figures, the same on every node

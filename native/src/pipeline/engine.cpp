@@ -104,6 +104,9 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
     const PreflightResult checked = preflight(pre);
     store = checked.store;
     layout_in.links = checked.links;
+    // Ranks sharing a host share its fast links: a node of the layout rule is a host, not a process.
+    layout_in.ranks_per_node = checked.hosts.ranks_per_node;
+    layout_in.unit = checked.hosts.unit, layout_in.grouping = checked.hosts.text;
   }
   if (p.layout == "auto") {
     // The degrees from the ranks, the heads, the nodes and the measured links and compute.
