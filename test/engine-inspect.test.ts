@@ -51,3 +51,33 @@ test("wanlab-engine inspect --layout auto refuses more ranks than tokens naming 
   const help = spawnSync(exe, ["--help"], { encoding: "utf8" });
   assert.match(help.stdout, /inspect DIR .*\[--layout auto\]/);
 });
+
+test("inspect --devices cuda:0x4 counts one DiT on the shared GPU beside every rank's activations, and holds a budget to them together", () => {
+  type Memory = { stages: { denoise: number }; dit_weights_bytes: number; dit_activation_bytes: number; dit_streamed_bytes: number;
+    other_rank_peak_bytes: number; device_ranks_peak_bytes?: number; shared_device?: boolean; budget: { fits: boolean } };
+  // A long thin video with the text encoder on the CPU: denoising is the peak stage.
+  const args = (devices: string, ...more: string[]) => ["--devices", devices, "--ulysses", "2", "--ring", "2", "--height", "32", "--width", "32",
+    "--num-frames", "4001", "--t5-device", "cpu", ...more];
+  const budget = ["--budget", "25000000"];
+  const memoryOf = (r: { status: number | null; stdout: string; stderr: string }) => {
+    assert.equal(r.status, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { memory: Memory }).memory;
+  };
+  const shared = memoryOf(engine(args("cuda:0x4", ...budget)));
+  assert.equal(shared.shared_device, true);
+  assert.equal(shared.other_rank_peak_bytes, shared.dit_activation_bytes, "another rank on the GPU adds its activations, not a DiT");
+  assert.equal(shared.device_ranks_peak_bytes, shared.stages.denoise + 3 * shared.dit_activation_bytes);
+  assert.equal(shared.budget.fits, false, "4 ranks' activations on one GPU exceed the budget");
+  // wanlab inspect reports the same (it exits 1 on a budget that does not fit: asked without one).
+  const { budget: _, ...unbudgeted } = shared;
+  assert.deepEqual(memoryOf(wanlab(["inspect", model, "--json", ...args("cuda:0x4")])), unbudgeted);
+  const four = memoryOf(engine(args("cuda:0-3", ...budget)));
+  assert.equal(four.shared_device, undefined);
+  assert.equal(four.device_ranks_peak_bytes, undefined);
+  assert.equal(four.other_rank_peak_bytes, four.dit_weights_bytes + four.dit_activation_bytes, "a GPU of its own holds a DiT copy");
+  assert.equal(four.budget.fits, true);
+  // Sharded weights: each rank keeps its own shard of the DiT, on a shared GPU too.
+  const sharded = memoryOf(engine(args("cuda:0x4", "--shard-weights")));
+  assert.equal(sharded.other_rank_peak_bytes, sharded.dit_weights_bytes + sharded.dit_streamed_bytes + sharded.dit_activation_bytes);
+  assert.equal(sharded.device_ranks_peak_bytes, sharded.stages.denoise + 3 * sharded.other_rank_peak_bytes);
+});

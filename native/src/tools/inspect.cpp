@@ -75,8 +75,11 @@ nlohmann::json tokenizer_json(const std::string& dir) {
 }
 
 // Peak memory per device, by parts and stages, from the memory model (models/memory_model.h):
-// weights are replicated per rank (DiT in the compute dtype: bf16 on CUDA, f32 on CPU), the UMT5
-// and the VAE run on the first rank, DiT activations are per rank for its share of the tokens.
+// weights are replicated per GPU rank (DiT in the compute dtype: bf16 on CUDA, f32 on CPU), the
+// UMT5 and the VAE run on the first rank, DiT activations are per rank for its share of the tokens.
+// Ranks on one memory share one DiT, as the engine places them (T2VEngine: ranks_on_dit_device):
+// CPU ranks (threads of one host) and ranks sharing a GPU ("cuda:0x4", a test mode) hold one DiT
+// (with sharded weights one shard each) beside every rank's activations and streamed blocks.
 nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions& o) {
   const ParallelOptions& po = o.engine.parallel;
   const ComputeOptions& co = o.engine.compute;
@@ -100,6 +103,7 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
                     static_cast<int>(a.dit.num_heads));
   }
   const bool cuda = devices[0].type == "cuda";
+  const bool shared = shares_device(devices);  // several ranks on one GPU
   MemoryPlanOptions mo;
   mo.height = o.height, mo.width = o.width, mo.num_frames = o.num_frames;
   mo.sequence_parallel = l.sequence_parallel();
@@ -150,15 +154,23 @@ nlohmann::json memory_json(const ModelArch& a, bool dit_f8, const InspectOptions
                       {"host_pinned_bytes", p.host_pinned},
                       {"host_t5_bytes", p.host_t5},
                       {"host_activation_bytes", p.host_activations},
-                      {"other_rank_peak_bytes", devices.size() > 1 ? p.dit_resident + p.dit_lora + p.dit_streamed + p.dit_activations : 0}};
+                      // What each other rank holds itself: a GPU of its own takes its DiT copy; a
+                      // shared GPU's ranks share rank 0's DiT (unless each keeps a shard of it).
+                      {"other_rank_peak_bytes", devices.size() < 2 ? 0
+                                                : shared && !co.shard_weights ? p.dit_streamed + p.dit_activations
+                                                                              : p.dit_resident + p.dit_lora + p.dit_streamed + p.dit_activations}};
   if (!reason.empty()) j["layout_reason"] = reason;  // layout auto: which rule picked each degree
-  // CPU ranks are threads of one host: what they hold together is what a budget is held to, as
-  // the engine counts it (T2VEngine: ranks_on_dit_device).
+  // CPU ranks are threads of one host, and ranks sharing a GPU share its memory: what they hold
+  // together is what a budget is held to, as the engine counts it (T2VEngine: ranks_on_dit_device).
   MemoryPlanOptions host = mo;
-  host.ranks_on_device = cuda ? 1 : int(devices.size());
+  host.ranks_on_device = cuda && !shared ? 1 : int(devices.size());
   if (co.shard_weights) host.lora_bytes *= host.ranks_on_device;  // CPU ranks: one sharded DiT each
   const MemoryPlan hp = plan_memory(a, host);
   if (!cuda && devices.size() > 1) j["host_ranks_peak_bytes"] = hp.peak();
+  if (shared) {  // the GPU's ranks together
+    j["shared_device"] = true;
+    j["device_ranks_peak_bytes"] = hp.peak();
+  }
   const int64_t budget = co.memory_budget;
   if (budget > 0 || budget == kAutoBudget) {
     std::string how;
