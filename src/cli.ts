@@ -41,7 +41,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
 /** The table's commands behind each command word, for `wanlab help COMMAND`. */
 const helpOf: Record<string, Command[]> = {
   doctor: ["doctor"], kernel: ["kernel-install", "kernel-uninstall", "kernel-list"], demo: ["demo"], generate: ["generate"], inspect: ["inspect"],
-  "make-tiny": ["make-tiny"], bench: ["bench-model", "bench-load", "bench-parallel"], serve: ["serve"],
+  "make-tiny": ["make-tiny"], bench: ["bench-model", "bench-load", "bench-parallel", "bench-projection"], serve: ["serve"],
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -7,7 +7,7 @@ import { wanlab } from "./helpers.js";
 
 const commandLines = [
   ["demo"], ["generate"], ["inspect"], ["make-tiny"], ["bench"], ["bench", "dit"], ["bench", "vae"], ["bench", "t5"], ["bench", "load"],
-  ["bench", "parallel"], ["serve"], ["kernel"], ["kernel", "install"], ["kernel", "uninstall"], ["kernel", "list"], ["doctor"],
+  ["bench", "parallel"], ["bench", "projection"], ["serve"], ["kernel"], ["kernel", "install"], ["kernel", "uninstall"], ["kernel", "list"], ["doctor"],
 ];
 
 function assertFits(text: string, what: string): void {
@@ -28,7 +28,7 @@ describe("wanlab COMMAND --help", () => {
 
   test("bench --help shows each kind's usage and options", () => {
     const r = wanlab(["bench", "--help"]);
-    for (const head of ["bench dit|vae|t5", "bench load DIR", "bench parallel"]) assert.ok(r.stdout.includes(`wanlab ${head}`), head);
+    for (const head of ["bench dit|vae|t5", "bench load DIR", "bench parallel", "bench projection"]) assert.ok(r.stdout.includes(`wanlab ${head}`), head);
     assert.match(r.stdout, /^options of wanlab bench load DIR:$/m);
     assert.match(r.stdout, /^ {2}--touch +also read every weight once/m);
   });
@@ -78,7 +78,7 @@ describe("mistyped commands and flags", () => {
     assert.equal(none.stderr.split("\n")[0], "wanlab: unknown command frobnicate");
     const bench = wanlab(["bench", "ditt"]);
     assert.equal(bench.status, 2);
-    assert.match(bench.stderr, /^wanlab bench: bench needs a target: dit, vae, t5, load, parallel \(got 'ditt'\); did you mean dit\?$/m);
+    assert.match(bench.stderr, /^wanlab bench: bench needs a target: dit, vae, t5, load, parallel, projection \(got 'ditt'\); did you mean dit\?$/m);
     const kernel = wanlab(["kernel", "instal"]);
     assert.equal(kernel.status, 2);
     assert.match(kernel.stderr, /; did you mean install\?$/m);

@@ -2,7 +2,8 @@
 // Ulysses degree up to 8 divides them) and a small video: every layout of 1, 2, 4, 8 and 16 GPUs
 // in the JSON with its measured and modelled parts, the engine's bytes per step equal to
 // src/parallel-model.ts's formula, the anchors and the goals; then the chart
-// (scripts/projection.mjs) with plotly inlined and one trace per layout family and anchor.
+// (scripts/projection.mjs) with plotly inlined and one trace per layout family and anchor; and
+// `wanlab bench projection`, which runs it with its flags checked first and writes the chart.
 // The CPU's seconds are no GPU figures: the test checks the mechanics, not the speed.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -14,7 +15,7 @@ import { test } from "node:test";
 import { defaultEnginePath } from "../src/bench.js";
 import { dimsOf, stepComm } from "../src/parallel-model.js";
 import { launchBrowser } from "./browser.js";
-import { root, scratch } from "./helpers.js";
+import { root, scratch, wanlab } from "./helpers.js";
 
 interface Row {
   layout: string;
@@ -198,4 +199,37 @@ test("scripts/projection.mjs: an offline plotly page with a trace per layout fam
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /not the JSON of `wanlab-engine bench projection`/);
   assert.ok(readFileSync(json, "utf8").length > 0);
+});
+
+test("wanlab bench projection: the engine's JSON on stdout, the chart with --html, bad flags refused before running", () => {
+  const page = join(dir, "cli-projection.html");
+  const r = wanlab(["bench", "projection", ...video, "--blocks", "1", "--iters", "1", "--gpus", "1,2", "--json", "--html", page]);
+  assert.equal(r.status, 0, r.stderr);
+  const p = JSON.parse(r.stdout) as Report;
+  assert.equal(p.bench, "projection");
+  assert.equal(p.video.tokens, 3 * 8 * 8);
+  assert.deepEqual(p.layouts.map((x) => x.layout), ["1", "u2", "r2", "cfg"]);
+  assert.equal(p.layouts[0]!.speedup, 1);
+  const html = readFileSync(page, "utf8");
+  assert.ok(html.includes(readFileSync(createRequire(import.meta.url).resolve("plotly.js-cartesian-dist-min"), "utf8").slice(0, 2000)), "plotly.js inline");
+  assert.doesNotMatch(html, /<script[^>]+src=/, "no external script");
+  assert.match(html, /Plotly\.newPlot\("plot", /);
+  assert.match(html, /<td>cfg<\/td><td>2<\/td>/);
+  // The page exists now: a second run without --overwrite is refused before anything runs.
+  const again = wanlab(["bench", "projection", ...video, "--html", page]);
+  assert.equal(again.status, 2);
+  assert.match(again.stderr, /--html/);
+
+  const bad = (args: string[], message: RegExp) => {
+    const b = wanlab(["bench", "projection", "--dims", "tiny", ...args]);
+    assert.equal(b.status, 2, `${args.join(" ")}: ${b.stderr}`);
+    assert.match(b.stderr, message, args.join(" "));
+    assert.equal(b.stdout, "", args.join(" "));
+  };
+  bad(["--gpus", "1,3"], /--gpus takes a list of 1, 2, 4, 8, 16, got '3'/);
+  bad(["--link", "nvlink9"], /--link must be one of nvlink4, ib400, pcie4, got 'nvlink9'/);
+  bad(["--layouts", "u2,u3x"], /--layouts: 'u3x' is not a layout \(allowed: 1, uN, rN, uNrM, cfg/);
+  bad(["--frames", "8"], /--frames must be 4k\+1/);
+  bad(["--iters", "0"], /--iters must be between 1 and 1000, got 0/);
+  bad(["--measured", join(dir, "missing.json")], /--measured: no file/);
 });

@@ -1,14 +1,18 @@
-// `wanlab bench dit|vae|t5|load|parallel`: model forwards against PyTorch eager, checkpoint
-// loading (mmap against copy), and the parallel layouts.
+// `wanlab bench dit|vae|t5|load|parallel|projection`: model forwards against PyTorch eager,
+// checkpoint loading (mmap against copy), the parallel layouts, and the N-GPU projection.
+import { existsSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import { benchModel, engineJson, type BenchKind, type BenchSide } from "../bench.js";
+import { benchProjection, isProjectionLayout, projectionHtml, projectionScript, type ProjectionOptions } from "../bench-projection.js";
 import { checkOutputFile, commitFile, tempBeside } from "../fs/safe-output.js";
 import type { Dims } from "../models.js";
 import { choicesOf, rangeOf } from "../options/table.js";
 import { formatBytes, table } from "../terminal/format.js";
 import { terminalProgress } from "../terminal/progress.js";
 import { didYouMean } from "./suggest.js";
-import { choice, deviceOption, help, intOption, parseCommand, UsageError, type Dtype } from "./parse.js";
+import { choice, deviceOption, help, intOption, numberOption, parseCommand, UsageError, type Dtype } from "./parse.js";
+
+type Link = NonNullable<ProjectionOptions["link"]>;
 
 /** `wanlab bench dit|vae|t5`: ours against PyTorch eager on DiffSynth's module, same weights and input. */
 async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
@@ -89,6 +93,79 @@ async function cmdBenchParallel(args: string[]): Promise<number> {
   return 0;
 }
 
+/** `wanlab bench projection`: src/bench-projection.ts; every flag checked before the engine runs,
+ * a table (JSON with --json) on stdout, the chart with --html. */
+async function cmdBenchProjection(args: string[]): Promise<number> {
+  const { values: v } = parseCommand(args, "bench-projection");
+  if (v.help) return help("bench-projection");
+  const int = (name: string) => intOption(name, v[name] as string | undefined, ...rangeOf("bench-projection", name));
+  const str = (name: string) => v[name] as string | undefined;
+  const htmlFile = { flag: "--html", overwrite: v.overwrite === true };
+  const html = typeof v.html === "string" ? checkOutputFile(v.html, htmlFile) : undefined;
+  if (html && !existsSync(projectionScript)) throw new Error(`--html needs ${projectionScript}, the chart's builder, which this installation lacks`);
+  const height = int("height"), width = int("width"), frames = int("frames");
+  for (const [name, n] of [["height", height], ["width", width]] as const)
+    if (n !== undefined && n % 16 !== 0) throw new UsageError(`--${name} must be a multiple of 16, got ${n}`);
+  if (frames !== undefined && frames % 4 !== 1) throw new UsageError(`--frames must be 4k+1 (1, 5, 9, ..., 81), got ${frames}`);
+  const list = (name: string) => str(name)?.split(",").map((x) => x.trim());
+  const gpuChoices = choicesOf("bench-projection", "gpus");
+  const gpus = list("gpus")?.map((g) => {
+    if (!gpuChoices.includes(g)) throw new UsageError(`--gpus takes a list of ${gpuChoices.join(", ")}, got '${g}' in '${str("gpus")}'`);
+    return Number(g);
+  });
+  const layouts = list("layouts");
+  for (const l of layouts ?? [])
+    if (!isProjectionLayout(l))
+      throw new UsageError(`--layouts: '${l}' is not a layout (allowed: 1, uN, rN, uNrM, cfg, cfg-uN, cfg-rN, cfg-uNrM with N, M >= 2, optionally ending in -shard)`);
+  for (const name of ["links", "measured"])
+    if (str(name) !== undefined && !existsSync(str(name)!)) throw new UsageError(`--${name}: no file '${str(name)}'`);
+  const linkChoices = choicesOf<Link>("bench-projection", "link");
+  const cfgRange = rangeOf("bench-projection", "cfg-scale");
+  const cfgScale = numberOption("cfg-scale", v["cfg-scale"], `[${cfgRange.join(", ")}]`);
+  if (cfgScale !== undefined && !(cfgScale >= cfgRange[0] && cfgScale <= cfgRange[1]))
+    throw new UsageError(`--cfg-scale must be in [${cfgRange.join(", ")}], got ${v["cfg-scale"]}`);
+  const options: ProjectionOptions = {
+    dims: choice("dims", str("dims"), choicesOf<Dims>("bench-projection", "dims")),
+    heads: int("heads"), height, width, frames, steps: int("steps"), cfgScale, gpus, layouts,
+    shardWeights: v["shard-weights"] === true,
+    link: choice("link", str("link"), linkChoices),
+    links: str("links"),
+    interLink: choice("inter-link", str("inter-link"), linkChoices),
+    gpusPerNode: int("gpus-per-node"), blocks: int("blocks"), warmup: int("warmup"), iters: int("iters"),
+    device: deviceOption("device", v.device),
+    dtype: choice("dtype", str("dtype"), choicesOf<Dtype>("bench-projection", "dtype")),
+    threads: int("threads"), seed: int("seed"),
+    measured: str("measured"),
+  };
+  const progress = terminalProgress("bench projection");
+  const report = await benchProjection(options);
+  progress.done(`${report.layouts.length} layouts`);
+  if (html) {
+    const tmp = tempBeside(html);
+    try {
+      await writeFile(tmp, await projectionHtml(report), { flag: "wx" });
+      await commitFile(tmp, html, htmlFile);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  if (v.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  const rows = [["layout", "GPUs", "s/step", `s for ${report.steps} steps`, "speed-up", "efficiency", "exposed comm s/step"]];
+  for (const r of report.layouts)
+    rows.push([r.layout, String(r.gpus), r.step_s.toFixed(3), r.total_s.toFixed(1), r.speedup.toFixed(2), r.efficiency.toFixed(2),
+      r.exposed_comm_per_step_s.toFixed(4)]);
+  console.log(table(rows, [1, 2, 3, 4, 5, 6]));
+  for (const s of report.skipped) console.log(`skipped ${s.layout}: ${s.reason}`);
+  for (const g of report.goals)
+    console.log(`goal (${g.label}) ${g.goal}: ${g.value === undefined ? "-" : g.value.toFixed(3)}, ${g.applies ? (g.pass ? "pass" : "fail") : `does not apply: ${g.reason}`}`);
+  console.log(`measured: ${report.method.measured}`);
+  console.log(`modelled: ${report.method.modelled}`);
+  return 0;
+}
+
 /** One `wanlab-engine bench-load` run (native/src/tools/load_bench.h). */
 interface LoadRun {
   load_seconds: number;
@@ -99,10 +176,11 @@ interface LoadRun {
 export async function cmdBench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what === "parallel") return cmdBenchParallel(rest);
+  if (what === "projection") return cmdBenchProjection(rest);
   if (what === "dit" || what === "vae" || what === "t5") return cmdBenchModel(what, rest);
-  if (what === "--help" || what === "-h" || what === "help") return help("bench-model", "bench-load", "bench-parallel");
+  if (what === "--help" || what === "-h" || what === "help") return help("bench-model", "bench-load", "bench-parallel", "bench-projection");
   if (what !== "load") {
-    const kinds = ["dit", "vae", "t5", "load", "parallel"];
+    const kinds = ["dit", "vae", "t5", "load", "parallel", "projection"];
     throw new UsageError(`bench needs a target: ${kinds.join(", ")} (got '${what ?? ""}')${what ? didYouMean(what, kinds) : ""}`);
   }
   const { values: v, positionals } = parseCommand(rest, "bench-load");

@@ -15,7 +15,7 @@ import { root, wanlab } from "../../test/helpers.js";
 /** The command line that asks each table command for its help. */
 const helpArgs: Record<Command, string[]> = {
   demo: ["demo"], generate: ["generate"], inspect: ["inspect"], "make-tiny": ["make-tiny"], "bench-model": ["bench", "dit"],
-  "bench-load": ["bench", "load"], "bench-parallel": ["bench", "parallel"], serve: ["serve"], "kernel-install": ["kernel"],
+  "bench-load": ["bench", "load"], "bench-parallel": ["bench", "parallel"], "bench-projection": ["bench", "projection"], serve: ["serve"], "kernel-install": ["kernel"],
   "kernel-uninstall": ["kernel"], "kernel-list": ["kernel"], doctor: ["doctor"],
 };
 

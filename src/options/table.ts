@@ -4,7 +4,7 @@
 // (src/options/usage.ts, src/server/schema.ts); src/params.ts reads its defaults and ranges.
 
 /** A command (or subcommand) whose flags the table lists. */
-export type Command = "demo" | "generate" | "inspect" | "make-tiny" | "bench-model" | "bench-load" | "bench-parallel" | "serve"
+export type Command = "demo" | "generate" | "inspect" | "make-tiny" | "bench-model" | "bench-load" | "bench-parallel" | "bench-projection" | "serve"
   | "kernel-install" | "kernel-uninstall" | "kernel-list" | "doctor";
 
 /** How a value is read: "integer" decimal digits in `range`; "number" a finite decimal in
@@ -73,6 +73,9 @@ const GIS: readonly Command[] = ["generate", "inspect", "serve"];
 const GISD: readonly Command[] = [...GIS, "doctor"];
 const GSD: readonly Command[] = ["generate", "serve", "doctor"];
 const BM: readonly Command[] = ["bench-model"];
+const BP: readonly Command[] = ["bench-projection"];
+/** The link presets of `bench projection`. */
+const links = ["nvlink4", "ib400", "pcie4"] as const;
 const logLevels = ["error", "warn", "info", "debug"] as const;
 const dtypes = ["f32", "bf16", "f16"] as const;
 
@@ -206,6 +209,33 @@ const commandRows: OptionRow[] = [
   { flag: "steps", type: "integer", value: "N", range: [1, 1000], default: "2", example: "--steps 4", commands: ["bench-parallel"], help: "denoising steps" },
   { flag: "layouts", type: "string", value: "A,B", default: "every layout", example: "--layouts 1x1,2x1", commands: ["bench-parallel"], help: "the layouts to run" },
   { flag: "work-dir", type: "string", value: "DIR", default: "$TMPDIR/wanlab-bench-parallel", example: "--work-dir /tmp/bp", commands: ["bench-parallel"], help: "where the ranks' files go" },
+  { flag: "json", type: "boolean", example: "--json > projection.json", commands: BP, help: "the report as JSON" },
+  { flag: "html", type: "string", value: "FILE", default: "none", example: "--html projection.html", commands: BP, help: "also write the chart: an offline plotly page (scripts/projection.mjs)" },
+  { flag: "overwrite", type: "boolean", example: "--overwrite --html projection.html", commands: BP, help: "replace an existing --html file" },
+  { flag: "dims", type: "choice", choices: ["tiny", "1.3B", "14B"], default: "1.3B", example: "--dims 14B", commands: BP, help: "the model's sizes (random weights, nothing to download)" },
+  { flag: "heads", type: "integer", value: "N", range: [1, 1024], default: "the model's", example: "--dims tiny --heads 8", commands: BP, help: "another head count at the same dim (to try Ulysses degrees on the tiny model)" },
+  { flag: "height", type: "integer", value: "N", range: [16, 8192], default: "480", example: "--height 720 --width 1280", commands: BP, help: "video height in pixels, a multiple of 16" },
+  { flag: "width", type: "integer", value: "N", range: [16, 8192], default: "832", example: "--width 1280 --height 720", commands: BP, help: "video width in pixels, a multiple of 16" },
+  { flag: "frames", type: "integer", value: "N", range: [1, 1001], default: "81", example: "--frames 81", commands: BP, help: "video frames, 4k+1" },
+  { flag: "steps", type: "integer", value: "N", range: [1, 1000], default: "50", example: "--steps 30", commands: BP, help: "steps of the video: total = steps × seconds per step" },
+  { flag: "cfg-scale", type: "number", value: "X", range: [0, 100], default: "5", example: "--cfg-scale 1", commands: BP, help: "not 1: two DiT passes per step, one per GPU half with CFG-parallel" },
+  { flag: "gpus", type: "string", value: "N1,N2,...", choices: ["1", "2", "4", "8", "16"], default: "1,2,4,8,16", example: "--gpus 1,8", commands: BP, help: "the GPU counts whose default layouts run (16: two nodes of 8)" },
+  { flag: "layouts", type: "string", value: "L1,L2,...", default: "each GPU count's set", example: "--layouts u8,u4r2,cfg-u4", commands: BP,
+    help: "layouts by name: 1, uN (Ulysses), rN (ring), uNrM, cfg, cfg-uN, cfg-uNrM (N, M >= 2), -shard at the end for sharded weights" },
+  { flag: "shard-weights", type: "boolean", example: "--shard-weights", commands: BP, help: "every layout with two or more sequence-parallel ranks with sharded weights" },
+  { flag: "link", type: "choice", choices: links, default: "nvlink4", example: "--link pcie4", commands: BP, help: "the link within a node: 450, 50 or 25 GB/s per GPU and direction" },
+  { flag: "links", type: "string", value: "FILE", default: "none", example: "--links links.json", commands: BP, help: "instead, the links `wanlab doctor --devices ... --json` measured" },
+  { flag: "inter-link", type: "choice", choices: links, default: "ib400", example: "--inter-link ib400", commands: BP, help: "the link between nodes" },
+  { flag: "gpus-per-node", type: "integer", value: "N", range: [1, 1024], default: "8", example: "--gpus-per-node 4", commands: BP, help: "where a group of ranks leaves its node" },
+  { flag: "blocks", type: "integer", value: "N", range: [1, 100], default: "2", example: "--blocks 1", commands: BP, help: "DiT blocks timed per forward (one more runs untimed)" },
+  { flag: "warmup", type: "integer", value: "N", range: [0, 1000], default: "1", example: "--warmup 2", commands: BP, help: "untimed forwards first" },
+  { flag: "iters", type: "integer", value: "N", range: [1, 1000], default: "3", example: "--iters 5", commands: BP, help: "timed forwards (their median counts)" },
+  { flag: "device", type: "device", value: "cpu|cuda[:N]", default: "cpu", example: "--device cuda", commands: BP, help: "where one rank's work is timed" },
+  { flag: "dtype", type: "choice", choices: dtypes, default: "f32 on the CPU, bf16 on CUDA", example: "--dtype bf16", commands: BP, help: "compute dtype" },
+  { flag: "threads", type: "integer", value: "N", range: [1, 1024], default: "libtorch's (the machine's cores)", example: "--threads 8", commands: BP, help: "CPU threads" },
+  { flag: "seed", type: "integer", value: "N", range: [0, 2147483647], default: "0", example: "--seed 7", commands: BP, help: "the random weights' seed" },
+  { flag: "measured", type: "string", value: "FILE", default: "none", example: "--measured projection.json --link pcie4", commands: BP,
+    help: "project a previous run's JSON again (same model and video; other links, steps or layouts) without timing anything" },
   { flag: "model", type: "string", value: "DIR", default: "the embedded default model", example: "--model ~/models/Wan2.1-T2V-1.3B", commands: ["serve"], help: "the model to load once" },
   { flag: "host", type: "string", value: "127.0.0.1", default: "127.0.0.1", example: "--host 0.0.0.0 --allow-remote", commands: ["serve"], help: "the address to listen on" },
   { flag: "port", type: "integer", value: "0", range: [0, 65535], default: "0 (any free port)", example: "--port 8765", commands: ["serve"], help: "the port to listen on" },
@@ -252,6 +282,10 @@ export const commandTable: Readonly<Record<Command, CommandInfo>> = {
   "bench-load": { head: "bench load DIR", positionals: ["DIR"], description: ["load time and resident memory, mmap vs copy (JSON)"] },
   "bench-parallel": { head: "bench parallel", positionals: [], description: ["every sequence-parallel layout on CPU ranks: bytes per step vs the analytic formula,",
     "compute/comm split, peak memory per rank, parity vs 1 rank (timings are no speed-up claim)"] },
+  "bench-projection": { head: "bench projection", positionals: [], description: ["seconds per step and for the video's steps on 1 to 16 GPUs per layout: one rank's work",
+    "measured on this device at its real shapes, the engine's collectives modelled over stated or",
+    "measured links through its overlap schedule; speed-up, efficiency, the public anchors and the",
+    "goals (JSON with --json; --html: the chart)"] },
   serve: { head: "serve", positionals: [], description: ["load a model once and serve a job queue over HTTP (prints 'listening on URL';",
     "--budget plans for 480x832x81 and refuses jobs predicted to exceed it; without it",
     "jobs predicted beyond the device's (or the host's) memory are refused;",

@@ -170,7 +170,7 @@ export function cliMarkdown(): string {
     "",
   ];
   const sections: [string, Command[]][] = [["demo", ["demo"]], ["generate", ["generate"]], ["inspect", ["inspect"]], ["make-tiny", ["make-tiny"]],
-    ["bench dit|vae|t5", ["bench-model"]], ["bench load", ["bench-load"]], ["bench parallel", ["bench-parallel"]], ["serve", ["serve"]],
+    ["bench dit|vae|t5", ["bench-model"]], ["bench load", ["bench-load"]], ["bench parallel", ["bench-parallel"]], ["bench projection", ["bench-projection"]], ["serve", ["serve"]],
     ["kernel", ["kernel-install", "kernel-uninstall", "kernel-list"]], ["doctor", ["doctor"]]];
   for (const [title, cmds] of sections) {
     out.push(`## wanlab ${title}`, "", "```");
