@@ -130,6 +130,9 @@ export function doctorText(r: DoctorReport): string {
 export interface LinkCheckOptions {
   /** This process's ranks, e.g. "cpu:0-3", "cuda:0-7" (default "cpu:0-1"). */
   devices?: string;
+  /** How the ranks exchange tensors, as an engine would open them ("gloo" or "nccl"; default:
+   * NCCL between CUDA ranks where the build has it, else Gloo, always Gloo for "cuda:KxN"). */
+  transport?: "gloo" | "nccl";
   /** Several processes: "tcp://HOST:PORT" with nnodes and nodeRank, or "env://" (torchrun, Slurm). */
   rendezvous?: string;
   nnodes?: number;
@@ -161,8 +164,8 @@ export interface LinkReport {
  * Every process of a multi-node group calls it with the same options. */
 export async function checkLinks(options: LinkCheckOptions = {}): Promise<LinkReport> {
   const { resolveEnvRendezvous } = await import("./launch-env.js");
-  const { rendezvous, nnodes, nodeRank, devices, timeoutS, sizes, reps } = resolveEnvRendezvous(options);
-  const o = Object.fromEntries(Object.entries({ devices, rendezvous, nnodes, nodeRank, timeoutS, sizes, reps })
+  const { rendezvous, nnodes, nodeRank, devices, transport, timeoutS, sizes, reps } = resolveEnvRendezvous(options);
+  const o = Object.fromEntries(Object.entries({ devices, transport, rendezvous, nnodes, nodeRank, timeoutS, sizes, reps })
     .filter(([, v]) => v !== undefined));
   const r = JSON.parse(await native().checkLinks(o)) as LinkReport;
   Object.defineProperty(r, inspect.custom, { value: () => linksText(r), enumerable: false });

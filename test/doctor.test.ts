@@ -90,3 +90,22 @@ test("wanlab doctor --devices cpu:0-1 --json: the pre-flight check, then every c
   assert.equal(one.status, 1);
   assert.match(one.stderr, /^wanlab doctor: .*needs at least 2 ranks/m);
 });
+
+test("doctor --devices --transport: the link check opens its ranks as an engine would, and refuses a transport this build cannot run", () => {
+  const gloo = wanlab(["doctor", "--devices", "cpu:0-1", "--transport", "gloo", "--timeout", "20", "--json"]);
+  assert.equal(gloo.status, 0, gloo.stderr + gloo.stdout);
+  assert.equal((JSON.parse(gloo.stdout) as LinkReport).world, 2);
+  const nccl = wanlab(["doctor", "--devices", "cpu:0-1", "--transport", "nccl"]);
+  assert.equal(nccl.status, 1);
+  assert.match(nccl.stderr, /^wanlab doctor: transport nccl: this wanlab build has no NCCL \(it links a CPU-only libtorch\)/m);
+  const engine = spawnSync(defaultEnginePath, ["doctor", "--devices", "cpu:0-1", "--transport", "nccl"], { encoding: "utf8" });
+  assert.equal(engine.status, 1);
+  assert.match(engine.stderr, /transport nccl: this wanlab build has no NCCL/);
+  // a GPU shared by several ranks (a test mode) is a CUDA list: refused on this build, naming it
+  const shared = wanlab(["doctor", "--devices", "cuda:0x2"]);
+  assert.equal(shared.status, 1);
+  assert.match(shared.stderr, /cuda:0x2/);
+  const alone = wanlab(["doctor", "--transport", "gloo"]);
+  assert.equal(alone.status, 2);
+  assert.match(alone.stderr, /--transport goes with --devices or --rendezvous/);
+});

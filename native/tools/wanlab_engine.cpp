@@ -31,7 +31,8 @@ namespace {
 const char* kUsageHead = R"(usage: wanlab-engine COMMAND [options]
 
 commands:
-  doctor [--devices LIST [--rendezvous tcp://HOST:PORT|env:// --nnodes N --node-rank K] [--timeout S]]
+  doctor [--devices LIST [--transport gloo|nccl] [--rendezvous tcp://HOST:PORT --nnodes N --node-rank K]
+         [--timeout S]]
       what this build and machine can run, checked by running it: libtorch (CUDA, NCCL), what
       --devices auto picks, each CUDA device's paths (bf16 matmul, SDPA, ring parts, own kernels);
       JSON, exit 1 when a problem is found. With --devices: that group's pre-flight check and its
@@ -250,10 +251,11 @@ int main(int argc, char** argv) {
       std::cout << wan::generate_from_file(o).dump(2) << "\n";
     } else if (cmd == "doctor") {
       Args a = parse(argc, argv, {});
-      check_known(a, {"--devices", "--rendezvous", "--nnodes", "--node-rank", "--timeout"});
+      check_known(a, {"--devices", "--transport", "--rendezvous", "--nnodes", "--node-rank", "--timeout"});
       if (!a.positional.empty()) usage("doctor takes no arguments");
       if (a.options.count("--devices") || a.options.count("--rendezvous")) {  // the group's check and links
         nlohmann::json o = {{"devices", a.options.count("--devices") ? a.options["--devices"] : "auto"}};
+        if (a.options.count("--transport")) o["transport"] = a.options["--transport"];
         if (a.options.count("--rendezvous")) o["rendezvous"] = a.options["--rendezvous"];
         if (a.options.count("--nnodes")) o["nnodes"] = wan::parse_int_flag("--nnodes", a.options["--nnodes"]);
         if (a.options.count("--node-rank")) o["nodeRank"] = wan::parse_int_flag("--node-rank", a.options["--node-rank"]);

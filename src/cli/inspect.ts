@@ -70,6 +70,7 @@ export async function cmdDoctor(args: string[]): Promise<number> {
     if (timeoutS !== undefined && !(timeoutS > 0 && timeoutS <= 86400)) throw new UsageError(`--timeout must be seconds in (0, 86400], got ${v.timeout}`);
     const links = await checkLinks({
       devices: v.devices as string | undefined,
+      transport: v.transport as "gloo" | "nccl" | undefined,
       rendezvous: v.rendezvous as string | undefined,
       nnodes: intOption("nnodes", v.nnodes as string | undefined, ...rangeOf("doctor", "nnodes")),
       nodeRank: intOption("node-rank", v["node-rank"] as string | undefined, ...rangeOf("doctor", "node-rank")),
@@ -78,7 +79,7 @@ export async function cmdDoctor(args: string[]): Promise<number> {
     console.log(v.json ? JSON.stringify(links, null, 2) : linksText(links));
     return 0;
   }
-  for (const flag of ["nnodes", "node-rank", "timeout"] as const)
+  for (const flag of ["nnodes", "node-rank", "timeout", "transport"] as const)
     if (v[flag] !== undefined) throw new UsageError(`--${flag} goes with --devices or --rendezvous (the link check)`);
   const r = await doctor();
   console.log(v.json ? JSON.stringify(r, null, 2) : doctorText(r));

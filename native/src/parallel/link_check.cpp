@@ -69,6 +69,7 @@ LinkReport check_links(const LinkCheckOptions& o) {
         ctx.device_name = concat(d.type, ":", d.index);
         ctx.timeout = o.group.timeout;
         ctx.where = "link check";
+        ctx.transport = o.group.transport;
         auto rdv = Rendezvous::join(host, port, o.group.timeout);
         std::vector<int> all(world);
         for (int k = 0; k < world; ++k) all[k] = k;

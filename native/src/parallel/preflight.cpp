@@ -40,12 +40,6 @@ struct Fnv {
   void add(const std::string& s) { add(s.data(), s.size() + 1); }
 };
 
-// "cuda:0,1" (one kind per node: the engine refuses a mix), as parse_devices reads it back.
-std::string device_list(const std::vector<DeviceSpec>& d) {
-  std::string s = d[0].type + ":";
-  for (size_t i = 0; i < d.size(); ++i) s += concat(i ? "," : "", d[i].index);
-  return s;
-}
 
 std::string ranks_of(int node, int local) {
   const int first = node * local;
@@ -151,6 +145,7 @@ std::string smoke(const PreflightOptions& o, int local_index, const std::string&
   ctx.device_name = concat(d.type, ":", d.index);
   ctx.timeout = left;
   ctx.where = "pre-flight";
+  ctx.transport = o.transport;
   try {
     auto rdv = Rendezvous::join(store_host, store_port, left);
     std::vector<int> all(world);
@@ -253,7 +248,7 @@ PreflightResult preflight(const PreflightOptions& o) {
   const std::string addr = concat(o.host, ":", o.port);
   PreflightNode me;
   me.node = o.node_rank, me.first_rank = o.node_rank * local, me.host = o.host_name.empty() ? this_host() : o.host_name;
-  me.devices = device_list(o.devices), me.build = engine_build(), me.model = o.model, me.pid = long(getpid());
+  me.devices = format_devices(o.devices), me.build = engine_build(), me.model = o.model, me.pid = long(getpid());
   const std::string here = describe(me, local);
   auto left = [&] {
     return std::max(std::chrono::milliseconds(1),
@@ -323,11 +318,13 @@ PreflightResult preflight(const PreflightOptions& o) {
       fail("pre-flight: ", describe(n, local), " loaded a different model (fingerprint ", n.model, ") than ",
            describe(n0, local), " (", n0.model, "); every node needs the same checkpoint");
   }
-  // Two ranks on one host naming the same GPU (NCCL refuses it: one GPU per rank).
+  // Two ranks on one host naming the same GPU (NCCL refuses it: one GPU per rank). Sharing one on
+  // purpose runs on Gloo: a node's cuda:KxN, or processes that chose --transport gloo.
   for (size_t a = 0; a < r.nodes.size(); ++a)
     for (size_t b = a; b < r.nodes.size(); ++b) {
       if (r.nodes[a].host != r.nodes[b].host) continue;
       const auto da = parse_devices(r.nodes[a].devices), db = parse_devices(r.nodes[b].devices);
+      if (a == b ? shares_device(da) : o.transport == Transport::Gloo) continue;
       for (size_t i = 0; i < da.size(); ++i)
         for (size_t j = a == b ? i + 1 : 0; j < db.size(); ++j)
           if (da[i].type == "cuda" && db[j].type == "cuda" && da[i].index == db[j].index)

@@ -39,6 +39,9 @@ struct PreflightOptions {
   // attention probe at this head dim per rank.
   int64_t probe_head_dim = 0;
   std::string host_name;  // the host this node publishes; "" = this machine's host name
+  // How the ranks exchange tensors, as the engine's group will (choose_transport): Gloo for a GPU
+  // shared by several ranks (cuda:KxN), whose ranks are then not refused for sharing it.
+  Transport transport = Transport::Default;
 };
 
 // What each node published.

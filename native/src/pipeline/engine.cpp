@@ -98,6 +98,7 @@ T2VEngine::T2VEngine(LoadedModel model, const ParallelOptions& p, const ComputeO
     PreflightOptions pre;
     pre.host = rdv_host, pre.port = rdv_port, pre.nnodes = p.nnodes, pre.node_rank = p.node_rank;
     pre.devices = devices;
+    pre.transport = group.transport;
     pre.timeout = std::chrono::milliseconds(int64_t(std::min(p.timeout_s, 60.0) * 1000));
     pre.model = weights_fingerprint(model_);
     pre.probe_head_dim = dit_arch.dim / std::max<int64_t>(1, dit_arch.num_heads);

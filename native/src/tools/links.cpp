@@ -7,15 +7,17 @@
 namespace wan {
 
 nlohmann::json links_report(const nlohmann::json& j) {
-  check_json_keys(j, {"devices", "rendezvous", "nnodes", "nodeRank", "timeoutS", "sizes", "reps"}, "link check options");
+  check_json_keys(j, {"devices", "transport", "rendezvous", "nnodes", "nodeRank", "timeoutS", "sizes", "reps"},
+                  "link check options");
   LinkCheckOptions o;
   PreflightOptions& g = o.group;
-  std::string devices = "cpu:0-1", rendezvous;
+  std::string devices = "cpu:0-1", transport, rendezvous;
   double timeout_s = 30;
   for (const auto& item : j.items()) {
     const std::string& k = item.key();
     const nlohmann::json& v = item.value();
     if (k == "devices") devices = json_field_string(v, k, k);
+    else if (k == "transport") transport = json_field_string(v, k, k);
     else if (k == "rendezvous") rendezvous = json_field_string(v, k, k);
     else if (k == "nnodes") g.nnodes = int(json_field_int(v, k, k, 1, 1024));
     else if (k == "nodeRank") g.node_rank = int(json_field_int(v, k, k, 0, 1023));
@@ -25,7 +27,9 @@ nlohmann::json links_report(const nlohmann::json& j) {
   }
   if (!(timeout_s > 0 && timeout_s <= 86400)) throw ParamError("timeoutS", concat("timeoutS must be in (0, 86400], got ", timeout_s));
   if (g.node_rank >= g.nnodes) throw ParamError("nodeRank", concat("nodeRank ", g.node_rank, " must be below nnodes ", g.nnodes));
-  g.devices = parse_devices(devices);
+  // As an engine opens the group: the list checked against this build and machine, the transport chosen.
+  const GroupDevices group = check_group_devices(devices, transport);
+  g.devices = group.devices, g.transport = group.transport;
   g.timeout = std::chrono::milliseconds(int64_t(timeout_s * 1000));
   if (g.nnodes > 1) {
     const size_t colon = rendezvous.rfind(':');
