@@ -6,8 +6,6 @@
 #include <optional>
 
 #include "convert.h"
-#include "models/latent_grid.h"
-#include "parallel/layout_auto.h"
 #include "pipeline/engine_options.h"
 #include "pipeline/request.h"
 #include "pipeline/t2v.h"
@@ -230,19 +228,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Plan(const Napi::CallbackInfo& info) {
     auto eng = engine();
     const wan::T2VRequest r = request_arg(info, "plan", false);
-    // An error is e.g. no TeaCache calibration that fits this DiT: a ParamError. A video with fewer
-    // DiT tokens than the group's sequence-parallel ranks is refused as validate() refuses it
-    // (pipeline/validate.cpp, a ParamError on height), so a server turns it away at submit.
-    return Napi::String::New(info.Env(), engine_call(info.Env(), [&] {
-      try {
-        wan::check_layout_tokens(eng->layout(), wan::latent_grid(r.num_frames, r.height, r.width).tokens(eng->model().arch.dit.patch));
-      } catch (const wan::ParamError&) {
-        throw;
-      } catch (const wan::Error& e) {
-        throw wan::ParamError("height", e.what());
-      }
-      return eng->memory_report(r).dump();
-    }));
+    // An error is e.g. no TeaCache calibration that fits this DiT, or a video with fewer DiT tokens
+    // than the group's sequence-parallel ranks: a ParamError, so a server turns it away at submit.
+    return Napi::String::New(info.Env(), engine_call(info.Env(), [&] { return eng->memory_report(r).dump(); }));
   }
   Napi::Value Info(const Napi::CallbackInfo& info) {
     auto eng = engine();

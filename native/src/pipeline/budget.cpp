@@ -139,7 +139,9 @@ std::string T2VEngine::budget_problem(const T2VRequest& r) const {
 nlohmann::json T2VEngine::memory_report(const T2VRequest& r) const {
   // The plan is asked before a request is taken: a TeaCache calibration that does not exist or
   // fit this DiT is named here already.
+  // and a video too small for the group's sequence-parallel ranks (a server refuses it at submit).
   check_model_files();
+  check_tokens_per_rank(r);
   if (r.tea_cache_l1_thresh > 0) tea_cache_model(model_.arch.dit, r.tea_cache_model_id);
   nlohmann::json j = to_json(memory_plan(r));
   j["device"] = dit_place_.device.str();

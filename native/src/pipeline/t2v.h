@@ -193,6 +193,9 @@ class T2VEngine {
   void publish(const T2VRequest& r, const at::Tensor& input_latents) const;
   void apply_budget(const ComputeOptions& c);
   void check_video_size(int64_t height, int64_t width, int64_t num_frames, const char* what) const;
+  // Every sequence-parallel rank needs a DiT token of r's video (parallel/layout_auto.h: ranks
+  // beyond tokens): a ParamError on height otherwise (validate() and memory_report() ask it).
+  void check_tokens_per_rank(const T2VRequest& r) const;
   void check_host_memory() const;
   MemoryPlanOptions plan_options(const T2VRequest& r) const;
   std::string budget_hints(const T2VRequest& r, bool weights_only = false) const;

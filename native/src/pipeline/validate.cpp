@@ -31,6 +31,16 @@ void T2VEngine::check_video_size(int64_t height, int64_t width, int64_t num_fram
     fail(what, "num_frames must be 4k+1 (1, 5, 9, ..., 81, ...) and at most 1001, got ", num_frames);
 }
 
+void T2VEngine::check_tokens_per_rank(const T2VRequest& r) const {
+  try {
+    check_layout_tokens(layout_, latent_grid(r.num_frames, r.height, r.width).tokens(model_.arch.dit.patch));
+  } catch (const ParamError&) {
+    throw;
+  } catch (const Error& e) {
+    throw ParamError("height", e.what());
+  }
+}
+
 void T2VEngine::check_model_files() const {
   for (const FileStamp& f : mapped_files_)
     if (const std::string change = file_change(f); !change.empty())
@@ -67,8 +77,7 @@ void T2VEngine::validate(const T2VRequest& r) const {
   const int64_t ok_hw = 8 * a.patch[1];
   on_field(size_fails(r.height, ok_hw, 1) ? "height" : size_fails(ok_hw, r.width, 1) ? "width" : "num_frames",
            [&] { check_video_size(r.height, r.width, r.num_frames, ""); });
-  // Every sequence-parallel rank needs a token (parallel/layout_auto.h: ranks beyond tokens).
-  on_field("height", [&] { check_layout_tokens(layout_, latent_grid(r.num_frames, r.height, r.width).tokens(a.patch)); });
+  check_tokens_per_rank(r);
   if (!r.timesteps.empty()) {  // a custom schedule (pipeline/flow_match.h listed_schedule)
     if (const std::string why = timesteps_problem(r.timesteps); !why.empty()) fail_param("timesteps", why);
     if (r.num_inference_steps != int64_t(r.timesteps.size()))
