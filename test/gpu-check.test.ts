@@ -19,16 +19,27 @@ function standIns(bin: string): void {
   for (const name of ["nvidia-smi", "python3"]) chmodSync(join(bin, name), 0o755);
 }
 
-test("gpu-check.sh: doctor, the device tests and every step, logged; OUT_DIR holds log.txt and results.tgz", () => {
+const build = join(root, "native", "build");
+
+/** A scratch folder whose bin/ holds the stand-ins. */
+function standInDir(): { dir: string; bin: string } {
   const dir = scratch();
   const bin = join(dir, "bin");
   mkdirSync(bin);
   standIns(bin);
-  const build = join(root, "native", "build");
+  return { dir, bin };
+}
+
+/** gpu-check.sh on this CPU build (its existing build directory), the stand-ins first on PATH. */
+function gpuCheck(bin: string, env: Record<string, string>, timeout?: number) {
+  return spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
+    encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, ...env }, timeout });
+}
+
+test("gpu-check.sh: doctor, the device tests and every step, logged; OUT_DIR holds log.txt and results.tgz", () => {
+  const { dir, bin } = standInDir();
   const out = join(dir, "out");
-  const r = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
-    encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT_DIR: out }, timeout: 300_000,
-  });
+  const r = gpuCheck(bin, { OUT_DIR: out }, 300_000);
   for (const made of ["tiny", "results"]) rmSync(join(build, made), { recursive: true, force: true });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.deepEqual(readdirSync(out).sort(), ["log.txt", "results.tgz"]);
@@ -55,32 +66,22 @@ test("gpu-check.sh: doctor, the device tests and every step, logged; OUT_DIR hol
 
   // GPU_CHECK=14b: a second call, the 14B steps only (doctor first), on the build already there
   const out14 = join(dir, "out14");
-  const r14 = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
-    encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT_DIR: out14, GPU_CHECK: "14b" }, timeout: 120_000,
-  });
+  const r14 = gpuCheck(bin, { OUT_DIR: out14, GPU_CHECK: "14b" }, 120_000);
   for (const made of ["tiny", "results"]) rmSync(join(build, made), { recursive: true, force: true });
   assert.equal(r14.status, 0, r14.stdout + r14.stderr);
   const log14 = readFileSync(join(out14, "log.txt"), "utf8");
   for (const step of ["t2v_14B_720p", "t2v_14B_480p_budget24G", "t2v_14B_480p_f8"]) assert.match(log14, new RegExp(`^rc=1 ${step} `, "m"));
   assert.doesNotMatch(log14, /parity_tiny/);
-  const bad = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
-    encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT_DIR: join(dir, "bad"), GPU_CHECK: "all" } });
+  const bad = gpuCheck(bin, { OUT_DIR: join(dir, "bad"), GPU_CHECK: "all" });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /GPU_CHECK must be base, 14b or group, got 'all'/);
 });
 
 test("gpu-check.sh GPU_CHECK=group: each layout of ranks sharing a device against one rank, then the group's pre-flight and links", () => {
-  const dir = scratch();
-  const bin = join(dir, "bin");
-  mkdirSync(bin);
-  standIns(bin);
-  const build = join(root, "native", "build");
+  const { dir, bin } = standInDir();
   const out = join(dir, "out");
   // GROUP_DEVICE=cpu: the same set on CPU ranks in float32, where every layout must give one rank's latents.
-  const r = spawnSync("bash", [join(root, "native", "tools", "gpu-check.sh"), build], {
-    encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT_DIR: out, GPU_CHECK: "group", GROUP_DEVICE: "cpu" },
-    timeout: 400_000,
-  });
+  const r = gpuCheck(bin, { OUT_DIR: out, GPU_CHECK: "group", GROUP_DEVICE: "cpu" }, 400_000);
   const unpacked = join(dir, "results");
   mkdirSync(unpacked);
   const tar = spawnSync("tar", ["xzf", join(out, "results.tgz"), "-C", unpacked], { encoding: "utf8" });

@@ -13,36 +13,16 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { test } from "node:test";
 import { defaultEnginePath } from "../src/bench.js";
+import type { ProjectionReport, ProjectionRow } from "../src/bench-projection.js";
 import { dimsOf, stepComm } from "../src/parallel-model.js";
 import { launchBrowser } from "./browser.js";
 import { root, scratch, wanlab } from "./helpers.js";
 
-interface Row {
-  layout: string;
-  gpus: number;
-  ulysses: number;
-  ring: number;
-  cfg_parallel: boolean;
-  shard_weights: boolean;
-  step_s: number;
-  total_s: number;
-  speedup: number;
-  efficiency: number;
-  exposed_comm_per_step_s: number;
-  measured: Record<string, number | string>;
+// The engine's report as src/bench-projection.ts types it, with the modelled part this test reads.
+type Row = ProjectionRow & {
   modelled: { step_s: number; bytes_per_step: number; collectives_per_step: number; tokens_per_rank: number; block: Record<string, number> };
-}
-interface Report {
-  bench: string;
-  device: string;
-  video: { tokens: number };
-  steps: number;
-  method: { measured: string; modelled: string };
-  layouts: Row[];
-  skipped: { layout: string; gpus: number; reason: string }[];
-  anchors: { source: string; gpus: number[]; total_s?: number[]; speedup?: number[] }[];
-  goals: { goal: string; label: string; applies: boolean; pass?: boolean; reason?: string }[];
-}
+};
+type Report = Pick<ProjectionReport, "bench" | "device" | "video" | "steps" | "method" | "skipped" | "anchors" | "goals"> & { layouts: Row[] };
 
 const dir = scratch();
 const video = ["--dims", "tiny", "--heads", "8", "--height", "128", "--width", "128", "--frames", "9"];

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import { benchModel, engineJson, type BenchKind, type BenchSide } from "../bench.js";
 import { benchProjection, isProjectionLayout, projectionHtml, projectionScript, type ProjectionOptions } from "../bench-projection.js";
-import { checkOutputFile, commitFile, tempBeside } from "../fs/safe-output.js";
+import { checkOutputFile, commitFile, type OutputFileOptions, tempBeside } from "../fs/safe-output.js";
 import type { Dims } from "../models.js";
 import { choicesOf, rangeOf } from "../options/table.js";
 import { formatBytes, table } from "../terminal/format.js";
@@ -49,6 +49,17 @@ async function cmdBenchModel(kind: BenchKind, args: string[]): Promise<number> {
 }
 
 /** `wanlab bench parallel`: src/bench-parallel.ts; JSON on stdout, a plotly page with --html. */
+/** Writes `text` to `path` (checked by checkOutputFile) through a temporary file beside it. */
+async function writeChecked(path: string, o: OutputFileOptions, text: string): Promise<void> {
+  const tmp = tempBeside(path);
+  try {
+    await writeFile(tmp, text, { flag: "wx" });
+    await commitFile(tmp, path, o);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
 async function cmdBenchParallel(args: string[]): Promise<number> {
   const { values: v } = parseCommand(args, "bench-parallel");
   if (v.help) return help("bench-parallel");
@@ -69,13 +80,7 @@ async function cmdBenchParallel(args: string[]): Promise<number> {
   });
   progress.done(`${report.layouts.length} layouts`);
   if (html) {
-    const tmp = tempBeside(html);
-    try {
-      await writeFile(tmp, benchParallelHtml(report), { flag: "wx" });
-      await commitFile(tmp, html, htmlFile);
-    } finally {
-      await rm(tmp, { force: true });
-    }
+    await writeChecked(html, htmlFile, benchParallelHtml(report));
   }
   if (v.json) {
     console.log(JSON.stringify(report, null, 2));
@@ -141,13 +146,7 @@ async function cmdBenchProjection(args: string[]): Promise<number> {
   const report = await benchProjection(options);
   progress.done(`${report.layouts.length} layouts`);
   if (html) {
-    const tmp = tempBeside(html);
-    try {
-      await writeFile(tmp, await projectionHtml(report), { flag: "wx" });
-      await commitFile(tmp, html, htmlFile);
-    } finally {
-      await rm(tmp, { force: true });
-    }
+    await writeChecked(html, htmlFile, await projectionHtml(report));
   }
   if (v.json) {
     console.log(JSON.stringify(report, null, 2));
